@@ -1,0 +1,17 @@
+#pragma once
+/// DeliveryResult and SendRequest JSON encoders.
+#include <string>
+
+#include "sendq/core/delivery_result.hpp"
+#include "sendq/core/send_request.hpp"
+
+namespace sendq::core {
+
+/// Appends the DeliveryResult JSON of `r` to `out` (no trailing newline).
+void encode_result(const delivery_result& r, std::string& out);
+
+/// Appends the SendRequest JSON of `r` to `out`, with `attempt` and `not_before` when set
+/// (used for `sendq.retry`). Passthrough objects are written back byte for byte.
+void encode_request(const send_request& r, std::string& out);
+
+}  // namespace sendq::core

@@ -1,0 +1,138 @@
+#include "sendq/core/request_decoder.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+using namespace sendq::core;
+
+namespace {
+
+constexpr std::string_view gewe_voice = R"({
+  "id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0", "provider": "gewe", "type": "voice",
+  "from": "u000193f6f02e01764a0f869be49a2be21e01", "to": "34757816141@chatroom",
+  "body": {"url": "https://cdn.example/voice/1.silk", "format": "silk", "duration_ms": 2000},
+  "ext": {"chatType": "WX"}, "deadline": 1795000000000, "max_attempts": 8, "created_at": 1794999000000
+})";
+
+std::optional<failure> decode(std::string_view json, send_request& r) {
+  request_decoder d;
+  return d.decode(json, r);
+}
+
+}  // namespace
+
+TEST(request_decoder, decodes_every_member_of_the_contract_example) {
+  // given
+  send_request r;
+  // when
+  auto err = decode(gewe_voice, r);
+  // then
+  ASSERT_FALSE(err) << err->message;
+  EXPECT_EQ(r.id, "9f1c2d3e4b5a69788796a5b4c3d2e1f0");
+  EXPECT_EQ(r.provider, "gewe");
+  EXPECT_EQ(r.account, "default");
+  EXPECT_EQ(r.type, message_type::voice);
+  EXPECT_EQ(r.from, "u000193f6f02e01764a0f869be49a2be21e01");
+  EXPECT_EQ(r.to, "34757816141@chatroom");
+  EXPECT_EQ(r.key, "gewe:34757816141@chatroom");
+  EXPECT_EQ(r.body.url, "https://cdn.example/voice/1.silk");
+  EXPECT_EQ(r.body.format, "silk");
+  EXPECT_EQ(r.body.duration_ms, 2000);
+  EXPECT_EQ(r.ext_json, R"({"chatType": "WX"})");
+  EXPECT_EQ(r.body_json, R"({"url": "https://cdn.example/voice/1.silk", "format": "silk", "duration_ms": 2000})");
+  EXPECT_EQ(r.deadline_ms, 1795000000000);
+  EXPECT_EQ(r.max_attempts, 8);
+  EXPECT_EQ(r.created_at_ms, 1794999000000);
+}
+
+TEST(request_decoder, reuses_itself_across_messages) {
+  request_decoder d;
+  send_request r;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_FALSE(d.decode(gewe_voice, r));
+    EXPECT_EQ(r.body.duration_ms, 2000);
+  }
+  EXPECT_TRUE(d.decode("{", r));
+  ASSERT_FALSE(d.decode(gewe_voice, r));
+}
+
+struct bad_case {
+  const char* name;
+  std::string json;
+  error_kind kind;
+  std::string message_prefix;
+};
+
+class request_decoder_rejects : public ::testing::TestWithParam<bad_case> {};
+
+TEST_P(request_decoder_rejects, with_kind_and_field) {
+  const auto& c = GetParam();
+  send_request r;
+  auto err = decode(c.json, r);
+  ASSERT_TRUE(err) << c.name;
+  EXPECT_EQ(to_string(err->kind), to_string(c.kind)) << err->message;
+  EXPECT_EQ(err->message.substr(0, c.message_prefix.size()), c.message_prefix) << err->message;
+}
+
+const std::string base_head = R"({"id":"a1","provider":"im","type":"text","to":"u2",)";
+
+INSTANTIATE_TEST_SUITE_P(
+    bad_inputs, request_decoder_rejects,
+    ::testing::Values(
+        bad_case{"empty", "", error_kind::invalid_json, "message is empty"},
+        bad_case{"not_json", "hello", error_kind::invalid_json, "message"},
+        bad_case{"truncated", R"({"id":"a1","provider":"im")", error_kind::invalid_json, "message is not valid JSON"},
+        bad_case{"array", "[1,2]", error_kind::invalid_json, "message: must be a JSON object"},
+        bad_case{"invalid_utf8", "{\"id\":\"a\xff\"}", error_kind::invalid_json, "message is not valid JSON"},
+        bad_case{"missing_to", R"({"id":"a1","provider":"im","type":"text","body":{"text":"hi"}})", error_kind::invalid_field, "to: required"},
+        bad_case{"missing_id", R"({"provider":"im","type":"text","to":"u","body":{"text":"hi"}})", error_kind::invalid_field, "id: required"},
+        bad_case{"bad_id", R"({"id":"a b","provider":"im","type":"text","to":"u","body":{"text":"hi"}})", error_kind::invalid_field, "id: must be 1 to 128"},
+        bad_case{"long_id", R"({"id":")" + std::string(129, 'x') + R"(","provider":"im","type":"text","to":"u","body":{"text":"hi"}})", error_kind::invalid_field, "id: must be 1 to 128"},
+        bad_case{"id_not_string", R"({"id":5,"provider":"im","type":"text","to":"u","body":{"text":"hi"}})", error_kind::invalid_field, "id: must be a string"},
+        bad_case{"unknown_type", R"({"id":"a","provider":"im","type":"fax","to":"u","body":{}})", error_kind::unsupported_type, "type: 'fax'"},
+        bad_case{"unknown_member", base_head + R"("body":{"text":"x"},"colour":1})", error_kind::invalid_field, "colour: unknown field"},
+        bad_case{"duplicate_key", base_head + R"("body":{"text":"x"},"to":"u3"})", error_kind::invalid_field, "to: appears more than once"},
+        bad_case{"body_not_object", base_head + R"("body":"hi"})", error_kind::invalid_field, "body: must be a JSON object"},
+        bad_case{"body_missing", R"({"id":"a1","provider":"im","type":"text","to":"u2"})", error_kind::invalid_field, "body: required"},
+        bad_case{"text_missing", base_head + R"("body":{}})", error_kind::invalid_field, "body.text: required"},
+        bad_case{"body_unknown_member", base_head + R"("body":{"txt":"x"}})", error_kind::invalid_field, "body.txt: unknown field"},
+        bad_case{"deadline_float", base_head + R"("body":{"text":"x"},"deadline":1.5})", error_kind::invalid_field, "deadline: must be an integer"},
+        bad_case{"deadline_huge", base_head + R"("body":{"text":"x"},"deadline":99999999999999999999999})", error_kind::invalid_field, "deadline: must be an integer"},
+        bad_case{"voice_no_source", R"({"id":"a","provider":"gewe","type":"voice","to":"u","body":{"format":"silk","duration_ms":5}})", error_kind::invalid_field, "body.url: voice needs one of"},
+        bad_case{"voice_bad_format", R"({"id":"a","provider":"gewe","type":"voice","to":"u","body":{"url":"u","format":"wav","duration_ms":5}})", error_kind::invalid_field, "body.format: 'wav'"},
+        bad_case{"voice_no_duration", R"({"id":"a","provider":"gewe","type":"voice","to":"u","body":{"url":"u","format":"silk"}})", error_kind::invalid_field, "body.duration_ms: required"},
+        bad_case{"voice_duration_string", R"({"id":"a","provider":"gewe","type":"voice","to":"u","body":{"url":"u","format":"silk","duration_ms":"5"}})", error_kind::invalid_field, "body.duration_ms: must be an integer"},
+        bad_case{"negative_size", R"({"id":"a","provider":"gewe","type":"image","to":"u","body":{"url":"u","size":-1}})", error_kind::invalid_field, "body.size: must not be negative"},
+        bad_case{"location_range", R"({"id":"a","provider":"sender","type":"location","to":"u","body":{"lat":91,"lng":0}})", error_kind::invalid_field, "body.lat: must be within"},
+        bad_case{"ext_not_object", base_head + R"("body":{"text":"x"},"ext":[1]})", error_kind::invalid_field, "ext: must be a JSON object"},
+        bad_case{"ext_bad_inside", base_head + R"("body":{"text":"x"},"ext":{"a":tru}})", error_kind::invalid_json, "ext: "},
+        bad_case{"deep_nesting", base_head + R"("body":{"text":"x"},"ext":)" + std::string(2000, '[') + std::string(2000, ']') + "}", error_kind::invalid_field, "ext: must be a JSON object"},
+        bad_case{"trailing", base_head + R"("body":{"text":"x"}} {})", error_kind::invalid_json, "message"},
+        bad_case{"max_attempts_zero", base_head + R"("body":{"text":"x"},"max_attempts":0})", error_kind::invalid_field, "max_attempts: must be within 1..100"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(request_decoder, names_the_request_even_when_an_earlier_field_is_bad) {
+  send_request r;
+  auto err = decode(R"({"body":"oops","id":"abc","provider":"gewe","type":"text","to":"x"})", r);
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->message, "body: must be a JSON object");
+  EXPECT_EQ(r.id, "abc");
+  EXPECT_EQ(r.provider, "gewe");
+  EXPECT_EQ(r.to, "x");
+}
+
+TEST(request_decoder, refuses_messages_over_the_size_limit) {
+  request_decoder d(64);
+  send_request r;
+  auto err = d.decode(std::string(65, ' '), r);
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->kind, error_kind::too_large);
+}
+
+TEST(request_decoder, keeps_passthrough_bodies_raw_for_link) {
+  send_request r;
+  auto err = decode(R"({"id":"l1","provider":"gewe","type":"link","to":"u","body":{"title":"t","desc":"d","linkUrl":"https://x","thumbUrl":"https://y","extra":{"n":[1,2]}}})", r);
+  ASSERT_FALSE(err) << err->message;
+  EXPECT_EQ(r.body_json, R"({"title":"t","desc":"d","linkUrl":"https://x","thumbUrl":"https://y","extra":{"n":[1,2]}})");
+}

@@ -1,0 +1,97 @@
+#pragma once
+/// HTTP/1.1 client with a keep-alive connection pool per host (Boost.Beast, C++20 coroutines).
+/// Beast and Asio internals stay in src/; this header only needs Asio's awaitable.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/any_io_executor.hpp>
+
+namespace sendq::http {
+
+/// A parsed base URL: http(s)://host[:port][/base/path]. Path has no trailing slash.
+struct endpoint {
+  bool tls = false;
+  std::string host;
+  std::uint16_t port = 0;
+  std::string base_path;  ///< "" or "/prefix"
+  /// Parses `url`; nullopt with `error` set when it is not an absolute http(s) URL.
+  static std::optional<endpoint> parse(std::string_view url, std::string* error = nullptr);
+  std::string authority() const;  ///< host[:port] as sent in the Host header
+};
+
+using header_list = std::vector<std::pair<std::string, std::string>>;
+
+struct request {
+  std::string method = "POST";
+  std::string target;  ///< path + query, already including endpoint.base_path
+  std::string content_type = "application/json";
+  header_list headers;  ///< extra headers (values may be secrets: never logged)
+  std::string body;
+  std::chrono::milliseconds timeout{10000};  ///< whole exchange after the connection is ready
+};
+
+struct response {
+  unsigned status = 0;
+  std::string content_type;
+  std::string body;
+  std::optional<std::chrono::seconds> retry_after;  ///< Retry-After in seconds, when sent
+};
+
+/// Why no response came back. `*_before_write`: the request surely did not reach the server;
+/// `*_after_write`: it may have.
+enum class failure_kind {
+  connect,              ///< resolve or TCP connect failed or timed out
+  tls,                  ///< TLS handshake or certificate/host-name verification failed
+  reset_before_write,   ///< connection lost before the request was fully written
+  timeout_before_write,  ///< write did not finish in time
+  reset_after_write,    ///< connection closed/reset while waiting for the response
+  timeout_after_write,  ///< no (complete) response in time
+  body_too_large,       ///< the response is over the body limit
+  bad_response,         ///< not parseable as HTTP/1.x
+};
+std::string_view to_string(failure_kind k) noexcept;
+
+struct call_result {
+  std::optional<response> ok;  ///< set on success (any HTTP status)
+  failure_kind kind = failure_kind::connect;  ///< meaningful when !ok
+  std::string message;                        ///< human-readable, no secrets
+  std::chrono::microseconds elapsed{0};
+};
+
+struct client_options {
+  std::chrono::milliseconds connect_timeout{3000};
+  std::size_t max_idle_per_host = 64;        ///< idle keep-alive connections kept per host
+  std::size_t max_connections_per_host = 256;  ///< open connections per host; callers wait beyond
+  std::size_t body_limit = 1024 * 1024;      ///< response body cap in bytes
+  std::string ca_file;                       ///< PEM CA bundle; "" = system store
+  bool verify_peer = true;                   ///< never off in production
+};
+
+/// Thread-safe: send() may be called from any thread running the executor's io_context.
+class client {
+ public:
+  client(boost::asio::any_io_executor ex, client_options opts);
+  ~client();
+  client(const client&) = delete;
+  client& operator=(const client&) = delete;
+
+  /// Sends `req` to `ep`, reusing a pooled connection when one is idle. Never throws for
+  /// network or protocol errors: they come back as failure kinds.
+  boost::asio::awaitable<call_result> send(const endpoint& ep, request req);
+
+  /// Closes idle connections; in-flight calls finish on their own timeouts.
+  void stop();
+
+ private:
+  struct impl;
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace sendq::http

@@ -1,0 +1,61 @@
+#pragma once
+/// A small HTTP/1.1 server (Boost.Beast, coroutines) for sendq's own endpoints:
+/// /metrics, /healthz, /readyz, and later the gateway. Keep-alive, body limit, timeouts.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+
+namespace sendq::http {
+
+struct server_request {
+  std::string method;
+  std::string target;
+  std::vector<std::pair<std::string, std::string>> headers;  ///< names lower-cased
+  std::string body;
+  std::string_view header(std::string_view lower_name) const;
+};
+
+struct server_response {
+  unsigned status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+struct server_options {
+  std::size_t body_limit = 1024 * 1024;
+  std::chrono::seconds idle_timeout{30};
+};
+
+/// Handler is called on an I/O thread; it must not block.
+using handler = std::function<server_response(const server_request&)>;
+
+class server {
+ public:
+  server(boost::asio::any_io_executor ex, server_options opts, handler h);
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  /// Binds and listens on host:port (port 0 picks one). Throws std::runtime_error with a message
+  /// naming the address when it cannot bind (start-up error).
+  void start(const std::string& host, std::uint16_t port);
+  std::uint16_t port() const;  ///< the bound port
+  void stop();                 ///< stops accepting and closes open connections
+
+ private:
+  struct impl;
+  std::shared_ptr<impl> impl_;
+};
+
+/// Splits "host:port"; throws std::invalid_argument naming `what` when malformed.
+std::pair<std::string, std::uint16_t> parse_host_port(std::string_view addr, std::string_view what);
+
+}  // namespace sendq::http
