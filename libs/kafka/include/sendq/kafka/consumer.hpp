@@ -1,0 +1,57 @@
+#pragma once
+/// High-level consumer in a consumer group with manual offset commits. Every call may block:
+/// only the dedicated Kafka thread calls it (never an I/O thread).
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sendq/kafka/message.hpp"
+
+namespace sendq::log {
+class logger;
+}
+
+namespace sendq::kafka {
+
+struct consumer_options {
+  std::string brokers;
+  std::string group_id;
+  std::vector<std::string> topics;
+  std::map<std::string, std::string> librdkafka;  ///< passthrough settings (override ours)
+};
+
+/// Called on the Kafka thread during poll() when the group assigns or revokes partitions.
+struct rebalance_listener {
+  virtual ~rebalance_listener() = default;
+  virtual void on_assigned(const std::vector<partition_offset>& partitions) = 0;
+  /// Before the partitions go: the listener commits what is finished (commit_sync is allowed).
+  virtual void on_revoked(const std::vector<partition_offset>& partitions) = 0;
+};
+
+class consumer {
+ public:
+  /// Throws std::runtime_error naming the setting when librdkafka refuses the configuration.
+  consumer(const consumer_options& opts, log::logger& log, rebalance_listener& listener);
+  ~consumer();
+  consumer(const consumer&) = delete;
+  consumer& operator=(const consumer&) = delete;
+
+  /// Waits up to `timeout` for the first message, then takes what is ready, up to `max`.
+  /// Consumer errors (not partition EOF) are logged and skipped.
+  std::vector<message> poll(std::size_t max, std::chrono::milliseconds timeout);
+  /// Commits positions (next offset to read). `sync` waits for the broker's answer.
+  bool commit(const std::vector<partition_offset>& offsets, bool sync);
+  /// Leaves the group (revocation runs the listener first).
+  void close();
+  /// Number of partitions currently assigned.
+  std::size_t assigned_count() const;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace sendq::kafka

@@ -1,0 +1,49 @@
+#pragma once
+/// A consumed Kafka message. Owns the librdkafka message, so payload views stay valid without a copy.
+#include <librdkafka/rdkafka.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace sendq::kafka {
+
+struct message_deleter {
+  void operator()(rd_kafka_message_t* m) const noexcept { rd_kafka_message_destroy(m); }
+};
+
+class message {
+ public:
+  message() = default;
+  explicit message(rd_kafka_message_t* m) : m_(m) {}
+
+  std::string_view topic() const { return rd_kafka_topic_name(m_->rkt); }
+  std::int32_t partition() const { return m_->partition; }
+  std::int64_t offset() const { return m_->offset; }
+  /// Empty for tombstones (null value) and empty values alike.
+  std::string_view payload() const {
+    return m_->payload ? std::string_view(static_cast<const char*>(m_->payload), m_->len) : std::string_view();
+  }
+  std::string_view key() const {
+    return m_->key ? std::string_view(static_cast<const char*>(m_->key), m_->key_len) : std::string_view();
+  }
+  /// Producer or log-append time in epoch ms; -1 when the broker gave none.
+  std::int64_t timestamp_ms() const {
+    rd_kafka_timestamp_type_t type;
+    return rd_kafka_message_timestamp(m_.get(), &type);
+  }
+  explicit operator bool() const { return static_cast<bool>(m_); }
+
+ private:
+  std::unique_ptr<rd_kafka_message_t, message_deleter> m_;
+};
+
+/// A partition position to commit: the offset of the next message to read.
+struct partition_offset {
+  std::string topic;
+  std::int32_t partition = 0;
+  std::int64_t offset = 0;
+};
+
+}  // namespace sendq::kafka

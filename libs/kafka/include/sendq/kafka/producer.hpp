@@ -1,0 +1,52 @@
+#pragma once
+/// Idempotent producer (enable.idempotence=true, acks=all). produce() never blocks and may be
+/// called from any thread; delivery reports are served by poll() on a thread of the caller's.
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace sendq::log {
+class logger;
+}
+
+namespace sendq::kafka {
+
+struct producer_options {
+  std::string brokers;
+  std::map<std::string, std::string> librdkafka;  ///< passthrough settings (override ours)
+};
+
+using header_list = std::vector<std::pair<std::string, std::string>>;
+
+/// Delivery report: `opaque` as given to produce(); `error` empty when the broker acknowledged.
+using delivery_callback = std::function<void(void* opaque, const std::string& error)>;
+
+class producer {
+ public:
+  producer(const producer_options& opts, log::logger& log, delivery_callback on_delivery);
+  ~producer();
+  producer(const producer&) = delete;
+  producer& operator=(const producer&) = delete;
+
+  /// Queues a record (bytes are copied). Returns "" or the reason it could not be queued
+  /// (for example the local queue is full: try again after poll()).
+  std::string produce(std::string_view topic, std::string_view key, std::string_view value,
+                      const header_list& headers, void* opaque);
+  /// Serves delivery reports for up to `timeout`.
+  void poll(std::chrono::milliseconds timeout);
+  /// Waits until every queued record is acknowledged or `timeout` passes; returns what is left.
+  int flush(std::chrono::milliseconds timeout);
+  /// Records queued or in flight to the broker (producer queue depth).
+  int queue_length() const;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace sendq::kafka

@@ -1,0 +1,130 @@
+#include "sendq/kafka/consumer.hpp"
+
+#include <atomic>
+
+#include "rdkafka_handles.hpp"
+#include "sendq/log/logger.hpp"
+
+namespace sendq::kafka {
+namespace {
+
+std::vector<partition_offset> to_vector(const rd_kafka_topic_partition_list_t* l) {
+  std::vector<partition_offset> out;
+  for (int i = 0; l && i < l->cnt; ++i) {
+    out.push_back({l->elems[i].topic, l->elems[i].partition, l->elems[i].offset});
+  }
+  return out;
+}
+
+}  // namespace
+
+struct consumer::impl {
+  log::logger& log;
+  rebalance_listener& listener;
+  detail::kafka_handle rk;
+  std::atomic<std::size_t> assigned{0};
+  bool closed = false;
+
+  impl(log::logger& l, rebalance_listener& r) : log(l), listener(r) {}
+
+  static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
+                           void* opaque) {
+    auto* self = static_cast<impl*>(opaque);
+    const auto list = to_vector(parts);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      self->log.info("kafka", "partitions assigned", {{"count", std::to_string(list.size())}});
+      rd_kafka_assign(rk, parts);
+      self->assigned = static_cast<std::size_t>(parts->cnt);
+      self->listener.on_assigned(list);
+    } else {
+      self->log.info("kafka", "partitions revoked", {{"count", std::to_string(list.size())}});
+      self->listener.on_revoked(list);
+      rd_kafka_assign(rk, nullptr);
+      self->assigned = 0;
+    }
+  }
+
+  static void on_log(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
+    auto* self = static_cast<impl*>(rd_kafka_opaque(rk));
+    // librdkafka's syslog levels: <=3 error, 4 warning, else info/debug.
+    const auto l = level <= 3 ? log::level::error : level == 4 ? log::level::warn : log::level::debug;
+    if (self && self->log.enabled(l)) self->log.write(l, "librdkafka", buf, {{"facility", fac}});
+  }
+};
+
+consumer::consumer(const consumer_options& opts, log::logger& log, rebalance_listener& listener)
+    : impl_(std::make_unique<impl>(log, listener)) {
+  detail::conf_handle conf(rd_kafka_conf_new());
+  detail::set(conf.get(), "bootstrap.servers", opts.brokers);
+  detail::set(conf.get(), "group.id", opts.group_id);
+  // At-least-once: offsets are committed by sendq only after the result is acknowledged.
+  detail::set(conf.get(), "enable.auto.commit", "false");
+  detail::set(conf.get(), "enable.auto.offset.store", "false");
+  detail::set(conf.get(), "auto.offset.reset", "earliest");
+  detail::set(conf.get(), "enable.partition.eof", "false");
+  detail::set(conf.get(), "fetch.wait.max.ms", "20");
+  // A dead worker's partitions move on within 10 s (the default 45 s stalls a restart).
+  detail::set(conf.get(), "session.timeout.ms", "10000");
+  detail::set(conf.get(), "heartbeat.interval.ms", "1000");
+  detail::set(conf.get(), "log.connection.close", "false");
+  detail::set_all(conf.get(), opts.librdkafka);
+  rd_kafka_conf_set_opaque(conf.get(), impl_.get());
+  rd_kafka_conf_set_rebalance_cb(conf.get(), &impl::on_rebalance);
+  rd_kafka_conf_set_log_cb(conf.get(), &impl::on_log);
+  char err[512];
+  impl_->rk.reset(rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof err));
+  if (!impl_->rk) throw std::runtime_error(std::string("kafka consumer: ") + err);
+  conf.release();  // owned by rk now
+  rd_kafka_poll_set_consumer(impl_->rk.get());
+
+  detail::partition_list topics(rd_kafka_topic_partition_list_new(static_cast<int>(opts.topics.size())));
+  for (const auto& t : opts.topics) rd_kafka_topic_partition_list_add(topics.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
+  if (auto e = rd_kafka_subscribe(impl_->rk.get(), topics.get()); e) {
+    throw std::runtime_error(std::string("kafka consumer: subscribe failed: ") + rd_kafka_err2str(e));
+  }
+}
+
+consumer::~consumer() { close(); }
+
+std::vector<message> consumer::poll(std::size_t max, std::chrono::milliseconds timeout) {
+  std::vector<message> out;
+  auto wait = static_cast<int>(timeout.count());
+  while (out.size() < max) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(impl_->rk.get(), wait);
+    wait = 0;
+    if (!m) break;
+    if (m->err) {
+      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        impl_->log.warn("kafka", "consumer error", {{"error", rd_kafka_message_errstr(m)}});
+      }
+      rd_kafka_message_destroy(m);
+      continue;
+    }
+    out.emplace_back(m);
+  }
+  return out;
+}
+
+bool consumer::commit(const std::vector<partition_offset>& offsets, bool sync) {
+  if (offsets.empty()) return true;
+  detail::partition_list l(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
+  for (const auto& o : offsets) {
+    rd_kafka_topic_partition_list_add(l.get(), o.topic.c_str(), o.partition)->offset = o.offset;
+  }
+  const auto e = rd_kafka_commit(impl_->rk.get(), l.get(), sync ? 0 : 1);
+  if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    impl_->log.warn("kafka", "commit failed", {{"error", rd_kafka_err2str(e)}});
+    return false;
+  }
+  return true;
+}
+
+void consumer::close() {
+  if (impl_->closed || !impl_->rk) return;
+  impl_->closed = true;
+  rd_kafka_consumer_close(impl_->rk.get());
+}
+
+std::size_t consumer::assigned_count() const { return impl_->assigned.load(); }
+
+}  // namespace sendq::kafka

@@ -1,0 +1,39 @@
+#include "sendq/kafka/embedded_cluster.hpp"
+
+#include "rdkafka_handles.hpp"  // rdkafka.h must come before rdkafka_mock.h
+
+#include <librdkafka/rdkafka_mock.h>
+
+namespace sendq::kafka {
+
+struct embedded_cluster::impl {
+  detail::kafka_handle owner;  // the mock cluster runs on this handle's thread
+  rd_kafka_mock_cluster_t* cluster = nullptr;
+};
+
+embedded_cluster::embedded_cluster(int brokers, const std::vector<std::string>& topics, int partitions)
+    : impl_(std::make_unique<impl>()) {
+  detail::conf_handle conf(rd_kafka_conf_new());
+  detail::set(conf.get(), "log_level", "3");  // the mock is chatty at info level
+  char err[512];
+  impl_->owner.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf.release(), err, sizeof err));
+  if (!impl_->owner) throw std::runtime_error(std::string("embedded kafka: ") + err);
+  impl_->cluster = rd_kafka_mock_cluster_new(impl_->owner.get(), brokers);
+  if (!impl_->cluster) throw std::runtime_error("embedded kafka: cannot start the mock cluster");
+  for (const auto& t : topics) create_topic(t, partitions);
+}
+
+embedded_cluster::~embedded_cluster() {
+  if (impl_->cluster) rd_kafka_mock_cluster_destroy(impl_->cluster);
+}
+
+std::string embedded_cluster::bootstrap() const { return rd_kafka_mock_cluster_bootstraps(impl_->cluster); }
+
+void embedded_cluster::create_topic(const std::string& topic, int partitions) {
+  const auto e = rd_kafka_mock_topic_create(impl_->cluster, topic.c_str(), partitions, 1);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+    throw std::runtime_error("embedded kafka: cannot create topic " + topic + ": " + rd_kafka_err2str(e));
+  }
+}
+
+}  // namespace sendq::kafka

@@ -1,0 +1,80 @@
+#include "sendq/kafka/producer.hpp"
+
+#include "rdkafka_handles.hpp"
+#include "sendq/log/logger.hpp"
+
+namespace sendq::kafka {
+
+struct producer::impl {
+  log::logger& log;
+  delivery_callback on_delivery;
+  detail::kafka_handle rk;
+
+  impl(log::logger& l, delivery_callback cb) : log(l), on_delivery(std::move(cb)) {}
+
+  static void on_report(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+    auto* self = static_cast<impl*>(opaque);
+    self->on_delivery(m->_private, m->err ? std::string(rd_kafka_err2str(m->err)) : std::string());
+  }
+
+  static void on_log(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
+    auto* self = static_cast<impl*>(rd_kafka_opaque(rk));
+    const auto l = level <= 3 ? log::level::error : level == 4 ? log::level::warn : log::level::debug;
+    if (self && self->log.enabled(l)) self->log.write(l, "librdkafka", buf, {{"facility", fac}});
+  }
+};
+
+producer::producer(const producer_options& opts, log::logger& log, delivery_callback on_delivery)
+    : impl_(std::make_unique<impl>(log, std::move(on_delivery))) {
+  detail::conf_handle conf(rd_kafka_conf_new());
+  detail::set(conf.get(), "bootstrap.servers", opts.brokers);
+  detail::set(conf.get(), "enable.idempotence", "true");  // implies acks=all, in-order, no dups
+  detail::set(conf.get(), "acks", "all");
+  detail::set(conf.get(), "linger.ms", "2");
+  detail::set(conf.get(), "compression.type", "lz4");
+  detail::set(conf.get(), "queue.buffering.max.messages", "1000000");
+  detail::set(conf.get(), "log.connection.close", "false");
+  detail::set_all(conf.get(), opts.librdkafka);
+  rd_kafka_conf_set_opaque(conf.get(), impl_.get());
+  rd_kafka_conf_set_dr_msg_cb(conf.get(), &impl::on_report);
+  rd_kafka_conf_set_log_cb(conf.get(), &impl::on_log);
+  char err[512];
+  impl_->rk.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err, sizeof err));
+  if (!impl_->rk) throw std::runtime_error(std::string("kafka producer: ") + err);
+  conf.release();
+}
+
+producer::~producer() = default;
+
+std::string producer::produce(std::string_view topic, std::string_view key, std::string_view value,
+                              const header_list& headers, void* opaque) {
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (!headers.empty()) {
+    hdrs = rd_kafka_headers_new(headers.size());
+    for (const auto& [k, v] : headers) {
+      rd_kafka_header_add(hdrs, k.data(), static_cast<ssize_t>(k.size()), v.data(), static_cast<ssize_t>(v.size()));
+    }
+  }
+  const std::string topic_name(topic);
+  const auto e = rd_kafka_producev(
+      impl_->rk.get(), RD_KAFKA_V_TOPIC(topic_name.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+      RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+      RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_HEADERS(hdrs),
+      RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+  if (e) {
+    if (hdrs) rd_kafka_headers_destroy(hdrs);  // not taken over on failure
+    return rd_kafka_err2str(e);
+  }
+  return {};
+}
+
+void producer::poll(std::chrono::milliseconds timeout) { rd_kafka_poll(impl_->rk.get(), static_cast<int>(timeout.count())); }
+
+int producer::flush(std::chrono::milliseconds timeout) {
+  rd_kafka_flush(impl_->rk.get(), static_cast<int>(timeout.count()));
+  return rd_kafka_outq_len(impl_->rk.get());
+}
+
+int producer::queue_length() const { return rd_kafka_outq_len(impl_->rk.get()); }
+
+}  // namespace sendq::kafka

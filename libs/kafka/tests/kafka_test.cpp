@@ -1,0 +1,90 @@
+// Producer, consumer and commits against the embedded (mock) cluster.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+
+#include "sendq/kafka/consumer.hpp"
+#include "sendq/kafka/embedded_cluster.hpp"
+#include "sendq/kafka/producer.hpp"
+#include "sendq/log/logger.hpp"
+
+using namespace sendq;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct recording_listener : kafka::rebalance_listener {
+  std::atomic<int> assigned{0};
+  void on_assigned(const std::vector<kafka::partition_offset>& p) override { assigned += static_cast<int>(p.size()); }
+  void on_revoked(const std::vector<kafka::partition_offset>&) override {}
+};
+
+std::vector<std::string> consume_n(kafka::consumer& c, std::size_t n, std::vector<kafka::partition_offset>* last = nullptr) {
+  std::vector<std::string> got;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (got.size() < n && std::chrono::steady_clock::now() < deadline) {
+    for (auto& m : c.poll(100, 100ms)) {
+      got.emplace_back(m.payload());
+      if (last) last->push_back({std::string(m.topic()), m.partition(), m.offset() + 1});
+    }
+  }
+  return got;
+}
+
+}  // namespace
+
+TEST(kafka, produces_acknowledged_records_and_consumes_them_in_order) {
+  // given
+  log::logger logger(log::level::error, false);
+  kafka::embedded_cluster cluster(1, {"t1"}, 1);
+  std::mutex mu;
+  std::vector<std::pair<long, std::string>> reports;
+  kafka::producer p({cluster.bootstrap(), {}}, logger, [&](void* opaque, const std::string& err) {
+    std::lock_guard l(mu);
+    reports.emplace_back(reinterpret_cast<long>(opaque), err);
+  });
+  // when
+  for (long i = 0; i < 20; ++i) {
+    ASSERT_EQ(p.produce("t1", "k", "v" + std::to_string(i), {{"h", "x"}}, reinterpret_cast<void*>(i + 1)), "");
+  }
+  ASSERT_EQ(p.flush(10s), 0);
+  // then every record was acknowledged, with its own opaque
+  ASSERT_EQ(reports.size(), 20u);
+  for (long i = 0; i < 20; ++i) {
+    EXPECT_EQ(reports[i].first, i + 1);
+    EXPECT_EQ(reports[i].second, "");
+  }
+  recording_listener listener;
+  kafka::consumer c({cluster.bootstrap(), "g1", {"t1"}, {}}, logger, listener);
+  auto got = consume_n(c, 20);
+  ASSERT_EQ(got.size(), 20u);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(got[i], "v" + std::to_string(i));
+  EXPECT_GE(listener.assigned.load(), 1);
+}
+
+TEST(kafka, a_new_consumer_of_the_group_resumes_at_the_committed_offset) {
+  log::logger logger(log::level::error, false);
+  kafka::embedded_cluster cluster(1, {"t2"}, 1);
+  kafka::producer p({cluster.bootstrap(), {}}, logger, [](void*, const std::string&) {});
+  for (int i = 0; i < 10; ++i) p.produce("t2", "", "m" + std::to_string(i), {}, nullptr);
+  ASSERT_EQ(p.flush(10s), 0);
+  {
+    recording_listener listener;
+    kafka::consumer c({cluster.bootstrap(), "g2", {"t2"}, {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}}}, logger, listener);
+    std::vector<kafka::partition_offset> positions;
+    auto got = consume_n(c, 10, &positions);
+    ASSERT_EQ(got.size(), 10u);
+    // commit only up to m4 (next offset 5)
+    ASSERT_TRUE(c.commit({{"t2", 0, 5}}, true));
+    c.close();
+  }
+  recording_listener listener;
+  kafka::consumer c2({cluster.bootstrap(), "g2", {"t2"}, {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}}}, logger, listener);
+  auto got = consume_n(c2, 5);
+  ASSERT_EQ(got.size(), 5u);
+  EXPECT_EQ(got.front(), "m5");
+  EXPECT_EQ(got.back(), "m9");
+}
