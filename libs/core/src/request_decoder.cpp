@@ -35,7 +35,7 @@ bool is_syntax_error(error_code e) {
 }
 
 std::string json_error_message(error_code e) {
-  std::string m = "message is not valid JSON: ";
+  std::string m = "message: not valid JSON: ";
   m += simdjson::error_message(e);
   return m;
 }
@@ -297,7 +297,7 @@ std::optional<failure> request_decoder::decode(std::string_view bytes, send_requ
   d.first.reset();
   out = send_request{};
   if (bytes.empty()) {
-    return failure{error_kind::invalid_json, "message is empty (a tombstone or an empty value)"};
+    return failure{error_kind::invalid_json, "message: empty (a tombstone or an empty value)"};
   }
   if (bytes.size() > d.max_bytes) {
     return failure{error_kind::too_large, "message: " + std::to_string(bytes.size()) +

@@ -80,11 +80,11 @@ const std::string base_head = R"({"id":"a1","provider":"im","type":"text","to":"
 INSTANTIATE_TEST_SUITE_P(
     bad_inputs, request_decoder_rejects,
     ::testing::Values(
-        bad_case{"empty", "", error_kind::invalid_json, "message is empty"},
+        bad_case{"empty", "", error_kind::invalid_json, "message: empty"},
         bad_case{"not_json", "hello", error_kind::invalid_json, "message"},
-        bad_case{"truncated", R"({"id":"a1","provider":"im")", error_kind::invalid_json, "message is not valid JSON"},
+        bad_case{"truncated", R"({"id":"a1","provider":"im")", error_kind::invalid_json, "message: not valid JSON"},
         bad_case{"array", "[1,2]", error_kind::invalid_json, "message: must be a JSON object"},
-        bad_case{"invalid_utf8", "{\"id\":\"a\xff\"}", error_kind::invalid_json, "message is not valid JSON"},
+        bad_case{"invalid_utf8", "{\"id\":\"a\xff\"}", error_kind::invalid_json, "message: not valid JSON"},
         bad_case{"missing_to", R"({"id":"a1","provider":"im","type":"text","body":{"text":"hi"}})", error_kind::invalid_field, "to: required"},
         bad_case{"missing_id", R"({"provider":"im","type":"text","to":"u","body":{"text":"hi"}})", error_kind::invalid_field, "id: required"},
         bad_case{"bad_id", R"({"id":"a b","provider":"im","type":"text","to":"u","body":{"text":"hi"}})", error_kind::invalid_field, "id: must be 1 to 128"},

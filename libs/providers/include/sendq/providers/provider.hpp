@@ -48,7 +48,9 @@ std::string_view to_string(outcome_class c) noexcept;
 
 struct reply_outcome {
   outcome_class cls = outcome_class::permanent;
-  std::string provider_message_id;  ///< for delivered; digits kept as sent
+  /// For delivered; digits kept as sent. Empty when the provider's reply carries no id of its
+  /// own (gps): the request id, which the provider stored, is then the message's id.
+  std::string provider_message_id;
   std::string provider_code;        ///< the body's code (ret / code / State / success)
   core::error_kind kind = core::error_kind::provider_error;  ///< when not delivered
   std::string message;                                       ///< when not delivered
@@ -70,12 +72,19 @@ class provider {
   /// (`rejected`: nothing is sent) naming the field.
   virtual std::variant<http_call, core::failure> build(const core::send_request& r,
                                                        const account& a) const = 0;
-  /// Classifies an HTTP reply (any status). Pure.
+  /// Classifies an HTTP reply (any status). `retry_after` is the reply's Retry-After header,
+  /// when it had one; it becomes `reply_outcome::retry_after` for 429 and 503. Pure.
   virtual reply_outcome classify(unsigned http_status, std::string_view content_type,
-                                 std::string_view body) const = 0;
+                                 std::string_view body,
+                                 std::optional<std::chrono::milliseconds> retry_after) const = 0;
+  /// Same, for a reply without a Retry-After header.
+  reply_outcome classify(unsigned http_status, std::string_view content_type,
+                         std::string_view body) const {
+    return classify(http_status, content_type, body, std::nullopt);
+  }
 };
 
-/// The built-in providers, by name.
+/// The built-in provider named `name`, or nullptr when there is none of that name.
 std::unique_ptr<provider> make_provider(std::string_view name);
 /// Names of the built-in providers.
 const std::vector<std::string_view>& builtin_provider_names();

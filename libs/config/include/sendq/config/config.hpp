@@ -1,0 +1,79 @@
+#pragma once
+/// The worker's configuration: a plain struct with defaults, read from one TOML file plus
+/// environment overrides, validated once at start-up (docs/configuration.md lists every key).
+#include <functional>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "sendq/providers/provider.hpp"
+
+namespace sendq::config {
+
+/// Thrown at start-up with a message that says which key is wrong and how to fix it.
+struct config_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct kafka_config {
+  std::string brokers;                       ///< "" = start the embedded (mock, non-durable) cluster
+  std::string group_id = "sendq-worker";     ///< consumer group
+  std::string requests_topic = "sendq.requests";
+  std::string results_topic = "sendq.results";
+  std::string dlq_topic = "sendq.dlq";
+  int embedded_partitions = 8;               ///< partitions per topic on the embedded cluster
+  std::string embedded_bootstrap_file;       ///< write the embedded bootstrap address here ("" = don't)
+  std::map<std::string, std::string> librdkafka;  ///< passed through to librdkafka as is
+};
+
+struct worker_config {
+  int threads = 2;                  ///< I/O threads running deliveries
+  int max_in_flight = 4096;         ///< requests held in memory at once (consumed, no result yet)
+  int request_timeout_ms = 10000;   ///< one HTTP exchange, after the connection is ready
+  int connect_timeout_ms = 3000;    ///< resolve + connect + TLS handshake
+  int max_attempts = 3;             ///< default retry budget (a request's max_attempts overrides)
+  int retry_backoff_ms = 200;       ///< first back-off; doubles per attempt, with jitter
+  int max_retry_backoff_ms = 5000;  ///< back-off cap
+  int max_request_bytes = 1 << 20;  ///< larger messages are rejected (too_large)
+  int commit_interval_ms = 200;     ///< how often finished offsets are committed
+  int shutdown_grace_ms = 10000;    ///< on SIGTERM, how long in-flight work may take
+  int max_connections_per_host = 256;  ///< open HTTP connections per provider host
+  std::string ca_file;              ///< PEM bundle for provider HTTPS ("" = system store)
+};
+
+struct metrics_config {
+  std::string addr = "127.0.0.1:9464";  ///< host:port of /metrics, /healthz, /readyz ("" = off)
+};
+
+struct log_config {
+  std::string level = "info";   ///< debug, info, warn, error
+  std::string format = "auto";  ///< json, text, or auto (text on a terminal, else json)
+};
+
+struct config {
+  kafka_config kafka;
+  worker_config worker;
+  metrics_config metrics;
+  log_config log;
+  std::vector<providers::account> accounts;  ///< every configured provider account
+  /// Setting values that are secrets (tokens, signs): the logger redacts them wherever they appear.
+  std::vector<std::string> secrets;
+  /// The account `provider`/`name`, or nullptr.
+  const providers::account* find_account(std::string_view provider, std::string_view name) const;
+};
+
+/// Looks up an environment variable; injected so that tests need no real environment.
+using env_lookup = std::function<std::optional<std::string>(const std::string&)>;
+env_lookup process_env();
+
+/// Reads `path` ("" = no file: defaults only), applies environment overrides
+/// (SENDQ_KAFKA_BROKERS, SENDQ_<PROVIDER>_BASE_URL, SENDQ_METRICS_ADDR, SENDQ_<SECTION>_<KEY>),
+/// resolves `<key>_file` / `<key>_env` secrets, and validates. Throws config_error.
+config load(const std::string& path, const env_lookup& env);
+
+/// Same, from TOML text (tests).
+config parse(std::string_view toml_text, const env_lookup& env, std::string_view source_name = "<string>");
+
+}  // namespace sendq::config

@@ -1,0 +1,267 @@
+#include "sendq/config/config.hpp"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace sendq::config {
+namespace {
+
+std::string upper(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+[[noreturn]] void fail(const std::string& msg) { throw config_error(msg); }
+
+// Setting keys that hold credentials: redacted from logs, never in results or metrics.
+bool is_secret_key(std::string_view k) {
+  return k == "token" || k == "sign" || k == "sign_secret" || k == "password" || k == "api_key";
+}
+
+struct int_key {
+  const char* name;
+  int* target;
+  int min;
+  int max;
+};
+
+struct string_key {
+  const char* name;
+  std::string* target;
+};
+
+std::string read_secret_file(const std::string& path, const std::string& key) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(key + "_file: cannot read '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string v = ss.str();
+  while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.pop_back();
+  return v;
+}
+
+// Applies one section's scalar keys from TOML, then from SENDQ_<SECTION>_<KEY>.
+void read_section(const toml::table* t, std::string_view section, std::vector<int_key> ints,
+                  std::vector<string_key> strings, const env_lookup& env,
+                  std::vector<std::string_view> tables = {}) {
+  if (t) {
+    for (const auto& [k, v] : *t) {
+      const std::string key(k.str());
+      const std::string where = std::string(section) + "." + key;
+      auto i = std::find_if(ints.begin(), ints.end(), [&](auto& x) { return key == x.name; });
+      auto s = std::find_if(strings.begin(), strings.end(), [&](auto& x) { return key == x.name; });
+      if (i != ints.end()) {
+        auto n = v.value<int64_t>();
+        if (!v.is_integer() || !n) fail(where + ": must be an integer");
+        if (*n < i->min || *n > i->max) {
+          fail(where + ": " + std::to_string(*n) + " is outside " + std::to_string(i->min) + ".." +
+               std::to_string(i->max));
+        }
+        *i->target = static_cast<int>(*n);
+      } else if (s != strings.end()) {
+        auto str = v.value<std::string>();
+        if (!v.is_string() || !str) fail(where + ": must be a string");
+        *s->target = *str;
+      } else if (std::find(tables.begin(), tables.end(), key) == tables.end()) {
+        fail(where + ": unknown key (see docs/configuration.md)");
+      }
+    }
+  }
+  const std::string prefix = "SENDQ_" + upper(std::string(section)) + "_";
+  for (auto& i : ints) {
+    if (auto v = env(prefix + upper(i.name))) {
+      char* end = nullptr;
+      const long n = std::strtol(v->c_str(), &end, 10);
+      if (v->empty() || *end != '\0' || n < i.min || n > i.max) {
+        fail(prefix + upper(i.name) + ": '" + *v + "' is not an integer within " +
+             std::to_string(i.min) + ".." + std::to_string(i.max));
+      }
+      *i.target = static_cast<int>(n);
+    }
+  }
+  for (auto& s : strings) {
+    if (auto v = env(prefix + upper(s.name))) *s.target = *v;
+  }
+}
+
+void read_accounts(const toml::table* providers_table, config& c, const env_lookup& env) {
+  // [providers.<provider>.<account>] tables.
+  if (providers_table) {
+    for (const auto& [pk, pv] : *providers_table) {
+      const std::string provider(pk.str());
+      auto impl = providers::make_provider(provider);
+      if (!impl) fail("providers." + provider + ": unknown provider (known: sender, gewe, im, gps)");
+      const auto* accounts = pv.as_table();
+      if (!accounts) fail("providers." + provider + ": must be a table of accounts");
+      for (const auto& [ak, av] : *accounts) {
+        providers::account a;
+        a.provider = provider;
+        a.name = std::string(ak.str());
+        const std::string where = "providers." + provider + "." + a.name;
+        const auto* t = av.as_table();
+        if (!t) fail(where + ": must be a table");
+        const auto keys = impl->account_keys();
+        for (const auto& [k, v] : *t) {
+          std::string key(k.str());
+          if (key == "base_url") {
+            auto s = v.value<std::string>();
+            if (!v.is_string()) fail(where + ".base_url: must be a string");
+            a.base_url = *s;
+            continue;
+          }
+          if (key == "retry_ambiguous") {
+            if (!v.is_boolean()) fail(where + ".retry_ambiguous: must be true or false");
+            a.retry_ambiguous = *v.value<bool>();
+            continue;
+          }
+          // Secrets may come from a file or an environment variable.
+          std::string value;
+          std::string name = key;
+          if (key.size() > 5 && key.ends_with("_file")) {
+            name = key.substr(0, key.size() - 5);
+            if (!v.is_string()) fail(where + "." + key + ": must be a path");
+            value = read_secret_file(*v.value<std::string>(), where + "." + name);
+          } else if (key.size() > 4 && key.ends_with("_env")) {
+            name = key.substr(0, key.size() - 4);
+            if (!v.is_string()) fail(where + "." + key + ": must be an environment variable name");
+            auto e = env(*v.value<std::string>());
+            if (!e) fail(where + "." + key + ": environment variable " + *v.value<std::string>() + " is not set");
+            value = *e;
+          } else if (v.is_string()) {
+            value = *v.value<std::string>();
+          } else if (v.is_integer()) {
+            value = std::to_string(*v.value<int64_t>());
+          } else {
+            fail(where + "." + key + ": must be a string or an integer");
+          }
+          if (std::find(keys.begin(), keys.end(), name) == keys.end()) {
+            std::string known;
+            for (auto k2 : keys) known += (known.empty() ? "" : ", ") + std::string(k2);
+            fail(where + "." + name + ": unknown key for provider " + provider + " (known: base_url, retry_ambiguous, " + known + ")");
+          }
+          if (is_secret_key(name) && !value.empty()) c.secrets.push_back(value);
+          a.settings[name] = std::move(value);
+        }
+        c.accounts.push_back(std::move(a));
+      }
+    }
+  }
+  // SENDQ_<PROVIDER>_BASE_URL sets (or creates) the default account's base URL.
+  for (auto name : providers::builtin_provider_names()) {
+    if (auto v = env("SENDQ_" + upper(std::string(name)) + "_BASE_URL"); v && !v->empty()) {
+      auto it = std::find_if(c.accounts.begin(), c.accounts.end(),
+                             [&](auto& a) { return a.provider == name && a.name == "default"; });
+      if (it == c.accounts.end()) {
+        providers::account a;
+        a.provider = std::string(name);
+        a.name = "default";
+        c.accounts.push_back(a);
+        it = std::prev(c.accounts.end());
+      }
+      it->base_url = *v;
+    }
+  }
+  for (const auto& a : c.accounts) {
+    const std::string where = "providers." + a.provider + "." + a.name;
+    if (a.base_url.empty()) fail(where + ".base_url: required (or set SENDQ_" + upper(a.provider) + "_BASE_URL)");
+    if (!a.base_url.starts_with("http://") && !a.base_url.starts_with("https://")) {
+      fail(where + ".base_url: '" + a.base_url + "' must start with http:// or https://");
+    }
+    auto impl = providers::make_provider(a.provider);
+    if (auto err = impl->check_account(a)) fail(where + ": " + *err);
+  }
+}
+
+}  // namespace
+
+const providers::account* config::find_account(std::string_view provider, std::string_view name) const {
+  for (const auto& a : accounts) {
+    if (a.provider == provider && a.name == name) return &a;
+  }
+  return nullptr;
+}
+
+env_lookup process_env() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    if (!v) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+config parse(std::string_view toml_text, const env_lookup& env, std::string_view source_name) {
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, source_name);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream os;
+    os << source_name << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
+       << e.description();
+    fail(os.str());
+  }
+  config c;
+  for (const auto& [k, v] : root) {
+    const std::string key(k.str());
+    if (key != "kafka" && key != "worker" && key != "metrics" && key != "log" && key != "providers") {
+      fail(key + ": unknown section (known: kafka, worker, metrics, log, providers)");
+    }
+    if (!v.is_table()) fail(key + ": must be a table");
+  }
+  auto& k = c.kafka;
+  read_section(root["kafka"].as_table(), "kafka", {{"embedded_partitions", &k.embedded_partitions, 1, 1024}},
+               {{"brokers", &k.brokers}, {"group_id", &k.group_id}, {"requests_topic", &k.requests_topic},
+                {"results_topic", &k.results_topic}, {"dlq_topic", &k.dlq_topic},
+                {"embedded_bootstrap_file", &k.embedded_bootstrap_file}},
+               env, {"librdkafka"});
+  if (const auto* lt = root["kafka"]["librdkafka"].as_table()) {
+    for (const auto& [lk, lv] : *lt) {
+      std::string value;
+      if (lv.is_string()) value = *lv.value<std::string>();
+      else if (lv.is_integer()) value = std::to_string(*lv.value<int64_t>());
+      else if (lv.is_boolean()) value = *lv.value<bool>() ? "true" : "false";
+      else fail("kafka.librdkafka." + std::string(lk.str()) + ": must be a string, integer or boolean");
+      k.librdkafka[std::string(lk.str())] = value;
+      if (lk.str().find("password") != std::string_view::npos && !value.empty()) c.secrets.push_back(value);
+    }
+  }
+  auto& w = c.worker;
+  read_section(root["worker"].as_table(), "worker",
+               {{"threads", &w.threads, 1, 256},
+                {"max_in_flight", &w.max_in_flight, 1, 1000000},
+                {"request_timeout_ms", &w.request_timeout_ms, 1, 600000},
+                {"connect_timeout_ms", &w.connect_timeout_ms, 1, 600000},
+                {"max_attempts", &w.max_attempts, 1, 100},
+                {"retry_backoff_ms", &w.retry_backoff_ms, 0, 3600000},
+                {"max_retry_backoff_ms", &w.max_retry_backoff_ms, 0, 3600000},
+                {"max_request_bytes", &w.max_request_bytes, 64, 64 << 20},
+                {"commit_interval_ms", &w.commit_interval_ms, 10, 60000},
+                {"shutdown_grace_ms", &w.shutdown_grace_ms, 0, 600000},
+                {"max_connections_per_host", &w.max_connections_per_host, 1, 100000}},
+               {{"ca_file", &w.ca_file}}, env);
+  read_section(root["metrics"].as_table(), "metrics", {}, {{"addr", &c.metrics.addr}}, env);
+  read_section(root["log"].as_table(), "log", {}, {{"level", &c.log.level}, {"format", &c.log.format}}, env);
+  if (c.log.level != "debug" && c.log.level != "info" && c.log.level != "warn" && c.log.level != "error") {
+    fail("log.level: '" + c.log.level + "' is not one of debug, info, warn, error");
+  }
+  if (c.log.format != "json" && c.log.format != "text" && c.log.format != "auto") {
+    fail("log.format: '" + c.log.format + "' is not one of json, text, auto");
+  }
+  read_accounts(root["providers"].as_table(), c, env);
+  return c;
+}
+
+config load(const std::string& path, const env_lookup& env) {
+  if (path.empty()) return parse("", env, "<defaults>");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw config_error(path + ": cannot open the configuration file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse(ss.str(), env, path);
+}
+
+}  // namespace sendq::config

@@ -1,0 +1,110 @@
+#include "sendq/config/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+
+using namespace sendq::config;
+
+namespace {
+
+env_lookup env_of(std::map<std::string, std::string> vars) {
+  return [vars](const std::string& k) -> std::optional<std::string> {
+    auto it = vars.find(k);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+std::string error_of(std::string_view toml, std::map<std::string, std::string> env = {}) {
+  try {
+    parse(toml, env_of(std::move(env)));
+  } catch (const config_error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+constexpr std::string_view gewe_account = R"(
+[providers.gewe.default]
+base_url = "http://127.0.0.1:1"
+token = "tok-123456"
+app_id = "app"
+)";
+
+}  // namespace
+
+TEST(config, defaults_without_a_file) {
+  auto c = parse("", env_of({}));
+  EXPECT_EQ(c.kafka.brokers, "");
+  EXPECT_EQ(c.kafka.requests_topic, "sendq.requests");
+  EXPECT_EQ(c.metrics.addr, "127.0.0.1:9464");
+  EXPECT_EQ(c.worker.threads, 2);
+  EXPECT_TRUE(c.accounts.empty());
+}
+
+TEST(config, reads_accounts_and_marks_tokens_as_secrets) {
+  auto c = parse(gewe_account, env_of({}));
+  ASSERT_EQ(c.accounts.size(), 1u);
+  const auto* a = c.find_account("gewe", "default");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->base_url, "http://127.0.0.1:1");
+  EXPECT_EQ(a->get("token"), "tok-123456");
+  EXPECT_EQ(a->get("app_id"), "app");
+  EXPECT_EQ(c.secrets, std::vector<std::string>{"tok-123456"});
+}
+
+TEST(config, environment_overrides_the_file) {
+  auto c = parse(std::string(gewe_account) + "\n[kafka]\nbrokers = \"k:9092\"\n",
+                 env_of({{"SENDQ_KAFKA_BROKERS", ""}, {"SENDQ_GEWE_BASE_URL", "https://gewe.example:8443/api"},
+                         {"SENDQ_METRICS_ADDR", "127.0.0.1:0"}, {"SENDQ_WORKER_THREADS", "4"}}));
+  EXPECT_EQ(c.kafka.brokers, "");
+  EXPECT_EQ(c.find_account("gewe", "default")->base_url, "https://gewe.example:8443/api");
+  EXPECT_EQ(c.metrics.addr, "127.0.0.1:0");
+  EXPECT_EQ(c.worker.threads, 4);
+}
+
+TEST(config, secrets_come_from_environment_variables_and_files) {
+  const std::string path = ::testing::TempDir() + "/sendq_token";
+  std::ofstream(path) << "from-file-token\n";
+  auto c = parse(R"(
+[providers.gewe.a]
+base_url = "http://h"
+token_file = ")" + path + R"("
+app_id = "x"
+[providers.gewe.b]
+base_url = "http://h"
+token_env = "GEWE_B_TOKEN"
+app_id = "y"
+)", env_of({{"GEWE_B_TOKEN", "from-env-token"}}));
+  EXPECT_EQ(c.find_account("gewe", "a")->get("token"), "from-file-token");
+  EXPECT_EQ(c.find_account("gewe", "b")->get("token"), "from-env-token");
+  EXPECT_EQ(c.secrets.size(), 2u);
+}
+
+TEST(config, refuses_what_it_does_not_know_naming_the_key) {
+  EXPECT_EQ(error_of("[worker]\nthreds = 2\n"), "worker.threds: unknown key (see docs/configuration.md)");
+  EXPECT_EQ(error_of("[wroker]\n"), "wroker: unknown section (known: kafka, worker, metrics, log, providers)");
+  EXPECT_EQ(error_of("[worker]\nthreads = 0\n"), "worker.threads: 0 is outside 1..256");
+  EXPECT_EQ(error_of("[worker]\nthreads = \"2\"\n"), "worker.threads: must be an integer");
+  EXPECT_EQ(error_of("", {{"SENDQ_WORKER_THREADS", "many"}}), "SENDQ_WORKER_THREADS: 'many' is not an integer within 1..256");
+  EXPECT_EQ(error_of("[providers.fax.default]\nbase_url=\"http://h\"\n"),
+            "providers.fax: unknown provider (known: sender, gewe, im, gps)");
+  EXPECT_NE(error_of("[providers.gewe.default]\nbase_url=\"http://h\"\ntoken=\"t\"\napp_id=\"a\"\ncolour=\"x\"\n")
+                .find("providers.gewe.default.colour: unknown key for provider gewe"),
+            std::string::npos);
+  EXPECT_EQ(error_of("[providers.gewe.default]\ntoken=\"t\"\napp_id=\"a\"\n"),
+            "providers.gewe.default.base_url: required (or set SENDQ_GEWE_BASE_URL)");
+  EXPECT_NE(error_of("[providers.gewe.default]\nbase_url=\"http://h\"\napp_id=\"a\"\n").find("providers.gewe.default: account default of gewe: key \"token\" is required"),
+            std::string::npos);
+  EXPECT_EQ(error_of("[log]\nlevel = \"loud\"\n"), "log.level: 'loud' is not one of debug, info, warn, error");
+  EXPECT_NE(error_of("[kafka\n").find("<string>:1"), std::string::npos) << "TOML syntax errors name the line";
+}
+
+TEST(config, the_example_configuration_in_deploy_is_valid) {
+  auto c = load(std::string(SENDQ_SOURCE_DIR) + "/deploy/sendq.example.toml", env_of({}));
+  EXPECT_EQ(c.accounts.size(), 4u);
+  for (auto p : {"sender", "gewe", "im", "gps"}) EXPECT_NE(c.find_account(p, "default"), nullptr) << p;
+}

@@ -1,0 +1,269 @@
+#include <gtest/gtest.h>
+
+#include "sendq/providers/provider.hpp"
+#include "test_support.hpp"
+
+using namespace sendq;
+using namespace sendq::providers;
+using namespace sendq::providers::testing;
+using core::error_kind;
+using core::message_type;
+
+namespace {
+
+// base64 of "#!AMR\n" and the first bytes of an AMR-NB frame.
+constexpr std::string_view amr_base64 = "IyFBTVIKPEj1H5ZmeeHgAeeK8AAAAMAAAAAAAAA=";
+
+core::send_request voice_request() {
+  auto r = request("gps", message_type::voice);
+  r.id = "gps-voice-0001";
+  r.from = "6";
+  r.to = "865028000000308";
+  r.created_at_ms = 1765488444378;
+  r.body.data_base64 = std::string(amr_base64);
+  r.body.format = "amr";
+  r.body.duration_ms = 2400;
+  r.body_json = "{}";
+  return r;
+}
+
+const auto gps = make_provider("gps");
+
+}  // namespace
+
+TEST(gps_provider, builds_new_voice_upload_as_seed_004_prescribes) {
+  // given
+  const auto r = voice_request();
+  // when
+  const auto call = built(*gps, r, gps_account());
+  // then
+  EXPECT_EQ(call.method, "POST");
+  EXPECT_EQ(call.path_and_query, "/api/Files/NewVoiceUpload");
+  EXPECT_EQ(call.content_type, "application/json; charset=utf-8");
+  EXPECT_TRUE(call.headers.empty());
+  EXPECT_EQ(call.body,
+            R"({"SerialNumber":"865028000000308","Long":3,"VoiceTime":"2025-12-11T21:27:24.378+00:00",)"
+            R"("Command":"IyFBTVIKPEj1H5ZmeeHgAeeK8AAAAMAAAAAAAAA=","IdentityID":"gps-voice-0001",)"
+            R"("UserId":6,"ChatType":1,"FileType":1,"Token":"gps-token-1","Language":"zh-CN",)"
+            R"("AppId":"gps-app-1"})");
+}
+
+TEST(gps_provider, takes_chat_type_from_provider_fields_and_the_rest_from_the_account) {
+  // given
+  auto r = voice_request();
+  r.provider_fields_json = R"({"chat_type":2})";
+  auto a = gps_account();
+  a.settings["chat_type"] = "1";
+  a.settings["file_type"] = "3";
+  a.settings["language"] = "en-US";
+  // when
+  const auto call = built(*gps, r, a);
+  // then
+  EXPECT_NE(call.body.find(R"("ChatType":2,"FileType":3,"Token":"gps-token-1","Language":"en-US")"),
+            std::string::npos)
+      << call.body;
+}
+
+TEST(gps_provider, takes_chat_type_from_the_account_when_the_request_has_none) {
+  // given
+  auto a = gps_account();
+  a.settings["chat_type"] = "2";
+  // when
+  const auto call = built(*gps, voice_request(), a);
+  // then
+  EXPECT_NE(call.body.find(R"("ChatType":2)"), std::string::npos) << call.body;
+}
+
+TEST(gps_provider, writes_voice_time_in_utc_with_milliseconds) {
+  // given
+  auto r = voice_request();
+  r.created_at_ms = 0;
+  // when
+  const auto call = built(*gps, r, gps_account());
+  // then
+  EXPECT_NE(call.body.find(R"("VoiceTime":"1970-01-01T00:00:00.000+00:00")"), std::string::npos)
+      << call.body;
+}
+
+// --- checks before sending -------------------------------------------------------------
+
+TEST(gps_provider, rejects_a_from_that_is_not_an_integer) {
+  // given
+  auto r = voice_request();
+  r.from = "u0001";
+  // when
+  const auto f = rejected(*gps, r, gps_account());
+  // then
+  EXPECT_EQ(f.kind, error_kind::invalid_field);
+  EXPECT_TRUE(names_field(f, "from"));
+}
+
+TEST(gps_provider, rejects_a_voice_that_is_not_amr) {
+  // given
+  auto r = voice_request();
+  r.body.format = "silk";
+  // when
+  const auto f = rejected(*gps, r, gps_account());
+  // then
+  EXPECT_EQ(f.kind, error_kind::invalid_field);
+  EXPECT_TRUE(names_field(f, "body.format"));
+}
+
+TEST(gps_provider, rejects_a_voice_without_inline_data) {
+  // given
+  auto r = voice_request();
+  r.body.data_base64.reset();
+  r.body.url = "https://cdn.example/v.amr";
+  // when
+  const auto f = rejected(*gps, r, gps_account());
+  // then
+  EXPECT_EQ(f.kind, error_kind::invalid_field);
+  EXPECT_TRUE(names_field(f, "body.data_base64"));
+}
+
+TEST(gps_provider, rejects_data_that_is_not_valid_base64) {
+  for (std::string bad : {"", "IyFBTVI", "IyFB TVIK", "IyF=TVIK", "IyFBTVIK===="}) {
+    // given
+    auto r = voice_request();
+    r.body.data_base64 = bad;
+    // when
+    const auto f = rejected(*gps, r, gps_account());
+    // then
+    EXPECT_EQ(f.kind, error_kind::invalid_field) << bad;
+    EXPECT_TRUE(names_field(f, "body.data_base64")) << bad;
+  }
+}
+
+TEST(gps_provider, rejects_data_that_is_not_an_amr_file) {
+  // given: base64 of "RIFF\0\0"
+  auto r = voice_request();
+  r.body.data_base64 = "UklGRgAA";
+  // when
+  const auto f = rejected(*gps, r, gps_account());
+  // then
+  EXPECT_EQ(f.kind, error_kind::invalid_field);
+  EXPECT_TRUE(names_field(f, "body.data_base64"));
+  EXPECT_NE(f.message.find("#!AMR"), std::string::npos) << f.message;
+}
+
+TEST(gps_provider, rejects_a_request_without_created_at) {
+  // given
+  auto r = voice_request();
+  r.created_at_ms.reset();
+  // when
+  const auto f = rejected(*gps, r, gps_account());
+  // then
+  EXPECT_EQ(f.kind, error_kind::invalid_field);
+  EXPECT_TRUE(names_field(f, "created_at"));
+}
+
+TEST(gps_provider, rejects_a_chat_type_other_than_1_or_2) {
+  for (std::string fields : {R"({"chat_type":3})", R"({"chat_type":"2"})", R"({"chat_type":1.5})"}) {
+    // given
+    auto r = voice_request();
+    r.provider_fields_json = fields;
+    // when
+    const auto f = rejected(*gps, r, gps_account());
+    // then
+    EXPECT_EQ(f.kind, error_kind::invalid_field) << fields;
+    EXPECT_TRUE(names_field(f, "provider_fields.chat_type")) << fields;
+  }
+}
+
+TEST(gps_provider, rejects_unknown_provider_fields) {
+  // given
+  auto r = voice_request();
+  r.provider_fields_json = R"({"ChatType":2})";
+  // when
+  const auto f = rejected(*gps, r, gps_account());
+  // then
+  EXPECT_EQ(f.kind, error_kind::invalid_field);
+  EXPECT_TRUE(names_field(f, "provider_fields.ChatType"));
+}
+
+TEST(gps_provider, sends_only_voice) {
+  for (auto type : {message_type::text, message_type::image, message_type::video,
+                    message_type::location, message_type::file, message_type::link,
+                    message_type::template_, message_type::custom}) {
+    // given
+    auto r = voice_request();
+    r.type = type;
+    // when
+    const auto f = rejected(*gps, r, gps_account());
+    // then
+    EXPECT_EQ(f.kind, error_kind::unsupported_type) << core::to_string(type);
+    EXPECT_TRUE(names_field(f, "type"));
+  }
+}
+
+// --- replies ----------------------------------------------------------------------------
+
+TEST(gps_provider, is_delivered_on_state_0_with_no_id_of_its_own) {
+  // given
+  const std::string reply = R"({"Message":"成功","State":0})";
+  // when
+  const auto o = gps->classify(200, "application/json; charset=utf-8", reply);
+  // then
+  EXPECT_EQ(o.cls, outcome_class::delivered);
+  EXPECT_EQ(o.provider_message_id, "");
+  EXPECT_EQ(o.provider_code, "0");
+}
+
+TEST(gps_provider, fails_permanently_on_the_documented_states_with_their_meaning) {
+  struct row {
+    int state;
+    std::string meaning;
+  };
+  for (const auto& [state, meaning] :
+       {row{1000, "device does not exist"}, row{1100, "IMEI is empty"},
+        row{8000, "voice data is empty or too long"}, row{2, ""}}) {
+    // given
+    const std::string reply =
+        R"({"Message":"失败","State":)" + std::to_string(state) + "}";
+    // when
+    const auto o = gps->classify(200, "application/json", reply);
+    // then
+    EXPECT_EQ(o.cls, outcome_class::permanent) << state;
+    EXPECT_EQ(o.kind, error_kind::provider_error);
+    EXPECT_EQ(o.provider_code, std::to_string(state));
+    EXPECT_NE(o.message.find(meaning), std::string::npos) << o.message;
+    EXPECT_NE(o.message.find("失败"), std::string::npos) << o.message;
+  }
+}
+
+TEST(gps_provider, fails_permanently_on_a_reply_that_is_not_the_documented_json) {
+  const std::string replies[] = {
+      "<NormalResult><State>0</State><Message>ok</Message></NormalResult>",
+      R"({"Message":"ok"})",
+      R"({"Message":"ok","State":"0"})",
+      R"({"Message":"ok","State":0.0})",
+      R"({"Message":"ok","State":0}{})",
+      "null",
+  };
+  for (const auto& reply : replies) {
+    // when
+    const auto o = gps->classify(200, "application/xml", reply);
+    // then
+    EXPECT_EQ(o.cls, outcome_class::permanent) << reply;
+    EXPECT_EQ(o.kind, error_kind::provider_error) << reply;
+    EXPECT_NE(o.message.find("gps reply unusable"), std::string::npos) << o.message;
+  }
+}
+
+TEST(gps_provider, checks_its_account) {
+  // given
+  auto no_token = gps_account();
+  no_token.settings.erase("token");
+  auto bad_chat_type = gps_account();
+  bad_chat_type.settings["chat_type"] = "3";
+  auto bad_file_type = gps_account();
+  bad_file_type.settings["file_type"] = "amr";
+  // when / then
+  ASSERT_TRUE(gps->check_account(no_token));
+  EXPECT_NE(gps->check_account(no_token)->find("\"token\""), std::string::npos);
+  ASSERT_TRUE(gps->check_account(bad_chat_type));
+  EXPECT_NE(gps->check_account(bad_chat_type)->find("\"chat_type\""), std::string::npos);
+  ASSERT_TRUE(gps->check_account(bad_file_type));
+  EXPECT_NE(gps->check_account(bad_file_type)->find("\"file_type\""), std::string::npos);
+  EXPECT_FALSE(gps->check_account(gps_account()));
+}

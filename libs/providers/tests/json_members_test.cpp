@@ -1,0 +1,72 @@
+#include "json_members.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace sendq::providers::detail;
+
+TEST(json_members, reads_top_level_and_nested_members) {
+  // given
+  json_members m;
+  // when
+  const auto err = read_members(
+      R"({"ret":200,"msg":"操作\"成功\"","data":{"newMsgId":2321462558768366600,"type":null,"ok":true},"x":[1,{"a":2}]})",
+      m, "data");
+  // then
+  ASSERT_FALSE(err) << *err;
+  ASSERT_NE(find_member(m, "ret"), nullptr);
+  EXPECT_EQ(find_member(m, "ret")->kind, json_kind::number);
+  EXPECT_EQ(find_member(m, "ret")->text, "200");
+  EXPECT_EQ(find_member(m, "msg")->text, "操作\"成功\"");
+  EXPECT_EQ(find_member(m, "data")->kind, json_kind::object);
+  EXPECT_EQ(find_member(m, "data.newMsgId")->text, "2321462558768366600");
+  EXPECT_EQ(find_member(m, "data.type")->kind, json_kind::null);
+  EXPECT_EQ(find_member(m, "data.ok")->text, "true");
+  EXPECT_EQ(find_member(m, "x")->kind, json_kind::array);
+  EXPECT_EQ(find_member(m, "x.a"), nullptr);
+}
+
+TEST(json_members, keeps_a_number_token_without_the_whitespace_after_it) {
+  // given
+  json_members m;
+  // when
+  const auto err = read_members("{ \"n\" : 18446744073709551615 \n , \"f\": -1.5e3 }", m);
+  // then
+  ASSERT_FALSE(err) << *err;
+  EXPECT_EQ(find_member(m, "n")->text, "18446744073709551615");
+  EXPECT_EQ(find_member(m, "f")->text, "-1.5e3");
+}
+
+TEST(json_members, does_not_descend_into_other_objects) {
+  // given
+  json_members m;
+  // when
+  const auto err = read_members(R"({"foot":{"a":1},"data":{"b":2}})", m, "data");
+  // then
+  ASSERT_FALSE(err);
+  EXPECT_EQ(find_member(m, "foot.a"), nullptr);
+  EXPECT_NE(find_member(m, "data.b"), nullptr);
+}
+
+TEST(json_members, refuses_anything_but_one_valid_object) {
+  const std::string bad[] = {"",          "   ",        "[]",          "\"s\"",     "1",
+                             "{",         "{\"a\":}",   "{\"a\":1}x",  "{}{}",      "{\"a\":tru}",
+                             "{\"a\":01}", "{\"a\":1,}", "\xff\xfe{}", "{\"a\":\"\x01\"}"};
+  for (const auto& json : bad) {
+    // given
+    json_members m;
+    // when
+    const auto err = read_members(json, m);
+    // then
+    EXPECT_TRUE(err) << "accepted: " << json;
+  }
+}
+
+TEST(json_members, explains_what_is_missing_or_of_the_wrong_kind) {
+  // given
+  json_members m;
+  ASSERT_FALSE(read_members(R"({"code":"200"})", m));
+  // when / then
+  EXPECT_EQ(expect_kind(m, "ret", json_kind::number), "missing \"ret\"");
+  EXPECT_EQ(expect_kind(m, "code", json_kind::number), "\"code\" is a string, not a number");
+  EXPECT_FALSE(expect_kind(m, "code", json_kind::number, json_kind::string));
+}

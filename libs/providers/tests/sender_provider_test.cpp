@@ -1,0 +1,428 @@
+#include <gtest/gtest.h>
+
+#include "sendq/providers/provider.hpp"
+#include "test_support.hpp"
+
+using namespace sendq;
+using namespace sendq::providers;
+using namespace sendq::providers::testing;
+using core::error_kind;
+using core::message_type;
+
+namespace {
+
+const std::string seed_query =
+    "?apiVersion=01&client=70374ddd0f3641368d419b2d93127b8f&channel=eba920d452d34adb8f2badb08b9e69bb"
+    "&version=2.0&sign=cdcb39dc8005c3800219d2ba5fcc5182";
+
+core::send_request voice_request() {
+  auto r = request("sender", message_type::voice);
+  r.body.name = "u00015529b924caf8478ab8fecf1d3d537f44.mp3";
+  r.body.url = "https://cdn.example/voice/u00015529b924caf8478ab8fecf1d3d537f44.mp3";
+  r.body.format = "mp3";
+  r.body.size = 48213;
+  r.body.duration_ms = 2500;
+  r.body_json = R"({"name":"u00015529b924caf8478ab8fecf1d3d537f44.mp3"})";
+  return r;
+}
+
+core::send_request video_request() {
+  auto r = request("sender", message_type::video);
+  r.body.name = "661d21d918d8476c88fc9b90279c400f.mp4";
+  r.body.url = "https://cdn.example/video/661d21d918d8476c88fc9b90279c400f.mp4";
+  r.body.thumb_name = "661d21d918d8476c88fc9b90279c400f.jpg";
+  r.body.thumb_url = "https://cdn.example/video/661d21d918d8476c88fc9b90279c400f.jpg";
+  r.body.thumb_size = 20480;
+  r.body.title = "demo";
+  r.body.description = "a \"short\" clip";
+  r.body.size = 1048576;
+  r.body.duration_ms = 12001;
+  r.body.width = 640;
+  r.body.height = 360;
+  r.body_json = R"({"name":"661d21d918d8476c88fc9b90279c400f.mp4"})";
+  return r;
+}
+
+const auto sender = make_provider("sender");
+
+}  // namespace
+
+TEST(sender_provider, builds_a_voice_call_as_seed_000_prescribes) {
+  // given
+  auto r = voice_request();
+  r.ext_json = R"({"chatClient":"9bf18c20d5f54f459e0232246c2305c8","chatType":"WX"})";
+  // when
+  const auto call = built(*sender, r, sender_account());
+  // then
+  EXPECT_EQ(call.method, "POST");
+  EXPECT_EQ(call.path_and_query, "/sender/v1/handleBasicMessage" + seed_query);
+  EXPECT_EQ(call.content_type, "application/json; charset=utf-8");
+  EXPECT_TRUE(call.headers.empty());
+  EXPECT_EQ(call.body,
+            R"({"messageType":3,"from":"u000193f6f02e01764a0f869be49a2be21e01","to":"148992289019003396",)"
+            R"("messageInfo":{"audioMessage":"u00015529b924caf8478ab8fecf1d3d537f44.mp3",)"
+            R"("fileUrl":"https://cdn.example/voice/u00015529b924caf8478ab8fecf1d3d537f44.mp3",)"
+            R"("fileLength":48213,"duration":3},)"
+            R"("ext":{"chatClient":"9bf18c20d5f54f459e0232246c2305c8","chatType":"WX"},)"
+            R"("getMessageId":"9f1c2d3e4b5a69788796a5b4c3d2e1f0"})");
+}
+
+TEST(sender_provider, omits_the_optional_voice_members_and_ext_the_request_lacks) {
+  // given
+  auto r = voice_request();
+  r.body.url.reset();
+  r.body.size.reset();
+  // when
+  const auto call = built(*sender, r, sender_account());
+  // then
+  EXPECT_EQ(call.body,
+            R"({"messageType":3,"from":"u000193f6f02e01764a0f869be49a2be21e01","to":"148992289019003396",)"
+            R"("messageInfo":{"audioMessage":"u00015529b924caf8478ab8fecf1d3d537f44.mp3","duration":3},)"
+            R"("getMessageId":"9f1c2d3e4b5a69788796a5b4c3d2e1f0"})");
+}
+
+TEST(sender_provider, builds_a_video_call_as_seed_001_prescribes) {
+  // given
+  const auto r = video_request();
+  // when
+  const auto call = built(*sender, r, sender_account());
+  // then
+  EXPECT_EQ(call.path_and_query, "/sender/v1/handleBasicMessage" + seed_query);
+  EXPECT_EQ(call.body,
+            R"({"messageType":4,"from":"u000193f6f02e01764a0f869be49a2be21e01","to":"148992289019003396",)"
+            R"("messageInfo":{"videoMessage":"661d21d918d8476c88fc9b90279c400f.mp4",)"
+            R"("thumbMessage":"661d21d918d8476c88fc9b90279c400f.jpg","title":"demo",)"
+            R"("description":"a \"short\" clip",)"
+            R"("fileUrl":"https://cdn.example/video/661d21d918d8476c88fc9b90279c400f.mp4",)"
+            R"("fileLength":1048576,"duration":13,)"
+            R"("thumbFileUrl":"https://cdn.example/video/661d21d918d8476c88fc9b90279c400f.jpg",)"
+            R"("thumbFileLength":20480,"imageWidth":640,"imageHeight":360},)"
+            R"("getMessageId":"9f1c2d3e4b5a69788796a5b4c3d2e1f0"})");
+}
+
+TEST(sender_provider, sends_a_video_with_only_its_name) {
+  // given
+  auto r = request("sender", message_type::video);
+  r.body.name = "661d21d918d8476c88fc9b90279c400f.mp4";
+  r.body_json = R"({"name":"661d21d918d8476c88fc9b90279c400f.mp4"})";
+  // when
+  const auto call = built(*sender, r, sender_account());
+  // then
+  EXPECT_EQ(call.body,
+            R"({"messageType":4,"from":"u000193f6f02e01764a0f869be49a2be21e01","to":"148992289019003396",)"
+            R"("messageInfo":{"videoMessage":"661d21d918d8476c88fc9b90279c400f.mp4"},)"
+            R"("getMessageId":"9f1c2d3e4b5a69788796a5b4c3d2e1f0"})");
+}
+
+TEST(sender_provider, passes_the_other_bodies_through_as_message_info_with_their_message_types) {
+  struct row {
+    message_type type;
+    int wire_type;
+    std::string body_json;
+  };
+  const row rows[] = {
+      {message_type::text, 1, R"({"text":"你好"})"},
+      {message_type::image, 2, R"({"url":"https://cdn.example/i.jpg","width":10})"},
+      {message_type::location, 5, R"({"lat":31.23,"lng":121.47,"address":"上海"})"},
+      {message_type::link, 7, R"({ "title": "t", "url": "https://x" })"},
+      {message_type::custom, 8, R"({"any":{"thing":[1,2]}})"},
+      {message_type::template_, 9, R"({"templetId":3,"content":"{\"a\":1}"})"},
+      {message_type::file, 10, R"({"url":"https://cdn.example/f.pdf","name":"f.pdf"})"},
+  };
+  for (const auto& row : rows) {
+    // given
+    auto r = request("sender", row.type);
+    r.body.text = "你好";
+    r.body.lat = 31.23;
+    r.body.lng = 121.47;
+    r.body_json = row.body_json;
+    // when
+    const auto call = built(*sender, r, sender_account());
+    // then
+    EXPECT_EQ(call.body, R"({"messageType":)" + std::to_string(row.wire_type) +
+                             R"(,"from":"u000193f6f02e01764a0f869be49a2be21e01","to":"148992289019003396",)"
+                             R"("messageInfo":)" + row.body_json +
+                             R"(,"getMessageId":"9f1c2d3e4b5a69788796a5b4c3d2e1f0"})")
+        << core::to_string(row.type);
+  }
+}
+
+TEST(sender_provider, passes_ext_through_byte_for_byte) {
+  // given
+  auto r = voice_request();
+  r.ext_json =
+      R"({ "chatType" : "WX", "template": {"templetId": 7, "content": "{\"k\":\"v\"}"}, "expandMsg": {"MsgType": "x", "Content": "\u4f60"} })";
+  // when
+  const auto call = built(*sender, r, sender_account());
+  // then
+  EXPECT_NE(call.body.find(R"("ext":)" + r.ext_json + R"(,"getMessageId")"), std::string::npos)
+      << call.body;
+}
+
+TEST(sender_provider, percent_encodes_the_query_values) {
+  // given
+  auto a = sender_account();
+  a.settings["sign"] = "a b&c=d/é~._-";
+  // when
+  const auto call = built(*sender, voice_request(), a);
+  // then
+  EXPECT_EQ(call.path_and_query,
+            "/sender/v1/handleBasicMessage?apiVersion=01&client=70374ddd0f3641368d419b2d93127b8f"
+            "&channel=eba920d452d34adb8f2badb08b9e69bb&version=2.0&sign=a%20b%26c%3Dd%2F%C3%A9~._-");
+}
+
+TEST(sender_provider, escapes_strings_it_writes) {
+  // given
+  auto r = voice_request();
+  r.from = "a\"b\\c\n";
+  // when
+  const auto call = built(*sender, r, sender_account());
+  // then
+  EXPECT_NE(call.body.find(R"("from":"a\"b\\c\n")"), std::string::npos) << call.body;
+}
+
+// --- checks before sending -------------------------------------------------------------
+
+TEST(sender_provider, rejects_a_voice_over_60_seconds) {
+  // given
+  auto r = voice_request();
+  r.body.duration_ms = 60001;
+  // when
+  const auto f = rejected(*sender, r, sender_account());
+  // then
+  EXPECT_EQ(f.kind, error_kind::invalid_field);
+  EXPECT_TRUE(names_field(f, "body.duration_ms"));
+}
+
+TEST(sender_provider, accepts_a_voice_of_exactly_60_seconds) {
+  // given
+  auto r = voice_request();
+  r.body.duration_ms = 60000;
+  // when
+  const auto call = built(*sender, r, sender_account());
+  // then
+  EXPECT_NE(call.body.find(R"("duration":60})"), std::string::npos) << call.body;
+}
+
+TEST(sender_provider, rejects_a_voice_file_of_2_mb_or_more_as_too_large) {
+  // given
+  auto r = voice_request();
+  r.body.size = 2097152;
+  // when
+  const auto f = rejected(*sender, r, sender_account());
+  // then
+  EXPECT_EQ(f.kind, error_kind::too_large);
+  EXPECT_TRUE(names_field(f, "body.size"));
+  r.body.size = 2097151;
+  built(*sender, r, sender_account());
+}
+
+TEST(sender_provider, rejects_a_voice_without_a_name) {
+  // given
+  auto r = voice_request();
+  r.body.name.reset();
+  // when
+  const auto f = rejected(*sender, r, sender_account());
+  // then
+  EXPECT_EQ(f.kind, error_kind::invalid_field);
+  EXPECT_TRUE(names_field(f, "body.name"));
+}
+
+TEST(sender_provider, rejects_a_voice_that_is_not_mp3) {
+  // given
+  auto r = voice_request();
+  r.body.format = "silk";
+  // when
+  const auto f = rejected(*sender, r, sender_account());
+  // then
+  EXPECT_EQ(f.kind, error_kind::invalid_field);
+  EXPECT_TRUE(names_field(f, "body.format"));
+}
+
+TEST(sender_provider, rejects_a_voice_without_a_duration) {
+  // given
+  auto r = voice_request();
+  r.body.duration_ms.reset();
+  // when
+  const auto f = rejected(*sender, r, sender_account());
+  // then
+  EXPECT_EQ(f.kind, error_kind::invalid_field);
+  EXPECT_TRUE(names_field(f, "body.duration_ms"));
+}
+
+TEST(sender_provider, rejects_voice_and_video_without_from) {
+  for (auto r : {voice_request(), video_request()}) {
+    // given
+    r.from.clear();
+    // when
+    const auto f = rejected(*sender, r, sender_account());
+    // then
+    EXPECT_EQ(f.kind, error_kind::invalid_field);
+    EXPECT_TRUE(names_field(f, "from"));
+  }
+}
+
+TEST(sender_provider, rejects_a_video_of_10_mb_or_more_as_too_large) {
+  // given
+  auto r = video_request();
+  r.body.size = 10485760;
+  // when
+  const auto f = rejected(*sender, r, sender_account());
+  // then
+  EXPECT_EQ(f.kind, error_kind::too_large);
+  EXPECT_TRUE(names_field(f, "body.size"));
+}
+
+TEST(sender_provider, rejects_a_thumbnail_over_64_kb_as_too_large) {
+  // given
+  auto r = video_request();
+  r.body.thumb_size = 65537;
+  // when
+  const auto f = rejected(*sender, r, sender_account());
+  // then
+  EXPECT_EQ(f.kind, error_kind::too_large);
+  EXPECT_TRUE(names_field(f, "body.thumb_size"));
+  r.body.thumb_size = 65536;
+  built(*sender, r, sender_account());
+}
+
+TEST(sender_provider, rejects_a_video_without_a_name) {
+  // given
+  auto r = video_request();
+  r.body.name.reset();
+  // when
+  const auto f = rejected(*sender, r, sender_account());
+  // then
+  EXPECT_EQ(f.kind, error_kind::invalid_field);
+  EXPECT_TRUE(names_field(f, "body.name"));
+}
+
+TEST(sender_provider, rejects_an_empty_text) {
+  // given
+  auto r = request("sender", message_type::text);
+  r.body.text = "";
+  r.body_json = R"({"text":""})";
+  // when
+  const auto f = rejected(*sender, r, sender_account());
+  // then
+  EXPECT_EQ(f.kind, error_kind::invalid_field);
+  EXPECT_TRUE(names_field(f, "body.text"));
+}
+
+TEST(sender_provider, rejects_a_location_without_coordinates) {
+  // given
+  auto r = request("sender", message_type::location);
+  r.body.lng = 121.47;
+  r.body_json = R"({"lng":121.47})";
+  // when
+  const auto f = rejected(*sender, r, sender_account());
+  // then
+  EXPECT_EQ(f.kind, error_kind::invalid_field);
+  EXPECT_TRUE(names_field(f, "body.lat"));
+}
+
+TEST(sender_provider, rejects_a_body_that_is_not_an_object) {
+  // given
+  auto r = request("sender", message_type::custom);
+  r.body_json = "[1]";
+  // when
+  const auto f = rejected(*sender, r, sender_account());
+  // then
+  EXPECT_EQ(f.kind, error_kind::invalid_field);
+  EXPECT_TRUE(names_field(f, "body"));
+}
+
+TEST(sender_provider, rejects_any_provider_fields) {
+  // given
+  auto r = voice_request();
+  r.provider_fields_json = R"({"fromrole":"MEMBER"})";
+  // when
+  const auto f = rejected(*sender, r, sender_account());
+  // then
+  EXPECT_EQ(f.kind, error_kind::invalid_field);
+  EXPECT_TRUE(names_field(f, "provider_fields.fromrole"));
+}
+
+TEST(sender_provider, accepts_empty_provider_fields) {
+  // given
+  auto r = voice_request();
+  r.provider_fields_json = "{}";
+  // when / then
+  built(*sender, r, sender_account());
+}
+
+// --- replies ----------------------------------------------------------------------------
+
+TEST(sender_provider, is_delivered_on_code_200_with_the_get_message_id) {
+  // given: the reply of seeds 000/001
+  const std::string reply = R"({
+    "code": 200, "message": "成功", "data": {"getMessageId": "1111111111111"}, "page": null,
+    "foot": {"operationTime": "2015-11-18 22:19:32", "servicePhone": "400800400", "host": "h"}})";
+  // when
+  const auto o = sender->classify(200, "application/json", reply);
+  // then
+  EXPECT_EQ(o.cls, outcome_class::delivered);
+  EXPECT_EQ(o.provider_message_id, "1111111111111");
+  EXPECT_EQ(o.provider_code, "200");
+}
+
+TEST(sender_provider, fails_permanently_on_another_code) {
+  // given
+  const std::string reply = R"({"code":500,"message":"签名错误","data":null})";
+  // when
+  const auto o = sender->classify(200, "application/json", reply);
+  // then
+  EXPECT_EQ(o.cls, outcome_class::permanent);
+  EXPECT_EQ(o.kind, error_kind::provider_error);
+  EXPECT_EQ(o.provider_code, "500");
+  EXPECT_NE(o.message.find("签名错误"), std::string::npos) << o.message;
+}
+
+TEST(sender_provider, fails_permanently_on_a_reply_that_is_not_the_documented_json) {
+  const std::string replies[] = {
+      "<html>oops</html>",
+      R"({"message":"no code"})",
+      R"({"code":"200","data":{"getMessageId":"1"}})",
+      R"({"code":200.5,"data":{"getMessageId":"1"}})",
+      R"({"code":200,"data":{}})",
+      R"({"code":200,"data":"1"})",
+      R"({"code":200,"data":{"getMessageId":null}})",
+      R"({"code":200,"data":{"getMessageId":"1"}} trailing)",
+      "",
+  };
+  for (const auto& reply : replies) {
+    // when
+    const auto o = sender->classify(200, "application/json", reply);
+    // then
+    EXPECT_EQ(o.cls, outcome_class::permanent) << reply;
+    EXPECT_EQ(o.kind, error_kind::provider_error) << reply;
+    EXPECT_NE(o.message.find("sender reply unusable"), std::string::npos) << o.message;
+  }
+}
+
+TEST(sender_provider, dedupes_by_the_request_id) {
+  EXPECT_TRUE(sender->dedupes_by_request_id());
+}
+
+TEST(sender_provider, requires_every_query_key_in_the_account) {
+  // given
+  auto a = sender_account();
+  a.settings.erase("sign");
+  // when
+  const auto err = sender->check_account(a);
+  // then
+  ASSERT_TRUE(err);
+  EXPECT_NE(err->find("\"sign\""), std::string::npos) << *err;
+  EXPECT_FALSE(sender->check_account(sender_account()));
+}
+
+TEST(sender_provider, refuses_an_unknown_account_key) {
+  // given
+  auto a = sender_account();
+  a.settings["signer"] = "md5";
+  // when
+  const auto err = sender->check_account(a);
+  // then
+  ASSERT_TRUE(err);
+  EXPECT_NE(err->find("\"signer\""), std::string::npos) << *err;
+}

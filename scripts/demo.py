@@ -1,0 +1,83 @@
+"""Runs the demo: simulator + worker (embedded Kafka) + sample requests, then prints the results
+and where to look. See scripts/demo."""
+import glob
+import json
+import os
+import signal
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "support"))
+import sendq_harness as h  # noqa: E402
+
+
+def main():
+    once = "--once" in sys.argv or not sys.stdin.isatty()
+    workdir = h.Workdir("demo").path
+    print(f"demo: logs in {workdir}")
+    sim = h.Simulator(workdir)
+    print(f"demo: provider simulator on {sim.base_url} (all four provider APIs)")
+    worker = h.Worker(workdir, sim, metrics_port=9464 if port_free(9464) else None)
+    ok = False
+    try:
+        print(f"demo: worker started; embedded Kafka at {worker.bootstrap} (in memory, NOT durable)")
+        worker.wait_ready()
+        samples = []
+        for path in sorted(glob.glob(os.path.join(h.ROOT, "proto", "examples", "requests", "valid", "*.json"))):
+            with open(path) as f:
+                req = json.load(f)
+            samples.append((req["id"], json.dumps(req, ensure_ascii=False)))
+        # Two bad ones, to show what a rejection looks like.
+        samples.append(("bad-1", json.dumps({"id": "demo-missing-to", "provider": "gewe", "type": "text", "body": {"text": "hi"}})))
+        samples.append(("bad-2", "not json at all"))
+        h.kcat_produce(worker.bootstrap, "sendq.requests", samples)
+        print(f"demo: produced {len(samples)} requests to sendq.requests with kcat")
+        results = [json.loads(v) for _, v, _ in h.kcat_consume_until(worker.bootstrap, "sendq.results", len(samples), timeout=120)]
+        print()
+        print(f"{'id':<40} {'provider':<8} {'type':<9} {'status':<10} {'att':>3}  provider id / error")
+        print("-" * 110)
+        for r in results:
+            detail = r["provider_message_id"] if r["status"] == "delivered" else f"{r['error']['kind']}: {r['error']['message']}"
+            print(f"{r['id'][:40]:<40} {r['provider'][:8]:<8} {r['type']:<9} {r['status']:<10} {r['attempts']:>3}  {detail}")
+        # The demo doubles as a smoke test (ctest runs it): every sample must end as expected.
+        ok = all(r["status"] == "delivered" for r in results if r["id"] not in ("demo-missing-to",) and not r["id"].startswith("sendq.requests:"))
+        ok = ok and sum(1 for r in results if r["status"] == "rejected") == 2
+        m = worker.metrics()
+        print()
+        print("metrics: consumed={:.0f} delivered={:.0f} rejected={:.0f}".format(
+            h.metric(m, "sendq_requests_consumed_total"), h.metric(m, "sendq_deliveries_total", status="delivered"),
+            h.metric(m, "sendq_deliveries_total", status="rejected")))
+        print()
+        print("Look around:")
+        print(f"  results:  kcat -b {worker.bootstrap} -C -t sendq.results -o beginning -e")
+        print(f"  DLQ:      kcat -b {worker.bootstrap} -C -t sendq.dlq -o beginning -e -f '%h %s\\n'")
+        print(f"  send:     echo '{samples[0][1][:60]}...' | kcat -b {worker.bootstrap} -P -t sendq.requests")
+        print(f"  metrics:  curl -s {worker.metrics_url}/metrics | grep ^sendq_")
+        print(f"  health:   curl -s {worker.metrics_url}/readyz")
+        print(f"  received: curl -s {sim.base_url}/_sim/requests   (what the simulated providers got)")
+        if not once:
+            print("\nRunning until Ctrl-C.")
+            try:
+                signal.pause()
+            except KeyboardInterrupt:
+                pass
+    finally:
+        worker.stop()
+        sim.stop()
+        print("demo: stopped")
+    if not ok:
+        print("demo: FAILED: a sample did not end as expected (see the table above)", file=sys.stderr)
+        sys.exit(1)
+
+
+def port_free(port):
+    import socket
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""Starts sendq's real binaries on loopback for integration tests and the demo.
+
+Everything binds 127.0.0.1 on ports the harness picks; every process started here is stopped
+here, by its PID. Kafka is reached only with kcat, as a user would.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("SENDQ_BUILD_DIR", os.path.join(ROOT, "build"))
+WORKER = os.path.join(BUILD, "services", "worker", "sendq-worker")
+SIMULATOR = os.path.join(BUILD, "services", "simulator", "sendq-simulator")
+DEMO_CONFIG = os.path.join(ROOT, "deploy", "sendq.example.toml")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+def http_get(url, timeout=5):
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def http_send(method, url, body=None, timeout=5):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+class Simulator:
+    def __init__(self, workdir, extra_args=()):
+        self.port_file = os.path.join(workdir, "simulator.port")
+        self.log = open(os.path.join(workdir, "simulator.log"), "w")
+        self.proc = subprocess.Popen([SIMULATOR, "--listen", "127.0.0.1:0", "--port-file", self.port_file, *extra_args],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.port = int(wait_for(lambda: self._read_port(), 20, "the simulator's port file"))
+        self.base_url = f"http://127.0.0.1:{self.port}"
+
+    def _read_port(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"simulator exited with {self.proc.returncode}")
+        try:
+            with open(self.port_file) as f:
+                text = f.read().strip()
+            return text or None
+        except FileNotFoundError:
+            return None
+
+    def requests(self):
+        status, body = http_get(self.base_url + "/_sim/requests")
+        assert status == 200, body
+        return [json.loads(line) for line in body.splitlines() if line.strip()]
+
+    def set_faults(self, rules):
+        status, body = http_send("POST", self.base_url + "/_sim/faults", rules)
+        assert status == 200, body
+
+    def stop(self):
+        stop_process(self.proc)
+        self.log.close()
+
+
+class Worker:
+    def __init__(self, workdir, simulator, config=DEMO_CONFIG, env_extra=None, metrics_port=None):
+        self.workdir = workdir
+        self.bootstrap_file = os.path.join(workdir, "bootstrap")
+        if os.path.exists(self.bootstrap_file):
+            os.remove(self.bootstrap_file)
+        self.metrics_port = metrics_port or free_port()
+        env = dict(os.environ)
+        env.update({
+            "SENDQ_KAFKA_BROKERS": "",
+            "SENDQ_KAFKA_EMBEDDED_BOOTSTRAP_FILE": self.bootstrap_file,
+            "SENDQ_METRICS_ADDR": f"127.0.0.1:{self.metrics_port}",
+            "SENDQ_LOG_FORMAT": "json",
+        })
+        for p in ("SENDER", "GEWE", "IM", "GPS"):
+            env[f"SENDQ_{p}_BASE_URL"] = simulator.base_url
+        env.update(env_extra or {})
+        self.log_path = os.path.join(workdir, "worker.log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([WORKER, "--config", config], stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.bootstrap = wait_for(self._read_bootstrap, 30, "the embedded Kafka bootstrap file")
+        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}"
+
+    def _read_bootstrap(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"worker exited with {self.proc.returncode}; see {self.log_path}")
+        try:
+            with open(self.bootstrap_file) as f:
+                return f.read().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def wait_ready(self, timeout=60):
+        def ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}; see {self.log_path}")
+            try:
+                return http_get(self.metrics_url + "/readyz", timeout=2)[0] == 200
+            except OSError:
+                return False
+        wait_for(ready, timeout, "/readyz to answer 200")
+
+    def metrics(self):
+        status, body = http_get(self.metrics_url + "/metrics")
+        assert status == 200, body
+        return parse_metrics(body)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        return stop_process(self.proc, sig, timeout)
+
+
+def stop_process(proc, sig=signal.SIGTERM, timeout=30):
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def parse_metrics(text):
+    """{(name, frozenset(labels.items())): value} from the Prometheus text format."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name_labels, _, value = line.rpartition(" ")
+        labels = {}
+        if "{" in name_labels:
+            name, _, rest = name_labels.partition("{")
+            for part in rest.rstrip("}").split(","):
+                if part:
+                    k, _, v = part.partition("=")
+                    labels[k] = v.strip('"')
+        else:
+            name = name_labels
+        out[(name, frozenset(labels.items()))] = float(value)
+    return out
+
+
+def metric(metrics, name, **labels):
+    """Sum of the series of `name` whose labels include `labels`."""
+    total = 0.0
+    for (n, ls), v in metrics.items():
+        if n == name and all((k, v2) in ls for k, v2 in labels.items()):
+            total += v
+    return total
+
+
+def kcat_produce(bootstrap, topic, records):
+    """Produces (key, value) records with kcat, one per line (values must not contain newlines)."""
+    lines = []
+    for key, value in records:
+        assert "\n" not in value and "\t" not in key
+        lines.append(f"{key}\t{value}")
+    data = ("\n".join(lines) + "\n").encode()
+    subprocess.run(["kcat", "-b", bootstrap, "-P", "-t", topic, "-K", "\t"],
+                   input=data, check=True, timeout=120)
+
+
+def kcat_consume(bootstrap, topic, count, timeout=120, with_headers=False):
+    """Reads `count` records from the beginning of `topic` with kcat; returns [(key, value, headers)]."""
+    fmt = "%k\t%h\t%s\n" if with_headers else "%k\t\t%s\n"
+    proc = subprocess.run(["kcat", "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-c", str(count),
+                           "-f", fmt, "-q"], capture_output=True, timeout=timeout)
+    out = []
+    for line in proc.stdout.decode(errors="replace").splitlines():
+        if not line:
+            continue
+        key, headers, value = line.split("\t", 2)
+        out.append((key, value, headers))
+    return out
+
+
+def kcat_consume_until(bootstrap, topic, count, timeout=120):
+    """Like kcat_consume but keeps re-reading until `count` records exist or time runs out."""
+    deadline = time.monotonic() + timeout
+    got = []
+    while time.monotonic() < deadline:
+        try:
+            got = kcat_consume(bootstrap, topic, count, timeout=max(1, min(10, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            got = []
+        if len(got) >= count:
+            return got
+    raise TimeoutError(f"only {len(got)} of {count} records on {topic} after {timeout}s")
+
+
+class Workdir:
+    def __init__(self, name):
+        self.path = tempfile.mkdtemp(prefix=f"sendq-{name}-")
