@@ -1,0 +1,49 @@
+#pragma once
+/// Which offsets of each partition may be committed: up to (not including) the lowest offset
+/// that has no acknowledged result yet. Memory is bounded by the number of records in flight.
+/// Thread-safe (the Kafka thread tracks and commits; producer callbacks mark records done).
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "sendq/kafka/message.hpp"
+
+namespace sendq::delivery {
+
+class offset_tracker {
+ public:
+  /// Starts tracking `offset`; returns the partition's generation, to pass to done().
+  std::uint64_t track(const std::string& topic, std::int32_t partition, std::int64_t offset);
+  /// Marks `offset` finished. Ignored when the partition was forgotten since track() (revoked).
+  void done(const std::string& topic, std::int32_t partition, std::int64_t offset, std::uint64_t generation);
+  /// Positions that advanced since the last call (offset = next to read), for commit.
+  std::vector<kafka::partition_offset> take_committable();
+  /// Same, restricted to `partitions`, then forgets them (on revocation).
+  std::vector<kafka::partition_offset> release(const std::vector<kafka::partition_offset>& partitions);
+  /// Records tracked and not yet finished.
+  std::size_t pending() const;
+
+ private:
+  struct entry {
+    std::int64_t offset;
+    bool done;
+  };
+  struct partition_state {
+    std::string topic;
+    std::int32_t partition = 0;
+    std::uint64_t generation = 0;
+    std::deque<entry> entries;      // in consumption (offset) order
+    std::int64_t committable = -1;  // next offset to read, once the head entries are done
+    std::int64_t committed = -1;    // last value handed out by take_committable
+  };
+  using key = std::pair<std::string, std::int32_t>;
+  mutable std::mutex mutex_;
+  std::map<key, partition_state> partitions_;
+  std::uint64_t next_generation_ = 1;
+  std::size_t pending_ = 0;
+};
+
+}  // namespace sendq::delivery

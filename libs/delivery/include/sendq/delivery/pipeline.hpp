@@ -1,0 +1,53 @@
+#pragma once
+/// The delivery pipeline: consume → decode → route → send → classify → produce the result →
+/// commit. Threads:
+///
+///   kafka thread ──poll──▶ (slot acquired) ──post──▶ io threads: deliver() coroutine
+///        ▲   │ commit every commit_interval                    │ produce result (+ DLQ)
+///        │   ▼                                                  ▼
+///   offset_tracker ◀──────── done(offset) ◀─── producer thread: delivery reports
+///
+/// A slot (one of max_in_flight) is held from consumption until the result is acknowledged by
+/// the broker; only then is the offset marked done, so commits never pass an unfinished record.
+#include <memory>
+#include <string>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include "sendq/config/config.hpp"
+
+namespace sendq::log {
+class logger;
+}
+namespace sendq::metrics {
+struct worker_metrics;
+}
+namespace sendq::http {
+class client;
+}
+
+namespace sendq::delivery {
+
+class pipeline {
+ public:
+  /// `brokers` is the resolved bootstrap list (the embedded cluster's when config has none).
+  pipeline(const config::config& cfg, std::string brokers, log::logger& log, metrics::worker_metrics& metrics,
+           boost::asio::any_io_executor executor, http::client& http);
+  ~pipeline();
+  pipeline(const pipeline&) = delete;
+  pipeline& operator=(const pipeline&) = delete;
+
+  /// Starts the Kafka and producer threads. Throws on a Kafka configuration error.
+  void start();
+  /// Stops taking new records, waits up to shutdown_grace_ms for in-flight ones, produces their
+  /// results, commits what is finished, and leaves the group. Idempotent.
+  void stop();
+  /// "" when ready (assigned partitions, not stopping), else the reason. Any thread.
+  std::string readiness() const;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace sendq::delivery

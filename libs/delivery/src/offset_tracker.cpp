@@ -1,0 +1,72 @@
+#include "sendq/delivery/offset_tracker.hpp"
+
+#include <algorithm>
+
+namespace sendq::delivery {
+
+std::uint64_t offset_tracker::track(const std::string& topic, std::int32_t partition, std::int64_t offset) {
+  std::lock_guard lock(mutex_);
+  auto [it, inserted] = partitions_.try_emplace(key{topic, partition});
+  auto& p = it->second;
+  if (inserted) {
+    p.topic = topic;
+    p.partition = partition;
+    p.generation = next_generation_++;
+  }
+  p.entries.push_back({offset, false});
+  ++pending_;
+  return p.generation;
+}
+
+void offset_tracker::done(const std::string& topic, std::int32_t partition, std::int64_t offset,
+                          std::uint64_t generation) {
+  std::lock_guard lock(mutex_);
+  auto it = partitions_.find(key{topic, partition});
+  if (it == partitions_.end() || it->second.generation != generation) return;  // revoked meanwhile
+  auto& p = it->second;
+  // Offsets arrive in order, so binary search finds the entry.
+  auto e = std::lower_bound(p.entries.begin(), p.entries.end(), offset,
+                            [](const entry& a, std::int64_t o) { return a.offset < o; });
+  if (e == p.entries.end() || e->offset != offset || e->done) return;
+  e->done = true;
+  --pending_;
+  while (!p.entries.empty() && p.entries.front().done) {
+    p.committable = p.entries.front().offset + 1;
+    p.entries.pop_front();
+  }
+}
+
+std::vector<kafka::partition_offset> offset_tracker::take_committable() {
+  std::lock_guard lock(mutex_);
+  std::vector<kafka::partition_offset> out;
+  for (auto& [k, p] : partitions_) {
+    if (p.committable > p.committed) {
+      out.push_back({p.topic, p.partition, p.committable});
+      p.committed = p.committable;
+    }
+  }
+  return out;
+}
+
+std::vector<kafka::partition_offset> offset_tracker::release(const std::vector<kafka::partition_offset>& partitions) {
+  std::lock_guard lock(mutex_);
+  std::vector<kafka::partition_offset> out;
+  for (const auto& po : partitions) {
+    auto it = partitions_.find(key{po.topic, po.partition});
+    if (it == partitions_.end()) continue;
+    auto& p = it->second;
+    if (p.committable > p.committed) out.push_back({p.topic, p.partition, p.committable});
+    for (const auto& e : p.entries) {
+      if (!e.done) --pending_;
+    }
+    partitions_.erase(it);
+  }
+  return out;
+}
+
+std::size_t offset_tracker::pending() const {
+  std::lock_guard lock(mutex_);
+  return pending_;
+}
+
+}  // namespace sendq::delivery

@@ -1,0 +1,505 @@
+// HTTP/1.1 client: a keep-alive pool per (tls, host, port), one exchange per connection at a time.
+//
+//   send ──► acquire slot ──► idle connection? ──yes──► exchange ──► complete & keep-alive?
+//              │ (wait if the       │ no                  ▲    │         yes: back to the pool
+//              │  host is at cap)   ▼                     │    │         no:  close, free slot
+//              │                 connect (+TLS) ──────────┘    └─ stale reused connection:
+//              ▼                                                  once more on a fresh one
+//         timed out: connect failure
+//
+// Every connection lives on its own strand (Beast's tcp_stream timer must not race its I/O when
+// several threads run the io_context); each attempt is co_spawned onto that strand.
+#include <algorithm>
+#include <charconv>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <tuple>
+#include <variant>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/concurrent_channel.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include "sendq/http/client.hpp"
+
+namespace sendq::http {
+namespace {
+
+namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = net::ip::tcp;
+using boost::system::error_code;
+using steady = std::chrono::steady_clock;
+using wire_request = bhttp::request<bhttp::string_body>;
+
+constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+constexpr std::string_view user_agent = "sendq/0.1";
+
+class connection {
+ public:
+  using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+
+  explicit connection(const net::any_io_executor& ex) : stream_(std::in_place_index<0>, ex) {}
+  connection(const net::any_io_executor& ex, ssl::context& ctx) : stream_(std::in_place_index<1>, ex, ctx) {}
+
+  beast::tcp_stream& tcp() {
+    return std::visit([](auto& s) -> beast::tcp_stream& { return beast::get_lowest_layer(s); }, stream_);
+  }
+  tls_stream* tls() { return std::get_if<1>(&stream_); }
+  net::any_io_executor executor() { return tcp().get_executor(); }
+
+  template <class F>
+  auto visit(F&& f) {
+    return std::visit(std::forward<F>(f), stream_);
+  }
+
+  beast::flat_buffer buffer;  ///< bytes read past the last response (empty when reusable)
+
+ private:
+  std::variant<beast::tcp_stream, tls_stream> stream_;
+};
+
+struct failure {
+  failure_kind kind;
+  std::string message;
+};
+
+struct attempt_result {
+  std::optional<response> ok;
+  failure fail{failure_kind::connect, {}};
+  bool reusable = false;  ///< complete response and keep-alive: may go back to the pool
+  bool stale = false;     ///< reused connection the server had already closed: safe to retry
+};
+
+bool is_ip_literal(const std::string& host) {
+  error_code ec;
+  (void)net::ip::make_address(host, ec);
+  return !ec;
+}
+
+std::string ms(std::chrono::milliseconds d) { return std::to_string(d.count()) + "ms"; }
+
+// Retry-After as delta-seconds; HTTP-dates and junk are ignored.
+std::optional<std::chrono::seconds> parse_retry_after(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  if (v.empty() || v.size() > 10) return std::nullopt;
+  std::int64_t seconds = 0;
+  auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), seconds);
+  if (ec != std::errc{} || ptr != v.data() + v.size() || seconds < 0) return std::nullopt;
+  return std::chrono::seconds(seconds);
+}
+
+const boost::system::error_category& http_category() {
+  static const auto& cat = make_error_code(bhttp::error::end_of_stream).category();
+  return cat;
+}
+
+// The server closed or reset the connection (as opposed to a timeout or a parse error).
+bool is_closed(const error_code& ec) {
+  return ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message ||
+         ec == net::error::eof || ec == net::error::connection_reset ||
+         ec == net::error::connection_aborted || ec == net::error::broken_pipe ||
+         ec == ssl::error::stream_truncated;
+}
+
+failure classify_read_error(const error_code& ec, std::chrono::milliseconds timeout, std::size_t body_limit) {
+  if (ec == beast::error::timeout) {
+    return {failure_kind::timeout_after_write, "no complete response within " + ms(timeout)};
+  }
+  if (ec == bhttp::error::body_limit) {
+    return {failure_kind::body_too_large, "response body over the limit of " + std::to_string(body_limit) + " bytes"};
+  }
+  if (is_closed(ec)) {
+    return {failure_kind::reset_after_write, "connection closed before a complete response: " + ec.message()};
+  }
+  if (ec.category() == http_category()) {
+    return {failure_kind::bad_response, "unparseable response: " + ec.message()};
+  }
+  return {failure_kind::reset_after_write, "reading the response failed: " + ec.message()};
+}
+
+template <class Stream>
+net::awaitable<attempt_result> exchange(Stream& stream, beast::flat_buffer& buffer, const wire_request& req,
+                                        std::size_t body_limit, bool reused, std::chrono::milliseconds timeout) {
+  attempt_result r;
+  auto [wec, written] = co_await bhttp::async_write(stream, req, nothrow);
+  if (wec) {
+    const bool timed_out = wec == beast::error::timeout;
+    r.fail = {timed_out ? failure_kind::timeout_before_write : failure_kind::reset_before_write,
+              timed_out ? "request not written within " + ms(timeout) : "writing the request failed: " + wec.message()};
+    // Nothing reached the server: retrying a dead pooled connection on a fresh one is safe.
+    r.stale = reused && !timed_out;
+    co_return r;
+  }
+
+  bhttp::response_parser<bhttp::string_body> parser;
+  parser.body_limit(body_limit);
+  if (req.method() == bhttp::verb::head) parser.skip(true);
+  auto [rec, read] = co_await bhttp::async_read(stream, buffer, parser, nothrow);
+  if (rec) {
+    r.fail = classify_read_error(rec, timeout, body_limit);
+    // Classic keep-alive race: the server closed the idle connection just as we reused it,
+    // before sending a single byte back. It cannot have processed the request.
+    r.stale = reused && is_closed(rec) && !parser.got_some() && buffer.size() == 0;
+    co_return r;
+  }
+
+  auto msg = parser.release();
+  response resp;
+  resp.status = msg.result_int();
+  resp.content_type = std::string(msg[bhttp::field::content_type]);
+  resp.retry_after = parse_retry_after(msg[bhttp::field::retry_after]);
+  resp.body = std::move(msg.body());
+  r.reusable = msg.keep_alive() && !parser.need_eof() && buffer.size() == 0;
+  r.ok = std::move(resp);
+  co_return r;
+}
+
+// Peeks at an idle pooled connection: a FIN or RST already received means the server closed it.
+bool looks_alive(connection& c) {
+  auto& socket = c.tcp().socket();
+  error_code ec;
+  socket.non_blocking(true, ec);
+  if (ec) return false;
+  char byte = 0;
+  socket.receive(net::buffer(&byte, 1), tcp::socket::message_peek, ec);
+  error_code ignored;
+  socket.non_blocking(false, ignored);
+  if (ec == net::error::would_block || ec == net::error::try_again) return true;
+  // TLS 1.3 servers send session tickets after the handshake; on plain HTTP unsolicited bytes
+  // (e.g. a 408 before closing) mean the connection is unusable.
+  if (!ec) return c.tls() != nullptr;
+  return false;
+}
+
+ssl::context make_tls_context(const client_options& opts) {
+  ssl::context ctx(ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+  ctx.set_options(ssl::context::default_workarounds | ssl::context::no_compression);
+  if (!opts.verify_peer) {
+    ctx.set_verify_mode(ssl::verify_none);
+    return ctx;
+  }
+  ctx.set_verify_mode(ssl::verify_peer);
+  error_code ec;
+  if (!opts.ca_file.empty()) {
+    ctx.load_verify_file(opts.ca_file, ec);
+    if (ec) {
+      throw std::runtime_error("http client: cannot load CA file '" + opts.ca_file + "': " + ec.message() +
+                               " (set ca_file to a readable PEM bundle, or leave it empty for the system store)");
+    }
+  } else {
+    ctx.set_default_verify_paths(ec);
+    if (ec) throw std::runtime_error("http client: cannot load the system CA store: " + ec.message());
+  }
+  return ctx;
+}
+
+wire_request build_request(const endpoint& ep, request& req) {
+  wire_request m;
+  m.version(11);
+  const auto verb = bhttp::string_to_verb(req.method);
+  if (verb == bhttp::verb::unknown) {
+    m.method_string(req.method);
+  } else {
+    m.method(verb);
+  }
+  m.target(req.target.empty() ? std::string_view("/") : std::string_view(req.target));
+  m.set(bhttp::field::host, ep.authority());
+  m.set(bhttp::field::user_agent, user_agent);
+  if (!req.body.empty() && !req.content_type.empty()) m.set(bhttp::field::content_type, req.content_type);
+  for (std::size_t i = 0; i < req.headers.size(); ++i) {
+    const auto& [name, value] = req.headers[i];
+    // Framing is ours to set.
+    if (beast::iequals(name, "content-length") || beast::iequals(name, "transfer-encoding")) continue;
+    // The first occurrence of a name replaces our default; repeats add more fields.
+    const bool first = std::none_of(req.headers.begin(), req.headers.begin() + static_cast<std::ptrdiff_t>(i),
+                                    [&](const auto& h) { return beast::iequals(h.first, name); });
+    if (first) m.erase(name);
+    m.insert(name, value);
+  }
+  m.body() = std::move(req.body);
+  m.keep_alive(true);
+  m.prepare_payload();
+  return m;
+}
+
+}  // namespace
+
+struct client::impl : std::enable_shared_from_this<impl> {
+  struct waiter {
+    explicit waiter(const net::any_io_executor& ex) : signal(ex, 1) {}
+    net::experimental::concurrent_channel<void(error_code)> signal;
+    std::unique_ptr<connection> conn;  ///< handed over with the slot; null = open a new one
+  };
+
+  struct host_pool {
+    std::vector<std::unique_ptr<connection>> idle;  ///< back = most recently used
+    std::size_t open = 0;                           ///< idle + busy + connecting, <= max_connections_per_host
+    std::deque<std::shared_ptr<waiter>> waiters;    ///< FIFO of callers waiting for a slot
+  };
+
+  /// One of a host's max_connections_per_host slots, with the connection that occupies it (if
+  /// any yet). Gives the slot back on destruction.
+  class lease {
+   public:
+    lease(std::shared_ptr<impl> owner, host_pool* pool, std::unique_ptr<connection> conn)
+        : conn(std::move(conn)), owner_(std::move(owner)), pool_(pool) {}
+    lease(const lease&) = delete;
+    lease& operator=(const lease&) = delete;
+    ~lease() { release(false); }
+
+    void release(bool reusable) {
+      if (owner_) owner_->release(*pool_, std::move(conn), reusable);
+      owner_.reset();
+    }
+
+    std::unique_ptr<connection> conn;
+
+   private:
+    std::shared_ptr<impl> owner_;
+    host_pool* pool_;
+  };
+
+  impl(net::any_io_executor ex, client_options opts)
+      : ex_(std::move(ex)), opts_(std::move(opts)), tls_ctx_(make_tls_context(opts_)) {
+    if (opts_.max_connections_per_host == 0) {
+      throw std::invalid_argument("http client: max_connections_per_host must be at least 1");
+    }
+  }
+
+  host_pool& pool_for(const endpoint& ep) {
+    std::lock_guard lock(mu_);
+    return pools_[std::make_tuple(ep.tls, ep.host, ep.port)];
+  }
+
+  /// Takes an idle connection or a free slot; waits (up to `wait_limit`) while the host is at cap.
+  net::awaitable<std::variant<std::unique_ptr<lease>, failure>> acquire(host_pool& pool,
+                                                                         std::chrono::milliseconds wait_limit) {
+    std::unique_ptr<connection> conn;
+    std::shared_ptr<waiter> w;
+    {
+      std::lock_guard lock(mu_);
+      if (!pool.idle.empty()) {
+        conn = std::move(pool.idle.back());
+        pool.idle.pop_back();
+      } else if (pool.open < opts_.max_connections_per_host) {
+        ++pool.open;
+      } else {
+        w = std::make_shared<waiter>(ex_);
+        pool.waiters.push_back(w);
+      }
+    }
+    if (w) {
+      net::steady_timer timer(ex_, wait_limit);
+      // Whoever removes the waiter from the queue (a release or this timer) owns signalling it.
+      timer.async_wait([self = shared_from_this(), &pool, w](error_code ec) {
+        if (ec) return;
+        {
+          std::lock_guard lock(self->mu_);
+          auto it = std::find(pool.waiters.begin(), pool.waiters.end(), w);
+          if (it == pool.waiters.end()) return;
+          pool.waiters.erase(it);
+        }
+        w->signal.try_send(net::error::timed_out);
+      });
+      auto [ec] = co_await w->signal.async_receive(nothrow);
+      timer.cancel();
+      if (ec) {
+        co_return failure{failure_kind::connect,
+                          "no free connection within " + ms(wait_limit) + " (max_connections_per_host=" +
+                              std::to_string(opts_.max_connections_per_host) + ")"};
+      }
+      conn = std::move(w->conn);
+    }
+    if (conn && !looks_alive(*conn)) conn.reset();  // keep the slot, connect afresh
+    co_return std::make_unique<lease>(shared_from_this(), &pool, std::move(conn));
+  }
+
+  void release(host_pool& pool, std::unique_ptr<connection> conn, bool reusable) {
+    std::unique_ptr<connection> to_close;  // closed outside the lock
+    std::shared_ptr<waiter> next;
+    {
+      std::lock_guard lock(mu_);
+      if (!reusable || stopped_) to_close = std::move(conn);
+      if (!pool.waiters.empty()) {
+        // The slot passes to the next waiter, with the connection when it is reusable.
+        next = std::move(pool.waiters.front());
+        pool.waiters.pop_front();
+        next->conn = std::move(conn);
+      } else if (conn && pool.idle.size() < opts_.max_idle_per_host) {
+        pool.idle.push_back(std::move(conn));
+      } else {
+        if (conn) to_close = std::move(conn);
+        --pool.open;
+      }
+    }
+    if (next) next->signal.try_send(error_code{});
+  }
+
+  net::awaitable<std::optional<failure>> connect(connection& c, const endpoint& ep) {
+    const auto deadline = steady::now() + opts_.connect_timeout;
+    std::vector<tcp::endpoint> targets;
+    error_code ec;
+    const auto address = net::ip::make_address(ep.host, ec);
+    if (!ec) {
+      targets.emplace_back(address, ep.port);
+    } else {
+      // The resolver has no deadline of its own: a timer cancels it. Both run on this
+      // connection's strand, like this coroutine.
+      auto ex = co_await net::this_coro::executor;
+      auto resolver = std::make_shared<tcp::resolver>(ex);
+      net::steady_timer timer(ex, deadline);
+      timer.async_wait([resolver](error_code e) {
+        if (!e) resolver->cancel();
+      });
+      auto [rec, results] = co_await resolver->async_resolve(ep.host, std::to_string(ep.port), nothrow);
+      timer.cancel();
+      if (rec) {
+        co_return failure{failure_kind::connect, rec == net::error::operation_aborted
+                                                     ? "resolving " + ep.host + " timed out"
+                                                     : "resolving " + ep.host + " failed: " + rec.message()};
+      }
+      for (const auto& entry : results) targets.push_back(entry.endpoint());
+    }
+
+    auto& tcp_layer = c.tcp();
+    tcp_layer.expires_at(deadline);  // covers connect and the TLS handshake
+    auto [cec, connected] = co_await tcp_layer.async_connect(targets, nothrow);
+    if (cec) {
+      co_return failure{failure_kind::connect, cec == beast::error::timeout
+                                                   ? "connect to " + ep.authority() + " timed out after " +
+                                                         ms(opts_.connect_timeout)
+                                                   : "connect to " + ep.authority() + " failed: " + cec.message()};
+    }
+    tcp_layer.socket().set_option(tcp::no_delay(true), ec);
+
+    if (auto* tls = c.tls()) {
+      // SNI must not carry an IP literal (RFC 6066).
+      if (!is_ip_literal(ep.host) && SSL_set_tlsext_host_name(tls->native_handle(), ep.host.c_str()) != 1) {
+        co_return failure{failure_kind::tls, "cannot set TLS SNI host name"};
+      }
+      if (opts_.verify_peer) {
+        // Asio's check fails without saying why; record it so the error message can.
+        const int mismatch = is_ip_literal(ep.host) ? X509_V_ERR_IP_ADDRESS_MISMATCH : X509_V_ERR_HOSTNAME_MISMATCH;
+        tls->set_verify_callback(
+            [check = ssl::host_name_verification(ep.host), mismatch](bool preverified, ssl::verify_context& ctx) {
+              const bool ok = check(preverified, ctx);
+              if (preverified && !ok) X509_STORE_CTX_set_error(ctx.native_handle(), mismatch);
+              return ok;
+            });
+      }
+      auto [hec] = co_await tls->async_handshake(ssl::stream_base::client, nothrow);
+      if (hec) {
+        std::string why = hec == beast::error::timeout ? "timed out" : hec.message();
+        const long verify = SSL_get_verify_result(tls->native_handle());
+        if (verify != X509_V_OK) why += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
+        co_return failure{failure_kind::tls, "TLS handshake with " + ep.authority() + " failed: " + why};
+      }
+    }
+    co_return std::nullopt;
+  }
+
+  // Runs on the connection's strand.
+  net::awaitable<attempt_result> attempt(connection& c, const endpoint& ep, const wire_request& req, bool reused,
+                                         std::chrono::milliseconds timeout) {
+    if (!reused) {
+      if (auto f = co_await connect(c, ep)) {
+        attempt_result r;
+        r.fail = std::move(*f);
+        co_return r;
+      }
+    }
+    c.tcp().expires_after(timeout);
+    auto r = co_await c.visit([&](auto& stream) {
+      return exchange(stream, c.buffer, req, opts_.body_limit, reused, timeout);
+    });
+    if (r.reusable) c.tcp().expires_never();
+    co_return r;
+  }
+
+  net::awaitable<call_result> send(endpoint ep, request req) {
+    const auto start = steady::now();
+    call_result out;
+    const auto timeout = req.timeout;
+    const wire_request wire = build_request(ep, req);
+    host_pool& pool = pool_for(ep);
+
+    auto acquired = co_await acquire(pool, timeout);
+    if (auto* f = std::get_if<failure>(&acquired)) {
+      out.kind = f->kind;
+      out.message = std::move(f->message);
+    } else {
+      auto& slot = *std::get<std::unique_ptr<lease>>(acquired);
+      for (int attempt_no = 0;; ++attempt_no) {
+        const bool reused = slot.conn != nullptr;
+        if (!reused) {
+          slot.conn = ep.tls ? std::make_unique<connection>(net::make_strand(ex_), tls_ctx_)
+                             : std::make_unique<connection>(net::make_strand(ex_));
+        }
+        auto r = co_await net::co_spawn(slot.conn->executor(), attempt(*slot.conn, ep, wire, reused, timeout),
+                                        net::use_awaitable);
+        if (r.stale && attempt_no == 0) {
+          slot.conn.reset();  // once more, on a fresh connection in the same slot
+          continue;
+        }
+        if (r.ok) {
+          out.ok = std::move(r.ok);
+        } else {
+          out.kind = r.fail.kind;
+          out.message = std::move(r.fail.message);
+        }
+        slot.release(r.reusable);
+        break;
+      }
+    }
+    out.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - start);
+    co_return out;
+  }
+
+  void stop() {
+    std::vector<std::unique_ptr<connection>> to_close;
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+    for (auto& [key, pool] : pools_) {
+      pool.open -= pool.idle.size();
+      for (auto& c : pool.idle) to_close.push_back(std::move(c));
+      pool.idle.clear();
+    }
+  }
+
+  net::any_io_executor ex_;
+  client_options opts_;
+  ssl::context tls_ctx_;  // before pools_: connections hold references into it
+  std::mutex mu_;
+  std::map<std::tuple<bool, std::string, std::uint16_t>, host_pool> pools_;
+  bool stopped_ = false;
+};
+
+client::client(net::any_io_executor ex, client_options opts)
+    : impl_(std::make_shared<impl>(std::move(ex), std::move(opts))) {}
+
+client::~client() { impl_->stop(); }
+
+net::awaitable<call_result> client::send(const endpoint& ep, request req) {
+  auto self = impl_;  // keeps the pool alive while this call is suspended
+  co_return co_await self->send(ep, std::move(req));
+}
+
+void client::stop() { impl_->stop(); }
+
+}  // namespace sendq::http

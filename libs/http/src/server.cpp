@@ -1,0 +1,217 @@
+// Small HTTP/1.1 server: one acceptor coroutine, one coroutine per connection, each connection on
+// its own strand. Sessions are tracked weakly so stop() can close them without owning them.
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <mutex>
+#include <stdexcept>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "sendq/http/server.hpp"
+
+namespace sendq::http {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = net::ip::tcp;
+using boost::system::error_code;
+
+constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+
+struct session {
+  explicit session(tcp::socket socket) : stream(std::move(socket)) {}
+  beast::tcp_stream stream;
+};
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
+
+bhttp::response<bhttp::string_body> to_wire(server_response r, unsigned version, bool keep_alive) {
+  bhttp::response<bhttp::string_body> res;
+  res.version(version);
+  res.result(r.status);
+  if (!r.content_type.empty()) res.set(bhttp::field::content_type, r.content_type);
+  for (auto& [name, value] : r.headers) res.insert(name, value);
+  res.body() = std::move(r.body);
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  return res;
+}
+
+server_response plain(unsigned status, std::string body) {
+  return server_response{status, "text/plain", std::move(body), {}};
+}
+
+}  // namespace
+
+struct server::impl : std::enable_shared_from_this<impl> {
+  impl(net::any_io_executor ex, server_options opts, handler h)
+      : ex_(std::move(ex)), strand_(net::make_strand(ex_)), opts_(opts), handler_(std::move(h)) {}
+
+  void start(const std::string& host, std::uint16_t port) {
+    const std::string where = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                              std::to_string(port);
+    if (acceptor_) throw std::logic_error("http server: start() called twice (" + where + ")");
+    error_code ec;
+    tcp::endpoint ep;
+    const auto address = net::ip::make_address(host, ec);
+    if (!ec) {
+      ep = tcp::endpoint(address, port);
+    } else {
+      tcp::resolver resolver(ex_);
+      auto results = resolver.resolve(host, std::to_string(port), ec);
+      if (ec || results.empty()) {
+        throw std::runtime_error("http server: cannot resolve " + where + ": " +
+                                 (ec ? ec.message() : std::string("no address")));
+      }
+      ep = results.begin()->endpoint();
+    }
+    auto acceptor = std::make_unique<tcp::acceptor>(strand_);
+    acceptor->open(ep.protocol(), ec);
+    if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor->bind(ep, ec);
+    if (!ec) acceptor->listen(net::socket_base::max_listen_connections, ec);
+    if (ec) throw std::runtime_error("http server: cannot listen on " + where + ": " + ec.message());
+    port_ = acceptor->local_endpoint(ec).port();
+    acceptor_ = std::move(acceptor);
+    net::co_spawn(strand_, accept_loop(shared_from_this()), net::detached);
+  }
+
+  void stop() {
+    std::vector<std::shared_ptr<session>> live;
+    {
+      std::lock_guard lock(mu_);
+      if (stopped_) return;
+      stopped_ = true;
+      for (auto& weak : sessions_) {
+        if (auto s = weak.lock()) live.push_back(std::move(s));
+      }
+      sessions_.clear();
+    }
+    // Acceptor and sessions are closed on their own strands, where their I/O runs.
+    if (acceptor_) {
+      net::post(strand_, [self = shared_from_this()] {
+        error_code ec;
+        self->acceptor_->close(ec);
+      });
+    }
+    for (auto& s : live) {
+      net::post(s->stream.get_executor(), [s] {
+        error_code ec;
+        s->stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+        s->stream.close();
+      });
+    }
+  }
+
+  static net::awaitable<void> accept_loop(std::shared_ptr<impl> self) {
+    for (;;) {
+      auto [ec, socket] = co_await self->acceptor_->async_accept(net::any_io_executor(net::make_strand(self->ex_)),
+                                                                 nothrow);
+      if (ec) {
+        if (ec == net::error::operation_aborted || !self->acceptor_->is_open()) co_return;
+        // e.g. out of file descriptors: back off instead of spinning.
+        net::steady_timer pause(self->strand_, std::chrono::milliseconds(50));
+        co_await pause.async_wait(nothrow);
+        continue;
+      }
+      auto s = std::make_shared<session>(std::move(socket));
+      {
+        std::lock_guard lock(self->mu_);
+        if (self->stopped_) co_return;
+        std::erase_if(self->sessions_, [](const auto& w) { return w.expired(); });
+        self->sessions_.push_back(s);
+      }
+      auto ex = s->stream.get_executor();
+      net::co_spawn(ex, run_session(self, std::move(s)), net::detached);
+    }
+  }
+
+  static net::awaitable<void> run_session(std::shared_ptr<impl> self, std::shared_ptr<session> s) {
+    auto& stream = s->stream;
+    beast::flat_buffer buffer;
+    for (;;) {
+      bhttp::request_parser<bhttp::string_body> parser;
+      parser.body_limit(self->opts_.body_limit);
+      stream.expires_after(self->opts_.idle_timeout);
+      auto [ec, read] = co_await bhttp::async_read(stream, buffer, parser, nothrow);
+      if (ec) {
+        // EOF, timeouts, resets and stop() end the session quietly; malformed requests get an answer.
+        std::optional<server_response> reject;
+        if (ec == bhttp::error::body_limit) {
+          reject = plain(413, "request body too large\n");
+        } else if (ec.category() == make_error_code(bhttp::error::bad_method).category() &&
+                   ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
+          reject = plain(400, "bad request\n");
+        }
+        if (reject) {
+          auto res = to_wire(std::move(*reject), 11, false);
+          co_await bhttp::async_write(stream, res, nothrow);  // best effort: we close either way
+        }
+        break;
+      }
+
+      auto msg = parser.release();
+      const bool keep_alive = msg.keep_alive();
+      server_request req;
+      req.method = std::string(msg.method_string());
+      req.target = std::string(msg.target());
+      for (const auto& field : msg) req.headers.emplace_back(lower(field.name_string()), std::string(field.value()));
+      req.body = std::move(msg.body());
+
+      // Narrows the window in which a handler runs after stop() returned.
+      if (self->stopped_.load()) break;
+      server_response reply;
+      try {
+        reply = self->handler_(req);
+      } catch (...) {
+        reply = plain(500, "internal error\n");
+      }
+      auto res = to_wire(std::move(reply), msg.version(), keep_alive);
+      if (msg.method() == bhttp::verb::head) res.body().clear();  // Content-Length stays
+      stream.expires_after(self->opts_.idle_timeout);
+      auto [wec, written] = co_await bhttp::async_write(stream, res, nothrow);
+      if (wec || !keep_alive) break;
+    }
+    error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  net::any_io_executor ex_;
+  net::any_io_executor strand_;  // the acceptor's
+  server_options opts_;
+  handler handler_;
+  std::unique_ptr<tcp::acceptor> acceptor_;
+  std::atomic<std::uint16_t> port_{0};
+  std::mutex mu_;
+  std::atomic<bool> stopped_{false};  // written under mu_
+  std::vector<std::weak_ptr<session>> sessions_;
+};
+
+server::server(net::any_io_executor ex, server_options opts, handler h)
+    : impl_(std::make_shared<impl>(std::move(ex), opts, std::move(h))) {}
+
+server::~server() { impl_->stop(); }
+
+void server::start(const std::string& host, std::uint16_t port) { impl_->start(host, port); }
+
+std::uint16_t server::port() const { return impl_->port_.load(); }
+
+void server::stop() { impl_->stop(); }
+
+}  // namespace sendq::http

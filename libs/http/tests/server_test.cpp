@@ -1,0 +1,184 @@
+#include <stdexcept>
+#include <string>
+
+#include <boost/asio/read.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <gtest/gtest.h>
+
+#include "sendq/http/client.hpp"
+#include "sendq/http/server.hpp"
+#include "test_support.hpp"
+
+namespace sendq::http {
+namespace {
+
+using namespace testing;  // sendq::http::testing
+
+// Connects, writes `raw`, and returns everything the server sends until it closes (5 s cap).
+net::awaitable<std::string> raw_exchange(std::uint16_t port, std::string raw) {
+  beast::tcp_stream stream(co_await net::this_coro::executor);
+  stream.expires_after(5s);
+  auto [cec] = co_await stream.async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), nothrow);
+  if (cec) co_return "connect failed: " + cec.message();
+  auto [wec, written] = co_await net::async_write(stream, net::buffer(raw), nothrow);
+  if (wec) co_return "write failed: " + wec.message();
+  std::string reply;
+  auto [rec, read] = co_await net::async_read(stream, net::dynamic_buffer(reply), nothrow);
+  if (rec == beast::error::timeout) co_return "timed out";
+  co_return reply;
+}
+
+server_response ok_handler(const server_request&) { return {200, "text/plain", "ok", {}}; }
+
+TEST(http_server, lower_cases_header_names_and_passes_the_body) {
+  // given
+  io_runner io;
+  server_request seen;
+  server srv(io.executor(), {}, [&](const server_request& r) {
+    seen = r;
+    return server_response{};
+  });
+  srv.start("127.0.0.1", 0);
+  // when
+  auto reply = run(io.executor(), raw_exchange(srv.port(),
+                                               "PUT /x HTTP/1.1\r\nHost: a\r\nX-Mixed-Case: V\r\n"
+                                               "Connection: close\r\nContent-Length: 3\r\n\r\nabc"));
+  // then
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << reply;
+  EXPECT_EQ(seen.method, "PUT");
+  EXPECT_EQ(seen.target, "/x");
+  EXPECT_EQ(seen.header("x-mixed-case"), "V");
+  EXPECT_EQ(seen.body, "abc");
+  srv.stop();
+}
+
+TEST(http_server, keeps_the_connection_alive_when_asked) {
+  // given
+  io_runner io;
+  server srv(io.executor(), {}, ok_handler);
+  srv.start("127.0.0.1", 0);
+  // when: two pipelined requests, the second one closing
+  auto reply = run(io.executor(), raw_exchange(srv.port(),
+                                               "GET /a HTTP/1.1\r\nHost: a\r\n\r\n"
+                                               "GET /b HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"));
+  // then
+  const auto first = reply.find("HTTP/1.1 200 OK");
+  ASSERT_NE(first, std::string::npos) << reply;
+  EXPECT_NE(reply.find("HTTP/1.1 200 OK", first + 1), std::string::npos) << reply;
+  srv.stop();
+}
+
+TEST(http_server, rejects_a_body_over_the_limit_with_413) {
+  io_runner io;
+  server_options opts;
+  opts.body_limit = 100;
+  server srv(io.executor(), opts, ok_handler);
+  srv.start("127.0.0.1", 0);
+  // Only the header is sent, so nothing is left unread when the server closes.
+  auto reply = run(io.executor(), raw_exchange(srv.port(), "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n"));
+  EXPECT_EQ(reply.rfind("HTTP/1.1 413", 0), 0u) << reply;
+  srv.stop();
+}
+
+TEST(http_server, answers_garbage_with_400) {
+  io_runner io;
+  server srv(io.executor(), {}, ok_handler);
+  srv.start("127.0.0.1", 0);
+  auto reply = run(io.executor(), raw_exchange(srv.port(), "NOT HTTP AT ALL\r\n\r\n"));
+  EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << reply;
+  srv.stop();
+}
+
+TEST(http_server, handler_exception_becomes_500) {
+  io_runner io;
+  server srv(io.executor(), {}, [](const server_request&) -> server_response { throw std::runtime_error("boom"); });
+  srv.start("127.0.0.1", 0);
+  auto reply = run(io.executor(), raw_exchange(srv.port(), "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"));
+  EXPECT_EQ(reply.rfind("HTTP/1.1 500", 0), 0u) << reply;
+  srv.stop();
+}
+
+TEST(http_server, answers_head_without_a_body) {
+  io_runner io;
+  server srv(io.executor(), {}, ok_handler);
+  srv.start("127.0.0.1", 0);
+  auto reply = run(io.executor(), raw_exchange(srv.port(), "HEAD / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"));
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << reply;
+  EXPECT_NE(reply.find("Content-Length: 2\r\n"), std::string::npos) << reply;
+  EXPECT_EQ(reply.substr(reply.size() - 4), "\r\n\r\n") << reply;
+  srv.stop();
+}
+
+TEST(http_server, start_throws_naming_the_address_when_the_port_is_taken) {
+  // given
+  io_runner io;
+  server first(io.executor(), {}, ok_handler);
+  first.start("127.0.0.1", 0);
+  server second(io.executor(), {}, ok_handler);
+  // when / then
+  const std::string address = "127.0.0.1:" + std::to_string(first.port());
+  try {
+    second.start("127.0.0.1", first.port());
+    ADD_FAILURE() << "bound a taken port";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(address), std::string::npos) << e.what();
+  }
+  first.stop();
+}
+
+// Sends one keep-alive request, reports the answer via `answered`, then waits for the close.
+net::awaitable<std::string> keep_alive_then_wait(std::uint16_t port, std::promise<void>& answered) {
+  beast::tcp_stream stream(co_await net::this_coro::executor);
+  stream.expires_after(5s);
+  auto [cec] = co_await stream.async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), nothrow);
+  if (cec) co_return "connect failed: " + cec.message();
+  std::string req = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+  auto [wec, written] = co_await net::async_write(stream, net::buffer(req), nothrow);
+  if (wec) co_return "write failed: " + wec.message();
+  beast::flat_buffer buffer;
+  bhttp::response<bhttp::string_body> res;
+  auto [hec, n] = co_await bhttp::async_read(stream, buffer, res, nothrow);
+  if (hec) co_return "no answer: " + hec.message();
+  answered.set_value();
+  char byte = 0;
+  auto [rec, read] = co_await stream.async_read_some(net::buffer(&byte, 1), nothrow);
+  co_return rec == beast::error::timeout ? "timed out" : "closed";
+}
+
+TEST(http_server, stop_closes_open_connections) {
+  // given: an idle keep-alive connection
+  io_runner io;
+  server srv(io.executor(), {}, ok_handler);
+  srv.start("127.0.0.1", 0);
+  std::promise<void> answered;
+  auto waiting = net::co_spawn(io.executor(), keep_alive_then_wait(srv.port(), answered), net::use_future);
+  ASSERT_EQ(answered.get_future().wait_for(10s), std::future_status::ready);
+  // when
+  srv.stop();
+  // then: the client sees the close well before the server's idle timeout
+  ASSERT_EQ(waiting.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(waiting.get(), "closed");
+}
+
+TEST(http_server, serves_the_http_client) {
+  io_runner io(2);
+  server srv(io.executor(), {}, [](const server_request& r) {
+    return server_response{200, "application/json", "{\"echo\":\"" + r.body + "\"}", {}};
+  });
+  srv.start("127.0.0.1", 0);
+  client c(io.executor(), {});
+  const auto ep = *endpoint::parse("http://127.0.0.1:" + std::to_string(srv.port()));
+  for (int i = 0; i < 5; ++i) {
+    request req;
+    req.body = std::to_string(i);
+    auto r = run(io.executor(), c.send(ep, req));
+    ASSERT_TRUE(r.ok) << r.message;
+    EXPECT_EQ(r.ok->content_type, "application/json");
+    EXPECT_EQ(r.ok->body, "{\"echo\":\"" + std::to_string(i) + "\"}");
+  }
+  c.stop();
+  srv.stop();
+}
+
+}  // namespace
+}  // namespace sendq::http

@@ -1,0 +1,189 @@
+// HTTPS against a loopback TLS server whose certificates the test makes with the openssl CLI.
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/ssl.hpp>
+#include <gtest/gtest.h>
+
+#include "sendq/http/client.hpp"
+#include "test_support.hpp"
+
+namespace sendq::http {
+namespace {
+
+using namespace testing;  // sendq::http::testing
+namespace ssl = boost::asio::ssl;
+namespace fs = std::filesystem;
+
+/// A CA plus two server certificates: `good` for DNS:localhost and IP:127.0.0.1, `dns_only`
+/// for DNS:localhost alone.
+class certificates {
+ public:
+  certificates() {
+    std::string tmpl = (fs::temp_directory_path() / "sendq-http-tls-XXXXXX").string();
+    if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    dir_ = tmpl;
+    const std::string ec_key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    sh("openssl req -x509 " + ec_key + " -keyout ca.key -out ca.pem -days 2 -subj '/CN=sendq test CA'");
+    sh("openssl req " + ec_key + " -keyout server.key -out server.csr -subj '/CN=localhost'");
+    make_cert("good", "subjectAltName=DNS:localhost,IP:127.0.0.1");
+    make_cert("dns_only", "subjectAltName=DNS:localhost");
+  }
+  ~certificates() {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+ private:
+  void sh(const std::string& cmd) const {
+    const std::string full = "cd '" + dir_.string() + "' && " + cmd + " >/dev/null 2>&1";
+    if (std::system(full.c_str()) != 0) throw std::runtime_error("failed: " + cmd);
+  }
+  void make_cert(const std::string& name, const std::string& san) const {
+    std::ofstream(dir_ / (name + ".ext")) << san << "\n";
+    sh("openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -out " + name +
+       ".pem -extfile " + name + ".ext");
+  }
+
+  fs::path dir_;
+};
+
+/// A keep-alive HTTPS server answering "ok" to everything, on its own thread.
+class tls_server {
+ public:
+  tls_server(const certificates& certs, const std::string& cert)
+      : acceptor_(runner_.executor(), tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
+    ctx_.use_certificate_chain_file(certs.path(cert + ".pem"));
+    ctx_.use_private_key_file(certs.path("server.key"), ssl::context::pem);
+    net::co_spawn(acceptor_.get_executor(), accept_loop(), net::detached);
+  }
+  ~tls_server() { runner_.stop(); }
+
+  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  int accepted() const { return accepted_.load(); }
+
+ private:
+  net::awaitable<void> accept_loop() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor_.async_accept(nothrow);
+      if (ec) co_return;
+      ++accepted_;
+      net::co_spawn(acceptor_.get_executor(), session(std::move(socket)), net::detached);
+    }
+  }
+
+  net::awaitable<void> session(tcp::socket socket) {
+    beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), ctx_);
+    beast::get_lowest_layer(stream).expires_after(10s);
+    auto [hec] = co_await stream.async_handshake(ssl::stream_base::server, nothrow);
+    if (hec) co_return;  // expected when the client rejects our certificate
+    beast::flat_buffer buffer;
+    for (;;) {
+      bhttp::request<bhttp::string_body> req;
+      auto [rec, read] = co_await bhttp::async_read(stream, buffer, req, nothrow);
+      if (rec) co_return;
+      bhttp::response<bhttp::string_body> res{bhttp::status::ok, 11};
+      res.body() = "ok";
+      res.keep_alive(req.keep_alive());
+      res.prepare_payload();
+      auto [wec, written] = co_await bhttp::async_write(stream, res, nothrow);
+      if (wec) co_return;
+    }
+  }
+
+  ssl::context ctx_{ssl::context::tls_server};
+  io_runner runner_{1};
+  tcp::acceptor acceptor_;
+  std::atomic<int> accepted_{0};
+};
+
+class http_client_tls : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { certs_ = new certificates(); }
+  static void TearDownTestSuite() {
+    delete certs_;
+    certs_ = nullptr;
+  }
+
+  static call_result get(io_runner& io, client& c, const std::string& url) {
+    const auto ep = endpoint::parse(url);
+    if (!ep) throw std::runtime_error("bad URL " + url);
+    request req;
+    req.method = "GET";
+    req.target = "/";
+    return run(io.executor(), c.send(*ep, req));
+  }
+
+  static std::string url(const std::string& host, std::uint16_t port) {
+    return "https://" + host + ":" + std::to_string(port);
+  }
+
+  static certificates* certs_;
+};
+
+certificates* http_client_tls::certs_ = nullptr;
+
+TEST_F(http_client_tls, succeeds_and_reuses_the_connection_when_the_ca_is_trusted) {
+  // given
+  io_runner io;
+  tls_server srv(*certs_, "good");
+  client_options opts;
+  opts.ca_file = certs_->path("ca.pem");
+  client c(io.executor(), opts);
+  // when
+  for (const char* host : {"127.0.0.1", "127.0.0.1", "127.0.0.1"}) {
+    auto r = get(io, c, url(host, srv.port()));
+    // then
+    ASSERT_TRUE(r.ok) << r.message;
+    EXPECT_EQ(r.ok->body, "ok");
+  }
+  EXPECT_EQ(srv.accepted(), 1);
+}
+
+TEST_F(http_client_tls, verifies_a_host_name_against_its_dns_san) {
+  io_runner io;
+  tls_server srv(*certs_, "good");
+  client_options opts;
+  opts.ca_file = certs_->path("ca.pem");
+  client c(io.executor(), opts);
+  auto r = get(io, c, url("localhost", srv.port()));
+  ASSERT_TRUE(r.ok) << r.message;
+}
+
+TEST_F(http_client_tls, fails_with_tls_when_the_ca_is_not_trusted) {
+  io_runner io;
+  tls_server srv(*certs_, "good");
+  client c(io.executor(), {});  // system store only
+  auto r = get(io, c, url("127.0.0.1", srv.port()));
+  ASSERT_FALSE(r.ok);
+  EXPECT_EQ(r.kind, failure_kind::tls) << r.message;
+}
+
+TEST_F(http_client_tls, fails_with_tls_when_the_host_name_does_not_match) {
+  // given: a certificate for DNS:localhost only, reached as 127.0.0.1
+  io_runner io;
+  tls_server srv(*certs_, "dns_only");
+  client_options opts;
+  opts.ca_file = certs_->path("ca.pem");
+  client c(io.executor(), opts);
+  // when
+  auto r = get(io, c, url("127.0.0.1", srv.port()));
+  // then
+  ASSERT_FALSE(r.ok);
+  EXPECT_EQ(r.kind, failure_kind::tls) << r.message;
+}
+
+TEST_F(http_client_tls, a_missing_ca_file_is_a_start_up_error) {
+  io_runner io;
+  client_options opts;
+  opts.ca_file = certs_->path("does-not-exist.pem");
+  EXPECT_THROW(client(io.executor(), opts), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace sendq::http

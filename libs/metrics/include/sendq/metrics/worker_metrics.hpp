@@ -1,0 +1,39 @@
+#pragma once
+/// The worker's Prometheus metrics, built once from a registry and injected where they are updated.
+/// Label values are bounded: configured providers/accounts, statuses, error kinds (never ids).
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <string>
+#include <string_view>
+
+namespace sendq::metrics {
+
+struct worker_metrics {
+  explicit worker_metrics(prometheus::Registry& registry, std::string_view version, std::string_view commit);
+
+  prometheus::Counter& requests_consumed;                  ///< sendq_requests_consumed_total
+  prometheus::Family<prometheus::Counter>& deliveries;     ///< {provider,account,status,error_kind}
+  prometheus::Family<prometheus::Histogram>& provider_request_duration;  ///< seconds {provider}
+  prometheus::Family<prometheus::Histogram>& end_to_end_latency;         ///< seconds {provider}
+  prometheus::Family<prometheus::Counter>& attempts;       ///< {provider,outcome}
+  prometheus::Family<prometheus::Counter>& retries;        ///< {provider}
+  prometheus::Family<prometheus::Counter>& dlq_records;    ///< {error_kind}
+  prometheus::Gauge& in_flight;                            ///< consumed, no result acknowledged yet
+  prometheus::Gauge& producer_queue_length;                ///< records queued in librdkafka
+  prometheus::Gauge& assigned_partitions;
+
+  /// Counts one final result.
+  void count_delivery(std::string_view provider, std::string_view account, std::string_view status,
+                      std::string_view error_kind);
+  prometheus::Histogram& request_duration_for(std::string_view provider);
+  prometheus::Histogram& end_to_end_for(std::string_view provider);
+
+  /// Bucket bounds (seconds) suited to HTTP calls: 1 ms .. 30 s.
+  static const prometheus::Histogram::BucketBoundaries& http_buckets();
+};
+
+}  // namespace sendq::metrics

@@ -1,0 +1,60 @@
+#include "sendq/metrics/worker_metrics.hpp"
+
+namespace sendq::metrics {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+
+worker_metrics::worker_metrics(prometheus::Registry& r, std::string_view version, std::string_view commit)
+    : requests_consumed(BuildCounter().Name("sendq_requests_consumed_total")
+                            .Help("SendRequests read from Kafka").Register(r).Add({})),
+      deliveries(BuildCounter().Name("sendq_deliveries_total")
+                     .Help("Final results produced, by provider, account, status and error kind").Register(r)),
+      provider_request_duration(BuildHistogram().Name("sendq_provider_request_duration_seconds")
+                                    .Help("Duration of one HTTP call to a provider").Register(r)),
+      end_to_end_latency(BuildHistogram().Name("sendq_end_to_end_latency_seconds")
+                             .Help("From the request's created_at to its result").Register(r)),
+      attempts(BuildCounter().Name("sendq_attempts_total")
+                   .Help("HTTP attempts by provider and outcome class").Register(r)),
+      retries(BuildCounter().Name("sendq_retries_total").Help("Attempts that were retries").Register(r)),
+      dlq_records(BuildCounter().Name("sendq_dlq_records_total").Help("Records written to the DLQ").Register(r)),
+      in_flight(BuildGauge().Name("sendq_requests_in_flight")
+                    .Help("Requests consumed whose result is not yet acknowledged").Register(r).Add({})),
+      producer_queue_length(BuildGauge().Name("sendq_producer_queue_length")
+                                .Help("Records queued in the Kafka producer").Register(r).Add({})),
+      assigned_partitions(BuildGauge().Name("sendq_assigned_partitions")
+                              .Help("Partitions assigned to this worker").Register(r).Add({})) {
+  BuildGauge()
+      .Name("sendq_build_info")
+      .Help("Build version and commit")
+      .Register(r)
+      .Add({{"version", std::string(version)}, {"commit", std::string(commit)}})
+      .Set(1);
+}
+
+void worker_metrics::count_delivery(std::string_view provider, std::string_view account,
+                                    std::string_view status, std::string_view error_kind) {
+  deliveries
+      .Add({{"provider", std::string(provider)},
+            {"account", std::string(account)},
+            {"status", std::string(status)},
+            {"error_kind", std::string(error_kind)}})
+      .Increment();
+}
+
+const prometheus::Histogram::BucketBoundaries& worker_metrics::http_buckets() {
+  static const prometheus::Histogram::BucketBoundaries b{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                         0.25,  0.5,    1,     2.5,  5,     10,   30};
+  return b;
+}
+
+prometheus::Histogram& worker_metrics::request_duration_for(std::string_view provider) {
+  return provider_request_duration.Add({{"provider", std::string(provider)}}, http_buckets());
+}
+
+prometheus::Histogram& worker_metrics::end_to_end_for(std::string_view provider) {
+  return end_to_end_latency.Add({{"provider", std::string(provider)}}, http_buckets());
+}
+
+}  // namespace sendq::metrics

@@ -1,0 +1,175 @@
+// sendq-worker: consumes SendRequests from Kafka, delivers them to providers, produces results.
+// This file only wires components together (see docs/architecture.md).
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "sendq/config/config.hpp"
+#include "sendq/delivery/pipeline.hpp"
+#include "sendq/http/client.hpp"
+#include "sendq/kafka/embedded_cluster.hpp"
+#include "sendq/log/logger.hpp"
+#include "sendq/metrics/metrics_endpoint.hpp"
+#include "sendq/metrics/worker_metrics.hpp"
+
+#ifndef SENDQ_VERSION
+#define SENDQ_VERSION "0.0.0"
+#endif
+#ifndef SENDQ_GIT_COMMIT
+#define SENDQ_GIT_COMMIT "unknown"
+#endif
+
+namespace {
+
+constexpr const char* usage = R"(Usage: sendq-worker [--config FILE] [--log-level LEVEL]
+
+Consumes SendRequests from Kafka (topic sendq.requests), delivers each to its provider's HTTP API,
+and produces one DeliveryResult per request to sendq.results (failures also to sendq.dlq).
+
+Options:
+  --config FILE      TOML configuration (default: $SENDQ_CONFIG, else built-in defaults).
+                     Every key is documented in docs/configuration.md.
+  --log-level LEVEL  debug, info, warn or error (overrides log.level).
+  --version          Print the version and exit.
+  -h, --help         Print this help and exit.
+
+Environment (overrides the file):
+  SENDQ_KAFKA_BROKERS      bootstrap servers; unset or empty starts the embedded Kafka
+                           (librdkafka's mock cluster: in memory, ~5 MB per partition, NOT durable)
+  SENDQ_SENDER_BASE_URL, SENDQ_GEWE_BASE_URL, SENDQ_IM_BASE_URL, SENDQ_GPS_BASE_URL
+                           base URL of each provider's default account
+  SENDQ_METRICS_ADDR       host:port serving /metrics, /healthz and /readyz (default 127.0.0.1:9464)
+  SENDQ_<SECTION>_<KEY>    any scalar key, e.g. SENDQ_WORKER_THREADS=4
+
+Signals: SIGTERM/SIGINT stop taking work, finish in-flight requests within
+worker.shutdown_grace_ms, commit, and exit.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace sendq;
+  std::string config_path;
+  std::optional<std::string> level_override;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      std::cout << usage;
+      return 0;
+    }
+    if (a == "--version") {
+      std::cout << "sendq-worker " << SENDQ_VERSION << " (" << SENDQ_GIT_COMMIT << ")\n";
+      return 0;
+    }
+    if ((a == "--config" || a == "--log-level") && i + 1 < argc) {
+      (a == "--config" ? config_path : level_override.emplace()) = argv[++i];
+      continue;
+    }
+    std::cerr << "sendq-worker: unknown or incomplete option '" << a << "' (see --help)\n";
+    return 2;
+  }
+  if (config_path.empty()) {
+    if (const char* p = std::getenv("SENDQ_CONFIG")) config_path = p;
+  }
+
+  config::config cfg;
+  try {
+    cfg = config::load(config_path, config::process_env());
+    if (level_override) {
+      if (!log::parse_level(*level_override)) throw config::config_error("--log-level: '" + *level_override + "' is not one of debug, info, warn, error");
+      cfg.log.level = *level_override;
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "sendq-worker: configuration error: " << e.what() << "\n";
+    return 2;
+  }
+  const bool json_logs = cfg.log.format == "json" || (cfg.log.format == "auto" && !isatty(STDERR_FILENO));
+  log::logger logger(*log::parse_level(cfg.log.level), json_logs);
+  logger.add_secrets(cfg.secrets);
+
+  try {
+    // Kafka: the configured cluster, or the embedded one.
+    std::optional<kafka::embedded_cluster> embedded;
+    std::string brokers = cfg.kafka.brokers;
+    if (brokers.empty()) {
+      embedded.emplace(1, std::vector<std::string>{cfg.kafka.requests_topic, cfg.kafka.results_topic, cfg.kafka.dlq_topic,
+                                                   "sendq.retry", "sendq.bulk"},
+                       cfg.kafka.embedded_partitions);
+      brokers = embedded->bootstrap();
+      logger.warn("worker", "started the embedded Kafka (librdkafka mock cluster: in memory, about 5 MB per partition, "
+                            "lost on exit; NOT durable — set SENDQ_KAFKA_BROKERS for a real cluster)",
+                  {{"bootstrap", brokers}, {"partitions", std::to_string(cfg.kafka.embedded_partitions)}});
+      if (!cfg.kafka.embedded_bootstrap_file.empty()) {
+        std::ofstream(cfg.kafka.embedded_bootstrap_file) << brokers << "\n";
+      }
+    }
+    if (cfg.accounts.empty()) {
+      logger.warn("worker", "no provider accounts configured: every request will be rejected "
+                            "(set SENDQ_<PROVIDER>_BASE_URL or [providers.*] in the config)");
+    }
+
+    boost::asio::io_context ioc(cfg.worker.threads);
+    auto work = boost::asio::make_work_guard(ioc);
+
+    auto registry = std::make_shared<prometheus::Registry>();
+    metrics::worker_metrics worker_metrics(*registry, SENDQ_VERSION, SENDQ_GIT_COMMIT);
+
+    http::client_options http_opts;
+    http_opts.connect_timeout = std::chrono::milliseconds(cfg.worker.connect_timeout_ms);
+    http_opts.max_connections_per_host = static_cast<std::size_t>(cfg.worker.max_connections_per_host);
+    http_opts.ca_file = cfg.worker.ca_file;
+    http::client http_client(ioc.get_executor(), http_opts);
+
+    delivery::pipeline pipeline(cfg, brokers, logger, worker_metrics, ioc.get_executor(), http_client);
+
+    std::optional<metrics::metrics_endpoint> endpoint;
+    if (!cfg.metrics.addr.empty()) {
+      endpoint.emplace(ioc.get_executor(), registry, [&pipeline] { return pipeline.readiness(); });
+      endpoint->start(cfg.metrics.addr);
+      logger.info("worker", "serving /metrics, /healthz, /readyz",
+                  {{"addr", cfg.metrics.addr.substr(0, cfg.metrics.addr.rfind(':')) + ":" + std::to_string(endpoint->port())}});
+    }
+
+    std::atomic<bool> stop_requested{false};
+    boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
+    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      logger.info("worker", "signal received: draining", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+      stop_requested = true;
+      stop_requested.notify_all();
+    });
+
+    std::vector<std::thread> threads;
+    for (int i = 0; i < cfg.worker.threads; ++i) threads.emplace_back([&ioc] { ioc.run(); });
+
+    pipeline.start();
+    logger.info("worker", "consuming", {{"topic", cfg.kafka.requests_topic}, {"group", cfg.kafka.group_id},
+                                        {"results", cfg.kafka.results_topic}, {"dlq", cfg.kafka.dlq_topic},
+                                        {"accounts", std::to_string(cfg.accounts.size())},
+                                        {"threads", std::to_string(cfg.worker.threads)}});
+
+    stop_requested.wait(false);
+    pipeline.stop();  // needs the I/O threads running to finish in-flight work
+    if (endpoint) endpoint->stop();
+    http_client.stop();
+    work.reset();
+    ioc.stop();
+    for (auto& t : threads) t.join();
+    logger.info("worker", "stopped");
+  } catch (const std::exception& e) {
+    logger.error("worker", std::string("fatal: ") + e.what());
+    return 1;
+  }
+  return 0;
+}
