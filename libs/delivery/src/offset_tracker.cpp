@@ -13,7 +13,7 @@ std::uint64_t offset_tracker::track(const std::string& topic, std::int32_t parti
     p.partition = partition;
     p.generation = next_generation_++;
   }
-  p.entries.push_back({offset, false});
+  p.entries.push_back({offset, false, std::chrono::steady_clock::now()});
   ++pending_;
   return p.generation;
 }
@@ -67,6 +67,20 @@ std::vector<kafka::partition_offset> offset_tracker::release(const std::vector<k
 std::size_t offset_tracker::pending() const {
   std::lock_guard lock(mutex_);
   return pending_;
+}
+
+}  // namespace sendq::delivery
+
+namespace sendq::delivery {
+
+std::optional<std::chrono::steady_clock::time_point> offset_tracker::oldest_unfinished() const {
+  std::lock_guard lock(mutex_);
+  std::optional<std::chrono::steady_clock::time_point> oldest;
+  for (const auto& [k, p] : partitions_) {
+    // Finished heads are popped, so each partition's front is its oldest unfinished record.
+    if (!p.entries.empty() && (!oldest || p.entries.front().tracked_at < *oldest)) oldest = p.entries.front().tracked_at;
+  }
+  return oldest;
 }
 
 }  // namespace sendq::delivery

@@ -4,7 +4,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <random>
-#include <semaphore>
+#include <map>
+#include <tuple>
 #include <thread>
 #include <unordered_map>
 
@@ -16,6 +17,8 @@
 
 #include "sendq/core/request_decoder.hpp"
 #include "sendq/core/result_encoder.hpp"
+#include "sendq/delivery/duplicate_guard.hpp"
+#include "sendq/delivery/key_lanes.hpp"
 #include "sendq/delivery/offset_tracker.hpp"
 #include "sendq/delivery/outcome.hpp"
 #include "sendq/http/client.hpp"
@@ -44,13 +47,28 @@ struct route {
 };
 
 // A consumed record from consumption until its result (and DLQ record) is acknowledged.
-struct record {
+struct record : std::enable_shared_from_this<record> {
   kafka::message msg;
   std::string topic;
   std::int32_t partition = 0;
   std::int64_t offset = 0;
   std::uint64_t generation = 0;
+  std::chrono::steady_clock::time_point consumed_at;
   std::atomic<int> pending_acks{0};
+  core::send_request req;             // decoded on the Kafka thread
+  std::optional<core::failure> invalid;  // why it could not be decoded
+  bool remember_id = true;            // false when parked on the retry topic (not ended yet)
+};
+
+using record_ptr = std::shared_ptr<record>;
+
+// How one delivery attempt sequence ended.
+enum class attempt_end { final_result, parked };
+
+struct partition_key {
+  std::string topic;
+  std::int32_t partition;
+  bool operator<(const partition_key& o) const { return std::tie(topic, partition) < std::tie(o.topic, o.partition); }
 };
 
 }  // namespace
@@ -65,8 +83,13 @@ struct pipeline::impl : kafka::rebalance_listener {
 
   std::unordered_map<std::string, route> routes;  // "provider\naccount"
   offset_tracker tracker;
-  std::counting_semaphore<> slots;
+  key_lanes<record_ptr> lanes;
+  duplicate_guard duplicates;
+  core::request_decoder decoder;  // Kafka thread only
   std::atomic<long> in_flight{0};
+  // Kafka thread only: backpressure and retry-topic pauses.
+  bool paused_for_capacity = false;
+  std::map<partition_key, std::chrono::steady_clock::time_point> retry_paused;  // resume when due
   std::atomic<bool> stopping{false};
   std::atomic<bool> stopped{false};
   std::unique_ptr<kafka::consumer> consumer;
@@ -79,7 +102,9 @@ struct pipeline::impl : kafka::rebalance_listener {
 
   impl(const config::config& c, std::string b, log::logger& l, metrics::worker_metrics& m, net::any_io_executor ex,
        http::client& h)
-      : cfg(c), brokers(std::move(b)), log(l), metrics(m), executor(ex), http(h), slots(c.worker.max_in_flight) {
+      : cfg(c), brokers(std::move(b)), log(l), metrics(m), executor(ex), http(h),
+        duplicates(std::chrono::milliseconds(c.worker.dedupe_window_ms), static_cast<std::size_t>(c.worker.dedupe_max_ids)),
+        decoder(static_cast<std::size_t>(c.worker.max_request_bytes)) {
     for (const auto& a : cfg.accounts) {
       route r;
       r.provider = providers::make_provider(a.provider);
@@ -95,6 +120,9 @@ struct pipeline::impl : kafka::rebalance_listener {
   // ---- rebalance_listener (Kafka thread) ----
   void on_assigned(const std::vector<kafka::partition_offset>& p) override {
     metrics.assigned_partitions.Set(static_cast<double>(p.size()));
+    // A fresh assignment starts unpaused; the loop pauses again if it is still at capacity.
+    paused_for_capacity = false;
+    retry_paused.clear();
   }
   void on_revoked(const std::vector<kafka::partition_offset>& p) override {
     // Commit what is finished for these partitions; unfinished records are redelivered to the
@@ -102,40 +130,44 @@ struct pipeline::impl : kafka::rebalance_listener {
     auto finished = tracker.release(p);
     if (!finished.empty()) consumer->commit(finished, true);
     metrics.assigned_partitions.Set(0);
+    paused_for_capacity = false;
+    retry_paused.clear();
   }
 
   // ---- Kafka thread ----
   void consume_loop() {
     auto last_commit = std::chrono::steady_clock::now();
     const auto commit_every = std::chrono::milliseconds(cfg.worker.commit_interval_ms);
-    auto maybe_commit = [&](bool force) {
-      const auto now = std::chrono::steady_clock::now();
-      if (!force && now - last_commit < commit_every) return;
-      last_commit = now;
-      consumer->commit(tracker.take_committable(), false);
-    };
+    const long capacity = cfg.worker.max_in_flight;
+    std::deque<kafka::message> held;  // fetched while at capacity (at most one batch)
     while (!stopping.load()) {
-      auto batch = consumer->poll(256, 100ms);
-      for (auto& m : batch) {
-        // Bounded memory: wait for a free slot (results being acknowledged free them).
-        while (!slots.try_acquire_for(50ms)) {
-          maybe_commit(false);
-          if (stopping.load()) break;
-        }
-        if (stopping.load()) break;  // not tracked: redelivered after restart
-        metrics.requests_consumed.Increment();
-        auto rec = std::make_shared<record>();
-        rec->topic = std::string(m.topic());
-        rec->partition = m.partition();
-        rec->offset = m.offset();
-        rec->generation = tracker.track(rec->topic, rec->partition, rec->offset);
-        rec->msg = std::move(m);
-        in_flight.fetch_add(1);
-        metrics.in_flight.Increment();
-        net::co_spawn(executor, deliver(rec), net::detached);
+      // Backpressure: at capacity, pause fetching; resume below half (hysteresis).
+      if (!paused_for_capacity && in_flight.load() >= capacity) {
+        consumer->pause({});
+        paused_for_capacity = true;
+      } else if (paused_for_capacity && in_flight.load() <= capacity / 2) {
+        resume_unpaused();
+        paused_for_capacity = false;
       }
-      maybe_commit(false);
-      metrics.producer_queue_length.Set(producer->queue_length());
+      resume_due_retry_partitions();
+
+      const long free = capacity - in_flight.load();
+      auto batch = consumer->poll(static_cast<std::size_t>(std::clamp<long>(free, 1, 512)), 100ms);
+      for (auto& m : batch) held.push_back(std::move(m));
+      while (!held.empty() && in_flight.load() < capacity) {
+        admit(std::move(held.front()));
+        held.pop_front();
+      }
+
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_commit >= commit_every) {
+        last_commit = now;
+        consumer->commit(tracker.take_committable(), false);
+        metrics.producer_queue_length.Set(producer->queue_length());
+        metrics.queued.Set(static_cast<double>(lanes.waiting()));
+        const auto oldest = tracker.oldest_unfinished();
+        metrics.oldest_request_age.Set(oldest ? std::chrono::duration<double>(now - *oldest).count() : 0.0);
+      }
     }
     // Drain: in-flight records may finish within the grace period.
     {
@@ -148,6 +180,71 @@ struct pipeline::impl : kafka::rebalance_listener {
     }
     consumer->commit(tracker.take_committable(), true);
     consumer->close();
+  }
+
+  // Resumes the assignment except partitions parked until a retry is due.
+  void resume_unpaused() {
+    auto parts = consumer->assignment();
+    std::erase_if(parts, [&](const auto& p) { return retry_paused.count({p.topic, p.partition}) != 0; });
+    if (!parts.empty()) consumer->resume(parts);
+  }
+
+  void resume_due_retry_partitions() {
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = retry_paused.begin(); it != retry_paused.end();) {
+      if (it->second <= now) {
+        if (!paused_for_capacity) consumer->resume({{it->first.topic, it->first.partition, 0}});
+        it = retry_paused.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  // Takes one consumed message into the pipeline (Kafka thread, in offset order per partition).
+  void admit(kafka::message m) {
+    const std::string topic(m.topic());
+    const partition_key pk{topic, m.partition()};
+    if (retry_paused.count(pk)) return;  // fetched before the pause: it is fetched again when due
+
+    auto rec = std::make_shared<record>();
+    rec->invalid = decoder.decode(m.payload(), rec->req);
+    // The retry topic holds requests until `not_before`: pause its partition and come back then,
+    // rather than polling in a loop.
+    if (!rec->invalid && topic == cfg.kafka.retry_topic && rec->req.not_before_ms && *rec->req.not_before_ms > now_ms()) {
+      const auto wait = std::chrono::milliseconds(*rec->req.not_before_ms - now_ms());
+      consumer->pause({{topic, m.partition(), 0}});
+      consumer->seek({{topic, m.partition(), m.offset()}});
+      retry_paused[pk] = std::chrono::steady_clock::now() + wait;
+      log.debug("pipeline", "retry not due yet; partition paused", {{"id", rec->req.id}, {"wait_ms", std::to_string(wait.count())}});
+      return;
+    }
+
+    metrics.requests_consumed.Increment();
+    rec->topic = topic;
+    rec->partition = m.partition();
+    rec->offset = m.offset();
+    rec->consumed_at = std::chrono::steady_clock::now();
+    rec->generation = tracker.track(rec->topic, rec->partition, rec->offset);
+    rec->msg = std::move(m);
+    in_flight.fetch_add(1);
+    metrics.in_flight.Increment();
+
+    if (!rec->invalid) {
+      if (!rec->req.created_at_ms && rec->msg.timestamp_ms() > 0) rec->req.created_at_ms = rec->msg.timestamp_ms();
+      if (duplicates.seen(rec->req.id, rec->consumed_at)) {
+        // Already ended in this process (redelivery or replay): its result exists; don't send again.
+        metrics.duplicates.Increment();
+        log.info("pipeline", "duplicate request not sent again", {{"id", rec->req.id}});
+        finish(*rec);
+        return;
+      }
+      if (auto first = lanes.push(rec->req.key, rec)) {
+        net::co_spawn(executor, run_lane(std::move(*first)), net::detached);
+      }
+    } else {
+      net::co_spawn(executor, deliver(rec), net::detached);
+    }
   }
 
   // ---- Producer thread ----
@@ -171,9 +268,9 @@ struct pipeline::impl : kafka::rebalance_listener {
   }
 
   void finish(record& rec) {
+    if (rec.remember_id && !rec.invalid && !rec.req.id.empty()) duplicates.remember(rec.req.id, std::chrono::steady_clock::now());
     tracker.done(rec.topic, rec.partition, rec.offset, rec.generation);
     metrics.in_flight.Decrement();
-    slots.release();
     if (in_flight.fetch_sub(1) == 1) {
       std::lock_guard lock(drain_mutex);
       drained.notify_all();
@@ -181,49 +278,49 @@ struct pipeline::impl : kafka::rebalance_listener {
   }
 
   // ---- I/O threads ----
-  net::awaitable<void> deliver(std::shared_ptr<record> rec) {
-    thread_local core::request_decoder decoder(static_cast<std::size_t>(cfg.worker.max_request_bytes));
-    core::send_request req;
+  // Runs the requests of one ordering key one after the other.
+  net::awaitable<void> run_lane(record_ptr rec) {
+    const std::string key = rec->req.key;
+    while (rec) {
+      co_await deliver(rec);
+      auto next = lanes.next(key);
+      rec = next ? std::move(*next) : nullptr;
+    }
+  }
+
+  net::awaitable<void> deliver(record_ptr rec) {
     core::delivery_result res;
     res.source = {rec->topic, rec->partition, rec->offset};
-    const std::string_view bytes = rec->msg.payload();
-
-    auto finish_with = [&](delivery_status s, std::optional<core::failure> f) {
-      res.status = s;
-      res.error = std::move(f);
-    };
-
-    if (auto err = decoder.decode(bytes, req)) {
-      finish_with(delivery_status::rejected, std::move(err));
+    const auto& req = rec->req;
+    if (rec->invalid) {
+      res.status = delivery_status::rejected;
+      res.error = std::move(rec->invalid);
     } else {
-      if (!req.created_at_ms && rec->msg.timestamp_ms() > 0) req.created_at_ms = rec->msg.timestamp_ms();
       auto it = routes.find(req.provider + "\n" + req.account);
       if (it == routes.end()) {
         const bool provider_known = std::any_of(cfg.accounts.begin(), cfg.accounts.end(),
                                                 [&](const auto& a) { return a.provider == req.provider; });
-        if (!provider_known) {
-          finish_with(delivery_status::rejected,
-                      core::failure{error_kind::unknown_provider,
-                                    "provider: '" + req.provider + "' is not configured on this worker"});
-        } else {
-          finish_with(delivery_status::rejected,
-                      core::failure{error_kind::unknown_account, "account: '" + req.account +
-                                                                     "' is not configured for provider " + req.provider});
-        }
-      } else {
-        co_await send_with_retries(it->second, req, res);
+        res.status = delivery_status::rejected;
+        res.error = provider_known
+                        ? core::failure{error_kind::unknown_account,
+                                        "account: '" + req.account + "' is not configured for provider " + req.provider}
+                        : core::failure{error_kind::unknown_provider,
+                                        "provider: '" + req.provider + "' is not configured on this worker"};
+      } else if (co_await send_with_retries(it->second, *rec, res) == attempt_end::parked) {
+        co_return;
       }
     }
     fill_identity(req, res, rec);
     publish(rec, res);
   }
 
-  net::awaitable<void> send_with_retries(const route& r, const core::send_request& req, core::delivery_result& res) {
+  net::awaitable<attempt_end> send_with_retries(const route& r, record& rec, core::delivery_result& res) {
+    const auto& req = rec.req;
     auto built = r.provider->build(req, *r.account);
     if (auto* f = std::get_if<core::failure>(&built)) {
       res.status = delivery_status::rejected;
       res.error = *f;
-      co_return;
+      co_return attempt_end::final_result;
     }
     const auto& call = std::get<providers::http_call>(built);
     const int max_attempts = req.max_attempts.value_or(cfg.worker.max_attempts);
@@ -232,12 +329,22 @@ struct pipeline::impl : kafka::rebalance_listener {
     thread_local std::minstd_rand rng{std::random_device{}()};
     std::string last_error;
 
-    for (int attempt = 1;; ++attempt) {
+    const auto max_age = std::chrono::milliseconds(cfg.worker.max_request_age_ms);
+    for (int attempt = req.attempt + 1;; ++attempt) {
+      res.attempts = attempt - 1;
       if (req.deadline_ms && now_ms() >= *req.deadline_ms) {
         res.status = delivery_status::expired;
         res.error = core::failure{error_kind::expired, "deadline: passed before delivery" +
                                                            (last_error.empty() ? std::string() : " (last: " + last_error + ")")};
-        co_return;
+        co_return attempt_end::final_result;
+      }
+      if (std::chrono::steady_clock::now() - rec.consumed_at > max_age) {
+        // A poison pill or a stalled provider must not hold its key and partition forever.
+        res.status = delivery_status::failed;
+        res.error = core::failure{error_kind::timeout, "request held longer than worker.max_request_age_ms (" +
+                                                           std::to_string(max_age.count()) + " ms)" +
+                                                           (last_error.empty() ? std::string() : "; last: " + last_error)};
+        co_return attempt_end::final_result;
       }
       http::request hr;
       hr.method = call.method;
@@ -272,7 +379,7 @@ struct pipeline::impl : kafka::rebalance_listener {
         // Providers without an id of their own (gps) know the message by our id (IdentityID).
         res.provider_message_id = o.provider_message_id.empty() ? req.id : o.provider_message_id;
         res.error.reset();
-        co_return;
+        co_return attempt_end::final_result;
       }
       last_error = o.message;
       if (!should_retry(o, *r.provider, *r.account)) {
@@ -283,23 +390,43 @@ struct pipeline::impl : kafka::rebalance_listener {
         } else {
           res.error = core::failure{o.kind, o.message};
         }
-        co_return;
+        co_return attempt_end::final_result;
       }
       if (attempt >= max_attempts) {
         res.status = delivery_status::failed;
         res.error = core::failure{error_kind::retries_exhausted,
                                   std::to_string(attempt) + " attempts failed; last: " + o.message};
-        co_return;
+        co_return attempt_end::final_result;
       }
       // Exponential back-off with full jitter, at least what the provider asked for.
       const auto base = std::min<std::int64_t>(cfg.worker.max_retry_backoff_ms,
                                                static_cast<std::int64_t>(cfg.worker.retry_backoff_ms) << std::min(attempt - 1, 20));
       auto wait = std::chrono::milliseconds(std::uniform_int_distribution<std::int64_t>(base / 2, std::max<std::int64_t>(base, 1))(rng));
       if (o.retry_after) wait = std::max(wait, *o.retry_after);
+      if (wait > std::chrono::milliseconds(cfg.worker.retry_topic_threshold_ms)) {
+        // Too long to hold in memory (and its slot): park it on the retry topic.
+        park(rec, attempt, now_ms() + wait.count());
+        co_return attempt_end::parked;
+      }
       net::steady_timer timer(co_await net::this_coro::executor);
       timer.expires_after(wait);
       co_await timer.async_wait(net::as_tuple(net::use_awaitable));
     }
+  }
+
+  // Produces the request with its attempt count and due time to the retry topic; the offset is
+  // done once that is acknowledged, and the result comes when the retry is consumed again.
+  void park(record& rec, int attempts_made, std::int64_t not_before) {
+    core::send_request copy = rec.req;
+    copy.attempt = attempts_made;
+    copy.not_before_ms = not_before;
+    std::string json;
+    core::encode_request(copy, json);
+    rec.pending_acks.store(1);
+    rec.remember_id = false;
+    log.info("pipeline", "retry parked on the retry topic",
+             {{"id", copy.id}, {"attempts", std::to_string(attempts_made)}, {"not_before", std::to_string(not_before)}});
+    produce_or_retry(cfg.kafka.retry_topic, copy.key, json, {}, rec.shared_from_this());
   }
 
   void fill_identity(const core::send_request& req, core::delivery_result& res, const std::shared_ptr<record>& rec) {
@@ -376,7 +503,8 @@ void pipeline::start() {
       kafka::producer_options{d.brokers, d.cfg.kafka.librdkafka}, d.log,
       [&d](void* opaque, const std::string& err) { d.on_delivery(opaque, err); });
   d.consumer = std::make_unique<kafka::consumer>(
-      kafka::consumer_options{d.brokers, d.cfg.kafka.group_id, {d.cfg.kafka.requests_topic}, d.cfg.kafka.librdkafka},
+      kafka::consumer_options{d.brokers, d.cfg.kafka.group_id, {d.cfg.kafka.requests_topic, d.cfg.kafka.retry_topic},
+                              d.cfg.kafka.librdkafka},
       d.log, d);
   d.producer_thread = std::thread([&d] { d.producer_loop(); });
   d.kafka_thread = std::thread([&d] { d.consume_loop(); });

@@ -119,6 +119,42 @@ bool consumer::commit(const std::vector<partition_offset>& offsets, bool sync) {
   return true;
 }
 
+namespace {
+detail::partition_list make_list(const std::vector<partition_offset>& parts) {
+  detail::partition_list l(rd_kafka_topic_partition_list_new(static_cast<int>(parts.size())));
+  for (const auto& p : parts) {
+    rd_kafka_topic_partition_list_add(l.get(), p.topic.c_str(), p.partition)->offset = p.offset;
+  }
+  return l;
+}
+}  // namespace
+
+void consumer::pause(const std::vector<partition_offset>& partitions) {
+  auto l = make_list(partitions.empty() ? assignment() : partitions);
+  if (l->cnt > 0) rd_kafka_pause_partitions(impl_->rk.get(), l.get());
+}
+
+void consumer::resume(const std::vector<partition_offset>& partitions) {
+  auto l = make_list(partitions.empty() ? assignment() : partitions);
+  if (l->cnt > 0) rd_kafka_resume_partitions(impl_->rk.get(), l.get());
+}
+
+void consumer::seek(const std::vector<partition_offset>& partitions) {
+  if (partitions.empty()) return;
+  auto l = make_list(partitions);
+  if (rd_kafka_error_t* e = rd_kafka_seek_partitions(impl_->rk.get(), l.get(), 5000)) {
+    impl_->log.warn("kafka", "seek failed", {{"error", rd_kafka_error_string(e)}});
+    rd_kafka_error_destroy(e);
+  }
+}
+
+std::vector<partition_offset> consumer::assignment() const {
+  rd_kafka_topic_partition_list_t* l = nullptr;
+  if (rd_kafka_assignment(impl_->rk.get(), &l) != RD_KAFKA_RESP_ERR_NO_ERROR || !l) return {};
+  detail::partition_list owned(l);
+  return to_vector(l);
+}
+
 void consumer::close() {
   if (impl_->closed || !impl_->rk) return;
   impl_->closed = true;

@@ -24,7 +24,23 @@ worker_metrics::worker_metrics(prometheus::Registry& r, std::string_view version
       producer_queue_length(BuildGauge().Name("sendq_producer_queue_length")
                                 .Help("Records queued in the Kafka producer").Register(r).Add({})),
       assigned_partitions(BuildGauge().Name("sendq_assigned_partitions")
-                              .Help("Partitions assigned to this worker").Register(r).Add({})) {
+                              .Help("Partitions assigned to this worker").Register(r).Add({})),
+      queued(BuildGauge().Name("sendq_requests_queued")
+                 .Help("Requests consumed and waiting for their key's turn or a rate-limit slot").Register(r).Add({})),
+      rate_limit_wait(BuildCounter().Name("sendq_rate_limit_wait_seconds_total")
+                          .Help("Seconds requests waited for a rate-limit slot").Register(r)),
+      throttled(BuildCounter().Name("sendq_provider_throttled_total")
+                    .Help("Throttling replies from providers (429, 403 send reach limit, ...)").Register(r)),
+      circuit_state(BuildGauge().Name("sendq_circuit_state")
+                        .Help("Circuit breaker state per provider account: 0 closed, 1 half-open, 2 open").Register(r)),
+      consumer_lag(BuildGauge().Name("sendq_consumer_lag_messages")
+                       .Help("Messages between the committed offset and the high watermark").Register(r)),
+      oldest_request_age(BuildGauge().Name("sendq_oldest_request_age_seconds")
+                             .Help("Age of the oldest request consumed and not yet finished").Register(r).Add({})),
+      duplicates(BuildCounter().Name("sendq_duplicates_total")
+                     .Help("Requests not sent again because their id already ended recently").Register(r).Add({})),
+      config_reloads(BuildCounter().Name("sendq_config_reloads_total")
+                         .Help("Configuration reloads on SIGHUP by result").Register(r)) {
   BuildGauge()
       .Name("sendq_build_info")
       .Help("Build version and commit")

@@ -2,7 +2,9 @@
 /// Which offsets of each partition may be committed: up to (not including) the lowest offset
 /// that has no acknowledged result yet. Memory is bounded by the number of records in flight.
 /// Thread-safe (the Kafka thread tracks and commits; producer callbacks mark records done).
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -25,11 +27,14 @@ class offset_tracker {
   std::vector<kafka::partition_offset> release(const std::vector<kafka::partition_offset>& partitions);
   /// Records tracked and not yet finished.
   std::size_t pending() const;
+  /// When the oldest unfinished record was tracked (for the "oldest request age" metric).
+  std::optional<std::chrono::steady_clock::time_point> oldest_unfinished() const;
 
  private:
   struct entry {
     std::int64_t offset;
     bool done;
+    std::chrono::steady_clock::time_point tracked_at;
   };
   struct partition_state {
     std::string topic;

@@ -44,6 +44,14 @@ class consumer {
   std::vector<message> poll(std::size_t max, std::chrono::milliseconds timeout);
   /// Commits positions (next offset to read). `sync` waits for the broker's answer.
   bool commit(const std::vector<partition_offset>& offsets, bool sync);
+  /// Stops fetching these partitions (or the whole assignment when `partitions` is empty) until
+  /// resume(); messages already fetched are dropped by librdkafka and fetched again later.
+  void pause(const std::vector<partition_offset>& partitions);
+  void resume(const std::vector<partition_offset>& partitions);
+  /// Moves the fetch position of each partition to its `offset` (used with pause()).
+  void seek(const std::vector<partition_offset>& partitions);
+  /// The current assignment (offsets unset).
+  std::vector<partition_offset> assignment() const;
   /// Leaves the group (revocation runs the listener first).
   void close();
   /// Number of partitions currently assigned.

@@ -25,6 +25,14 @@ struct worker_metrics {
   prometheus::Gauge& in_flight;                            ///< consumed, no result acknowledged yet
   prometheus::Gauge& producer_queue_length;                ///< records queued in librdkafka
   prometheus::Gauge& assigned_partitions;
+  prometheus::Gauge& queued;                               ///< consumed, waiting for their key's turn or a rate slot
+  prometheus::Family<prometheus::Counter>& rate_limit_wait;  ///< seconds waited for a rate slot {provider,account}
+  prometheus::Family<prometheus::Counter>& throttled;      ///< provider throttling replies (429, ...) {provider,account}
+  prometheus::Family<prometheus::Gauge>& circuit_state;    ///< 0 closed, 1 half-open, 2 open {provider,account}
+  prometheus::Family<prometheus::Gauge>& consumer_lag;     ///< messages behind the high watermark {topic,partition}
+  prometheus::Gauge& oldest_request_age;                   ///< seconds since the oldest unfinished request was consumed
+  prometheus::Counter& duplicates;                         ///< requests skipped as already finished (duplicate guard)
+  prometheus::Family<prometheus::Counter>& config_reloads; ///< SIGHUP reloads {result="ok"|"error"}
 
   /// Counts one final result.
   void count_delivery(std::string_view provider, std::string_view account, std::string_view status,

@@ -1,0 +1,83 @@
+#pragma once
+/// Per-key lanes: items with the same ordering key run one at a time, in the order they were
+/// pushed; items with different keys run in parallel. Sharded by key hash so that threads working
+/// on different keys rarely meet on a lock. Memory: one entry per key with work, freed when done.
+///
+///   push(k, a) → a          (no lane for k: the caller runs a now)
+///   push(k, b) → nullopt    (b waits behind a)
+///   next(k)    → b          (the runner of k finished a: run b)
+///   next(k)    → nullopt    (lane k is empty: removed)
+#include <array>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace sendq::delivery {
+
+template <class T>
+class key_lanes {
+ public:
+  /// Adds `item` to `key`'s lane. Returns it back when the lane was idle: the caller must run it
+  /// and then call next(key) until that returns nullopt.
+  std::optional<T> push(const std::string& key, T item) {
+    auto& s = shard_of(key);
+    std::lock_guard lock(s.mutex);
+    auto [it, created] = s.lanes.try_emplace(key);
+    if (created) return item;
+    it->second.push_back(std::move(item));
+    ++s.waiting;
+    return std::nullopt;
+  }
+
+  /// The next item of `key`'s lane, or nullopt (and the lane is removed) when none waits.
+  std::optional<T> next(const std::string& key) {
+    auto& s = shard_of(key);
+    std::lock_guard lock(s.mutex);
+    auto it = s.lanes.find(key);
+    if (it == s.lanes.end()) return std::nullopt;
+    if (it->second.empty()) {
+      s.lanes.erase(it);
+      return std::nullopt;
+    }
+    T item = std::move(it->second.front());
+    it->second.pop_front();
+    --s.waiting;
+    return item;
+  }
+
+  /// Items waiting behind a running one (approximate while other threads push).
+  std::size_t waiting() const {
+    std::size_t n = 0;
+    for (const auto& s : shards_) {
+      std::lock_guard lock(s.mutex);
+      n += s.waiting;
+    }
+    return n;
+  }
+
+  /// Keys with a running item.
+  std::size_t active_keys() const {
+    std::size_t n = 0;
+    for (const auto& s : shards_) {
+      std::lock_guard lock(s.mutex);
+      n += s.lanes.size();
+    }
+    return n;
+  }
+
+ private:
+  struct shard {
+    mutable std::mutex mutex;
+    std::unordered_map<std::string, std::deque<T>> lanes;
+    std::size_t waiting = 0;
+  };
+  shard& shard_of(const std::string& key) { return shards_[std::hash<std::string>{}(key) % shards_.size()]; }
+  std::array<shard, 16> shards_;
+};
+
+}  // namespace sendq::delivery

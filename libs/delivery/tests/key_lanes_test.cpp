@@ -1,0 +1,72 @@
+#include "sendq/delivery/key_lanes.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+using sendq::delivery::key_lanes;
+
+TEST(key_lanes, runs_the_first_item_of_a_key_at_once_and_queues_the_rest_in_order) {
+  // given
+  key_lanes<int> lanes;
+  // when
+  auto a = lanes.push("k", 1);
+  auto b = lanes.push("k", 2);
+  auto c = lanes.push("k", 3);
+  auto other = lanes.push("other", 9);
+  // then
+  ASSERT_EQ(a, 1);
+  EXPECT_FALSE(b);
+  EXPECT_FALSE(c);
+  ASSERT_EQ(other, 9) << "a different key is not held back";
+  EXPECT_EQ(lanes.waiting(), 2u);
+  EXPECT_EQ(lanes.next("k"), 2);
+  EXPECT_EQ(lanes.next("k"), 3);
+  EXPECT_FALSE(lanes.next("k"));
+  EXPECT_EQ(lanes.active_keys(), 1u);
+  EXPECT_EQ(lanes.push("k", 4), 4) << "an emptied lane is removed, so the next push runs at once";
+}
+
+TEST(key_lanes, keeps_per_key_order_with_many_runners_in_parallel) {
+  // given 4 threads each running lanes of 50 keys, 100 items per key pushed in order
+  key_lanes<int> lanes;
+  std::mutex mu;
+  std::map<int, std::vector<int>> seen;  // key -> items in run order
+  std::atomic<int> max_parallel{0}, running{0};
+  auto run = [&](int key, int first) {
+    std::optional<int> item = first;
+    while (item) {
+      int now = ++running;
+      int prev = max_parallel.load();
+      while (now > prev && !max_parallel.compare_exchange_weak(prev, now)) {}
+      {
+        std::lock_guard l(mu);
+        seen[key].push_back(*item);
+      }
+      --running;
+      item = lanes.next(std::to_string(key));
+    }
+  };
+  std::vector<std::thread> threads;
+  std::mutex tmu;
+  for (int i = 0; i < 100; ++i) {
+    for (int key = 0; key < 50; ++key) {
+      if (auto first = lanes.push(std::to_string(key), i)) {
+        std::lock_guard l(tmu);
+        threads.emplace_back(run, key, *first);
+      }
+    }
+  }
+  for (auto& t : threads) t.join();
+  // then every key's items ran exactly once and in order
+  ASSERT_EQ(seen.size(), 50u);
+  for (auto& [key, items] : seen) {
+    ASSERT_EQ(items.size(), 100u) << key;
+    for (int i = 0; i < 100; ++i) EXPECT_EQ(items[i], i) << "key " << key;
+  }
+  EXPECT_EQ(lanes.active_keys(), 0u);
+}
