@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <string_view>
 
+#include "sender_sign.hpp"
+
 namespace sendq::simulator {
 
 namespace {
@@ -61,6 +63,9 @@ records every provider request and injects faults on demand (control API under /
   --sender-channel V          expected sender query channel (default demo-channel)
   --sender-version V          expected sender query version (default 2.0)
   --sender-sign V             expected sender query sign (default demo-sign)
+  --sender-sign-secret S      check a computed sign instead: recompute it from the received query
+                              and body with secret S and answer code 401 when it differs
+  --sender-sign-algorithm A   md5_sorted (default) or hmac_sha256_sorted, with --sender-sign-secret
   --gewe-token V              expected gewe X-GEWE-TOKEN header (default demo-gewe-token)
   --gewe-app-id V             expected gewe appId (default demo-gewe-app)
   --im-appid V                expected im appid (default JH)
@@ -81,6 +86,7 @@ Control API: GET|DELETE /_sim/requests, GET /_sim/stats, GET|POST|DELETE /_sim/f
 std::optional<options> parse_command_line(const std::vector<std::string>& args) {
   options o;
   auto& c = o.sim.credentials;
+  bool algorithm_set = false;
   using setter = std::function<void(const std::string&, const std::string&)>;
   auto str = [](std::string& field) -> setter {
     return [&field](const std::string& flag, const std::string& v) {
@@ -98,6 +104,15 @@ std::optional<options> parse_command_line(const std::vector<std::string>& args) 
       {"--sender-channel", str(c.sender_channel)},
       {"--sender-version", str(c.sender_version)},
       {"--sender-sign", str(c.sender_sign)},
+      {"--sender-sign-secret", str(c.sender_sign_secret)},
+      {"--sender-sign-algorithm",
+       [&](const std::string& f, const std::string& v) {
+         if (!parse_sender_sign_algorithm(v)) {
+           throw std::invalid_argument(f + ": expected md5_sorted or hmac_sha256_sorted, got '" + v + "'");
+         }
+         c.sender_sign_algorithm = v;
+         algorithm_set = true;
+       }},
       {"--gewe-token", str(c.gewe_token)},
       {"--gewe-app-id", str(c.gewe_app_id)},
       {"--im-appid", str(c.im_appid)},
@@ -132,6 +147,9 @@ std::optional<options> parse_command_line(const std::vector<std::string>& args) 
       value = args[++i];
     }
     it->second(arg, value);
+  }
+  if (algorithm_set && c.sender_sign_secret.empty()) {
+    throw std::invalid_argument("--sender-sign-algorithm: needs --sender-sign-secret");
   }
   return o;
 }

@@ -14,7 +14,11 @@ struct provider_credentials {
   std::string sender_client = "demo-client";    ///< sender query `client`
   std::string sender_channel = "demo-channel";  ///< sender query `channel`
   std::string sender_version = "2.0";           ///< sender query `version`
-  std::string sender_sign = "demo-sign";        ///< sender query `sign`
+  std::string sender_sign = "demo-sign";        ///< sender query `sign` (when no secret is set)
+  /// When set, `sign` must be computed with this secret and `sender_sign_algorithm` over the
+  /// other query values and the body (docs/providers.md); `sender_sign` is then ignored.
+  std::string sender_sign_secret;
+  std::string sender_sign_algorithm = "md5_sorted";  ///< md5_sorted or hmac_sha256_sorted
   std::string gewe_token = "demo-gewe-token";   ///< gewe header `X-GEWE-TOKEN`
   std::string gewe_app_id = "demo-gewe-app";    ///< gewe body `appId`
   std::string im_appid = "JH";                  ///< im body `appid`

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "json_text.hpp"
+#include "sender_sign.hpp"
 
 namespace sendq::simulator {
 
@@ -228,8 +229,9 @@ provider_outcome sender_error(std::int64_t code, std::string message, const repl
   return o;
 }
 
-/// Checks the five query parameters; returns {code, message} of the first problem.
-std::optional<std::pair<std::int64_t, std::string>> check_sender_query(std::string_view query,
+/// Checks the five query parameters (a computed sign against `body` when the simulator has a
+/// sign secret); returns {code, message} of the first problem.
+std::optional<std::pair<std::int64_t, std::string>> check_sender_query(std::string_view query, std::string_view body,
                                                                        const provider_credentials& c) {
   const std::array<std::pair<std::string_view, const std::string*>, 5> expected = {{
       {"apiVersion", &c.sender_api_version},
@@ -256,13 +258,26 @@ std::optional<std::pair<std::int64_t, std::string>> check_sender_query(std::stri
   for (auto& [name, want] : expected) {
     if (got.find(std::string(name)) == got.end()) return std::pair{400, "missing query parameter '" + std::string(name) + "'"};
   }
+  const bool computed_sign = !c.sender_sign_secret.empty();
   for (auto& [name, want] : expected) {
+    if (name == "sign" && computed_sign) continue;
     const std::string& v = got[std::string(name)];
     if (v == *want) continue;
     // Credentials (client, channel, sign) are an authentication failure; versions a bad request.
     bool credential = name == "client" || name == "channel" || name == "sign";
     if (credential) return std::pair{401, "query parameter '" + std::string(name) + "' is wrong (sign check failed)"};
     return std::pair{400, "unsupported " + std::string(name) + " '" + v + "'"};
+  }
+  if (computed_sign) {
+    // options.cpp accepts only the names parse_sender_sign_algorithm knows.
+    const auto algorithm =
+        parse_sender_sign_algorithm(c.sender_sign_algorithm).value_or(sender_sign_algorithm::md5_sorted);
+    const sender_sign_query q{got["apiVersion"], got["client"], got["channel"], got["version"]};
+    const auto want = sender_sign(algorithm, q, body, c.sender_sign_secret);
+    if (!want) return std::pair{500, "cannot compute the " + c.sender_sign_algorithm + " sign"};
+    if (got["sign"] != *want) {
+      return std::pair{401, "query parameter 'sign' is wrong (" + c.sender_sign_algorithm + " sign check failed)"};
+    }
   }
   return std::nullopt;
 }
@@ -295,7 +310,7 @@ void check_sender_video(dom::object info, check_state& state) {
 
 provider_outcome handle_sender(const http_request& req, const provider_credentials& creds, const reply_context& ctx,
                                dom::parser& parser) {
-  if (auto bad = check_sender_query(req.query(), creds)) return sender_error(bad->first, bad->second, ctx);
+  if (auto bad = check_sender_query(req.query(), req.body, creds)) return sender_error(bad->first, bad->second, ctx);
   if (!is_json_content(req)) return sender_error(415, content_type_error(req, "application/json"), ctx);
 
   check_state state;
@@ -565,6 +580,19 @@ constexpr std::array<std::string_view, 11> gps_member_names = {"SerialNumber", "
                                                                "IdentityID",   "UserId",  "ChatType",  "FileType",
                                                                "Token",        "Language", "AppId"};
 
+/// The order of seed 004's XML sample. DataContractSerializer reads members in this order and
+/// skips any that come out of it, so the XML form must keep it.
+constexpr std::array<std::string_view, 11> gps_xml_order = {"AppId",    "Language",   "Token", "ChatType",
+                                                            "Command",  "FileType",   "IdentityID", "Long",
+                                                            "SerialNumber", "UserId", "VoiceTime"};
+
+std::size_t gps_xml_position(std::string_view name) {
+  for (std::size_t i = 0; i < gps_xml_order.size(); ++i) {
+    if (gps_xml_order[i] == name) return i;
+  }
+  return gps_xml_order.size();
+}
+
 bool is_gps_member(std::string_view name) {
   for (auto n : gps_member_names) {
     if (n == name) return true;
@@ -766,6 +794,7 @@ void read_gps_xml(std::string_view body, gps_members& out, check_state& state) {
     return;
   }
   if (!root->self_closing) {
+    std::optional<std::size_t> last_position;
     for (;;) {
       auto between = x.text();
       if (between.find_first_not_of(" \t\r\n") != std::string_view::npos) {
@@ -783,6 +812,13 @@ void read_gps_xml(std::string_view body, gps_members& out, check_state& state) {
         state.fail("unknown member '" + name + "'");
         return;
       }
+      const auto position = gps_xml_position(name);
+      if (last_position && position < *last_position) {
+        state.fail("element '" + name + "' is out of order: the XML form keeps seed 004's order (AppId, Language, "
+                   "Token, ChatType, Command, FileType, IdentityID, Long, SerialNumber, UserId, VoiceTime)");
+        return;
+      }
+      last_position = position;
       gps_value v;
       bool nil = false;
       for (auto& [k, val] : child->attributes) nil = nil || (k.ends_with(":nil") && val == "true");

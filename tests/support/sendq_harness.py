@@ -17,6 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.environ.get("SENDQ_BUILD_DIR", os.path.join(ROOT, "build"))
 WORKER = os.path.join(BUILD, "services", "worker", "sendq-worker")
 SIMULATOR = os.path.join(BUILD, "services", "simulator", "sendq-simulator")
+EMBEDDED_KAFKA = os.path.join(BUILD, "services", "embedded-kafka", "sendq-embedded-kafka")
 DEMO_CONFIG = os.path.join(ROOT, "deploy", "sendq.example.toml")
 
 
@@ -87,8 +88,32 @@ class Simulator:
         self.log.close()
 
 
+class EmbeddedKafka:
+    """The mock cluster as its own process, so that workers can be killed and restarted."""
+
+    def __init__(self, workdir, partitions=8):
+        self.bootstrap_file = os.path.join(workdir, "kafka.bootstrap")
+        self.log = open(os.path.join(workdir, "kafka.log"), "w")
+        self.proc = subprocess.Popen([EMBEDDED_KAFKA, "--partitions", str(partitions), "--bootstrap-file", self.bootstrap_file],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.bootstrap = wait_for(self._read, 20, "the embedded Kafka's bootstrap file")
+
+    def _read(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"sendq-embedded-kafka exited with {self.proc.returncode}")
+        try:
+            with open(self.bootstrap_file) as f:
+                return f.read().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def stop(self):
+        stop_process(self.proc)
+        self.log.close()
+
+
 class Worker:
-    def __init__(self, workdir, simulator, config=DEMO_CONFIG, env_extra=None, metrics_port=None):
+    def __init__(self, workdir, simulator, config=DEMO_CONFIG, env_extra=None, metrics_port=None, brokers="", name="worker"):
         self.workdir = workdir
         self.bootstrap_file = os.path.join(workdir, "bootstrap")
         if os.path.exists(self.bootstrap_file):
@@ -96,7 +121,7 @@ class Worker:
         self.metrics_port = metrics_port or free_port()
         env = dict(os.environ)
         env.update({
-            "SENDQ_KAFKA_BROKERS": "",
+            "SENDQ_KAFKA_BROKERS": brokers,
             "SENDQ_KAFKA_EMBEDDED_BOOTSTRAP_FILE": self.bootstrap_file,
             "SENDQ_METRICS_ADDR": f"127.0.0.1:{self.metrics_port}",
             "SENDQ_LOG_FORMAT": "json",
@@ -104,10 +129,10 @@ class Worker:
         for p in ("SENDER", "GEWE", "IM", "GPS"):
             env[f"SENDQ_{p}_BASE_URL"] = simulator.base_url
         env.update(env_extra or {})
-        self.log_path = os.path.join(workdir, "worker.log")
-        self.log = open(self.log_path, "w")
+        self.log_path = os.path.join(workdir, f"{name}.log")
+        self.log = open(self.log_path, "a")
         self.proc = subprocess.Popen([WORKER, "--config", config], stdout=self.log, stderr=subprocess.STDOUT, env=env)
-        self.bootstrap = wait_for(self._read_bootstrap, 30, "the embedded Kafka bootstrap file")
+        self.bootstrap = brokers or wait_for(self._read_bootstrap, 30, "the embedded Kafka bootstrap file")
         self.metrics_url = f"http://127.0.0.1:{self.metrics_port}"
 
     def _read_bootstrap(self):
@@ -135,7 +160,15 @@ class Worker:
         return parse_metrics(body)
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
-        return stop_process(self.proc, sig, timeout)
+        rc = stop_process(self.proc, sig, timeout)
+        self.log.close()
+        return rc
+
+    def cpu_seconds(self):
+        """user + system CPU seconds the worker used so far (from /proc)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stop_process(proc, sig=signal.SIGTERM, timeout=30):
@@ -200,6 +233,18 @@ def kcat_consume(bootstrap, topic, count, timeout=120, with_headers=False):
             continue
         key, headers, value = line.split("\t", 2)
         out.append((key, value, headers))
+    return out
+
+
+def kcat_consume_all(bootstrap, topic, timeout=60):
+    """Every record on `topic` now (kcat -e stops at the end of each partition)."""
+    proc = subprocess.run(["kcat", "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-f", "%k\t%s\n", "-q"],
+                          capture_output=True, timeout=timeout)
+    out = []
+    for line in proc.stdout.decode(errors="replace").splitlines():
+        if line:
+            key, value = line.split("\t", 1)
+            out.append((key, value, ""))
     return out
 
 

@@ -152,9 +152,10 @@ net::awaitable<attempt_result> exchange(Stream& stream, beast::flat_buffer& buff
   auto [rec, read] = co_await bhttp::async_read(stream, buffer, parser, nothrow);
   if (rec) {
     r.fail = classify_read_error(rec, timeout, body_limit);
-    // Classic keep-alive race: the server closed the idle connection just as we reused it,
-    // before sending a single byte back. It cannot have processed the request.
-    r.stale = reused && is_closed(rec) && !parser.got_some() && buffer.size() == 0;
+    // The request was written: even on a reused connection that closes with no byte back, the
+    // server may have acted on it (CONTRACT.md: ambiguous), so this is never retried silently.
+    // Idle connections the server closed are already dropped by the peek before reuse.
+    r.stale = false;
     co_return r;
   }
 

@@ -3,6 +3,7 @@
 #include "builtin_providers.hpp"
 #include "json_members.hpp"
 #include "reply_classifier.hpp"
+#include "sender_signer.hpp"
 #include "sendq/core/json_writer.hpp"
 
 namespace sendq::providers::detail {
@@ -106,17 +107,67 @@ std::optional<core::failure> video_info(const core::send_request& r, std::string
   return std::nullopt;
 }
 
+// How an account signs its calls, or a message naming the key that is wrong. Never quotes the
+// values of "sign" or "sign_secret": they are secrets.
+struct signing {
+  std::optional<sign_algorithm> algorithm;
+  std::string error;
+};
+
+signing signing_of(const account& a) {
+  const std::string where = "account " + a.name + " of sender: ";
+  const bool has_sign = !a.get("sign").empty();
+  const bool has_secret = !a.get("sign_secret").empty();
+  const bool has_algorithm = a.settings.contains("sign_algorithm");
+  const std::string_view name = a.get("sign_algorithm", has_secret ? "" : "static");
+  const auto algorithm = parse_sign_algorithm(name);
+  if (has_algorithm && !algorithm) {
+    return {std::nullopt, where + "key \"sign_algorithm\" must be static, md5_sorted or "
+                                  "hmac_sha256_sorted, not " + quoted(name)};
+  }
+  if (has_sign && has_secret) {
+    return {std::nullopt, where + "keys \"sign\" and \"sign_secret\" exclude each other: set "
+                                  "\"sign\" for a fixed sign, or \"sign_secret\" and "
+                                  "\"sign_algorithm\" to compute it for every call"};
+  }
+  if (has_secret) {
+    if (!algorithm || *algorithm == sign_algorithm::fixed) {
+      return {std::nullopt, where + "key \"sign_secret\" needs \"sign_algorithm\" md5_sorted or "
+                                    "hmac_sha256_sorted"};
+    }
+    return {algorithm, {}};
+  }
+  if (!has_sign && *algorithm != sign_algorithm::fixed) {
+    return {std::nullopt, where + "key \"sign_secret\" is required by sign_algorithm " +
+                              std::string(name)};
+  }
+  if (!has_sign) {
+    return {std::nullopt, where + "key \"sign\" is required (or \"sign_secret\" with "
+                                  "\"sign_algorithm\" md5_sorted or hmac_sha256_sorted)"};
+  }
+  if (*algorithm != sign_algorithm::fixed) {
+    return {std::nullopt, where + "key \"sign_algorithm\" " + std::string(name) +
+                              " computes the sign from \"sign_secret\", which is not set "
+                              "(\"sign\" goes with sign_algorithm static)"};
+  }
+  return {algorithm, {}};
+}
+
 class sender_provider final : public provider {
  public:
   std::string_view name() const noexcept override { return provider_name; }
 
   std::vector<std::string_view> account_keys() const override {
-    return {"api_version", "client", "channel", "version", "sign"};
+    return {"api_version", "client", "channel", "version", "sign", "sign_secret", "sign_algorithm"};
   }
 
   std::optional<std::string> check_account(const account& a) const override {
-    return check_account_keys(a, provider_name, account_keys(),
-                              {"api_version", "client", "channel", "version", "sign"});
+    if (auto err = check_account_keys(a, provider_name, account_keys(),
+                                      {"api_version", "client", "channel", "version"})) {
+      return err;
+    }
+    if (auto s = signing_of(a); !s.algorithm) return std::move(s.error);
+    return std::nullopt;
   }
 
   // The sender API deduplicates by getMessageId, which is our request id.
@@ -176,17 +227,6 @@ class sender_provider final : public provider {
         break;
     }
 
-    std::string target = "/sender/v1/handleBasicMessage?apiVersion=";
-    append_percent_encoded(target, a.get("api_version"));
-    target += "&client=";
-    append_percent_encoded(target, a.get("client"));
-    target += "&channel=";
-    append_percent_encoded(target, a.get("channel"));
-    target += "&version=";
-    append_percent_encoded(target, a.get("version"));
-    target += "&sign=";
-    append_percent_encoded(target, a.get("sign"));
-
     std::string body;
     body.reserve(128 + info.size() + r.ext_json.size());
     core::json_writer w(body);
@@ -199,6 +239,32 @@ class sender_provider final : public provider {
     // ext is passed through byte for byte, template and expandMsg maps included.
     if (!r.ext_json.empty()) w.key("ext").raw(r.ext_json);
     w.field("getMessageId", r.id).end_object();
+
+    // check_account has vetted the signing keys; these failures guard hand-built accounts.
+    const signing how = signing_of(a);
+    if (!how.algorithm) return core::failure{core::error_kind::internal, how.error};
+    const sign_query q{a.get("api_version"), a.get("client"), a.get("channel"), a.get("version")};
+    std::string sign;
+    if (*how.algorithm == sign_algorithm::fixed) {
+      sign = a.get("sign");
+    } else if (auto computed = compute_sign(*how.algorithm, q, body, a.get("sign_secret"))) {
+      sign = std::move(*computed);
+    } else {
+      return core::failure{core::error_kind::internal,
+                           "account " + a.name + " of sender: OpenSSL could not compute the " +
+                               std::string(a.get("sign_algorithm")) + " sign"};
+    }
+
+    std::string target = "/sender/v1/handleBasicMessage?apiVersion=";
+    append_percent_encoded(target, q.api_version);
+    target += "&client=";
+    append_percent_encoded(target, q.client);
+    target += "&channel=";
+    append_percent_encoded(target, q.channel);
+    target += "&version=";
+    append_percent_encoded(target, q.version);
+    target += "&sign=";
+    append_percent_encoded(target, sign);
     return json_post(std::move(target), std::move(body));
   }
 

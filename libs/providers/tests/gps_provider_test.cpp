@@ -29,6 +29,20 @@ core::send_request voice_request() {
 
 const auto gps = make_provider("gps");
 
+account xml_account() {
+  auto a = gps_account();
+  a.settings["format"] = "xml";
+  return a;
+}
+
+// Seed 004's NormalResult XML sample with `state` and `message`.
+std::string normal_result(std::string_view state, std::string_view message) {
+  return R"(<NormalResult xmlns:i="http://www.w3.org/2001/XMLSchema-instance" )"
+         R"(xmlns="http://schemas.datacontract.org/2004/07/NewGPS2012.AppApi.Models.ResModel">)"
+         "\n  <State>" + std::string(state) + "</State>\n  <Message>" + std::string(message) +
+         "</Message>\n</NormalResult>";
+}
+
 }  // namespace
 
 TEST(gps_provider, builds_new_voice_upload_as_seed_004_prescribes) {
@@ -231,8 +245,9 @@ TEST(gps_provider, fails_permanently_on_the_documented_states_with_their_meaning
   }
 }
 
-TEST(gps_provider, fails_permanently_on_a_reply_that_is_not_the_documented_json) {
+TEST(gps_provider, fails_permanently_on_a_reply_that_is_not_the_documented_json_or_xml) {
   const std::string replies[] = {
+      // XML outside seed 004's namespace is not the documented NormalResult.
       "<NormalResult><State>0</State><Message>ok</Message></NormalResult>",
       R"({"Message":"ok"})",
       R"({"Message":"ok","State":"0"})",
@@ -266,4 +281,213 @@ TEST(gps_provider, checks_its_account) {
   ASSERT_TRUE(gps->check_account(bad_file_type));
   EXPECT_NE(gps->check_account(bad_file_type)->find("\"file_type\""), std::string::npos);
   EXPECT_FALSE(gps->check_account(gps_account()));
+}
+
+// --- XML (account format = "xml") --------------------------------------------------------
+
+TEST(gps_provider, builds_the_xml_form_of_seed_004_when_the_account_asks_for_it) {
+  // given
+  const auto r = voice_request();
+  // when
+  const auto call = built(*gps, r, xml_account());
+  // then
+  EXPECT_EQ(call.method, "POST");
+  EXPECT_EQ(call.path_and_query, "/api/Files/NewVoiceUpload");
+  EXPECT_EQ(call.content_type, "application/xml; charset=utf-8");
+  EXPECT_TRUE(call.headers.empty());
+  EXPECT_EQ(call.body,
+            "<VoiceUploadModel xmlns:i=\"http://www.w3.org/2001/XMLSchema-instance\" "
+            "xmlns=\"http://schemas.datacontract.org/2004/07/NewGPS2012.AppApi.Models.ParModel\">\n"
+            "  <AppId>gps-app-1</AppId>\n"
+            "  <Language>zh-CN</Language>\n"
+            "  <Token>gps-token-1</Token>\n"
+            "  <ChatType>1</ChatType>\n"
+            "  <Command>IyFBTVIKPEj1H5ZmeeHgAeeK8AAAAMAAAAAAAAA=</Command>\n"
+            "  <FileType>1</FileType>\n"
+            "  <IdentityID>gps-voice-0001</IdentityID>\n"
+            "  <Long>3</Long>\n"
+            "  <SerialNumber>865028000000308</SerialNumber>\n"
+            "  <UserId>6</UserId>\n"
+            "  <VoiceTime>2025-12-11T21:27:24.378+00:00</VoiceTime>\n"
+            "</VoiceUploadModel>");
+}
+
+TEST(gps_provider, builds_json_when_the_account_says_json) {
+  // given
+  auto a = gps_account();
+  a.settings["format"] = "json";
+  // when
+  const auto call = built(*gps, voice_request(), a);
+  // then
+  EXPECT_EQ(call.content_type, "application/json; charset=utf-8");
+  EXPECT_EQ(call.body.front(), '{');
+}
+
+TEST(gps_provider, escapes_the_five_xml_characters_and_carriage_return) {
+  // given
+  auto r = voice_request();
+  r.id = "a&b<c>\"d'e";
+  r.to = "86\r50";
+  auto a = xml_account();
+  a.settings["language"] = "zh<CN>";
+  // when
+  const auto call = built(*gps, r, a);
+  // then
+  EXPECT_NE(call.body.find("<IdentityID>a&amp;b&lt;c&gt;&quot;d&apos;e</IdentityID>"),
+            std::string::npos)
+      << call.body;
+  EXPECT_NE(call.body.find("<SerialNumber>86&#xD;50</SerialNumber>"), std::string::npos)
+      << call.body;
+  EXPECT_NE(call.body.find("<Language>zh&lt;CN&gt;</Language>"), std::string::npos) << call.body;
+}
+
+TEST(gps_provider, rejects_request_text_that_xml_cannot_carry) {
+  // given
+  auto r = voice_request();
+  r.to = std::string("865028\x01", 7);
+  // when
+  const auto f = rejected(*gps, r, xml_account());
+  // then
+  EXPECT_EQ(f.kind, error_kind::invalid_field);
+  EXPECT_TRUE(names_field(f, "to"));
+  // and JSON carries it escaped
+  built(*gps, r, gps_account());
+}
+
+TEST(gps_provider, accepts_format_json_or_xml_and_refuses_others_naming_format) {
+  // given
+  auto json = gps_account();
+  json.settings["format"] = "json";
+  auto yaml = gps_account();
+  yaml.settings["format"] = "yaml";
+  auto upper = gps_account();
+  upper.settings["format"] = "XML";
+  // when / then
+  EXPECT_FALSE(gps->check_account(xml_account()));
+  EXPECT_FALSE(gps->check_account(json));
+  for (const auto& a : {yaml, upper}) {
+    const auto err = gps->check_account(a);
+    ASSERT_TRUE(err);
+    EXPECT_NE(err->find("\"format\""), std::string::npos) << *err;
+    EXPECT_NE(err->find("json or xml"), std::string::npos) << *err;
+  }
+}
+
+TEST(gps_provider, refuses_an_xml_account_whose_token_xml_cannot_carry_without_quoting_it) {
+  // given
+  auto a = xml_account();
+  a.settings["token"] = std::string("tok\x02secret", 10);
+  // when
+  const auto err = gps->check_account(a);
+  // then
+  ASSERT_TRUE(err);
+  EXPECT_NE(err->find("\"token\""), std::string::npos) << *err;
+  EXPECT_EQ(err->find("secret"), std::string::npos) << *err;
+}
+
+TEST(gps_provider, is_delivered_on_the_xml_normal_result_with_state_0) {
+  // given: seed 004's XML sample, with an XML declaration and a byte order mark
+  for (const std::string& reply :
+       {normal_result("0", "成功"),
+        "\xEF\xBB\xBF<?xml version=\"1.0\" encoding=\"utf-8\"?>\r\n" + normal_result("0", "ok"),
+        normal_result(" 0 ", "")}) {
+    // when
+    const auto o = gps->classify(200, "application/xml; charset=utf-8", reply);
+    // then
+    EXPECT_EQ(o.cls, outcome_class::delivered) << reply << "\n" << o.message;
+    EXPECT_EQ(o.provider_message_id, "");
+    EXPECT_EQ(o.provider_code, "0");
+  }
+}
+
+TEST(gps_provider, fails_permanently_on_the_documented_xml_states_with_their_meaning) {
+  struct row {
+    int state;
+    std::string meaning;
+  };
+  for (const auto& [state, meaning] :
+       {row{1000, "device does not exist"}, row{1100, "IMEI is empty"},
+        row{8000, "voice data is empty or too long"}, row{2, ""}}) {
+    // given
+    const auto reply = normal_result(std::to_string(state), "失败 &amp; &lt;x&gt; &#x4E2D;");
+    // when
+    const auto o = gps->classify(200, "application/xml", reply);
+    // then
+    EXPECT_EQ(o.cls, outcome_class::permanent) << state;
+    EXPECT_EQ(o.kind, error_kind::provider_error);
+    EXPECT_EQ(o.provider_code, std::to_string(state));
+    EXPECT_NE(o.message.find(meaning), std::string::npos) << o.message;
+    EXPECT_NE(o.message.find("失败 & <x> 中"), std::string::npos) << o.message;
+  }
+}
+
+TEST(gps_provider, reads_the_xml_reply_in_either_member_order_with_a_nil_message) {
+  // given
+  const std::string reply =
+      R"(<NormalResult xmlns:i="http://www.w3.org/2001/XMLSchema-instance" )"
+      R"(xmlns="http://schemas.datacontract.org/2004/07/NewGPS2012.AppApi.Models.ResModel">)"
+      R"(<Message i:nil="true"/><!-- note --><State>1000</State></NormalResult>)";
+  // when
+  const auto o = gps->classify(200, "text/xml", reply);
+  // then
+  EXPECT_EQ(o.cls, outcome_class::permanent);
+  EXPECT_EQ(o.provider_code, "1000");
+  EXPECT_EQ(o.message, "gps State 1000 (device does not exist)");
+}
+
+TEST(gps_provider, fails_permanently_on_xml_that_is_not_the_documented_normal_result) {
+  const std::string ns =
+      R"( xmlns="http://schemas.datacontract.org/2004/07/NewGPS2012.AppApi.Models.ResModel")";
+  const std::string replies[] = {
+      "<",
+      "<NormalResult" + ns + ">",
+      "<NormalResult" + ns + "><State>0</State>",
+      "<NormalResult" + ns + "><State>0</Message></NormalResult>",
+      "<NormalResult" + ns + "><State>0</State></NormalResult><x/>",
+      "<NormalResult" + ns + "><Message>ok</Message></NormalResult>",
+      "<NormalResult" + ns + "><State>zero</State></NormalResult>",
+      "<NormalResult" + ns + "><State>0x0</State></NormalResult>",
+      "<NormalResult" + ns + "><State></State></NormalResult>",
+      "<NormalResult" + ns + "><State>0</State><State>0</State></NormalResult>",
+      "<NormalResult" + ns + "><State><b>0</b></State></NormalResult>",
+      "<NormalResult" + ns + "><State><![CDATA[0]]></State></NormalResult>",
+      "<NormalResult" + ns + ">0<State>0</State></NormalResult>",
+      "<NormalResult" + ns + "><State>0</State><Message>&bogus;</Message></NormalResult>",
+      "<NormalResult" + ns + "><State>0</State><Message>&#0;</Message></NormalResult>",
+      "<NormalResult" + ns + "><State>0</State><Message>a & b</Message></NormalResult>",
+      "<NormalResult" + ns + " xmlns=\"x\"><State>0</State></NormalResult>",
+      "<!DOCTYPE x [<!ENTITY a \"0\">]><NormalResult" + ns + "><State>&a;</State></NormalResult>",
+      R"(<NormalResult xmlns="http://schemas.datacontract.org/2004/07/Other"><State>0</State></NormalResult>)",
+      "<VoiceUploadModel" + ns + "><State>0</State></VoiceUploadModel>",
+      "<html><body>502 Bad Gateway</body></html>",
+  };
+  for (const auto& reply : replies) {
+    // when
+    const auto o = gps->classify(200, "application/xml", reply);
+    // then
+    EXPECT_EQ(o.cls, outcome_class::permanent) << reply;
+    EXPECT_EQ(o.kind, error_kind::provider_error) << reply;
+    EXPECT_NE(o.message.find("gps reply unusable"), std::string::npos) << reply << "\n" << o.message;
+  }
+}
+
+TEST(gps_provider, never_mistakes_a_cut_or_damaged_xml_reply_for_a_delivery) {
+  // given: the success reply, cut at every length and with every byte replaced in turn
+  const std::string reply = normal_result("0", "成功 &amp; ok");
+  for (std::size_t n = 0; n < reply.size(); ++n) {
+    // when
+    const auto o = gps->classify(200, "application/xml", reply.substr(0, n));
+    // then
+    EXPECT_EQ(o.cls, outcome_class::permanent) << n;
+    EXPECT_EQ(o.kind, error_kind::provider_error) << n;
+  }
+  for (std::size_t i = 0; i < reply.size(); ++i) {
+    for (const char c : {'\0', '<', '>', '&', '/', '"', 'x', '\xff'}) {
+      std::string damaged = reply;
+      damaged[i] = c;
+      // when / then: never crashes, and any outcome is a valid classification
+      const auto o = gps->classify(200, "application/xml", damaged);
+      EXPECT_TRUE(o.cls == outcome_class::delivered || o.cls == outcome_class::permanent);
+    }
+  }
 }

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "sender_signer.hpp"
 #include "sendq/providers/provider.hpp"
 #include "test_support.hpp"
 
@@ -44,6 +45,28 @@ core::send_request video_request() {
 }
 
 const auto sender = make_provider("sender");
+
+// The body voice_request() builds (builds_a_voice_call_as_seed_000_prescribes, without ext).
+const std::string voice_body =
+    R"({"messageType":3,"from":"u000193f6f02e01764a0f869be49a2be21e01","to":"148992289019003396",)"
+    R"("messageInfo":{"audioMessage":"u00015529b924caf8478ab8fecf1d3d537f44.mp3",)"
+    R"("fileUrl":"https://cdn.example/voice/u00015529b924caf8478ab8fecf1d3d537f44.mp3",)"
+    R"("fileLength":48213,"duration":3},"getMessageId":"9f1c2d3e4b5a69788796a5b4c3d2e1f0"})";
+
+// sender_account() with the fixed sign replaced by a secret and an algorithm.
+account signing_account(std::string algorithm) {
+  auto a = sender_account();
+  a.settings.erase("sign");
+  a.settings["sign_secret"] = "s3cr3t-Key";
+  a.settings["sign_algorithm"] = std::move(algorithm);
+  return a;
+}
+
+std::string query_with_sign(std::string_view sign) {
+  return "/sender/v1/handleBasicMessage?apiVersion=01&client=70374ddd0f3641368d419b2d93127b8f"
+         "&channel=eba920d452d34adb8f2badb08b9e69bb&version=2.0&sign=" +
+         std::string(sign);
+}
 
 }  // namespace
 
@@ -425,4 +448,127 @@ TEST(sender_provider, refuses_an_unknown_account_key) {
   // then
   ASSERT_TRUE(err);
   EXPECT_NE(err->find("\"signer\""), std::string::npos) << *err;
+}
+
+// --- signing ----------------------------------------------------------------------------
+
+TEST(sender_signer, writes_the_canonical_string_in_name_order_with_raw_values_and_the_body) {
+  // given
+  const detail::sign_query q{"01", "k&1", "c 1", "2.0"};
+  // when
+  const auto text = detail::sign_canonical_string(q, R"({"a":1})");
+  // then
+  EXPECT_EQ(text, R"(apiVersion=01&channel=c 1&client=k&1&version=2.0&body={"a":1})");
+}
+
+TEST(sender_signer, knows_its_three_algorithms_by_name) {
+  EXPECT_EQ(detail::parse_sign_algorithm("static"), detail::sign_algorithm::fixed);
+  EXPECT_EQ(detail::parse_sign_algorithm("md5_sorted"), detail::sign_algorithm::md5_sorted);
+  EXPECT_EQ(detail::parse_sign_algorithm("hmac_sha256_sorted"),
+            detail::sign_algorithm::hmac_sha256_sorted);
+  EXPECT_FALSE(detail::parse_sign_algorithm("MD5"));
+  EXPECT_FALSE(detail::parse_sign_algorithm(""));
+}
+
+TEST(sender_provider, signs_with_md5_over_the_sorted_query_the_body_and_the_secret) {
+  // given: the expected sign, computed outside sendq:
+  //   printf '%s' 'apiVersion=01&channel=eba9...&client=7037...&version=2.0&body=<body>&secret=s3cr3t-Key' | md5sum
+  const auto a = signing_account("md5_sorted");
+  // when
+  const auto call = built(*sender, voice_request(), a);
+  // then
+  EXPECT_EQ(call.body, voice_body);
+  EXPECT_EQ(call.path_and_query, query_with_sign("61feaf50be1788511434c33e603599b0"));
+}
+
+TEST(sender_provider, signs_with_hmac_sha256_keyed_by_the_secret) {
+  // given: printf '%s' '<canonical string>' | openssl dgst -sha256 -hmac 's3cr3t-Key'
+  const auto a = signing_account("hmac_sha256_sorted");
+  // when
+  const auto call = built(*sender, voice_request(), a);
+  // then
+  EXPECT_EQ(call.path_and_query,
+            query_with_sign("6750c402aba49c0cddf217f8d906c7bcf17f530977743215bf5cf2d6a1439138"));
+}
+
+TEST(sender_provider, signs_each_body_on_its_own) {
+  // given
+  const auto a = signing_account("md5_sorted");
+  auto other = voice_request();
+  other.id = "another-id";
+  // when
+  const auto first = built(*sender, voice_request(), a);
+  const auto second = built(*sender, other, a);
+  // then
+  EXPECT_NE(first.path_and_query, second.path_and_query);
+}
+
+TEST(sender_provider, sends_the_configured_sign_when_the_algorithm_is_static) {
+  // given
+  auto a = sender_account();
+  a.settings["sign_algorithm"] = "static";
+  // when
+  const auto call = built(*sender, voice_request(), a);
+  // then
+  EXPECT_EQ(call.path_and_query, "/sender/v1/handleBasicMessage" + seed_query);
+  EXPECT_FALSE(sender->check_account(a));
+}
+
+TEST(sender_provider, accepts_either_a_sign_or_a_secret_with_its_algorithm) {
+  EXPECT_FALSE(sender->check_account(sender_account()));
+  EXPECT_FALSE(sender->check_account(signing_account("md5_sorted")));
+  EXPECT_FALSE(sender->check_account(signing_account("hmac_sha256_sorted")));
+}
+
+TEST(sender_provider, refuses_signing_keys_that_do_not_fit_together_naming_the_key) {
+  struct row {
+    std::string name;
+    account a;
+    std::string key;
+  };
+  auto both = signing_account("md5_sorted");
+  both.settings["sign"] = "cdcb39dc8005c3800219d2ba5fcc5182";
+  auto neither = sender_account();
+  neither.settings.erase("sign");
+  auto unknown = signing_account("sha1");
+  auto empty_algorithm = signing_account("");
+  auto secret_alone = signing_account("md5_sorted");
+  secret_alone.settings.erase("sign_algorithm");
+  auto secret_static = signing_account("static");
+  auto algorithm_without_secret = sender_account();
+  algorithm_without_secret.settings.erase("sign");
+  algorithm_without_secret.settings["sign_algorithm"] = "md5_sorted";
+  auto sign_with_md5 = sender_account();
+  sign_with_md5.settings["sign_algorithm"] = "md5_sorted";
+  const row rows[] = {
+      {"both", both, "\"sign_secret\""},
+      {"neither", neither, "\"sign\""},
+      {"unknown algorithm", unknown, "\"sign_algorithm\""},
+      {"empty algorithm", empty_algorithm, "\"sign_algorithm\""},
+      {"secret alone", secret_alone, "\"sign_algorithm\""},
+      {"secret with static", secret_static, "\"sign_algorithm\""},
+      {"algorithm without secret", algorithm_without_secret, "\"sign_secret\""},
+      {"sign with md5", sign_with_md5, "\"sign_algorithm\""},
+  };
+  for (const auto& [name, a, key] : rows) {
+    // when
+    const auto err = sender->check_account(a);
+    // then
+    ASSERT_TRUE(err) << name;
+    EXPECT_NE(err->find(key), std::string::npos) << name << ": " << *err;
+    // Secrets never appear in messages.
+    EXPECT_EQ(err->find("s3cr3t-Key"), std::string::npos) << name << ": " << *err;
+    EXPECT_EQ(err->find("cdcb39dc8005c3800219d2ba5fcc5182"), std::string::npos) << *err;
+  }
+  EXPECT_NE(sender->check_account(unknown)->find("\"sha1\""), std::string::npos);
+}
+
+TEST(sender_provider, does_not_build_for_an_account_whose_signing_is_unusable) {
+  // given: an account check_account would refuse (built by hand)
+  auto a = signing_account("sha1");
+  // when
+  const auto f = rejected(*sender, voice_request(), a);
+  // then
+  EXPECT_EQ(f.kind, error_kind::internal);
+  EXPECT_EQ(f.message.find("s3cr3t-Key"), std::string::npos) << f.message;
 }

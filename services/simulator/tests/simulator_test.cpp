@@ -218,6 +218,59 @@ TEST(sender, decodes_percent_encoded_query_values) {
   EXPECT_THAT(sim.handle(post(target, sender_voice_body)).reply.body, StartsWith(R"({"code":200,)"));
 }
 
+// Computed signs. The expected values come from outside sendq:
+//   printf '%s' 'apiVersion=01&channel=demo-channel&client=demo-client&version=2.0&body=<body>&secret=sim-secret' | md5sum
+//   printf '%s' 'apiVersion=01&channel=demo-channel&client=demo-client&version=2.0&body=<body>' |
+//     openssl dgst -sha256 -hmac sim-secret
+const std::string signed_body = R"({"messageType":1,"from":"f","to":"t","messageInfo":{"text":"hi"},"getMessageId":"x"})";
+constexpr std::string_view signed_body_md5 = "bba474dba5e485597924a85466f9523d";
+constexpr std::string_view signed_body_hmac = "1729f89e6e0aed2490db8b635623cffd9f03a377b3102f1e8e14c117fc112510";
+
+simulator_config signing_config(std::string algorithm) {
+  auto cfg = test_config();
+  cfg.credentials.sender_sign_secret = "sim-secret";
+  cfg.credentials.sender_sign_algorithm = std::move(algorithm);
+  return cfg;
+}
+
+std::string target_with_sign(std::string_view sign) {
+  return replace(sender_target, "sign=demo-sign", "sign=" + std::string(sign));
+}
+
+TEST(sender, accepts_a_correct_md5_sorted_sign) {
+  // given
+  auto sim = make_sim(signing_config("md5_sorted"));
+  // when
+  auto d = sim.handle(post(target_with_sign(signed_body_md5), signed_body));
+  // then
+  EXPECT_THAT(d.reply.body, StartsWith(R"({"code":200,)"));
+}
+
+TEST(sender, accepts_a_correct_hmac_sha256_sorted_sign) {
+  // given
+  auto sim = make_sim(signing_config("hmac_sha256_sorted"));
+  // when
+  auto d = sim.handle(post(target_with_sign(signed_body_hmac), signed_body));
+  // then
+  EXPECT_THAT(d.reply.body, StartsWith(R"({"code":200,)"));
+}
+
+TEST(sender, answers_code_401_when_the_computed_sign_differs) {
+  // given
+  auto sim = make_sim(signing_config("md5_sorted"));
+  const auto other_body = replace(signed_body, "\"hi\"", "\"ho\"");
+  // when
+  auto static_sign = sim.handle(post(sender_target, signed_body));
+  auto other_algorithm = sim.handle(post(target_with_sign(signed_body_hmac), signed_body));
+  auto body_changed = sim.handle(post(target_with_sign(signed_body_md5), other_body));
+  auto upper_case = sim.handle(post(target_with_sign("BBA474DBA5E485597924A85466F9523D"), signed_body));
+  // then
+  for (const auto* d : {&static_sign, &other_algorithm, &body_changed, &upper_case}) {
+    EXPECT_THAT(d->reply.body, StartsWith(R"({"code":401,)"));
+    EXPECT_THAT(d->reply.body, HasSubstr("md5_sorted sign check failed"));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // gewe
 
@@ -425,6 +478,13 @@ TEST(gps, accepts_the_documented_xml_form_and_answers_in_xml) {
   EXPECT_THAT(empty.reply.body, HasSubstr("<State>1100</State>"));
   auto wrong_ns = sim.handle(post("/api/Files/NewVoiceUpload", replace(xml, "ParModel", "Other"), "text/xml"));
   EXPECT_EQ(wrong_ns.reply.status, 400u);
+  // DataContractSerializer skips members out of the sample's order: so does the simulator.
+  auto swapped = replace(replace(xml, "<AppId>demo-gps-app</AppId>", "<X/>"), "<Language>zh-CN</Language>",
+                         "<Language>zh-CN</Language>\n  <AppId>demo-gps-app</AppId>");
+  swapped = replace(swapped, "<X/>\n  ", "");
+  auto out_of_order = sim.handle(post("/api/Files/NewVoiceUpload", swapped, "application/xml"));
+  EXPECT_EQ(out_of_order.reply.status, 400u);
+  EXPECT_THAT(out_of_order.reply.body, HasSubstr("'AppId' is out of order"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -640,6 +700,14 @@ TEST(options, parse_defaults_and_flags) {
   EXPECT_DOUBLE_EQ(o->sim.fault_rate, 0.2);
   EXPECT_EQ(o->threads, 2u);
   EXPECT_FALSE(parse_command_line({"--help"}));
+  EXPECT_TRUE(o->sim.credentials.sender_sign_secret.empty());
+  o = parse_command_line({"--sender-sign-secret", "s", "--sender-sign-algorithm=hmac_sha256_sorted"});
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->sim.credentials.sender_sign_secret, "s");
+  EXPECT_EQ(o->sim.credentials.sender_sign_algorithm, "hmac_sha256_sorted");
+  o = parse_command_line({"--sender-sign-secret", "s"});
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->sim.credentials.sender_sign_algorithm, "md5_sorted");
 }
 
 TEST(options, reject_unknown_flags_and_bad_values_with_a_clear_message) {
@@ -652,6 +720,14 @@ TEST(options, reject_unknown_flags_and_bad_values_with_a_clear_message) {
   EXPECT_THROW(parse_command_line({"--fault-rate", "1.5"}), std::invalid_argument);
   EXPECT_THROW(parse_command_line({"--listen", "nohost"}), std::invalid_argument);
   EXPECT_THROW(parse_command_line({"--threads"}), std::invalid_argument);
+  EXPECT_THROW(parse_command_line({"--sender-sign-secret", "s", "--sender-sign-algorithm", "sha1"}),
+               std::invalid_argument);
+  try {
+    parse_command_line({"--sender-sign-algorithm", "md5_sorted"});
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_THAT(e.what(), HasSubstr("needs --sender-sign-secret"));
+  }
 }
 
 }  // namespace

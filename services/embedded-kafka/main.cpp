@@ -1,0 +1,97 @@
+// sendq-embedded-kafka: librdkafka's mock cluster as a standalone process, so that workers can be
+// stopped, killed and restarted against the same (in-memory, NOT durable) Kafka in tests,
+// benchmarks and demos. Production uses a real Kafka cluster.
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "sendq/kafka/embedded_cluster.hpp"
+
+namespace {
+
+constexpr const char* usage = R"(Usage: sendq-embedded-kafka [--partitions N] [--brokers N] [--bootstrap-file FILE] [--topic NAME]...
+
+Runs librdkafka's mock Kafka cluster on loopback until SIGINT/SIGTERM and prints its bootstrap
+address. It speaks the real Kafka protocol (kcat and any client work), but keeps only about 5 MB
+per partition, in memory, and nothing across restarts: it is NOT durable.
+
+Options:
+  --partitions N        partitions per topic (default 8)
+  --brokers N           mock brokers (default 1)
+  --topic NAME          create this topic (repeatable; default: sendq.requests, sendq.results,
+                        sendq.dlq, sendq.retry, sendq.bulk)
+  --bootstrap-file FILE write the bootstrap address to FILE once listening
+  -h, --help            this help
+)";
+
+volatile std::sig_atomic_t stop = 0;
+void on_signal(int) { stop = 1; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int partitions = 8;
+  int brokers = 1;
+  std::string bootstrap_file;
+  std::vector<std::string> topics;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&](const char* name) -> std::string {
+      if (i + 1 >= argc) {
+        std::cerr << "sendq-embedded-kafka: " << name << " needs a value (see --help)\n";
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    auto number = [&](const char* name) {
+      const std::string v = value(name);
+      char* end = nullptr;
+      const long n = std::strtol(v.c_str(), &end, 10);
+      if (v.empty() || *end || n < 1 || n > 1000) {
+        std::cerr << "sendq-embedded-kafka: " << name << ": '" << v << "' is not a number within 1..1000\n";
+        std::exit(2);
+      }
+      return static_cast<int>(n);
+    };
+    if (a == "-h" || a == "--help") {
+      std::cout << usage;
+      return 0;
+    } else if (a == "--partitions") {
+      partitions = number("--partitions");
+    } else if (a == "--brokers") {
+      brokers = number("--brokers");
+    } else if (a == "--topic") {
+      topics.push_back(value("--topic"));
+    } else if (a == "--bootstrap-file") {
+      bootstrap_file = value("--bootstrap-file");
+    } else {
+      std::cerr << "sendq-embedded-kafka: unknown option '" << a << "' (see --help)\n";
+      return 2;
+    }
+  }
+  if (topics.empty()) topics = {"sendq.requests", "sendq.results", "sendq.dlq", "sendq.retry", "sendq.bulk"};
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  try {
+    sendq::kafka::embedded_cluster cluster(brokers, topics, partitions);
+    const auto bootstrap = cluster.bootstrap();
+    if (!bootstrap_file.empty()) {
+      // Write then rename, so that readers never see a partial address.
+      const auto tmp = bootstrap_file + ".tmp";
+      std::ofstream(tmp) << bootstrap << "\n";
+      std::rename(tmp.c_str(), bootstrap_file.c_str());
+    }
+    std::cout << "embedded Kafka (in memory, NOT durable) bootstrap=" << bootstrap << " partitions=" << partitions
+              << std::endl;
+    while (!stop) pause();
+  } catch (const std::exception& e) {
+    std::cerr << "sendq-embedded-kafka: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

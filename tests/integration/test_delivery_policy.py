@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Issue 4 under faults, with the real binaries: retries under 20% injected faults, per-key order
+with many requests in flight, and a kill -9 of the worker in the middle of a run."""
+import json
+import os
+import signal
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import sendq_harness as h  # noqa: E402
+from mixed_requests import request  # noqa: E402
+from policy_support import calls_by_request, write_config  # noqa: E402
+
+
+def results_by_id(results):
+    out = {}
+    for _, v, _ in results:
+        r = json.loads(v)
+        out.setdefault(r["id"], []).append(r)
+    return out
+
+
+class FaultsTest(unittest.TestCase):
+    def test_10000_requests_with_20_percent_retryable_faults(self):
+        # given a simulator failing 20% of calls (503, 429 + Retry-After, reset, timeout)
+        workdir = h.Workdir("faults").path
+        sim = h.Simulator(workdir, ["--fault-rate", "0.2", "--seed", "42", "--threads", "2"])
+        config = write_config(workdir, {"request_timeout_ms": 1000, "max_attempts": 12, "retry_backoff_ms": 20,
+                                        "max_retry_backoff_ms": 500, "max_in_flight": 4096})
+        worker = h.Worker(workdir, sim, config=config)
+        try:
+            worker.wait_ready()
+            n = 10000
+            reqs = [request(i, prefix="f") for i in range(n)]
+            # when
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [(r["id"], json.dumps(r, ensure_ascii=False)) for r in reqs])
+            results = h.kcat_consume_until(worker.bootstrap, "sendq.results", n, timeout=300)
+            # then exactly one final result per id
+            by_id = results_by_id(results)
+            self.assertEqual(len(results), n)
+            self.assertEqual(set(by_id), {r["id"] for r in reqs})
+            self.assertTrue(all(len(v) == 1 for v in by_id.values()))
+            calls = calls_by_request(reqs, sim.requests())
+            retried = 0
+            statuses = {}
+            for r in reqs:
+                res = by_id[r["id"]][0]
+                seen = calls[r["id"]]
+                statuses[(res["status"], (res["error"] or {}).get("kind"))] = statuses.get((res["status"], (res["error"] or {}).get("kind")), 0) + 1
+                # the retry count matches what the simulator saw
+                self.assertEqual(res["attempts"], len(seen), f"{r['id']}: {res} vs {[x['fault'] for x in seen]}")
+                retried += len(seen) > 1
+                if res["status"] == "delivered":
+                    self.assertTrue(seen[-1]["accepted"], seen[-1])
+                    self.assertTrue(all(x["fault"] != "none" for x in seen[:-1]))
+                else:
+                    # only outcomes that may have taken effect end early, and only where the
+                    # provider does not deduplicate by our id
+                    self.assertEqual(res["status"], "failed", res)
+                    self.assertEqual(res["error"]["kind"], "ambiguous", res)
+                    self.assertIn(seen[-1]["fault"], ("reset", "timeout"), seen[-1])
+                    self.assertNotEqual(r["provider"], "sender", "sender dedupes by getMessageId: ambiguous is retried")
+            print(f"faults: {retried} requests retried; outcomes {statuses}", file=sys.stderr)
+            self.assertGreater(retried, 1000)
+            m = worker.metrics()
+            self.assertEqual(h.metric(m, "sendq_deliveries_total"), n)
+            self.assertGreater(h.metric(m, "sendq_retries_total"), 1000)
+        finally:
+            worker.stop()
+            sim.stop()
+
+
+class OrderingTest(unittest.TestCase):
+    def test_per_key_order_with_64_or_more_in_flight(self):
+        # given every call takes 100 ms, and a few fail once with 503
+        workdir = h.Workdir("ordering").path
+        sim = h.Simulator(workdir, ["--threads", "2"])
+        sim.set_faults([{"match": "order-", "action": "latency", "latency_ms": 100},
+                        ])
+        config = write_config(workdir, {"retry_backoff_ms": 50, "max_attempts": 5})
+        worker = h.Worker(workdir, sim, config=config)
+        try:
+            worker.wait_ready()
+            keys, per_key = 100, 20
+            reqs = []
+            for j in range(per_key):
+                for k in range(keys):
+                    rid = f"order-k{k:03d}-{j:03d}"
+                    reqs.append({"id": rid, "provider": "gewe", "type": "text", "to": f"room{k}@chatroom",
+                                 "key": f"room{k}", "body": {"text": rid}})
+            # one request in five of key 7 fails once first: its retry must hold back the next ones
+            retry_ids = {f"order-k007-{j:03d}" for j in range(0, per_key, 5)}
+            sim.set_faults([{"match": rid + '"', "action": "status", "status": 503, "times": 1} for rid in sorted(retry_ids)]
+                           + [{"match": "order-", "action": "latency", "latency_ms": 100}])
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [(r["key"], json.dumps(r)) for r in reqs])
+            results = h.kcat_consume_until(worker.bootstrap, "sendq.results", len(reqs), timeout=180)
+            self.assertEqual(len(results), len(reqs))
+            self.assertTrue(all(json.loads(v)["status"] == "delivered" for _, v, _ in results))
+            # then the simulator saw each key's requests in order (a retried one before the next)
+            seen = [json.loads(x["body"])["content"] for x in sim.requests() if x["path"] == "/message/postText"]
+            by_key = {}
+            for content in seen:
+                k, j = content.split("-")[1], int(content.split("-")[2])
+                by_key.setdefault(k, []).append(j)
+            self.assertEqual(len(by_key), keys)
+            for k, js in by_key.items():
+                self.assertEqual(js, sorted(js), f"key {k} out of order: {js}")
+            self.assertEqual(by_key["k007"].count(0), 2, "the first request of k007 was tried twice")
+            # with 100 ms per call, arrivals within any 100 ms window were in flight together
+            times = sorted(x["time_ms"] for x in sim.requests())
+            peak = max(sum(1 for t in times[i:i + 400] if t - times[i] < 100) for i in range(0, len(times), 50))
+            print(f"ordering: peak concurrent calls at the simulator >= {peak}", file=sys.stderr)
+            self.assertGreaterEqual(peak, 64)
+        finally:
+            worker.stop()
+            sim.stop()
+
+
+class CrashTest(unittest.TestCase):
+    def test_kill_9_in_the_middle_then_restart(self):
+        # given a worker on a Kafka of its own process, with slow provider calls
+        workdir = h.Workdir("crash").path
+        kafka = h.EmbeddedKafka(workdir, partitions=8)
+        sim = h.Simulator(workdir, ["--threads", "2"])
+        sim.set_faults([{"match": "crash-", "action": "latency", "latency_ms": 20}])
+        config = write_config(workdir, {"max_in_flight": 512})
+        worker = h.Worker(workdir, sim, config=config, brokers=kafka.bootstrap, name="worker1")
+        try:
+            worker.wait_ready()
+            n = 10000
+            reqs = [request(i, prefix="crash") for i in range(n)]
+            h.kcat_produce(kafka.bootstrap, "sendq.requests", [(r["id"], json.dumps(r, ensure_ascii=False)) for r in reqs])
+            # when it is killed with about a third done
+            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_deliveries_total") >= n / 3, 120, "a third of the results")
+            worker.proc.send_signal(signal.SIGKILL)
+            worker.proc.wait()
+            worker.log.close()
+            done_before = len(h.kcat_consume(kafka.bootstrap, "sendq.results", 1, timeout=30))
+            self.assertGreater(done_before, 0)
+            # and restarted
+            worker = h.Worker(workdir, sim, config=config, brokers=kafka.bootstrap, name="worker2")
+            worker.wait_ready()
+            # then every id has at least one final result; duplicates are counted
+            def all_ids():
+                got = results_by_id(h.kcat_consume_all(kafka.bootstrap, "sendq.results"))
+                return got if len(got) >= n else None
+            by_id = h.wait_for(all_ids, 240, "a result for every id")
+            self.assertEqual(set(by_id), {r["id"] for r in reqs})
+            dup_results = sum(len(v) - 1 for v in by_id.values())
+            calls = calls_by_request(reqs, sim.requests())
+            dup_calls = sum(max(0, len(v) - 1) for v in calls.values())
+            self.assertTrue(all(r[0]["status"] == "delivered" for r in by_id.values()))
+            print(f"crash: {dup_results} duplicate results and {dup_calls} repeated provider calls after kill -9 "
+                  f"(at-least-once); {sum(1 for v in calls.values() if not v)} ids never called", file=sys.stderr)
+            self.assertTrue(all(len(v) >= 1 for v in calls.values()), "every request reached its provider")
+        finally:
+            worker.stop()
+            sim.stop()
+            kafka.stop()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,396 @@
+#!/usr/bin/env python3
+"""The operations files in deploy/ against the real worker and the real tools.
+
+- promtool: `check rules` on the alert rules, `test rules` on their unit tests (a firing and a
+  quiet case per alert), `check config` on the compose Prometheus configuration.
+- Every metric the Grafana dashboard and the alert rules use exists in a running worker's
+  /metrics (after a little traffic, so that labelled families have series).
+- /readyz answers 503 before the worker is assigned partitions and 200 after.
+- The YAML files parse; the Kubernetes manifests hang together (kustomization, probes, grace
+  period, Secret keys); the ConfigMap's sendq.toml is accepted by the worker; the systemd unit
+  passes `systemd-analyze verify`.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+
+import sendq_harness as h  # noqa: E402
+
+import yaml  # noqa: E402  (Debian: python3-yaml)
+
+DEPLOY = os.path.join(h.ROOT, "deploy")
+RULES = os.path.join(DEPLOY, "prometheus", "sendq-alerts.yml")
+RULE_TESTS = os.path.join(DEPLOY, "prometheus", "sendq-alerts.test.yml")
+PROM_CONFIG = os.path.join(DEPLOY, "prometheus", "prometheus.yml")
+DASHBOARD = os.path.join(DEPLOY, "grafana", "sendq-dashboard.json")
+K8S = os.path.join(DEPLOY, "kubernetes")
+VALID_REQUESTS = os.path.join(h.ROOT, "proto", "examples", "requests", "valid")
+
+METRIC_NAME = re.compile(r"\bsendq_[a-z_]+\b")
+HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, **kw)
+
+
+def dashboard_expressions(dashboard):
+    """Every PromQL expression of the dashboard: panel targets and template variable queries."""
+    out = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in ("expr", "definition") and isinstance(v, str):
+                    out.append(v)
+                elif k == "query" and isinstance(v, str) and "(" in v:
+                    out.append(v)
+                elif k == "query" and isinstance(v, dict) and isinstance(v.get("query"), str):
+                    out.append(v["query"])
+                else:
+                    walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(dashboard)
+    return out
+
+
+def rule_expressions(rules):
+    return [r["expr"] for g in rules["groups"] for r in g["rules"]]
+
+
+def exposed_families(text):
+    """({family: type} from # TYPE lines, {sample names}) of a Prometheus text exposition."""
+    types, samples = {}, set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            types[name] = kind.strip()
+        elif line and not line.startswith("#"):
+            samples.add(re.split(r"[{ ]", line, 1)[0])
+    return types, samples
+
+
+def is_exposed(name, types, samples):
+    if name in types or name in samples:
+        return True
+    for suffix in HISTOGRAM_SUFFIXES:
+        if name.endswith(suffix) and types.get(name[: -len(suffix)]) == "histogram":
+            return True
+    return False
+
+
+def load_yaml_docs(path):
+    with open(path) as f:
+        return [d for d in yaml.safe_load_all(f) if d is not None]
+
+
+class PromtoolTest(unittest.TestCase):
+    def setUp(self):
+        if not shutil.which("promtool"):
+            self.fail("promtool is missing: scripts/setup installs the Debian package prometheus")
+
+    def test_check_rules(self):
+        r = run(["promtool", "check", "rules", RULES])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("SUCCESS: 6 rules found", r.stdout + r.stderr)
+
+    def test_rule_unit_tests(self):
+        r = run(["promtool", "test", "rules", RULE_TESTS])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("SUCCESS", r.stdout + r.stderr)
+
+    def test_every_alert_has_a_firing_and_a_quiet_test(self):
+        with open(RULES) as f:
+            rules = yaml.safe_load(f)
+        with open(RULE_TESTS) as f:
+            tests = yaml.safe_load(f)
+        alerts = [r["alert"] for g in rules["groups"] for r in g["rules"]]
+        self.assertEqual(sorted(alerts), sorted(["SendqWorkerDown", "SendqConsumerLagGrowing", "SendqFailureRatioHigh",
+                                                 "SendqDlqGrowing", "SendqCircuitOpenTooLong", "SendqOldestRequestStuck"]))
+        for rule in (r for g in rules["groups"] for r in g["rules"]):
+            self.assertIn(rule["labels"].get("severity"), ("page", "ticket"), rule["alert"])
+            for a in ("summary", "description", "runbook"):
+                self.assertTrue(rule["annotations"].get(a), f"{rule['alert']}: no {a} annotation")
+        fires, quiet = set(), set()
+        for t in tests["tests"]:
+            for case in t["alert_rule_test"]:
+                (fires if case.get("exp_alerts") else quiet).add(case["alertname"])
+        self.assertEqual(fires, set(alerts), "alerts without a firing test case")
+        self.assertEqual(quiet, set(alerts), "alerts without a quiet test case")
+
+    def test_compose_prometheus_config(self):
+        r = run(["promtool", "check", "config", PROM_CONFIG])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+
+class FilesTest(unittest.TestCase):
+    def test_yaml_files_parse(self):
+        paths = []
+        for d, _, files in os.walk(DEPLOY):
+            paths += [os.path.join(d, f) for f in files if f.endswith((".yml", ".yaml"))]
+        self.assertGreaterEqual(len(paths), 14, paths)
+        for p in paths:
+            with self.subTest(path=os.path.relpath(p, h.ROOT)):
+                self.assertTrue(load_yaml_docs(p), "empty YAML file")
+
+    def test_dashboard(self):
+        with open(DASHBOARD) as f:
+            d = json.load(f)
+        names = [v["name"] for v in d["templating"]["list"]]
+        self.assertIn("datasource", names)
+        ids = [p["id"] for p in d["panels"]]
+        self.assertEqual(len(ids), len(set(ids)), "panel ids must be unique")
+        titles = " | ".join(p["title"] for p in d["panels"])
+        for wanted in ("Deliveries/s by provider and status", "Failure ratio by provider", "End-to-end latency",
+                       "Provider request latency", "Attempts/s", "Retries/s", "DLQ records/s by error kind",
+                       "Consumer lag by partition", "Circuit state", "Rate-limit wait", "Throttled",
+                       "In flight and queued", "Producer queue length", "Oldest request age", "Build info"):
+            self.assertIn(wanted, titles)
+        for p in d["panels"]:
+            if p["type"] == "row":
+                continue
+            self.assertEqual(p["datasource"]["uid"], "${datasource}", p["title"])
+            self.assertTrue(p["targets"], p["title"])
+            for t in p["targets"]:
+                self.assertEqual(t["datasource"]["uid"], "${datasource}", p["title"])
+        for q in (0.5, 0.95, 0.99):
+            self.assertIn(f"histogram_quantile({q}, sum by (le) (rate(sendq_end_to_end_latency_seconds_bucket",
+                          json.dumps(d))
+            self.assertIn(f"histogram_quantile({q}, sum by (provider, le) (rate(sendq_provider_request_duration_seconds_bucket",
+                          json.dumps(d))
+
+    def test_compose_file(self):
+        (c,) = load_yaml_docs(os.path.join(DEPLOY, "compose", "docker-compose.yml"))
+        s = c["services"]
+        self.assertEqual(set(s), {"kafka", "kafka-init", "simulator", "worker", "prometheus", "grafana"})
+        self.assertIn("broker,controller", s["kafka"]["environment"]["KAFKA_PROCESS_ROLES"])
+        env = s["worker"]["environment"]
+        self.assertEqual(env["SENDQ_KAFKA_BROKERS"], "kafka:9092")
+        self.assertEqual(env["SENDQ_METRICS_ADDR"], "0.0.0.0:9464")
+        for p in ("SENDER", "GEWE", "IM", "GPS"):
+            self.assertEqual(env[f"SENDQ_{p}_BASE_URL"], "http://simulator:8900")
+        init = s["kafka-init"]["command"][0]
+        for topic in ("sendq.requests:16", "sendq.results", "sendq.dlq", "sendq.retry", "sendq.bulk"):
+            self.assertIn(topic, init)
+        compose_dir = os.path.join(DEPLOY, "compose")
+        for svc in s.values():
+            for v in svc.get("volumes", []):
+                src = v.split(":")[0]
+                if src.startswith("."):
+                    self.assertTrue(os.path.exists(os.path.join(compose_dir, src)), v)
+        self.assertTrue(os.path.exists(os.path.join(compose_dir, s["worker"]["build"]["context"],
+                                                    s["worker"]["build"]["dockerfile"])))
+
+    def test_kubernetes_manifests(self):
+        (k,) = load_yaml_docs(os.path.join(K8S, "kustomization.yaml"))
+        docs = {}
+        for res in k["resources"]:
+            for d in load_yaml_docs(os.path.join(K8S, res)):
+                docs[d["kind"]] = d
+                self.assertNotIn("namespace", d["metadata"], f"{res} must not name a namespace")
+        self.assertEqual(set(docs), {"ConfigMap", "Secret", "Deployment", "Service", "PodDisruptionBudget", "PodMonitor"})
+
+        dep = docs["Deployment"]
+        spec = dep["spec"]["template"]["spec"]
+        (c,) = spec["containers"]
+        self.assertEqual(dep["spec"]["replicas"], 3)
+        self.assertEqual(c["readinessProbe"]["httpGet"]["path"], "/readyz")
+        self.assertEqual(c["livenessProbe"]["httpGet"]["path"], "/healthz")
+        self.assertEqual([p["containerPort"] for p in c["ports"] if p["name"] == "metrics"], [9464])
+        self.assertTrue(c["resources"]["requests"] and c["resources"]["limits"])
+        self.assertTrue(c["securityContext"]["readOnlyRootFilesystem"])
+        self.assertFalse(c["securityContext"]["allowPrivilegeEscalation"])
+        self.assertTrue(spec["securityContext"]["runAsNonRoot"])
+
+        toml_cfg = tomllib.loads(docs["ConfigMap"]["data"]["sendq.toml"])
+        self.assertTrue(toml_cfg["kafka"]["brokers"], "the ConfigMap must not use the embedded Kafka")
+        self.assertEqual(toml_cfg["metrics"]["addr"], "0.0.0.0:9464")
+        self.assertGreater(spec["terminationGracePeriodSeconds"] * 1000, toml_cfg["worker"]["shutdown_grace_ms"])
+
+        # every *_env names a variable the container sets from the Secret; every *_file a mounted key
+        secret_keys = set(docs["Secret"]["stringData"])
+        env_from_secret = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in c["env"] if "valueFrom" in e}
+        mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+        secret_volume = next(v for v in spec["volumes"] if "secret" in v)
+        files = {os.path.join(mounts[secret_volume["name"]], i["path"]): i["key"] for i in secret_volume["secret"]["items"]}
+        used = set()
+        for provider, accounts in toml_cfg["providers"].items():
+            for account, keys in accounts.items():
+                for key, value in keys.items():
+                    if key.endswith("_env"):
+                        self.assertIn(value, env_from_secret, f"{provider}.{account}.{key}")
+                        used.add(env_from_secret[value])
+                    elif key.endswith("_file"):
+                        self.assertIn(value, files, f"{provider}.{account}.{key}")
+                        used.add(files[value])
+        self.assertEqual(used, secret_keys, "Secret keys and the config's *_env / *_file must match")
+
+        self.assertEqual(docs["PodDisruptionBudget"]["spec"]["maxUnavailable"], 1)
+        self.assertEqual(docs["PodMonitor"]["apiVersion"], "monitoring.coreos.com/v1")
+        self.assertEqual(docs["PodMonitor"]["spec"]["podMetricsEndpoints"][0]["port"], "metrics")
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        self.assertEqual(labels[docs["PodMonitor"]["spec"]["jobLabel"]], "sendq-worker", "job label of the alerts")
+        for kind in ("Service", "PodDisruptionBudget"):
+            sel = docs[kind]["spec"]["selector"]
+            sel = sel.get("matchLabels", sel)
+            self.assertTrue(all(labels.get(k) == v for k, v in sel.items()), kind)
+        (scrape,) = load_yaml_docs(os.path.join(K8S, "prometheus-scrape-config.yaml"))
+        self.assertEqual(scrape["scrape_configs"][0]["job_name"], "sendq-worker")
+
+    def test_systemd_unit(self):
+        unit = os.path.join(DEPLOY, "systemd", "sendq-worker.service")
+        with open(unit) as f:
+            text = f.read()
+        for line in ("ExecStart=/usr/local/bin/sendq-worker --config /etc/sendq/sendq.toml", "Restart=on-failure",
+                     "EnvironmentFile=/etc/sendq/env", "KillSignal=SIGTERM", "TimeoutStopSec=30",
+                     "ExecReload=/bin/kill -HUP $MAINPID", "NoNewPrivileges=yes", "ProtectSystem=strict"):
+            self.assertIn(line + "\n", text)
+        if not shutil.which("systemd-analyze"):
+            self.skipTest("systemd-analyze not installed")
+        tmp = h.Workdir("systemd").path
+        copy = os.path.join(tmp, "sendq-worker.service")
+        with open(copy, "w") as f:  # verify checks that ExecStart exists: point it at the build
+            f.write(text.replace("/usr/local/bin/sendq-worker", h.WORKER))
+        r = run(["systemd-analyze", "verify", copy])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(r.stdout + r.stderr, "")
+
+
+class WorkerTest(unittest.TestCase):
+    """One worker from its start: /readyz before and after assignment, then /metrics after traffic."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = h.Workdir("ops-files").path
+        cls.sim = h.Simulator(cls.dir)
+        # the first calls are throttled (429) or fail (503), so that retries, throttled replies and
+        # attempts of more than one outcome class get series; every request is delivered in the end
+        cls.sim.set_faults([{"match": "", "action": "status", "status": 429, "times": 3},
+                            {"match": "", "action": "status", "status": 503, "times": 2}])
+        cls.worker = h.Worker(cls.dir, cls.sim, env_extra={"SENDQ_WORKER_RETRY_BACKOFF_MS": "50"})
+        # /readyz from the start: the first HTTP answer, then until 200
+        cls.readyz = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if cls.worker.proc.poll() is not None:
+                break
+            try:
+                status, _ = h.http_get(cls.worker.metrics_url + "/readyz", timeout=2)
+                cls.readyz.append((round(time.monotonic(), 3), status))
+                if status == 200:
+                    break
+            except OSError:
+                pass  # not listening yet
+            time.sleep(0.05)
+        cls.metrics_text = None
+        if cls.readyz and cls.readyz[-1][1] == 200:
+            cls.drive_traffic()
+            status, cls.metrics_text = h.http_get(cls.worker.metrics_url + "/metrics")
+            assert status == 200, status
+
+    @classmethod
+    def drive_traffic(cls):
+        """Every valid example, a junk record (rejected, DLQ) and a request for an unknown account, so
+        that labelled families have series; waits for all their results."""
+        records = []
+        for name in sorted(os.listdir(VALID_REQUESTS)):
+            with open(os.path.join(VALID_REQUESTS, name)) as f:
+                req = json.load(f)
+            req.pop("deadline", None)
+            records.append((req["id"], json.dumps(req, ensure_ascii=False)))
+        records.append(("junk", "not json"))
+        unknown = {"id": "ops-unknown-account", "provider": "gewe", "account": "nobody", "type": "text",
+                   "to": "x@chatroom", "body": {"text": "x"}}
+        records.append((unknown["id"], json.dumps(unknown)))
+        h.kcat_produce(cls.worker.bootstrap, "sendq.requests", records)
+        h.kcat_consume_until(cls.worker.bootstrap, "sendq.results", len(records), timeout=120)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.worker.stop()
+        cls.sim.stop()
+        if rc != 0:
+            print(f"worker exited with {rc}; log in {cls.worker.log_path}", file=sys.stderr)
+
+    def test_readyz_503_before_assignment_200_after(self):
+        statuses = [s for _, s in self.readyz]
+        self.assertTrue(statuses, "/readyz never answered")
+        self.assertEqual(statuses[0], 503, f"first answer of /readyz: {statuses[:5]}")
+        self.assertEqual(statuses[-1], 200, f"/readyz never answered 200: {statuses[-5:]}")
+        self.assertEqual(set(statuses), {503, 200})
+        m = self.worker.metrics()
+        self.assertGreater(h.metric(m, "sendq_assigned_partitions"), 0)
+        status, _ = h.http_get(self.worker.metrics_url + "/healthz")
+        self.assertEqual(status, 200)
+
+    def test_every_metric_of_the_dashboard_and_the_rules_exists(self):
+        self.assertIsNotNone(self.metrics_text, "the worker never became ready")
+        types, samples = exposed_families(self.metrics_text)
+
+        with open(DASHBOARD) as f:
+            dashboard_names = {n for e in dashboard_expressions(json.load(f)) for n in METRIC_NAME.findall(e)}
+        with open(RULES) as f:
+            rule_names = {n for e in rule_expressions(yaml.safe_load(f)) for n in METRIC_NAME.findall(e)}
+        self.assertGreaterEqual(len(dashboard_names), 15, dashboard_names)
+        self.assertGreaterEqual(len(rule_names), 5, rule_names)
+
+        missing = {}
+        for where, names in (("dashboard", dashboard_names), ("alert rules", rule_names)):
+            for n in sorted(names):
+                if not is_exposed(n, types, samples):
+                    missing.setdefault(n, []).append(where)
+        self.assertEqual(missing, {}, "used but not in the worker's /metrics (a family with no series prints "
+                                      f"nothing); exposed: {sorted(types)}")
+
+    def test_histograms_and_delivery_labels(self):
+        self.assertIsNotNone(self.metrics_text, "the worker never became ready")
+        types, _ = exposed_families(self.metrics_text)
+        self.assertEqual(types.get("sendq_provider_request_duration_seconds"), "histogram")
+        self.assertEqual(types.get("sendq_end_to_end_latency_seconds"), "histogram")
+        m = h.parse_metrics(self.metrics_text)
+        labels = {k for (n, ls), _ in m.items() if n == "sendq_deliveries_total" for k, _ in ls}
+        self.assertEqual(labels, {"provider", "account", "status", "error_kind"})
+        for provider in ("sender", "gewe", "im", "gps"):
+            self.assertGreater(h.metric(m, "sendq_deliveries_total", provider=provider), 0, provider)
+            # a series per provider (an injected reset or timeout leaves it at 0)
+            self.assertIn(("sendq_provider_request_duration_seconds_count", frozenset({("provider", provider)})), m)
+        self.assertGreater(h.metric(m, "sendq_dlq_records_total"), 0)
+
+
+class KubernetesConfigTest(unittest.TestCase):
+    def test_configmap_sendq_toml_is_accepted_by_the_worker(self):
+        (k,) = [d for d in load_yaml_docs(os.path.join(K8S, "configmap.yaml"))]
+        text = k["data"]["sendq.toml"]
+        tmp = h.Workdir("k8s-config").path
+        secrets = os.path.join(tmp, "secrets")
+        os.mkdir(secrets)
+        with open(os.path.join(secrets, "gps-token"), "w") as f:
+            f.write("test-gps-token\n")
+        config = os.path.join(tmp, "sendq.toml")
+        with open(config, "w") as f:
+            f.write(text.replace("/etc/sendq/secrets/", secrets + "/"))
+        sim = h.Simulator(tmp)
+        worker = None
+        try:
+            # the embedded Kafka (SENDQ_KAFKA_BROKERS="") instead of the cluster named in the file
+            worker = h.Worker(tmp, sim, config=config, env_extra={"SENDER_SIGN": "s", "GEWE_TOKEN": "t"})
+            worker.wait_ready()
+        finally:
+            rc = worker.stop() if worker else None
+            sim.stop()
+        self.assertEqual(rc, 0, f"worker log: {worker.log_path if worker else '-'}")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
