@@ -26,6 +26,8 @@
 #include "sendq/kafka/producer.hpp"
 #include "sendq/log/logger.hpp"
 #include "sendq/metrics/worker_metrics.hpp"
+#include "sendq/policy/circuit_breaker.hpp"
+#include "sendq/policy/rate_limiter_registry.hpp"
 
 namespace sendq::delivery {
 namespace {
@@ -44,7 +46,18 @@ struct route {
   std::unique_ptr<providers::provider> provider;
   const providers::account* account = nullptr;
   http::endpoint endpoint;
+  std::unique_ptr<policy::circuit_breaker> breaker;  // per account (its endpoint and credentials)
+  prometheus::Gauge* circuit_gauge = nullptr;
 };
+
+double gauge_value(policy::breaker_state s) {
+  switch (s) {
+    case policy::breaker_state::closed: return 0;
+    case policy::breaker_state::half_open: return 1;
+    case policy::breaker_state::open: return 2;
+  }
+  return 0;
+}
 
 // A consumed record from consumption until its result (and DLQ record) is acknowledged.
 struct record : std::enable_shared_from_this<record> {
@@ -82,11 +95,22 @@ struct pipeline::impl : kafka::rebalance_listener {
   http::client& http;
 
   std::unordered_map<std::string, route> routes;  // "provider\naccount"
+  policy::rate_limiter_registry limiters;
   offset_tracker tracker;
   key_lanes<record_ptr> lanes;
   duplicate_guard duplicates;
   core::request_decoder decoder;  // Kafka thread only
   std::atomic<long> in_flight{0};
+  std::atomic<std::uint64_t> jitter_state{0x9e3779b97f4a7c15ULL};
+
+  // splitmix64 over an atomic counter: thread-safe jitter with no thread_local state, which a
+  // coroutine resumed on another thread must not rely on.
+  std::uint64_t jitter() {
+    std::uint64_t z = jitter_state.fetch_add(0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
   // Kafka thread only: backpressure and retry-topic pauses.
   bool paused_for_capacity = false;
   std::map<partition_key, std::chrono::steady_clock::time_point> retry_paused;  // resume when due
@@ -102,7 +126,7 @@ struct pipeline::impl : kafka::rebalance_listener {
 
   impl(const config::config& c, std::string b, log::logger& l, metrics::worker_metrics& m, net::any_io_executor ex,
        http::client& h)
-      : cfg(c), brokers(std::move(b)), log(l), metrics(m), executor(ex), http(h),
+      : cfg(c), brokers(std::move(b)), log(l), metrics(m), executor(ex), http(h), limiters(c.limits),
         duplicates(std::chrono::milliseconds(c.worker.dedupe_window_ms), static_cast<std::size_t>(c.worker.dedupe_max_ids)),
         decoder(static_cast<std::size_t>(c.worker.max_request_bytes)) {
     for (const auto& a : cfg.accounts) {
@@ -113,6 +137,9 @@ struct pipeline::impl : kafka::rebalance_listener {
       auto ep = http::endpoint::parse(a.base_url, &err);
       if (!ep) throw config::config_error("providers." + a.provider + "." + a.name + ".base_url: " + err);
       r.endpoint = *ep;
+      r.breaker = std::make_unique<policy::circuit_breaker>(policy::circuit_breaker_config{});
+      r.circuit_gauge = &metrics.circuit_state.Add({{"provider", a.provider}, {"account", a.name}});
+      r.circuit_gauge->Set(0);
       routes.emplace(a.provider + "\n" + a.name, std::move(r));
     }
   }
@@ -326,7 +353,6 @@ struct pipeline::impl : kafka::rebalance_listener {
     const int max_attempts = req.max_attempts.value_or(cfg.worker.max_attempts);
     const std::string provider(r.provider->name());
     auto& duration = metrics.request_duration_for(provider);
-    thread_local std::minstd_rand rng{std::random_device{}()};
     std::string last_error;
 
     const auto max_age = std::chrono::milliseconds(cfg.worker.max_request_age_ms);
@@ -346,6 +372,37 @@ struct pipeline::impl : kafka::rebalance_listener {
                                                            (last_error.empty() ? std::string() : "; last: " + last_error)};
         co_return attempt_end::final_result;
       }
+      // Rate limit, shared by every thread: wait for this account's next slot.
+      const auto limiter = limiters.find(provider, req.account);
+      if (limiter) {
+        const auto now = std::chrono::steady_clock::now();
+        const auto until = std::max(limiter->reserve(now, req.to).at, limiter->penalized_until());
+        if (until > now) {
+          metrics.rate_limit_wait.Add({{"provider", provider}, {"account", req.account}})
+              .Increment(std::chrono::duration<double>(until - now).count());
+          net::steady_timer timer(co_await net::this_coro::executor);
+          timer.expires_at(until);
+          co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+        }
+      }
+      // Circuit breaker: while the account's endpoint is failing, wait (or park) instead of
+      // sending; requests are not failed for it.
+      policy::permit permit;
+      for (;;) {
+        const auto now = std::chrono::steady_clock::now();
+        permit = r.breaker->try_acquire(now);
+        r.circuit_gauge->Set(gauge_value(r.breaker->state()));
+        if (permit) break;
+        const auto open_for = permit.open_until ? *permit.open_until - now : std::chrono::steady_clock::duration(1s);
+        if (open_for > std::chrono::milliseconds(cfg.worker.retry_topic_threshold_ms)) {
+          park(rec, attempt - 1, now_ms() + std::chrono::duration_cast<std::chrono::milliseconds>(open_for).count());
+          co_return attempt_end::parked;
+        }
+        net::steady_timer timer(co_await net::this_coro::executor);
+        timer.expires_after(open_for);
+        co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+      }
+
       http::request hr;
       hr.method = call.method;
       hr.target = r.endpoint.base_path + call.path_and_query;
@@ -372,6 +429,28 @@ struct pipeline::impl : kafka::rebalance_listener {
         o = classify_transport(result.kind, result.message);
       }
       metrics.attempts.Add({{"provider", provider}, {"outcome", std::string(to_string(o.cls))}}).Increment();
+      {
+        // The breaker counts signs of a failing endpoint: transport failures and 5xx; throttling
+        // and the provider refusing a request (4xx, business errors) say it is up.
+        const auto now = std::chrono::steady_clock::now();
+        const bool endpoint_failing =
+            !o.throttled && (o.cls == providers::outcome_class::ambiguous ||
+                             (o.cls == providers::outcome_class::retryable && (!result.ok || result.ok->status >= 500)));
+        if (endpoint_failing) r.breaker->record_failure(now, permit);
+        else r.breaker->record_success(now, permit);
+        r.circuit_gauge->Set(gauge_value(r.breaker->state()));
+        if (limiter) {
+          if (o.throttled) {
+            metrics.throttled.Add({{"provider", provider}, {"account", req.account}}).Increment();
+            if (o.retry_after) limiter->penalize(now, now + *o.retry_after);
+            else limiter->adaptive_slowdown(now);
+          } else if (o.cls == providers::outcome_class::delivered) {
+            limiter->on_success(now);
+          }
+        } else if (o.throttled) {
+          metrics.throttled.Add({{"provider", provider}, {"account", req.account}}).Increment();
+        }
+      }
       if (!o.provider_code.empty()) res.provider_code = o.provider_code;
 
       if (o.cls == providers::outcome_class::delivered) {
@@ -401,13 +480,15 @@ struct pipeline::impl : kafka::rebalance_listener {
       // Exponential back-off with full jitter, at least what the provider asked for.
       const auto base = std::min<std::int64_t>(cfg.worker.max_retry_backoff_ms,
                                                static_cast<std::int64_t>(cfg.worker.retry_backoff_ms) << std::min(attempt - 1, 20));
-      auto wait = std::chrono::milliseconds(std::uniform_int_distribution<std::int64_t>(base / 2, std::max<std::int64_t>(base, 1))(rng));
+      auto wait = std::chrono::milliseconds(base / 2 + static_cast<std::int64_t>(jitter() % static_cast<std::uint64_t>(base / 2 + 1)));
       if (o.retry_after) wait = std::max(wait, *o.retry_after);
       if (wait > std::chrono::milliseconds(cfg.worker.retry_topic_threshold_ms)) {
         // Too long to hold in memory (and its slot): park it on the retry topic.
         park(rec, attempt, now_ms() + wait.count());
         co_return attempt_end::parked;
       }
+      log.debug("pipeline", "retrying", {{"id", req.id}, {"attempt", std::to_string(attempt)},
+                                         {"wait_ms", std::to_string(wait.count())}, {"last", o.message}});
       net::steady_timer timer(co_await net::this_coro::executor);
       timer.expires_after(wait);
       co_await timer.async_wait(net::as_tuple(net::use_awaitable));

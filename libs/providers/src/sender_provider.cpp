@@ -271,6 +271,16 @@ class sender_provider final : public provider {
   reply_outcome classify(unsigned http_status, std::string_view content_type,
                          std::string_view body,
                          std::optional<std::chrono::milliseconds> retry_after) const override {
+    // Easemob (behind this API) throttles with 403 "send reach limit": slow down and retry.
+    if (http_status == 403 && body.find("reach limit") != std::string_view::npos) {
+      reply_outcome o;
+      o.cls = outcome_class::retryable;
+      o.kind = core::error_kind::http_4xx;
+      o.throttled = true;
+      o.retry_after = retry_after;
+      o.message = "sender answered HTTP 403 send reach limit (throttled, will retry)";
+      return o;
+    }
     if (auto o = classify_status(provider_name, http_status, body, retry_after)) return std::move(*o);
     json_members m;
     if (auto err = read_members(body, m, "data")) {

@@ -572,3 +572,17 @@ TEST(sender_provider, does_not_build_for_an_account_whose_signing_is_unusable) {
   EXPECT_EQ(f.kind, error_kind::internal);
   EXPECT_EQ(f.message.find("s3cr3t-Key"), std::string::npos) << f.message;
 }
+
+TEST(sender_provider, easemob_send_reach_limit_is_throttling_and_retried) {
+  // given
+  auto p = sendq::providers::make_provider("sender");
+  // when
+  auto o = p->classify(403, "application/json", R"({"error":"send reach limit"})", std::chrono::milliseconds(2000));
+  // then
+  EXPECT_EQ(o.cls, sendq::providers::outcome_class::retryable);
+  EXPECT_TRUE(o.throttled);
+  EXPECT_EQ(o.retry_after, std::chrono::milliseconds(2000));
+  auto plain = p->classify(403, "application/json", R"({"error":"forbidden"})", std::nullopt);
+  EXPECT_EQ(plain.cls, sendq::providers::outcome_class::permanent);
+  EXPECT_FALSE(plain.throttled);
+}

@@ -55,6 +55,7 @@ struct reply_outcome {
   core::error_kind kind = core::error_kind::provider_error;  ///< when not delivered
   std::string message;                                       ///< when not delivered
   std::optional<std::chrono::milliseconds> retry_after;      ///< throttling hint
+  bool throttled = false;  ///< the provider asked us to slow down (429, Easemob 403 "send reach limit")
 };
 
 class provider {

@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Issue 4 rate limits: a configured 200 requests/s on one account, measured at the simulator over
+10 s, is within 5%, while a second account runs at its own 50/s unaffected."""
+import json
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import sendq_harness as h  # noqa: E402
+from policy_support import write_config  # noqa: E402
+
+SECOND_ACCOUNT = """
+[providers.gewe.second]
+base_url = "{base_url}"
+token = "demo-gewe-token"
+app_id = "demo-gewe-app"
+rate_limit = "50/1s"
+"""
+
+
+class RateLimitTest(unittest.TestCase):
+    def test_200_per_second_within_5_percent_and_a_second_account_unaffected(self):
+        workdir = h.Workdir("ratelimit").path
+        sim = h.Simulator(workdir, ["--threads", "2"])
+        config = write_config(workdir, {"max_in_flight": 8192}, accounts_extra=SECOND_ACCOUNT.format(base_url=sim.base_url))
+        # The default gewe account gets its limit through the file as well.
+        with open(config) as f:
+            text = f.read().replace('app_id = "demo-gewe-app"\nretry_ambiguous = false',
+                                    'app_id = "demo-gewe-app"\nretry_ambiguous = false\nrate_limit = "200/1s, 12000/1m"', 1)
+        with open(config, "w") as f:
+            f.write(text)
+        worker = h.Worker(workdir, sim, config=config)
+        try:
+            worker.wait_ready()
+            reqs = []
+            for i in range(2800):
+                reqs.append({"id": f"rl-a-{i:05d}", "provider": "gewe", "type": "text", "to": f"acct1-{i % 50}@chatroom",
+                             "body": {"text": f"a{i}"}})
+            for i in range(700):
+                reqs.append({"id": f"rl-b-{i:05d}", "provider": "gewe", "account": "second", "type": "text",
+                             "to": f"acct2-{i % 50}@chatroom", "body": {"text": f"b{i}"}})
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [(r["id"], json.dumps(r)) for r in reqs])
+            results = h.kcat_consume_until(worker.bootstrap, "sendq.results", len(reqs), timeout=120)
+            self.assertTrue(all(json.loads(v)["status"] == "delivered" for _, v, _ in results))
+            calls = sim.requests()
+            a = sorted(x["time_ms"] for x in calls if '"toWxid":"acct1-' in x["body"])
+            b = sorted(x["time_ms"] for x in calls if '"toWxid":"acct2-' in x["body"])
+            self.assertEqual((len(a), len(b)), (2800, 700))
+            # measure 10 s of steady state, after the first second
+            start = a[0] + 1000
+            rate_a = sum(1 for t in a if start <= t < start + 10000) / 10.0
+            rate_b = sum(1 for t in b if start <= t < start + 10000) / 10.0
+            print(f"rate limits: account default {rate_a:.1f}/s (configured 200), account second {rate_b:.1f}/s "
+                  f"(configured 50)", file=sys.stderr)
+            self.assertAlmostEqual(rate_a, 200, delta=10)
+            self.assertAlmostEqual(rate_b, 50, delta=2.5)
+            m = worker.metrics()
+            self.assertGreater(h.metric(m, "sendq_rate_limit_wait_seconds_total", provider="gewe", account="default"), 0)
+        finally:
+            worker.stop()
+            sim.stop()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
