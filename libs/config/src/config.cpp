@@ -106,8 +106,35 @@ void read_accounts(const toml::table* providers_table, config& c, const env_look
         const auto* t = av.as_table();
         if (!t) fail(where + ": must be a table");
         const auto keys = impl->account_keys();
+        policy::account_limits limits{provider, a.name, {}};
+        bool limited = false;
         for (const auto& [k, v] : *t) {
           std::string key(k.str());
+          // Rate limits are common to every provider: "100/1s, 6000/1m"; pacing "2s-8s".
+          if (key == "rate_limit" || key == "recipient_rate_limit" || key == "pacing") {
+            auto text = v.value<std::string>();
+            if (!v.is_string()) fail(where + "." + key + ": must be a string");
+            if (key == "rate_limit") {
+              auto w = policy::parse_windows(*text);
+              if (!w) fail(where + ".rate_limit: " + w.error);
+              limits.limits.windows = *w.value;
+            } else if (key == "recipient_rate_limit") {
+              auto w = policy::parse_window(*text);
+              if (!w) fail(where + ".recipient_rate_limit: " + w.error);
+              limits.limits.per_recipient = *w.value;
+            } else {
+              const auto dash = text->find('-');
+              if (dash == std::string::npos) fail(where + ".pacing: '" + *text + "' is not MIN-MAX, e.g. \"2s-8s\"");
+              auto lo = policy::parse_duration(text->substr(0, dash));
+              auto hi = policy::parse_duration(text->substr(dash + 1));
+              if (!lo) fail(where + ".pacing: " + lo.error);
+              if (!hi) fail(where + ".pacing: " + hi.error);
+              if (*hi.value < *lo.value) fail(where + ".pacing: the maximum gap is smaller than the minimum");
+              limits.limits.pacing = policy::pacing{*lo.value, *hi.value};
+            }
+            limited = true;
+            continue;
+          }
           if (key == "base_url") {
             auto s = v.value<std::string>();
             if (!v.is_string()) fail(where + ".base_url: must be a string");
@@ -147,6 +174,10 @@ void read_accounts(const toml::table* providers_table, config& c, const env_look
           if (is_secret_key(name) && !value.empty()) c.secrets.push_back(value);
           a.settings[name] = std::move(value);
         }
+        if (limited) {
+          if (auto err = policy::validate(limits.limits); !err.empty()) fail(where + ": " + err);
+          c.limits.push_back(std::move(limits));
+        }
         c.accounts.push_back(std::move(a));
       }
     }
@@ -174,6 +205,57 @@ void read_accounts(const toml::table* providers_table, config& c, const env_look
     }
     auto impl = providers::make_provider(a.provider);
     if (auto err = impl->check_account(a)) fail(where + ": " + *err);
+  }
+}
+
+void add_api_key(config& c, std::string key) {
+  while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.pop_back();
+  const auto start = key.find_first_not_of(" \t");
+  if (start == std::string::npos || key[start] == '#') return;
+  key.erase(0, start);
+  c.secrets.push_back(key);
+  c.gateway.api_keys.push_back(std::move(key));
+}
+
+void read_gateway(const toml::table* t, config& c, const env_lookup& env) {
+  auto& g = c.gateway;
+  read_section(t, "gateway",
+               {{"threads", &g.threads, 1, 256},
+                {"body_limit_bytes", &g.body_limit_bytes, 1024, 256 << 20},
+                {"max_batch", &g.max_batch, 1, 100000},
+                {"max_in_flight", &g.max_in_flight, 1, 10000000},
+                {"produce_timeout_ms", &g.produce_timeout_ms, 100, 3600000}},
+               {{"addr", &g.addr}, {"topic", &g.topic}, {"api_keys_file", &g.api_keys_file},
+                {"legacy_account", &g.legacy_account}},
+               env, {"api_keys"});
+  if (t) {
+    if (const auto* node = t->get("api_keys")) {
+      const auto* arr = node->as_array();
+      if (!arr) fail("gateway.api_keys: must be an array of strings");
+      for (const auto& v : *arr) {
+        auto s = v.value<std::string>();
+        if (!v.is_string() || !s || s->empty()) fail("gateway.api_keys: every key must be a non-empty string");
+        add_api_key(c, *s);
+      }
+    }
+  }
+  // Keys in the environment are a comma-separated list (they replace the file's inline ones).
+  if (auto v = env("SENDQ_GATEWAY_API_KEYS")) {
+    g.api_keys.clear();
+    std::string_view rest = *v;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      add_api_key(c, std::string(rest.substr(0, comma)));
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+  }
+  if (!g.api_keys_file.empty()) {
+    std::ifstream in(g.api_keys_file);
+    if (!in) fail("gateway.api_keys_file: cannot read '" + g.api_keys_file + "'");
+    for (std::string line; std::getline(in, line);) add_api_key(c, line);
+  }
+  if (g.addr.empty() || g.addr.rfind(':') == std::string::npos) {
+    fail("gateway.addr: '" + g.addr + "' must be host:port (SENDQ_GATEWAY_ADDR)");
   }
 }
 
@@ -207,8 +289,9 @@ config parse(std::string_view toml_text, const env_lookup& env, std::string_view
   config c;
   for (const auto& [k, v] : root) {
     const std::string key(k.str());
-    if (key != "kafka" && key != "worker" && key != "metrics" && key != "log" && key != "providers") {
-      fail(key + ": unknown section (known: kafka, worker, metrics, log, providers)");
+    if (key != "kafka" && key != "worker" && key != "metrics" && key != "log" && key != "providers" &&
+        key != "gateway") {
+      fail(key + ": unknown section (known: kafka, worker, metrics, gateway, log, providers)");
     }
     if (!v.is_table()) fail(key + ": must be a table");
   }
@@ -248,6 +331,7 @@ config parse(std::string_view toml_text, const env_lookup& env, std::string_view
                 {"max_request_age_ms", &w.max_request_age_ms, 1000, 86400000}},
                {{"ca_file", &w.ca_file}}, env);
   read_section(root["metrics"].as_table(), "metrics", {}, {{"addr", &c.metrics.addr}}, env);
+  read_gateway(root["gateway"].as_table(), c, env);
   read_section(root["log"].as_table(), "log", {}, {{"level", &c.log.level}, {"format", &c.log.format}}, env);
   if (c.log.level != "debug" && c.log.level != "info" && c.log.level != "warn" && c.log.level != "error") {
     fail("log.level: '" + c.log.level + "' is not one of debug, info, warn, error");

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -86,7 +87,7 @@ app_id = "y"
 
 TEST(config, refuses_what_it_does_not_know_naming_the_key) {
   EXPECT_EQ(error_of("[worker]\nthreds = 2\n"), "worker.threds: unknown key (see docs/configuration.md)");
-  EXPECT_EQ(error_of("[wroker]\n"), "wroker: unknown section (known: kafka, worker, metrics, log, providers)");
+  EXPECT_EQ(error_of("[wroker]\n"), "wroker: unknown section (known: kafka, worker, metrics, gateway, log, providers)");
   EXPECT_EQ(error_of("[worker]\nthreads = 0\n"), "worker.threads: 0 is outside 1..256");
   EXPECT_EQ(error_of("[worker]\nthreads = \"2\"\n"), "worker.threads: must be an integer");
   EXPECT_EQ(error_of("", {{"SENDQ_WORKER_THREADS", "many"}}), "SENDQ_WORKER_THREADS: 'many' is not an integer within 1..256");
@@ -107,4 +108,26 @@ TEST(config, the_example_configuration_in_deploy_is_valid) {
   auto c = load(std::string(SENDQ_SOURCE_DIR) + "/deploy/sendq.example.toml", env_of({}));
   EXPECT_EQ(c.accounts.size(), 4u);
   for (auto p : {"sender", "gewe", "im", "gps"}) EXPECT_NE(c.find_account(p, "default"), nullptr) << p;
+}
+
+TEST(config, gateway_section_reads_keys_and_environment_overrides) {
+  // given
+  const auto c = parse(R"([gateway]
+addr = "0.0.0.0:9000"
+max_batch = 10
+api_keys = ["k1", "k2"]
+)", env_of({{"SENDQ_GATEWAY_ADDR", "127.0.0.1:7000"}}));
+  // then
+  EXPECT_EQ(c.gateway.addr, "127.0.0.1:7000");
+  EXPECT_EQ(c.gateway.max_batch, 10);
+  EXPECT_EQ(c.gateway.api_keys, (std::vector<std::string>{"k1", "k2"}));
+  EXPECT_NE(std::find(c.secrets.begin(), c.secrets.end(), "k2"), c.secrets.end());
+  EXPECT_EQ(parse("", env_of({{"SENDQ_GATEWAY_API_KEYS", "a,b"}})).gateway.api_keys,
+            (std::vector<std::string>{"a", "b"}));
+}
+
+TEST(config, gateway_section_refuses_bad_keys_naming_them) {
+  EXPECT_NE(error_of("[gateway]\napi_keys = \"one\"\n").find("gateway.api_keys"), std::string::npos);
+  EXPECT_NE(error_of("[gateway]\nlisten = \"x\"\n").find("gateway.listen: unknown key"), std::string::npos);
+  EXPECT_NE(error_of("[gateway]\naddr = \"nope\"\n").find("gateway.addr"), std::string::npos);
 }

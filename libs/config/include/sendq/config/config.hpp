@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "sendq/policy/rate_limiter_registry.hpp"
 #include "sendq/providers/provider.hpp"
 
 namespace sendq::config {
@@ -52,6 +53,20 @@ struct metrics_config {
   std::string addr = "127.0.0.1:9464";  ///< host:port of /metrics, /healthz, /readyz ("" = off)
 };
 
+/// The gateway (sendq-gateway): HTTP in, `sendq.requests` out. Ignored by the worker.
+struct gateway_config {
+  std::string addr = "127.0.0.1:8080";  ///< host:port to listen on (SENDQ_GATEWAY_ADDR)
+  int threads = 2;                       ///< I/O threads
+  int body_limit_bytes = 4 << 20;        ///< larger request bodies get 413
+  int max_batch = 1000;                  ///< SendRequests in one JSON array, at most
+  int max_in_flight = 20000;             ///< records produced and not yet acknowledged; beyond: 503
+  int produce_timeout_ms = 30000;        ///< broker acknowledgement wait (also librdkafka message.timeout.ms)
+  std::string topic;                     ///< "" = kafka.requests_topic
+  std::vector<std::string> api_keys;     ///< accepted keys; empty (and no file) = no authentication
+  std::string api_keys_file;             ///< one key per line (# comments); added to api_keys
+  std::string legacy_account = "default";  ///< account of SendRequests made by the legacy sender endpoint
+};
+
 struct log_config {
   std::string level = "info";   ///< debug, info, warn, error
   std::string format = "auto";  ///< json, text, or auto (text on a terminal, else json)
@@ -61,8 +76,11 @@ struct config {
   kafka_config kafka;
   worker_config worker;
   metrics_config metrics;
+  gateway_config gateway;
   log_config log;
   std::vector<providers::account> accounts;  ///< every configured provider account
+  /// Rate limits of the accounts that have any (rate_limit, recipient_rate_limit, pacing keys).
+  std::vector<policy::account_limits> limits;
   /// Setting values that are secrets (tokens, signs): the logger redacts them wherever they appear.
   std::vector<std::string> secrets;
   /// The account `provider`/`name`, or nullptr.
@@ -74,7 +92,8 @@ using env_lookup = std::function<std::optional<std::string>(const std::string&)>
 env_lookup process_env();
 
 /// Reads `path` ("" = no file: defaults only), applies environment overrides
-/// (SENDQ_KAFKA_BROKERS, SENDQ_<PROVIDER>_BASE_URL, SENDQ_METRICS_ADDR, SENDQ_<SECTION>_<KEY>),
+/// (SENDQ_KAFKA_BROKERS, SENDQ_<PROVIDER>_BASE_URL, SENDQ_METRICS_ADDR, SENDQ_<SECTION>_<KEY>,
+/// SENDQ_GATEWAY_API_KEYS as a comma-separated list),
 /// resolves `<key>_file` / `<key>_env` secrets, and validates. Throws config_error.
 config load(const std::string& path, const env_lookup& env);
 
