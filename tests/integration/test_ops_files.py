@@ -274,11 +274,23 @@ class WorkerTest(unittest.TestCase):
     def setUpClass(cls):
         cls.dir = h.Workdir("ops-files").path
         cls.sim = h.Simulator(cls.dir)
-        # the first calls are throttled (429) or fail (503), so that retries, throttled replies and
-        # attempts of more than one outcome class get series; every request is delivered in the end
-        cls.sim.set_faults([{"match": "", "action": "status", "status": 429, "times": 3},
-                            {"match": "", "action": "status", "status": 503, "times": 2}])
-        cls.worker = h.Worker(cls.dir, cls.sim, env_extra={"SENDQ_WORKER_RETRY_BACKOFF_MS": "50"})
+        # the first sender calls are throttled (429) or fail (503), so that retries, throttled replies
+        # and attempts of more than one outcome class get series; every request is delivered in the end
+        cls.sim.set_faults([{"match": "/sender/", "action": "status", "status": 429, "times": 2},
+                            {"match": "/sender/", "action": "status", "status": 503, "times": 1}])
+        try:
+            cls.worker = h.Worker(cls.dir, cls.sim, env_extra={"SENDQ_WORKER_RETRY_BACKOFF_MS": "50"})
+        except Exception:
+            cls.sim.stop()
+            raise
+        try:
+            cls.start_and_drive()
+        except Exception:
+            cls.tearDownClass()  # unittest does not call it when setUpClass fails
+            raise
+
+    @classmethod
+    def start_and_drive(cls):
         # /readyz from the start: the first HTTP answer, then until 200
         cls.readyz = []
         deadline = time.monotonic() + 60

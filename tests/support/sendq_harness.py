@@ -91,10 +91,12 @@ class Simulator:
 class EmbeddedKafka:
     """The mock cluster as its own process, so that workers can be killed and restarted."""
 
-    def __init__(self, workdir, partitions=8):
+    def __init__(self, workdir, partitions=8, topics=()):
         self.bootstrap_file = os.path.join(workdir, "kafka.bootstrap")
         self.log = open(os.path.join(workdir, "kafka.log"), "w")
-        self.proc = subprocess.Popen([EMBEDDED_KAFKA, "--partitions", str(partitions), "--bootstrap-file", self.bootstrap_file],
+        topic_args = [a for t in topics for a in ("--topic", t)]
+        self.proc = subprocess.Popen([EMBEDDED_KAFKA, "--partitions", str(partitions), "--bootstrap-file", self.bootstrap_file,
+                                      *topic_args],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         self.bootstrap = wait_for(self._read, 20, "the embedded Kafka's bootstrap file")
 
@@ -265,3 +267,53 @@ def kcat_consume_until(bootstrap, topic, count, timeout=120):
 class Workdir:
     def __init__(self, name):
         self.path = tempfile.mkdtemp(prefix=f"sendq-{name}-")
+
+
+GATEWAY = os.path.join(BUILD, "services", "gateway", "sendq-gateway")
+SENDQCTL = os.path.join(BUILD, "services", "ctl", "sendqctl")
+
+
+class Gateway:
+    """sendq-gateway on a free loopback port, producing to `brokers`."""
+
+    def __init__(self, workdir, brokers, env_extra=None, name="gateway"):
+        self.port = free_port()
+        env = dict(os.environ)
+        env.update({"SENDQ_KAFKA_BROKERS": brokers, "SENDQ_GATEWAY_ADDR": f"127.0.0.1:{self.port}",
+                    "SENDQ_LOG_FORMAT": "json"})
+        env.update(env_extra or {})
+        self.log_path = os.path.join(workdir, f"{name}.log")
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen([GATEWAY], stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.proc.returncode}; see {self.log_path}")
+            try:
+                return http_get(self.url + "/healthz", timeout=2)[0] == 200
+            except OSError:
+                return False
+        wait_for(up, 30, "the gateway's /healthz")
+
+    def post(self, path, body, headers=None, timeout=30):
+        data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+        req = urllib.request.Request(self.url + path, data=data, method="POST",
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def stop(self):
+        rc = stop_process(self.proc)
+        self.log.close()
+        return rc
+
+
+def sendqctl(*args, input_bytes=None, timeout=300, env_extra=None):
+    """Runs sendqctl; returns CompletedProcess (stdout/stderr decoded)."""
+    env = dict(os.environ)
+    env.update(env_extra or {})
+    return subprocess.run([SENDQCTL, *args], input=input_bytes, capture_output=True, timeout=timeout, env=env)

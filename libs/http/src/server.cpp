@@ -60,8 +60,12 @@ server_response plain(unsigned status, std::string body) {
 }  // namespace
 
 struct server::impl : std::enable_shared_from_this<impl> {
-  impl(net::any_io_executor ex, server_options opts, handler h)
-      : ex_(std::move(ex)), strand_(net::make_strand(ex_)), opts_(opts), handler_(std::move(h)) {}
+  impl(net::any_io_executor ex, server_options opts, handler h, async_handler ah)
+      : ex_(std::move(ex)),
+        strand_(net::make_strand(ex_)),
+        opts_(opts),
+        handler_(std::move(h)),
+        async_handler_(std::move(ah)) {}
 
   void start(const std::string& host, std::uint16_t port) {
     const std::string where = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
@@ -178,7 +182,11 @@ struct server::impl : std::enable_shared_from_this<impl> {
       if (self->stopped_.load()) break;
       server_response reply;
       try {
-        reply = self->handler_(req);
+        if (self->async_handler_) {
+          reply = co_await self->async_handler_(std::move(req));
+        } else {
+          reply = self->handler_(req);
+        }
       } catch (...) {
         reply = plain(500, "internal error\n");
       }
@@ -196,6 +204,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
   net::any_io_executor strand_;  // the acceptor's
   server_options opts_;
   handler handler_;
+  async_handler async_handler_;  // set instead of handler_ for asynchronous handlers
   std::unique_ptr<tcp::acceptor> acceptor_;
   std::atomic<std::uint16_t> port_{0};
   std::mutex mu_;
@@ -204,7 +213,10 @@ struct server::impl : std::enable_shared_from_this<impl> {
 };
 
 server::server(net::any_io_executor ex, server_options opts, handler h)
-    : impl_(std::make_shared<impl>(std::move(ex), opts, std::move(h))) {}
+    : impl_(std::make_shared<impl>(std::move(ex), opts, std::move(h), async_handler{})) {}
+
+server::server(net::any_io_executor ex, server_options opts, async_handler h)
+    : impl_(std::make_shared<impl>(std::move(ex), opts, handler{}, std::move(h))) {}
 
 server::~server() { impl_->stop(); }
 

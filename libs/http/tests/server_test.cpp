@@ -2,6 +2,7 @@
 #include <string>
 
 #include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <gtest/gtest.h>
 
@@ -92,6 +93,37 @@ TEST(http_server, answers_garbage_with_400) {
 TEST(http_server, handler_exception_becomes_500) {
   io_runner io;
   server srv(io.executor(), {}, [](const server_request&) -> server_response { throw std::runtime_error("boom"); });
+  srv.start("127.0.0.1", 0);
+  auto reply = run(io.executor(), raw_exchange(srv.port(), "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"));
+  EXPECT_EQ(reply.rfind("HTTP/1.1 500", 0), 0u) << reply;
+  srv.stop();
+}
+
+TEST(http_server, async_handler_answers_after_it_resumes) {
+  // given a handler that waits on a timer before answering
+  io_runner io;
+  server srv(io.executor(), {}, [](server_request r) -> net::awaitable<server_response> {
+    net::steady_timer t(co_await net::this_coro::executor, std::chrono::milliseconds(20));
+    co_await t.async_wait(nothrow);
+    co_return server_response{201, "text/plain", "late " + r.body, {}};
+  });
+  srv.start("127.0.0.1", 0);
+  // when
+  auto reply = run(io.executor(), raw_exchange(srv.port(),
+                                               "POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n"
+                                               "Content-Length: 1\r\n\r\nx"));
+  // then
+  EXPECT_EQ(reply.rfind("HTTP/1.1 201", 0), 0u) << reply;
+  EXPECT_NE(reply.find("late x"), std::string::npos) << reply;
+  srv.stop();
+}
+
+TEST(http_server, async_handler_exception_becomes_500) {
+  io_runner io;
+  server srv(io.executor(), {}, [](server_request) -> net::awaitable<server_response> {
+    throw std::runtime_error("boom");
+    co_return server_response{};
+  });
   srv.start("127.0.0.1", 0);
   auto reply = run(io.executor(), raw_exchange(srv.port(), "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"));
   EXPECT_EQ(reply.rfind("HTTP/1.1 500", 0), 0u) << reply;

@@ -5,10 +5,12 @@
 #include <chrono>
 #include <cstdio>
 #include <mutex>
+#include <thread>
 
 #include "sendq/kafka/consumer.hpp"
 #include "sendq/kafka/embedded_cluster.hpp"
 #include "sendq/kafka/producer.hpp"
+#include "sendq/kafka/reader.hpp"
 #include "sendq/log/logger.hpp"
 
 using namespace sendq;
@@ -87,4 +89,41 @@ TEST(kafka, a_new_consumer_of_the_group_resumes_at_the_committed_offset) {
   ASSERT_EQ(got.size(), 5u);
   EXPECT_EQ(got.front(), "m5");
   EXPECT_EQ(got.back(), "m9");
+}
+
+TEST(kafka_reader, reads_from_a_time_to_the_high_watermark_with_headers) {
+  // given 3 records before and 3 after a point in time
+  log::logger logger(log::level::error, false);
+  kafka::embedded_cluster cluster(1, {"r1"}, 2);
+  kafka::producer p({cluster.bootstrap(), {}}, logger, [](void*, const std::string&) {});
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(p.produce("r1", "k", "before" + std::to_string(i), {{"kind", "a"}}, nullptr), "");
+  ASSERT_EQ(p.flush(10s), 0);
+  std::this_thread::sleep_for(20ms);  // timestamps are milliseconds: separate the two groups
+  const auto cut = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(p.produce("r1", "k", "after" + std::to_string(i), {{"kind", "b"}}, nullptr), "");
+  ASSERT_EQ(p.flush(10s), 0);
+  kafka::reader r({cluster.bootstrap(), {}}, logger);
+  const auto parts = r.partitions("r1", 5s);
+  ASSERT_EQ(parts.size(), 2u);
+  // when reading from the cut to the high watermark
+  const auto begins = r.offsets_for_time("r1", parts, cut, 5s);
+  std::vector<kafka::partition_range> ranges;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const auto [low, high] = r.watermarks("r1", parts[i], 5s);
+    ranges.push_back({parts[i], begins[i] >= 0 ? begins[i] : low, high});  // the mock cannot look up times
+  }
+  r.assign("r1", ranges);
+  std::vector<std::string> got;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!r.done() && std::chrono::steady_clock::now() < deadline) {
+    for (auto& m : r.read(100, 100ms)) {
+      if (m.timestamp_ms() < cut) continue;
+      got.emplace_back(m.payload());
+      EXPECT_EQ(m.header("kind"), "b");
+    }
+  }
+  // then exactly the later three, and the reader is done
+  EXPECT_TRUE(r.done());
+  EXPECT_EQ(got, (std::vector<std::string>{"after0", "after1", "after2"}));
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 
 namespace sendq::http {
 
@@ -37,9 +38,15 @@ struct server_options {
 /// Handler is called on an I/O thread; it must not block.
 using handler = std::function<server_response(const server_request&)>;
 
+/// Asynchronous handler: a coroutine run on the connection's strand, for answers that wait on
+/// something else (e.g. a broker acknowledgement). It must not block either; the connection reads
+/// its next request only after the reply is written.
+using async_handler = std::function<boost::asio::awaitable<server_response>(server_request)>;
+
 class server {
  public:
   server(boost::asio::any_io_executor ex, server_options opts, handler h);
+  server(boost::asio::any_io_executor ex, server_options opts, async_handler h);
   ~server();
   server(const server&) = delete;
   server& operator=(const server&) = delete;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -32,6 +33,16 @@ class message {
   std::int64_t timestamp_ms() const {
     rd_kafka_timestamp_type_t type;
     return rd_kafka_message_timestamp(m_.get(), &type);
+  }
+  /// The last header named `name`, or nullopt (a header with a null value reads as "").
+  std::optional<std::string_view> header(std::string_view name) const {
+    rd_kafka_headers_t* hdrs = nullptr;
+    if (rd_kafka_message_headers(m_.get(), &hdrs) || !hdrs) return std::nullopt;
+    const std::string n(name);
+    const void* value = nullptr;
+    std::size_t size = 0;
+    if (rd_kafka_header_get_last(hdrs, n.c_str(), &value, &size)) return std::nullopt;
+    return value ? std::string_view(static_cast<const char*>(value), size) : std::string_view();
   }
   explicit operator bool() const { return static_cast<bool>(m_); }
 

@@ -1,0 +1,101 @@
+#pragma once
+/// Shared pieces of sendqctl: argument reading, rate limit, progress bar, time specs, result fields.
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sendq::ctl {
+
+/// Thrown for usage errors (exit code 2 with the message and "see --help").
+struct usage_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// Walks argv of one subcommand. Options are `--name value` or `--name=value`.
+class args {
+ public:
+  args(int argc, char** argv, int first);
+  bool done() const { return i_ >= argv_.size(); }
+  /// The current argument; advances.
+  std::string next();
+  /// The value of option `name` (already taken by next()); throws usage_error when missing.
+  std::string value(const std::string& name);
+  std::int64_t integer(const std::string& name, std::int64_t min, std::int64_t max);
+
+ private:
+  std::vector<std::string> argv_;
+  std::size_t i_ = 0;
+  std::optional<std::string> inline_value_;
+};
+
+/// "500/s", "500", "30/m" → records per second (0 = unlimited). nullopt when malformed.
+std::optional<double> parse_rate(std::string_view s);
+
+/// "now", "-15m" / "-2h" / "-30s" / "-1d" (relative to `now_ms`), epoch milliseconds (digits), or
+/// UTC "YYYY-MM-DDTHH:MM:SS[Z]" → epoch ms. nullopt when malformed.
+std::optional<std::int64_t> parse_time(std::string_view s, std::int64_t now_ms);
+
+std::int64_t now_ms();
+
+/// Blocking token bucket for a tool's main loop: acquire() sleeps until a token is free.
+class rate_limiter {
+ public:
+  explicit rate_limiter(double per_second) : rate_(per_second) {}
+  void acquire();
+
+ private:
+  double rate_;
+  double tokens_ = 1;
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
+/// "[=====>    ] 5000/10000  1234/s  ETA 4s" on stderr, redrawn at most 10 times a second,
+/// only when stderr is a terminal. `total` 0 = unknown (no bar, no ETA).
+class progress {
+ public:
+  progress(std::string label, std::uint64_t total, bool enabled);
+  void set_total(std::uint64_t total) { total_ = total; }
+  void tick(std::uint64_t n = 1);
+  void finish();
+  /// The line for `done` of `total` after `elapsed` (pure; tests).
+  static std::string line(std::string_view label, std::uint64_t done, std::uint64_t total, double elapsed_s);
+
+ private:
+  std::string label_;
+  std::uint64_t total_;
+  std::uint64_t done_ = 0;
+  bool enabled_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_draw_{};
+};
+
+/// The fields of a DeliveryResult that the tools filter and count on.
+struct result_fields {
+  std::string id, provider, account, type, to, status, error_kind, error_message;
+  std::int64_t completed_at = 0;
+  std::int64_t latency_ms = -1;
+};
+/// nullopt when `json` is not a DeliveryResult object.
+std::optional<result_fields> parse_result(std::string_view json);
+
+/// True when `list` is empty or holds `v`.
+bool allowed(const std::vector<std::string>& list, std::string_view v);
+
+/// Every command's shared options.
+struct common {
+  std::string brokers;  ///< --brokers, default $SENDQ_KAFKA_BROKERS
+  double rate = 0;      ///< --rate, per second (0 = unlimited)
+  bool progress = false;  ///< stderr is a terminal
+};
+
+/// Takes the shared option `a` if it is one (--brokers, --rate); false otherwise.
+bool take_common(args& in, const std::string& a, common& c);
+/// Checks --brokers was given or set in the environment.
+void require_brokers(const common& c);
+
+}  // namespace sendq::ctl

@@ -1,0 +1,207 @@
+#include "sendq/ctl/common.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <ctime>
+#include <stdexcept>
+#include <thread>
+
+#include <simdjson.h>
+
+namespace sendq::ctl {
+
+args::args(int argc, char** argv, int first) {
+  for (int i = first; i < argc; ++i) argv_.emplace_back(argv[i]);
+}
+
+std::string args::next() {
+  std::string a = argv_[i_++];
+  inline_value_.reset();
+  if (a.starts_with("--")) {
+    if (auto eq = a.find('='); eq != std::string::npos) {
+      inline_value_ = a.substr(eq + 1);
+      a.resize(eq);
+    }
+  }
+  return a;
+}
+
+std::string args::value(const std::string& name) {
+  if (inline_value_) return *std::exchange(inline_value_, std::nullopt);
+  if (i_ >= argv_.size()) throw usage_error(name + " needs a value");
+  return argv_[i_++];
+}
+
+std::int64_t args::integer(const std::string& name, std::int64_t min, std::int64_t max) {
+  const auto v = value(name);
+  char* end = nullptr;
+  const long long n = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end || n < min || n > max) {
+    throw usage_error(name + ": '" + v + "' is not an integer within " + std::to_string(min) + ".." + std::to_string(max));
+  }
+  return n;
+}
+
+std::optional<double> parse_rate(std::string_view s) {
+  double per = 1;
+  if (s.ends_with("/s")) {
+    s.remove_suffix(2);
+  } else if (s.ends_with("/m")) {
+    s.remove_suffix(2);
+    per = 60;
+  }
+  const std::string text(s);
+  char* end = nullptr;
+  const double n = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end || !(n >= 0) || !std::isfinite(n)) return std::nullopt;
+  return n / per;
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::optional<std::int64_t> parse_time(std::string_view s, std::int64_t now) {
+  if (s == "now") return now;
+  if (s.size() >= 3 && s[0] == '-') {
+    const char unit = s.back();
+    const std::string digits(s.substr(1, s.size() - 2));
+    if (digits.find_first_not_of("0123456789") != std::string::npos || digits.empty()) return std::nullopt;
+    const std::int64_t n = std::stoll(digits);
+    const std::int64_t ms = unit == 's' ? 1000 : unit == 'm' ? 60000 : unit == 'h' ? 3600000 : unit == 'd' ? 86400000 : 0;
+    if (!ms) return std::nullopt;
+    return now - n * ms;
+  }
+  if (!s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos) return std::stoll(std::string(s));
+  std::tm tm{};
+  const std::string text(s);
+  const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (!end || (*end && std::string_view(end) != "Z")) return std::nullopt;
+  return static_cast<std::int64_t>(timegm(&tm)) * 1000;
+}
+
+void rate_limiter::acquire() {
+  if (rate_ <= 0) return;
+  for (;;) {
+    const auto now = std::chrono::steady_clock::now();
+    tokens_ = std::min(std::max(1.0, rate_ / 10), tokens_ + std::chrono::duration<double>(now - last_).count() * rate_);
+    last_ = now;
+    if (tokens_ >= 1) {
+      tokens_ -= 1;
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>((1 - tokens_) / rate_));
+  }
+}
+
+progress::progress(std::string label, std::uint64_t total, bool enabled)
+    : label_(std::move(label)), total_(total), enabled_(enabled) {}
+
+std::string progress::line(std::string_view label, std::uint64_t done, std::uint64_t total, double elapsed_s) {
+  const double rate = elapsed_s > 0 ? static_cast<double>(done) / elapsed_s : 0;
+  char buf[160];
+  if (total == 0) {
+    std::snprintf(buf, sizeof buf, "%.*s %llu  %.0f/s", static_cast<int>(label.size()), label.data(),
+                  static_cast<unsigned long long>(done), rate);
+    return buf;
+  }
+  constexpr int width = 30;
+  const double frac = std::min(1.0, static_cast<double>(done) / static_cast<double>(total));
+  const int filled = static_cast<int>(frac * width);
+  std::string bar(static_cast<std::size_t>(filled), '=');
+  if (filled < width) bar += '>';
+  bar.resize(width, ' ');
+  std::string eta = "--";
+  if (rate > 0 && done <= total) {
+    const auto left = static_cast<long long>(std::ceil(static_cast<double>(total - done) / rate));
+    eta = left >= 3600 ? std::to_string(left / 3600) + "h" + std::to_string(left % 3600 / 60) + "m"
+          : left >= 60 ? std::to_string(left / 60) + "m" + std::to_string(left % 60) + "s"
+                       : std::to_string(left) + "s";
+  }
+  std::snprintf(buf, sizeof buf, "%.*s [%s] %llu/%llu  %.0f/s  ETA %s", static_cast<int>(label.size()), label.data(),
+                bar.c_str(), static_cast<unsigned long long>(done), static_cast<unsigned long long>(total), rate, eta.c_str());
+  return buf;
+}
+
+void progress::tick(std::uint64_t n) {
+  done_ += n;
+  if (!enabled_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_draw_ < std::chrono::milliseconds(100)) return;
+  last_draw_ = now;
+  std::fprintf(stderr, "\r\033[K%s", line(label_, done_, total_, std::chrono::duration<double>(now - start_).count()).c_str());
+}
+
+void progress::finish() {
+  if (!enabled_) return;
+  const auto now = std::chrono::steady_clock::now();
+  std::fprintf(stderr, "\r\033[K%s\n", line(label_, done_, total_, std::chrono::duration<double>(now - start_).count()).c_str());
+}
+
+std::optional<result_fields> parse_result(std::string_view json) {
+  namespace od = simdjson::ondemand;
+  thread_local od::parser parser;  // one per thread: it owns its buffers
+  simdjson::padded_string padded(json);
+  auto doc = parser.iterate(padded);
+  od::object obj;
+  if (doc.get_object().get(obj)) return std::nullopt;
+  result_fields r;
+  for (auto member : obj) {
+    std::string_view key;
+    if (member.unescaped_key().get(key)) return std::nullopt;
+    od::value v;
+    if (member.value().get(v)) return std::nullopt;
+    std::string_view s;
+    if (key == "id" || key == "provider" || key == "account" || key == "type" || key == "to" || key == "status") {
+      if (v.get_string().get(s)) continue;
+      std::string& target = key == "id" ? r.id : key == "provider" ? r.provider : key == "account" ? r.account
+                            : key == "type" ? r.type : key == "to" ? r.to : r.status;
+      target = std::string(s);
+    } else if (key == "error") {
+      od::object e;
+      if (v.get_object().get(e)) continue;
+      for (auto em : e) {
+        std::string_view ek, ev;
+        if (em.unescaped_key().get(ek) || em.value().get_string().get(ev)) continue;
+        if (ek == "kind") r.error_kind = std::string(ev);
+        if (ek == "message") r.error_message = std::string(ev);
+      }
+    } else if (key == "completed_at" || key == "latency_ms") {
+      std::int64_t n = 0;
+      if (v.get_int64().get(n)) continue;
+      (key == "completed_at" ? r.completed_at : r.latency_ms) = n;
+    }
+  }
+  if (r.id.empty() || r.status.empty()) return std::nullopt;
+  return r;
+}
+
+bool allowed(const std::vector<std::string>& list, std::string_view v) {
+  return list.empty() || std::find(list.begin(), list.end(), v) != list.end();
+}
+
+bool take_common(args& in, const std::string& a, common& c) {
+  if (a == "--brokers") {
+    c.brokers = in.value(a);
+    return true;
+  }
+  if (a == "--rate") {
+    const auto v = in.value(a);
+    auto r = parse_rate(v);
+    if (!r) throw usage_error("--rate: '" + v + "' is not a rate such as 500/s");
+    c.rate = *r;
+    return true;
+  }
+  return false;
+}
+
+void require_brokers(const common& c) {
+  if (c.brokers.empty()) {
+    throw usage_error("no Kafka: pass --brokers HOST:PORT or set SENDQ_KAFKA_BROKERS");
+  }
+}
+
+}  // namespace sendq::ctl

@@ -1,0 +1,56 @@
+#pragma once
+// A blocking produce loop for the tools: rate limit, retry when librdkafka's queue is full,
+// count acknowledgements. Runs on the tool's main thread (blocking is fine in a CLI).
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "sendq/ctl/common.hpp"
+#include "sendq/kafka/producer.hpp"
+#include "sendq/log/logger.hpp"
+
+namespace sendq::ctl::detail {
+
+class sink {
+ public:
+  sink(const std::string& brokers, double rate, log::logger& log)
+      : limiter_(rate),
+        producer_({brokers, {}}, log, [this](void*, const std::string& error) {
+          if (error.empty()) {
+            ++acked_;
+          } else {
+            ++failed_;
+            if (first_error_.empty()) first_error_ = error;
+          }
+        }) {}
+
+  void produce(const std::string& topic, std::string_view key, std::string_view value, const kafka::header_list& headers) {
+    limiter_.acquire();
+    for (;;) {
+      auto err = producer_.produce(topic, key, value, headers, nullptr);
+      if (err.empty()) break;
+      producer_.poll(std::chrono::milliseconds(50));  // queue full: let acks drain
+    }
+    ++sent_;
+    producer_.poll(std::chrono::milliseconds(0));
+  }
+  /// Waits for every acknowledgement (up to `timeout`); true when all were acknowledged.
+  bool finish(std::chrono::milliseconds timeout) {
+    producer_.flush(timeout);
+    return failed_.load() == 0 && acked_.load() == sent_;
+  }
+  std::uint64_t sent() const { return sent_; }
+  std::uint64_t acked() const { return acked_.load(); }
+  std::uint64_t failed() const { return failed_.load() + (sent_ - acked_.load() - failed_.load()); }
+  const std::string& first_error() const { return first_error_; }
+
+ private:
+  rate_limiter limiter_;
+  std::uint64_t sent_ = 0;
+  std::atomic<std::uint64_t> acked_{0};
+  std::atomic<std::uint64_t> failed_{0};
+  std::string first_error_;  // written only inside poll/flush on this thread
+  kafka::producer producer_;
+};
+
+}  // namespace sendq::ctl::detail

@@ -1,0 +1,236 @@
+// sendqctl tail and stats: read DeliveryResults.
+#include <unistd.h>
+
+#include <array>
+#include <csignal>
+#include <iomanip>
+#include <iostream>
+#include <map>
+
+#include "sendq/ctl/commands.hpp"
+#include "sendq/ctl/common.hpp"
+#include "sendq/kafka/reader.hpp"
+#include "sendq/log/logger.hpp"
+
+namespace sendq::ctl {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* tail_usage = R"(Usage: sendqctl tail [options]
+
+Follows DeliveryResults (default topic sendq.results) and prints those that match: a table on a
+terminal, the results' JSON lines in a pipe. Stops on Ctrl-C, or after --count.
+
+Options:
+  --results-topic T  (default sendq.results)
+  --provider P, --account A, --status S, --kind K   filters (repeatable)
+  --from-beginning   start at the oldest result instead of new ones
+  --since TIME       start at TIME (epoch ms, 2024-05-01T10:00:00Z, -15m)
+  --count N          stop after N matching results
+  --idle-exit S      stop when nothing arrived for S seconds
+  --json / --table   force the output format
+  --brokers B        bootstrap servers (default $SENDQ_KAFKA_BROKERS)
+  -h, --help
+)";
+
+constexpr const char* stats_usage = R"(Usage: sendqctl stats [options]
+
+Counts DeliveryResults by provider and status over a time window (results' Kafka timestamps).
+
+Options:
+  --results-topic T  (default sendq.results)
+  --since TIME       window start (default -1h); TIME: epoch ms, 2024-05-01T10:00:00Z, now, -15m
+  --until TIME       window end (default now)
+  --json             one JSON object instead of the table
+  --brokers B        bootstrap servers (default $SENDQ_KAFKA_BROKERS)
+  -h, --help
+)";
+
+volatile std::sig_atomic_t interrupted = 0;
+void on_sigint(int) { interrupted = 1; }
+
+std::string trim(std::string s, std::size_t n) {
+  if (s.size() > n) s = s.substr(0, n - 1) + "~";
+  return s;
+}
+
+std::vector<kafka::partition_range> ranges_from(kafka::reader& rd, const std::string& topic,
+                                                std::optional<std::int64_t> since, std::optional<std::int64_t> until,
+                                                bool from_beginning, bool follow) {
+  const auto parts = rd.partitions(topic, 10s);
+  std::vector<std::int64_t> begins, ends;
+  if (since) begins = rd.offsets_for_time(topic, parts, *since, 10s);
+  if (until) ends = rd.offsets_for_time(topic, parts, *until, 10s);
+  std::vector<kafka::partition_range> out;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const auto [low, high] = rd.watermarks(topic, parts[i], 10s);
+    // -1 from a time lookup (none, or the mock cluster): scan from the start, filter by timestamp.
+    const std::int64_t begin = since ? (begins[i] >= 0 ? begins[i] : low) : from_beginning ? low : high;
+    const std::int64_t end = follow ? -1 : until && ends[i] >= 0 ? ends[i] : high;
+    out.push_back({parts[i], begin, end});
+  }
+  return out;
+}
+
+}  // namespace
+
+int run_tail(int argc, char** argv, int first) {
+  common c;
+  if (const char* b = std::getenv("SENDQ_KAFKA_BROKERS")) c.brokers = b;
+  std::string topic = "sendq.results";
+  std::vector<std::string> providers, accounts, statuses, kinds;
+  bool from_beginning = false;
+  std::optional<std::int64_t> since;
+  std::int64_t count = -1, idle_exit = -1;
+  bool table = isatty(STDOUT_FILENO);
+  args in(argc, argv, first);
+  while (!in.done()) {
+    const auto a = in.next();
+    if (a == "-h" || a == "--help") {
+      std::cout << tail_usage;
+      return 0;
+    }
+    if (take_common(in, a, c)) continue;
+    if (a == "--results-topic") topic = in.value(a);
+    else if (a == "--provider") providers.push_back(in.value(a));
+    else if (a == "--account") accounts.push_back(in.value(a));
+    else if (a == "--status") statuses.push_back(in.value(a));
+    else if (a == "--kind") kinds.push_back(in.value(a));
+    else if (a == "--from-beginning") from_beginning = true;
+    else if (a == "--since") {
+      const auto v = in.value(a);
+      since = parse_time(v, now_ms());
+      if (!since) throw usage_error("--since: '" + v + "' is not a time");
+    } else if (a == "--count") count = in.integer(a, 1, INT64_MAX);
+    else if (a == "--idle-exit") idle_exit = in.integer(a, 1, 86400);
+    else if (a == "--json") table = false;
+    else if (a == "--table") table = true;
+    else throw usage_error("unknown option '" + a + "'");
+  }
+  require_brokers(c);
+  std::signal(SIGINT, on_sigint);
+  std::signal(SIGTERM, on_sigint);
+  log::logger logger(log::level::warn, false);
+  kafka::reader rd({c.brokers, {}}, logger);
+  rd.assign(topic, ranges_from(rd, topic, since, std::nullopt, from_beginning, true));
+  if (table) {
+    std::cout << std::left << std::setw(34) << "ID" << std::setw(9) << "PROVIDER" << std::setw(10) << "ACCOUNT"
+              << std::setw(9) << "TYPE" << std::setw(10) << "STATUS" << std::setw(9) << "LATENCY" << "ERROR\n";
+  }
+  std::int64_t shown = 0;
+  auto last = std::chrono::steady_clock::now();
+  while (!interrupted && (count < 0 || shown < count)) {
+    auto batch = rd.read(500, 200ms);
+    if (batch.empty()) {
+      if (idle_exit > 0 && std::chrono::steady_clock::now() - last > std::chrono::seconds(idle_exit)) break;
+      continue;
+    }
+    last = std::chrono::steady_clock::now();
+    for (auto& m : batch) {
+      if (since && m.timestamp_ms() < *since) continue;
+      auto r = parse_result(m.payload());
+      if (!r || !allowed(providers, r->provider) || !allowed(accounts, r->account) || !allowed(statuses, r->status) ||
+          !allowed(kinds, r->error_kind)) {
+        continue;
+      }
+      if (table) {
+        std::cout << std::left << std::setw(34) << trim(r->id, 33) << std::setw(9) << r->provider << std::setw(10)
+                  << trim(r->account, 9) << std::setw(9) << r->type << std::setw(10) << r->status << std::setw(9)
+                  << (r->latency_ms >= 0 ? std::to_string(r->latency_ms) + "ms" : "-")
+                  << (r->error_kind.empty() ? "" : r->error_kind + ": " + trim(r->error_message, 60)) << "\n";
+      } else {
+        std::cout << m.payload() << "\n";
+      }
+      if (++shown == count) break;
+    }
+    std::cout.flush();
+  }
+  return 0;
+}
+
+int run_stats(int argc, char** argv, int first) {
+  common c;
+  if (const char* b = std::getenv("SENDQ_KAFKA_BROKERS")) c.brokers = b;
+  std::string topic = "sendq.results";
+  std::string since_text = "-1h", until_text = "now";
+  bool json = false;
+  args in(argc, argv, first);
+  while (!in.done()) {
+    const auto a = in.next();
+    if (a == "-h" || a == "--help") {
+      std::cout << stats_usage;
+      return 0;
+    }
+    if (take_common(in, a, c)) continue;
+    if (a == "--results-topic") topic = in.value(a);
+    else if (a == "--since") since_text = in.value(a);
+    else if (a == "--until") until_text = in.value(a);
+    else if (a == "--json") json = true;
+    else throw usage_error("unknown option '" + a + "'");
+  }
+  require_brokers(c);
+  const auto now = now_ms();
+  const auto since = parse_time(since_text, now), until = parse_time(until_text, now);
+  if (!since) throw usage_error("--since: '" + since_text + "' is not a time");
+  if (!until) throw usage_error("--until: '" + until_text + "' is not a time");
+  log::logger logger(log::level::warn, false);
+  kafka::reader rd({c.brokers, {}}, logger);
+  const auto ranges = ranges_from(rd, topic, since, until_text == "now" ? std::nullopt : until, false, false);
+  std::uint64_t total = 0;
+  for (const auto& r : ranges) total += static_cast<std::uint64_t>(std::max<std::int64_t>(0, r.end - r.begin));
+  progress bar("stats", total, isatty(STDERR_FILENO));
+  rd.assign(topic, ranges);
+  static constexpr std::array<std::string_view, 4> statuses{"delivered", "failed", "rejected", "expired"};
+  std::map<std::string, std::map<std::string, std::uint64_t>> counts;  // provider → status → n
+  auto idle = std::chrono::steady_clock::now();
+  while (!rd.done() && std::chrono::steady_clock::now() - idle < 60s) {
+    auto batch = rd.read(1000, 200ms);
+    if (!batch.empty()) idle = std::chrono::steady_clock::now();
+    for (auto& m : batch) {
+      bar.tick();
+      if (m.timestamp_ms() < *since || m.timestamp_ms() >= *until) continue;
+      if (auto r = parse_result(m.payload())) ++counts[r->provider.empty() ? "-" : r->provider][r->status];
+    }
+  }
+  bar.finish();
+  if (json) {
+    std::cout << "{\"since\":" << *since << ",\"until\":" << *until << ",\"providers\":{";
+    bool firstp = true;
+    for (const auto& [p, by] : counts) {
+      std::cout << (firstp ? "" : ",") << "\"" << p << "\":{";
+      bool firsts = true;
+      for (const auto& [s, n] : by) {
+        std::cout << (firsts ? "" : ",") << "\"" << s << "\":" << n;
+        firsts = false;
+      }
+      std::cout << "}";
+      firstp = false;
+    }
+    std::cout << "}}\n";
+    return 0;
+  }
+  std::cout << std::left << std::setw(12) << "PROVIDER";
+  for (auto s : statuses) std::cout << std::right << std::setw(11) << s;
+  std::cout << std::setw(11) << "total" << "\n";
+  std::map<std::string, std::uint64_t> column;
+  for (const auto& [p, by] : counts) {
+    std::cout << std::left << std::setw(12) << p;
+    std::uint64_t sum = 0;
+    for (auto s : statuses) {
+      const auto it = by.find(std::string(s));
+      const auto n = it == by.end() ? 0 : it->second;
+      column[std::string(s)] += n;
+      sum += n;
+      std::cout << std::right << std::setw(11) << n;
+    }
+    column["total"] += sum;
+    std::cout << std::setw(11) << sum << "\n";
+  }
+  std::cout << std::left << std::setw(12) << "all";
+  for (auto s : statuses) std::cout << std::right << std::setw(11) << column[std::string(s)];
+  std::cout << std::setw(11) << column["total"] << "\n";
+  return 0;
+}
+
+}  // namespace sendq::ctl

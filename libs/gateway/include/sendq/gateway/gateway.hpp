@@ -1,0 +1,75 @@
+#pragma once
+/// The gateway's request handling: `POST /v1/messages` (a SendRequest or a JSON array of them)
+/// and the legacy `POST /sender/v1/handleBasicMessage`. Validates with the worker's decoder,
+/// produces to the requests topic, and answers only after the broker acknowledged every record.
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "sendq/core/request_decoder.hpp"
+#include "sendq/gateway/record_sink.hpp"
+#include "sendq/http/server.hpp"
+
+namespace sendq::log {
+class logger;
+}
+
+namespace sendq::gateway {
+
+struct gateway_options {
+  std::string topic = "sendq.requests";
+  std::size_t max_batch = 1000;         ///< elements of one JSON array
+  std::size_t max_in_flight = 20000;    ///< records awaiting their ack, over all requests; beyond: 503
+  std::chrono::milliseconds ack_timeout{30000};
+  std::vector<std::string> api_keys;    ///< empty = no authentication
+  std::string legacy_account = "default";
+  std::string host_name;                ///< `foot.host` of legacy replies
+  std::size_t max_request_bytes = core::default_max_request_bytes;
+};
+
+/// Seams for tests: id generator and wall clock.
+struct gateway_seams {
+  std::function<std::string()> new_id;
+  std::function<std::chrono::system_clock::time_point()> now;
+};
+
+class gateway {
+ public:
+  /// `sink` must outlive the gateway.
+  gateway(gateway_options opts, record_sink& sink, log::logger& log, gateway_seams seams = {});
+  ~gateway();
+
+  /// The server's async handler. Runs on the connection's strand (acks are posted back to it).
+  boost::asio::awaitable<http::server_response> handle(http::server_request req);
+
+  std::size_t in_flight() const { return in_flight_.load(); }
+
+ private:
+  struct produced;
+  boost::asio::awaitable<http::server_response> handle_messages(const http::server_request& req);
+  boost::asio::awaitable<http::server_response> handle_legacy(const http::server_request& req);
+  /// Produces `values` (key, value) and waits for their acks; per-record errors ("" = acked),
+  /// or nullopt when over max_in_flight (nothing produced).
+  boost::asio::awaitable<std::optional<std::vector<std::string>>> produce_all(
+      const std::vector<std::pair<std::string, std::string>>& records);
+  std::unique_ptr<core::request_decoder> take_decoder();
+  void give_back(std::unique_ptr<core::request_decoder> d);
+  std::string operation_time() const;
+
+  gateway_options opts_;
+  record_sink& sink_;
+  log::logger& log_;
+  gateway_seams seams_;
+  std::atomic<std::size_t> in_flight_{0};
+  std::mutex decoders_mu_;
+  std::vector<std::unique_ptr<core::request_decoder>> decoders_;  // one per concurrent use, reused
+};
+
+}  // namespace sendq::gateway

@@ -1,0 +1,281 @@
+// Request handling of sendq-gateway. Validation first (nothing is produced for a request with one
+// bad element), then produce every record and wait for the broker's acks on the connection's strand.
+#include "sendq/gateway/gateway.hpp"
+
+#include <ctime>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "sendq/core/json_writer.hpp"
+#include "sendq/gateway/auth.hpp"
+#include "sendq/gateway/batch.hpp"
+#include "sendq/gateway/legacy.hpp"
+#include "sendq/log/logger.hpp"
+#include "sendq/providers/provider.hpp"
+
+namespace sendq::gateway {
+namespace {
+
+namespace net = boost::asio;
+constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+
+http::server_response json(unsigned status, std::string body) {
+  return http::server_response{status, "application/json", std::move(body), {}};
+}
+
+// {"error":{"kind":..,"message":..[,"index":i]}}
+http::server_response error_reply(unsigned status, std::string_view kind, std::string_view message, long index = -1) {
+  std::string out;
+  core::json_writer w(out);
+  w.begin_object().key("error").begin_object().field("kind", kind).field("message", message);
+  if (index >= 0) w.field("index", static_cast<std::int64_t>(index));
+  w.end_object().end_object();
+  out += '\n';
+  auto r = json(status, std::move(out));
+  if (status == 503) r.headers.emplace_back("Retry-After", "1");
+  if (status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer");
+  return r;
+}
+
+std::string_view path_of(std::string_view target) { return target.substr(0, target.find('?')); }
+
+// The sender adapter's own limits (seeds 000/001), checked up front so that legacy callers get
+// the old API's synchronous errors. Placeholder credentials: only the checks matter here.
+std::optional<core::failure> sender_checks(const core::send_request& r) {
+  static const auto sender = providers::make_provider("sender");
+  providers::account a;
+  a.provider = "sender";
+  a.name = r.account;
+  a.base_url = "http://127.0.0.1";
+  a.settings = {{"api_version", "01"}, {"client", "-"}, {"channel", "-"}, {"version", "2.0"}, {"sign", "-"}};
+  auto built = sender->build(r, a);
+  if (auto* f = std::get_if<core::failure>(&built)) return *f;
+  return std::nullopt;
+}
+
+}  // namespace
+
+struct gateway::produced {
+  explicit produced(net::any_io_executor ex, std::size_t n) : timer(ex), errors(n), remaining(n) {}
+  net::steady_timer timer;
+  std::vector<std::string> errors;
+  std::size_t remaining;  // touched only on the connection's strand
+};
+
+gateway::gateway(gateway_options opts, record_sink& sink, log::logger& log, gateway_seams seams)
+    : opts_(std::move(opts)), sink_(sink), log_(log), seams_(std::move(seams)) {
+  if (!seams_.new_id) seams_.new_id = [] { return generate_message_id(); };
+  if (!seams_.now) seams_.now = [] { return std::chrono::system_clock::now(); };
+}
+
+gateway::~gateway() = default;
+
+std::unique_ptr<core::request_decoder> gateway::take_decoder() {
+  {
+    std::lock_guard lock(decoders_mu_);
+    if (!decoders_.empty()) {
+      auto d = std::move(decoders_.back());
+      decoders_.pop_back();
+      return d;
+    }
+  }
+  return std::make_unique<core::request_decoder>(opts_.max_request_bytes);
+}
+
+void gateway::give_back(std::unique_ptr<core::request_decoder> d) {
+  std::lock_guard lock(decoders_mu_);
+  decoders_.push_back(std::move(d));
+}
+
+std::string gateway::operation_time() const {
+  const std::time_t t = std::chrono::system_clock::to_time_t(seams_.now());
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+net::awaitable<http::server_response> gateway::handle(http::server_request req) {
+  const auto path = path_of(req.target);
+  const bool messages = path == "/v1/messages";
+  const bool legacy = path == "/sender/v1/handleBasicMessage";
+  if (path == "/healthz") co_return http::server_response{200, "text/plain", "ok\n", {}};
+  if (!messages && !legacy) co_return error_reply(404, "not_found", "no such endpoint: POST /v1/messages or POST /sender/v1/handleBasicMessage");
+  if (req.method != "POST") {
+    auto r = error_reply(405, "method_not_allowed", "use POST");
+    r.headers.emplace_back("Allow", "POST");
+    co_return r;
+  }
+  if (messages) co_return co_await handle_messages(req);
+  co_return co_await handle_legacy(req);
+}
+
+net::awaitable<std::optional<std::vector<std::string>>> gateway::produce_all(
+    const std::vector<std::pair<std::string, std::string>>& records) {
+  const std::size_t n = records.size();
+  // Reserve the in-flight budget for the whole request up front, or refuse it whole.
+  auto before = in_flight_.fetch_add(n);
+  if (before + n > opts_.max_in_flight) {
+    in_flight_.fetch_sub(n);
+    co_return std::nullopt;
+  }
+  auto ex = co_await net::this_coro::executor;
+  auto state = std::make_shared<produced>(ex, n);
+  for (std::size_t i = 0; i < n; ++i) {
+    auto err = sink_.produce(opts_.topic, records[i].first, records[i].second,
+                             [this, state, ex, i](const std::string& error) {
+                               in_flight_.fetch_sub(1);
+                               // Back to the connection's strand, where `state` is read.
+                               net::post(ex, [state, i, error] {
+                                 state->errors[i] = error.empty() ? std::string() : error;
+                                 if (--state->remaining == 0) state->timer.cancel();
+                               });
+                             });
+    if (!err.empty()) {
+      in_flight_.fetch_sub(1);
+      state->errors[i] = "not queued: " + err;
+      --state->remaining;
+    }
+  }
+  if (state->remaining > 0) {
+    state->timer.expires_after(opts_.ack_timeout);
+    auto [ec] = co_await state->timer.async_wait(nothrow);
+    // Cancelled = every ack arrived. Expired: the rest may still be written later.
+    if (!ec && state->remaining > 0) {
+      for (auto& e : state->errors) {
+        if (e.empty()) e = "no broker acknowledgement within " + std::to_string(opts_.ack_timeout.count()) + " ms";
+      }
+    }
+  }
+  co_return std::move(state->errors);
+}
+
+net::awaitable<http::server_response> gateway::handle_messages(const http::server_request& req) {
+  if (!key_accepted(opts_.api_keys, presented_key(req))) {
+    co_return error_reply(401, "unauthorized", "missing or unknown API key (send Authorization: Bearer <key> or X-API-Key)");
+  }
+  auto split = split_batch(req.body, opts_.max_batch);
+  if (auto* e = std::get_if<batch_error>(&split)) co_return error_reply(400, "invalid_json", e->message);
+  auto& b = std::get<batch>(split);
+
+  // Validate everything before producing anything.
+  std::vector<std::pair<std::string, std::string>> records;
+  std::vector<std::string> ids;
+  records.reserve(b.items.size());
+  {
+    auto decoder = take_decoder();
+    core::send_request r;
+    for (std::size_t i = 0; i < b.items.size(); ++i) {
+      if (auto f = decoder->decode(b.items[i], r)) {
+        give_back(std::move(decoder));
+        const std::string where = b.is_array ? "[" + std::to_string(i) + "]." : "";
+        const unsigned status = f->kind == core::error_kind::too_large ? 413 : 400;
+        co_return error_reply(status, core::to_string(f->kind), where + f->message, b.is_array ? static_cast<long>(i) : -1);
+      }
+      ids.push_back(r.id);
+      records.emplace_back(r.key, std::move(b.items[i]));
+    }
+    give_back(std::move(decoder));
+  }
+
+  auto errors = co_await produce_all(records);
+  if (!errors) {
+    co_return error_reply(503, "overloaded", "too many requests awaiting the broker (gateway.max_in_flight); retry later");
+  }
+  std::string out;
+  core::json_writer w(out);
+  std::size_t failed = 0;
+  for (const auto& e : *errors) failed += e.empty() ? 0 : 1;
+  if (failed == 0) {
+    w.begin_object();
+    if (b.is_array) {
+      w.key("ids").begin_array();
+      for (const auto& id : ids) w.value(id);
+      w.end_array();
+    } else {
+      w.field("id", ids.front());
+    }
+    w.end_object();
+    out += '\n';
+    co_return json(202, std::move(out));
+  }
+  // Some records were not acknowledged: name them. Re-sending the whole request is safe: ids are
+  // idempotency keys (the worker's duplicate guard, the providers' dedupe).
+  log_.warn("gateway", "records not acknowledged", {{"failed", std::to_string(failed)}, {"first_error", [&] {
+                                                       for (const auto& e : *errors) if (!e.empty()) return std::string_view(e);
+                                                       return std::string_view();
+                                                     }()}});
+  w.begin_object().key("error").begin_object().field("kind", "unavailable")
+      .field("message", std::to_string(failed) + " of " + std::to_string(errors->size()) +
+                            " records were not acknowledged by Kafka; re-send them (ids make it safe)")
+      .end_object();
+  w.key("failed").begin_array();
+  for (std::size_t i = 0; i < errors->size(); ++i) {
+    if ((*errors)[i].empty()) continue;
+    w.begin_object().field("index", static_cast<std::int64_t>(i)).field("id", ids[i]).field("error", (*errors)[i]).end_object();
+  }
+  w.end_array().end_object();
+  out += '\n';
+  auto r = json(503, std::move(out));
+  r.headers.emplace_back("Retry-After", "1");
+  co_return r;
+}
+
+net::awaitable<http::server_response> gateway::handle_legacy(const http::server_request& req) {
+  // The legacy API answers in its own shape with HTTP 200 and the outcome in `code`, as its
+  // callers expect. Its `sign` query parameter may carry the API key, so existing callers only
+  // change a configured value.
+  const auto now = operation_time();
+  auto reply = [&](int code, std::string_view message, std::optional<std::string_view> id) {
+    return http::server_response{200, "application/json;charset=UTF-8",
+                                 legacy_reply(code, message, id, now, opts_.host_name), {}};
+  };
+  auto key = presented_key(req);
+  std::string sign;
+  if (key.empty()) {
+    const auto q = req.target.find('?');
+    std::string_view query = q == std::string::npos ? std::string_view() : std::string_view(req.target).substr(q + 1);
+    while (!query.empty()) {
+      const auto amp = query.find('&');
+      const auto pair = query.substr(0, amp);
+      if (pair.starts_with("sign=")) sign = std::string(pair.substr(5));
+      query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    }
+    key = sign;
+  }
+  if (!key_accepted(opts_.api_keys, key)) {
+    co_return reply(401, "missing or unknown API key (Authorization: Bearer <key>, X-API-Key, or the sign parameter)", std::nullopt);
+  }
+
+  const auto created = std::chrono::duration_cast<std::chrono::milliseconds>(seams_.now().time_since_epoch()).count();
+  auto mapped = legacy_to_send_request(req.body, opts_.legacy_account, seams_.new_id(), created);
+  if (auto* e = std::get_if<legacy_error>(&mapped)) co_return reply(400, e->message, std::nullopt);
+  auto& lr = std::get<legacy_request>(mapped);
+
+  std::string key_text;
+  {
+    auto decoder = take_decoder();
+    core::send_request r;
+    auto f = decoder->decode(lr.send_request_json, r);
+    give_back(std::move(decoder));
+    if (!f) f = sender_checks(r);
+    if (f) co_return reply(400, legacy_field_message(lr.type, f->message), std::nullopt);
+    key_text = r.key;
+  }
+  std::vector<std::pair<std::string, std::string>> records;  // named: GCC mishandles braced temporaries in co_await
+  records.emplace_back(key_text, lr.send_request_json);
+  auto errors = co_await produce_all(records);
+  if (!errors) co_return reply(503, "busy: too many messages awaiting Kafka, retry later", std::nullopt);
+  if (!errors->front().empty()) {
+    log_.warn("gateway", "legacy message not acknowledged", {{"id", lr.id}, {"error", errors->front()}});
+    co_return reply(503, "not stored (" + errors->front() + "); retry with the same getMessageId", std::nullopt);
+  }
+  co_return reply(200, "成功", lr.id);
+}
+
+}  // namespace sendq::gateway

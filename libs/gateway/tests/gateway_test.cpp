@@ -1,0 +1,162 @@
+#include "sendq/gateway/gateway.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <gtest/gtest.h>
+
+#include "sendq/gateway/auth.hpp"
+#include "sendq/log/logger.hpp"
+
+namespace sendq::gateway {
+namespace {
+
+namespace net = boost::asio;
+
+// Records what was produced; acknowledges at once with `ack_error`, or refuses with `queue_error`.
+struct fake_sink final : record_sink {
+  std::vector<std::pair<std::string, std::string>> produced;  // key, value
+  std::string ack_error;
+  std::string queue_error;
+  std::string produce(std::string_view, std::string_view key, std::string_view value, ack_callback on_ack) override {
+    if (!queue_error.empty()) return queue_error;
+    produced.emplace_back(key, value);
+    on_ack(ack_error);
+    return {};
+  }
+};
+
+struct gateway_handler : ::testing::Test {
+  log::logger log{log::level::error, true, stderr};
+  fake_sink sink;
+  gateway_options opts;
+
+  http::server_response post(gateway& gw, std::string target, std::string body,
+                             std::vector<std::pair<std::string, std::string>> headers = {}) {
+    net::io_context ioc;
+    http::server_response out;
+    http::server_request req{"POST", std::move(target), std::move(headers), std::move(body)};
+    net::co_spawn(ioc, gw.handle(std::move(req)), [&](std::exception_ptr e, http::server_response r) {
+      if (e) ADD_FAILURE() << "handler threw";
+      out = std::move(r);
+    });
+    ioc.run();
+    return out;
+  }
+  gateway make() {
+    return gateway(opts, sink, log, {[] { return std::string("0123456789abcdef0123456789abcdef"); },
+                                     [] { return std::chrono::system_clock::time_point(std::chrono::seconds(1447856372)); }});
+  }
+};
+
+constexpr const char* good = R"({"id":"a1","provider":"gewe","type":"text","to":"x","body":{"text":"hi"}})";
+
+TEST_F(gateway_handler, single_request_is_produced_and_answered_with_its_id) {
+  // given
+  auto gw = make();
+  // when
+  auto r = post(gw, "/v1/messages", good);
+  // then
+  EXPECT_EQ(r.status, 202u) << r.body;
+  EXPECT_EQ(r.body, "{\"id\":\"a1\"}\n");
+  ASSERT_EQ(sink.produced.size(), 1u);
+  EXPECT_EQ(sink.produced[0].first, "gewe:x");
+  EXPECT_EQ(sink.produced[0].second, good);
+  EXPECT_EQ(gw.in_flight(), 0u);
+}
+
+TEST_F(gateway_handler, batch_is_answered_with_every_id) {
+  auto gw = make();
+  auto r = post(gw, "/v1/messages", std::string("[") + good + "," +
+                                        R"({"id":"a2","provider":"gewe","type":"text","to":"y","body":{"text":"hi"}}])");
+  EXPECT_EQ(r.status, 202u) << r.body;
+  EXPECT_EQ(r.body, "{\"ids\":[\"a1\",\"a2\"]}\n");
+  EXPECT_EQ(sink.produced.size(), 2u);
+}
+
+TEST_F(gateway_handler, one_malformed_element_rejects_the_batch_naming_the_field_and_produces_nothing) {
+  auto gw = make();
+  auto r = post(gw, "/v1/messages", std::string("[") + good + "," +
+                                        R"({"id":"a2","provider":"gewe","type":"text","body":{"text":"hi"}}])");
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_NE(r.body.find("\"[1].to"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("\"index\":1"), std::string::npos) << r.body;
+  EXPECT_TRUE(sink.produced.empty());
+}
+
+TEST_F(gateway_handler, api_keys_are_required_when_configured) {
+  opts.api_keys = {"secret-1"};
+  auto gw = make();
+  EXPECT_EQ(post(gw, "/v1/messages", good).status, 401u);
+  EXPECT_EQ(post(gw, "/v1/messages", good, {{"authorization", "Bearer wrong"}}).status, 401u);
+  EXPECT_EQ(post(gw, "/v1/messages", good, {{"authorization", "Bearer secret-1"}}).status, 202u);
+  EXPECT_EQ(post(gw, "/v1/messages", good, {{"x-api-key", "secret-1"}}).status, 202u);
+  EXPECT_EQ(sink.produced.size(), 2u);
+}
+
+TEST_F(gateway_handler, unacknowledged_records_are_named_in_a_503) {
+  sink.ack_error = "Local: Message timed out";
+  auto gw = make();
+  auto r = post(gw, "/v1/messages", good);
+  EXPECT_EQ(r.status, 503u);
+  EXPECT_NE(r.body.find("\"id\":\"a1\""), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("Message timed out"), std::string::npos) << r.body;
+}
+
+TEST_F(gateway_handler, over_the_in_flight_limit_answers_503_without_producing) {
+  opts.max_in_flight = 1;
+  auto gw = make();
+  auto r = post(gw, "/v1/messages", std::string("[") + good + "," + good + "]");
+  EXPECT_EQ(r.status, 503u);
+  EXPECT_TRUE(sink.produced.empty());
+  EXPECT_EQ(gw.in_flight(), 0u);
+}
+
+TEST_F(gateway_handler, unknown_paths_and_methods) {
+  auto gw = make();
+  EXPECT_EQ(post(gw, "/v2/x", good).status, 404u);
+  net::io_context ioc;
+  http::server_response out;
+  net::co_spawn(ioc, gw.handle({"GET", "/v1/messages", {}, ""}), [&](std::exception_ptr, http::server_response r) { out = r; });
+  ioc.run();
+  EXPECT_EQ(out.status, 405u);
+}
+
+TEST_F(gateway_handler, legacy_voice_answers_the_seed_shape_with_the_generated_id) {
+  opts.host_name = "gw-host";
+  auto gw = make();
+  auto r = post(gw, "/sender/v1/handleBasicMessage?apiVersion=01&client=c&channel=c&version=2.0&sign=s",
+                R"({"to":"t","from":"f","messageType":3,"messageInfo":{"audioMessage":"a.mp3","duration":7}})");
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_NE(r.body.find(R"("code":200,"message":"成功","data":{"getMessageId":"0123456789abcdef0123456789abcdef"},"page":null)"),
+            std::string::npos)
+      << r.body;
+  EXPECT_NE(r.body.find(R"("servicePhone":"400800400","host":"gw-host")"), std::string::npos) << r.body;
+  ASSERT_EQ(sink.produced.size(), 1u);
+  EXPECT_NE(sink.produced[0].second.find(R"("provider":"sender")"), std::string::npos);
+}
+
+TEST_F(gateway_handler, legacy_limits_of_the_seed_answer_code_400_naming_the_legacy_field) {
+  auto gw = make();
+  auto r = post(gw, "/sender/v1/handleBasicMessage",
+                R"({"to":"t","from":"f","messageType":3,"messageInfo":{"audioMessage":"a.mp3","duration":61}})");
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_NE(r.body.find(R"("code":400,"message":"messageInfo.duration:)"), std::string::npos) << r.body;
+  EXPECT_TRUE(sink.produced.empty());
+}
+
+TEST_F(gateway_handler, legacy_callers_may_present_the_key_as_sign) {
+  opts.api_keys = {"k"};
+  auto gw = make();
+  const std::string body = R"({"to":"t","messageType":1,"messageInfo":{"text":"x"}})";
+  EXPECT_NE(post(gw, "/sender/v1/handleBasicMessage?sign=bad", body).body.find(R"("code":401)"), std::string::npos);
+  EXPECT_NE(post(gw, "/sender/v1/handleBasicMessage?apiVersion=01&sign=k", body).body.find(R"("code":200)"), std::string::npos);
+}
+
+TEST(auth, empty_key_list_accepts_everyone_and_empty_keys_never_match) {
+  EXPECT_TRUE(key_accepted({}, ""));
+  EXPECT_FALSE(key_accepted({"a"}, ""));
+  EXPECT_TRUE(key_accepted({"a", "bb"}, "bb"));
+}
+
+}  // namespace
+}  // namespace sendq::gateway

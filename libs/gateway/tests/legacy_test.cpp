@@ -1,0 +1,88 @@
+#include "sendq/gateway/legacy.hpp"
+
+#include <gtest/gtest.h>
+
+namespace sendq::gateway {
+namespace {
+
+legacy_request ok(std::string_view body) {
+  auto r = legacy_to_send_request(body, "default", "generated0000000000000000000000", 1700000000000);
+  if (auto* e = std::get_if<legacy_error>(&r)) ADD_FAILURE() << e->message;
+  return std::get<legacy_request>(r);
+}
+
+std::string error_of(std::string_view body) {
+  auto r = legacy_to_send_request(body, "default", "g", 1);
+  if (auto* e = std::get_if<legacy_error>(&r)) return e->message;
+  return "";
+}
+
+TEST(legacy, voice_message_info_becomes_the_normalized_voice_body) {
+  // given the seed 000 example with every MessageInfo member
+  const auto r = ok(R"({"to":"148992289019003396","channelType":1,"from":"u0001","messageType":3,
+    "ext":{"chatType":"WX"},"messageInfo":{"audioMessage":"a.mp3","fileUrl":"https://x/a.mp3","fileLength":1000,"duration":7},
+    "getMessageId":"abc"})");
+  // then
+  EXPECT_EQ(r.id, "abc");
+  EXPECT_EQ(r.type, "voice");
+  EXPECT_EQ(r.send_request_json,
+            R"({"id":"abc","provider":"sender","account":"default","type":"voice","from":"u0001","to":"148992289019003396",)"
+            R"("body":{"name":"a.mp3","url":"https://x/a.mp3","size":1000,"duration_ms":7000,"format":"mp3"},)"
+            R"("ext":{"chatType":"WX"},"created_at":1700000000000})");
+}
+
+TEST(legacy, video_message_info_maps_every_member) {
+  const auto r = ok(R"({"to":"t","from":"f","messageType":4,"messageInfo":{"videoMessage":"v.mp4","thumbMessage":"t.jpg",
+    "title":"T","description":"D","fileUrl":"u","fileLength":5,"duration":3,"thumbFileUrl":"tu","thumbFileLength":6,
+    "imageWidth":640,"imageHeight":480}})");
+  EXPECT_EQ(r.id, "generated0000000000000000000000");
+  EXPECT_NE(r.send_request_json.find(
+                R"("body":{"name":"v.mp4","thumb_name":"t.jpg","title":"T","description":"D","url":"u","size":5,)"
+                R"("duration_ms":3000,"thumb_url":"tu","thumb_size":6,"width":640,"height":480})"),
+            std::string::npos)
+      << r.send_request_json;
+}
+
+TEST(legacy, other_types_pass_message_info_through) {
+  const auto r = ok(R"({"to":"t","messageType":1,"messageInfo":{"text":"hi"}})");
+  EXPECT_EQ(r.type, "text");
+  EXPECT_NE(r.send_request_json.find(R"("body":{"text":"hi"})"), std::string::npos);
+}
+
+TEST(legacy, errors_name_the_legacy_field) {
+  EXPECT_EQ(error_of("[]"), "body: must be a JSON object");
+  EXPECT_EQ(error_of(R"({"to":"t","messageInfo":{}})"), "messageType: required (1 text ... 10 ext)");
+  EXPECT_NE(error_of(R"({"to":"t","messageType":6,"messageInfo":{}})").find("messageType: 6"), std::string::npos);
+  EXPECT_EQ(error_of(R"({"messageType":3,"messageInfo":{}})"), "to: required, a non-empty string");
+  EXPECT_EQ(error_of(R"({"to":"t","messageType":3,"messageInfo":{"audioMessage":"a","duration":"7"}})"),
+            "messageInfo.duration: must be an integer (seconds)");
+  EXPECT_NE(error_of(R"({"to":"t","messageType":3,"messageInfo":{"duration":7}})").find("messageInfo.audioMessage: required"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"to":"t","messageType":4,"messageInfo":{"videoMessage":"v","bogus":1}})").find("messageInfo.bogus"),
+            std::string::npos);
+  EXPECT_EQ(error_of(R"({"to":"t","messageType":1,"messageInfo":[]})"), "messageInfo: must be a JSON object");
+}
+
+TEST(legacy, field_messages_are_renamed_to_the_legacy_names) {
+  EXPECT_EQ(legacy_field_message("voice", "body.duration_ms: 61000 ms is over"), "messageInfo.duration: 61000 ms is over");
+  EXPECT_EQ(legacy_field_message("video", "body.thumb_size: too big"), "messageInfo.thumbFileLength: too big");
+  EXPECT_EQ(legacy_field_message("text", "body.text: required"), "messageInfo.text: required");
+  EXPECT_EQ(legacy_field_message("text", "from: required"), "from: required");
+}
+
+TEST(legacy, reply_has_the_seed_shape) {
+  EXPECT_EQ(legacy_reply(200, "成功", "id1", "2015-11-18 22:19:32", "h"),
+            R"({"code":200,"message":"成功","data":{"getMessageId":"id1"},"page":null,)"
+            R"("foot":{"operationTime":"2015-11-18 22:19:32","servicePhone":"400800400","host":"h"}})");
+  EXPECT_NE(legacy_reply(400, "to: required", std::nullopt, "t", "h").find(R"("data":null)"), std::string::npos);
+}
+
+TEST(legacy, generated_ids_are_32_hex_characters_and_differ) {
+  const auto a = generate_message_id();
+  EXPECT_EQ(a.size(), 32u);
+  EXPECT_EQ(a.find_first_not_of("0123456789abcdef"), std::string::npos);
+  EXPECT_NE(a, generate_message_id());
+}
+
+}  // namespace
+}  // namespace sendq::gateway

@@ -1,0 +1,47 @@
+// sendqctl: operator tools around sendq's topics. This file only dispatches to libs/ctl.
+#include <iostream>
+#include <string>
+
+#include "sendq/ctl/commands.hpp"
+#include "sendq/ctl/common.hpp"
+
+namespace {
+
+constexpr const char* usage = R"(Usage: sendqctl COMMAND [options]   (sendqctl COMMAND --help for each)
+
+Commands:
+  enqueue   produce SendRequests from a JSONL file or stdin, validated first, with a rejects summary
+  replay    copy a range of a topic (offsets or time window) into sendq.bulk, with filters
+  redrive   move DLQ records back (all, or by error kind) into sendq.bulk
+  tail      follow sendq.results with filters (table on a terminal, JSON lines in a pipe)
+  stats     counts of results by provider and status over a time window
+
+Every command takes --brokers (default $SENDQ_KAFKA_BROKERS); producing ones take --rate N/s.
+A progress bar with rate and ETA is drawn on stderr when it is a terminal.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace sendq::ctl;
+  if (argc < 2 || std::string(argv[1]) == "-h" || std::string(argv[1]) == "--help") {
+    std::cout << usage;
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string cmd = argv[1];
+  try {
+    if (cmd == "enqueue") return run_enqueue(argc, argv, 2);
+    if (cmd == "replay") return run_replay(argc, argv, 2);
+    if (cmd == "redrive") return run_redrive(argc, argv, 2);
+    if (cmd == "tail") return run_tail(argc, argv, 2);
+    if (cmd == "stats") return run_stats(argc, argv, 2);
+    std::cerr << "sendqctl: unknown command '" << cmd << "' (see --help)\n";
+    return 2;
+  } catch (const usage_error& e) {
+    std::cerr << "sendqctl " << cmd << ": " << e.what() << " (see sendqctl " << cmd << " --help)\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "sendqctl " << cmd << ": " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,164 @@
+// sendq-gateway: HTTP in (POST /v1/messages, legacy POST /sender/v1/handleBasicMessage),
+// sendq.requests out, answering after the broker's ack. This file only wires components together.
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <iostream>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "sendq/config/config.hpp"
+#include "sendq/gateway/gateway.hpp"
+#include "sendq/gateway/kafka_sink.hpp"
+#include "sendq/http/server.hpp"
+#include "sendq/log/logger.hpp"
+
+#ifndef SENDQ_VERSION
+#define SENDQ_VERSION "0.0.0"
+#endif
+#ifndef SENDQ_GIT_COMMIT
+#define SENDQ_GIT_COMMIT "unknown"
+#endif
+
+namespace {
+
+constexpr const char* usage = R"(Usage: sendq-gateway [--config FILE] [--log-level LEVEL]
+
+Accepts SendRequests over HTTP and produces them to Kafka (sendq.requests), answering only after
+the broker acknowledged them (idempotent producer, acks=all).
+
+Endpoints:
+  POST /v1/messages                      one SendRequest (JSON object) or a JSON array of them;
+                                         202 {"id"} / {"ids"}, 400 naming the field, 401, 413, 503
+  POST /sender/v1/handleBasicMessage     the legacy sender API (seeds 000/001), its reply shape
+  GET  /healthz
+
+Options:
+  --config FILE      TOML configuration (default: $SENDQ_CONFIG); the [gateway] and [kafka]
+                     sections apply (docs/configuration.md).
+  --log-level LEVEL  debug, info, warn or error.
+  --version, -h/--help
+
+Environment (overrides the file):
+  SENDQ_KAFKA_BROKERS      bootstrap servers (required: the gateway has no embedded Kafka;
+                           for a local try, run sendq-embedded-kafka --bootstrap-file F)
+  SENDQ_GATEWAY_ADDR       host:port to listen on (default 127.0.0.1:8080)
+  SENDQ_GATEWAY_API_KEYS   comma-separated API keys (Authorization: Bearer <key> or X-API-Key)
+  SENDQ_GATEWAY_<KEY>      any scalar key of [gateway], e.g. SENDQ_GATEWAY_MAX_BATCH=500
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace sendq;
+  std::string config_path;
+  std::optional<std::string> level_override;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      std::cout << usage;
+      return 0;
+    }
+    if (a == "--version") {
+      std::cout << "sendq-gateway " << SENDQ_VERSION << " (" << SENDQ_GIT_COMMIT << ")\n";
+      return 0;
+    }
+    if ((a == "--config" || a == "--log-level") && i + 1 < argc) {
+      (a == "--config" ? config_path : level_override.emplace()) = argv[++i];
+      continue;
+    }
+    std::cerr << "sendq-gateway: unknown or incomplete option '" << a << "' (see --help)\n";
+    return 2;
+  }
+  if (config_path.empty()) {
+    if (const char* p = std::getenv("SENDQ_CONFIG")) config_path = p;
+  }
+  config::config cfg;
+  std::pair<std::string, std::uint16_t> listen;
+  try {
+    cfg = config::load(config_path, config::process_env());
+    if (level_override) {
+      if (!log::parse_level(*level_override)) throw config::config_error("--log-level: '" + *level_override + "' is not one of debug, info, warn, error");
+      cfg.log.level = *level_override;
+    }
+    if (cfg.kafka.brokers.empty()) {
+      throw config::config_error(
+          "SENDQ_KAFKA_BROKERS (kafka.brokers) is required: the gateway cannot share a worker's in-process "
+          "embedded Kafka. Point it at a real cluster, or start one for trying out with "
+          "`sendq-embedded-kafka --bootstrap-file F` and use the address it prints for both the worker and the gateway");
+    }
+    listen = http::parse_host_port(cfg.gateway.addr, "gateway.addr (SENDQ_GATEWAY_ADDR)");
+  } catch (const std::exception& e) {
+    std::cerr << "sendq-gateway: configuration error: " << e.what() << "\n";
+    return 2;
+  }
+  const bool json_logs = cfg.log.format == "json" || (cfg.log.format == "auto" && !isatty(STDERR_FILENO));
+  log::logger logger(*log::parse_level(cfg.log.level), json_logs);
+  logger.add_secrets(cfg.secrets);
+
+  try {
+    if (cfg.gateway.api_keys.empty()) {
+      logger.warn("gateway", "no API keys configured: every caller is accepted "
+                             "(set [gateway] api_keys, api_keys_file or SENDQ_GATEWAY_API_KEYS)");
+    }
+    kafka::producer_options popts;
+    popts.brokers = cfg.kafka.brokers;
+    popts.librdkafka = cfg.kafka.librdkafka;
+    // The ack wait and librdkafka's own delivery timeout agree, so a timed-out answer is final.
+    if (!popts.librdkafka.contains("message.timeout.ms")) {
+      popts.librdkafka["message.timeout.ms"] = std::to_string(cfg.gateway.produce_timeout_ms);
+    }
+    gateway::kafka_sink sink(popts, logger);
+
+    gateway::gateway_options gopts;
+    gopts.topic = cfg.gateway.topic.empty() ? cfg.kafka.requests_topic : cfg.gateway.topic;
+    gopts.max_batch = static_cast<std::size_t>(cfg.gateway.max_batch);
+    gopts.max_in_flight = static_cast<std::size_t>(cfg.gateway.max_in_flight);
+    gopts.ack_timeout = std::chrono::milliseconds(cfg.gateway.produce_timeout_ms + 1000);
+    gopts.api_keys = cfg.gateway.api_keys;
+    gopts.legacy_account = cfg.gateway.legacy_account;
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    gopts.host_name = host;
+    gateway::gateway gw(gopts, sink, logger);
+
+    boost::asio::io_context ioc(cfg.gateway.threads);
+    auto work = boost::asio::make_work_guard(ioc);
+    http::server_options sopts;
+    sopts.body_limit = static_cast<std::size_t>(cfg.gateway.body_limit_bytes);
+    http::server srv(ioc.get_executor(), sopts,
+                     http::async_handler([&gw](http::server_request r) { return gw.handle(std::move(r)); }));
+    srv.start(listen.first, listen.second);
+    logger.info("gateway", "listening", {{"addr", listen.first + ":" + std::to_string(srv.port())},
+                                         {"topic", gopts.topic}, {"brokers", cfg.kafka.brokers},
+                                         {"api_keys", std::to_string(cfg.gateway.api_keys.size())}});
+
+    std::atomic<bool> stop_requested{false};
+    boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
+    signals.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      stop_requested = true;
+      stop_requested.notify_all();
+    });
+    std::vector<std::thread> threads;
+    for (int i = 0; i < cfg.gateway.threads; ++i) threads.emplace_back([&ioc] { ioc.run(); });
+    stop_requested.wait(false);
+    logger.info("gateway", "stopping: closing connections, flushing Kafka");
+    srv.stop();
+    sink.stop(std::chrono::milliseconds(cfg.gateway.produce_timeout_ms));  // acks still post to the strands
+    work.reset();
+    ioc.stop();
+    for (auto& t : threads) t.join();
+    logger.info("gateway", "stopped");
+  } catch (const std::exception& e) {
+    logger.error("gateway", std::string("fatal: ") + e.what());
+    return 1;
+  }
+  return 0;
+}

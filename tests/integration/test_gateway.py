@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Issue 6's gateway checks with the real binaries: 1,000 SendRequests posted to sendq-gateway
+(single and in batches) come back as 1,000 delivered results; a malformed one gets a 400 naming
+the field and is never produced; the legacy sender endpoint answers the seed's JSON for a voice
+and a video message, and the simulator receives the seed's request for each."""
+import json
+import os
+import re
+import sys
+import unittest
+from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import sendq_harness as h  # noqa: E402
+from mixed_requests import request  # noqa: E402
+
+N = 1000
+API_KEY = "gw-test-key"
+
+
+class GatewayTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = h.Workdir("gateway").path
+        cls.kafka = h.EmbeddedKafka(cls.dir)
+        cls.sim = h.Simulator(cls.dir)
+        cls.worker = h.Worker(cls.dir, cls.sim, brokers=cls.kafka.bootstrap)
+        cls.gw = h.Gateway(cls.dir, cls.kafka.bootstrap, env_extra={"SENDQ_GATEWAY_API_KEYS": API_KEY})
+        cls.auth = {"Authorization": f"Bearer {API_KEY}"}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gw.stop()
+        cls.worker.stop()
+        cls.sim.stop()
+        cls.kafka.stop()
+
+    def results_by_id(self, ids, timeout=180):
+        want = set(ids)
+
+        def all_there():
+            got = {}
+            for key, value, _ in h.kcat_consume_all(self.kafka.bootstrap, "sendq.results"):
+                r = json.loads(value)
+                if r["id"] in want:
+                    got[r["id"]] = r
+            return got if len(got) == len(want) else None
+        return h.wait_for(all_there, timeout, f"{len(want)} results")
+
+    def test_1_thousand_requests_single_and_batched_are_delivered(self):
+        # given
+        self.worker.wait_ready()
+        reqs = [request(i, prefix="gw") for i in range(N)]
+        singles, batched = reqs[:400], reqs[400:]
+
+        # when 400 are posted one by one (8 at a time) and 600 in batches of 100
+        def post_one(r):
+            return self.gw.post("/v1/messages", r, self.auth)
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(post_one, singles))
+        for status, body in answers:
+            self.assertEqual(status, 202, body)
+        for i, (status, body) in enumerate(answers):
+            self.assertEqual(json.loads(body), {"id": singles[i]["id"]})
+        for k in range(0, len(batched), 100):
+            chunk = batched[k:k + 100]
+            status, body = self.gw.post("/v1/messages", chunk, self.auth)
+            self.assertEqual(status, 202, body)
+            self.assertEqual(json.loads(body)["ids"], [r["id"] for r in chunk])
+
+        # then every one comes back delivered
+        results = self.results_by_id([r["id"] for r in reqs])
+        statuses = {}
+        for r in results.values():
+            statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+        self.assertEqual(statuses, {"delivered": N})
+
+    def test_2_malformed_request_gets_400_naming_the_field_and_is_not_produced(self):
+        # given a request without `to`, alone and inside a batch
+        bad = {"id": "gw-bad-no-to", "provider": "gewe", "type": "text", "body": {"text": "x"}}
+        good = request(5000, prefix="gw-withbad")
+        # when
+        status, body = self.gw.post("/v1/messages", bad, self.auth)
+        bstatus, bbody = self.gw.post("/v1/messages", [good, bad], self.auth)
+        # then
+        self.assertEqual(status, 400, body)
+        err = json.loads(body)["error"]
+        self.assertEqual(err["kind"], "invalid_field")
+        self.assertTrue(err["message"].startswith("to:"), err)
+        self.assertEqual(bstatus, 400, bbody)
+        self.assertTrue(json.loads(bbody)["error"]["message"].startswith("[1].to:"), bbody)
+        # a request that is produced after them arrives, and the rejected ones never did
+        marker = request(5001, prefix="gw-marker")
+        self.assertEqual(self.gw.post("/v1/messages", marker, self.auth)[0], 202)
+        self.results_by_id([marker["id"]])
+        on_topic = [json.loads(v)["id"] for _, v, _ in h.kcat_consume_all(self.kafka.bootstrap, "sendq.requests")]
+        self.assertIn(marker["id"], on_topic)
+        self.assertNotIn("gw-bad-no-to", on_topic)
+        self.assertNotIn(good["id"], on_topic, "a batch with one bad element is refused whole")
+        # and without the key: 401
+        self.assertEqual(self.gw.post("/v1/messages", marker)[0], 401)
+
+    def test_3_legacy_voice_and_video_answer_the_seed_reply_and_reach_the_simulator_as_documented(self):
+        ext = {"chatClient": "9bf18c20d5f54f459e0232246c2305c8", "chatType": "WX",
+               "chatChannel": "f2b91d57f9cb4db7a06926b2fd5d9caf"}
+        voice = {"to": "148992289019003396", "channelType": 1, "from": "u000193f6f02e01764a0f869be49a2be21e01",
+                 "messageType": 3, "ext": ext,
+                 "messageInfo": {"audioMessage": "u00015529b924caf8478ab8fecf1d3d537f44.mp3",
+                                 "fileUrl": "https://cdn.example/u00015529b924caf8478ab8fecf1d3d537f44.mp3",
+                                 "fileLength": 20480, "duration": 12},
+                 "getMessageId": "legacyvoice0000000000000000000001"}
+        video = {"to": "148992289019003396", "channelType": 1, "from": "u000193f6f02e01764a0f869be49a2be21e01",
+                 "messageType": 4, "ext": ext,
+                 "messageInfo": {"videoMessage": "661d21d918d8476c88fc9b90279c400f.mp4", "thumbMessage": "661d.jpg",
+                                 "title": "t", "description": "d", "fileUrl": "https://cdn.example/661d.mp4",
+                                 "fileLength": 1048576, "duration": 9, "thumbFileUrl": "https://cdn.example/661d.jpg",
+                                 "thumbFileLength": 4096, "imageWidth": 640, "imageHeight": 360}}  # no getMessageId
+        query = ("?apiVersion=01&client=70374ddd0f3641368d419b2d93127b8f&channel=eba920d452d34adb8f2badb08b9e69bb"
+                 f"&version=2.0&sign={API_KEY}")
+        ids = []
+        for body in (voice, video):
+            status, text = self.gw.post("/sender/v1/handleBasicMessage" + query, body)
+            self.assertEqual(status, 200, text)
+            reply = json.loads(text)
+            self.assertEqual(list(reply.keys()), ["code", "message", "data", "page", "foot"])
+            self.assertEqual(reply["code"], 200)
+            self.assertEqual(reply["message"], "成功")
+            self.assertIsNone(reply["page"])
+            self.assertEqual(list(reply["foot"].keys()), ["operationTime", "servicePhone", "host"])
+            self.assertRegex(reply["foot"]["operationTime"], r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
+            self.assertEqual(reply["foot"]["servicePhone"], "400800400")
+            mid = reply["data"]["getMessageId"]
+            if "getMessageId" in body:
+                self.assertEqual(mid, body["getMessageId"])
+            else:
+                self.assertRegex(mid, r"^[0-9a-f]{32}$")
+            ids.append(mid)
+        # a legacy error: code 400 naming the legacy field
+        bad = dict(voice, messageInfo={"audioMessage": "a.mp3", "duration": 61}, getMessageId="legacybad")
+        status, text = self.gw.post("/sender/v1/handleBasicMessage" + query, bad)
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(text)["code"], 400)
+        self.assertTrue(json.loads(text)["message"].startswith("messageInfo.duration:"), text)
+
+        # then both are delivered, and the simulator received exactly the seed's request
+        results = self.results_by_id(ids)
+        self.assertEqual({r["status"] for r in results.values()}, {"delivered"})
+        received = {}
+        for x in self.sim.requests():
+            if x["path"] == "/sender/v1/handleBasicMessage":
+                b = json.loads(x["body"])
+                received[b.get("getMessageId")] = b
+        for mid, sent in zip(ids, (voice, video)):
+            got = received[mid]
+            self.assertEqual(got, {"messageType": sent["messageType"], "from": sent["from"], "to": sent["to"],
+                                   "messageInfo": sent["messageInfo"], "ext": sent["ext"], "getMessageId": mid})
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
