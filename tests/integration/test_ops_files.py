@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -278,8 +279,16 @@ class WorkerTest(unittest.TestCase):
         # and attempts of more than one outcome class get series; every request is delivered in the end
         cls.sim.set_faults([{"match": "/sender/", "action": "status", "status": 429, "times": 2},
                             {"match": "/sender/", "action": "status", "status": 503, "times": 1}])
+        # the example configuration with a rate limit on gewe, so that requests wait for it
+        with open(h.DEMO_CONFIG) as f:
+            text = f.read()
+        limited = text.replace('app_id = "demo-gewe-app"', 'app_id = "demo-gewe-app"\nrate_limit = "3/1s"', 1)
+        assert limited != text, "the example configuration changed: no gewe app_id line"
+        config = os.path.join(cls.dir, "sendq.toml")
+        with open(config, "w") as f:
+            f.write(limited)
         try:
-            cls.worker = h.Worker(cls.dir, cls.sim, env_extra={"SENDQ_WORKER_RETRY_BACKOFF_MS": "50"})
+            cls.worker = h.Worker(cls.dir, cls.sim, config=config, env_extra={"SENDQ_WORKER_RETRY_BACKOFF_MS": "50"})
         except Exception:
             cls.sim.stop()
             raise
@@ -306,10 +315,36 @@ class WorkerTest(unittest.TestCase):
                 pass  # not listening yet
             time.sleep(0.05)
         cls.metrics_text = None
+        cls.reload_error = "not tried: the worker never became ready"
         if cls.readyz and cls.readyz[-1][1] == 200:
+            cls.healthz = h.http_get(cls.worker.metrics_url + "/healthz")[0]
+            cls.ready_metrics = cls.worker.metrics()
             cls.drive_traffic()
             status, cls.metrics_text = h.http_get(cls.worker.metrics_url + "/metrics")
             assert status == 200, status
+            cls.reload()
+
+    @classmethod
+    def reload(cls):
+        """A configuration reload (SIGHUP, as `systemctl reload` sends it) gives
+        sendq_config_reloads_total a series; on success, /metrics is read again."""
+        cls.worker.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if cls.worker.proc.poll() is not None:
+                cls.reload_error = f"the worker exited with {cls.worker.proc.returncode} on SIGHUP"
+                return
+            try:
+                status, text = h.http_get(cls.worker.metrics_url + "/metrics")
+            except OSError as e:
+                cls.reload_error = f"/metrics after SIGHUP: {e}"
+                time.sleep(0.1)
+                continue
+            if status == 200 and "sendq_config_reloads_total{" in text:
+                cls.metrics_text, cls.reload_error = text, None
+                return
+            time.sleep(0.1)
+        cls.reload_error = cls.reload_error or "no sendq_config_reloads_total series 10 s after SIGHUP"
 
     @classmethod
     def drive_traffic(cls):
@@ -341,15 +376,12 @@ class WorkerTest(unittest.TestCase):
         self.assertEqual(statuses[0], 503, f"first answer of /readyz: {statuses[:5]}")
         self.assertEqual(statuses[-1], 200, f"/readyz never answered 200: {statuses[-5:]}")
         self.assertEqual(set(statuses), {503, 200})
-        m = self.worker.metrics()
-        self.assertGreater(h.metric(m, "sendq_assigned_partitions"), 0)
-        status, _ = h.http_get(self.worker.metrics_url + "/healthz")
-        self.assertEqual(status, 200)
+        # read when /readyz first answered 200
+        self.assertGreater(h.metric(self.ready_metrics, "sendq_assigned_partitions"), 0)
+        self.assertEqual(self.healthz, 200)
 
     def test_every_metric_of_the_dashboard_and_the_rules_exists(self):
         self.assertIsNotNone(self.metrics_text, "the worker never became ready")
-        types, samples = exposed_families(self.metrics_text)
-
         with open(DASHBOARD) as f:
             dashboard_names = {n for e in dashboard_expressions(json.load(f)) for n in METRIC_NAME.findall(e)}
         with open(RULES) as f:
@@ -357,11 +389,24 @@ class WorkerTest(unittest.TestCase):
         self.assertGreaterEqual(len(dashboard_names), 15, dashboard_names)
         self.assertGreaterEqual(len(rule_names), 5, rule_names)
 
-        missing = {}
-        for where, names in (("dashboard", dashboard_names), ("alert rules", rule_names)):
-            for n in sorted(names):
-                if not is_exposed(n, types, samples):
-                    missing.setdefault(n, []).append(where)
+        def missing_in(text):
+            types, samples = exposed_families(text)
+            missing = {}
+            for where, names in (("dashboard", dashboard_names), ("alert rules", rule_names)):
+                for n in sorted(names):
+                    if not is_exposed(n, types, samples):
+                        missing.setdefault(n, []).append(where)
+            return missing, types
+
+        # some gauges are set periodically (consumer lag from librdkafka's statistics): give them a
+        # few scrapes
+        text = self.metrics_text
+        deadline = time.monotonic() + 15
+        missing, types = missing_in(text)
+        while missing and time.monotonic() < deadline and self.worker.proc.poll() is None:
+            time.sleep(0.5)
+            status, text = h.http_get(self.worker.metrics_url + "/metrics")
+            missing, types = missing_in(text)
         self.assertEqual(missing, {}, "used but not in the worker's /metrics (a family with no series prints "
                                       f"nothing); exposed: {sorted(types)}")
 
@@ -378,6 +423,12 @@ class WorkerTest(unittest.TestCase):
             # a series per provider (an injected reset or timeout leaves it at 0)
             self.assertIn(("sendq_provider_request_duration_seconds_count", frozenset({("provider", provider)})), m)
         self.assertGreater(h.metric(m, "sendq_dlq_records_total"), 0)
+
+    def test_sighup_reloads_the_configuration(self):
+        self.assertIsNone(self.reload_error)
+        m = h.parse_metrics(self.metrics_text)
+        self.assertEqual(h.metric(m, "sendq_config_reloads_total", result="ok"), 1)
+        self.assertEqual(self.worker.proc.poll(), None, "the worker keeps running after SIGHUP")
 
 
 class KubernetesConfigTest(unittest.TestCase):

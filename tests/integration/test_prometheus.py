@@ -210,7 +210,8 @@ class PrometheusTest(unittest.TestCase):
                       "End-to-end latency p50 / p95 / p99", "End-to-end latency p99 by provider",
                       "Provider request latency p50 / p95 / p99 by provider",
                       "Provider request latency mean and calls/s", "Attempts/s by provider and outcome",
-                      "Assigned partitions by worker", "In flight and queued", "Producer queue length", "Build info"):
+                      "Assigned partitions by worker", "In flight and queued", "Producer queue length", "Build info",
+                      "Circuit state by provider/account"):
             self.assertIn(title, results)
             self.assertTrue(all(results[title]), f"panel {title!r} has no data")
         # template variables (Grafana's label_values(metric, label))
