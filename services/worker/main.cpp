@@ -4,8 +4,10 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <optional>
 #include <thread>
@@ -53,7 +55,8 @@ Environment (overrides the file):
   SENDQ_<SECTION>_<KEY>    any scalar key, e.g. SENDQ_WORKER_THREADS=4
 
 Signals: SIGTERM/SIGINT stop taking work, finish in-flight requests within
-worker.shutdown_grace_ms, commit, and exit.
+worker.shutdown_grace_ms, commit, and exit. SIGHUP reloads provider accounts and rate limits
+from the same file (an invalid file is refused and the running configuration stays).
 )";
 
 }  // namespace
@@ -104,7 +107,7 @@ int main(int argc, char** argv) {
     std::string brokers = cfg.kafka.brokers;
     if (brokers.empty()) {
       embedded.emplace(1, std::vector<std::string>{cfg.kafka.requests_topic, cfg.kafka.results_topic, cfg.kafka.dlq_topic,
-                                                   "sendq.retry", "sendq.bulk"},
+                                                   cfg.kafka.retry_topic, cfg.kafka.bulk_topic},
                        cfg.kafka.embedded_partitions);
       brokers = embedded->bootstrap();
       logger.warn("worker", "started the embedded Kafka (librdkafka mock cluster: in memory, about 5 MB per partition, "
@@ -150,6 +153,28 @@ int main(int argc, char** argv) {
       stop_requested.notify_all();
     });
 
+    // SIGHUP: reload accounts and rate limits; a bad file is refused and the old one stays.
+    boost::asio::signal_set hangup(ioc, SIGHUP);
+    std::function<void()> arm_hangup = [&] {
+      hangup.async_wait([&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        try {
+          auto next = config::load(config_path, config::process_env());
+          logger.add_secrets(next.secrets);
+          pipeline.reload(next);
+          worker_metrics.config_reloads.Add({{"result", "ok"}}).Increment();
+          logger.info("worker", "configuration reloaded (accounts and rate limits)",
+                      {{"accounts", std::to_string(next.accounts.size())}, {"file", config_path}});
+        } catch (const std::exception& e) {
+          worker_metrics.config_reloads.Add({{"result", "error"}}).Increment();
+          logger.error("worker", "configuration reload refused; keeping the running configuration",
+                       {{"error", e.what()}, {"file", config_path}});
+        }
+        arm_hangup();
+      });
+    };
+    arm_hangup();
+
     std::vector<std::thread> threads;
     for (int i = 0; i < cfg.worker.threads; ++i) threads.emplace_back([&ioc] { ioc.run(); });
 
@@ -166,6 +191,14 @@ int main(int argc, char** argv) {
     work.reset();
     ioc.stop();
     for (auto& t : threads) t.join();
+    if (const long left = pipeline.unfinished(); left > 0) {
+      // Deliveries given up at the grace period still hold librdkafka messages, and destroying
+      // the consumer would wait for them for ever. Everything durable is done (results flushed,
+      // finished offsets committed; the rest is redelivered), so leave without destructors.
+      logger.warn("worker", "stopped with requests unfinished; they will be redelivered", {{"count", std::to_string(left)}});
+      std::fflush(nullptr);
+      std::_Exit(0);
+    }
     logger.info("worker", "stopped");
   } catch (const std::exception& e) {
     logger.error("worker", std::string("fatal: ") + e.what());

@@ -298,7 +298,7 @@ config parse(std::string_view toml_text, const env_lookup& env, std::string_view
   auto& k = c.kafka;
   read_section(root["kafka"].as_table(), "kafka", {{"embedded_partitions", &k.embedded_partitions, 1, 1024}},
                {{"brokers", &k.brokers}, {"group_id", &k.group_id}, {"requests_topic", &k.requests_topic},
-                {"results_topic", &k.results_topic}, {"dlq_topic", &k.dlq_topic}, {"retry_topic", &k.retry_topic},
+                {"results_topic", &k.results_topic}, {"dlq_topic", &k.dlq_topic}, {"retry_topic", &k.retry_topic}, {"bulk_topic", &k.bulk_topic},
                 {"embedded_bootstrap_file", &k.embedded_bootstrap_file}},
                env, {"librdkafka"});
   if (const auto* lt = root["kafka"]["librdkafka"].as_table()) {
@@ -326,6 +326,7 @@ config parse(std::string_view toml_text, const env_lookup& env, std::string_view
                 {"shutdown_grace_ms", &w.shutdown_grace_ms, 0, 600000},
                 {"max_connections_per_host", &w.max_connections_per_host, 1, 100000},
                 {"retry_topic_threshold_ms", &w.retry_topic_threshold_ms, 0, 86400000},
+                {"bulk_share_percent", &w.bulk_share_percent, 1, 100},
                 {"dedupe_window_ms", &w.dedupe_window_ms, 0, 86400000},
                 {"dedupe_max_ids", &w.dedupe_max_ids, 0, 10000000},
                 {"max_request_age_ms", &w.max_request_age_ms, 1000, 86400000}},

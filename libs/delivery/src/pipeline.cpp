@@ -46,7 +46,7 @@ struct route {
   std::unique_ptr<providers::provider> provider;
   const providers::account* account = nullptr;
   http::endpoint endpoint;
-  std::unique_ptr<policy::circuit_breaker> breaker;  // per account (its endpoint and credentials)
+  std::shared_ptr<policy::circuit_breaker> breaker;  // per account; kept across reloads
   prometheus::Gauge* circuit_gauge = nullptr;
 };
 
@@ -71,6 +71,7 @@ struct record : std::enable_shared_from_this<record> {
   core::send_request req;             // decoded on the Kafka thread
   std::optional<core::failure> invalid;  // why it could not be decoded
   bool remember_id = true;            // false when parked on the retry topic (not ended yet)
+  bool bulk = false;                  // from the bulk lane (replays, re-drives)
 };
 
 using record_ptr = std::shared_ptr<record>;
@@ -94,8 +95,22 @@ struct pipeline::impl : kafka::rebalance_listener {
   net::any_io_executor executor;
   http::client& http;
 
-  std::unordered_map<std::string, route> routes;  // "provider\naccount"
+  // The accounts and their routes, replaced whole on reload (SIGHUP); a delivery keeps the
+  // snapshot it started with, so in-flight work is never cut off.
+  struct route_table {
+    std::vector<providers::account> accounts;
+    std::unordered_map<std::string, route> routes;  // "provider\naccount"
+  };
+  std::shared_ptr<const route_table> table;
+  mutable std::mutex table_mutex;
+  std::shared_ptr<const route_table> current_table() const {
+    std::lock_guard lock(table_mutex);
+    return table;
+  }
   policy::rate_limiter_registry limiters;
+  policy::rate_limiter_registry bulk_limiters;  // each account's limits scaled to the bulk share
+  std::atomic<long> bulk_in_flight{0};
+  bool bulk_paused = false;  // Kafka thread only
   offset_tracker tracker;
   key_lanes<record_ptr> lanes;
   duplicate_guard duplicates;
@@ -127,9 +142,28 @@ struct pipeline::impl : kafka::rebalance_listener {
   impl(const config::config& c, std::string b, log::logger& l, metrics::worker_metrics& m, net::any_io_executor ex,
        http::client& h)
       : cfg(c), brokers(std::move(b)), log(l), metrics(m), executor(ex), http(h), limiters(c.limits),
+        bulk_limiters(scaled(c.limits, c.worker.bulk_share_percent)),
         duplicates(std::chrono::milliseconds(c.worker.dedupe_window_ms), static_cast<std::size_t>(c.worker.dedupe_max_ids)),
         decoder(static_cast<std::size_t>(c.worker.max_request_bytes)) {
-    for (const auto& a : cfg.accounts) {
+    table = build_table(cfg.accounts, nullptr);
+  }
+
+  // The bulk lane's limits: each window's limit times the share (at least 1).
+  static std::vector<policy::account_limits> scaled(std::vector<policy::account_limits> limits, int percent) {
+    for (auto& a : limits) {
+      for (auto& w : a.limits.windows) w.limit = std::max<std::uint32_t>(1, static_cast<std::uint32_t>(std::uint64_t{w.limit} * percent / 100));
+      a.limits.per_recipient.reset();  // the main limiter applies per-recipient limits to both lanes
+      a.limits.pacing.reset();
+    }
+    return limits;
+  }
+
+  // Builds routes for `accounts`, keeping the circuit breakers of accounts `old` already had.
+  std::shared_ptr<const route_table> build_table(const std::vector<providers::account>& accounts,
+                                                 const route_table* old) {
+    auto t = std::make_shared<route_table>();
+    t->accounts = accounts;
+    for (const auto& a : t->accounts) {
       route r;
       r.provider = providers::make_provider(a.provider);
       r.account = &a;
@@ -137,11 +171,14 @@ struct pipeline::impl : kafka::rebalance_listener {
       auto ep = http::endpoint::parse(a.base_url, &err);
       if (!ep) throw config::config_error("providers." + a.provider + "." + a.name + ".base_url: " + err);
       r.endpoint = *ep;
-      r.breaker = std::make_unique<policy::circuit_breaker>(policy::circuit_breaker_config{});
+      const std::string key = a.provider + "\n" + a.name;
+      if (old && old->routes.count(key)) r.breaker = old->routes.at(key).breaker;
+      if (!r.breaker) r.breaker = std::make_shared<policy::circuit_breaker>(policy::circuit_breaker_config{});
       r.circuit_gauge = &metrics.circuit_state.Add({{"provider", a.provider}, {"account", a.name}});
-      r.circuit_gauge->Set(0);
-      routes.emplace(a.provider + "\n" + a.name, std::move(r));
+      r.circuit_gauge->Set(gauge_value(r.breaker->state()));
+      t->routes.emplace(key, std::move(r));
     }
+    return t;
   }
 
   // ---- rebalance_listener (Kafka thread) ----
@@ -149,6 +186,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     metrics.assigned_partitions.Set(static_cast<double>(p.size()));
     // A fresh assignment starts unpaused; the loop pauses again if it is still at capacity.
     paused_for_capacity = false;
+    bulk_paused = false;
     retry_paused.clear();
   }
   void on_revoked(const std::vector<kafka::partition_offset>& p) override {
@@ -158,6 +196,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     if (!finished.empty()) consumer->commit(finished, true);
     metrics.assigned_partitions.Set(0);
     paused_for_capacity = false;
+    bulk_paused = false;
     retry_paused.clear();
   }
 
@@ -167,7 +206,16 @@ struct pipeline::impl : kafka::rebalance_listener {
     const auto commit_every = std::chrono::milliseconds(cfg.worker.commit_interval_ms);
     const long capacity = cfg.worker.max_in_flight;
     std::deque<kafka::message> held;  // fetched while at capacity (at most one batch)
+    const long bulk_capacity = std::max<long>(1, capacity * cfg.worker.bulk_share_percent / 100);
     while (!stopping.load()) {
+      // The bulk lane gets a bounded share of the slots, so that live traffic comes first.
+      if (!bulk_paused && bulk_in_flight.load() >= bulk_capacity) {
+        pause_topic(cfg.kafka.bulk_topic);
+        bulk_paused = true;
+      } else if (bulk_paused && bulk_in_flight.load() <= bulk_capacity / 2) {
+        if (!paused_for_capacity) resume_topic(cfg.kafka.bulk_topic);
+        bulk_paused = false;
+      }
       // Backpressure: at capacity, pause fetching; resume below half (hysteresis).
       if (!paused_for_capacity && in_flight.load() >= capacity) {
         consumer->pause({});
@@ -209,10 +257,25 @@ struct pipeline::impl : kafka::rebalance_listener {
     consumer->close();
   }
 
-  // Resumes the assignment except partitions parked until a retry is due.
+  // Resumes the assignment except partitions parked until a retry is due (and the bulk lane
+  // while it is over its share).
   void resume_unpaused() {
     auto parts = consumer->assignment();
-    std::erase_if(parts, [&](const auto& p) { return retry_paused.count({p.topic, p.partition}) != 0; });
+    std::erase_if(parts, [&](const auto& p) {
+      return retry_paused.count({p.topic, p.partition}) != 0 || (bulk_paused && p.topic == cfg.kafka.bulk_topic);
+    });
+    if (!parts.empty()) consumer->resume(parts);
+  }
+
+  void pause_topic(const std::string& topic) {
+    auto parts = consumer->assignment();
+    std::erase_if(parts, [&](const auto& p) { return p.topic != topic; });
+    if (!parts.empty()) consumer->pause(parts);
+  }
+
+  void resume_topic(const std::string& topic) {
+    auto parts = consumer->assignment();
+    std::erase_if(parts, [&](const auto& p) { return p.topic != topic || retry_paused.count({p.topic, p.partition}); });
     if (!parts.empty()) consumer->resume(parts);
   }
 
@@ -254,6 +317,8 @@ struct pipeline::impl : kafka::rebalance_listener {
     rec->consumed_at = std::chrono::steady_clock::now();
     rec->generation = tracker.track(rec->topic, rec->partition, rec->offset);
     rec->msg = std::move(m);
+    rec->bulk = topic == cfg.kafka.bulk_topic;
+    if (rec->bulk) bulk_in_flight.fetch_add(1);
     in_flight.fetch_add(1);
     metrics.in_flight.Increment();
 
@@ -297,6 +362,7 @@ struct pipeline::impl : kafka::rebalance_listener {
   void finish(record& rec) {
     if (rec.remember_id && !rec.invalid && !rec.req.id.empty()) duplicates.remember(rec.req.id, std::chrono::steady_clock::now());
     tracker.done(rec.topic, rec.partition, rec.offset, rec.generation);
+    if (rec.bulk) bulk_in_flight.fetch_sub(1);
     metrics.in_flight.Decrement();
     if (in_flight.fetch_sub(1) == 1) {
       std::lock_guard lock(drain_mutex);
@@ -323,9 +389,10 @@ struct pipeline::impl : kafka::rebalance_listener {
       res.status = delivery_status::rejected;
       res.error = std::move(rec->invalid);
     } else {
-      auto it = routes.find(req.provider + "\n" + req.account);
-      if (it == routes.end()) {
-        const bool provider_known = std::any_of(cfg.accounts.begin(), cfg.accounts.end(),
+      const auto routes = current_table();
+      auto it = routes->routes.find(req.provider + "\n" + req.account);
+      if (it == routes->routes.end()) {
+        const bool provider_known = std::any_of(routes->accounts.begin(), routes->accounts.end(),
                                                 [&](const auto& a) { return a.provider == req.provider; });
         res.status = delivery_status::rejected;
         res.error = provider_known
@@ -374,6 +441,18 @@ struct pipeline::impl : kafka::rebalance_listener {
       }
       // Rate limit, shared by every thread: wait for this account's next slot.
       const auto limiter = limiters.find(provider, req.account);
+      if (rec.bulk) {
+        // Bulk first takes a slot of its own share, then one of the account's.
+        if (auto bulk = bulk_limiters.find(provider, req.account)) {
+          const auto now = std::chrono::steady_clock::now();
+          const auto until = bulk->reserve(now).at;
+          if (until > now) {
+            net::steady_timer timer(co_await net::this_coro::executor);
+            timer.expires_at(until);
+            co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+          }
+        }
+      }
       if (limiter) {
         const auto now = std::chrono::steady_clock::now();
         const auto until = std::max(limiter->reserve(now, req.to).at, limiter->penalized_until());
@@ -530,7 +609,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     rec->pending_acks.store(to_dlq ? 2 : 1);
 
     // Metric labels must stay bounded: names that are not configured are reported as "unknown".
-    const bool routed = routes.count(res.provider + "\n" + res.account) != 0;
+    const bool routed = current_table()->routes.count(res.provider + "\n" + res.account) != 0;
     const std::string_view provider_label = routed ? std::string_view(res.provider) : "unknown";
     const std::string_view account_label = routed ? std::string_view(res.account) : "unknown";
     const std::string_view kind = res.error ? core::to_string(res.error->kind) : "";
@@ -584,8 +663,16 @@ void pipeline::start() {
       kafka::producer_options{d.brokers, d.cfg.kafka.librdkafka}, d.log,
       [&d](void* opaque, const std::string& err) { d.on_delivery(opaque, err); });
   d.consumer = std::make_unique<kafka::consumer>(
-      kafka::consumer_options{d.brokers, d.cfg.kafka.group_id, {d.cfg.kafka.requests_topic, d.cfg.kafka.retry_topic},
-                              d.cfg.kafka.librdkafka},
+      kafka::consumer_options{d.brokers, d.cfg.kafka.group_id,
+                              {d.cfg.kafka.requests_topic, d.cfg.kafka.retry_topic, d.cfg.kafka.bulk_topic},
+                              d.cfg.kafka.librdkafka,
+                              [&d](const std::vector<kafka::partition_lag>& lags) {
+                                for (const auto& l : lags) {
+                                  d.metrics.consumer_lag
+                                      .Add({{"topic", l.topic}, {"partition", std::to_string(l.partition)}})
+                                      .Set(static_cast<double>(l.lag));
+                                }
+                              }},
       d.log, d);
   d.producer_thread = std::thread([&d] { d.producer_loop(); });
   d.kafka_thread = std::thread([&d] { d.consume_loop(); });
@@ -604,6 +691,18 @@ void pipeline::stop() {
   d.producer_run = false;
   if (d.producer_thread.joinable()) d.producer_thread.join();
 }
+
+void pipeline::reload(const config::config& next) {
+  auto& d = *impl_;
+  // Validate everything before changing anything: both steps throw on a bad configuration.
+  auto table = d.build_table(next.accounts, d.current_table().get());
+  d.limiters.replace(next.limits);
+  d.bulk_limiters.replace(impl::scaled(next.limits, d.cfg.worker.bulk_share_percent));
+  std::lock_guard lock(d.table_mutex);
+  d.table = std::move(table);
+}
+
+long pipeline::unfinished() const { return impl_->in_flight.load(); }
 
 std::string pipeline::readiness() const {
   if (impl_->stopping.load()) return "stopping";

@@ -25,6 +25,7 @@ struct kafka_config {
   std::string results_topic = "sendq.results";
   std::string dlq_topic = "sendq.dlq";
   std::string retry_topic = "sendq.retry";   ///< long retry waits (consumed too; paused until due)
+  std::string bulk_topic = "sendq.bulk";     ///< replays and re-drives: a bounded share, live traffic first
   int embedded_partitions = 8;               ///< partitions per topic on the embedded cluster
   std::string embedded_bootstrap_file;       ///< write the embedded bootstrap address here ("" = don't)
   std::map<std::string, std::string> librdkafka;  ///< passed through to librdkafka as is
@@ -42,6 +43,7 @@ struct worker_config {
   int commit_interval_ms = 200;     ///< how often finished offsets are committed
   int shutdown_grace_ms = 10000;    ///< on SIGTERM, how long in-flight work may take
   int max_connections_per_host = 256;  ///< open HTTP connections per provider host
+  int bulk_share_percent = 20;      ///< share of max_in_flight and of each rate limit for kafka.bulk_topic
   int retry_topic_threshold_ms = 30000;  ///< back-offs longer than this go through kafka.retry_topic
   int dedupe_window_ms = 600000;    ///< ids that ended within this window are not sent again
   int dedupe_max_ids = 200000;      ///< at most this many ids remembered (0 = guard off)

@@ -42,6 +42,13 @@ class pipeline {
   /// Stops taking new records, waits up to shutdown_grace_ms for in-flight ones, produces their
   /// results, commits what is finished, and leaves the group. Idempotent.
   void stop();
+  /// Replaces the provider accounts and rate limits (SIGHUP) without stopping: deliveries in
+  /// flight finish with the accounts they started with; circuit breakers of kept accounts keep
+  /// their state. Throws (and changes nothing) when `next` is unusable. Worker settings and
+  /// Kafka settings need a restart.
+  void reload(const config::config& next);
+  /// Requests consumed and not finished (after stop(): those given up at the grace period).
+  long unfinished() const;
   /// "" when ready (assigned partitions, not stopping), else the reason. Any thread.
   std::string readiness() const;
 

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Issue 5: accounts and rate limits reload on SIGHUP without a restart and without losing
+in-flight work, an invalid file is refused with a clear log line and the old configuration stays;
+and no secret from the configuration appears in logs, /metrics, results or the DLQ."""
+import json
+import os
+import signal
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import sendq_harness as h  # noqa: E402
+from policy_support import write_config  # noqa: E402
+
+GEWE_SECRET = "gewe-TOKEN-planted-5f1c9a"
+SIGN_SECRET = "sender-SIGN-planted-77ab2e"
+
+
+def gewe_text(rid, account="default"):
+    return {"id": rid, "provider": "gewe", "account": account, "type": "text", "to": "room@chatroom",
+            "body": {"text": rid}}
+
+
+class ReloadAndSecretsTest(unittest.TestCase):
+    def test_sighup_reload_and_no_secret_anywhere(self):
+        workdir = h.Workdir("reload").path
+        sim = h.Simulator(workdir, ["--gewe-token", GEWE_SECRET, "--sender-sign", SIGN_SECRET])
+        sim.set_faults([{"match": "slow-", "action": "latency", "latency_ms": 1500}])
+        base = write_config(workdir, {"max_attempts": 2})
+        with open(base) as f:
+            text = f.read().replace('token = "demo-gewe-token"', f'token = "{GEWE_SECRET}"').replace(
+                'sign = "demo-sign"', f'sign = "{SIGN_SECRET}"')
+        with open(base, "w") as f:
+            f.write(text)
+        worker = h.Worker(workdir, sim, config=base, env_extra={"SENDQ_LOG_LEVEL": "debug"})
+        try:
+            worker.wait_ready()
+            # given: account "extra" does not exist yet
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [("a", json.dumps(gewe_text("before-extra", "extra")))])
+            first = json.loads(h.kcat_consume_until(worker.bootstrap, "sendq.results", 1)[0][1])
+            self.assertEqual((first["status"], first["error"]["kind"]), ("rejected", "unknown_account"))
+
+            # when: a slow request is in flight and the file gains account "extra" with a rate limit
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [("b", json.dumps(gewe_text("slow-in-flight")))])
+            h.wait_for(lambda: any("slow-in-flight" in x["body"] for x in sim.requests()), 20, "the slow call")
+            with open(base, "a") as f:
+                f.write(f'\n[providers.gewe.extra]\nbase_url = "{sim.base_url}"\ntoken = "{GEWE_SECRET}"\n'
+                        f'app_id = "demo-gewe-app"\nrate_limit = "5/1s"\n')
+            worker.proc.send_signal(signal.SIGHUP)
+            h.wait_for(lambda: "configuration reloaded" in open(worker.log_path).read(), 10, "the reload log line")
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [("c", json.dumps(gewe_text("after-extra", "extra")))])
+            results = {json.loads(v)["id"]: json.loads(v) for _, v, _ in
+                       h.kcat_consume_until(worker.bootstrap, "sendq.results", 3, timeout=30)}
+            # then the new account works and the in-flight request was not lost
+            self.assertEqual(results["after-extra"]["status"], "delivered")
+            self.assertEqual(results["slow-in-flight"]["status"], "delivered")
+
+            # when: an invalid file is sent
+            with open(base, "a") as f:
+                f.write("\n[metrics]\nadress = \"127.0.0.1:1\"\n")
+            worker.proc.send_signal(signal.SIGHUP)
+            h.wait_for(lambda: "configuration reload refused" in open(worker.log_path).read(), 10, "the refusal")
+            log = open(worker.log_path).read()
+            refusal = [l for l in log.splitlines() if "configuration reload refused" in l][0]
+            self.assertIn("metrics.adress: unknown key", refusal, "the log line names the bad key")
+            # then the running configuration stays
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [("d", json.dumps(gewe_text("after-refusal", "extra")))])
+            results = {json.loads(v)["id"]: json.loads(v) for _, v, _ in
+                       h.kcat_consume_until(worker.bootstrap, "sendq.results", 4, timeout=30)}
+            self.assertEqual(results["after-refusal"]["status"], "delivered")
+            m = worker.metrics()
+            self.assertEqual(h.metric(m, "sendq_config_reloads_total", result="ok"), 1)
+            self.assertEqual(h.metric(m, "sendq_config_reloads_total", result="error"), 1)
+
+            # and a failing request (the provider refuses it) to get DLQ records with error text
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [("e", json.dumps(
+                {"id": "sender-bad", "provider": "sender", "type": "voice", "from": "u", "to": "t",
+                 "body": {"name": "x.mp3", "format": "mp3", "duration_ms": 61000}}))])
+            h.kcat_consume_until(worker.bootstrap, "sendq.results", 5, timeout=30)
+
+            # No secret anywhere: logs, /metrics, results, DLQ (values and headers).
+            _, metrics_text = h.http_get(worker.metrics_url + "/metrics")
+            results_text = "\n".join(v for _, v, _ in h.kcat_consume_all(worker.bootstrap, "sendq.results"))
+            dlq = h.kcat_consume(worker.bootstrap, "sendq.dlq", 2, with_headers=True)
+            dlq_text = "\n".join(v + " " + hd for _, v, hd in dlq)
+            log = open(worker.log_path).read()
+            self.assertGreater(len(log.splitlines()), 10)
+            for secret in (GEWE_SECRET, SIGN_SECRET):
+                for name, text in (("log", log), ("metrics", metrics_text), ("results", results_text), ("dlq", dlq_text)):
+                    self.assertNotIn(secret, text, f"{secret} leaked into {name}")
+        finally:
+            worker.stop()
+            sim.stop()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
