@@ -2,6 +2,8 @@
 
 #include <atomic>
 
+#include <simdjson.h>
+
 #include "rdkafka_handles.hpp"
 #include "sendq/log/logger.hpp"
 
@@ -44,6 +46,34 @@ struct consumer::impl {
     }
   }
 
+  std::function<void(const std::vector<partition_lag>&)> on_lag;
+
+  // librdkafka's statistics JSON: topics.<t>.partitions.<p>.consumer_lag (-1 when unknown).
+  static int on_stats(rd_kafka_t*, char* json, size_t len, void* opaque) {
+    auto* self = static_cast<impl*>(opaque);
+    if (!self->on_lag) return 0;
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    if (parser.parse(json, len).get(doc)) return 0;
+    std::vector<partition_lag> lags;
+    simdjson::dom::object topics;
+    if (doc["topics"].get(topics)) return 0;
+    for (auto [tname, t] : topics) {
+      simdjson::dom::object parts;
+      if (t["partitions"].get(parts)) continue;
+      for (auto [pname, p] : parts) {
+        int64_t id = -1, lag = -1;
+        if (p["partition"].get(id) || id < 0) continue;  // skips the internal "-1" partition
+        std::string_view state;
+        if (!p["fetch_state"].get(state) && state == "none") continue;  // not assigned here
+        if (p["consumer_lag"].get(lag) || lag < 0) continue;
+        lags.push_back({std::string(tname), static_cast<std::int32_t>(id), lag});
+      }
+    }
+    self->on_lag(lags);
+    return 0;  // librdkafka frees the JSON
+  }
+
   static void on_log(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
     auto* self = static_cast<impl*>(rd_kafka_opaque(rk));
     // librdkafka's syslog levels: <=3 error, 4 warning, else info/debug.
@@ -67,8 +97,13 @@ consumer::consumer(const consumer_options& opts, log::logger& log, rebalance_lis
   detail::set(conf.get(), "session.timeout.ms", "10000");
   detail::set(conf.get(), "heartbeat.interval.ms", "1000");
   detail::set(conf.get(), "log.connection.close", "false");
+  if (opts.on_lag) {
+    detail::set(conf.get(), "statistics.interval.ms", "5000");
+    impl_->on_lag = opts.on_lag;
+  }
   detail::set_all(conf.get(), opts.librdkafka);
   rd_kafka_conf_set_opaque(conf.get(), impl_.get());
+  rd_kafka_conf_set_stats_cb(conf.get(), &impl::on_stats);
   rd_kafka_conf_set_rebalance_cb(conf.get(), &impl::on_rebalance);
   rd_kafka_conf_set_log_cb(conf.get(), &impl::on_log);
   char err[512];

@@ -16,11 +16,20 @@ class logger;
 
 namespace sendq::kafka {
 
+/// Consumer lag of one partition, from librdkafka's statistics.
+struct partition_lag {
+  std::string topic;
+  std::int32_t partition = 0;
+  std::int64_t lag = 0;  ///< messages between the committed offset and the high watermark
+};
+
 struct consumer_options {
   std::string brokers;
   std::string group_id;
   std::vector<std::string> topics;
   std::map<std::string, std::string> librdkafka;  ///< passthrough settings (override ours)
+  /// Called on the Kafka thread every statistics interval (5 s) with the assigned partitions' lag.
+  std::function<void(const std::vector<partition_lag>&)> on_lag;
 };
 
 /// Called on the Kafka thread during poll() when the group assigns or revokes partitions.
