@@ -19,6 +19,7 @@
 #include "sendq/core/result_encoder.hpp"
 #include "sendq/delivery/duplicate_guard.hpp"
 #include "sendq/delivery/key_lanes.hpp"
+#include "sendq/delivery/media_fetch.hpp"
 #include "sendq/delivery/offset_tracker.hpp"
 #include "sendq/delivery/outcome.hpp"
 #include "sendq/http/client.hpp"
@@ -400,12 +401,61 @@ struct pipeline::impl : kafka::rebalance_listener {
                                         "account: '" + req.account + "' is not configured for provider " + req.provider}
                         : core::failure{error_kind::unknown_provider,
                                         "provider: '" + req.provider + "' is not configured on this worker"};
+      } else if (auto fetch_failed = co_await inline_media(it->second, *rec)) {
+        res.status = fetch_failed->first;
+        res.error = std::move(fetch_failed->second);
       } else if (co_await send_with_retries(it->second, *rec, res) == attempt_end::parked) {
         co_return;
       }
     }
     fill_identity(req, res, rec);
     publish(rec, res);
+  }
+
+  // For providers that need the media bytes (gps Command): fetch body.url under the account's
+  // policy and inline it as body.data_base64. nullopt when there is nothing to do or it worked.
+  net::awaitable<std::optional<std::pair<delivery_status, core::failure>>> inline_media(const route& r, record& rec) {
+    auto& req = rec.req;
+    if (!r.provider->inlines_media_from_url() || req.type != core::message_type::voice || !req.body.url ||
+        req.body.data_base64) {
+      co_return std::nullopt;
+    }
+    const auto policy = fetch_policy_of(*r.account);
+    if (policy.allowed_hosts.empty()) co_return std::nullopt;  // the provider rejects: data_base64 required
+    http::endpoint ep;
+    std::string target;
+    if (auto f = check_fetch_url(*req.body.url, policy, ep, target)) co_return std::pair{delivery_status::rejected, *f};
+    http::request get;
+    get.method = "GET";
+    get.target = target;
+    get.content_type.clear();
+    get.timeout = policy.timeout;
+    get.body_limit = policy.max_bytes;
+    get.allow_address = [allow = policy.allow_private](const std::string& ip) { return address_allowed(ip, allow); };
+    auto got = co_await http.send(ep, std::move(get));
+    if (!got.ok) {
+      if (got.kind == http::failure_kind::body_too_large) {
+        co_return std::pair{delivery_status::rejected,
+                            core::failure{error_kind::too_large, "body.url: the file is over the account's fetch_max_bytes (" +
+                                                                     std::to_string(policy.max_bytes) + " bytes)"}};
+      }
+      if (got.message.find("address policy") != std::string::npos) {
+        co_return std::pair{delivery_status::rejected,
+                            core::failure{error_kind::invalid_field, "body.url: " + ep.host +
+                                                                         " resolves only to private, loopback or link-local "
+                                                                         "addresses, which this account does not fetch from"}};
+      }
+      co_return std::pair{delivery_status::failed,
+                          core::failure{got.kind == http::failure_kind::connect ? error_kind::connect : error_kind::timeout,
+                                        "body.url: fetching the voice file failed: " + got.message}};
+    }
+    if (got.ok->status != 200) {
+      co_return std::pair{delivery_status::failed,
+                          core::failure{got.ok->status < 500 ? error_kind::http_4xx : error_kind::http_5xx,
+                                        "body.url: fetching the voice file answered HTTP " + std::to_string(got.ok->status)}};
+    }
+    req.body.data_base64 = base64_encode(got.ok->body);
+    co_return std::nullopt;
   }
 
   net::awaitable<attempt_end> send_with_retries(const route& r, record& rec, core::delivery_result& res) {

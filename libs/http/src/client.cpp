@@ -352,7 +352,8 @@ struct client::impl : std::enable_shared_from_this<impl> {
     if (next) next->signal.try_send(error_code{});
   }
 
-  net::awaitable<std::optional<failure>> connect(connection& c, const endpoint& ep) {
+  net::awaitable<std::optional<failure>> connect(connection& c, const endpoint& ep,
+                                                 const std::function<bool(const std::string&)>& allow) {
     const auto deadline = steady::now() + opts_.connect_timeout;
     std::vector<tcp::endpoint> targets;
     error_code ec;
@@ -376,6 +377,12 @@ struct client::impl : std::enable_shared_from_this<impl> {
                                                      : "resolving " + ep.host + " failed: " + rec.message()};
       }
       for (const auto& entry : results) targets.push_back(entry.endpoint());
+    }
+    if (allow) {
+      std::erase_if(targets, [&](const tcp::endpoint& t) { return !allow(t.address().to_string()); });
+      if (targets.empty()) {
+        co_return failure{failure_kind::connect, "every address of " + ep.host + " is refused by the address policy"};
+      }
     }
 
     auto& tcp_layer = c.tcp();
@@ -417,9 +424,10 @@ struct client::impl : std::enable_shared_from_this<impl> {
 
   // Runs on the connection's strand.
   net::awaitable<attempt_result> attempt(connection& c, const endpoint& ep, const wire_request& req, bool reused,
-                                         std::chrono::milliseconds timeout) {
+                                         std::chrono::milliseconds timeout, std::size_t body_limit,
+                                         const std::function<bool(const std::string&)>& allow) {
     if (!reused) {
-      if (auto f = co_await connect(c, ep)) {
+      if (auto f = co_await connect(c, ep, allow)) {
         attempt_result r;
         r.fail = std::move(*f);
         co_return r;
@@ -427,7 +435,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
     }
     c.tcp().expires_after(timeout);
     auto r = co_await c.visit([&](auto& stream) {
-      return exchange(stream, c.buffer, req, opts_.body_limit, reused, timeout);
+      return exchange(stream, c.buffer, req, body_limit, reused, timeout);
     });
     if (r.reusable) c.tcp().expires_never();
     co_return r;
@@ -452,7 +460,9 @@ struct client::impl : std::enable_shared_from_this<impl> {
           slot.conn = ep.tls ? std::make_unique<connection>(net::make_strand(ex_), tls_ctx_)
                              : std::make_unique<connection>(net::make_strand(ex_));
         }
-        auto r = co_await net::co_spawn(slot.conn->executor(), attempt(*slot.conn, ep, wire, reused, timeout),
+        auto r = co_await net::co_spawn(slot.conn->executor(), attempt(*slot.conn, ep, wire, reused, timeout,
+                                                         req.body_limit ? req.body_limit : opts_.body_limit,
+                                                         req.allow_address),
                                         net::use_awaitable);
         if (r.stale && attempt_no == 0) {
           slot.conn.reset();  // once more, on a fresh connection in the same slot

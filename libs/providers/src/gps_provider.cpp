@@ -117,7 +117,9 @@ class gps_provider final : public provider {
   std::string_view name() const noexcept override { return provider_name; }
 
   std::vector<std::string_view> account_keys() const override {
-    return {"token", "app_id", "language", "chat_type", "file_type", "format"};
+    return {"token", "app_id", "language", "chat_type", "file_type", "format",
+            // fetching body.url for Command (the worker's media_fetch policy)
+            "fetch_allowed_hosts", "fetch_allow_private", "fetch_max_bytes", "fetch_timeout_ms"};
   }
 
   std::optional<std::string> check_account(const account& a) const override {
@@ -154,6 +156,7 @@ class gps_provider final : public provider {
   }
 
   bool dedupes_by_request_id() const noexcept override { return false; }
+  bool inlines_media_from_url() const noexcept override { return true; }
 
   std::variant<http_call, core::failure> build(const core::send_request& r,
                                                const account& a) const override {
@@ -186,7 +189,8 @@ class gps_provider final : public provider {
     }
     if (!b.data_base64) {
       return invalid_field(
-          "body.data_base64: required by gps (Command carries the AMR file as base64, seed 004)");
+          "body.data_base64: required by gps (Command carries the AMR file as base64, seed 004); "
+          "to send body.url instead, allow its host in the account's fetch_allowed_hosts");
     }
     if (auto err = base64_validate(*b.data_base64)) {
       return invalid_field("body.data_base64: not valid base64: " + *err);

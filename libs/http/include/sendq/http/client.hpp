@@ -3,6 +3,7 @@
 /// Beast and Asio internals stay in src/; this header only needs Asio's awaitable.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,6 +36,10 @@ struct request {
   header_list headers;  ///< extra headers (values may be secrets: never logged)
   std::string body;
   std::chrono::milliseconds timeout{10000};  ///< whole exchange after the connection is ready
+  std::size_t body_limit = 0;  ///< response body cap in bytes; 0 = the client's body_limit
+  /// When set, only resolved addresses it accepts are connected to (SSRF guard for URLs that
+  /// producers chose); a host with none left fails as `connect`.
+  std::function<bool(const std::string& ip)> allow_address;
 };
 
 struct response {

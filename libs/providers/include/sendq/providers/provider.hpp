@@ -69,6 +69,9 @@ class provider {
   virtual std::optional<std::string> check_account(const account& a) const = 0;
   /// True when the provider deduplicates by our request id (ambiguous outcomes may be retried).
   virtual bool dedupes_by_request_id() const noexcept = 0;
+  /// True when a voice `body.url` must be fetched and inlined as `body.data_base64` before
+  /// build() (the worker does it, under the account's fetch_* policy: see media_fetch.hpp).
+  virtual bool inlines_media_from_url() const noexcept { return false; }
   /// Validates `r` against the document's limits and builds the call, or a failure
   /// (`rejected`: nothing is sent) naming the field.
   virtual std::variant<http_call, core::failure> build(const core::send_request& r,

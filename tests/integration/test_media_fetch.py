@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Issue 3, gps: `Command` fetched from body.url by the worker, with a size cap, a timeout, and
+the SSRF guard: only http(s), only allowed hosts, and no private/loopback address unless the
+account allows it (this test allows loopback on one account, where its file server runs)."""
+import base64
+import http.server
+import json
+import os
+import sys
+import threading
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import sendq_harness as h  # noqa: E402
+from policy_support import write_config  # noqa: E402
+
+AMR = b"#!AMR\n" + bytes(range(256)) * 4
+BIG = b"#!AMR\n" + b"\0" * 300000
+
+
+class Files(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = {"/v/ok.amr": AMR, "/v/big.amr": BIG}.get(self.path)
+        self.send_response(200 if body else 404)
+        self.send_header("Content-Length", str(len(body or b"")))
+        self.end_headers()
+        self.wfile.write(body or b"")
+
+    def log_message(self, *args):
+        pass
+
+
+def gps(rid, url, account):
+    return {"id": rid, "provider": "gps", "account": account, "type": "voice", "from": "100200", "to": "860000000000001",
+            "body": {"url": url, "format": "amr", "duration_ms": 3000}, "created_at": 1794999000000}
+
+
+class MediaFetchTest(unittest.TestCase):
+    def test_fetches_allowed_urls_and_refuses_the_rest(self):
+        files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Files)
+        threading.Thread(target=files.serve_forever, daemon=True).start()
+        port = files.server_address[1]
+        workdir = h.Workdir("fetch").path
+        sim = h.Simulator(workdir)
+        accounts = f"""
+[providers.gps.loopback_ok]
+base_url = "{{base}}"
+token = "demo-gps-token"
+app_id = "demo-gps-app"
+fetch_allowed_hosts = "127.0.0.1"
+fetch_allow_private = "true"
+fetch_max_bytes = "100000"
+[providers.gps.strict]
+base_url = "{{base}}"
+token = "demo-gps-token"
+app_id = "demo-gps-app"
+fetch_allowed_hosts = "127.0.0.1"
+"""
+        config = write_config(workdir, {}, accounts_extra=accounts.replace("{base}", sim.base_url))
+        worker = h.Worker(workdir, sim, config=config)
+        try:
+            worker.wait_ready()
+            base = f"http://127.0.0.1:{port}"
+            reqs = [
+                gps("fetch-ok", f"{base}/v/ok.amr", "loopback_ok"),
+                gps("fetch-private", f"{base}/v/ok.amr", "strict"),
+                gps("fetch-host", f"http://localhost:{port}/v/ok.amr", "loopback_ok"),
+                gps("fetch-scheme", f"ftp://127.0.0.1:{port}/v/ok.amr", "loopback_ok"),
+                gps("fetch-big", f"{base}/v/big.amr", "loopback_ok"),
+                gps("fetch-404", f"{base}/v/missing.amr", "loopback_ok"),
+            ]
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [(r["id"], json.dumps(r)) for r in reqs])
+            results = {json.loads(v)["id"]: json.loads(v) for _, v, _ in
+                       h.kcat_consume_until(worker.bootstrap, "sendq.results", len(reqs), timeout=60)}
+            # then the allowed one was delivered with the file's base64 as Command
+            self.assertEqual(results["fetch-ok"]["status"], "delivered", results["fetch-ok"])
+            calls = sim.requests()
+            self.assertEqual(len(calls), 1, "only the allowed fetch reached the provider")
+            self.assertEqual(json.loads(calls[0]["body"])["Command"], base64.b64encode(AMR).decode())
+            # and each refusal names the field and why
+            expect = {
+                "fetch-private": ("rejected", "invalid_field", "private, loopback or link-local"),
+                "fetch-host": ("rejected", "invalid_field", "not in the account's fetch_allowed_hosts"),
+                "fetch-scheme": ("rejected", "invalid_field", "only http and https"),
+                "fetch-big": ("rejected", "too_large", "fetch_max_bytes"),
+                "fetch-404": ("failed", "http_4xx", "HTTP 404"),
+            }
+            for rid, (status, kind, words) in expect.items():
+                r = results[rid]
+                self.assertEqual((r["status"], r["error"]["kind"]), (status, kind), r)
+                self.assertTrue(r["error"]["message"].startswith("body.url:"), r["error"])
+                self.assertIn(words, r["error"]["message"])
+        finally:
+            worker.stop()
+            sim.stop()
+            files.shutdown()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
