@@ -5,6 +5,7 @@ kcat), each with the right id and status; the simulator received exactly the doc
 for each; malformed requests between them are rejected with the problem named and land in the DLQ;
 /metrics, scraped over HTTP during the run, moves."""
 import json
+import re
 import os
 import sys
 import threading
@@ -133,6 +134,10 @@ class PipelineTest(unittest.TestCase):
             self.assertEqual(len(match), 1, f"{req['id']}: expected exactly one call to {path} with {body}; "
                                             f"first seen: {candidates[0][0] if candidates else None}")
             x = match[0]
+            if req["provider"] == "gewe":
+                # the 64-bit newMsgId survives digit for digit (never through a double)
+                reply_digits = re.search(r'"newMsgId":\s*(\d+)', x["reply"]).group(1)
+                self.assertEqual(by_id[req["id"]]["provider_message_id"], reply_digits)
             if query is not None:
                 self.assertEqual(parse_query(x["query"]), query)
             for k, v in headers.items():

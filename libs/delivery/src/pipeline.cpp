@@ -757,6 +757,14 @@ long pipeline::unfinished() const { return impl_->in_flight.load(); }
 std::string pipeline::readiness() const {
   if (impl_->stopping.load()) return "stopping";
   if (!impl_->consumer || impl_->consumer->assigned_count() == 0) return "no partitions assigned yet";
+  // Stalled: the oldest unfinished request is older than a request may ever be held.
+  if (const auto oldest = impl_->tracker.oldest_unfinished()) {
+    const auto age = std::chrono::steady_clock::now() - *oldest;
+    if (age > std::chrono::milliseconds(impl_->cfg.worker.max_request_age_ms) + 60s) {
+      return "stalled: the oldest unfinished request is " +
+             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(age).count()) + " s old";
+    }
+  }
   return {};
 }
 
