@@ -163,6 +163,32 @@ class CrashTest(unittest.TestCase):
             kafka.stop()
 
 
+class DuplicateTest(unittest.TestCase):
+    def test_an_id_that_already_ended_is_not_sent_again(self):
+        workdir = h.Workdir("dupes").path
+        sim = h.Simulator(workdir)
+        worker = h.Worker(workdir, sim, config=write_config(workdir, {}))
+        try:
+            worker.wait_ready()
+            req = request(7, prefix="dup")
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [(req["id"], json.dumps(req))])
+            h.kcat_consume_until(worker.bootstrap, "sendq.results", 1, timeout=30)
+            # when the same request is replayed, twice, with a new one behind it
+            other = request(8, prefix="dup")
+            h.kcat_produce(worker.bootstrap, "sendq.requests",
+                           [(req["id"], json.dumps(req)), (req["id"], json.dumps(req)), (other["id"], json.dumps(other))])
+            results = h.kcat_consume_until(worker.bootstrap, "sendq.results", 2, timeout=30)
+            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_duplicates_total") == 2, 10, "two duplicates counted")
+            # then it was sent once, has one result, and the duplicates were counted
+            self.assertEqual(sorted(json.loads(v)["id"] for _, v, _ in h.kcat_consume_all(worker.bootstrap, "sendq.results")),
+                             sorted([req["id"], other["id"]]))
+            self.assertEqual(len(sim.requests()), 2)
+            self.assertEqual(h.metric(worker.metrics(), "sendq_requests_consumed_total"), 4)
+        finally:
+            worker.stop()
+            sim.stop()
+
+
 class ShutdownTest(unittest.TestCase):
     def test_sigterm_finishes_in_flight_work_commits_and_a_restart_resumes(self):
         # given a worker on a Kafka of its own process, provider calls taking 200 ms
