@@ -327,6 +327,7 @@ config parse(std::string_view toml_text, const env_lookup& env, std::string_view
                 {"max_connections_per_host", &w.max_connections_per_host, 1, 100000},
                 {"retry_topic_threshold_ms", &w.retry_topic_threshold_ms, 0, 86400000},
                 {"bulk_share_percent", &w.bulk_share_percent, 1, 100},
+                {"account_max_in_flight", &w.account_max_in_flight, 1, 1000000},
                 {"dedupe_window_ms", &w.dedupe_window_ms, 0, 86400000},
                 {"dedupe_max_ids", &w.dedupe_max_ids, 0, 10000000},
                 {"max_request_age_ms", &w.max_request_age_ms, 1000, 86400000}},

@@ -48,6 +48,7 @@ struct route {
   const providers::account* account = nullptr;
   http::endpoint endpoint;
   std::shared_ptr<policy::circuit_breaker> breaker;  // per account; kept across reloads
+  std::shared_ptr<std::atomic<long>> held;           // records of this account in memory (bulkhead)
   prometheus::Gauge* circuit_gauge = nullptr;
 };
 
@@ -73,6 +74,7 @@ struct record : std::enable_shared_from_this<record> {
   std::optional<core::failure> invalid;  // why it could not be decoded
   bool remember_id = true;            // false when parked on the retry topic (not ended yet)
   bool bulk = false;                  // from the bulk lane (replays, re-drives)
+  std::shared_ptr<std::atomic<long>> account_held;  // its account's bulkhead counter, when counted
 };
 
 using record_ptr = std::shared_ptr<record>;
@@ -112,6 +114,9 @@ struct pipeline::impl : kafka::rebalance_listener {
   policy::rate_limiter_registry bulk_limiters;  // each account's limits scaled to the bulk share
   std::atomic<long> bulk_in_flight{0};
   bool bulk_paused = false;  // Kafka thread only
+  // Keys with requests parked by the bulkhead and not back yet (Kafka thread only): later
+  // requests of such a key are parked behind them, so that the key's order holds.
+  std::unordered_map<std::string, long> parked_keys;
   offset_tracker tracker;
   key_lanes<record_ptr> lanes;
   duplicate_guard duplicates;
@@ -129,6 +134,7 @@ struct pipeline::impl : kafka::rebalance_listener {
   }
   // Kafka thread only: backpressure and retry-topic pauses.
   bool paused_for_capacity = false;
+  std::deque<kafka::message> held;  // fetched while at capacity (at most one batch); Kafka thread only
   std::map<partition_key, std::chrono::steady_clock::time_point> retry_paused;  // resume when due
   std::atomic<bool> stopping{false};
   std::atomic<bool> stopped{false};
@@ -175,6 +181,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       const std::string key = a.provider + "\n" + a.name;
       if (old && old->routes.count(key)) r.breaker = old->routes.at(key).breaker;
       if (!r.breaker) r.breaker = std::make_shared<policy::circuit_breaker>(policy::circuit_breaker_config{});
+      r.held = old && old->routes.count(key) ? old->routes.at(key).held : std::make_shared<std::atomic<long>>(0);
       r.circuit_gauge = &metrics.circuit_state.Add({{"provider", a.provider}, {"account", a.name}});
       r.circuit_gauge->Set(gauge_value(r.breaker->state()));
       t->routes.emplace(key, std::move(r));
@@ -206,7 +213,6 @@ struct pipeline::impl : kafka::rebalance_listener {
     auto last_commit = std::chrono::steady_clock::now();
     const auto commit_every = std::chrono::milliseconds(cfg.worker.commit_interval_ms);
     const long capacity = cfg.worker.max_in_flight;
-    std::deque<kafka::message> held;  // fetched while at capacity (at most one batch)
     const long bulk_capacity = std::max<long>(1, capacity * cfg.worker.bulk_share_percent / 100);
     while (!stopping.load()) {
       // The bulk lane gets a bounded share of the slots, so that live traffic comes first.
@@ -231,8 +237,9 @@ struct pipeline::impl : kafka::rebalance_listener {
       auto batch = consumer->poll(static_cast<std::size_t>(std::clamp<long>(free, 1, 512)), 100ms);
       for (auto& m : batch) held.push_back(std::move(m));
       while (!held.empty() && in_flight.load() < capacity) {
-        admit(std::move(held.front()));
-        held.pop_front();
+        auto m = std::move(held.front());
+        held.pop_front();  // before admit(), which may drop other held messages of a partition
+        admit(std::move(m));
       }
 
       const auto now = std::chrono::steady_clock::now();
@@ -258,6 +265,38 @@ struct pipeline::impl : kafka::rebalance_listener {
     consumer->close();
   }
 
+  // Bulkhead: once half of max_in_flight is used, an account may hold at most
+  // account_max_in_flight records in memory, so that one slow or stalled provider account cannot
+  // take every slot (and with them every partition). Beyond that its live requests wait on the
+  // retry topic; their key's later requests are parked behind them, so that the key's order
+  // holds. Returns true when `rec` was parked.
+  bool bulkhead_parks(record& rec) {
+    const auto& req = rec.req;
+    const auto table = current_table();
+    const auto* route = route_of(req, *table);
+    if (!route) return false;
+    if (rec.topic == cfg.kafka.retry_topic) {
+      // Back from the retry topic (admitted only below the cap: see admit()).
+      if (auto it = parked_keys.find(req.key); it != parked_keys.end() && --it->second <= 0) parked_keys.erase(it);
+    } else if (parked_keys.count(req.key) || (route->held->load() >= cfg.worker.account_max_in_flight &&
+                                               in_flight.load() >= cfg.worker.max_in_flight / 2)) {
+      // Over its cap while memory is getting short: this account waits, the others go on.
+      ++parked_keys[req.key];
+      metrics.bulkhead_parked.Increment();
+      park(rec, req.attempt, now_ms() + 200, true);
+      return true;
+    }
+    route->held->fetch_add(1);
+    rec.account_held = route->held;
+    return false;
+  }
+
+  // The route of `req` in `table` (which the caller keeps alive), or nullptr.
+  static const route* route_of(const core::send_request& req, const route_table& table) {
+    auto it = table.routes.find(req.provider + "\n" + req.account);
+    return it == table.routes.end() ? nullptr : &it->second;
+  }
+
   // Resumes the assignment except partitions parked until a retry is due (and the bulk lane
   // while it is over its share).
   void resume_unpaused() {
@@ -278,6 +317,16 @@ struct pipeline::impl : kafka::rebalance_listener {
     auto parts = consumer->assignment();
     std::erase_if(parts, [&](const auto& p) { return p.topic != topic || retry_paused.count({p.topic, p.partition}); });
     if (!parts.empty()) consumer->resume(parts);
+  }
+
+  // Pauses one retry partition at `offset` until `until`: messages of it fetched already (in this
+  // batch or held) are dropped, and fetched again from `offset` when it resumes, in order.
+  void hold_retry_partition(const std::string& topic, std::int32_t partition, std::int64_t offset,
+                            std::chrono::steady_clock::time_point until) {
+    consumer->pause({{topic, partition, 0}});
+    consumer->seek({{topic, partition, offset}});
+    retry_paused[{topic, partition}] = until;
+    std::erase_if(held, [&](const kafka::message& m) { return m.partition() == partition && m.topic() == topic; });
   }
 
   void resume_due_retry_partitions() {
@@ -304,11 +353,19 @@ struct pipeline::impl : kafka::rebalance_listener {
     // rather than polling in a loop.
     if (!rec->invalid && topic == cfg.kafka.retry_topic && rec->req.not_before_ms && *rec->req.not_before_ms > now_ms()) {
       const auto wait = std::chrono::milliseconds(*rec->req.not_before_ms - now_ms());
-      consumer->pause({{topic, m.partition(), 0}});
-      consumer->seek({{topic, m.partition(), m.offset()}});
-      retry_paused[pk] = std::chrono::steady_clock::now() + wait;
+      hold_retry_partition(topic, m.partition(), m.offset(), std::chrono::steady_clock::now() + wait);
       log.debug("pipeline", "retry not due yet; partition paused", {{"id", rec->req.id}, {"wait_ms", std::to_string(wait.count())}});
       return;
+    }
+
+    if (!rec->invalid && topic == cfg.kafka.retry_topic) {
+      const auto table = current_table();
+      if (const auto* r = route_of(rec->req, *table);
+          r && r->held->load() >= cfg.worker.account_max_in_flight && in_flight.load() >= cfg.worker.max_in_flight / 2) {
+        // Its account is at its cap: the partition waits (in order) rather than re-parking.
+        hold_retry_partition(topic, m.partition(), m.offset(), std::chrono::steady_clock::now() + 200ms);
+        return;
+      }
     }
 
     metrics.requests_consumed.Increment();
@@ -332,6 +389,7 @@ struct pipeline::impl : kafka::rebalance_listener {
         finish(*rec);
         return;
       }
+      if (bulkhead_parks(*rec)) return;
       if (auto first = lanes.push(rec->req.key, rec)) {
         net::co_spawn(executor, run_lane(std::move(*first)), net::detached);
       }
@@ -364,6 +422,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     if (rec.remember_id && !rec.invalid && !rec.req.id.empty()) duplicates.remember(rec.req.id, std::chrono::steady_clock::now());
     tracker.done(rec.topic, rec.partition, rec.offset, rec.generation);
     if (rec.bulk) bulk_in_flight.fetch_sub(1);
+    if (rec.account_held) rec.account_held->fetch_sub(1);
     metrics.in_flight.Decrement();
     if (in_flight.fetch_sub(1) == 1) {
       std::lock_guard lock(drain_mutex);
@@ -626,7 +685,7 @@ struct pipeline::impl : kafka::rebalance_listener {
 
   // Produces the request with its attempt count and due time to the retry topic; the offset is
   // done once that is acknowledged, and the result comes when the retry is consumed again.
-  void park(record& rec, int attempts_made, std::int64_t not_before) {
+  void park(record& rec, int attempts_made, std::int64_t not_before, bool routine = false) {
     core::send_request copy = rec.req;
     copy.attempt = attempts_made;
     copy.not_before_ms = not_before;
@@ -634,8 +693,10 @@ struct pipeline::impl : kafka::rebalance_listener {
     core::encode_request(copy, json);
     rec.pending_acks.store(1);
     rec.remember_id = false;
-    log.info("pipeline", "retry parked on the retry topic",
-             {{"id", copy.id}, {"attempts", std::to_string(attempts_made)}, {"not_before", std::to_string(not_before)}});
+    if (const auto level = routine ? log::level::debug : log::level::info; log.enabled(level)) {
+      log.write(level, "pipeline", "parked on the retry topic",
+                {{"id", copy.id}, {"attempts", std::to_string(attempts_made)}, {"not_before", std::to_string(not_before)}});
+    }
     produce_or_retry(cfg.kafka.retry_topic, copy.key, json, {}, rec.shared_from_this());
   }
 

@@ -39,6 +39,8 @@ worker_metrics::worker_metrics(prometheus::Registry& r, std::string_view version
                              .Help("Age of the oldest request consumed and not yet finished").Register(r).Add({})),
       duplicates(BuildCounter().Name("sendq_duplicates_total")
                      .Help("Requests not sent again because their id already ended recently").Register(r).Add({})),
+      bulkhead_parked(BuildCounter().Name("sendq_bulkhead_parked_total")
+                          .Help("Requests parked on the retry topic because their account held its maximum").Register(r).Add({})),
       config_reloads(BuildCounter().Name("sendq_config_reloads_total")
                          .Help("Configuration reloads on SIGHUP by result").Register(r)) {
   BuildGauge()

@@ -31,7 +31,8 @@ struct worker_metrics {
   prometheus::Family<prometheus::Gauge>& circuit_state;    ///< 0 closed, 1 half-open, 2 open {provider,account}
   prometheus::Family<prometheus::Gauge>& consumer_lag;     ///< messages behind the high watermark {topic,partition}
   prometheus::Gauge& oldest_request_age;                   ///< seconds since the oldest unfinished request was consumed
-  prometheus::Counter& duplicates;                         ///< requests skipped as already finished (duplicate guard)
+  prometheus::Counter& duplicates;
+  prometheus::Counter& bulkhead_parked;                    ///< requests parked because their account was at its cap                         ///< requests skipped as already finished (duplicate guard)
   prometheus::Family<prometheus::Counter>& config_reloads; ///< SIGHUP reloads {result="ok"|"error"}
 
   /// Counts one final result.
