@@ -207,6 +207,81 @@ class BulkheadTest(unittest.TestCase):
             sim.stop()
 
 
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+class BackpressureTest(unittest.TestCase):
+    def test_memory_stays_flat_however_far_behind_and_in_flight_is_bounded(self):
+        # given a backlog of 30,000 requests on a Kafka of its own process, and slow provider calls
+        workdir = h.Workdir("backpressure").path
+        kafka = h.EmbeddedKafka(workdir, partitions=8)
+        sim = h.Simulator(workdir, ["--threads", "2"])
+        sim.set_faults([{"match": "bp-", "action": "latency", "latency_ms": 10}])
+        n = 30000
+        reqs = [request(i, prefix="bp") for i in range(n)]
+        for i, r in enumerate(reqs):
+            r["to"] += f"-{i % 400}"  # 400 keys per provider, so that many run at once
+        h.kcat_produce(kafka.bootstrap, "sendq.requests", [(r["to"], json.dumps(r, ensure_ascii=False)) for r in reqs])
+        config = write_config(workdir, {"max_in_flight": 300})
+        worker = h.Worker(workdir, sim, config=config, brokers=kafka.bootstrap)
+        try:
+            worker.wait_ready()
+            # when it works through the backlog, sample its memory and what it holds
+            samples = []
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                m = worker.metrics()
+                done = h.metric(m, "sendq_deliveries_total")
+                samples.append((done, rss_mb(worker.proc.pid), h.metric(m, "sendq_requests_in_flight")))
+                if done >= n:
+                    break
+                time.sleep(0.5)
+            self.assertGreaterEqual(samples[-1][0], n)
+            # then in-flight never passed the bound, and memory with ~22,000 behind is what it is with
+            # ~7,000 behind
+            self.assertLessEqual(max(s[2] for s in samples), 300)
+            early = [s[1] for s in samples if n * 0.2 <= s[0] <= n * 0.3]
+            late = [s[1] for s in samples if n * 0.7 <= s[0] <= n * 0.8]
+            self.assertTrue(early and late, samples[:5])
+            print(f"backpressure: RSS {max(early):.1f} MB with ~22,000 behind, {max(late):.1f} MB with ~7,000 behind; "
+                  f"peak in flight {max(s[2] for s in samples):.0f} (bound 300)", file=sys.stderr)
+            self.assertLess(abs(max(late) - max(early)), 10.0)
+        finally:
+            worker.stop()
+            sim.stop()
+            kafka.stop()
+
+
+class StuckRequestTest(unittest.TestCase):
+    def test_a_request_held_past_the_limit_ends_failed_with_a_dlq_record(self):
+        workdir = h.Workdir("stuck").path
+        sim = h.Simulator(workdir)
+        sim.set_faults([{"match": "stuck-1", "action": "timeout"}])
+        config = write_config(workdir, {"max_request_age_ms": 1000, "request_timeout_ms": 1500, "max_attempts": 10,
+                                        "retry_backoff_ms": 10})
+        worker = h.Worker(workdir, sim, config=config)
+        try:
+            worker.wait_ready()
+            req = {"id": "stuck-1", "provider": "sender", "type": "text", "from": "u", "to": "t", "body": {"text": "x"}}
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [(req["to"], json.dumps(req))])
+            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_oldest_request_age_seconds") > 0.5, 10,
+                       "the oldest-request age to show it")
+            r = json.loads(h.kcat_consume_until(worker.bootstrap, "sendq.results", 1, timeout=30)[0][1])
+            self.assertEqual((r["status"], r["error"]["kind"]), ("failed", "timeout"), r)
+            self.assertIn("max_request_age_ms", r["error"]["message"])
+            self.assertEqual(r["attempts"], 1)
+            dlq = h.kcat_consume_until(worker.bootstrap, "sendq.dlq", 1, timeout=30)
+            self.assertEqual(json.loads(dlq[0][1])["id"], "stuck-1")
+        finally:
+            worker.stop()
+            sim.stop()
+
+
 class DuplicateTest(unittest.TestCase):
     def test_an_id_that_already_ended_is_not_sent_again(self):
         workdir = h.Workdir("dupes").path
