@@ -282,6 +282,76 @@ class StuckRequestTest(unittest.TestCase):
             sim.stop()
 
 
+class RebalanceTest(unittest.TestCase):
+    def test_a_second_worker_joining_takes_partitions_and_nothing_is_lost(self):
+        workdir = h.Workdir("rebalance").path
+        kafka = h.EmbeddedKafka(workdir, partitions=8)
+        sim = h.Simulator(workdir, ["--threads", "2"])
+        sim.set_faults([{"match": "reb-", "action": "latency", "latency_ms": 20}])
+        config = write_config(workdir, {"max_in_flight": 200})
+        w1 = h.Worker(workdir, sim, config=config, brokers=kafka.bootstrap, name="w1")
+        w2 = None
+        try:
+            w1.wait_ready()
+            n = 6000
+            reqs = [request(i, prefix="reb") for i in range(n)]
+            h.kcat_produce(kafka.bootstrap, "sendq.requests", [(r["to"], json.dumps(r, ensure_ascii=False)) for r in reqs])
+            h.wait_for(lambda: h.metric(w1.metrics(), "sendq_deliveries_total") >= 500, 60, "w1 under way")
+            # when a second worker joins the group mid-run (w1's partitions are revoked and reassigned)
+            w2 = h.Worker(workdir, sim, config=config, brokers=kafka.bootstrap, name="w2")
+            w2.wait_ready(timeout=90)
+            by_id = h.wait_for(lambda: (lambda g: g if len(g) >= n else None)(
+                results_by_id(h.kcat_consume_all(kafka.bootstrap, "sendq.results"))), 180, "a result for every id")
+            # then both worked, every id ended, and revocation repeated at most what was in flight
+            d1 = h.metric(w1.metrics(), "sendq_deliveries_total")
+            d2 = h.metric(w2.metrics(), "sendq_deliveries_total")
+            repeated = sum(len(v) - 1 for v in by_id.values())
+            print(f"rebalance: worker 1 {d1:.0f}, worker 2 {d2:.0f} results; {repeated} repeated across the "
+                  f"revocation (bound: max_in_flight 200)", file=sys.stderr)
+            self.assertEqual(set(by_id), {r["id"] for r in reqs})
+            self.assertGreater(d2, 0)
+            self.assertLessEqual(repeated, 200)
+            self.assertTrue(all(v[0]["status"] == "delivered" for v in by_id.values()))
+        finally:
+            w1.stop()
+            if w2:
+                w2.stop()
+            sim.stop()
+            kafka.stop()
+
+
+class CircuitBreakerTest(unittest.TestCase):
+    def test_a_failing_endpoint_opens_the_circuit_and_requests_wait_instead_of_failing(self):
+        workdir = h.Workdir("circuit").path
+        sim = h.Simulator(workdir)
+        # the first 12 gewe calls fail with 503
+        sim.set_faults([{"match": "/message/postText", "action": "status", "status": 503, "times": 12}])
+        config = write_config(workdir, {"max_attempts": 30, "retry_backoff_ms": 50, "max_retry_backoff_ms": 200})
+        worker = h.Worker(workdir, sim, config=config)
+        try:
+            worker.wait_ready()
+            reqs = [{"id": f"cb-{i:03d}", "provider": "gewe", "type": "text", "to": "room@chatroom",
+                     "body": {"text": f"cb {i}"}} for i in range(30)]
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [(r["to"], json.dumps(r)) for r in reqs])
+            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_circuit_state", provider="gewe", account="default") == 2,
+                       30, "the circuit to open")
+            calls_when_open = len(sim.requests())
+            results = h.kcat_consume_until(worker.bootstrap, "sendq.results", len(reqs), timeout=120)
+            # then nobody failed for it: every request was delivered once the endpoint recovered
+            self.assertTrue(all(json.loads(v)["status"] == "delivered" for _, v, _ in results))
+            self.assertEqual(h.metric(worker.metrics(), "sendq_circuit_state", provider="gewe", account="default"), 0)
+            # and while open it failed fast: the first request was not retried 30 times in a row
+            total_calls = len(sim.requests())
+            print(f"circuit: opened after {calls_when_open} calls; {total_calls} calls in all for 30 requests",
+                  file=sys.stderr)
+            self.assertEqual(total_calls, 12 + 30)
+            first = json.loads([v for _, v, _ in results if json.loads(v)["id"] == "cb-000"][0])
+            self.assertEqual(first["attempts"], 13)
+        finally:
+            worker.stop()
+            sim.stop()
+
+
 class DuplicateTest(unittest.TestCase):
     def test_an_id_that_already_ended_is_not_sent_again(self):
         workdir = h.Workdir("dupes").path
