@@ -1,18 +1,18 @@
 // sendq-gateway: HTTP in (POST /v1/messages, legacy POST /sender/v1/handleBasicMessage),
 // sendq.requests out, answering after the broker's ack. This file only wires components together.
-#include <unistd.h>
-
 #include <atomic>
 #include <csignal>
 #include <iostream>
 #include <optional>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include "sendq/config/command_line.hpp"
 #include "sendq/config/config.hpp"
 #include "sendq/gateway/gateway.hpp"
 #include "sendq/gateway/kafka_sink.hpp"
@@ -57,36 +57,14 @@ Environment (overrides the file):
 
 int main(int argc, char** argv) {
   using namespace sendq;
-  std::string config_path;
-  std::optional<std::string> level_override;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "-h" || a == "--help") {
-      std::cout << usage;
-      return 0;
-    }
-    if (a == "--version") {
-      std::cout << "sendq-gateway " << SENDQ_VERSION << " (" << SENDQ_GIT_COMMIT << ")\n";
-      return 0;
-    }
-    if ((a == "--config" || a == "--log-level") && i + 1 < argc) {
-      (a == "--config" ? config_path : level_override.emplace()) = argv[++i];
-      continue;
-    }
-    std::cerr << "sendq-gateway: unknown or incomplete option '" << a << "' (see --help)\n";
-    return 2;
-  }
-  if (config_path.empty()) {
-    if (const char* p = std::getenv("SENDQ_CONFIG")) config_path = p;
-  }
+  auto parsed = config::parse_command_line(argc, argv, "sendq-gateway", usage,
+                                           std::string(SENDQ_VERSION) + " (" + SENDQ_GIT_COMMIT + ")");
+  if (auto* exit_code = std::get_if<int>(&parsed)) return *exit_code;
+  const auto& cl = std::get<config::command_line>(parsed);
   config::config cfg;
   std::pair<std::string, std::uint16_t> listen;
   try {
-    cfg = config::load(config_path, config::process_env());
-    if (level_override) {
-      if (!log::parse_level(*level_override)) throw config::config_error("--log-level: '" + *level_override + "' is not one of debug, info, warn, error");
-      cfg.log.level = *level_override;
-    }
+    cfg = config::load(cl, config::process_env());
     if (cfg.kafka.brokers.empty()) {
       throw config::config_error(
           "SENDQ_KAFKA_BROKERS (kafka.brokers) is required: the gateway cannot share a worker's in-process "
@@ -98,8 +76,7 @@ int main(int argc, char** argv) {
     std::cerr << "sendq-gateway: configuration error: " << e.what() << "\n";
     return 2;
   }
-  const bool json_logs = cfg.log.format == "json" || (cfg.log.format == "auto" && !isatty(STDERR_FILENO));
-  log::logger logger(*log::parse_level(cfg.log.level), json_logs);
+  log::logger logger(*log::parse_level(cfg.log.level), config::json_logs(cfg));
   logger.add_secrets(cfg.secrets);
 
   try {

@@ -1,7 +1,5 @@
 // sendq-worker: consumes SendRequests from Kafka, delivers them to providers, produces results.
 // This file only wires components together (see docs/architecture.md).
-#include <unistd.h>
-
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
@@ -11,12 +9,14 @@
 #include <iostream>
 #include <optional>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include "sendq/config/command_line.hpp"
 #include "sendq/config/config.hpp"
 #include "sendq/delivery/pipeline.hpp"
 #include "sendq/http/client.hpp"
@@ -63,42 +63,19 @@ from the same file (an invalid file is refused and the running configuration sta
 
 int main(int argc, char** argv) {
   using namespace sendq;
-  std::string config_path;
-  std::optional<std::string> level_override;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "-h" || a == "--help") {
-      std::cout << usage;
-      return 0;
-    }
-    if (a == "--version") {
-      std::cout << "sendq-worker " << SENDQ_VERSION << " (" << SENDQ_GIT_COMMIT << ")\n";
-      return 0;
-    }
-    if ((a == "--config" || a == "--log-level") && i + 1 < argc) {
-      (a == "--config" ? config_path : level_override.emplace()) = argv[++i];
-      continue;
-    }
-    std::cerr << "sendq-worker: unknown or incomplete option '" << a << "' (see --help)\n";
-    return 2;
-  }
-  if (config_path.empty()) {
-    if (const char* p = std::getenv("SENDQ_CONFIG")) config_path = p;
-  }
+  auto parsed = config::parse_command_line(argc, argv, "sendq-worker", usage,
+                                           std::string(SENDQ_VERSION) + " (" + SENDQ_GIT_COMMIT + ")");
+  if (auto* exit_code = std::get_if<int>(&parsed)) return *exit_code;
+  const auto& cl = std::get<config::command_line>(parsed);
 
   config::config cfg;
   try {
-    cfg = config::load(config_path, config::process_env());
-    if (level_override) {
-      if (!log::parse_level(*level_override)) throw config::config_error("--log-level: '" + *level_override + "' is not one of debug, info, warn, error");
-      cfg.log.level = *level_override;
-    }
+    cfg = config::load(cl, config::process_env());
   } catch (const std::exception& e) {
     std::cerr << "sendq-worker: configuration error: " << e.what() << "\n";
     return 2;
   }
-  const bool json_logs = cfg.log.format == "json" || (cfg.log.format == "auto" && !isatty(STDERR_FILENO));
-  log::logger logger(*log::parse_level(cfg.log.level), json_logs);
+  log::logger logger(*log::parse_level(cfg.log.level), config::json_logs(cfg));
   logger.add_secrets(cfg.secrets);
 
   try {
@@ -159,16 +136,16 @@ int main(int argc, char** argv) {
       hangup.async_wait([&](const boost::system::error_code& ec, int) {
         if (ec) return;
         try {
-          auto next = config::load(config_path, config::process_env());
+          auto next = config::load(cl, config::process_env());
           logger.add_secrets(next.secrets);
           pipeline.reload(next);
           worker_metrics.config_reloads.Add({{"result", "ok"}}).Increment();
           logger.info("worker", "configuration reloaded (accounts and rate limits)",
-                      {{"accounts", std::to_string(next.accounts.size())}, {"file", config_path}});
+                      {{"accounts", std::to_string(next.accounts.size())}, {"file", cl.config_path}});
         } catch (const std::exception& e) {
           worker_metrics.config_reloads.Add({{"result", "error"}}).Increment();
           logger.error("worker", "configuration reload refused; keeping the running configuration",
-                       {{"error", e.what()}, {"file", config_path}});
+                       {{"error", e.what()}, {"file", cl.config_path}});
         }
         arm_hangup();
       });

@@ -131,3 +131,38 @@ TEST(config, gateway_section_refuses_bad_keys_naming_them) {
   EXPECT_NE(error_of("[gateway]\nlisten = \"x\"\n").find("gateway.listen: unknown key"), std::string::npos);
   EXPECT_NE(error_of("[gateway]\naddr = \"nope\"\n").find("gateway.addr"), std::string::npos);
 }
+
+#include "sendq/config/command_line.hpp"
+
+TEST(command_line, reads_config_and_log_level_and_stops_for_help_and_bad_options) {
+  char prog[] = "sendq-x", c[] = "--config", f[] = "/etc/sendq.toml", l[] = "--log-level", d[] = "debug";
+  char* good[] = {prog, c, f, l, d};
+  auto r = parse_command_line(5, good, "sendq-x", "usage\n", "1.0");
+  ASSERT_TRUE(std::holds_alternative<command_line>(r));
+  EXPECT_EQ(std::get<command_line>(r).config_path, "/etc/sendq.toml");
+  EXPECT_EQ(std::get<command_line>(r).log_level, "debug");
+  char h[] = "--help", x[] = "--colour";
+  char* help[] = {prog, h};
+  char* bad[] = {prog, x};
+  char* incomplete[] = {prog, c};
+  testing::internal::CaptureStdout();
+  EXPECT_EQ(std::get<int>(parse_command_line(2, help, "sendq-x", "usage\n", "1.0")), 0);
+  EXPECT_EQ(testing::internal::GetCapturedStdout(), "usage\n");
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(std::get<int>(parse_command_line(2, bad, "sendq-x", "usage\n", "1.0")), 2);
+  EXPECT_EQ(std::get<int>(parse_command_line(2, incomplete, "sendq-x", "usage\n", "1.0")), 2);
+  EXPECT_NE(testing::internal::GetCapturedStderr().find("unknown or incomplete option '--colour'"), std::string::npos);
+}
+
+TEST(command_line, applies_the_log_level_override_and_refuses_unknown_levels) {
+  command_line cl;
+  cl.log_level = "warn";
+  EXPECT_EQ(load(cl, env_of({})).log.level, "warn");
+  cl.log_level = "loud";
+  try {
+    load(cl, env_of({}));
+    FAIL() << "accepted --log-level loud";
+  } catch (const config_error& e) {
+    EXPECT_STREQ(e.what(), "--log-level: 'loud' is not one of debug, info, warn, error");
+  }
+}

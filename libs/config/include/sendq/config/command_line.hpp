@@ -1,0 +1,29 @@
+#pragma once
+/// The start-up steps every sendq service shares: `--config FILE`, `--log-level LEVEL`,
+/// `--help`, `--version`, `$SENDQ_CONFIG`, then loading the configuration.
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "sendq/config/config.hpp"
+
+namespace sendq::config {
+
+struct command_line {
+  std::string config_path;                 ///< --config, else $SENDQ_CONFIG, else "" (defaults)
+  std::optional<std::string> log_level;    ///< --log-level, overrides log.level
+};
+
+/// Parses argv. Returns the exit code when the program should stop here: 0 after printing
+/// `usage` (--help) or "`program` `version`" (--version), 2 after an error naming the option.
+std::variant<command_line, int> parse_command_line(int argc, char** argv, std::string_view program,
+                                                   std::string_view usage, std::string_view version);
+
+/// load(cl.config_path) with the --log-level override applied. Throws config_error.
+config load(const command_line& cl, const env_lookup& env);
+
+/// Whether logs should be JSON lines: log.format json, or auto when stderr is not a terminal.
+bool json_logs(const config& c);
+
+}  // namespace sendq::config

@@ -1,0 +1,50 @@
+#include "sendq/config/command_line.hpp"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+
+namespace sendq::config {
+
+std::variant<command_line, int> parse_command_line(int argc, char** argv, std::string_view program,
+                                                   std::string_view usage, std::string_view version) {
+  command_line cl;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "-h" || a == "--help") {
+      std::cout << usage;
+      return 0;
+    }
+    if (a == "--version") {
+      std::cout << program << " " << version << "\n";
+      return 0;
+    }
+    if ((a == "--config" || a == "--log-level") && i + 1 < argc) {
+      (a == "--config" ? cl.config_path : cl.log_level.emplace()) = argv[++i];
+      continue;
+    }
+    std::cerr << program << ": unknown or incomplete option '" << a << "' (see --help)\n";
+    return 2;
+  }
+  if (cl.config_path.empty()) {
+    if (const char* p = std::getenv("SENDQ_CONFIG")) cl.config_path = p;
+  }
+  return cl;
+}
+
+config load(const command_line& cl, const env_lookup& env) {
+  auto c = load(cl.config_path, env);
+  if (cl.log_level) {
+    const auto& l = *cl.log_level;
+    if (l != "debug" && l != "info" && l != "warn" && l != "error") {
+      throw config_error("--log-level: '" + l + "' is not one of debug, info, warn, error");
+    }
+    c.log.level = l;
+  }
+  return c;
+}
+
+bool json_logs(const config& c) { return c.log.format == "json" || (c.log.format == "auto" && !isatty(STDERR_FILENO)); }
+
+}  // namespace sendq::config
