@@ -74,6 +74,7 @@ struct record : std::enable_shared_from_this<record> {
   std::optional<core::failure> invalid;  // why it could not be decoded
   bool remember_id = true;            // false when parked on the retry topic (not ended yet)
   bool bulk = false;                  // from the bulk lane (replays, re-drives)
+  bool routed = false;                // provider and account are configured (bounded metric labels)
   std::shared_ptr<std::atomic<long>> account_held;  // its account's bulkhead counter, when counted
 };
 
@@ -451,6 +452,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     } else {
       const auto routes = current_table();
       auto it = routes->routes.find(req.provider + "\n" + req.account);
+      rec->routed = it != routes->routes.end();
       if (it == routes->routes.end()) {
         const bool provider_known = std::any_of(routes->accounts.begin(), routes->accounts.end(),
                                                 [&](const auto& a) { return a.provider == req.provider; });
@@ -720,7 +722,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     rec->pending_acks.store(to_dlq ? 2 : 1);
 
     // Metric labels must stay bounded: names that are not configured are reported as "unknown".
-    const bool routed = current_table()->routes.count(res.provider + "\n" + res.account) != 0;
+    const bool routed = rec->routed;  // decided in deliver(): no second table lookup per message
     const std::string_view provider_label = routed ? std::string_view(res.provider) : "unknown";
     const std::string_view account_label = routed ? std::string_view(res.account) : "unknown";
     const std::string_view kind = res.error ? core::to_string(res.error->kind) : "";
