@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -36,6 +37,16 @@ struct string_key {
 };
 
 std::string read_secret_file(const std::string& path, const std::string& key) {
+  // A secret is a short regular file: refuse devices and FIFOs (a typo naming /dev/zero or a pipe
+  // would otherwise hang start-up) and anything too large to be a credential.
+  constexpr std::uintmax_t max_secret_bytes = 64 * 1024;
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(st)) fail(key + "_file: cannot read '" + path + "'");
+  if (!std::filesystem::is_regular_file(st)) fail(key + "_file: '" + path + "' is not a regular file");
+  if (std::filesystem::file_size(path, ec) > max_secret_bytes || ec) {
+    fail(key + "_file: '" + path + "' is larger than 64 KiB, which no secret is");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(key + "_file: cannot read '" + path + "'");
   std::stringstream ss;
@@ -146,6 +157,12 @@ void read_accounts(const toml::table* providers_table, config& c, const env_look
             a.retry_ambiguous = *v.value<bool>();
             continue;
           }
+          if (key == "follow_redirects") {
+            const auto n = v.value<int64_t>();
+            if (!v.is_integer() || *n < 0 || *n > 10) fail(where + ".follow_redirects: must be an integer in 0..10");
+            a.follow_redirects = static_cast<unsigned>(*n);
+            continue;
+          }
           // Secrets may come from a file or an environment variable.
           std::string value;
           std::string name = key;
@@ -169,7 +186,7 @@ void read_accounts(const toml::table* providers_table, config& c, const env_look
           if (std::find(keys.begin(), keys.end(), name) == keys.end()) {
             std::string known;
             for (auto k2 : keys) known += (known.empty() ? "" : ", ") + std::string(k2);
-            fail(where + "." + name + ": unknown key for provider " + provider + " (known: base_url, retry_ambiguous, " + known + ")");
+            fail(where + "." + name + ": unknown key for provider " + provider + " (known: base_url, retry_ambiguous, follow_redirects, " + known + ")");
           }
           if (is_secret_key(name) && !value.empty()) c.secrets.push_back(value);
           a.settings[name] = std::move(value);

@@ -85,6 +85,22 @@ app_id = "y"
   EXPECT_EQ(c.secrets.size(), 2u);
 }
 
+TEST(config, refuses_secret_files_that_cannot_be_secrets) {
+  const auto with_token_file = [](const std::string& path) {
+    return "[providers.gewe.a]\nbase_url = \"http://h\"\napp_id = \"x\"\ntoken_file = \"" + path + "\"\n";
+  };
+  // A device would never end (start-up would hang), a directory is a typo, a huge file is not a secret.
+  EXPECT_EQ(error_of(with_token_file("/dev/zero")),
+            "providers.gewe.a.token_file: '/dev/zero' is not a regular file");
+  EXPECT_EQ(error_of(with_token_file("/tmp")), "providers.gewe.a.token_file: '/tmp' is not a regular file");
+  const std::string big = ::testing::TempDir() + "/sendq_big_secret";
+  std::ofstream(big) << std::string(65 * 1024, 'x');
+  EXPECT_EQ(error_of(with_token_file(big)),
+            "providers.gewe.a.token_file: '" + big + "' is larger than 64 KiB, which no secret is");
+  EXPECT_EQ(error_of(with_token_file("/nonexistent/token")),
+            "providers.gewe.a.token_file: cannot read '/nonexistent/token'");
+}
+
 TEST(config, refuses_what_it_does_not_know_naming_the_key) {
   EXPECT_EQ(error_of("[worker]\nthreds = 2\n"), "worker.threds: unknown key (see docs/configuration.md)");
   EXPECT_EQ(error_of("[wroker]\n"), "wroker: unknown section (known: kafka, worker, metrics, gateway, log, providers)");
@@ -164,5 +180,17 @@ TEST(command_line, applies_the_log_level_override_and_refuses_unknown_levels) {
     FAIL() << "accepted --log-level loud";
   } catch (const config_error& e) {
     EXPECT_STREQ(e.what(), "--log-level: 'loud' is not one of debug, info, warn, error");
+  }
+}
+
+TEST(config, follow_redirects_is_an_account_key_from_0_to_10) {
+  EXPECT_EQ(parse(gewe_account, env_of({})).find_account("gewe", "default")->follow_redirects, 0u);
+  auto c = parse(std::string(gewe_account) + "follow_redirects = 2\n", env_of({}));
+  EXPECT_EQ(c.find_account("gewe", "default")->follow_redirects, 2u);
+  EXPECT_TRUE(c.find_account("gewe", "default")->settings.count("follow_redirects") == 0);
+  for (const char* bad : {"11", "-1", "\"2\"", "true"}) {
+    EXPECT_EQ(error_of(std::string(gewe_account) + "follow_redirects = " + bad + "\n"),
+              "providers.gewe.default.follow_redirects: must be an integer in 0..10")
+        << bad;
   }
 }

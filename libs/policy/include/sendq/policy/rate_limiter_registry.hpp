@@ -53,7 +53,9 @@ class rate_limiter_registry {
     using is_transparent = void;
     template <class A, class B>
     bool operator()(const A& a, const B& b) const {
-      return std::tie(a.provider, a.account) < std::tie(b.provider, b.account);
+      // As string_views on both sides: tuples of different element types do not compare in clang.
+      const std::string_view ap = a.provider, aa = a.account, bp = b.provider, ba = b.account;
+      return ap < bp || (ap == bp && aa < ba);
     }
   };
   struct key_view {
