@@ -21,18 +21,45 @@ std::string_view fault_action_name(fault_action a) {
     case fault_action::timeout: return "timeout";
     case fault_action::business_error: return "business_error";
     case fault_action::drop_after_headers: return "drop_after_headers";
+    case fault_action::slow_drip: return "slow_drip";
+    case fault_action::huge_body: return "huge_body";
+    case fault_action::non_json: return "non_json";
+    case fault_action::wrong_content_type: return "wrong_content_type";
+    case fault_action::chunked: return "chunked";
+    case fault_action::close_after_reply: return "close_after_reply";
+    case fault_action::http10: return "http10";
+    case fault_action::redirect: return "redirect";
   }
   return "none";
 }
 
 namespace {
 
+constexpr fault_action all_actions[] = {
+    fault_action::status,   fault_action::latency,   fault_action::reset,    fault_action::timeout,
+    fault_action::business_error, fault_action::drop_after_headers, fault_action::slow_drip,
+    fault_action::huge_body, fault_action::non_json, fault_action::wrong_content_type, fault_action::chunked,
+    fault_action::close_after_reply, fault_action::http10, fault_action::redirect};
+
 std::optional<fault_action> action_from_name(std::string_view s) {
-  for (auto a : {fault_action::status, fault_action::latency, fault_action::reset, fault_action::timeout,
-                 fault_action::business_error, fault_action::drop_after_headers}) {
+  for (auto a : all_actions) {
     if (fault_action_name(a) == s) return a;
   }
   return std::nullopt;
+}
+
+std::string action_names() {
+  std::string out;
+  for (auto a : all_actions) out += (out.empty() ? "" : ", ") + std::string(fault_action_name(a));
+  return out;
+}
+
+// A Location value goes into a header as is: printable ASCII only, no spaces.
+bool header_safe(std::string_view s) {
+  for (char ch : s) {
+    if (static_cast<unsigned char>(ch) <= 0x20 || static_cast<unsigned char>(ch) >= 0x7f) return false;
+  }
+  return !s.empty();
 }
 
 std::optional<std::int64_t> as_int(dom::element e) {
@@ -44,6 +71,7 @@ std::optional<std::int64_t> as_int(dom::element e) {
 std::optional<std::string> parse_rule(dom::object obj, fault_rule& rule) {
   std::set<std::string_view> seen;
   bool has_action = false;
+  std::optional<unsigned> status;
   for (auto [key, value] : obj) {
     if (!seen.insert(key).second) return "duplicate member '" + std::string(key) + "'";
     if (key == "match") {
@@ -53,16 +81,13 @@ std::optional<std::string> parse_rule(dom::object obj, fault_rule& rule) {
     } else if (key == "action") {
       std::string_view s;
       auto a = value.get_string().get(s) == simdjson::SUCCESS ? action_from_name(s) : std::nullopt;
-      if (!a) {
-        return std::string(
-            "'action' must be one of status, latency, reset, timeout, business_error, drop_after_headers");
-      }
+      if (!a) return "'action' must be one of " + action_names();
       rule.action = *a;
       has_action = true;
     } else if (key == "status") {
       auto v = as_int(value);
       if (!v || *v < 100 || *v > 599) return std::string("'status' must be an integer in 100..599");
-      rule.status = static_cast<unsigned>(*v);
+      status = static_cast<unsigned>(*v);
     } else if (key == "retry_after") {
       auto v = as_int(value);
       if (!v || *v < 0 || *v > 86400) return std::string("'retry_after' must be an integer number of seconds in 0..86400");
@@ -85,11 +110,31 @@ std::optional<std::string> parse_rule(dom::object obj, fault_rule& rule) {
       auto v = as_int(value);
       if (!v) return std::string("'code' must be an integer");
       rule.code = *v;
+    } else if (key == "interval_ms") {
+      auto v = as_int(value);
+      if (!v || *v < 1 || *v > 60000) return std::string("'interval_ms' must be an integer in 1..60000");
+      rule.interval = std::chrono::milliseconds(*v);
+    } else if (key == "bytes") {
+      auto v = as_int(value);
+      if (!v || *v < 1 || *v > (std::int64_t{1} << 40)) return std::string("'bytes' must be an integer in 1..2^40");
+      rule.bytes = static_cast<std::uint64_t>(*v);
+    } else if (key == "location") {
+      std::string_view s;
+      if (value.get_string().get(s) != simdjson::SUCCESS || !header_safe(s) || s.size() > 2048) {
+        return std::string("'location' must be a non-empty URL of printable ASCII without spaces");
+      }
+      rule.location = std::string(s);
     } else {
       return "unknown member '" + std::string(key) + "'";
     }
   }
   if (!has_action) return std::string("missing member 'action'");
+  if (rule.action == fault_action::redirect) {
+    rule.status = status.value_or(302);
+    if (rule.status < 300 || rule.status > 399) return std::string("'status' must be 3xx for action redirect");
+  } else if (status) {
+    rule.status = *status;
+  }
   return std::nullopt;
 }
 
@@ -128,10 +173,13 @@ fault fault_plan::pick(std::string_view target, std::string_view body) {
     ++rule.applied;
     fault f;
     f.action = rule.action;
-    f.status = rule.action == fault_action::status ? rule.status : 0;
+    f.status = rule.action == fault_action::status || rule.action == fault_action::redirect ? rule.status : 0;
     f.retry_after = rule.retry_after;
     f.latency = rule.latency;
     f.code = rule.code;
+    if (rule.action == fault_action::slow_drip) f.interval = rule.interval;
+    if (rule.action == fault_action::huge_body) f.bytes = rule.bytes;
+    f.location = rule.location;
     return f;
   }
   if (!draw(random_rate_)) return {};
@@ -160,7 +208,9 @@ std::string fault_plan::rules_json() const {
     out += "{\"match\":";
     append_json_string(out, r.match);
     out += ",\"action\":\"" + std::string(fault_action_name(r.action)) + "\"";
-    if (r.action == fault_action::status) out += ",\"status\":" + std::to_string(r.status);
+    if (r.action == fault_action::status || r.action == fault_action::redirect) {
+      out += ",\"status\":" + std::to_string(r.status);
+    }
     if (r.retry_after) out += ",\"retry_after\":" + std::to_string(*r.retry_after);
     out += ",\"latency_ms\":" + std::to_string(r.latency.count());
     if (r.times) out += ",\"times\":" + std::to_string(*r.times);
@@ -168,6 +218,12 @@ std::string fault_plan::rules_json() const {
     std::snprintf(rate.data(), rate.size(), "%g", r.rate);
     out += ",\"rate\":" + std::string(rate.data());
     if (r.code) out += ",\"code\":" + std::to_string(*r.code);
+    if (r.action == fault_action::slow_drip) out += ",\"interval_ms\":" + std::to_string(r.interval.count());
+    if (r.action == fault_action::huge_body) out += ",\"bytes\":" + std::to_string(r.bytes);
+    if (r.location) {
+      out += ",\"location\":";
+      append_json_string(out, *r.location);
+    }
     out += ",\"applied\":" + std::to_string(r.applied) + "}";
   }
   out += "]";

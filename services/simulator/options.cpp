@@ -80,6 +80,23 @@ records every provider request and injects faults on demand (control API under /
   --help                      print this text
 
 Control API: GET|DELETE /_sim/requests, GET /_sim/stats, GET|POST|DELETE /_sim/faults, GET /_sim/health.
+
+Faults: POST /_sim/faults with a JSON array of rules, the first matching one applies:
+  {"match": "substring of path?query or body", "action": A, "times": N, "rate": 0..1, "latency_ms": MS, ...}
+  status              answer "status" (default 503), "retry_after" seconds as Retry-After
+  latency             the normal reply after latency_ms
+  reset               close with TCP RST, no answer
+  timeout             never answer
+  business_error      the provider's error body ("code" to choose it)
+  drop_after_headers  the normal status line and headers, then close
+  slow_drip           the normal reply, its body one byte every "interval_ms" (default 200)
+  huge_body           200, the normal reply padded with spaces to "bytes" (default 67108864), streamed
+  non_json            200 text/html, an HTML page
+  wrong_content_type  the normal reply with Content-Type text/plain
+  chunked             the normal reply with Transfer-Encoding: chunked, in several chunks
+  close_after_reply   the normal reply with Connection: close, then close the socket
+  http10              the normal reply as HTTP/1.0 without Content-Length, then close
+  redirect            "status" (3xx, default 302) with Location "location" (default the same URL)
 )";
 }
 

@@ -1,5 +1,6 @@
 #include "server.hpp"
 
+#include <algorithm>
 #include <iostream>
 
 #include <boost/asio/as_tuple.hpp>
@@ -43,6 +44,16 @@ bhttp::response<bhttp::string_body> to_response(http_reply reply, unsigned versi
   res.body() = std::move(reply.body);
   res.keep_alive(keep_alive);
   res.prepare_payload();
+  return res;
+}
+
+/// Status line and headers of `reply` with no body of their own (the caller writes the body).
+bhttp::response<bhttp::empty_body> head_of(const http_reply& reply, unsigned version, bool keep_alive) {
+  bhttp::response<bhttp::empty_body> res{static_cast<bhttp::status>(reply.status), version};
+  res.set(bhttp::field::server, "sendq-simulator");
+  res.set(bhttp::field::content_type, reply.content_type);
+  for (auto& [name, value] : reply.headers) res.set(name, value);
+  res.keep_alive(keep_alive);
   return res;
 }
 
@@ -210,6 +221,102 @@ net::awaitable<void> server::session(std::shared_ptr<connection> c) {
           auto [read_ec, got] = co_await stream.socket().async_read_some(net::buffer(scratch), use_tuple);
           if (read_ec) co_return;
         }
+      }
+      case transport::slow_drip: {
+        // The headers at once, then the body byte by byte: each read of the client gets data
+        // well within an idle timer, so only a deadline for the whole reply ends it.
+        auto res = to_response(std::move(d.reply), req.version(), req.keep_alive());
+        bhttp::response_serializer<bhttp::string_body> sr{res};
+        stream.expires_after(opts_.idle_timeout);
+        auto [write_ec, written] = co_await bhttp::async_write_header(stream, sr, use_tuple);
+        const std::string& body = res.body();
+        bool complete = !write_ec;
+        for (std::size_t i = 0; complete && i < body.size(); ++i) {
+          c->timer.expires_after(d.interval);
+          auto [wait_ec] = co_await c->timer.async_wait(use_tuple);
+          if (wait_ec || c->stopping) {
+            complete = false;
+            break;
+          }
+          stream.expires_after(opts_.idle_timeout);
+          std::tie(write_ec, written) = co_await net::async_write(stream, net::buffer(body.data() + i, 1), use_tuple);
+          complete = !write_ec;
+        }
+        keep_open = complete && res.keep_alive();
+        break;
+      }
+      case transport::huge_body: {
+        // Content-Length `bytes`: the reply, then spaces (valid JSON whitespace), 64 KiB at a time.
+        auto res = head_of(d.reply, req.version(), req.keep_alive());
+        res.content_length(d.bytes);
+        bhttp::response_serializer<bhttp::empty_body> sr{res};
+        stream.expires_after(opts_.idle_timeout);
+        auto [write_ec, written] = co_await bhttp::async_write_header(stream, sr, use_tuple);
+        const std::string& reply = d.reply.body;
+        std::uint64_t left = d.bytes;
+        if (!write_ec) {
+          const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(left, reply.size()));
+          std::tie(write_ec, written) = co_await net::async_write(stream, net::buffer(reply.data(), n), use_tuple);
+          left -= n;
+        }
+        static const std::string padding(64 * 1024, ' ');
+        while (!write_ec && left > 0 && !c->stopping) {
+          const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(left, padding.size()));
+          stream.expires_after(opts_.idle_timeout);
+          std::tie(write_ec, written) = co_await net::async_write(stream, net::buffer(padding.data(), n), use_tuple);
+          left -= n;
+        }
+        // A client that stops reading closes the connection: the writes above fail and it ends.
+        keep_open = !write_ec && left == 0 && res.keep_alive();
+        break;
+      }
+      case transport::chunked: {
+        // The same reply in (up to) four chunks, each written on its own (HTTP/1.0 has no chunks:
+        // such a client gets the reply as usual).
+        if (req.version() < 11) {
+          auto res = to_response(std::move(d.reply), req.version(), req.keep_alive());
+          stream.expires_after(opts_.idle_timeout);
+          auto [write_ec, written] = co_await bhttp::async_write(stream, res, use_tuple);
+          keep_open = !write_ec && res.keep_alive();
+          break;
+        }
+        auto res = head_of(d.reply, req.version(), req.keep_alive());
+        res.chunked(true);
+        bhttp::response_serializer<bhttp::empty_body> sr{res};
+        stream.expires_after(opts_.idle_timeout);
+        auto [write_ec, written] = co_await bhttp::async_write_header(stream, sr, use_tuple);
+        const std::string& body = d.reply.body;
+        const std::size_t step = std::max<std::size_t>(1, (body.size() + 3) / 4);
+        for (std::size_t at = 0; !write_ec && at < body.size(); at += step) {
+          const auto part = net::buffer(body.data() + at, std::min(step, body.size() - at));
+          stream.expires_after(opts_.idle_timeout);
+          std::tie(write_ec, written) = co_await net::async_write(stream, bhttp::make_chunk(part), use_tuple);
+        }
+        if (!write_ec) {
+          std::tie(write_ec, written) = co_await net::async_write(stream, bhttp::make_chunk_last(), use_tuple);
+        }
+        keep_open = !write_ec && res.keep_alive();
+        break;
+      }
+      case transport::close_after_reply: {
+        auto res = to_response(std::move(d.reply), req.version(), false);  // Connection: close
+        stream.expires_after(opts_.idle_timeout);
+        co_await bhttp::async_write(stream, res, use_tuple);
+        keep_open = false;
+        break;
+      }
+      case transport::http10: {
+        // HTTP/1.0 without Content-Length: the body is everything up to the close.
+        bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(d.reply.status), 10};
+        res.set(bhttp::field::server, "sendq-simulator");
+        res.set(bhttp::field::content_type, d.reply.content_type);
+        for (auto& [name, value] : d.reply.headers) res.set(name, value);
+        res.body() = std::move(d.reply.body);
+        res.keep_alive(false);
+        stream.expires_after(opts_.idle_timeout);
+        co_await bhttp::async_write(stream, res, use_tuple);
+        keep_open = false;
+        break;
       }
       case transport::drop_after_headers: {
         auto res = to_response(std::move(d.reply), req.version(), false);

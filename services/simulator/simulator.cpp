@@ -99,6 +99,49 @@ decision simulator::handle_provider_request(provider p, const http_request& req)
       d.how = transport::hang;
       d.delay = {};
       break;
+    // Misbehaving providers: the request is processed (or not) as the reply shows.
+    case fault_action::slow_drip:
+      d.how = transport::slow_drip;
+      d.interval = f.interval;
+      d.reply = std::move(outcome.reply);
+      break;
+    case fault_action::huge_body:
+      d.how = transport::huge_body;
+      d.bytes = f.bytes;
+      d.reply = std::move(outcome.reply);
+      break;
+    case fault_action::non_json:
+      // A proxy's error page in front of the provider: the provider never saw the request.
+      accepted = false;
+      d.reply.status = 200;
+      d.reply.content_type = "text/html; charset=utf-8";
+      d.reply.body = "<html><head><title>gateway</title></head><body><h1>gateway</h1></body></html>";
+      break;
+    case fault_action::wrong_content_type:
+      d.reply = std::move(outcome.reply);
+      d.reply.content_type = "text/plain; charset=utf-8";
+      break;
+    case fault_action::chunked:
+      d.how = transport::chunked;
+      d.reply = std::move(outcome.reply);
+      break;
+    case fault_action::close_after_reply:
+      d.how = transport::close_after_reply;
+      d.reply = std::move(outcome.reply);
+      break;
+    case fault_action::http10:
+      d.how = transport::http10;
+      d.reply = std::move(outcome.reply);
+      break;
+    case fault_action::redirect: {
+      accepted = false;
+      // Default: the same URL on the same host (absolute, as most servers send it).
+      std::string location = f.location.value_or(
+          req.header("host").empty() ? req.target : "http://" + std::string(req.header("host")) + req.target);
+      d.reply = json_reply(f.status, "{\"error\":\"moved\",\"location\":" + json_string(location) + "}");
+      d.reply.headers.emplace_back("Location", std::move(location));
+      break;
+    }
   }
 
   request_record r;
@@ -109,9 +152,9 @@ decision simulator::handle_provider_request(provider p, const http_request& req)
   r.accepted = accepted;
   r.valid = outcome.accepted;
   r.fault = f.action;
-  if (d.how == transport::respond || d.how == transport::drop_after_headers) {
+  if (d.how != transport::reset && d.how != transport::hang) {
     r.status = d.reply.status;
-    r.reply = d.reply.body;
+    r.reply = d.reply.body;  // huge_body: before its padding
   }
   r.error = outcome.error;
   log_.add(r);

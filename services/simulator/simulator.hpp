@@ -22,12 +22,19 @@ enum class transport {
   reset,               ///< after `delay`, close with TCP RST (SO_LINGER 0) without answering
   hang,                ///< never answer; keep the socket until the client goes away or the server stops
   drop_after_headers,  ///< after `delay`, write only the status line and headers of `reply`, then close
+  slow_drip,           ///< write `reply`'s headers, then its body one byte every `interval`
+  huge_body,           ///< write `reply` padded with spaces to `bytes` bytes, streamed (never held whole)
+  chunked,             ///< write `reply` with Transfer-Encoding: chunked, in several chunks
+  close_after_reply,   ///< write `reply` with Connection: close, then close the socket
+  http10,              ///< write `reply` as HTTP/1.0 without Content-Length, then close (the body ends at EOF)
 };
 
 struct decision {
   transport how = transport::respond;
   std::chrono::milliseconds delay{0};
   http_reply reply;
+  std::chrono::milliseconds interval{0};  ///< slow_drip
+  std::uint64_t bytes = 0;                ///< huge_body
 };
 
 class simulator {

@@ -52,6 +52,30 @@ struct route {
   prometheus::Gauge* circuit_gauge = nullptr;
 };
 
+// Why a 3xx reply ends the request (the HTTP client followed what the account allows). The
+// Location is shown without its query, which may carry a sign or token.
+std::string redirect_not_followed(const std::string& provider, const http::response& reply, const route& r) {
+  std::string out = provider + " answered HTTP " + std::to_string(reply.status);
+  if (reply.location.empty()) return out + " without a Location (redirects are not followed)";
+  std::string_view location = reply.location;
+  location = location.substr(0, location.find('#'));
+  const auto query = location.find('?');
+  out += " redirecting to " + std::string(location.substr(0, query)) + (query == std::string_view::npos ? "" : "?...");
+  out += ": not followed (";
+  const auto follow = r.account->follow_redirects;
+  if (!http::is_followable_redirect(reply.status)) {
+    out += "only 301, 302, 307 and 308 are followed";
+  } else if (!http::same_origin_target(r.endpoint, r.endpoint.base_path + "/", reply.location)) {
+    out += "another origin: only redirects to the same scheme, host and port are followed, as the request's "
+           "headers carry credentials";
+  } else if (follow == 0) {
+    out += "the account's follow_redirects is 0";
+  } else {
+    out += "already followed the account's follow_redirects = " + std::to_string(follow);
+  }
+  return out + ")";
+}
+
 double gauge_value(policy::breaker_state s) {
   switch (s) {
     case policy::breaker_state::closed: return 0;
@@ -600,6 +624,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       hr.headers = call.headers;
       hr.body = call.body;
       hr.timeout = std::chrono::milliseconds(cfg.worker.request_timeout_ms);
+      hr.max_redirects = r.account->follow_redirects;
       if (req.deadline_ms) {
         hr.timeout = std::min(hr.timeout, std::chrono::milliseconds(std::max<std::int64_t>(1, *req.deadline_ms - now_ms())));
       }
@@ -614,6 +639,9 @@ struct pipeline::impl : kafka::rebalance_listener {
         std::optional<std::chrono::milliseconds> retry_after;
         if (result.ok->retry_after) retry_after = *result.ok->retry_after;
         o = r.provider->classify(result.ok->status, result.ok->content_type, result.ok->body, retry_after);
+        if (result.ok->status >= 300 && result.ok->status < 400) {
+          o.message = redirect_not_followed(provider, *result.ok, r);  // still permanent: say why
+        }
       } else {
         res.http_status.reset();
         o = classify_transport(result.kind, result.message);

@@ -152,6 +152,22 @@ net::awaitable<attempt_result> exchange(Stream& stream, beast::flat_buffer& buff
   auto [rec, read] = co_await bhttp::async_read(stream, buffer, parser, nothrow);
   if (rec) {
     r.fail = classify_read_error(rec, timeout, body_limit);
+    // What did arrive tells a silent server from a slow or oversized reply.
+    if (parser.is_header_done()) {
+      const auto& got = parser.get();
+      r.fail.message += " (HTTP " + std::to_string(got.result_int());
+      if (const auto length = parser.content_length()) {
+        r.fail.message += ", Content-Length " + std::to_string(*length);
+      } else if (parser.chunked()) {
+        r.fail.message += ", chunked";
+      }
+      if (rec != bhttp::error::body_limit) {
+        r.fail.message += ", " + std::to_string(got.body().size()) + " body bytes received";
+      }
+      r.fail.message += ")";
+    } else if (rec == beast::error::timeout) {
+      r.fail.message += " (no response headers)";
+    }
     // The request was written: even on a reused connection that closes with no byte back, the
     // server may have acted on it (CONTRACT.md: ambiguous), so this is never retried silently.
     // Idle connections the server closed are already dropped by the peek before reuse.
@@ -164,6 +180,7 @@ net::awaitable<attempt_result> exchange(Stream& stream, beast::flat_buffer& buff
   resp.status = msg.result_int();
   resp.content_type = std::string(msg[bhttp::field::content_type]);
   resp.retry_after = parse_retry_after(msg[bhttp::field::retry_after]);
+  resp.location = std::string(msg[bhttp::field::location]);
   resp.body = std::move(msg.body());
   r.reusable = msg.keep_alive() && !parser.need_eof() && buffer.size() == 0;
   r.ok = std::move(resp);
@@ -224,7 +241,8 @@ wire_request build_request(const endpoint& ep, request& req) {
   m.set(bhttp::field::user_agent, user_agent);
   if (!req.body.empty() && !req.content_type.empty()) m.set(bhttp::field::content_type, req.content_type);
   for (std::size_t i = 0; i < req.headers.size(); ++i) {
-    const auto& [name, value] = req.headers[i];
+    const std::string& name = req.headers[i].first;  // not a structured binding: clang 14 cannot capture one
+    const std::string& value = req.headers[i].second;
     // Framing is ours to set.
     if (beast::iequals(name, "content-length") || beast::iequals(name, "transfer-encoding")) continue;
     // The first occurrence of a name replaces our default; repeats add more fields.
@@ -445,7 +463,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
     const auto start = steady::now();
     call_result out;
     const auto timeout = req.timeout;
-    const wire_request wire = build_request(ep, req);
+    wire_request wire = build_request(ep, req);
     host_pool& pool = pool_for(ep);
 
     auto acquired = co_await acquire(pool, timeout);
@@ -454,13 +472,27 @@ struct client::impl : std::enable_shared_from_this<impl> {
       out.message = std::move(f->message);
     } else {
       auto& slot = *std::get<std::unique_ptr<lease>>(acquired);
+      // Redirect hops share the first exchange's deadline.
+      const auto deadline = steady::now() + timeout;
+      unsigned redirects = 0;
       for (int attempt_no = 0;; ++attempt_no) {
+        auto hop_timeout = timeout;
+        if (redirects > 0) {
+          hop_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
+          if (hop_timeout <= std::chrono::milliseconds(0)) {
+            // Nothing was sent to the new location yet.
+            out.kind = failure_kind::timeout_before_write;
+            out.message = "no time left within " + ms(timeout) + " to follow redirect " + std::to_string(redirects);
+            slot.release(slot.conn != nullptr);
+            break;
+          }
+        }
         const bool reused = slot.conn != nullptr;
         if (!reused) {
           slot.conn = ep.tls ? std::make_unique<connection>(net::make_strand(ex_), tls_ctx_)
                              : std::make_unique<connection>(net::make_strand(ex_));
         }
-        auto r = co_await net::co_spawn(slot.conn->executor(), attempt(*slot.conn, ep, wire, reused, timeout,
+        auto r = co_await net::co_spawn(slot.conn->executor(), attempt(*slot.conn, ep, wire, reused, hop_timeout,
                                                          req.body_limit ? req.body_limit : opts_.body_limit,
                                                          req.allow_address),
                                         net::use_awaitable);
@@ -468,7 +500,18 @@ struct client::impl : std::enable_shared_from_this<impl> {
           slot.conn.reset();  // once more, on a fresh connection in the same slot
           continue;
         }
+        if (r.ok && redirects < req.max_redirects && is_followable_redirect(r.ok->status)) {
+          if (auto next = same_origin_target(ep, wire.target(), r.ok->location)) {
+            // Same origin, so the same pool and slot: the connection too when it may be reused.
+            ++redirects;
+            wire.target(*next);
+            if (!r.reusable) slot.conn.reset();
+            attempt_no = -1;
+            continue;
+          }
+        }
         if (r.ok) {
+          r.ok->redirects = redirects;
           out.ok = std::move(r.ok);
         } else {
           out.kind = r.fail.kind;

@@ -112,6 +112,56 @@ std::optional<endpoint> endpoint::parse(std::string_view url, std::string* error
   return ep;
 }
 
+bool is_followable_redirect(unsigned status) noexcept {
+  return status == 301 || status == 302 || status == 307 || status == 308;
+}
+
+std::optional<std::string> same_origin_target(const endpoint& ep, std::string_view current_target,
+                                              std::string_view location) {
+  while (!location.empty() && (location.front() == ' ' || location.front() == '\t')) location.remove_prefix(1);
+  while (!location.empty() && (location.back() == ' ' || location.back() == '\t')) location.remove_suffix(1);
+  location = location.substr(0, location.find('#'));
+  if (location.empty()) return std::nullopt;
+  for (char c : location) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return std::nullopt;
+  }
+  std::string_view rest = location;
+  std::optional<bool> tls;  // the scheme, when the reference has one
+  if (iequals_prefix(rest, "https://")) {
+    tls = true;
+    rest.remove_prefix(6);
+  } else if (iequals_prefix(rest, "http://")) {
+    tls = false;
+    rest.remove_prefix(5);
+  } else if (rest.find(':') < rest.find_first_of("/?")) {
+    return std::nullopt;  // another scheme (ftp:, javascript:, ...)
+  }
+  if (rest.starts_with("//")) {
+    // Absolute or scheme-relative: compare the authority with ours.
+    rest.remove_prefix(2);
+    const auto end = rest.find_first_of("/?");
+    const std::string_view authority = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end);
+    auto there = endpoint::parse(std::string(tls.value_or(ep.tls) ? "https://" : "http://") + std::string(authority));
+    if (!there || there->tls != ep.tls || there->port != ep.port || there->host.size() != ep.host.size() ||
+        !std::equal(there->host.begin(), there->host.end(), ep.host.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+        })) {
+      return std::nullopt;
+    }
+    if (rest.empty() || rest.front() == '?') return "/" + std::string(rest);
+    return std::string(rest);
+  }
+  if (tls) return std::nullopt;  // "http:path" without "//": not a URL we follow
+  if (rest.front() == '/') return std::string(rest);
+  // A relative reference: against the directory of the current path (no dot-segment games).
+  std::string_view path = current_target.substr(0, current_target.find('?'));
+  if (rest.front() == '?') return std::string(path.empty() ? "/" : path) + std::string(rest);
+  const auto slash = path.rfind('/');
+  return std::string(slash == std::string_view::npos ? std::string_view("/") : path.substr(0, slash + 1)) +
+         std::string(rest);
+}
+
 std::string endpoint::authority() const {
   std::string out = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   if (port != (tls ? 443 : 80)) out += ":" + std::to_string(port);

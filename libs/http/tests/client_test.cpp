@@ -190,6 +190,168 @@ TEST(http_client, response_without_keep_alive_is_not_pooled) {
   EXPECT_EQ(srv.accepted(), 3);
 }
 
+// ---- misbehaving servers ----
+
+TEST(http_client, a_slow_drip_is_cut_by_the_deadline_of_the_whole_exchange) {
+  // given a reply whose body comes one byte every 50 ms: no read ever waits long, the whole takes 5 s
+  io_runner io;
+  test_server srv(mode::drip, 50ms, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + std::string(100, 'x'));
+  client c(io.executor(), {});
+  // when
+  const auto start = std::chrono::steady_clock::now();
+  auto r = send(io, c, ep_of(srv.port()), get("/", 400ms));
+  const auto took = std::chrono::steady_clock::now() - start;
+  // then it ends at the request timeout, not at the end of the drip
+  ASSERT_FALSE(r.ok);
+  EXPECT_EQ(r.kind, failure_kind::timeout_after_write) << r.message;
+  EXPECT_GE(took, 390ms);
+  EXPECT_LT(took, 1500ms);
+  EXPECT_NE(r.message.find("no complete response within 400ms (HTTP 200, Content-Length 100, "), std::string::npos)
+      << r.message;
+  EXPECT_NE(r.message.find(" body bytes received)"), std::string::npos) << r.message;
+}
+
+TEST(http_client, a_silent_server_is_reported_without_headers) {
+  io_runner io;
+  test_server srv(mode::silent);
+  client c(io.executor(), {});
+  auto r = send(io, c, ep_of(srv.port()), get("/", 200ms));
+  ASSERT_FALSE(r.ok);
+  EXPECT_EQ(r.message, "no complete response within 200ms (no response headers)");
+}
+
+TEST(http_client, a_chunked_body_over_the_limit_is_cut_while_reading_and_not_pooled) {
+  io_runner io;
+  test_server srv(mode::fixed, 0ms,
+                  "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n" + std::string(2048, 'x') +
+                      "\r\n0\r\n\r\n");
+  client_options opts;
+  opts.body_limit = 1000;
+  client c(io.executor(), opts);
+  for (int i = 0; i < 2; ++i) {
+    auto r = send(io, c, ep_of(srv.port()), get());
+    ASSERT_FALSE(r.ok);
+    EXPECT_EQ(r.kind, failure_kind::body_too_large);
+    EXPECT_EQ(r.message, "response body over the limit of 1000 bytes (HTTP 200, chunked)");
+  }
+  EXPECT_EQ(srv.accepted(), 2);
+}
+
+TEST(http_client, a_content_length_over_the_limit_names_both) {
+  io_runner io;
+  test_server srv(mode::fixed, 0ms, "HTTP/1.1 200 OK\r\nContent-Length: 67108864\r\n\r\n" + std::string(5000, ' '));
+  client_options opts;
+  opts.body_limit = 1000;
+  client c(io.executor(), opts);
+  auto r = send(io, c, ep_of(srv.port()), get());
+  ASSERT_FALSE(r.ok);
+  EXPECT_EQ(r.kind, failure_kind::body_too_large);
+  EXPECT_EQ(r.message, "response body over the limit of 1000 bytes (HTTP 200, Content-Length 67108864)");
+}
+
+TEST(http_client, reads_chunked_replies) {
+  io_runner io;
+  test_server srv(mode::fixed, 0ms,
+                  "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "5\r\n{\"ok\"\r\n1\r\n:\r\n5\r\ntrue}\r\n0\r\n\r\n");
+  client c(io.executor(), {});
+  auto r = send(io, c, ep_of(srv.port()), get());
+  ASSERT_TRUE(r.ok) << r.message;
+  EXPECT_EQ(r.ok->body, R"({"ok":true})");
+  EXPECT_EQ(r.ok->content_type, "application/json");
+}
+
+TEST(http_client, reads_http_1_0_replies_ended_by_the_close_and_does_not_pool_them) {
+  io_runner io;
+  test_server srv(mode::fixed, 0ms, "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"ok\":true}");
+  client c(io.executor(), {});
+  for (int i = 0; i < 3; ++i) {
+    auto r = send(io, c, ep_of(srv.port()), get());
+    ASSERT_TRUE(r.ok) << r.message;
+    EXPECT_EQ(r.ok->body, R"({"ok":true})");
+  }
+  EXPECT_EQ(srv.accepted(), 3);
+}
+
+// A server with a few redirecting paths; /new answers with what it received.
+struct redirecting_server {
+  explicit redirecting_server(io_runner& io) : srv(io.executor(), {}, [this](const server_request& r) { return answer(r); }) {
+    srv.start("127.0.0.1", 0);
+    base = "http://127.0.0.1:" + std::to_string(srv.port());
+  }
+  server_response answer(const server_request& r) {
+    ++seen;
+    if (r.target == "/old") return {307, "text/plain", "moved", {{"Location", "/new"}}};
+    if (r.target == "/absolute") return {302, "text/plain", "", {{"Location", base + "/new?q=1"}}};
+    if (r.target == "/elsewhere") return {301, "text/plain", "", {{"Location", "http://localhost:1/new"}}};
+    if (r.target == "/see-other") return {303, "text/plain", "", {{"Location", "/new"}}};
+    if (r.target == "/loop") return {308, "text/plain", "", {{"Location", "/loop"}}};
+    return {200, "text/plain", r.method + " " + r.target + " " + r.body + " " + std::string(r.header("x-token")), {}};
+  }
+  server srv;
+  std::string base;
+  std::atomic<int> seen{0};
+};
+
+request post_with_token(std::string target, unsigned max_redirects) {
+  request r;
+  r.target = std::move(target);
+  r.body = R"({"a":1})";
+  r.headers = {{"X-Token", "t0k"}};
+  r.max_redirects = max_redirects;
+  r.timeout = 5s;
+  return r;
+}
+
+TEST(http_client, does_not_follow_redirects_by_default) {
+  io_runner io;
+  redirecting_server s(io);
+  client c(io.executor(), {});
+  auto r = send(io, c, ep_of(s.base), post_with_token("/old", 0));
+  ASSERT_TRUE(r.ok) << r.message;
+  EXPECT_EQ(r.ok->status, 307u);
+  EXPECT_EQ(r.ok->location, "/new");
+  EXPECT_EQ(r.ok->redirects, 0u);
+  EXPECT_EQ(s.seen.load(), 1);
+  s.srv.stop();
+}
+
+TEST(http_client, follows_same_origin_redirects_with_the_same_method_headers_and_body) {
+  io_runner io;
+  redirecting_server s(io);
+  client c(io.executor(), {});
+  auto relative = send(io, c, ep_of(s.base), post_with_token("/old", 1));
+  ASSERT_TRUE(relative.ok) << relative.message;
+  EXPECT_EQ(relative.ok->status, 200u);
+  EXPECT_EQ(relative.ok->body, R"(POST /new {"a":1} t0k)");
+  EXPECT_EQ(relative.ok->redirects, 1u);
+  auto absolute = send(io, c, ep_of(s.base), post_with_token("/absolute", 3));
+  ASSERT_TRUE(absolute.ok) << absolute.message;
+  EXPECT_EQ(absolute.ok->body, R"(POST /new?q=1 {"a":1} t0k)");
+  EXPECT_EQ(absolute.ok->redirects, 1u);
+  s.srv.stop();
+}
+
+TEST(http_client, does_not_follow_other_origins_303_or_more_than_allowed) {
+  io_runner io;
+  redirecting_server s(io);
+  client c(io.executor(), {});
+  auto elsewhere = send(io, c, ep_of(s.base), post_with_token("/elsewhere", 5));
+  ASSERT_TRUE(elsewhere.ok) << elsewhere.message;
+  EXPECT_EQ(elsewhere.ok->status, 301u);
+  EXPECT_EQ(elsewhere.ok->redirects, 0u);
+  auto see_other = send(io, c, ep_of(s.base), post_with_token("/see-other", 5));
+  ASSERT_TRUE(see_other.ok) << see_other.message;
+  EXPECT_EQ(see_other.ok->status, 303u);
+  s.seen = 0;
+  auto loop = send(io, c, ep_of(s.base), post_with_token("/loop", 2));
+  ASSERT_TRUE(loop.ok) << loop.message;
+  EXPECT_EQ(loop.ok->status, 308u);
+  EXPECT_EQ(loop.ok->redirects, 2u);
+  EXPECT_EQ(s.seen.load(), 3);
+  s.srv.stop();
+}
+
 // Runs `lanes` coroutines, each sending `per_lane` requests one after another.
 int send_in_lanes(io_runner& io, client& c, const endpoint& ep, int lanes, int per_lane) {
   std::atomic<int> ok{0};

@@ -9,6 +9,39 @@
 namespace sendq::http {
 namespace {
 
+TEST(http_redirect, only_301_302_307_and_308_are_followable) {
+  for (unsigned s : {301u, 302u, 307u, 308u}) EXPECT_TRUE(is_followable_redirect(s)) << s;
+  for (unsigned s : {200u, 300u, 303u, 304u, 305u, 306u, 309u, 404u}) EXPECT_FALSE(is_followable_redirect(s)) << s;
+}
+
+TEST(http_redirect, same_origin_locations_give_the_new_target) {
+  const auto ep = *endpoint::parse("http://api.example.com:8080/v1");
+  const std::string here = "/v1/message/postText?a=1";
+  auto target = [&](std::string_view location) { return same_origin_target(ep, here, location); };
+  EXPECT_EQ(target("/v2/postText?x=1"), "/v2/postText?x=1");
+  EXPECT_EQ(target("http://api.example.com:8080/v2/postText"), "/v2/postText");
+  EXPECT_EQ(target("HTTP://API.Example.COM:8080/v2"), "/v2");
+  EXPECT_EQ(target("http://api.example.com:8080"), "/");
+  EXPECT_EQ(target("http://api.example.com:8080?q=1"), "/?q=1");
+  EXPECT_EQ(target("//api.example.com:8080/v3"), "/v3");
+  EXPECT_EQ(target("postImage"), "/v1/message/postImage");
+  EXPECT_EQ(target("?b=2"), "/v1/message/postText?b=2");
+  EXPECT_EQ(target(" /v2/x#frag "), "/v2/x");
+  const auto tls = *endpoint::parse("https://api.example.com");
+  EXPECT_EQ(same_origin_target(tls, "/", "https://api.example.com:443/x"), "/x");
+}
+
+TEST(http_redirect, other_origins_and_unusable_locations_are_not_followed) {
+  const auto ep = *endpoint::parse("http://api.example.com:8080");
+  for (std::string_view location : {"https://api.example.com:8080/x", "http://api.example.com/x",
+                                    "http://api.example.com:8081/x", "http://evil.example.com:8080/x",
+                                    "//evil.example.com:8080/x", "http://user@api.example.com:8080/x",
+                                    "ftp://api.example.com:8080/x", "javascript:alert(1)", "http:/x", "", "  ",
+                                    "/a b", "/x\r\nSet-Cookie: a"}) {
+    EXPECT_FALSE(same_origin_target(ep, "/", location)) << location;
+  }
+}
+
 TEST(http_endpoint, parses_plain_http_with_default_port) {
   // when
   auto ep = endpoint::parse("http://example.com");

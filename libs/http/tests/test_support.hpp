@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <boost/asio/as_tuple.hpp>
@@ -97,6 +98,7 @@ class test_server {
     close_after_request,       ///< reads the request, closes without answering
     answer_once_then_close,    ///< per connection: answers the first request, closes on the second
     fixed,                     ///< writes `fixed_reply` verbatim after each request, then closes
+    drip,                      ///< writes `fixed_reply`'s head at once, then its body one byte per `delay`
   };
 
   explicit test_server(mode m, std::chrono::milliseconds delay = 0ms, std::string fixed_reply = {})
@@ -155,7 +157,7 @@ class test_server {
       if (ec) co_return;
       ++requests_;
       events_.notify();
-      if (delay_ > 0ms) {
+      if (delay_ > 0ms && mode_ != mode::drip) {
         net::steady_timer timer(socket.get_executor(), delay_);
         co_await timer.async_wait(nothrow);
       }
@@ -168,6 +170,16 @@ class test_server {
           break;
         case mode::fixed: {
           co_await net::async_write(socket, net::buffer(fixed_reply_), nothrow);
+          co_return;
+        }
+        case mode::drip: {
+          const auto head = fixed_reply_.find("\r\n\r\n") + 4;
+          auto [hec, hn] = co_await net::async_write(socket, net::buffer(fixed_reply_.data(), head), nothrow);
+          for (auto at = head; !hec && at < fixed_reply_.size(); ++at) {
+            net::steady_timer timer(socket.get_executor(), delay_);
+            co_await timer.async_wait(nothrow);
+            std::tie(hec, hn) = co_await net::async_write(socket, net::buffer(fixed_reply_.data() + at, 1), nothrow);
+          }
           co_return;
         }
         case mode::echo:

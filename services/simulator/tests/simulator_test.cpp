@@ -604,6 +604,102 @@ TEST(faults, map_each_action_to_a_transport) {
   EXPECT_THAT(lines[2], HasSubstr(R"("accepted":true,"valid":true,"fault":"drop_after_headers")"));
 }
 
+TEST(faults, misbehaving_provider_actions_keep_the_normal_reply_where_they_should) {
+  auto sim = make_sim();
+  auto one = [&](std::string rule) {
+    EXPECT_EQ(set_faults(sim, "[" + rule + "]").reply.status, 200u) << rule;
+    return sim.handle(gewe("/message/postVoice", gewe_voice_body));
+  };
+  // the normal success reply, sent in an unusual way
+  auto drip = one(R"({"action":"slow_drip","interval_ms":50})");
+  EXPECT_EQ(drip.how, transport::slow_drip);
+  EXPECT_EQ(drip.interval, std::chrono::milliseconds(50));
+  EXPECT_THAT(drip.reply.body, StartsWith(R"({"ret":200,)"));
+  EXPECT_EQ(one(R"({"action":"slow_drip"})").interval, std::chrono::milliseconds(200));
+  auto huge = one(R"({"action":"huge_body"})");
+  EXPECT_EQ(huge.how, transport::huge_body);
+  EXPECT_EQ(huge.bytes, 64ULL << 20);
+  EXPECT_EQ(huge.reply.status, 200u);
+  EXPECT_LT(huge.reply.body.size(), 1000u);  // padded while streaming, never held whole
+  EXPECT_EQ(one(R"({"action":"huge_body","bytes":5000})").bytes, 5000u);
+  for (auto [action, how] : {std::pair{"chunked", transport::chunked},
+                             std::pair{"close_after_reply", transport::close_after_reply},
+                             std::pair{"http10", transport::http10}}) {
+    auto d = one(std::string(R"({"action":")") + action + "\"}");
+    EXPECT_EQ(d.how, how) << action;
+    EXPECT_EQ(d.reply.status, 200u) << action;
+    EXPECT_EQ(d.reply.content_type, "application/json; charset=utf-8") << action;
+    EXPECT_THAT(d.reply.body, StartsWith(R"({"ret":200,)")) << action;
+  }
+  auto wrong = one(R"({"action":"wrong_content_type"})");
+  EXPECT_EQ(wrong.how, transport::respond);
+  EXPECT_EQ(wrong.reply.content_type, "text/plain; charset=utf-8");
+  EXPECT_THAT(wrong.reply.body, StartsWith(R"({"ret":200,)"));
+  // replies that are not the provider's
+  auto html = one(R"({"action":"non_json"})");
+  EXPECT_EQ(html.how, transport::respond);
+  EXPECT_EQ(html.reply.status, 200u);
+  EXPECT_EQ(html.reply.content_type, "text/html; charset=utf-8");
+  EXPECT_THAT(html.reply.body, StartsWith("<html>"));
+  // a request with a Host header is redirected to the same URL by default
+  set_faults(sim, R"([{"action":"redirect"}])");
+  auto with_host = gewe("/message/postVoice", gewe_voice_body);
+  with_host.headers.emplace_back("host", "127.0.0.1:8900");
+  auto moved = sim.handle(with_host);
+  EXPECT_EQ(moved.how, transport::respond);
+  EXPECT_EQ(moved.reply.status, 302u);
+  ASSERT_EQ(moved.reply.headers.size(), 1u);
+  EXPECT_EQ(moved.reply.headers[0],
+            (std::pair<std::string, std::string>{"Location", "http://127.0.0.1:8900/message/postVoice"}));
+  auto elsewhere = one(R"({"action":"redirect","status":307,"location":"https://other.example/v2/postVoice"})");
+  EXPECT_EQ(elsewhere.reply.status, 307u);
+  EXPECT_EQ(elsewhere.reply.headers[0].second, "https://other.example/v2/postVoice");
+  EXPECT_EQ(one(R"({"action":"redirect"})").reply.headers[0].second, "/message/postVoice");  // no Host: the path
+
+  // the record says what was answered and whether the provider processed it
+  auto lines = lines_of(sim.handle(get("/_sim/requests")).reply.body);
+  ASSERT_EQ(lines.size(), 12u);
+  EXPECT_THAT(lines[0], HasSubstr(R"("accepted":true,"valid":true,"fault":"slow_drip","status":200)"));
+  EXPECT_THAT(lines[2], HasSubstr(R"("accepted":true,"valid":true,"fault":"huge_body","status":200)"));
+  EXPECT_THAT(lines[8], HasSubstr(R"("accepted":false,"valid":true,"fault":"non_json","status":200)"));
+  EXPECT_THAT(lines[9], HasSubstr(R"("accepted":false,"valid":true,"fault":"redirect","status":302)"));
+}
+
+TEST(faults, new_members_have_defaults_and_are_listed_with_the_rules) {
+  auto sim = make_sim();
+  set_faults(sim, R"([{"match":"a","action":"slow_drip"},{"match":"b","action":"huge_body","bytes":1048576},
+                      {"match":"c","action":"redirect","location":"/elsewhere"},{"match":"d","action":"redirect","status":308}])");
+  auto listed = sim.handle(get("/_sim/faults")).reply.body;
+  EXPECT_THAT(listed, HasSubstr(R"("action":"slow_drip","latency_ms":0,"rate":1,"interval_ms":200,)"));
+  EXPECT_THAT(listed, HasSubstr(R"("action":"huge_body","latency_ms":0,"rate":1,"bytes":1048576,)"));
+  EXPECT_THAT(listed, HasSubstr(R"("action":"redirect","status":302,"latency_ms":0,"rate":1,"location":"/elsewhere",)"));
+  EXPECT_THAT(listed, HasSubstr(R"("action":"redirect","status":308,)"));
+}
+
+TEST(faults, bad_members_of_the_new_actions_are_rejected_naming_them) {
+  auto sim = make_sim();
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"([{"action":"redirect","status":503}])", "'status' must be 3xx for action redirect"},
+      {R"([{"action":"slow_drip","interval_ms":0}])", "'interval_ms' must be an integer in 1..60000"},
+      {R"([{"action":"slow_drip","interval_ms":"fast"}])", "'interval_ms' must be an integer"},
+      {R"([{"action":"huge_body","bytes":0}])", "'bytes' must be an integer in 1..2^40"},
+      {R"([{"action":"huge_body","bytes":1.5}])", "'bytes' must be an integer"},
+      {R"([{"action":"redirect","location":""}])", "'location' must be a non-empty URL"},
+      {R"([{"action":"redirect","location":"http://a b/"}])", "'location' must be a non-empty URL"},
+      {R"([{"action":"redirect","location":"/x\r\nSet-Cookie: a=b"}])", "'location' must be a non-empty URL"},
+      {R"([{"action":"redirect","location":7}])", "'location' must be a non-empty URL"},
+      {R"([{"action":"teapot"}])", "'action' must be one of status, latency, reset, timeout, business_error, "
+                                   "drop_after_headers, slow_drip, huge_body, non_json, wrong_content_type, chunked, "
+                                   "close_after_reply, http10, redirect"},
+  };
+  for (const auto& [rules, message] : cases) {
+    auto d = set_faults(sim, rules);
+    EXPECT_EQ(d.reply.status, 400u) << rules;
+    EXPECT_THAT(d.reply.body, HasSubstr("rule 0: " + message)) << rules;
+  }
+  EXPECT_EQ(sim.handle(get("/_sim/faults")).reply.body, "[]");
+}
+
 TEST(faults, business_errors_use_each_providers_error_body) {
   auto sim = make_sim();
   set_faults(sim, R"([{"match":"","action":"business_error"}])");

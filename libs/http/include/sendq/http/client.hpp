@@ -37,6 +37,10 @@ struct request {
   std::string body;
   std::chrono::milliseconds timeout{10000};  ///< whole exchange after the connection is ready
   std::size_t body_limit = 0;  ///< response body cap in bytes; 0 = the client's body_limit
+  /// Redirects (301, 302, 307, 308) to the same origin (scheme, host, port) followed at most this
+  /// many times, re-sending the same method, headers and body, within `timeout` for all hops.
+  /// Others (303, another origin, none left) come back as the 3xx response. 0 = never follow.
+  unsigned max_redirects = 0;
   /// When set, only resolved addresses it accepts are connected to (SSRF guard for URLs that
   /// producers chose); a host with none left fails as `connect`.
   std::function<bool(const std::string& ip)> allow_address;
@@ -47,7 +51,18 @@ struct response {
   std::string content_type;
   std::string body;
   std::optional<std::chrono::seconds> retry_after;  ///< Retry-After in seconds, when sent
+  std::string location;    ///< the Location header, as sent ("" when absent)
+  unsigned redirects = 0;  ///< redirects followed to get this response
 };
+
+/// Whether `status` is a redirect the client may follow with the same method and body.
+bool is_followable_redirect(unsigned status) noexcept;
+
+/// Where a redirect's `location` leads when it stays on `ep`'s origin (scheme, host and port):
+/// the new target (path and query; relative references resolved against `current_target`).
+/// nullopt for another origin or a value that is not a usable URL reference.
+std::optional<std::string> same_origin_target(const endpoint& ep, std::string_view current_target,
+                                              std::string_view location);
 
 /// Why no response came back. `*_before_write`: the request surely did not reach the server;
 /// `*_after_write`: it may have.

@@ -24,6 +24,7 @@ struct account {
   std::string base_url;  ///< http(s)://host[:port][/prefix]
   std::map<std::string, std::string, std::less<>> settings;
   bool retry_ambiguous = false;  ///< allow retrying ambiguous outcomes for this account
+  unsigned follow_redirects = 0;  ///< same-origin redirects followed per attempt (0 = none)
   /// Value of `key`, or `fallback` when the account does not set it.
   std::string_view get(std::string_view key, std::string_view fallback = {}) const;
 };
