@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -70,6 +71,7 @@ struct request_decoder::impl {
   od::parser parser;
   od::parser body_parser;
   simdjson::dom::parser dom_parser;  // full validation of passthrough objects
+  std::vector<std::string_view> key_scratch;  // check_duplicates' member names, reused
   std::vector<char> buffer;          // padded copy of the input
   std::optional<failure> first;      // first field error; decoding goes on to name the request
 
@@ -90,15 +92,72 @@ struct request_decoder::impl {
 
   bool read_int(od::value v, std::string_view field, std::string_view what, std::int64_t& out) {
     if (auto e = v.get_int64().get(out); e) {
-      note(error_kind::invalid_field, std::string(field) + ": must be an integer (" +
-                                          std::string(what) + ")");
+      std::string msg = std::string(field) + ": must be an integer";
+      // An integer token that get_int64 refused is out of range (2^64, 1e400 is not an integer).
+      std::string_view token = v.raw_json_token();
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\n' || token.back() == '\r' || token.back() == '\t')) {
+        token.remove_suffix(1);
+      }
+      const auto digits = token.substr(!token.empty() && token.front() == '-' ? 1 : 0);
+      if (!digits.empty() && digits.size() <= 64 &&
+          std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        msg += " of at most 64 bits (" + std::string(what) + "); " + std::string(token) + " is out of range";
+      } else {
+        msg += " (" + std::string(what) + ")";
+      }
+      note(error_kind::invalid_field, std::move(msg));
       return false;
     }
     return true;
   }
 
-  // Returns the raw text of an object member after validating it completely, or nullopt.
-  std::optional<std::string_view> read_object_raw(od::value v, std::string_view field) {
+  // Refuses duplicate member names anywhere in `el` (RFC 8259: names should be unique; a provider
+  // would take the first or the last, we cannot know which). `path` names `el` in the message.
+  // Depth is bounded by the DOM parser's max depth (1024), so the recursion is too.
+  bool check_duplicates(simdjson::dom::element el, std::string& path) {
+    simdjson::dom::array arr;
+    if (el.get_array().get(arr) == simdjson::SUCCESS) {
+      std::size_t i = 0;
+      for (auto child : arr) {
+        const auto len = path.size();
+        path += "[" + std::to_string(i++) + "]";
+        const bool ok = check_duplicates(child, path);
+        path.resize(len);
+        if (!ok) return false;
+      }
+      return true;
+    }
+    simdjson::dom::object obj;
+    if (el.get_object().get(obj) != simdjson::SUCCESS) return true;
+    const auto start = key_scratch.size();
+    for (auto field : obj) key_scratch.push_back(field.key);
+    std::sort(key_scratch.begin() + static_cast<std::ptrdiff_t>(start), key_scratch.end());
+    const auto dup = std::adjacent_find(key_scratch.begin() + static_cast<std::ptrdiff_t>(start), key_scratch.end());
+    if (dup != key_scratch.end()) {
+      std::string name(dup->substr(0, 64));
+      if (dup->size() > 64) name += "...";
+      note(error_kind::invalid_field, path + "." + name + ": appears more than once");
+      key_scratch.resize(start);
+      return false;
+    }
+    key_scratch.resize(start);
+    for (auto field : obj) {
+      const auto len = path.size();
+      path += ".";
+      path += field.key.substr(0, 64);
+      const bool ok = check_duplicates(field.value, path);
+      path.resize(len);
+      if (!ok) return false;
+    }
+    return true;
+  }
+
+  // Returns the raw text of an object member after validating it completely (duplicate member
+  // names included), or nullopt. With `number_error`, a number simdjson cannot represent (1e400,
+  // 2^64) is not noted but reported there, the raw text still returned: a normalized body's own
+  // decoding then names the member.
+  std::optional<std::string_view> read_object_raw(od::value v, std::string_view field,
+                                                  std::optional<failure>* number_error = nullptr) {
     od::object obj;
     if (auto e = v.get_object().get(obj); e) {
       note(error_kind::invalid_field, std::string(field) + ": must be a JSON object");
@@ -112,10 +171,17 @@ struct request_decoder::impl {
     // raw_json() only skips over the object; validate it so that we never pass on bad JSON.
     simdjson::dom::element el;
     if (auto e = dom_parser.parse(raw.data(), raw.size(), false).get(el); e) {
-      note(e == simdjson::DEPTH_ERROR ? error_kind::too_large : error_kind::invalid_json,
-           std::string(field) + ": " + simdjson::error_message(e));
+      failure f{e == simdjson::DEPTH_ERROR ? error_kind::too_large : error_kind::invalid_json,
+                std::string(field) + ": " + simdjson::error_message(e)};
+      if (number_error && e == simdjson::NUMBER_ERROR) {
+        *number_error = std::move(f);
+        return raw;
+      }
+      note(f.kind, std::move(f.message));
       return std::nullopt;
     }
+    std::string path(field);
+    if (!check_duplicates(el, path)) return std::nullopt;
     return raw;
   }
 
@@ -304,6 +370,9 @@ std::optional<failure> request_decoder::decode(std::string_view bytes, send_requ
                                               " bytes is over the limit of " +
                                               std::to_string(d.max_bytes)};
   }
+  if (bytes.starts_with("\xEF\xBB\xBF")) {
+    return failure{error_kind::invalid_json, "message: starts with a byte order mark (JSON must not have one, RFC 8259 8.1)"};
+  }
   const std::size_t capacity = bytes.size() + simdjson::SIMDJSON_PADDING;
   if (d.buffer.size() < capacity) d.buffer.resize(capacity);
   std::memcpy(d.buffer.data(), bytes.data(), bytes.size());
@@ -323,6 +392,7 @@ std::optional<failure> request_decoder::decode(std::string_view bytes, send_requ
   unsigned seen = 0;
   std::string_view body_raw;
   bool have_body = false;
+  std::optional<failure> body_number_error;  // see read_object_raw
   for (auto field : obj) {
     std::string_view k;
     if (auto e = field.unescaped_key().get(k); e) return failure{error_kind::invalid_json, json_error_message(e)};
@@ -377,7 +447,7 @@ std::optional<failure> request_decoder::decode(std::string_view bytes, send_requ
       case m_to: d.read_string(v, "to", out.to); break;
       case m_key: d.read_string(v, "key", out.key); break;
       case m_body:
-        if (auto raw = d.read_object_raw(v, "body")) {
+        if (auto raw = d.read_object_raw(v, "body", &body_number_error)) {
           body_raw = *raw;
           have_body = true;
           out.body_json.assign(*raw);
@@ -393,7 +463,11 @@ std::optional<failure> request_decoder::decode(std::string_view bytes, send_requ
         if (d.read_int(v, "deadline", "epoch milliseconds", n)) out.deadline_ms = n;
         break;
       case m_created_at:
-        if (d.read_int(v, "created_at", "epoch milliseconds", n)) out.created_at_ms = n;
+        if (d.read_int(v, "created_at", "epoch milliseconds", n)) {
+          // Negative is no time a request was made, and would skew the end-to-end latency.
+          if (n < 0) d.note(error_kind::invalid_field, "created_at: must not be negative (epoch milliseconds)");
+          else out.created_at_ms = n;
+        }
         break;
       case m_not_before:
         if (d.read_int(v, "not_before", "epoch milliseconds", n)) out.not_before_ms = n;
@@ -424,7 +498,11 @@ std::optional<failure> request_decoder::decode(std::string_view bytes, send_requ
 
   if (have_body && (seen & m_type) && !d.first) {
     d.decode_body(body_raw, buffer_end, out);
+    // A passthrough body (or a member decode_body did not read) keeps the whole-body message.
+    if (!d.first && body_number_error) d.note(body_number_error->kind, std::move(body_number_error->message));
     if (!d.first) d.check_body(out);
+  } else if (body_number_error) {
+    d.note(body_number_error->kind, std::move(body_number_error->message));
   }
   if (out.key.empty() && !out.to.empty()) out.key = out.provider + ":" + out.to;
   if (d.first) return std::move(d.first);

@@ -136,3 +136,51 @@ TEST(request_decoder, keeps_passthrough_bodies_raw_for_link) {
   ASSERT_FALSE(err) << err->message;
   EXPECT_EQ(r.body_json, R"({"title":"t","desc":"d","linkUrl":"https://x","thumbUrl":"https://y","extra":{"n":[1,2]}})");
 }
+
+// Bad input matrix (issue #8): duplicate names, numbers out of range and deep nesting, each
+// rejected with the kind and a message naming the member.
+const std::string voice_head = R"({"id":"v1","provider":"gewe","type":"voice","to":"u","body":{"url":"https://a/b.silk","format":"silk",)";
+
+INSTANTIATE_TEST_SUITE_P(
+    bad_input_matrix, request_decoder_rejects,
+    ::testing::Values(
+        bad_case{"body_duplicate_member", base_head + R"("body":{"text":"a","text":"b"}})", error_kind::invalid_field, "body.text: appears more than once"},
+        bad_case{"body_duplicate_escaped", base_head + R"("body":{"text":"a","te\u0078t":"b"}})", error_kind::invalid_field, "body.text: appears more than once"},
+        bad_case{"ext_nested_duplicate", base_head + R"("body":{"text":"x"},"ext":{"a":{"b":1,"b":2}}})", error_kind::invalid_field, "ext.a.b: appears more than once"},
+        bad_case{"ext_duplicate_in_array", base_head + R"("body":{"text":"x"},"ext":{"l":[{"k":1},{"k":1,"k":2}]}})", error_kind::invalid_field, "ext.l[1].k: appears more than once"},
+        bad_case{"provider_fields_duplicate", base_head + R"("body":{"text":"x"},"provider_fields":{"channel":"PC","channel":"WX"}})", error_kind::invalid_field, "provider_fields.channel: appears more than once"},
+        bad_case{"link_body_duplicate", R"({"id":"l","provider":"gewe","type":"link","to":"u","body":{"title":"a","title":"b"}})", error_kind::invalid_field, "body.title: appears more than once"},
+        bad_case{"created_at_negative", base_head + R"("body":{"text":"x"},"created_at":-1})", error_kind::invalid_field, "created_at: must not be negative"},
+        bad_case{"created_at_2_64", base_head + R"("body":{"text":"x"},"created_at":18446744073709551616})", error_kind::invalid_field, "created_at: must be an integer of at most 64 bits"},
+        bad_case{"created_at_1e400", base_head + R"("body":{"text":"x"},"created_at":1e400})", error_kind::invalid_field, "created_at: must be an integer (epoch"},
+        bad_case{"duration_1e400", voice_head + R"("duration_ms":1e400}})", error_kind::invalid_field, "body.duration_ms: must be an integer"},
+        bad_case{"duration_2_64", voice_head + R"("duration_ms":18446744073709551616}})", error_kind::invalid_field, "body.duration_ms: must be an integer of at most 64 bits"},
+        bad_case{"lat_1e400", R"({"id":"a","provider":"sender","type":"location","to":"u","body":{"lat":1e400,"lng":0}})", error_kind::invalid_field, "body.lat: must be a number"},
+        bad_case{"link_body_1e400", R"({"id":"l","provider":"gewe","type":"link","to":"u","body":{"n":1e400}})", error_kind::invalid_json, "body: "},
+        bad_case{"ext_1e400", base_head + R"("body":{"text":"x"},"ext":{"n":1e400}})", error_kind::invalid_json, "ext: "},
+        bad_case{"ext_deep_10000", base_head + R"("body":{"text":"x"},"ext":{"a":)" + std::string(10000, '[') + std::string(10000, ']') + "}}", error_kind::too_large, "ext: "},
+        bad_case{"body_deep_10000", base_head + R"("body":{"text":)" + std::string(10000, '[') + std::string(10000, ']') + "}}", error_kind::too_large, "body: "},
+        bad_case{"unknown_member_deep_100000", base_head + R"("body":{"text":"x"},"zz":)" + std::string(100000, '[') + std::string(100000, ']') + "}", error_kind::invalid_field, "zz: unknown field"},
+        bad_case{"top_level_deep_100000", std::string(100000, '[') + std::string(100000, ']'), error_kind::invalid_json, "message: must be a JSON object"},
+        bad_case{"unclosed_deep_100000", base_head + R"("body":{"text":"x"},"ext":)" + std::string(100000, '{') , error_kind::invalid_json, "message: not valid JSON"},
+        bad_case{"byte_order_mark", "\xEF\xBB\xBF" + base_head + R"("body":{"text":"x"}})", error_kind::invalid_json, "message: starts with a byte order mark"},
+        bad_case{"null_value", "null", error_kind::invalid_json, "message: must be a JSON object"},
+        bad_case{"whitespace_only", " \n\t ", error_kind::invalid_json, "message"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(request_decoder, keeps_the_first_id_of_a_duplicated_one) {
+  send_request r;
+  auto err = decode(R"({"id":"first","id":"second","provider":"gewe","type":"text","to":"x","body":{"text":"hi"}})", r);
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->message, "id: appears more than once");
+  EXPECT_EQ(r.id, "first");
+}
+
+TEST(request_decoder, accepts_the_same_name_in_different_objects) {
+  send_request r;
+  auto err = decode(base_head + R"("body":{"text":"x"},"ext":{"a":{"k":1},"b":{"k":1},"l":[{"k":1},{"k":2}]}})", r);
+  ASSERT_FALSE(err) << err->message;
+  err = decode(base_head + R"("body":{"text":"x"},"created_at":0})", r);
+  ASSERT_FALSE(err) << err->message;
+  EXPECT_EQ(r.created_at_ms, 0);
+}

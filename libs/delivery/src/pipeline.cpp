@@ -17,6 +17,7 @@
 
 #include "sendq/core/request_decoder.hpp"
 #include "sendq/core/result_encoder.hpp"
+#include "sendq/delivery/dead_letter.hpp"
 #include "sendq/delivery/duplicate_guard.hpp"
 #include "sendq/delivery/key_lanes.hpp"
 #include "sendq/delivery/media_fetch.hpp"
@@ -100,9 +101,17 @@ struct record : std::enable_shared_from_this<record> {
   bool bulk = false;                  // from the bulk lane (replays, re-drives)
   bool routed = false;                // provider and account are configured (bounded metric labels)
   std::shared_ptr<std::atomic<long>> account_held;  // its account's bulkhead counter, when counted
+  std::string result_id;              // key of its result and DLQ record, once published
+  kafka::header_list dlq_headers;     // of its DLQ record, once published (to write it again)
 };
 
 using record_ptr = std::shared_ptr<record>;
+
+// A produced record of `rec`, handed to librdkafka and back in the delivery report.
+struct produce_ticket {
+  record_ptr rec;
+  bool dlq_with_value = false;  // the DLQ record carrying the original bytes
+};
 
 // How one delivery attempt sequence ended.
 enum class attempt_end { final_result, parked };
@@ -430,10 +439,15 @@ struct pipeline::impl : kafka::rebalance_listener {
 
   // Delivery report for a result or DLQ record of `rec` (producer thread).
   void on_delivery(void* opaque, const std::string& error) {
-    auto* holder = static_cast<std::shared_ptr<record>*>(opaque);
-    std::shared_ptr<record> rec = std::move(*holder);
-    delete holder;
+    std::unique_ptr<produce_ticket> ticket(static_cast<produce_ticket*>(opaque));
+    record_ptr rec = std::move(ticket->rec);
     if (!error.empty()) {
+      if (ticket->dlq_with_value && kafka::is_message_too_large(error)) {
+        // The broker refused the original bytes (its message.max.bytes): trying again cannot
+        // help. Write the DLQ record without them, from an I/O thread (produce may wait).
+        net::post(executor, [this, rec, error] { produce_dlq_without_value(rec, error); });
+        return;
+      }
       // The idempotent producer already retried for message.timeout.ms: Kafka is unreachable.
       // Leave the offset uncommitted so the record is processed again after a restart.
       log.error("pipeline", "result not acknowledged by Kafka; offset stays uncommitted",
@@ -740,6 +754,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     res.created_at_ms = req.created_at_ms;
     res.completed_at_ms = now_ms();
     if (res.created_at_ms) res.latency_ms = std::max<std::int64_t>(0, res.completed_at_ms - *res.created_at_ms);
+    if (res.error) cap_error_message(res.error->message);  // it may quote a huge input value
   }
 
   void publish(const std::shared_ptr<record>& rec, const core::delivery_result& res) {
@@ -767,24 +782,41 @@ struct pipeline::impl : kafka::rebalance_listener {
     produce_or_retry(cfg.kafka.results_topic, res.id, json, {}, rec);
     if (to_dlq) {
       metrics.dlq_records.Add({{"error_kind", std::string(kind)}}).Increment();
-      kafka::header_list headers{
-          {"sendq-status", std::string(core::to_string(res.status))},
-          {"sendq-error-kind", std::string(kind)},
-          {"sendq-error-message", res.error ? res.error->message : ""},
-          {"sendq-source-topic", rec->topic},
-          {"sendq-source-partition", std::to_string(rec->partition)},
-          {"sendq-source-offset", std::to_string(rec->offset)},
-      };
-      produce_or_retry(cfg.kafka.dlq_topic, res.id, rec->msg.payload(), headers, rec);
+      rec->result_id = res.id;
+      rec->dlq_headers = dlq_headers(res);
+      produce_or_retry(cfg.kafka.dlq_topic, res.id, rec->msg.payload(), rec->dlq_headers, rec, true);
     }
   }
 
+  // The DLQ record of `rec` when its original bytes are over message.max.bytes (the producer's
+  // or the broker's): a null value, the same headers and one saying why (dead_letter.hpp). The
+  // request still ends, with its result: a record too large to copy must not stop its partition.
+  void produce_dlq_without_value(const record_ptr& rec, const std::string& error) {
+    auto headers = rec->dlq_headers;
+    mark_value_omitted(headers, rec->msg.payload().size(), error);
+    log.warn("pipeline", "DLQ record written without the original value: too large",
+             {{"id", rec->result_id}, {"bytes", std::to_string(rec->msg.payload().size())}, {"error", error}});
+    produce_or_retry(cfg.kafka.dlq_topic, rec->result_id, std::string_view(), headers, rec);
+  }
+
   void produce_or_retry(const std::string& topic, std::string_view key, std::string_view value,
-                        const kafka::header_list& headers, const std::shared_ptr<record>& rec) {
-    auto* holder = new std::shared_ptr<record>(rec);  // released in on_delivery
+                        const kafka::header_list& headers, const std::shared_ptr<record>& rec,
+                        bool dlq_with_value = false) {
+    auto* ticket = new produce_ticket{rec, dlq_with_value};  // released in on_delivery
     for (int i = 0;; ++i) {
-      auto err = producer->produce(topic, key, value, headers, holder);
+      auto err = producer->produce(topic, key, value, headers, ticket);
       if (err.empty()) return;
+      if (kafka::is_message_too_large(err)) {
+        // Waiting cannot help a record over the producer's message.max.bytes.
+        delete ticket;
+        if (dlq_with_value) return produce_dlq_without_value(rec, err);
+        // A result or parked request: only when kafka.librdkafka set message.max.bytes below
+        // what requests may be. Like an unacknowledged result, the offset stays uncommitted.
+        log.error("pipeline", "record over the producer's message.max.bytes; offset stays uncommitted",
+                  {{"topic", topic}, {"bytes", std::to_string(value.size())}, {"error", err},
+                   {"partition", std::to_string(rec->partition)}, {"offset", std::to_string(rec->offset)}});
+        return;
+      }
       // Only a full local queue is expected here; it drains as the producer thread polls.
       if (i % 100 == 0) log.warn("pipeline", "producer queue full; waiting", {{"error", err}});
       std::this_thread::sleep_for(5ms);
@@ -800,8 +832,13 @@ pipeline::~pipeline() { stop(); }
 
 void pipeline::start() {
   auto& d = *impl_;
+  // A result, DLQ record or parked request carries up to a whole accepted request: let the
+  // producer take one (kafka.librdkafka may still set message.max.bytes).
+  auto producer_settings = d.cfg.kafka.librdkafka;
+  producer_settings.try_emplace("message.max.bytes", std::to_string(producer_message_max_bytes(
+                                                         static_cast<std::size_t>(d.cfg.worker.max_request_bytes))));
   d.producer = std::make_unique<kafka::producer>(
-      kafka::producer_options{d.brokers, d.cfg.kafka.librdkafka}, d.log,
+      kafka::producer_options{d.brokers, std::move(producer_settings)}, d.log,
       [&d](void* opaque, const std::string& err) { d.on_delivery(opaque, err); });
   d.consumer = std::make_unique<kafka::consumer>(
       kafka::consumer_options{d.brokers, d.cfg.kafka.group_id,

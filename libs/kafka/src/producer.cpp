@@ -24,6 +24,11 @@ struct producer::impl {
   }
 };
 
+bool is_message_too_large(std::string_view error) noexcept {
+  return error == rd_kafka_err2str(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) ||
+         error == rd_kafka_err2str(RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE);
+}
+
 producer::producer(const producer_options& opts, log::logger& log, delivery_callback on_delivery)
     : impl_(std::make_unique<impl>(log, std::move(on_delivery))) {
   detail::conf_handle conf(rd_kafka_conf_new());

@@ -67,6 +67,21 @@ TEST(kafka, produces_acknowledged_records_and_consumes_them_in_order) {
   EXPECT_GE(listener.assigned.load(), 1);
 }
 
+TEST(kafka, says_when_a_record_is_over_message_max_bytes) {
+  // given a producer that takes at most 2000 bytes a record
+  log::logger logger(log::level::error, false);
+  kafka::embedded_cluster cluster(1, {"big"}, 1);
+  kafka::producer p({cluster.bootstrap(), {{"message.max.bytes", "2000"}}}, logger, [](void*, const std::string&) {});
+  // when a record over it is produced
+  const auto err = p.produce("big", "k", std::string(3000, 'x'), {}, nullptr);
+  // then the error says so (and is told apart from a full queue, which is worth waiting out)
+  EXPECT_TRUE(kafka::is_message_too_large(err)) << err;
+  EXPECT_FALSE(kafka::is_message_too_large(""));
+  EXPECT_FALSE(kafka::is_message_too_large("Local: Queue full"));
+  EXPECT_EQ(p.produce("big", "k", std::string(100, 'x'), {}, nullptr), "");
+  EXPECT_EQ(p.flush(10s), 0);
+}
+
 TEST(kafka, a_new_consumer_of_the_group_resumes_at_the_committed_offset) {
   log::logger logger(log::level::error, false);
   kafka::embedded_cluster cluster(1, {"t2"}, 1);

@@ -26,6 +26,10 @@ using header_list = std::vector<std::pair<std::string, std::string>>;
 /// Delivery report: `opaque` as given to produce(); `error` empty when the broker acknowledged.
 using delivery_callback = std::function<void(void* opaque, const std::string& error)>;
 
+/// True when `error` (from produce() or a delivery report) says the record is over
+/// message.max.bytes, the producer's or the broker's: sending the same record again cannot help.
+bool is_message_too_large(std::string_view error) noexcept;
+
 class producer {
  public:
   producer(const producer_options& opts, log::logger& log, delivery_callback on_delivery);

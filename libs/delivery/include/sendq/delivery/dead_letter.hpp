@@ -1,0 +1,32 @@
+#pragma once
+/// The DLQ record of a request that ended without delivery (CONTRACT.md: the original bytes, with
+/// headers saying why), and the size bounds that keep it, and the result, writable.
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "sendq/core/delivery_result.hpp"
+#include "sendq/kafka/producer.hpp"
+
+namespace sendq::delivery {
+
+/// Headers of the DLQ record of `res`: status, error kind and message, and where the request was
+/// read from (sendq-source-topic/-partition/-offset).
+kafka::header_list dlq_headers(const core::delivery_result& res);
+
+/// Header added when the original bytes cannot be written to the DLQ (over the producer's or the
+/// broker's message.max.bytes): the record then has a null value, and this header says why and
+/// how big the original was; the sendq-source-* headers say where it still is.
+inline constexpr std::string_view value_omitted_header = "sendq-value-omitted";
+void mark_value_omitted(kafka::header_list& headers, std::size_t original_bytes, std::string_view error);
+
+/// Longest error message written to a result, a DLQ header or the log. Messages may quote input
+/// (a 900 KB `type` value); longer ones are cut at a UTF-8 boundary and say so.
+inline constexpr std::size_t max_error_message_bytes = 1024;
+void cap_error_message(std::string& message, std::size_t max_bytes = max_error_message_bytes);
+
+/// The worker producer's message.max.bytes: a result, a DLQ record or a parked request carries up
+/// to a whole accepted request, plus headers. Never below librdkafka's default (1000000).
+std::size_t producer_message_max_bytes(std::size_t max_request_bytes);
+
+}  // namespace sendq::delivery
