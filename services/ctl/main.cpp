@@ -17,6 +17,8 @@ Commands:
   stats     counts of results by provider and status over a time window
 
 Every command takes --brokers (default $SENDQ_KAFKA_BROKERS); producing ones take --rate N/s.
+A TLS or SASL cluster: --config FILE reads the worker's [kafka] section (brokers and the
+[kafka.librdkafka] settings, secrets from _env/_file), -X KEY=VALUE sets one librdkafka setting.
 A progress bar with rate and ETA is drawn on stderr when it is a terminal.
 )";
 

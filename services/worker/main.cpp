@@ -155,7 +155,16 @@ int main(int argc, char** argv) {
     std::vector<std::thread> threads;
     for (int i = 0; i < cfg.worker.threads; ++i) threads.emplace_back([&ioc] { ioc.run(); });
 
-    pipeline.start();
+    try {
+      pipeline.start();  // throws when librdkafka refuses [kafka.librdkafka] (e.g. an unreadable ssl.ca.location)
+    } catch (...) {
+      // Stop the I/O threads before the error unwinds: destroying a joinable std::thread would
+      // abort the process without saying why.
+      work.reset();
+      ioc.stop();
+      for (auto& t : threads) t.join();
+      throw;
+    }
     logger.info("worker", "consuming", {{"topic", cfg.kafka.requests_topic}, {"group", cfg.kafka.group_id},
                                         {"results", cfg.kafka.results_topic}, {"dlq", cfg.kafka.dlq_topic},
                                         {"accounts", std::to_string(cfg.accounts.size())},

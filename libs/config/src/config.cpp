@@ -293,16 +293,75 @@ env_lookup process_env() {
   };
 }
 
-config parse(std::string_view toml_text, const env_lookup& env, std::string_view source_name) {
-  toml::table root;
+namespace {
+
+toml::table parse_toml(std::string_view toml_text, std::string_view source_name) {
   try {
-    root = toml::parse(toml_text, source_name);
+    return toml::parse(toml_text, source_name);
   } catch (const toml::parse_error& e) {
     std::ostringstream os;
     os << source_name << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
        << e.description();
     fail(os.str());
   }
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw config_error(path + ": cannot open the configuration file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// [kafka] and [kafka.librdkafka].
+void read_kafka(const toml::table& root, config& c, const env_lookup& env) {
+  auto& k = c.kafka;
+  read_section(root["kafka"].as_table(), "kafka", {{"embedded_partitions", &k.embedded_partitions, 1, 1024}},
+               {{"brokers", &k.brokers}, {"group_id", &k.group_id}, {"requests_topic", &k.requests_topic},
+                {"results_topic", &k.results_topic}, {"dlq_topic", &k.dlq_topic}, {"retry_topic", &k.retry_topic}, {"bulk_topic", &k.bulk_topic},
+                {"embedded_bootstrap_file", &k.embedded_bootstrap_file}},
+               env, {"librdkafka"});
+  if (const auto* lt = root["kafka"]["librdkafka"].as_table()) {
+    for (const auto& [lk, lv] : *lt) {
+      // librdkafka's keys are dotted ("sasl.password"); "<key>_file" / "<key>_env" read the value
+      // from a file or an environment variable, as for provider secrets.
+      std::string key(lk.str());
+      const std::string where = "kafka.librdkafka." + key;
+      std::string value;
+      if (key.size() > 5 && key.ends_with("_file")) {
+        if (!lv.is_string()) fail(where + ": must be a path");
+        key.resize(key.size() - 5);
+        value = read_secret_file(*lv.value<std::string>(), "kafka.librdkafka." + key);
+      } else if (key.size() > 4 && key.ends_with("_env")) {
+        if (!lv.is_string()) fail(where + ": must be an environment variable name");
+        key.resize(key.size() - 4);
+        auto e = env(*lv.value<std::string>());
+        if (!e) fail(where + ": environment variable " + *lv.value<std::string>() + " is not set");
+        value = *e;
+      } else if (lv.is_string()) {
+        value = *lv.value<std::string>();
+      } else if (lv.is_integer()) {
+        value = std::to_string(*lv.value<int64_t>());
+      } else if (lv.is_boolean()) {
+        value = *lv.value<bool>() ? "true" : "false";
+      } else {
+        fail(where + ": must be a string, integer or boolean");
+      }
+      if (k.librdkafka.contains(key)) fail("kafka.librdkafka." + key + ": given twice (directly and as _file/_env)");
+      // Passwords, client secrets and private keys never reach a log line.
+      const bool secret = key.find("password") != std::string::npos || key.find("secret") != std::string::npos ||
+                          key == "ssl.key.pem" || key == "sasl.oauthbearer.config";
+      if (secret && !value.empty()) c.secrets.push_back(value);
+      k.librdkafka[key] = std::move(value);
+    }
+  }
+}
+
+}  // namespace
+
+config parse(std::string_view toml_text, const env_lookup& env, std::string_view source_name) {
+  const toml::table root = parse_toml(toml_text, source_name);
   config c;
   for (const auto& [k, v] : root) {
     const std::string key(k.str());
@@ -312,23 +371,7 @@ config parse(std::string_view toml_text, const env_lookup& env, std::string_view
     }
     if (!v.is_table()) fail(key + ": must be a table");
   }
-  auto& k = c.kafka;
-  read_section(root["kafka"].as_table(), "kafka", {{"embedded_partitions", &k.embedded_partitions, 1, 1024}},
-               {{"brokers", &k.brokers}, {"group_id", &k.group_id}, {"requests_topic", &k.requests_topic},
-                {"results_topic", &k.results_topic}, {"dlq_topic", &k.dlq_topic}, {"retry_topic", &k.retry_topic}, {"bulk_topic", &k.bulk_topic},
-                {"embedded_bootstrap_file", &k.embedded_bootstrap_file}},
-               env, {"librdkafka"});
-  if (const auto* lt = root["kafka"]["librdkafka"].as_table()) {
-    for (const auto& [lk, lv] : *lt) {
-      std::string value;
-      if (lv.is_string()) value = *lv.value<std::string>();
-      else if (lv.is_integer()) value = std::to_string(*lv.value<int64_t>());
-      else if (lv.is_boolean()) value = *lv.value<bool>() ? "true" : "false";
-      else fail("kafka.librdkafka." + std::string(lk.str()) + ": must be a string, integer or boolean");
-      k.librdkafka[std::string(lk.str())] = value;
-      if (lk.str().find("password") != std::string_view::npos && !value.empty()) c.secrets.push_back(value);
-    }
-  }
+  read_kafka(root, c, env);
   auto& w = c.worker;
   read_section(root["worker"].as_table(), "worker",
                {{"threads", &w.threads, 1, 256},
@@ -364,11 +407,19 @@ config parse(std::string_view toml_text, const env_lookup& env, std::string_view
 
 config load(const std::string& path, const env_lookup& env) {
   if (path.empty()) return parse("", env, "<defaults>");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw config_error(path + ": cannot open the configuration file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse(ss.str(), env, path);
+  return parse(read_file(path), env, path);
+}
+
+config parse_kafka_only(std::string_view toml_text, const env_lookup& env, std::string_view source_name) {
+  const toml::table root = parse_toml(toml_text, source_name);
+  config c;
+  if (const auto* kafka = root.get("kafka"); kafka && !kafka->is_table()) fail("kafka: must be a table");
+  read_kafka(root, c, env);
+  return c;
+}
+
+config load_kafka_only(const std::string& path, const env_lookup& env) {
+  return parse_kafka_only(read_file(path), env, path);
 }
 
 }  // namespace sendq::config

@@ -194,3 +194,50 @@ TEST(config, follow_redirects_is_an_account_key_from_0_to_10) {
         << bad;
   }
 }
+
+TEST(config, kafka_librdkafka_settings_pass_through_with_secrets_from_env_or_file) {
+  // given a SASL_SSL/SCRAM setup whose password comes from the environment, and one from a file
+  const std::string path = ::testing::TempDir() + "/sendq_kafka_password";
+  std::ofstream(path) << "file-pw-123\n";
+  const std::string text = R"(
+[kafka]
+brokers = "k1:9093"
+[kafka.librdkafka]
+"security.protocol" = "sasl_ssl"
+"ssl.ca.location" = "/etc/sendq/ca.pem"
+"sasl.mechanism" = "SCRAM-SHA-512"
+"sasl.username" = "sendq"
+"sasl.password_env" = "KAFKA_PW"
+"ssl.key.password_file" = ")" + path + R"("
+"socket.keepalive.enable" = true
+"message.max.bytes" = 2000000
+)";
+  // when it is read
+  auto c = parse(text, env_of({{"KAFKA_PW", "env-pw-456"}}));
+  // then every setting is there under librdkafka's own name, as a string
+  const std::map<std::string, std::string> want{
+      {"security.protocol", "sasl_ssl"},  {"ssl.ca.location", "/etc/sendq/ca.pem"},
+      {"sasl.mechanism", "SCRAM-SHA-512"}, {"sasl.username", "sendq"},
+      {"sasl.password", "env-pw-456"},     {"ssl.key.password", "file-pw-123"},
+      {"socket.keepalive.enable", "true"}, {"message.max.bytes", "2000000"}};
+  EXPECT_EQ(c.kafka.librdkafka, want);
+  // and both passwords are secrets (redacted from logs), nothing else is
+  EXPECT_EQ(c.secrets, (std::vector<std::string>{"env-pw-456", "file-pw-123"}));
+  // and sendqctl's kafka-only reading gives the same settings without the other sections' checks
+  auto k = parse_kafka_only(text + "[providers.gewe.a]\ntoken_env = \"UNSET\"\n", env_of({{"KAFKA_PW", "env-pw-456"}}));
+  EXPECT_EQ(k.kafka.librdkafka, want);
+  EXPECT_EQ(k.kafka.brokers, "k1:9093");
+  EXPECT_EQ(k.secrets, c.secrets);
+}
+
+TEST(config, kafka_librdkafka_refuses_unusable_settings_naming_them) {
+  EXPECT_EQ(error_of("[kafka.librdkafka]\n\"sasl.password_env\" = \"KAFKA_PW\"\n"),
+            "kafka.librdkafka.sasl.password_env: environment variable KAFKA_PW is not set");
+  EXPECT_EQ(error_of("[kafka.librdkafka]\n\"sasl.password_file\" = \"/nonexistent/pw\"\n"),
+            "kafka.librdkafka.sasl.password_file: cannot read '/nonexistent/pw'");
+  EXPECT_EQ(error_of("[kafka.librdkafka]\n\"sasl.password\" = \"a\"\n\"sasl.password_env\" = \"KAFKA_PW\"\n",
+                     {{"KAFKA_PW", "b"}}),
+            "kafka.librdkafka.sasl.password: given twice (directly and as _file/_env)");
+  EXPECT_EQ(error_of("[kafka.librdkafka]\n\"ssl.ca.location\" = [\"a\"]\n"),
+            "kafka.librdkafka.ssl.ca.location: must be a string, integer or boolean");
+}

@@ -11,6 +11,8 @@
 
 #include <simdjson.h>
 
+#include "sendq/config/config.hpp"
+
 namespace sendq::ctl {
 
 args::args(int argc, char** argv, int first) {
@@ -195,12 +197,45 @@ bool take_common(args& in, const std::string& a, common& c) {
     c.rate = *r;
     return true;
   }
+  if (a == "--config") {
+    const auto path = in.value(a);
+    try {
+      // The worker's file: the same brokers and the same TLS/SASL settings, secrets resolved.
+      // An empty $SENDQ_KAFKA_BROKERS means the embedded Kafka to the worker; to a tool, nothing.
+      auto env = [process = config::process_env()](const std::string& name) -> std::optional<std::string> {
+        auto v = process(name);
+        if (name == "SENDQ_KAFKA_BROKERS" && v && v->empty()) return std::nullopt;
+        return v;
+      };
+      auto k = config::load_kafka_only(path, env);
+      c.config_brokers = k.kafka.brokers;
+      c.librdkafka = std::move(k.kafka.librdkafka);
+      c.secrets = std::move(k.secrets);
+    } catch (const config::config_error& e) {
+      throw usage_error("--config: " + std::string(e.what()));
+    }
+    return true;
+  }
+  if (a == "-X") {
+    const auto kv = in.value(a);
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) throw usage_error("-X: '" + kv + "' is not KEY=VALUE (a librdkafka setting)");
+    c.x_settings[kv.substr(0, eq)] = kv.substr(eq + 1);
+    return true;
+  }
   return false;
 }
 
-void require_brokers(const common& c) {
+void require_brokers(common& c) {
+  if (c.brokers.empty()) c.brokers = c.config_brokers;
+  for (const auto& [k, v] : c.x_settings) {
+    c.librdkafka[k] = v;
+    if ((k.find("password") != std::string::npos || k.find("secret") != std::string::npos) && !v.empty()) {
+      c.secrets.push_back(v);
+    }
+  }
   if (c.brokers.empty()) {
-    throw usage_error("no Kafka: pass --brokers HOST:PORT or set SENDQ_KAFKA_BROKERS");
+    throw usage_error("no Kafka: pass --brokers HOST:PORT, set SENDQ_KAFKA_BROKERS, or --config a file with kafka.brokers");
   }
 }
 

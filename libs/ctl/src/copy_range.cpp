@@ -31,6 +31,9 @@ Common:
   --rate N/s         at most N records per second (default unlimited)
   --dry-run          read, filter and count, produce nothing
   --brokers B        bootstrap servers (default $SENDQ_KAFKA_BROKERS)
+  --config FILE      Kafka settings from the worker's TOML file: kafka.brokers (under --brokers
+                     and $SENDQ_KAFKA_BROKERS) and [kafka.librdkafka] (TLS, SASL; _env/_file)
+  -X KEY=VALUE       one librdkafka setting (repeatable; wins over --config), e.g. -X debug=broker
   -h, --help
 )";
 
@@ -114,12 +117,13 @@ std::vector<kafka::partition_range> resolve(kafka::reader& rd, const std::string
 template <class Keep>
 int copy(const common& c, const std::string& from, const range_options& o, const std::string& verb, Keep keep) {
   log::logger logger(log::level::warn, false);
-  kafka::reader rd({c.brokers, {}}, logger);
+  logger.add_secrets(c.secrets);
+  kafka::reader rd({c.brokers, c.librdkafka}, logger);
   const auto ranges = resolve(rd, from, o);
   std::uint64_t total = 0;
   for (const auto& r : ranges) total += static_cast<std::uint64_t>(r.end - r.begin);
   std::optional<detail::sink> out;
-  if (!o.dry_run) out.emplace(c.brokers, c.rate, logger);
+  if (!o.dry_run) out.emplace(kafka::producer_options{c.brokers, c.librdkafka}, c.rate, logger);
   progress bar(verb, total, c.progress);
   std::uint64_t read = 0, matched = 0;
   std::map<std::string, std::uint64_t> skipped;
@@ -207,7 +211,8 @@ int run_replay(int argc, char** argv, int first) {
   std::unordered_map<std::string, std::string> status_of;
   if (!statuses.empty()) {
     log::logger logger(log::level::warn, false);
-    kafka::reader rd({c.brokers, {}}, logger);
+    logger.add_secrets(c.secrets);
+    kafka::reader rd({c.brokers, c.librdkafka}, logger);
     rd.assign(results_topic, resolve(rd, results_topic, range_options{}));
     while (!rd.done()) {
       for (auto& m : rd.read(1000, 200ms)) {

@@ -23,6 +23,9 @@ Options:
   --topic T          destination topic (default sendq.requests)
   --rate N/s         at most N records per second (default unlimited)
   --brokers B        bootstrap servers (default $SENDQ_KAFKA_BROKERS)
+  --config FILE      Kafka settings from the worker's TOML file: kafka.brokers (under --brokers
+                     and $SENDQ_KAFKA_BROKERS) and [kafka.librdkafka] (TLS, SASL; _env/_file)
+  -X KEY=VALUE       one librdkafka setting (repeatable; wins over --config), e.g. -X debug=broker
   --show-rejects N   print the first N rejected lines (default 20)
   -h, --help
 
@@ -71,7 +74,8 @@ int run_enqueue(int argc, char** argv, int first) {
   }
 
   log::logger logger(log::level::warn, false);
-  detail::sink out(c.brokers, c.rate, logger);
+  logger.add_secrets(c.secrets);
+  detail::sink out({c.brokers, c.librdkafka}, c.rate, logger);
   core::request_decoder decoder;
   core::send_request r;
   progress bar("enqueue", total, isatty(STDERR_FILENO));

@@ -13,9 +13,9 @@ namespace sendq::ctl::detail {
 
 class sink {
  public:
-  sink(const std::string& brokers, double rate, log::logger& log)
+  sink(const kafka::producer_options& opts, double rate, log::logger& log)
       : limiter_(rate),
-        producer_({brokers, {}}, log, [this](void*, const std::string& error) {
+        producer_(opts, log, [this](void*, const std::string& error) {
           if (error.empty()) {
             ++acked_;
           } else {

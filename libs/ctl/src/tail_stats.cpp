@@ -31,6 +31,9 @@ Options:
   --idle-exit S      stop when nothing arrived for S seconds
   --json / --table   force the output format
   --brokers B        bootstrap servers (default $SENDQ_KAFKA_BROKERS)
+  --config FILE      Kafka settings from the worker's TOML file: kafka.brokers (under --brokers
+                     and $SENDQ_KAFKA_BROKERS) and [kafka.librdkafka] (TLS, SASL; _env/_file)
+  -X KEY=VALUE       one librdkafka setting (repeatable; wins over --config), e.g. -X debug=broker
   -h, --help
 )";
 
@@ -44,6 +47,9 @@ Options:
   --until TIME       window end (default now)
   --json             one JSON object instead of the table
   --brokers B        bootstrap servers (default $SENDQ_KAFKA_BROKERS)
+  --config FILE      Kafka settings from the worker's TOML file: kafka.brokers (under --brokers
+                     and $SENDQ_KAFKA_BROKERS) and [kafka.librdkafka] (TLS, SASL; _env/_file)
+  -X KEY=VALUE       one librdkafka setting (repeatable; wins over --config), e.g. -X debug=broker
   -h, --help
 )";
 
@@ -112,7 +118,8 @@ int run_tail(int argc, char** argv, int first) {
   std::signal(SIGINT, on_sigint);
   std::signal(SIGTERM, on_sigint);
   log::logger logger(log::level::warn, false);
-  kafka::reader rd({c.brokers, {}}, logger);
+  logger.add_secrets(c.secrets);
+  kafka::reader rd({c.brokers, c.librdkafka}, logger);
   rd.assign(topic, ranges_from(rd, topic, since, std::nullopt, from_beginning, true));
   if (table) {
     std::cout << std::left << std::setw(34) << "ID" << std::setw(9) << "PROVIDER" << std::setw(10) << "ACCOUNT"
@@ -175,7 +182,8 @@ int run_stats(int argc, char** argv, int first) {
   if (!since) throw usage_error("--since: '" + since_text + "' is not a time");
   if (!until) throw usage_error("--until: '" + until_text + "' is not a time");
   log::logger logger(log::level::warn, false);
-  kafka::reader rd({c.brokers, {}}, logger);
+  logger.add_secrets(c.secrets);
+  kafka::reader rd({c.brokers, c.librdkafka}, logger);
   const auto ranges = ranges_from(rd, topic, since, until_text == "now" ? std::nullopt : until, false, false);
   std::uint64_t total = 0;
   for (const auto& r : ranges) total += static_cast<std::uint64_t>(std::max<std::int64_t>(0, r.end - r.begin));

@@ -2,6 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
 namespace sendq::ctl {
 namespace {
 
@@ -48,3 +54,70 @@ TEST(ctl, rate_limiter_spaces_records) {
 
 }  // namespace
 }  // namespace sendq::ctl
+
+namespace {
+
+// Parses a command's shared options like each command does; the settled options.
+sendq::ctl::common parse_common(std::vector<std::string> words, std::string env_brokers = "") {
+  using namespace sendq::ctl;
+  std::vector<char*> argv{const_cast<char*>("sendqctl")};
+  for (auto& w : words) argv.push_back(w.data());
+  common c;
+  c.brokers = env_brokers;  // what $SENDQ_KAFKA_BROKERS gives
+  args in(static_cast<int>(argv.size()), argv.data(), 1);
+  while (!in.done()) {
+    const auto a = in.next();
+    if (!take_common(in, a, c)) throw usage_error("unknown option '" + a + "'");
+  }
+  require_brokers(c);
+  return c;
+}
+
+}  // namespace
+
+TEST(ctl, config_gives_the_workers_kafka_settings_and_x_overrides_them) {
+  // given the worker's file with a SASL_SSL cluster, its password in the environment
+  const std::string path = ::testing::TempDir() + "/sendqctl_kafka.toml";
+  std::ofstream(path) << R"([kafka]
+brokers = "k1:9093"
+[kafka.librdkafka]
+"security.protocol" = "sasl_ssl"
+"sasl.mechanism" = "SCRAM-SHA-512"
+"sasl.username" = "ops"
+"sasl.password_env" = "SENDQCTL_TEST_KAFKA_PW"
+[providers.gewe.a]
+token_env = "NOT_SET_HERE"
+)";
+  ::setenv("SENDQCTL_TEST_KAFKA_PW", "pw-from-env", 1);
+  ::unsetenv("SENDQ_KAFKA_BROKERS");
+  // when sendqctl reads it (the providers, which need other secrets, are not read)
+  auto c = parse_common({"--config", path});
+  // then its clients get the same settings and brokers as the worker
+  EXPECT_EQ(c.brokers, "k1:9093");
+  EXPECT_EQ(c.librdkafka, (std::map<std::string, std::string>{{"security.protocol", "sasl_ssl"},
+                                                              {"sasl.mechanism", "SCRAM-SHA-512"},
+                                                              {"sasl.username", "ops"},
+                                                              {"sasl.password", "pw-from-env"}}));
+  EXPECT_EQ(c.secrets, std::vector<std::string>{"pw-from-env"});
+  // and -X wins over the file whatever the order, --brokers and $SENDQ_KAFKA_BROKERS over its brokers
+  c = parse_common({"-X", "sasl.username=other", "--config", path, "-X", "debug=broker"}, "env:9092");
+  EXPECT_EQ(c.brokers, "env:9092");
+  EXPECT_EQ(c.librdkafka.at("sasl.username"), "other");
+  EXPECT_EQ(c.librdkafka.at("debug"), "broker");
+  EXPECT_EQ(parse_common({"--config", path, "--brokers", "flag:9092"}, "env:9092").brokers, "flag:9092");
+  // and mistakes are usage errors that say what is wrong
+  ::unsetenv("SENDQCTL_TEST_KAFKA_PW");
+  EXPECT_THROW(
+      {
+        try {
+          parse_common({"--config", path});
+        } catch (const sendq::ctl::usage_error& e) {
+          EXPECT_STREQ(e.what(), "--config: kafka.librdkafka.sasl.password_env: environment variable "
+                                 "SENDQCTL_TEST_KAFKA_PW is not set");
+          throw;
+        }
+      },
+      sendq::ctl::usage_error);
+  EXPECT_THROW(parse_common({"--brokers", "b:1", "-X", "novalue"}), sendq::ctl::usage_error);
+  EXPECT_THROW(parse_common({"-X", "a=b"}), sendq::ctl::usage_error);  // no brokers anywhere
+}

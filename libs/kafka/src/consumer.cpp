@@ -108,7 +108,7 @@ consumer::consumer(const consumer_options& opts, log::logger& log, rebalance_lis
   rd_kafka_conf_set_log_cb(conf.get(), &impl::on_log);
   char err[512];
   impl_->rk.reset(rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof err));
-  if (!impl_->rk) throw std::runtime_error(std::string("kafka consumer: ") + err);
+  if (!impl_->rk) throw std::runtime_error(detail::creation_error("kafka consumer", err, opts.librdkafka));
   conf.release();  // owned by rk now
   rd_kafka_poll_set_consumer(impl_->rk.get());
 

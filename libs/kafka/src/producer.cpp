@@ -45,7 +45,7 @@ producer::producer(const producer_options& opts, log::logger& log, delivery_call
   rd_kafka_conf_set_log_cb(conf.get(), &impl::on_log);
   char err[512];
   impl_->rk.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err, sizeof err));
-  if (!impl_->rk) throw std::runtime_error(std::string("kafka producer: ") + err);
+  if (!impl_->rk) throw std::runtime_error(detail::creation_error("kafka producer", err, opts.librdkafka));
   conf.release();
 }
 

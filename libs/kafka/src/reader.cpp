@@ -46,7 +46,7 @@ reader::reader(const reader_options& opts, log::logger& log) : impl_(std::make_u
   rd_kafka_conf_set_log_cb(conf.get(), &impl::on_log);
   char err[512];
   impl_->rk.reset(rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof err));
-  if (!impl_->rk) throw std::runtime_error(std::string("kafka reader: ") + err);
+  if (!impl_->rk) throw std::runtime_error(detail::creation_error("kafka reader", err, opts.librdkafka));
   conf.release();
   rd_kafka_poll_set_consumer(impl_->rk.get());
 }

@@ -28,7 +28,9 @@ struct kafka_config {
   std::string bulk_topic = "sendq.bulk";     ///< replays and re-drives: a bounded share, live traffic first
   int embedded_partitions = 8;               ///< partitions per topic on the embedded cluster
   std::string embedded_bootstrap_file;       ///< write the embedded bootstrap address here ("" = don't)
-  std::map<std::string, std::string> librdkafka;  ///< passed through to librdkafka as is
+  /// Passed through to librdkafka as is (TLS, SASL, tuning) by every client: the worker's consumer
+  /// and producer, the gateway's producer, sendqctl. `<key>_file` / `<key>_env` are resolved.
+  std::map<std::string, std::string> librdkafka;
 };
 
 struct worker_config {
@@ -102,5 +104,11 @@ config load(const std::string& path, const env_lookup& env);
 
 /// Same, from TOML text (tests).
 config parse(std::string_view toml_text, const env_lookup& env, std::string_view source_name = "<string>");
+
+/// Only the [kafka] section (brokers, topics, [kafka.librdkafka]) of `path` with its environment
+/// overrides, and the secrets among its settings; other sections are neither read nor checked.
+/// For tools (sendqctl) that reach the same cluster as the worker. Throws config_error.
+config load_kafka_only(const std::string& path, const env_lookup& env);
+config parse_kafka_only(std::string_view toml_text, const env_lookup& env, std::string_view source_name = "<string>");
 
 }  // namespace sendq::config

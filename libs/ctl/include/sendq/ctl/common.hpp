@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -88,14 +89,21 @@ bool allowed(const std::vector<std::string>& list, std::string_view v);
 
 /// Every command's shared options.
 struct common {
-  std::string brokers;  ///< --brokers, default $SENDQ_KAFKA_BROKERS
+  std::string brokers;  ///< --brokers, default $SENDQ_KAFKA_BROKERS, else --config's kafka.brokers
   double rate = 0;      ///< --rate, per second (0 = unlimited)
   bool progress = false;  ///< stderr is a terminal
+  /// librdkafka settings of every client the command makes: --config's [kafka.librdkafka], then -X.
+  std::map<std::string, std::string> librdkafka;
+  std::vector<std::string> secrets;  ///< passwords among them: redacted from log lines
+  std::string config_brokers;        ///< --config's kafka.brokers
+  std::map<std::string, std::string> x_settings;  ///< -X KEY=VALUE
 };
 
-/// Takes the shared option `a` if it is one (--brokers, --rate); false otherwise.
+/// Takes the shared option `a` if it is one (--brokers, --rate, --config, -X); false otherwise.
+/// --config reads only the file's [kafka] section (config::load_kafka_only).
 bool take_common(args& in, const std::string& a, common& c);
-/// Checks --brokers was given or set in the environment.
-void require_brokers(const common& c);
+/// After the options: settles brokers (--brokers, $SENDQ_KAFKA_BROKERS, then --config's) and the
+/// librdkafka settings (-X over --config); throws usage_error when there is no broker.
+void require_brokers(common& c);
 
 }  // namespace sendq::ctl
