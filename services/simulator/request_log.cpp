@@ -14,10 +14,19 @@ bool pre_empts(fault_action a) {
     case fault_action::status:
     case fault_action::reset:
     case fault_action::timeout:
-    case fault_action::business_error: return true;
+    case fault_action::business_error:
+    case fault_action::non_json:  // a proxy's page: the provider never saw it
+    case fault_action::redirect: return true;
     case fault_action::none:
     case fault_action::latency:
-    case fault_action::drop_after_headers: return false;
+    case fault_action::drop_after_headers:
+    // The provider's logic ran; only the way its reply travels misbehaves.
+    case fault_action::slow_drip:
+    case fault_action::huge_body:
+    case fault_action::wrong_content_type:
+    case fault_action::chunked:
+    case fault_action::close_after_reply:
+    case fault_action::http10: return false;
   }
   return false;
 }
