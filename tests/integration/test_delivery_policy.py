@@ -250,7 +250,12 @@ class BackpressureTest(unittest.TestCase):
             self.assertTrue(early and late, samples[:5])
             print(f"backpressure: RSS {max(early):.1f} MB with ~22,000 behind, {max(late):.1f} MB with ~7,000 behind; "
                   f"peak in flight {max(s[2] for s in samples):.0f} (bound 300)", file=sys.stderr)
-            self.assertLess(abs(max(late) - max(early)), 10.0)
+            if os.environ.get("SENDQ_SANITIZER") == "address":
+                # Under ASan the RSS is mostly its quarantine of freed blocks, which fills over the run
+                # by design: the release build's suite and tests/soak/run judge memory.
+                print("backpressure: RSS comparison skipped under AddressSanitizer", file=sys.stderr)
+            else:
+                self.assertLess(abs(max(late) - max(early)), 10.0)
         finally:
             worker.stop()
             sim.stop()
