@@ -66,10 +66,7 @@ follow_redirects = 1
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.worker.stop()
-        cls.sim.stop()
-        if rc != 0:
-            print(f"worker exited with {rc}; log in {cls.worker.log_path}", file=sys.stderr)
+        h.stop_worker_and_simulator(cls.worker, cls.sim)
 
     # ---- helpers ----
 

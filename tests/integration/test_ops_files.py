@@ -365,10 +365,7 @@ class WorkerTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.worker.stop()
-        cls.sim.stop()
-        if rc != 0:
-            print(f"worker exited with {rc}; log in {cls.worker.log_path}", file=sys.stderr)
+        h.stop_worker_and_simulator(cls.worker, cls.sim)
 
     def test_readyz_503_before_assignment_200_after(self):
         statuses = [s for _, s in self.readyz]

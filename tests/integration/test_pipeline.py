@@ -31,10 +31,7 @@ class PipelineTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.worker.stop()
-        cls.sim.stop()
-        if rc != 0:
-            print(f"worker exited with {rc}; log in {cls.worker.log_path}", file=sys.stderr)
+        h.stop_worker_and_simulator(cls.worker, cls.sim)
 
     def test_1000_mixed_requests_and_malformed_ones_between_them(self):
         # given a ready worker

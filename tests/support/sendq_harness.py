@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -171,6 +172,15 @@ class Worker:
         with open(f"/proc/{self.proc.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stop_worker_and_simulator(worker, simulator):
+    """Stops a test class's worker, then its simulator; says where the log is when the worker did not exit 0."""
+    rc = worker.stop()
+    simulator.stop()
+    if rc != 0:
+        print(f"worker exited with {rc}; log in {worker.log_path}", file=sys.stderr)
+    return rc
 
 
 def stop_process(proc, sig=signal.SIGTERM, timeout=30):
