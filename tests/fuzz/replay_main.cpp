@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <string>
 #include <vector>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
@@ -18,7 +19,9 @@ int main(int argc, char** argv) {
     const fs::path p(argv[i]);
     if (fs::is_directory(p)) {
       for (const auto& e : fs::recursive_directory_iterator(p)) {
-        if (e.is_regular_file() && e.path().filename() != "README.md") files.push_back(e.path());
+        // Not inputs: the folder's README and dotfiles (.gitkeep keeps an empty folder in git).
+        const std::string name = e.path().filename().string();
+        if (e.is_regular_file() && name != "README.md" && !name.starts_with('.')) files.push_back(e.path());
       }
     } else if (fs::is_regular_file(p)) {
       files.push_back(p);
