@@ -170,7 +170,6 @@ struct pipeline::impl : kafka::rebalance_listener {
   // Kafka thread only: backpressure and retry-topic pauses.
   bool paused_for_capacity = false;
   std::deque<kafka::message> held;  // fetched while at capacity (at most one batch); Kafka thread only
-  std::vector<net::awaitable<void>> starting;  // admitted this poll round, not started yet; Kafka thread only
   std::map<partition_key, std::chrono::steady_clock::time_point> retry_paused;  // resume when due
   std::atomic<bool> stopping{false};
   std::atomic<bool> stopped{false};
@@ -277,7 +276,6 @@ struct pipeline::impl : kafka::rebalance_listener {
         held.pop_front();  // before admit(), which may drop other held messages of a partition
         admit(std::move(m));
       }
-      start_admitted();
 
       const auto now = std::chrono::steady_clock::now();
       if (now - last_commit >= commit_every) {
@@ -427,29 +425,12 @@ struct pipeline::impl : kafka::rebalance_listener {
         return;
       }
       if (bulkhead_parks(*rec)) return;
-      if (auto first = lanes.push(rec->req.key, rec)) starting.push_back(run_lane(std::move(*first)));
+      if (auto first = lanes.push(rec->req.key, rec)) {
+        net::co_spawn(executor, run_lane(std::move(*first)), net::detached);
+      }
     } else {
-      starting.push_back(deliver(rec));
+      net::co_spawn(executor, deliver(rec), net::detached);
     }
-  }
-
-  // Starts the coroutines admitted in this poll round: one hand-off per I/O thread per round
-  // rather than a cross-thread wake-up per record (the profile showed those wake-ups). Spawned from
-  // inside an I/O thread, co_spawn only queues on that thread; idle threads take from the queue.
-  void start_admitted() {
-    if (starting.empty()) return;
-    const std::size_t shares = std::min<std::size_t>(std::max(1, cfg.worker.threads), starting.size());
-    const std::size_t per_share = (starting.size() + shares - 1) / shares;
-    for (std::size_t first = 0; first < starting.size(); first += per_share) {
-      std::vector<net::awaitable<void>> share;
-      const std::size_t last = std::min(starting.size(), first + per_share);
-      share.reserve(last - first);
-      for (std::size_t i = first; i < last; ++i) share.push_back(std::move(starting[i]));
-      net::post(executor, [this, share = std::move(share)]() mutable {
-        for (auto& coroutine : share) net::co_spawn(executor, std::move(coroutine), net::detached);
-      });
-    }
-    starting.clear();
   }
 
   // ---- Producer thread ----
