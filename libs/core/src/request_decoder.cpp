@@ -71,7 +71,7 @@ struct request_decoder::impl {
   od::parser parser;
   od::parser body_parser;
   simdjson::dom::parser dom_parser;  // full validation of passthrough objects
-  std::vector<std::string_view> key_scratch;  // check_duplicates' member names, reused
+  std::vector<std::string_view> key_scratch;  // no_duplicates' member names, reused
   std::vector<char> buffer;          // padded copy of the input
   std::optional<failure> first;      // first field error; decoding goes on to name the request
 
@@ -111,19 +111,21 @@ struct request_decoder::impl {
     return true;
   }
 
-  // Refuses duplicate member names anywhere in `el` (RFC 8259: names should be unique; a provider
-  // would take the first or the last, we cannot know which). `path` names `el` in the message.
-  // Depth is bounded by the DOM parser's max depth (1024), so the recursion is too.
-  bool check_duplicates(simdjson::dom::element el, std::string& path) {
+  // Finds a duplicate member name anywhere in `el` (RFC 8259: names should be unique; a provider
+  // would take the first or the last, we cannot know which). On one, returns false with `where`
+  // naming it relative to `el` (".a.b", "[2].c"): the path is built only then, while unwinding,
+  // so that valid requests allocate nothing here. Depth is bounded by the DOM parser's max depth
+  // (1024), so the recursion is too.
+  bool no_duplicates(simdjson::dom::element el, std::string& where) {
     simdjson::dom::array arr;
     if (el.get_array().get(arr) == simdjson::SUCCESS) {
       std::size_t i = 0;
       for (auto child : arr) {
-        const auto len = path.size();
-        path += "[" + std::to_string(i++) + "]";
-        const bool ok = check_duplicates(child, path);
-        path.resize(len);
-        if (!ok) return false;
+        if (!no_duplicates(child, where)) {
+          where.insert(0, "[" + std::to_string(i) + "]");
+          return false;
+        }
+        ++i;
       }
       return true;
     }
@@ -134,20 +136,17 @@ struct request_decoder::impl {
     std::sort(key_scratch.begin() + static_cast<std::ptrdiff_t>(start), key_scratch.end());
     const auto dup = std::adjacent_find(key_scratch.begin() + static_cast<std::ptrdiff_t>(start), key_scratch.end());
     if (dup != key_scratch.end()) {
-      std::string name(dup->substr(0, 64));
-      if (dup->size() > 64) name += "...";
-      note(error_kind::invalid_field, path + "." + name + ": appears more than once");
+      where = "." + std::string(dup->substr(0, 64));
+      if (dup->size() > 64) where += "...";
       key_scratch.resize(start);
       return false;
     }
     key_scratch.resize(start);
     for (auto field : obj) {
-      const auto len = path.size();
-      path += ".";
-      path += field.key.substr(0, 64);
-      const bool ok = check_duplicates(field.value, path);
-      path.resize(len);
-      if (!ok) return false;
+      if (!no_duplicates(field.value, where)) {
+        where.insert(0, "." + std::string(field.key.substr(0, 64)));
+        return false;
+      }
     }
     return true;
   }
@@ -180,8 +179,10 @@ struct request_decoder::impl {
       note(f.kind, std::move(f.message));
       return std::nullopt;
     }
-    std::string path(field);
-    if (!check_duplicates(el, path)) return std::nullopt;
+    if (std::string where; !no_duplicates(el, where)) {
+      note(error_kind::invalid_field, std::string(field) + where + ": appears more than once");
+      return std::nullopt;
+    }
     return raw;
   }
 
