@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -392,6 +394,18 @@ config parse(std::string_view toml_text, const env_lookup& env, std::string_view
                 {"dedupe_max_ids", &w.dedupe_max_ids, 0, 10000000},
                 {"max_request_age_ms", &w.max_request_age_ms, 1000, 86400000}},
                {{"ca_file", &w.ca_file}}, env);
+  // The worker re-produces a whole request to sendq.retry: a producer limit too small for one
+  // would leave such a request unfinished with its offset never committed, so refuse it here.
+  if (const auto it = c.kafka.librdkafka.find("message.max.bytes"); it != c.kafka.librdkafka.end()) {
+    const auto need = static_cast<std::uint64_t>(w.max_request_bytes) + kafka_record_headroom_bytes;
+    std::uint64_t limit = 0;
+    const auto [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), limit);
+    if (ec != std::errc{} || end != it->second.data() + it->second.size() || limit < need) {
+      fail("kafka.librdkafka.message.max.bytes: '" + it->second + "' must be an integer of at least " +
+           std::to_string(need) + " (worker.max_request_bytes + 64 KiB), or the worker could not re-produce its "
+           "largest requests to the retry topic");
+    }
+  }
   read_section(root["metrics"].as_table(), "metrics", {}, {{"addr", &c.metrics.addr}}, env);
   read_gateway(root["gateway"].as_table(), c, env);
   read_section(root["log"].as_table(), "log", {}, {{"level", &c.log.level}, {"format", &c.log.format}}, env);

@@ -101,6 +101,18 @@ TEST(config, refuses_secret_files_that_cannot_be_secrets) {
             "providers.gewe.a.token_file: cannot read '/nonexistent/token'");
 }
 
+TEST(config, refuses_a_kafka_record_limit_too_small_for_the_largest_request) {
+  // 1 MiB requests (the default) need 1 MiB + 64 KiB records on sendq.retry.
+  EXPECT_EQ(error_of("[kafka.librdkafka]\n\"message.max.bytes\" = 1000000\n"),
+            "kafka.librdkafka.message.max.bytes: '1000000' must be an integer of at least 1114112 "
+            "(worker.max_request_bytes + 64 KiB), or the worker could not re-produce its largest requests to the "
+            "retry topic");
+  EXPECT_NE(error_of("[kafka.librdkafka]\n\"message.max.bytes\" = \"lots\"\n").find("must be an integer"),
+            std::string::npos);
+  // Smaller requests make a smaller limit acceptable.
+  EXPECT_EQ(error_of("[worker]\nmax_request_bytes = 65536\n[kafka.librdkafka]\n\"message.max.bytes\" = 131072\n"), "");
+}
+
 TEST(config, refuses_what_it_does_not_know_naming_the_key) {
   EXPECT_EQ(error_of("[worker]\nthreds = 2\n"), "worker.threds: unknown key (see docs/configuration.md)");
   EXPECT_EQ(error_of("[wroker]\n"), "wroker: unknown section (known: kafka, worker, metrics, gateway, log, providers)");

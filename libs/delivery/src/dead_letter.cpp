@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "sendq/config/config.hpp"
+
 namespace sendq::delivery {
 
 kafka::header_list dlq_headers(const core::delivery_result& res) {
@@ -33,8 +35,7 @@ void cap_error_message(std::string& message, std::size_t max_bytes) {
 }
 
 std::size_t producer_message_max_bytes(std::size_t max_request_bytes) {
-  constexpr std::size_t headroom = 64 * 1024;  // headers, result fields, record overhead
-  return std::max<std::size_t>(1000000, max_request_bytes + headroom);
+  return std::max<std::size_t>(1000000, max_request_bytes + config::kafka_record_headroom_bytes);
 }
 
 }  // namespace sendq::delivery

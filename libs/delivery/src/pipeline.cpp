@@ -811,8 +811,8 @@ struct pipeline::impl : kafka::rebalance_listener {
         // Waiting cannot help a record over the producer's message.max.bytes.
         delete ticket;
         if (dlq_with_value) return produce_dlq_without_value(rec, err);
-        // A result or parked request: only when kafka.librdkafka set message.max.bytes below
-        // what requests may be. Like an unacknowledged result, the offset stays uncommitted.
+        // A result or parked request: configuration refuses a message.max.bytes too small for
+        // these, so this is a bug. Like an unacknowledged result, the offset stays uncommitted.
         log.error("pipeline", "record over the producer's message.max.bytes; offset stays uncommitted",
                   {{"topic", topic}, {"bytes", std::to_string(value.size())}, {"error", err},
                    {"partition", std::to_string(rec->partition)}, {"offset", std::to_string(rec->offset)}});

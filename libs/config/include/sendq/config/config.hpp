@@ -2,6 +2,7 @@
 /// The worker's configuration: a plain struct with defaults, read from one TOML file plus
 /// environment overrides, validated once at start-up (docs/configuration.md lists every key).
 #include <functional>
+#include <cstddef>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -17,6 +18,10 @@ namespace sendq::config {
 struct config_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+/// Room a produced record needs beyond the request bytes it carries (headers, result fields,
+/// record overhead): the worker's producer limit is max_request_bytes plus this.
+inline constexpr std::size_t kafka_record_headroom_bytes = 64 * 1024;
 
 struct kafka_config {
   std::string brokers;                       ///< "" = start the embedded (mock, non-durable) cluster
