@@ -1,5 +1,6 @@
 // sendq-worker: consumes SendRequests from Kafka, delivers them to providers, produces results.
 // This file only wires components together (see docs/architecture.md).
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
@@ -7,6 +8,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <thread>
 #include <variant>
@@ -99,19 +101,36 @@ int main(int argc, char** argv) {
                             "(set SENDQ_<PROVIDER>_BASE_URL or [providers.*] in the config)");
     }
 
-    boost::asio::io_context ioc(cfg.worker.threads);
-    auto work = boost::asio::make_work_guard(ioc);
+    // One io_context per I/O thread (each run by that thread alone), each with its own HTTP
+    // connection pool: a delivery stays on one thread from start to result. The first also serves
+    // /metrics and the signals.
+    const auto thread_count = static_cast<std::size_t>(cfg.worker.threads);
+    std::vector<std::unique_ptr<boost::asio::io_context>> contexts;
+    std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work;
+    for (std::size_t i = 0; i < thread_count; ++i) {
+      contexts.push_back(std::make_unique<boost::asio::io_context>(1));
+      work.push_back(boost::asio::make_work_guard(*contexts.back()));
+    }
+    auto& ioc = *contexts.front();
 
     auto registry = std::make_shared<prometheus::Registry>();
     metrics::worker_metrics worker_metrics(*registry, SENDQ_VERSION, SENDQ_GIT_COMMIT);
 
     http::client_options http_opts;
     http_opts.connect_timeout = std::chrono::milliseconds(cfg.worker.connect_timeout_ms);
-    http_opts.max_connections_per_host = static_cast<std::size_t>(cfg.worker.max_connections_per_host);
+    // The per-host cap is shared out between the threads' pools (at least one connection each).
+    http_opts.max_connections_per_host =
+        std::max<std::size_t>(1, static_cast<std::size_t>(cfg.worker.max_connections_per_host) / thread_count);
     http_opts.ca_file = cfg.worker.ca_file;
-    http::client http_client(ioc.get_executor(), http_opts);
+    http_opts.one_thread = true;
+    std::vector<std::unique_ptr<http::client>> http_clients;
+    std::vector<delivery::io_shard> shards;
+    for (auto& c : contexts) {
+      http_clients.push_back(std::make_unique<http::client>(c->get_executor(), http_opts));
+      shards.push_back({c->get_executor(), http_clients.back().get()});
+    }
 
-    delivery::pipeline pipeline(cfg, brokers, logger, worker_metrics, ioc.get_executor(), http_client);
+    delivery::pipeline pipeline(cfg, brokers, logger, worker_metrics, std::move(shards));
 
     std::optional<metrics::metrics_endpoint> endpoint;
     if (!cfg.metrics.addr.empty()) {
@@ -153,16 +172,19 @@ int main(int argc, char** argv) {
     arm_hangup();
 
     std::vector<std::thread> threads;
-    for (int i = 0; i < cfg.worker.threads; ++i) threads.emplace_back([&ioc] { ioc.run(); });
+    for (auto& c : contexts) threads.emplace_back([&c] { c->run(); });
+    const auto stop_threads = [&] {
+      work.clear();
+      for (auto& c : contexts) c->stop();
+      for (auto& t : threads) t.join();
+    };
 
     try {
       pipeline.start();  // throws when librdkafka refuses [kafka.librdkafka] (e.g. an unreadable ssl.ca.location)
     } catch (...) {
       // Stop the I/O threads before the error unwinds: destroying a joinable std::thread would
       // abort the process without saying why.
-      work.reset();
-      ioc.stop();
-      for (auto& t : threads) t.join();
+      stop_threads();
       throw;
     }
     logger.info("worker", "consuming", {{"topic", cfg.kafka.requests_topic}, {"group", cfg.kafka.group_id},
@@ -173,10 +195,8 @@ int main(int argc, char** argv) {
     stop_requested.wait(false);
     pipeline.stop();  // needs the I/O threads running to finish in-flight work
     if (endpoint) endpoint->stop();
-    http_client.stop();
-    work.reset();
-    ioc.stop();
-    for (auto& t : threads) t.join();
+    for (auto& c : http_clients) c->stop();
+    stop_threads();
     if (const long left = pipeline.unfinished(); left > 0) {
       // Deliveries given up at the grace period still hold librdkafka messages, and destroying
       // the consumer would wait for them for ever. Everything durable is done (results flushed,

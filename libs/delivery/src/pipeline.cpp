@@ -1,5 +1,6 @@
 #include "sendq/delivery/pipeline.hpp"
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -44,6 +45,27 @@ std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// A route's metric series, looked up in their families once (on first use: series appear when
+// they are first counted, as before) instead of building label maps for every delivery.
+struct route_metrics {
+  std::atomic<prometheus::Histogram*> request_duration{nullptr};
+  std::atomic<prometheus::Histogram*> end_to_end{nullptr};
+  std::array<std::atomic<prometheus::Counter*>, 4> attempts{};  // by providers::outcome_class
+  std::atomic<prometheus::Counter*> delivered{nullptr};          // deliveries{status="delivered"}
+};
+
+// `slot`'s metric, made by `make` the first time. Families return the same series for the same
+// labels, so two threads racing here store the same pointer.
+template <class Metric, class Make>
+Metric& cached(std::atomic<Metric*>& slot, Make make) {
+  Metric* m = slot.load(std::memory_order_acquire);
+  if (!m) {
+    m = &make();
+    slot.store(m, std::memory_order_release);
+  }
+  return *m;
+}
+
 // One configured (provider, account) with everything needed to call it.
 struct route {
   std::unique_ptr<providers::provider> provider;
@@ -52,6 +74,7 @@ struct route {
   std::shared_ptr<policy::circuit_breaker> breaker;  // per account; kept across reloads
   std::shared_ptr<std::atomic<long>> held;           // records of this account in memory (bulkhead)
   prometheus::Gauge* circuit_gauge = nullptr;
+  std::unique_ptr<route_metrics> series = std::make_unique<route_metrics>();
 };
 
 // Why a 3xx reply ends the request (the HTTP client followed what the account allows). The
@@ -100,7 +123,6 @@ struct record : std::enable_shared_from_this<record> {
   std::optional<core::failure> invalid;  // why it could not be decoded
   bool remember_id = true;            // false when parked on the retry topic (not ended yet)
   bool bulk = false;                  // from the bulk lane (replays, re-drives)
-  bool routed = false;                // provider and account are configured (bounded metric labels)
   std::shared_ptr<std::atomic<long>> account_held;  // its account's bulkhead counter, when counted
   std::string result_id;              // key of its result and DLQ record, once published
   kafka::header_list dlq_headers;     // of its DLQ record, once published (to write it again)
@@ -130,8 +152,8 @@ struct pipeline::impl : kafka::rebalance_listener {
   std::string brokers;
   log::logger& log;
   metrics::worker_metrics& metrics;
-  net::any_io_executor executor;
-  http::client& http;
+  std::vector<io_shard> shards;
+  std::size_t next_shard = 0;  // round robin for records without a key (Kafka thread only)
 
   // The accounts and their routes, replaced whole on reload (SIGHUP); a delivery keeps the
   // snapshot it started with, so in-flight work is never cut off.
@@ -181,14 +203,17 @@ struct pipeline::impl : kafka::rebalance_listener {
   std::mutex drain_mutex;
   std::condition_variable drained;
 
-  impl(const config::config& c, std::string b, log::logger& l, metrics::worker_metrics& m, net::any_io_executor ex,
-       http::client& h)
-      : cfg(c), brokers(std::move(b)), log(l), metrics(m), executor(ex), http(h), limiters(c.limits),
+  impl(const config::config& c, std::string b, log::logger& l, metrics::worker_metrics& m, std::vector<io_shard> s)
+      : cfg(c), brokers(std::move(b)), log(l), metrics(m), shards(std::move(s)), limiters(c.limits),
         bulk_limiters(scaled(c.limits, c.worker.bulk_share_percent)),
         duplicates(std::chrono::milliseconds(c.worker.dedupe_window_ms), static_cast<std::size_t>(c.worker.dedupe_max_ids)),
         decoder(static_cast<std::size_t>(c.worker.max_request_bytes)) {
+    if (shards.empty()) throw std::invalid_argument("pipeline: at least one I/O shard is needed");
     table = build_table(cfg.accounts, nullptr);
   }
+
+  // Where the requests of `key` run: always the same shard, so that they never change threads.
+  io_shard& shard_of(const std::string& key) { return shards[std::hash<std::string>{}(key) % shards.size()]; }
 
   // The bulk lane's limits: each window's limit times the share (at least 1).
   static std::vector<policy::account_limits> scaled(std::vector<policy::account_limits> limits, int percent) {
@@ -426,10 +451,12 @@ struct pipeline::impl : kafka::rebalance_listener {
       }
       if (bulkhead_parks(*rec)) return;
       if (auto first = lanes.push(rec->req.key, rec)) {
-        net::co_spawn(executor, run_lane(std::move(*first)), net::detached);
+        auto& shard = shard_of(rec->req.key);
+        net::co_spawn(shard.executor, run_lane(std::move(*first), shard), net::detached);
       }
     } else {
-      net::co_spawn(executor, deliver(rec), net::detached);
+      auto& shard = shards[next_shard++ % shards.size()];
+      net::co_spawn(shard.executor, deliver(rec, shard), net::detached);
     }
   }
 
@@ -446,7 +473,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       if (ticket->dlq_with_value && kafka::is_message_too_large(error)) {
         // The broker refused the original bytes (its message.max.bytes): trying again cannot
         // help. Write the DLQ record without them, from an I/O thread (produce may wait).
-        net::post(executor, [this, rec, error] { produce_dlq_without_value(rec, error); });
+        net::post(shards.front().executor, [this, rec, error] { produce_dlq_without_value(rec, error); });
         return;
       }
       // The idempotent producer already retried for message.timeout.ms: Kafka is unreachable.
@@ -472,26 +499,28 @@ struct pipeline::impl : kafka::rebalance_listener {
 
   // ---- I/O threads ----
   // Runs the requests of one ordering key one after the other.
-  net::awaitable<void> run_lane(record_ptr rec) {
+  net::awaitable<void> run_lane(record_ptr rec, io_shard& shard) {
     const std::string key = rec->req.key;
     while (rec) {
-      co_await deliver(rec);
+      co_await deliver(rec, shard);
       auto next = lanes.next(key);
       rec = next ? std::move(*next) : nullptr;
     }
   }
 
-  net::awaitable<void> deliver(record_ptr rec) {
+  net::awaitable<void> deliver(record_ptr rec, io_shard& shard) {
     core::delivery_result res;
     res.source = {rec->topic, rec->partition, rec->offset};
     const auto& req = rec->req;
+    std::shared_ptr<const route_table> routes;  // holds `routed` until the result is published
+    const route* routed = nullptr;
     if (rec->invalid) {
       res.status = delivery_status::rejected;
       res.error = std::move(rec->invalid);
     } else {
-      const auto routes = current_table();
+      routes = current_table();
       auto it = routes->routes.find(req.provider + "\n" + req.account);
-      rec->routed = it != routes->routes.end();
+      if (it != routes->routes.end()) routed = &it->second;
       if (it == routes->routes.end()) {
         const bool provider_known = std::any_of(routes->accounts.begin(), routes->accounts.end(),
                                                 [&](const auto& a) { return a.provider == req.provider; });
@@ -501,20 +530,20 @@ struct pipeline::impl : kafka::rebalance_listener {
                                         "account: '" + req.account + "' is not configured for provider " + req.provider}
                         : core::failure{error_kind::unknown_provider,
                                         "provider: '" + req.provider + "' is not configured on this worker"};
-      } else if (auto fetch_failed = co_await inline_media(it->second, *rec)) {
+      } else if (auto fetch_failed = co_await inline_media(it->second, *rec, *shard.http)) {
         res.status = fetch_failed->first;
         res.error = std::move(fetch_failed->second);
-      } else if (co_await send_with_retries(it->second, *rec, res) == attempt_end::parked) {
+      } else if (co_await send_with_retries(it->second, *rec, res, *shard.http) == attempt_end::parked) {
         co_return;
       }
     }
     fill_identity(req, res, rec);
-    publish(rec, res);
+    publish(rec, res, routed);
   }
 
   // For providers that need the media bytes (gps Command): fetch body.url under the account's
   // policy and inline it as body.data_base64. nullopt when there is nothing to do or it worked.
-  net::awaitable<std::optional<std::pair<delivery_status, core::failure>>> inline_media(const route& r, record& rec) {
+  net::awaitable<std::optional<std::pair<delivery_status, core::failure>>> inline_media(const route& r, record& rec, http::client& http) {
     auto& req = rec.req;
     if (!r.provider->inlines_media_from_url() || req.type != core::message_type::voice || !req.body.url ||
         req.body.data_base64) {
@@ -558,7 +587,8 @@ struct pipeline::impl : kafka::rebalance_listener {
     co_return std::nullopt;
   }
 
-  net::awaitable<attempt_end> send_with_retries(const route& r, record& rec, core::delivery_result& res) {
+  net::awaitable<attempt_end> send_with_retries(const route& r, record& rec, core::delivery_result& res,
+                                                http::client& http) {
     const auto& req = rec.req;
     auto built = r.provider->build(req, *r.account);
     if (auto* f = std::get_if<core::failure>(&built)) {
@@ -569,7 +599,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     const auto& call = std::get<providers::http_call>(built);
     const int max_attempts = req.max_attempts.value_or(cfg.worker.max_attempts);
     const std::string provider(r.provider->name());
-    auto& duration = metrics.request_duration_for(provider);
+    auto& duration = cached(r.series->request_duration, [&]() -> auto& { return metrics.request_duration_for(provider); });
     std::string last_error;
 
     const auto max_age = std::chrono::milliseconds(cfg.worker.max_request_age_ms);
@@ -661,7 +691,9 @@ struct pipeline::impl : kafka::rebalance_listener {
         res.http_status.reset();
         o = classify_transport(result.kind, result.message);
       }
-      metrics.attempts.Add({{"provider", provider}, {"outcome", std::string(to_string(o.cls))}}).Increment();
+      cached(r.series->attempts.at(static_cast<std::size_t>(o.cls)), [&]() -> auto& {
+        return metrics.attempts.Add({{"provider", provider}, {"outcome", std::string(to_string(o.cls))}});
+      }).Increment();
       {
         // The breaker counts signs of a failing endpoint: transport failures and 5xx; throttling
         // and the provider refusing a request (4xx, business errors) say it is up.
@@ -758,7 +790,8 @@ struct pipeline::impl : kafka::rebalance_listener {
     if (res.error) cap_error_message(res.error->message);  // it may quote a huge input value
   }
 
-  void publish(const std::shared_ptr<record>& rec, const core::delivery_result& res) {
+  // `routed`: the request's configured route (nullptr when it has none).
+  void publish(const std::shared_ptr<record>& rec, const core::delivery_result& res, const route* routed) {
     thread_local std::string json;
     json.clear();
     core::encode_result(res, json);
@@ -766,12 +799,22 @@ struct pipeline::impl : kafka::rebalance_listener {
     rec->pending_acks.store(to_dlq ? 2 : 1);
 
     // Metric labels must stay bounded: names that are not configured are reported as "unknown".
-    const bool routed = rec->routed;  // decided in deliver(): no second table lookup per message
     const std::string_view provider_label = routed ? std::string_view(res.provider) : "unknown";
     const std::string_view account_label = routed ? std::string_view(res.account) : "unknown";
     const std::string_view kind = res.error ? core::to_string(res.error->kind) : "";
-    metrics.count_delivery(provider_label, account_label, core::to_string(res.status), kind);
-    if (res.latency_ms) metrics.end_to_end_for(provider_label).Observe(static_cast<double>(*res.latency_ms) / 1000.0);
+    if (routed && res.status == delivery_status::delivered) {
+      cached(routed->series->delivered, [&]() -> auto& {
+        return metrics.deliveries.Add({{"provider", std::string(provider_label)}, {"account", std::string(account_label)},
+                                       {"status", std::string(core::to_string(res.status))}, {"error_kind", ""}});
+      }).Increment();
+    } else {
+      metrics.count_delivery(provider_label, account_label, core::to_string(res.status), kind);
+    }
+    if (res.latency_ms) {
+      auto& latency = routed ? cached(routed->series->end_to_end, [&]() -> auto& { return metrics.end_to_end_for(provider_label); })
+                             : metrics.end_to_end_for(provider_label);
+      latency.Observe(static_cast<double>(*res.latency_ms) / 1000.0);
+    }
     if (res.status == delivery_status::delivered) {
       log.debug("pipeline", "delivered", {{"id", res.id}, {"provider", res.provider}});
     } else {
@@ -826,8 +869,8 @@ struct pipeline::impl : kafka::rebalance_listener {
 };
 
 pipeline::pipeline(const config::config& cfg, std::string brokers, log::logger& log, metrics::worker_metrics& metrics,
-                   boost::asio::any_io_executor executor, http::client& http)
-    : impl_(std::make_unique<impl>(cfg, std::move(brokers), log, metrics, executor, http)) {}
+                   std::vector<io_shard> shards)
+    : impl_(std::make_unique<impl>(cfg, std::move(brokers), log, metrics, std::move(shards))) {}
 
 pipeline::~pipeline() { stop(); }
 

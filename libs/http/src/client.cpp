@@ -8,7 +8,9 @@
 //         timed out: connect failure
 //
 // Every connection lives on its own strand (Beast's tcp_stream timer must not race its I/O when
-// several threads run the io_context); each attempt is co_spawned onto that strand.
+// several threads run the io_context); each attempt is co_spawned onto that strand. With
+// `one_thread` the io_context's own executor serializes everything: no strand, and a caller
+// already on it runs the attempt in place (no co_spawn, no post and resume per request).
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -466,6 +468,8 @@ struct client::impl : std::enable_shared_from_this<impl> {
     const auto timeout = req.timeout;
     wire_request wire = build_request(ep, req);
     host_pool& pool = pool_for(ep);
+    // On the client's single-threaded io_context already: its connections' I/O may run right here.
+    const bool in_place = opts_.one_thread && (co_await net::this_coro::executor) == ex_;
 
     auto acquired = co_await acquire(pool, timeout);
     if (auto* f = std::get_if<failure>(&acquired)) {
@@ -490,13 +494,18 @@ struct client::impl : std::enable_shared_from_this<impl> {
         }
         const bool reused = slot.conn != nullptr;
         if (!reused) {
-          slot.conn = ep.tls ? std::make_unique<connection>(net::make_strand(ex_), tls_ctx_)
-                             : std::make_unique<connection>(net::make_strand(ex_));
+          const net::any_io_executor conn_ex = opts_.one_thread ? ex_ : net::any_io_executor(net::make_strand(ex_));
+          slot.conn = ep.tls ? std::make_unique<connection>(conn_ex, tls_ctx_) : std::make_unique<connection>(conn_ex);
         }
-        auto r = co_await net::co_spawn(slot.conn->executor(), attempt(*slot.conn, ep, wire, reused, hop_timeout,
-                                                         req.body_limit ? req.body_limit : opts_.body_limit,
-                                                         req.allow_address),
-                                        net::use_awaitable);
+        const std::size_t body_limit = req.body_limit ? req.body_limit : opts_.body_limit;
+        attempt_result r;
+        if (in_place) {
+          r = co_await attempt(*slot.conn, ep, wire, reused, hop_timeout, body_limit, req.allow_address);
+        } else {
+          r = co_await net::co_spawn(slot.conn->executor(),
+                                     attempt(*slot.conn, ep, wire, reused, hop_timeout, body_limit, req.allow_address),
+                                     net::use_awaitable);
+        }
         if (r.stale && attempt_no == 0) {
           slot.conn.reset();  // once more, on a fresh connection in the same slot
           continue;

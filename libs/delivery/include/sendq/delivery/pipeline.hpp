@@ -9,8 +9,13 @@
 ///
 /// A slot (one of max_in_flight) is held from consumption until the result is acknowledged by
 /// the broker; only then is the offset marked done, so commits never pass an unfinished record.
+///
+/// Each I/O thread is a shard: its own io_context and HTTP client (connection pool). All the
+/// requests of one ordering key run on the shard the key hashes to, so a delivery never hops
+/// between threads, and connections need no strand.
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 
@@ -28,11 +33,18 @@ class client;
 
 namespace sendq::delivery {
 
+/// One I/O thread's executor and the HTTP client whose connections live on it.
+struct io_shard {
+  boost::asio::any_io_executor executor;
+  http::client* http = nullptr;
+};
+
 class pipeline {
  public:
   /// `brokers` is the resolved bootstrap list (the embedded cluster's when config has none).
+  /// `shards` (at least one) run the deliveries; a key always goes to the same one.
   pipeline(const config::config& cfg, std::string brokers, log::logger& log, metrics::worker_metrics& metrics,
-           boost::asio::any_io_executor executor, http::client& http);
+           std::vector<io_shard> shards);
   ~pipeline();
   pipeline(const pipeline&) = delete;
   pipeline& operator=(const pipeline&) = delete;

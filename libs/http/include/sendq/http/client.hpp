@@ -92,9 +92,14 @@ struct client_options {
   std::size_t body_limit = 1024 * 1024;      ///< response body cap in bytes
   std::string ca_file;                       ///< PEM CA bundle; "" = system store
   bool verify_peer = true;                   ///< never off in production
+  /// The executor's io_context is run by exactly one thread. Connections then need no strand, and
+  /// a call made from a coroutine on that executor runs its exchange in place instead of hopping
+  /// onto a strand and back (the worker gives each I/O thread its own io_context and client).
+  bool one_thread = false;
 };
 
-/// Thread-safe: send() may be called from any thread running the executor's io_context.
+/// Thread-safe: send() may be called from any thread (with `one_thread`, calls from other
+/// executors are run on the client's).
 class client {
  public:
   client(boost::asio::any_io_executor ex, client_options opts);
