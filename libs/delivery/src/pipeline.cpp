@@ -202,6 +202,8 @@ struct pipeline::impl : kafka::rebalance_listener {
   std::atomic<bool> producer_run{true};
   std::mutex drain_mutex;
   std::condition_variable drained;
+  std::mutex slot_mutex;
+  std::condition_variable slot_freed;
 
   impl(const config::config& c, std::string b, log::logger& l, metrics::worker_metrics& m, std::vector<io_shard> s)
       : cfg(c), brokers(std::move(b)), log(l), metrics(m), shards(std::move(s)), limiters(c.limits),
@@ -283,8 +285,12 @@ struct pipeline::impl : kafka::rebalance_listener {
         if (!paused_for_capacity) resume_topic(cfg.kafka.bulk_topic);
         bulk_paused = false;
       }
-      // Backpressure: at capacity, pause fetching; resume below half (hysteresis).
-      if (!paused_for_capacity && in_flight.load() >= capacity) {
+      // Backpressure. At capacity, first wait for a slot without pausing: a pause makes
+      // librdkafka drop what it prefetched and fetch it again on resume, a stall of a fetch round
+      // trip every time the pipeline fills, which is all the time under a backlog. Only when no
+      // slot frees for a while (a stalled provider) are the partitions paused, so that the loop
+      // goes on polling (rebalances, max.poll.interval.ms); they resume below half (hysteresis).
+      if (!paused_for_capacity && in_flight.load() >= capacity && !wait_for_slot(capacity, 1s)) {
         consumer->pause({});
         paused_for_capacity = true;
       } else if (paused_for_capacity && in_flight.load() <= capacity / 2) {
@@ -323,6 +329,18 @@ struct pipeline::impl : kafka::rebalance_listener {
     }
     consumer->commit(tracker.take_committable(), true);
     consumer->close();
+  }
+
+  // Waits up to `limit` for in_flight to drop below `capacity`; false if it did not (or stopping).
+  bool wait_for_slot(long capacity, std::chrono::milliseconds limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    std::unique_lock lock(slot_mutex);
+    while (in_flight.load() >= capacity) {
+      // Short slices: stop() does not signal this condition.
+      if (stopping.load() || std::chrono::steady_clock::now() >= until) return false;
+      slot_freed.wait_for(lock, 50ms);
+    }
+    return true;
   }
 
   // Bulkhead: once half of max_in_flight is used, an account may hold at most
@@ -491,7 +509,13 @@ struct pipeline::impl : kafka::rebalance_listener {
     if (rec.bulk) bulk_in_flight.fetch_sub(1);
     if (rec.account_held) rec.account_held->fetch_sub(1);
     metrics.in_flight.Decrement();
-    if (in_flight.fetch_sub(1) == 1) {
+    const long before = in_flight.fetch_sub(1);
+    if (before == cfg.worker.max_in_flight) {
+      // The Kafka thread may be waiting for this slot (wait_for_slot).
+      std::lock_guard lock(slot_mutex);
+      slot_freed.notify_one();
+    }
+    if (before == 1) {
       std::lock_guard lock(drain_mutex);
       drained.notify_all();
     }
