@@ -135,9 +135,14 @@ class CtlTest(unittest.TestCase):
         dlq("http_5xx", 5)
         dlq("timeout", 4)
         dlq("invalid_field", 3)
+        # and one whose original bytes were too large to keep (null value, sendq-value-omitted)
+        subprocess.run(["kcat", "-b", self.b, "-P", "-t", "sendq.dlq", "-K", "\t", "-Z", "-H", "sendq-error-kind=http_5xx",
+                        "-H", "sendq-value-omitted=2000000 bytes: Broker: Message size too large"],
+                       input=b"dlq-omitted-0\t\n", check=True, timeout=60)
         # when a dry run, then a real redrive of http_5xx and timeout
         rc, out, err = self.ctl("redrive", "--kind", "http_5xx", "--kind", "timeout", "--topic", "redrive.target", "--dry-run")
         self.assertEqual(out.strip(), "would redrive 9", err)
+        self.assertIn("1 skipped (original bytes not kept)", err)
         self.assertEqual(h.kcat_consume_all(self.b, "redrive.target"), [])
         rc, out, err = self.ctl("redrive", "--kind", "http_5xx", "--kind", "timeout", "--topic", "redrive.target")
         self.assertEqual(rc, 0, err)
