@@ -226,7 +226,8 @@ class BackpressureTest(unittest.TestCase):
         workdir = h.Workdir("backpressure").path
         kafka = h.EmbeddedKafka(workdir, partitions=8)
         sim = h.Simulator(workdir, ["--threads", "2"])
-        sim.set_faults([{"match": "bp-", "action": "latency", "latency_ms": 10}])
+        # (50 ms calls: 300 in flight then drain ~6,000 a second, slow enough to sample every stage)
+        sim.set_faults([{"match": "bp-", "action": "latency", "latency_ms": 50}])
         n = 30000
         reqs = [request(i, prefix="bp") for i in range(n)]
         for i, r in enumerate(reqs):
@@ -245,7 +246,7 @@ class BackpressureTest(unittest.TestCase):
                 samples.append((done, rss_mb(worker.proc.pid), h.metric(m, "sendq_requests_in_flight")))
                 if done >= n:
                     break
-                time.sleep(0.5)
+                time.sleep(0.1)
             self.assertGreaterEqual(samples[-1][0], n)
             # then in-flight never passed the bound, and memory with ~22,000 behind is what it is with
             # ~7,000 behind
@@ -253,7 +254,8 @@ class BackpressureTest(unittest.TestCase):
             early = [s[1] for s in samples if n * 0.2 <= s[0] <= n * 0.3]
             late = [s[1] for s in samples if n * 0.7 <= s[0] <= n * 0.8]
             self.assertTrue(early and late, samples[:5])
-            print(f"backpressure: RSS {max(early):.1f} MB with ~22,000 behind, {max(late):.1f} MB with ~7,000 behind; "
+            print(f"backpressure: {len(samples)} samples ({len(early)} early, {len(late)} late); "
+                  f"RSS {max(early):.1f} MB with ~22,000 behind, {max(late):.1f} MB with ~7,000 behind; "
                   f"peak in flight {max(s[2] for s in samples):.0f} (bound 300)", file=sys.stderr)
             if os.environ.get("SENDQ_SANITIZER") == "address":
                 # Under ASan the RSS is mostly its quarantine of freed blocks, which fills over the run
