@@ -826,14 +826,12 @@ struct pipeline::impl : kafka::rebalance_listener {
     const std::string_view provider_label = routed ? std::string_view(res.provider) : "unknown";
     const std::string_view account_label = routed ? std::string_view(res.account) : "unknown";
     const std::string_view kind = res.error ? core::to_string(res.error->kind) : "";
-    if (routed && res.status == delivery_status::delivered) {
-      cached(routed->series->delivered, [&]() -> auto& {
-        return metrics.deliveries.Add({{"provider", std::string(provider_label)}, {"account", std::string(account_label)},
-                                       {"status", std::string(core::to_string(res.status))}, {"error_kind", ""}});
-      }).Increment();
-    } else {
-      metrics.count_delivery(provider_label, account_label, core::to_string(res.status), kind);
-    }
+    const auto counter = [&]() -> auto& {
+      return metrics.delivery_counter(provider_label, account_label, core::to_string(res.status), kind);
+    };
+    // Deliveries of a configured route, the common case, use its cached series.
+    (routed && res.status == delivery_status::delivered ? cached(routed->series->delivered, counter) : counter())
+        .Increment();
     if (res.latency_ms) {
       auto& latency = routed ? cached(routed->series->end_to_end, [&]() -> auto& { return metrics.end_to_end_for(provider_label); })
                              : metrics.end_to_end_for(provider_label);

@@ -51,14 +51,12 @@ worker_metrics::worker_metrics(prometheus::Registry& r, std::string_view version
       .Set(1);
 }
 
-void worker_metrics::count_delivery(std::string_view provider, std::string_view account,
-                                    std::string_view status, std::string_view error_kind) {
-  deliveries
-      .Add({{"provider", std::string(provider)},
-            {"account", std::string(account)},
-            {"status", std::string(status)},
-            {"error_kind", std::string(error_kind)}})
-      .Increment();
+prometheus::Counter& worker_metrics::delivery_counter(std::string_view provider, std::string_view account,
+                                                     std::string_view status, std::string_view error_kind) {
+  return deliveries.Add({{"provider", std::string(provider)},
+                         {"account", std::string(account)},
+                         {"status", std::string(status)},
+                         {"error_kind", std::string(error_kind)}});
 }
 
 const prometheus::Histogram::BucketBoundaries& worker_metrics::http_buckets() {

@@ -35,9 +35,9 @@ struct worker_metrics {
   prometheus::Counter& bulkhead_parked;                    ///< requests parked because their account was at its cap                         ///< requests skipped as already finished (duplicate guard)
   prometheus::Family<prometheus::Counter>& config_reloads; ///< SIGHUP reloads {result="ok"|"error"}
 
-  /// Counts one final result.
-  void count_delivery(std::string_view provider, std::string_view account, std::string_view status,
-                      std::string_view error_kind);
+  /// The final-result counter of these labels (sendq_deliveries_total).
+  prometheus::Counter& delivery_counter(std::string_view provider, std::string_view account, std::string_view status,
+                                        std::string_view error_kind);
   prometheus::Histogram& request_duration_for(std::string_view provider);
   prometheus::Histogram& end_to_end_for(std::string_view provider);
 
