@@ -1,11 +1,15 @@
 // Fuzz target: the SendRequest decoder, then every step a decoded request goes through before it
 // is sent (the provider's build() with an account like the seeds') and the retry-topic round trip
 // (encode_request → decode must give the same request back).
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include <simdjson.h>
 
 #include "sendq/core/request_decoder.hpp"
 #include "sendq/core/result_encoder.hpp"
@@ -27,6 +31,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
   core::send_request r;
   if (decoder.decode(bytes, r)) return 0;  // rejected with a failure: fine
+
+  // The decoder's fast pass reads flat objects without a DOM parse: what it passes on raw must
+  // still be valid JSON objects with no repeated member name at the top.
+  static simdjson::dom::parser dom;
+  for (const std::string* raw : {&r.body_json, &r.ext_json, &r.provider_fields_json}) {
+    if (raw->empty()) continue;
+    simdjson::dom::object obj;
+    if (dom.parse(raw->data(), raw->size()).get_object().get(obj)) broken("a raw object is not valid JSON");
+    std::vector<std::string_view> keys;
+    for (auto field : obj) keys.push_back(field.key);
+    std::sort(keys.begin(), keys.end());
+    if (std::adjacent_find(keys.begin(), keys.end()) != keys.end()) broken("a raw object repeats a member");
+  }
 
   if (const auto p = providers::make_provider(r.provider)) {
     (void)p->build(r, providers::testing::account_for(r.provider));

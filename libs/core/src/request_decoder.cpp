@@ -62,6 +62,30 @@ constexpr member_name members[] = {
     {"attempt", m_attempt},                         {"not_before", m_not_before},
 };
 
+bool is_passthrough(message_type t) {
+  return t == message_type::link || t == message_type::template_ || t == message_type::custom;
+}
+
+// Clears `r` keeping its strings' capacity (a decoder reused on one request saves allocations).
+void reset(send_request& r) {
+  r.id.clear();
+  r.provider.clear();
+  r.account.assign("default");
+  r.type = message_type::text;
+  r.from.clear();
+  r.to.clear();
+  r.key.clear();
+  r.body = message_body{};
+  r.body_json.clear();
+  r.ext_json.clear();
+  r.provider_fields_json.clear();
+  r.deadline_ms.reset();
+  r.created_at_ms.reset();
+  r.max_attempts.reset();
+  r.attempt = 0;
+  r.not_before_ms.reset();
+}
+
 }  // namespace
 
 struct request_decoder::impl {
@@ -75,24 +99,62 @@ struct request_decoder::impl {
   std::vector<char> buffer;          // padded copy of the input
   std::optional<failure> first;      // first field error; decoding goes on to name the request
 
+  // A member name, read in place when it has no escape (the usual case: no call into simdjson's
+  // string unescaper), unescaped otherwise. Stage 1 has seen the closing quote in the buffer.
+  error_code key_of(simdjson::simdjson_result<od::field>& result, std::string_view& k) {
+    if (result.error()) return result.error();
+    od::field& field = result.value_unsafe();
+    const char* p = field.key().raw();
+    const char* end = buffer.data() + buffer.size();
+    if (p >= buffer.data() && p < end) {
+      const auto* q = static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
+      if (q && !std::memchr(p, '\\', static_cast<std::size_t>(q - p))) {
+        k = std::string_view(p, static_cast<std::size_t>(q - p));
+        return simdjson::SUCCESS;
+      }
+    }
+    return field.unescaped_key().get(k);
+  }
+
+  // A string value, in place when it has no escape (stage 1 has checked its UTF-8 and control
+  // characters already), unescaped by simdjson otherwise. Not a string: INCORRECT_TYPE.
+  error_code string_of(od::value& v, std::string_view& out) {
+    const std::string_view token = v.raw_json_token();  // does not consume
+    const char* end = buffer.data() + buffer.size();
+    if (token.size() >= 2 && token.front() == '"' && token.data() > buffer.data() && token.data() < end) {
+      const char* p = token.data() + 1;
+      const auto* q = static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
+      if (q && !std::memchr(p, '\\', static_cast<std::size_t>(q - p))) {
+        od::raw_json_string skipped;
+        if (auto e = v.get_raw_json_string().get(skipped); e) return e;
+        out = std::string_view(p, static_cast<std::size_t>(q - p));
+        return simdjson::SUCCESS;
+      }
+    }
+    return v.get_string().get(out);
+  }
+
   void note(error_kind k, std::string msg) {
     if (!first) first = failure{k, std::move(msg)};
   }
 
   // Reads a string member; records an error naming `field` when it is not a string.
-  bool read_string(od::value v, std::string_view field, std::string& out) {
+  // `prefix` + `field` names the member in an error ("body." + "url"): joined only on an error,
+  // so that valid requests allocate no field paths.
+  bool read_string(od::value v, std::string_view field, std::string& out, std::string_view prefix = {}) {
     std::string_view s;
-    if (auto e = v.get_string().get(s); e) {
-      note(error_kind::invalid_field, std::string(field) + ": must be a string");
+    if (auto e = string_of(v, s); e) {
+      note(error_kind::invalid_field, std::string(prefix) + std::string(field) + ": must be a string");
       return false;
     }
     out.assign(s);
     return true;
   }
 
-  bool read_int(od::value v, std::string_view field, std::string_view what, std::int64_t& out) {
+  bool read_int(od::value v, std::string_view field, std::string_view what, std::int64_t& out,
+                std::string_view prefix = {}) {
     if (auto e = v.get_int64().get(out); e) {
-      std::string msg = std::string(field) + ": must be an integer";
+      std::string msg = std::string(prefix) + std::string(field) + ": must be an integer";
       // An integer token that get_int64 refused is out of range (2^64, 1e400 is not an integer).
       std::string_view token = v.raw_json_token();
       while (!token.empty() && (token.back() == ' ' || token.back() == '\n' || token.back() == '\r' || token.back() == '\t')) {
@@ -167,26 +229,37 @@ struct request_decoder::impl {
       note(error_kind::invalid_json, std::string(field) + ": " + simdjson::error_message(e));
       return std::nullopt;
     }
-    // raw_json() only skips over the object; validate it so that we never pass on bad JSON.
+    if (!validate_raw(raw, field, number_error)) return std::nullopt;
+    return raw;
+  }
+
+  // raw_json() only skips over an object; this validates it completely (DOM parse, duplicate
+  // member names), so that we never pass on bad JSON. Notes the error and returns false, except
+  // for a number simdjson cannot represent when `number_error` takes it (see read_object_raw).
+  bool validate_raw(std::string_view raw, std::string_view field, std::optional<failure>* number_error) {
     simdjson::dom::element el;
     if (auto e = dom_parser.parse(raw.data(), raw.size(), false).get(el); e) {
       failure f{e == simdjson::DEPTH_ERROR ? error_kind::too_large : error_kind::invalid_json,
                 std::string(field) + ": " + simdjson::error_message(e)};
       if (number_error && e == simdjson::NUMBER_ERROR) {
         *number_error = std::move(f);
-        return raw;
+        return true;
       }
       note(f.kind, std::move(f.message));
-      return std::nullopt;
+      return false;
     }
     if (std::string where; !no_duplicates(el, where)) {
       note(error_kind::invalid_field, std::string(field) + where + ": appears more than once");
-      return std::nullopt;
+      return false;
     }
-    return raw;
+    return true;
   }
 
   void decode_body(std::string_view raw, const char* buffer_end, send_request& out);
+  bool fast_body(od::value v, send_request& out, std::string_view& raw);
+  bool fast_flat_object(od::value v, std::string_view& raw);
+  std::optional<failure> decode_document(std::size_t size, const char* buffer_end, send_request& out, bool fast,
+                                         bool& redo);
   void check_body(send_request& out);
 };
 
@@ -194,47 +267,79 @@ request_decoder::request_decoder(std::size_t max_request_bytes)
     : impl_(std::make_unique<impl>(max_request_bytes)) {}
 request_decoder::~request_decoder() = default;
 
+// A normalized body (text, image, ...) in one On-Demand pass: every member is read (so checked)
+// or refused, and duplicates are caught by a bit per known member. A body that is in any way
+// irregular is then validated the slow way first (DOM parse, duplicates), so that an invalid or
+// too deep body is named exactly as a passthrough body would be; only a body that is valid JSON
+// gets the member's own message. Valid bodies, the common case, are parsed once.
 void request_decoder::impl::decode_body(std::string_view raw, const char* buffer_end,
                                         send_request& out) {
+  bool validated = false;
+  auto fail = [&](error_kind kind, std::string msg) {
+    if (!validated) {
+      validated = true;
+      std::optional<failure> number_error;  // the member's own message says more
+      if (!validate_raw(raw, "body", &number_error)) return;
+    }
+    note(kind, std::move(msg));
+  };
+  // read_string/read_int note directly: run the validation first, once, when they would fail.
+  auto irregular = [&] {
+    if (validated) return;
+    validated = true;
+    std::optional<failure> number_error;
+    (void)validate_raw(raw, "body", &number_error);
+  };
+
   auto& b = out.body;
   od::document doc;
   const auto capacity = static_cast<std::size_t>(buffer_end - raw.data());
   if (auto e = body_parser.iterate(raw.data(), raw.size(), capacity).get(doc); e) {
-    note(error_kind::invalid_json, std::string("body: ") + simdjson::error_message(e));
+    fail(error_kind::invalid_json, std::string("body: ") + simdjson::error_message(e));
     return;
   }
   od::object obj;
   if (auto e = doc.get_object().get(obj); e) {
-    note(error_kind::invalid_field, "body: must be a JSON object");
+    fail(error_kind::invalid_field, "body: must be a JSON object");
     return;
   }
   const auto type = out.type;
-  const bool passthrough = type == message_type::link || type == message_type::template_ ||
-                           type == message_type::custom;
-  if (passthrough) return;  // validated as an object already; providers read it raw
+  constexpr std::string_view prefix = "body.";
+  std::uint32_t seen = 0;
 
   for (auto field : obj) {
     std::string_view k;
     if (auto e = field.unescaped_key().get(k); e) {
-      note(error_kind::invalid_json, std::string("body: ") + simdjson::error_message(e));
+      fail(error_kind::invalid_json, std::string("body: ") + simdjson::error_message(e));
       return;
     }
     od::value v;
     if (auto e = field.value().get(v); e) {
-      note(error_kind::invalid_json, std::string("body.") + std::string(k) + ": " +
-                                         simdjson::error_message(e));
+      fail(error_kind::invalid_json, std::string(prefix) + std::string(k) + ": " + simdjson::error_message(e));
       return;
     }
-    const std::string path = "body." + std::string(k);
+    // Scalars only: anything else is an error, possibly of the JSON itself.
+    od::json_type jt{};
+    if (auto e = v.type().get(jt); e || jt == od::json_type::object || jt == od::json_type::array) irregular();
+
     auto str = [&](std::optional<std::string>& dst) {
-      std::string s;
-      if (read_string(v, path, s)) dst = std::move(s);
+      std::string_view sv;
+      if (auto e = v.get_string().get(sv); e) {  // not a string, or a bad escape in one
+        fail(error_kind::invalid_field, std::string(prefix) + std::string(k) + ": must be a string");
+        return;
+      }
+      dst.emplace(sv);
     };
     auto num = [&](std::optional<std::int64_t>& dst, std::string_view unit) {
       std::int64_t n = 0;
-      if (!read_int(v, path, unit, n)) return;
+      if (jt != od::json_type::number) irregular();
+      if (auto e = v.get_int64().get(n); e) {
+        irregular();
+        (void)read_int(v, k, unit, n, prefix);
+        return;
+      }
       if (n < 0) {
-        note(error_kind::invalid_field, path + ": must not be negative");
+        fail(error_kind::invalid_field, std::string(prefix) + std::string(k) + ": must not be negative");
         return;
       }
       dst = n;
@@ -242,71 +347,222 @@ void request_decoder::impl::decode_body(std::string_view raw, const char* buffer
     auto real = [&](std::optional<double>& dst) {
       double d = 0;
       if (auto e = v.get_double().get(d); e) {
-        note(error_kind::invalid_field, path + ": must be a number (degrees)");
+        fail(error_kind::invalid_field, std::string(prefix) + std::string(k) + ": must be a number (degrees)");
         return;
       }
       dst = d;
     };
-    // The members each normalized type knows (CONTRACT.md "Normalized bodies").
-    bool known = true;
+    // The members each normalized type knows (CONTRACT.md "Normalized bodies"); `bit` tells
+    // a repeated member.
+    std::uint32_t bit = 0;
     switch (type) {
       case message_type::text:
-        if (k == "text") str(b.text); else known = false;
+        if (k == "text") bit = 1, str(b.text);
         break;
       case message_type::image:
-        if (k == "url") str(b.url);
-        else if (k == "name") str(b.name);
-        else if (k == "size") num(b.size, "bytes");
-        else if (k == "width") num(b.width, "pixels");
-        else if (k == "height") num(b.height, "pixels");
-        else known = false;
+        if (k == "url") bit = 1, str(b.url);
+        else if (k == "name") bit = 2, str(b.name);
+        else if (k == "size") bit = 4, num(b.size, "bytes");
+        else if (k == "width") bit = 8, num(b.width, "pixels");
+        else if (k == "height") bit = 16, num(b.height, "pixels");
         break;
       case message_type::voice:
-        if (k == "url") str(b.url);
-        else if (k == "name") str(b.name);
-        else if (k == "data_base64") str(b.data_base64);
-        else if (k == "format") str(b.format);
-        else if (k == "duration_ms") num(b.duration_ms, "milliseconds");
-        else if (k == "size") num(b.size, "bytes");
-        else known = false;
+        if (k == "url") bit = 1, str(b.url);
+        else if (k == "name") bit = 2, str(b.name);
+        else if (k == "data_base64") bit = 4, str(b.data_base64);
+        else if (k == "format") bit = 8, str(b.format);
+        else if (k == "duration_ms") bit = 16, num(b.duration_ms, "milliseconds");
+        else if (k == "size") bit = 32, num(b.size, "bytes");
         break;
       case message_type::video:
-        if (k == "url") str(b.url);
-        else if (k == "name") str(b.name);
-        else if (k == "thumb_url") str(b.thumb_url);
-        else if (k == "thumb_name") str(b.thumb_name);
-        else if (k == "thumb_size") num(b.thumb_size, "bytes");
-        else if (k == "title") str(b.title);
-        else if (k == "description") str(b.description);
-        else if (k == "size") num(b.size, "bytes");
-        else if (k == "duration_ms") num(b.duration_ms, "milliseconds");
-        else if (k == "width") num(b.width, "pixels");
-        else if (k == "height") num(b.height, "pixels");
-        else known = false;
+        if (k == "url") bit = 1, str(b.url);
+        else if (k == "name") bit = 2, str(b.name);
+        else if (k == "thumb_url") bit = 4, str(b.thumb_url);
+        else if (k == "thumb_name") bit = 8, str(b.thumb_name);
+        else if (k == "thumb_size") bit = 16, num(b.thumb_size, "bytes");
+        else if (k == "title") bit = 32, str(b.title);
+        else if (k == "description") bit = 64, str(b.description);
+        else if (k == "size") bit = 128, num(b.size, "bytes");
+        else if (k == "duration_ms") bit = 256, num(b.duration_ms, "milliseconds");
+        else if (k == "width") bit = 512, num(b.width, "pixels");
+        else if (k == "height") bit = 1024, num(b.height, "pixels");
         break;
       case message_type::location:
-        if (k == "lat") real(b.lat);
-        else if (k == "lng") real(b.lng);
-        else if (k == "address") str(b.address);
-        else known = false;
+        if (k == "lat") bit = 1, real(b.lat);
+        else if (k == "lng") bit = 2, real(b.lng);
+        else if (k == "address") bit = 4, str(b.address);
         break;
       case message_type::file:
-        if (k == "url") str(b.url);
-        else if (k == "name") str(b.name);
-        else if (k == "size") num(b.size, "bytes");
-        else known = false;
+        if (k == "url") bit = 1, str(b.url);
+        else if (k == "name") bit = 2, str(b.name);
+        else if (k == "size") bit = 4, num(b.size, "bytes");
         break;
       case message_type::link:
       case message_type::template_:
       case message_type::custom:
-        break;
+        return;  // passthrough: validated whole by the caller
     }
-    if (!known) {
-      note(error_kind::invalid_field,
-           path + ": unknown field for type " + std::string(to_string(type)));
+    if (bit == 0) {
+      fail(error_kind::invalid_field,
+           std::string(prefix) + std::string(k) + ": unknown field for type " + std::string(to_string(type)));
+    } else if (seen & bit) {
+      fail(error_kind::invalid_field, std::string(prefix) + std::string(k) + ": appears more than once");
+    }
+    seen |= bit;
+  }
+  if (!doc.current_location().error()) fail(error_kind::invalid_json, "body: trailing content");
+}
+
+// A normalized body read in the document's own pass, with no second parse: every member is
+// read (strings unescaped, numbers parsed), which checks it, so a body it accepts is valid JSON.
+// Returns false, having noted nothing, at the first thing that is not a perfectly valid body of
+// the type (wrong JSON type, unknown or repeated member, negative size, bad JSON): the careful
+// pass then names it. `raw` is the body's text, as object::raw_json() would give it.
+bool request_decoder::impl::fast_body(od::value v, send_request& out, std::string_view& raw) {
+  const char* begin = nullptr;
+  if (v.current_location().get(begin)) return false;
+  od::object obj;
+  if (v.get_object().get(obj)) return false;
+  auto& b = out.body;
+  const auto type = out.type;
+  std::uint32_t seen = 0;
+  for (auto field : obj) {
+    std::string_view k;
+    if (key_of(field, k)) return false;
+    od::value& fv = field.value_unsafe().value();  // no simdjson_result copy (a store-forwarding stall)
+    bool ok = true;
+    auto str = [&](std::optional<std::string>& dst) {
+      std::string_view sv;
+      if (string_of(fv, sv)) ok = false;
+      else dst.emplace(sv);
+    };
+    auto num = [&](std::optional<std::int64_t>& dst) {
+      std::int64_t n = 0;
+      if (fv.get_int64().get(n) || n < 0) ok = false;
+      else dst = n;
+    };
+    auto real = [&](std::optional<double>& dst) {
+      double d = 0;
+      if (fv.get_double().get(d)) ok = false;
+      else dst = d;
+    };
+    std::uint32_t bit = 0;
+    switch (type) {  // the same members as decode_body
+      case message_type::text:
+        if (k == "text") bit = 1, str(b.text);
+        break;
+      case message_type::image:
+        if (k == "url") bit = 1, str(b.url);
+        else if (k == "name") bit = 2, str(b.name);
+        else if (k == "size") bit = 4, num(b.size);
+        else if (k == "width") bit = 8, num(b.width);
+        else if (k == "height") bit = 16, num(b.height);
+        break;
+      case message_type::voice:
+        if (k == "url") bit = 1, str(b.url);
+        else if (k == "name") bit = 2, str(b.name);
+        else if (k == "data_base64") bit = 4, str(b.data_base64);
+        else if (k == "format") bit = 8, str(b.format);
+        else if (k == "duration_ms") bit = 16, num(b.duration_ms);
+        else if (k == "size") bit = 32, num(b.size);
+        break;
+      case message_type::video:
+        if (k == "url") bit = 1, str(b.url);
+        else if (k == "name") bit = 2, str(b.name);
+        else if (k == "thumb_url") bit = 4, str(b.thumb_url);
+        else if (k == "thumb_name") bit = 8, str(b.thumb_name);
+        else if (k == "thumb_size") bit = 16, num(b.thumb_size);
+        else if (k == "title") bit = 32, str(b.title);
+        else if (k == "description") bit = 64, str(b.description);
+        else if (k == "size") bit = 128, num(b.size);
+        else if (k == "duration_ms") bit = 256, num(b.duration_ms);
+        else if (k == "width") bit = 512, num(b.width);
+        else if (k == "height") bit = 1024, num(b.height);
+        break;
+      case message_type::location:
+        if (k == "lat") bit = 1, real(b.lat);
+        else if (k == "lng") bit = 2, real(b.lng);
+        else if (k == "address") bit = 4, str(b.address);
+        break;
+      case message_type::file:
+        if (k == "url") bit = 1, str(b.url);
+        else if (k == "name") bit = 2, str(b.name);
+        else if (k == "size") bit = 4, num(b.size);
+        break;
+      case message_type::link:
+      case message_type::template_:
+      case message_type::custom:
+        return false;
+    }
+    if (!ok || bit == 0 || (seen & bit)) return false;
+    seen |= bit;
+  }
+  // Past the closing brace: the next token (',' or '}') ends the text, as in raw_json().
+  const char* end = nullptr;
+  if (v.current_location().get(end) || end <= begin) return false;
+  raw = std::string_view(begin, static_cast<std::size_t>(end - begin));
+  return true;
+}
+
+// A passthrough object (ext, provider_fields, a link/template/custom body) read in the
+// document's own pass when it is flat: members with string, plain number, boolean or null values,
+// at most 16 of them, no repeated name. Reading every value checks it, so what this accepts is
+// valid JSON the DOM would take alike. Returns false, noting nothing, for anything else (nesting,
+// long integers, any error): the careful pass validates such an object with the DOM.
+bool request_decoder::impl::fast_flat_object(od::value v, std::string_view& raw) {
+  const char* begin = nullptr;
+  if (v.current_location().get(begin)) return false;
+  od::object obj;
+  if (v.get_object().get(obj)) return false;
+  key_scratch.clear();
+  for (auto field : obj) {
+    std::string_view k;
+    if (key_of(field, k)) return false;
+    od::value& fv = field.value_unsafe().value();  // no simdjson_result copy (a store-forwarding stall)
+    if (key_scratch.size() == 16 || std::find(key_scratch.begin(), key_scratch.end(), k) != key_scratch.end()) {
+      return false;
+    }
+    key_scratch.push_back(k);
+    od::json_type t{};
+    if (fv.type().get(t)) return false;
+    switch (t) {
+      case od::json_type::string: {
+        std::string_view sv;
+        if (string_of(fv, sv)) return false;
+        break;
+      }
+      case od::json_type::number: {
+        // Short integers, and decimals/exponents that parse: read the same by every JSON reader.
+        const std::string_view token = fv.raw_json_token();
+        const bool plain_int = token.find_first_of(".eE") == std::string_view::npos;
+        if (plain_int) {
+          std::int64_t n = 0;
+          if (token.size() > 19 || fv.get_int64().get(n)) return false;
+        } else {
+          double d = 0;
+          if (fv.get_double().get(d)) return false;
+        }
+        break;
+      }
+      case od::json_type::boolean: {
+        bool b = false;
+        if (fv.get_bool().get(b)) return false;
+        break;
+      }
+      case od::json_type::null: {
+        bool is_null = false;
+        if (fv.is_null().get(is_null) || !is_null) return false;
+        break;
+      }
+      default:
+        return false;
     }
   }
-  if (!doc.current_location().error()) note(error_kind::invalid_json, "body: trailing content");
+  key_scratch.clear();
+  const char* end = nullptr;
+  if (v.current_location().get(end) || end <= begin) return false;
+  raw = std::string_view(begin, static_cast<std::size_t>(end - begin));
+  return true;
 }
 
 void request_decoder::impl::check_body(send_request& out) {
@@ -362,7 +618,7 @@ void request_decoder::impl::check_body(send_request& out) {
 std::optional<failure> request_decoder::decode(std::string_view bytes, send_request& out) {
   auto& d = *impl_;
   d.first.reset();
-  out = send_request{};
+  reset(out);
   if (bytes.empty()) {
     return failure{error_kind::invalid_json, "message: empty (a tombstone or an empty value)"};
   }
@@ -380,8 +636,23 @@ std::optional<failure> request_decoder::decode(std::string_view bytes, send_requ
   std::memset(d.buffer.data() + bytes.size(), 0, simdjson::SIMDJSON_PADDING);
   const char* buffer_end = d.buffer.data() + capacity;
 
+  bool redo = false;
+  if (auto f = d.decode_document(bytes.size(), buffer_end, out, true, redo); !redo) return f;
+  // The fast pass met something irregular in the body: the careful pass names it.
+  d.first.reset();
+  reset(out);
+  return d.decode_document(bytes.size(), buffer_end, out, false, redo);
+}
+
+// One pass over the padded copy in `buffer`. With `fast`, a normalized body whose type is already
+// known is read in the same pass (fast_body); anything irregular in it sets `redo` and ends the
+// pass, and the careful pass (fast = false) validates the body on its own and names the error.
+std::optional<failure> request_decoder::impl::decode_document(std::size_t size, const char* buffer_end,
+                                                              send_request& out, bool fast, bool& redo) {
+  impl& d = *this;
+  const std::size_t capacity = static_cast<std::size_t>(buffer_end - buffer.data());
   od::document doc;
-  if (auto e = d.parser.iterate(d.buffer.data(), bytes.size(), capacity).get(doc); e) {
+  if (auto e = d.parser.iterate(d.buffer.data(), size, capacity).get(doc); e) {
     return failure{error_kind::invalid_json, json_error_message(e)};
   }
   od::object obj;
@@ -393,16 +664,19 @@ std::optional<failure> request_decoder::decode(std::string_view bytes, send_requ
   unsigned seen = 0;
   std::string_view body_raw;
   bool have_body = false;
+  bool body_done = false;  // read by fast_body already
   std::optional<failure> body_number_error;  // see read_object_raw
   for (auto field : obj) {
     std::string_view k;
-    if (auto e = field.unescaped_key().get(k); e) return failure{error_kind::invalid_json, json_error_message(e)};
-    od::value v;
-    if (auto e = field.value().get(v); e) return failure{error_kind::invalid_json, json_error_message(e)};
+    if (auto e = d.key_of(field, k); e) return failure{error_kind::invalid_json, json_error_message(e)};
+    od::value& v = field.value_unsafe().value();  // key_of checked the field: no error to take
 
     member bit{};
     for (const auto& m : members) {
-      if (m.name == k) bit = m.bit;
+      if (m.name == k) {
+        bit = m.bit;
+        break;
+      }
     }
     if (bit == member{}) {
       d.note(error_kind::invalid_field, std::string(k) + ": unknown field");
@@ -447,19 +721,45 @@ std::optional<failure> request_decoder::decode(std::string_view bytes, send_requ
       case m_from: d.read_string(v, "from", out.from); break;
       case m_to: d.read_string(v, "to", out.to); break;
       case m_key: d.read_string(v, "key", out.key); break;
-      case m_body:
-        if (auto raw = d.read_object_raw(v, "body", &body_number_error)) {
-          body_raw = *raw;
+      case m_body: {
+        if (fast && (seen & m_type) && !d.first) {
+          const bool ok = is_passthrough(out.type) ? d.fast_flat_object(v, body_raw) : d.fast_body(v, out, body_raw);
+          if (!ok) {
+            redo = true;
+            return std::nullopt;
+          }
+          out.body_json.assign(body_raw);
           have_body = true;
-          out.body_json.assign(*raw);
+          body_done = true;
+          break;
+        }
+        // Validated after the loop, when the type is known (see decode_body).
+        od::object body;
+        if (v.get_object().get(body)) {
+          d.note(error_kind::invalid_field, "body: must be a JSON object");
+        } else if (auto e = body.raw_json().get(body_raw); e) {
+          d.note(error_kind::invalid_json, std::string("body: ") + simdjson::error_message(e));
+        } else {
+          have_body = true;
+          out.body_json.assign(body_raw);
         }
         break;
+      }
       case m_ext:
-        if (auto raw = d.read_object_raw(v, "ext")) out.ext_json.assign(*raw);
+      case m_provider_fields: {
+        std::string& dst = bit == m_ext ? out.ext_json : out.provider_fields_json;
+        const std::string_view name = bit == m_ext ? "ext" : "provider_fields";
+        if (std::string_view raw; fast && !d.first) {
+          if (!d.fast_flat_object(v, raw)) {
+            redo = true;
+            return std::nullopt;
+          }
+          dst.assign(raw);
+        } else if (auto checked = d.read_object_raw(v, name)) {
+          dst.assign(*checked);
+        }
         break;
-      case m_provider_fields:
-        if (auto raw = d.read_object_raw(v, "provider_fields")) out.provider_fields_json.assign(*raw);
-        break;
+      }
       case m_deadline:
         if (d.read_int(v, "deadline", "epoch milliseconds", n)) out.deadline_ms = n;
         break;
@@ -497,17 +797,19 @@ std::optional<failure> request_decoder::decode(std::string_view bytes, send_requ
   else if (out.to.empty()) d.note(error_kind::invalid_field, "to: must not be empty");
   if (!(seen & m_body)) d.note(error_kind::invalid_field, "body: required");
 
-  if (have_body && (seen & m_type) && !d.first) {
-    d.decode_body(body_raw, buffer_end, out);
-    // A passthrough body (or a member decode_body did not read) keeps the whole-body message.
-    if (!d.first && body_number_error) d.note(body_number_error->kind, std::move(body_number_error->message));
+  if (body_done) {
     if (!d.first) d.check_body(out);
-  } else if (body_number_error) {
+  } else if (have_body && (seen & m_type) && !d.first && !is_passthrough(out.type)) {
+    d.decode_body(body_raw, buffer_end, out);  // reads, and so checks, a normalized body in one pass
+    if (!d.first) d.check_body(out);
+  } else if (have_body && d.validate_raw(body_raw, "body", &body_number_error) && body_number_error) {
+    // Providers read a passthrough body raw: a number they may not read alike is refused.
     d.note(body_number_error->kind, std::move(body_number_error->message));
   }
-  if (out.key.empty() && !out.to.empty()) out.key = out.provider + ":" + out.to;
+  if (out.key.empty() && !out.to.empty()) out.key.append(out.provider).append(1, ':').append(out.to);
   if (d.first) return std::move(d.first);
   return std::nullopt;
 }
+
 
 }  // namespace sendq::core

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <random>
 #include <map>
 #include <tuple>
@@ -112,7 +113,11 @@ double gauge_value(policy::breaker_state s) {
 
 // A consumed record from consumption until its result (and DLQ record) is acknowledged.
 struct record : std::enable_shared_from_this<record> {
-  kafka::message msg;
+  // The consumed bytes (for its DLQ record), copied: holding librdkafka's message would pin the
+  // whole fetch buffer it came in until every record of that fetch has ended.
+  std::string payload;
+  bool null_payload = false;  // a tombstone: its DLQ record has a null value too, not an empty one
+  std::string_view value() const { return null_payload ? std::string_view() : std::string_view(payload); }
   std::string topic;
   std::int32_t partition = 0;
   std::int64_t offset = 0;
@@ -145,6 +150,43 @@ struct partition_key {
   bool operator<(const partition_key& o) const { return std::tie(topic, partition) < std::tie(o.topic, o.partition); }
 };
 
+// Admits at most `capacity` deliveries of one route on one I/O thread at a time; the others wait
+// here in FIFO order, each holding only its record and a timer. Without it all max_in_flight
+// records would be inside the HTTP client at once, each with its built request, coroutine frames
+// and a connection-pool waiter (~12 KB a record, measured), while only as many as there are
+// connections can be sent. Its size is the route's share of connections on that thread, so it
+// never holds back a request that a connection is free for. Single-threaded: used only on its
+// I/O thread's executor.
+class route_gate {
+ public:
+  explicit route_gate(std::size_t capacity) : free_(capacity) {}
+
+  net::awaitable<void> enter() {
+    if (free_ > 0) {
+      --free_;
+      co_return;
+    }
+    auto turn = std::make_shared<net::steady_timer>(co_await net::this_coro::executor,
+                                                    net::steady_timer::time_point::max());
+    waiters_.push_back(turn);
+    co_await turn->async_wait(net::as_tuple(net::use_awaitable));  // cancelled = our turn (slot handed over)
+  }
+
+  void leave() {
+    if (waiters_.empty()) {
+      ++free_;
+      return;
+    }
+    auto next = std::move(waiters_.front());
+    waiters_.pop_front();
+    next->cancel();
+  }
+
+ private:
+  std::size_t free_;
+  std::deque<std::shared_ptr<net::steady_timer>> waiters_;
+};
+
 }  // namespace
 
 struct pipeline::impl : kafka::rebalance_listener {
@@ -153,6 +195,9 @@ struct pipeline::impl : kafka::rebalance_listener {
   log::logger& log;
   metrics::worker_metrics& metrics;
   std::vector<io_shard> shards;
+  // Per shard (same index): a gate per route ("provider\naccount"), touched only on that shard's thread.
+  std::vector<std::unordered_map<std::string, std::unique_ptr<route_gate>>> gates;
+  std::size_t gate_capacity = 1;
   std::size_t next_shard = 0;  // round robin for records without a key (Kafka thread only)
 
   // The accounts and their routes, replaced whole on reload (SIGHUP); a delivery keeps the
@@ -211,7 +256,33 @@ struct pipeline::impl : kafka::rebalance_listener {
         duplicates(std::chrono::milliseconds(c.worker.dedupe_window_ms), static_cast<std::size_t>(c.worker.dedupe_max_ids)),
         decoder(static_cast<std::size_t>(c.worker.max_request_bytes)) {
     if (shards.empty()) throw std::invalid_argument("pipeline: at least one I/O shard is needed");
+    gates.resize(shards.size());
+    pending.resize(shards.size());
+    // The HTTP client of each shard gets max_connections_per_host / shards (services/worker).
+    gate_capacity = std::max<std::size_t>(1, static_cast<std::size_t>(cfg.worker.max_connections_per_host) / shards.size());
     table = build_table(cfg.accounts, nullptr);
+  }
+
+  std::size_t shard_index(const io_shard& shard) const { return static_cast<std::size_t>(&shard - shards.data()); }
+
+  // Records admitted in this poll batch, per shard, not started yet (Kafka thread only): true =
+  // the first of its key's lane (run_lane), false = an undecodable one (deliver).
+  std::vector<std::vector<std::pair<record_ptr, bool>>> pending;
+
+  // Hands each shard its admitted records in one post, instead of one cross-thread post (a lock
+  // and an eventfd wake-up of the I/O thread) per record.
+  void start_pending() {
+    for (std::size_t i = 0; i < shards.size(); ++i) {
+      if (pending[i].empty()) continue;
+      net::post(shards[i].executor, [this, i, batch = std::move(pending[i])]() mutable {
+        auto& shard = shards[i];
+        for (auto& [rec, lane] : batch) {
+          if (lane) net::co_spawn(shard.executor, run_lane(std::move(rec), shard), net::detached);
+          else net::co_spawn(shard.executor, deliver(std::move(rec), shard), net::detached);
+        }
+      });
+      pending[i] = {};
+    }
   }
 
   // Where the requests of `key` run: always the same shard, so that they never change threads.
@@ -307,6 +378,7 @@ struct pipeline::impl : kafka::rebalance_listener {
         held.pop_front();  // before admit(), which may drop other held messages of a partition
         admit(std::move(m));
       }
+      start_pending();
 
       const auto now = std::chrono::steady_clock::now();
       if (now - last_commit >= commit_every) {
@@ -452,14 +524,17 @@ struct pipeline::impl : kafka::rebalance_listener {
     rec->offset = m.offset();
     rec->consumed_at = std::chrono::steady_clock::now();
     rec->generation = tracker.track(rec->topic, rec->partition, rec->offset);
-    rec->msg = std::move(m);
+    rec->payload.assign(m.payload());
+    rec->null_payload = m.payload().data() == nullptr;
     rec->bulk = topic == cfg.kafka.bulk_topic;
     if (rec->bulk) bulk_in_flight.fetch_add(1);
     in_flight.fetch_add(1);
     metrics.in_flight.Increment();
 
     if (!rec->invalid) {
-      if (!rec->req.created_at_ms && rec->msg.timestamp_ms() > 0) rec->req.created_at_ms = rec->msg.timestamp_ms();
+      if (!rec->req.created_at_ms) {
+        if (const auto ts = m.timestamp_ms(); ts > 0) rec->req.created_at_ms = ts;
+      }
       if (duplicates.seen(rec->req.id, rec->consumed_at)) {
         // Already ended in this process (redelivery or replay): its result exists; don't send again.
         metrics.duplicates.Increment();
@@ -470,11 +545,11 @@ struct pipeline::impl : kafka::rebalance_listener {
       if (bulkhead_parks(*rec)) return;
       if (auto first = lanes.push(rec->req.key, rec)) {
         auto& shard = shard_of(rec->req.key);
-        net::co_spawn(shard.executor, run_lane(std::move(*first), shard), net::detached);
+        pending[shard_index(shard)].push_back({std::move(*first), true});
       }
     } else {
       auto& shard = shards[next_shard++ % shards.size()];
-      net::co_spawn(shard.executor, deliver(rec, shard), net::detached);
+      pending[shard_index(shard)].push_back({rec, false});
     }
   }
 
@@ -523,9 +598,25 @@ struct pipeline::impl : kafka::rebalance_listener {
 
   // ---- I/O threads ----
   // Runs the requests of one ordering key one after the other.
+  route_gate& gate_of(io_shard& shard, const core::send_request& req) {
+    auto& map = gates[shard_index(shard)];
+    std::string route_key;
+    route_key.reserve(req.provider.size() + 1 + req.account.size());
+    route_key.append(req.provider).append(1, '\n').append(req.account);
+    auto it = map.find(route_key);
+    if (it == map.end()) it = map.emplace(std::move(route_key), std::make_unique<route_gate>(gate_capacity)).first;
+    return *it->second;
+  }
+
   net::awaitable<void> run_lane(record_ptr rec, io_shard& shard) {
     const std::string key = rec->req.key;
     while (rec) {
+      auto& gate = gate_of(shard, rec->req);
+      co_await gate.enter();
+      struct leave_on_exit {
+        route_gate& g;
+        ~leave_on_exit() { g.leave(); }
+      } guard{gate};
       co_await deliver(rec, shard);
       auto next = lanes.next(key);
       rec = next ? std::move(*next) : nullptr;
@@ -850,7 +941,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       metrics.dlq_records.Add({{"error_kind", std::string(kind)}}).Increment();
       rec->result_id = res.id;
       rec->dlq_headers = dlq_headers(res);
-      produce_or_retry(cfg.kafka.dlq_topic, res.id, rec->msg.payload(), rec->dlq_headers, rec, true);
+      produce_or_retry(cfg.kafka.dlq_topic, res.id, rec->value(), rec->dlq_headers, rec, true);
     }
   }
 
@@ -859,9 +950,9 @@ struct pipeline::impl : kafka::rebalance_listener {
   // request still ends, with its result: a record too large to copy must not stop its partition.
   void produce_dlq_without_value(const record_ptr& rec, const std::string& error) {
     auto headers = rec->dlq_headers;
-    mark_value_omitted(headers, rec->msg.payload().size(), error);
+    mark_value_omitted(headers, rec->payload.size(), error);
     log.warn("pipeline", "DLQ record written without the original value: too large",
-             {{"id", rec->result_id}, {"bytes", std::to_string(rec->msg.payload().size())}, {"error", error}});
+             {{"id", rec->result_id}, {"bytes", std::to_string(rec->payload.size())}, {"error", error}});
     produce_or_retry(cfg.kafka.dlq_topic, rec->result_id, std::string_view(), headers, rec);
   }
 
