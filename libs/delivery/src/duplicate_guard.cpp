@@ -1,6 +1,67 @@
 #include "sendq/delivery/duplicate_guard.hpp"
 
+#include <cstring>
+#include <random>
+
 namespace sendq::delivery {
+namespace {
+
+constexpr std::uint64_t rotl(std::uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
+
+struct sip_state {
+  std::uint64_t v0, v1, v2, v3;
+  void round() {
+    v0 += v1; v1 = rotl(v1, 13); v1 ^= v0; v0 = rotl(v0, 32);
+    v2 += v3; v3 = rotl(v3, 16); v3 ^= v2;
+    v0 += v3; v3 = rotl(v3, 21); v3 ^= v0;
+    v2 += v1; v1 = rotl(v1, 17); v1 ^= v2; v2 = rotl(v2, 32);
+  }
+};
+
+std::uint64_t load_le64(const unsigned char* p) {
+  std::uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+}  // namespace
+
+// Aumasson & Bernstein's SipHash-2-4, 128-bit output variant (as in the reference siphash.c).
+duplicate_guard::digest duplicate_guard::siphash128(std::string_view data, const std::array<std::uint64_t, 2>& key) {
+  const auto* in = reinterpret_cast<const unsigned char*>(data.data());
+  const std::size_t len = data.size();
+  sip_state s{0x736f6d6570736575ULL ^ key[0], 0x646f72616e646f6dULL ^ key[1], 0x6c7967656e657261ULL ^ key[0],
+              0x7465646279746573ULL ^ key[1]};
+  s.v1 ^= 0xee;  // 128-bit output
+  const std::size_t whole = len - (len % 8);
+  for (std::size_t i = 0; i < whole; i += 8) {
+    const std::uint64_t m = load_le64(in + i);
+    s.v3 ^= m;
+    s.round();
+    s.round();
+    s.v0 ^= m;
+  }
+  std::uint64_t b = static_cast<std::uint64_t>(len) << 56;
+  for (std::size_t i = 0; i < len % 8; ++i) b |= static_cast<std::uint64_t>(in[whole + i]) << (8 * i);
+  s.v3 ^= b;
+  s.round();
+  s.round();
+  s.v0 ^= b;
+  s.v2 ^= 0xee;
+  for (int i = 0; i < 4; ++i) s.round();
+  digest d;
+  d.lo = s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
+  s.v1 ^= 0xdd;
+  for (int i = 0; i < 4; ++i) s.round();
+  d.hi = s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
+  return d;
+}
+
+duplicate_guard::duplicate_guard(std::chrono::milliseconds window, std::size_t max_ids)
+    : window_(window), max_ids_(max_ids) {
+  std::random_device rd;
+  for (auto& k : key_) k = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+}
 
 void duplicate_guard::expire(clock::time_point now) {
   while (!order_.empty() && (order_.front().first + window_ <= now || order_.size() > max_ids_)) {
@@ -9,17 +70,19 @@ void duplicate_guard::expire(clock::time_point now) {
   }
 }
 
-bool duplicate_guard::seen(const std::string& id, clock::time_point now) {
+bool duplicate_guard::seen(std::string_view id, clock::time_point now) {
   if (max_ids_ == 0) return false;
+  const auto d = siphash128(id, key_);
   std::lock_guard lock(mutex_);
   expire(now);
-  return ids_.count(id) != 0;
+  return ids_.count(d) != 0;
 }
 
-void duplicate_guard::remember(const std::string& id, clock::time_point now) {
+void duplicate_guard::remember(std::string_view id, clock::time_point now) {
   if (max_ids_ == 0) return;
+  const auto d = siphash128(id, key_);
   std::lock_guard lock(mutex_);
-  if (ids_.insert(id).second) order_.emplace_back(now, id);
+  if (ids_.insert(d).second) order_.emplace_back(now, d);
   expire(now);
 }
 

@@ -135,6 +135,18 @@ struct record : std::enable_shared_from_this<record> {
 
 using record_ptr = std::shared_ptr<record>;
 
+// Admits at most `capacity` deliveries of one route on one I/O thread at a time; the others wait
+// here in FIFO order as bare records, their coroutine not started yet. Without it every in-flight
+// record would be inside a coroutine in the HTTP client at once, with its built request, frames
+// and a connection-pool waiter (~12 KB a record, measured), while only as many as there are
+// connections can be sent. Its size is the route's share of connections on that thread, so it
+// never holds back a request that a connection is free for. Used only on its I/O thread.
+struct route_gate {
+  explicit route_gate(std::size_t capacity) : free(capacity) {}
+  std::size_t free;
+  std::deque<record_ptr> waiting;
+};
+
 // A produced record of `rec`, handed to librdkafka and back in the delivery report.
 struct produce_ticket {
   record_ptr rec;
@@ -148,43 +160,6 @@ struct partition_key {
   std::string topic;
   std::int32_t partition;
   bool operator<(const partition_key& o) const { return std::tie(topic, partition) < std::tie(o.topic, o.partition); }
-};
-
-// Admits at most `capacity` deliveries of one route on one I/O thread at a time; the others wait
-// here in FIFO order, each holding only its record and a timer. Without it all max_in_flight
-// records would be inside the HTTP client at once, each with its built request, coroutine frames
-// and a connection-pool waiter (~12 KB a record, measured), while only as many as there are
-// connections can be sent. Its size is the route's share of connections on that thread, so it
-// never holds back a request that a connection is free for. Single-threaded: used only on its
-// I/O thread's executor.
-class route_gate {
- public:
-  explicit route_gate(std::size_t capacity) : free_(capacity) {}
-
-  net::awaitable<void> enter() {
-    if (free_ > 0) {
-      --free_;
-      co_return;
-    }
-    auto turn = std::make_shared<net::steady_timer>(co_await net::this_coro::executor,
-                                                    net::steady_timer::time_point::max());
-    waiters_.push_back(turn);
-    co_await turn->async_wait(net::as_tuple(net::use_awaitable));  // cancelled = our turn (slot handed over)
-  }
-
-  void leave() {
-    if (waiters_.empty()) {
-      ++free_;
-      return;
-    }
-    auto next = std::move(waiters_.front());
-    waiters_.pop_front();
-    next->cancel();
-  }
-
- private:
-  std::size_t free_;
-  std::deque<std::shared_ptr<net::steady_timer>> waiters_;
 };
 
 }  // namespace
@@ -277,7 +252,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       net::post(shards[i].executor, [this, i, batch = std::move(pending[i])]() mutable {
         auto& shard = shards[i];
         for (auto& [rec, lane] : batch) {
-          if (lane) net::co_spawn(shard.executor, run_lane(std::move(rec), shard), net::detached);
+          if (lane) start_lane(std::move(rec), shard);
           else net::co_spawn(shard.executor, deliver(std::move(rec), shard), net::detached);
         }
       });
@@ -608,18 +583,35 @@ struct pipeline::impl : kafka::rebalance_listener {
     return *it->second;
   }
 
-  net::awaitable<void> run_lane(record_ptr rec, io_shard& shard) {
+  // Starts the delivery of `rec`, the head of its key's lane, when its route's gate has room;
+  // otherwise it waits at the gate (I/O thread of `shard`).
+  void start_lane(record_ptr rec, io_shard& shard) {
+    auto& gate = gate_of(shard, rec->req);
+    if (gate.free == 0) {
+      gate.waiting.push_back(std::move(rec));
+      return;
+    }
+    --gate.free;
+    net::co_spawn(shard.executor, run_lane(std::move(rec), shard, gate), net::detached);
+  }
+
+  // Delivers `rec` holding a place in `gate`, passes the place on, then starts the next request
+  // of the key (in order: the lane stays busy until next() finds it empty). Both are posted, not
+  // started in place: co_spawn runs a coroutine inline up to its first suspension, and requests
+  // that end without any I/O (rejections) would otherwise nest one call deeper each.
+  net::awaitable<void> run_lane(record_ptr rec, io_shard& shard, route_gate& gate) {
     const std::string key = rec->req.key;
-    while (rec) {
-      auto& gate = gate_of(shard, rec->req);
-      co_await gate.enter();
-      struct leave_on_exit {
-        route_gate& g;
-        ~leave_on_exit() { g.leave(); }
-      } guard{gate};
-      co_await deliver(rec, shard);
-      auto next = lanes.next(key);
-      rec = next ? std::move(*next) : nullptr;
+    co_await deliver(std::move(rec), shard);
+    if (gate.waiting.empty()) {
+      ++gate.free;
+    } else {
+      net::post(shard.executor, [this, waiting = std::move(gate.waiting.front()), &shard, &gate]() mutable {
+        net::co_spawn(shard.executor, run_lane(std::move(waiting), shard, gate), net::detached);
+      });
+      gate.waiting.pop_front();
+    }
+    if (auto next = lanes.next(key)) {
+      net::post(shard.executor, [this, next = std::move(*next), &shard]() mutable { start_lane(std::move(next), shard); });
     }
   }
 

@@ -2,6 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <string_view>
+
 using sendq::delivery::duplicate_guard;
 using namespace std::chrono_literals;
 
@@ -28,4 +34,38 @@ TEST(duplicate_guard, is_off_with_zero_ids) {
   duplicate_guard g(1h, 0);
   g.remember("a", duplicate_guard::clock::time_point{});
   EXPECT_FALSE(g.seen("a", duplicate_guard::clock::time_point{}));
+}
+
+// The reference vectors (veorq/SipHash vectors.h, vectors_sip128): key 00..0f, message 00..len-1;
+// the tag is the two 64-bit halves, each little-endian.
+TEST(duplicate_guard, siphash128_matches_the_reference_vectors) {
+  const std::array<std::uint64_t, 2> key{0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL};
+  std::string msg;
+  for (int i = 0; i < 64; ++i) msg.push_back(static_cast<char>(i));
+  auto hex = [](const duplicate_guard::digest& d) {
+    std::string out;
+    char buf[3];
+    for (auto half : {d.lo, d.hi}) {
+      for (int i = 0; i < 8; ++i) {
+        std::snprintf(buf, sizeof buf, "%02x", static_cast<unsigned>((half >> (8 * i)) & 0xff));
+        out += buf;
+      }
+    }
+    return out;
+  };
+  EXPECT_EQ(hex(duplicate_guard::siphash128(std::string_view(msg).substr(0, 0), key)), "a3817f04ba25a8e66df67214c7550293");
+  EXPECT_EQ(hex(duplicate_guard::siphash128(std::string_view(msg).substr(0, 7), key)), "a1f1ebbed8dbc153c0b84aa61ff08239");
+  EXPECT_EQ(hex(duplicate_guard::siphash128(std::string_view(msg).substr(0, 8), key)), "3b62a9ba6258f5610f83e264f31497b4");
+  EXPECT_EQ(hex(duplicate_guard::siphash128(std::string_view(msg).substr(0, 15), key)), "5493e99933b0a8117e08ec0f97cfc3d9");
+  EXPECT_EQ(hex(duplicate_guard::siphash128(std::string_view(msg).substr(0, 63), key)), "5150d1772f50834a503e069a973fbd7c");
+}
+
+TEST(duplicate_guard, tells_ids_apart_that_differ_in_one_byte) {
+  duplicate_guard g(1h, 1000);
+  const auto t0 = duplicate_guard::clock::time_point{} + 1h;
+  g.remember("order-000123-sender-text", t0);
+  EXPECT_TRUE(g.seen("order-000123-sender-text", t0));
+  EXPECT_FALSE(g.seen("order-000124-sender-text", t0));
+  EXPECT_FALSE(g.seen("order-000123-sender-tex", t0));
+  EXPECT_FALSE(g.seen("", t0));
 }

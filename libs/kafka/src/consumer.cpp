@@ -94,8 +94,14 @@ consumer::consumer(const consumer_options& opts, log::logger& log, rebalance_lis
   detail::set(conf.get(), "enable.partition.eof", "false");
   detail::set(conf.get(), "fetch.wait.max.ms", "20");
   // Prefetch is bounded by the worker's max_in_flight anyway: 64 MB (the default) of queued
-  // messages only adds to the RSS when a large backlog waits. 16 MB is ~30,000 typical requests.
-  detail::set(conf.get(), "queued.max.messages.kbytes", "16384");
+  // messages only adds to the RSS when a large backlog waits. 8 MB is ~16,000 typical requests,
+  // most of a second at full speed.
+  detail::set(conf.get(), "queued.max.messages.kbytes", "8192");
+  // One fetch response is one buffer, up to fetch.max.bytes (50 MB by default) or 1 MB per
+  // partition: with 64 partitions of backlog that alone was ~40 MB of the worker's peak RSS.
+  // 4 MB (~8,000 typical requests) per fetch, 256 KB per partition, keep the pipeline fed.
+  detail::set(conf.get(), "fetch.max.bytes", "4194304");
+  detail::set(conf.get(), "max.partition.fetch.bytes", "262144");
   detail::set(conf.get(), "queued.min.messages", "20000");
   // A dead worker's partitions move on within 10 s (the default 45 s stalls a restart).
   detail::set(conf.get(), "session.timeout.ms", "10000");

@@ -2,11 +2,17 @@
 /// Remembers the ids of requests that ended in this process for a while, so that a redelivered or
 /// replayed request is not sent again. Bounded: at most `max_ids`, each for at most `window`.
 /// Thread-safe.
+///
+/// Ids are kept as 128-bit SipHash-2-4 digests under a key drawn at random per process, not as
+/// strings: ~60 bytes an id instead of ~160 (200,000 ids: ~12 MB instead of ~32 MB of the
+/// worker's RSS). Two different ids compare equal with probability ~2^-128, and as the key is
+/// secret a producer cannot craft ids that do.
+#include <array>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <mutex>
-#include <string>
 #include <string_view>
 #include <unordered_set>
 
@@ -15,21 +21,32 @@ namespace sendq::delivery {
 class duplicate_guard {
  public:
   using clock = std::chrono::steady_clock;
-  duplicate_guard(std::chrono::milliseconds window, std::size_t max_ids) : window_(window), max_ids_(max_ids) {}
+  duplicate_guard(std::chrono::milliseconds window, std::size_t max_ids);
 
   /// True when `id` ended within the window.
-  bool seen(const std::string& id, clock::time_point now);
+  bool seen(std::string_view id, clock::time_point now);
   /// Records that `id` ended now.
-  void remember(const std::string& id, clock::time_point now);
+  void remember(std::string_view id, clock::time_point now);
   std::size_t size() const;
 
+  struct digest {
+    std::uint64_t lo = 0, hi = 0;
+    bool operator==(const digest&) const = default;
+  };
+  /// SipHash-2-4 with 128-bit output (the reference's siphash128) of `data` under `key`.
+  static digest siphash128(std::string_view data, const std::array<std::uint64_t, 2>& key);
+
  private:
+  struct digest_hash {
+    std::size_t operator()(const digest& d) const noexcept { return static_cast<std::size_t>(d.lo); }
+  };
   void expire(clock::time_point now);
   std::chrono::milliseconds window_;
   std::size_t max_ids_;
+  std::array<std::uint64_t, 2> key_;
   mutable std::mutex mutex_;
-  std::unordered_set<std::string> ids_;
-  std::deque<std::pair<clock::time_point, std::string>> order_;  // oldest first
+  std::unordered_set<digest, digest_hash> ids_;
+  std::deque<std::pair<clock::time_point, digest>> order_;  // oldest first
 };
 
 }  // namespace sendq::delivery

@@ -9,13 +9,13 @@
 ///   next(k)    → nullopt    (lane k is empty: removed)
 #include <array>
 #include <cstddef>
-#include <deque>
 #include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace sendq::delivery {
 
@@ -29,7 +29,7 @@ class key_lanes {
     std::lock_guard lock(s.mutex);
     auto [it, created] = s.lanes.try_emplace(key);
     if (created) return item;
-    it->second.push_back(std::move(item));
+    it->second.items.push_back(std::move(item));
     ++s.waiting;
     return std::nullopt;
   }
@@ -40,12 +40,16 @@ class key_lanes {
     std::lock_guard lock(s.mutex);
     auto it = s.lanes.find(key);
     if (it == s.lanes.end()) return std::nullopt;
-    if (it->second.empty()) {
+    auto& lane = it->second;
+    if (lane.head == lane.items.size()) {
       s.lanes.erase(it);
       return std::nullopt;
     }
-    T item = std::move(it->second.front());
-    it->second.pop_front();
+    T item = std::move(lane.items[lane.head++]);
+    if (lane.head == lane.items.size()) {
+      lane.items.clear();
+      lane.head = 0;
+    }
     --s.waiting;
     return item;
   }
@@ -71,9 +75,15 @@ class key_lanes {
   }
 
  private:
+  // Items waiting behind the running one, oldest at `head`. Most lanes never have any: unlike a
+  // std::deque (~600 bytes as soon as it exists), an empty vector allocates nothing.
+  struct lane {
+    std::vector<T> items;
+    std::size_t head = 0;
+  };
   struct shard {
     mutable std::mutex mutex;
-    std::unordered_map<std::string, std::deque<T>> lanes;
+    std::unordered_map<std::string, lane> lanes;
     std::size_t waiting = 0;
   };
   shard& shard_of(const std::string& key) { return shards_[std::hash<std::string>{}(key) % shards_.size()]; }
