@@ -49,18 +49,6 @@ enum member : unsigned {
   m_not_before = 1u << 14,
 };
 
-struct member_name {
-  std::string_view name;
-  member bit;
-};
-constexpr member_name members[] = {
-    {"id", m_id},         {"provider", m_provider}, {"account", m_account},
-    {"type", m_type},     {"from", m_from},         {"to", m_to},
-    {"key", m_key},       {"body", m_body},         {"ext", m_ext},
-    {"provider_fields", m_provider_fields},         {"deadline", m_deadline},
-    {"max_attempts", m_max_attempts},               {"created_at", m_created_at},
-    {"attempt", m_attempt},                         {"not_before", m_not_before},
-};
 
 bool is_passthrough(message_type t) {
   return t == message_type::link || t == message_type::template_ || t == message_type::custom;
@@ -86,6 +74,27 @@ void reset(send_request& r) {
   r.not_before_ms.reset();
 }
 
+// Equal to a literal: a fixed-size compare the compiler inlines (no memcmp call per member).
+template <std::size_t N>
+bool is(std::string_view k, const char (&lit)[N]) {
+  return k.size() == N - 1 && std::memcmp(k.data(), lit, N - 1) == 0;
+}
+
+// The top-level member `k` names, or none (0), by length first.
+member member_of(std::string_view k) {
+  switch (k.size()) {
+    case 2: return is(k, "id") ? m_id : is(k, "to") ? m_to : member{};
+    case 3: return is(k, "key") ? m_key : is(k, "ext") ? m_ext : member{};
+    case 4: return is(k, "type") ? m_type : is(k, "from") ? m_from : is(k, "body") ? m_body : member{};
+    case 7: return is(k, "account") ? m_account : is(k, "attempt") ? m_attempt : member{};
+    case 8: return is(k, "provider") ? m_provider : is(k, "deadline") ? m_deadline : member{};
+    case 10: return is(k, "created_at") ? m_created_at : is(k, "not_before") ? m_not_before : member{};
+    case 12: return is(k, "max_attempts") ? m_max_attempts : member{};
+    case 15: return is(k, "provider_fields") ? m_provider_fields : member{};
+    default: return member{};
+  }
+}
+
 }  // namespace
 
 struct request_decoder::impl {
@@ -100,15 +109,16 @@ struct request_decoder::impl {
   std::optional<failure> first;      // first field error; decoding goes on to name the request
 
   // A member name, read in place when it has no escape (the usual case: no call into simdjson's
-  // string unescaper), unescaped otherwise. Stage 1 has seen the closing quote in the buffer.
+  // string unescaper), unescaped otherwise. Stage 1 has seen the closing quote in the buffer, so
+  // the scan ends; names are short, so an inline loop beats memchr.
   error_code key_of(simdjson::simdjson_result<od::field>& result, std::string_view& k) {
     if (result.error()) return result.error();
     od::field& field = result.value_unsafe();
     const char* p = field.key().raw();
-    const char* end = buffer.data() + buffer.size();
-    if (p >= buffer.data() && p < end) {
-      const auto* q = static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
-      if (q && !std::memchr(p, '\\', static_cast<std::size_t>(q - p))) {
+    if (p >= buffer.data() && p < buffer.data() + buffer.size()) {
+      const char* q = p;
+      while (*q != '"' && *q != '\\') ++q;
+      if (*q == '"') {
         k = std::string_view(p, static_cast<std::size_t>(q - p));
         return simdjson::SUCCESS;
       }
@@ -117,17 +127,20 @@ struct request_decoder::impl {
   }
 
   // A string value, in place when it has no escape (stage 1 has checked its UTF-8 and control
-  // characters already), unescaped by simdjson otherwise. Not a string: INCORRECT_TYPE.
+  // characters already), unescaped by simdjson otherwise. Not a string: INCORRECT_TYPE. The
+  // token runs from the opening quote to the next structural character: the closing quote is
+  // its last non-blank character.
   error_code string_of(od::value& v, std::string_view& out) {
-    const std::string_view token = v.raw_json_token();  // does not consume
-    const char* end = buffer.data() + buffer.size();
-    if (token.size() >= 2 && token.front() == '"' && token.data() > buffer.data() && token.data() < end) {
-      const char* p = token.data() + 1;
-      const auto* q = static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
-      if (q && !std::memchr(p, '\\', static_cast<std::size_t>(q - p))) {
+    std::string_view token = v.raw_json_token();  // does not consume
+    while (!token.empty() && (token.back() == ' ' || token.back() == '\n' || token.back() == '\r' || token.back() == '\t')) {
+      token.remove_suffix(1);
+    }
+    if (token.size() >= 2 && token.front() == '"' && token.back() == '"') {
+      const std::string_view content = token.substr(1, token.size() - 2);
+      if (content.find('\\') == std::string_view::npos) {
         od::raw_json_string skipped;
         if (auto e = v.get_raw_json_string().get(skipped); e) return e;
-        out = std::string_view(p, static_cast<std::size_t>(q - p));
+        out = content;
         return simdjson::SUCCESS;
       }
     }
@@ -419,8 +432,7 @@ void request_decoder::impl::decode_body(std::string_view raw, const char* buffer
 // the type (wrong JSON type, unknown or repeated member, negative size, bad JSON): the careful
 // pass then names it. `raw` is the body's text, as object::raw_json() would give it.
 bool request_decoder::impl::fast_body(od::value v, send_request& out, std::string_view& raw) {
-  const char* begin = nullptr;
-  if (v.current_location().get(begin)) return false;
+  const char* begin = v.raw_json_token().data();  // the '{', not consumed
   od::object obj;
   if (v.get_object().get(obj)) return false;
   auto& b = out.body;
@@ -449,45 +461,45 @@ bool request_decoder::impl::fast_body(od::value v, send_request& out, std::strin
     std::uint32_t bit = 0;
     switch (type) {  // the same members as decode_body
       case message_type::text:
-        if (k == "text") bit = 1, str(b.text);
+        if (is(k, "text")) bit = 1, str(b.text);
         break;
       case message_type::image:
-        if (k == "url") bit = 1, str(b.url);
-        else if (k == "name") bit = 2, str(b.name);
-        else if (k == "size") bit = 4, num(b.size);
-        else if (k == "width") bit = 8, num(b.width);
-        else if (k == "height") bit = 16, num(b.height);
+        if (is(k, "url")) bit = 1, str(b.url);
+        else if (is(k, "name")) bit = 2, str(b.name);
+        else if (is(k, "size")) bit = 4, num(b.size);
+        else if (is(k, "width")) bit = 8, num(b.width);
+        else if (is(k, "height")) bit = 16, num(b.height);
         break;
       case message_type::voice:
-        if (k == "url") bit = 1, str(b.url);
-        else if (k == "name") bit = 2, str(b.name);
-        else if (k == "data_base64") bit = 4, str(b.data_base64);
-        else if (k == "format") bit = 8, str(b.format);
-        else if (k == "duration_ms") bit = 16, num(b.duration_ms);
-        else if (k == "size") bit = 32, num(b.size);
+        if (is(k, "url")) bit = 1, str(b.url);
+        else if (is(k, "name")) bit = 2, str(b.name);
+        else if (is(k, "data_base64")) bit = 4, str(b.data_base64);
+        else if (is(k, "format")) bit = 8, str(b.format);
+        else if (is(k, "duration_ms")) bit = 16, num(b.duration_ms);
+        else if (is(k, "size")) bit = 32, num(b.size);
         break;
       case message_type::video:
-        if (k == "url") bit = 1, str(b.url);
-        else if (k == "name") bit = 2, str(b.name);
-        else if (k == "thumb_url") bit = 4, str(b.thumb_url);
-        else if (k == "thumb_name") bit = 8, str(b.thumb_name);
-        else if (k == "thumb_size") bit = 16, num(b.thumb_size);
-        else if (k == "title") bit = 32, str(b.title);
-        else if (k == "description") bit = 64, str(b.description);
-        else if (k == "size") bit = 128, num(b.size);
-        else if (k == "duration_ms") bit = 256, num(b.duration_ms);
-        else if (k == "width") bit = 512, num(b.width);
-        else if (k == "height") bit = 1024, num(b.height);
+        if (is(k, "url")) bit = 1, str(b.url);
+        else if (is(k, "name")) bit = 2, str(b.name);
+        else if (is(k, "thumb_url")) bit = 4, str(b.thumb_url);
+        else if (is(k, "thumb_name")) bit = 8, str(b.thumb_name);
+        else if (is(k, "thumb_size")) bit = 16, num(b.thumb_size);
+        else if (is(k, "title")) bit = 32, str(b.title);
+        else if (is(k, "description")) bit = 64, str(b.description);
+        else if (is(k, "size")) bit = 128, num(b.size);
+        else if (is(k, "duration_ms")) bit = 256, num(b.duration_ms);
+        else if (is(k, "width")) bit = 512, num(b.width);
+        else if (is(k, "height")) bit = 1024, num(b.height);
         break;
       case message_type::location:
-        if (k == "lat") bit = 1, real(b.lat);
-        else if (k == "lng") bit = 2, real(b.lng);
-        else if (k == "address") bit = 4, str(b.address);
+        if (is(k, "lat")) bit = 1, real(b.lat);
+        else if (is(k, "lng")) bit = 2, real(b.lng);
+        else if (is(k, "address")) bit = 4, str(b.address);
         break;
       case message_type::file:
-        if (k == "url") bit = 1, str(b.url);
-        else if (k == "name") bit = 2, str(b.name);
-        else if (k == "size") bit = 4, num(b.size);
+        if (is(k, "url")) bit = 1, str(b.url);
+        else if (is(k, "name")) bit = 2, str(b.name);
+        else if (is(k, "size")) bit = 4, num(b.size);
         break;
       case message_type::link:
       case message_type::template_:
@@ -510,8 +522,7 @@ bool request_decoder::impl::fast_body(od::value v, send_request& out, std::strin
 // valid JSON the DOM would take alike. Returns false, noting nothing, for anything else (nesting,
 // long integers, any error): the careful pass validates such an object with the DOM.
 bool request_decoder::impl::fast_flat_object(od::value v, std::string_view& raw) {
-  const char* begin = nullptr;
-  if (v.current_location().get(begin)) return false;
+  const char* begin = v.raw_json_token().data();  // the '{', not consumed
   od::object obj;
   if (v.get_object().get(obj)) return false;
   key_scratch.clear();
@@ -671,13 +682,7 @@ std::optional<failure> request_decoder::impl::decode_document(std::size_t size, 
     if (auto e = d.key_of(field, k); e) return failure{error_kind::invalid_json, json_error_message(e)};
     od::value& v = field.value_unsafe().value();  // key_of checked the field: no error to take
 
-    member bit{};
-    for (const auto& m : members) {
-      if (m.name == k) {
-        bit = m.bit;
-        break;
-      }
-    }
+    const member bit = member_of(k);
     if (bit == member{}) {
       d.note(error_kind::invalid_field, std::string(k) + ": unknown field");
       continue;  // skipped by the iterator
@@ -707,14 +712,14 @@ std::optional<failure> request_decoder::impl::decode_document(std::size_t size, 
         }
         break;
       case m_type: {
-        std::string t;
-        if (d.read_string(v, "type", t)) {
-          if (auto mt = parse_message_type(t)) {
-            out.type = *mt;
-          } else {
-            d.note(error_kind::unsupported_type,
-                   "type: '" + t + "' is not one of text, image, voice, video, location, file, link, template, custom");
-          }
+        std::string_view t;
+        if (d.string_of(v, t)) {
+          d.note(error_kind::invalid_field, "type: must be a string");
+        } else if (auto mt = parse_message_type(t)) {
+          out.type = *mt;
+        } else {
+          d.note(error_kind::unsupported_type, "type: '" + std::string(t) +
+                                                   "' is not one of text, image, voice, video, location, file, link, template, custom");
         }
         break;
       }

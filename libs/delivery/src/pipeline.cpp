@@ -703,7 +703,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       res.error = *f;
       co_return attempt_end::final_result;
     }
-    const auto& call = std::get<providers::http_call>(built);
+    bool built_used = false;  // its strings were moved into an attempt: build again for the next
     const int max_attempts = req.max_attempts.value_or(cfg.worker.max_attempts);
     const std::string provider(r.provider->name());
     auto& duration = cached(r.series->request_duration, [&]() -> auto& { return metrics.request_duration_for(provider); });
@@ -769,12 +769,24 @@ struct pipeline::impl : kafka::rebalance_listener {
         co_await timer.async_wait(net::as_tuple(net::use_awaitable));
       }
 
+      if (built_used) {
+        // A retry (rare): build the call again rather than copy every first attempt's body and
+        // headers for it. Building is a pure function of the request and the account.
+        built = r.provider->build(req, *r.account);
+        if (auto* f = std::get_if<core::failure>(&built)) {
+          res.status = delivery_status::rejected;
+          res.error = *f;
+          co_return attempt_end::final_result;
+        }
+      }
+      auto& call = std::get<providers::http_call>(built);
+      built_used = true;
       http::request hr;
-      hr.method = call.method;
+      hr.method = std::move(call.method);
       hr.target = r.endpoint.base_path + call.path_and_query;
-      hr.content_type = call.content_type;
-      hr.headers = call.headers;
-      hr.body = call.body;
+      hr.content_type = std::move(call.content_type);
+      hr.headers = std::move(call.headers);
+      hr.body = std::move(call.body);
       hr.timeout = std::chrono::milliseconds(cfg.worker.request_timeout_ms);
       hr.max_redirects = r.account->follow_redirects;
       if (req.deadline_ms) {
