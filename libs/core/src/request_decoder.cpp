@@ -289,11 +289,12 @@ request_decoder::request_decoder(std::size_t max_request_bytes)
     : impl_(std::make_unique<impl>(max_request_bytes)) {}
 request_decoder::~request_decoder() = default;
 
-// A normalized body (text, image, ...) in one On-Demand pass: every member is read (so checked)
-// or refused, and duplicates are caught by a bit per known member. A body that is in any way
-// irregular is then validated the slow way first (DOM parse, duplicates), so that an invalid or
+// A normalized body (text, image, ...) parsed on its own, after the document: in the careful pass,
+// and when `type` comes after `body` (fast_body needs the type first). Every member is read (so
+// checked) or refused, and duplicates are caught by a bit per known member. A body that is in any
+// way irregular is validated the slow way first (DOM parse, duplicates), so that an invalid or
 // too deep body is named exactly as a passthrough body would be; only a body that is valid JSON
-// gets the member's own message. Valid bodies, the common case, are parsed once.
+// gets the member's own message.
 void request_decoder::impl::decode_body(std::string_view raw, const char* buffer_end,
                                         send_request& out) {
   bool validated = false;

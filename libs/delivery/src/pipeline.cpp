@@ -572,7 +572,8 @@ struct pipeline::impl : kafka::rebalance_listener {
   }
 
   // ---- I/O threads ----
-  // Runs the requests of one ordering key one after the other.
+  // The requests of one ordering key run one after the other: start_lane starts the head of the
+  // key's lane, and each run_lane starts the next one when it is done.
   route_gate& gate_of(io_shard& shard, const core::send_request& req) {
     auto& map = gates[shard_index(shard)];
     std::string route_key;
