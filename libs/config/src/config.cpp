@@ -69,8 +69,10 @@ void read_section(const toml::table* t, std::string_view section, std::vector<in
       auto i = std::find_if(ints.begin(), ints.end(), [&](auto& x) { return key == x.name; });
       auto s = std::find_if(strings.begin(), strings.end(), [&](auto& x) { return key == x.name; });
       if (i != ints.end()) {
-        auto n = v.value<int64_t>();
-        if (!v.is_integer() || !n) fail(where + ": must be an integer");
+        // Only an integer node is read as one: toml++ converts a float node (4e97) with a cast
+        // whose overflow is undefined behaviour (found by fuzz_config).
+        const auto n = v.is_integer() ? v.value<int64_t>() : std::nullopt;
+        if (!n) fail(where + ": must be an integer");
         if (*n < i->min || *n > i->max) {
           fail(where + ": " + std::to_string(*n) + " is outside " + std::to_string(i->min) + ".." +
                std::to_string(i->max));
@@ -160,8 +162,8 @@ void read_accounts(const toml::table* providers_table, config& c, const env_look
             continue;
           }
           if (key == "follow_redirects") {
-            const auto n = v.value<int64_t>();
-            if (!v.is_integer() || *n < 0 || *n > 10) fail(where + ".follow_redirects: must be an integer in 0..10");
+            const auto n = v.is_integer() ? v.value<int64_t>() : std::nullopt;  // as above
+            if (!n || *n < 0 || *n > 10) fail(where + ".follow_redirects: must be an integer in 0..10");
             a.follow_redirects = static_cast<unsigned>(*n);
             continue;
           }

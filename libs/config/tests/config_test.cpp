@@ -118,6 +118,9 @@ TEST(config, refuses_what_it_does_not_know_naming_the_key) {
   EXPECT_EQ(error_of("[wroker]\n"), "wroker: unknown section (known: kafka, worker, metrics, gateway, log, providers)");
   EXPECT_EQ(error_of("[worker]\nthreads = 0\n"), "worker.threads: 0 is outside 1..256");
   EXPECT_EQ(error_of("[worker]\nthreads = \"2\"\n"), "worker.threads: must be an integer");
+  // A float, even one far outside any integer's range (fuzz_config: toml++ would cast it, UB).
+  EXPECT_EQ(error_of("[worker]\nmax_in_flight = 40e96\n"), "worker.max_in_flight: must be an integer");
+  EXPECT_EQ(error_of("[worker]\nthreads = 2.0\n"), "worker.threads: must be an integer");
   EXPECT_EQ(error_of("", {{"SENDQ_WORKER_THREADS", "many"}}), "SENDQ_WORKER_THREADS: 'many' is not an integer within 1..256");
   EXPECT_EQ(error_of("[providers.fax.default]\nbase_url=\"http://h\"\n"),
             "providers.fax: unknown provider (known: sender, gewe, im, gps)");
@@ -200,7 +203,7 @@ TEST(config, follow_redirects_is_an_account_key_from_0_to_10) {
   auto c = parse(std::string(gewe_account) + "follow_redirects = 2\n", env_of({}));
   EXPECT_EQ(c.find_account("gewe", "default")->follow_redirects, 2u);
   EXPECT_TRUE(c.find_account("gewe", "default")->settings.count("follow_redirects") == 0);
-  for (const char* bad : {"11", "-1", "\"2\"", "true"}) {
+  for (const char* bad : {"11", "-1", "\"2\"", "true", "2.0", "4e97"}) {
     EXPECT_EQ(error_of(std::string(gewe_account) + "follow_redirects = " + bad + "\n"),
               "providers.gewe.default.follow_redirects: must be an integer in 0..10")
         << bad;
