@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -72,6 +73,61 @@ void reset(send_request& r) {
   r.max_attempts.reset();
   r.attempt = 0;
   r.not_before_ms.reset();
+}
+
+// The members each normalized type knows (CONTRACT.md "Normalized bodies"), read by decode_body
+// and fast_body alike. A member's index in its type's list is its bit for telling repeats.
+struct body_member {
+  std::string_view name;
+  std::optional<std::string> message_body::*text = nullptr;    // a string member, or
+  std::optional<std::int64_t> message_body::*count = nullptr;  // a non-negative integer in `unit`, or
+  std::optional<double> message_body::*degrees = nullptr;      // a coordinate
+  std::string_view unit = {};
+};
+using mb = message_body;
+constexpr body_member text_members[] = {{"text", &mb::text}};
+constexpr body_member image_members[] = {
+    {"url", &mb::url}, {"name", &mb::name}, {"size", nullptr, &mb::size, nullptr, "bytes"},
+    {"width", nullptr, &mb::width, nullptr, "pixels"}, {"height", nullptr, &mb::height, nullptr, "pixels"}};
+constexpr body_member voice_members[] = {
+    {"url", &mb::url}, {"name", &mb::name}, {"data_base64", &mb::data_base64}, {"format", &mb::format},
+    {"duration_ms", nullptr, &mb::duration_ms, nullptr, "milliseconds"}, {"size", nullptr, &mb::size, nullptr, "bytes"}};
+constexpr body_member video_members[] = {
+    {"url", &mb::url}, {"name", &mb::name}, {"thumb_url", &mb::thumb_url}, {"thumb_name", &mb::thumb_name},
+    {"thumb_size", nullptr, &mb::thumb_size, nullptr, "bytes"}, {"title", &mb::title},
+    {"description", &mb::description}, {"size", nullptr, &mb::size, nullptr, "bytes"},
+    {"duration_ms", nullptr, &mb::duration_ms, nullptr, "milliseconds"},
+    {"width", nullptr, &mb::width, nullptr, "pixels"}, {"height", nullptr, &mb::height, nullptr, "pixels"}};
+constexpr body_member location_members[] = {
+    {"lat", nullptr, nullptr, &mb::lat}, {"lng", nullptr, nullptr, &mb::lng}, {"address", &mb::address}};
+constexpr body_member file_members[] = {{"url", &mb::url}, {"name", &mb::name}, {"size", nullptr, &mb::size, nullptr, "bytes"}};
+
+// The members of `type` (none for the passthrough types).
+std::span<const body_member> body_members(message_type type) {
+  switch (type) {
+    case message_type::text: return text_members;
+    case message_type::image: return image_members;
+    case message_type::voice: return voice_members;
+    case message_type::video: return video_members;
+    case message_type::location: return location_members;
+    case message_type::file: return file_members;
+    case message_type::link:
+    case message_type::template_:
+    case message_type::custom: return {};
+  }
+  return {};
+}
+
+// Index of member `k` in `members`, or -1. Names are short: compared inline, not by memcmp calls.
+int body_member_index(std::span<const body_member> members, std::string_view k) {
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    const std::string_view name = members[i].name;
+    if (name.size() != k.size() || name[0] != k[0]) continue;
+    std::size_t j = 1;
+    while (j < k.size() && name[j] == k[j]) ++j;
+    if (j == k.size()) return static_cast<int>(i);
+  }
+  return -1;
 }
 
 // Short strings (names, ids) are scanned inline: a memchr call costs more than the scan.
@@ -327,6 +383,8 @@ void request_decoder::impl::decode_body(std::string_view raw, const char* buffer
     return;
   }
   const auto type = out.type;
+  const auto members = body_members(type);
+  if (members.empty()) return;  // passthrough: validated whole by the caller
   constexpr std::string_view prefix = "body.";
   std::uint32_t seen = 0;
 
@@ -375,55 +433,13 @@ void request_decoder::impl::decode_body(std::string_view raw, const char* buffer
       }
       dst = d;
     };
-    // The members each normalized type knows (CONTRACT.md "Normalized bodies"); `bit` tells
-    // a repeated member.
-    std::uint32_t bit = 0;
-    switch (type) {
-      case message_type::text:
-        if (k == "text") bit = 1, str(b.text);
-        break;
-      case message_type::image:
-        if (k == "url") bit = 1, str(b.url);
-        else if (k == "name") bit = 2, str(b.name);
-        else if (k == "size") bit = 4, num(b.size, "bytes");
-        else if (k == "width") bit = 8, num(b.width, "pixels");
-        else if (k == "height") bit = 16, num(b.height, "pixels");
-        break;
-      case message_type::voice:
-        if (k == "url") bit = 1, str(b.url);
-        else if (k == "name") bit = 2, str(b.name);
-        else if (k == "data_base64") bit = 4, str(b.data_base64);
-        else if (k == "format") bit = 8, str(b.format);
-        else if (k == "duration_ms") bit = 16, num(b.duration_ms, "milliseconds");
-        else if (k == "size") bit = 32, num(b.size, "bytes");
-        break;
-      case message_type::video:
-        if (k == "url") bit = 1, str(b.url);
-        else if (k == "name") bit = 2, str(b.name);
-        else if (k == "thumb_url") bit = 4, str(b.thumb_url);
-        else if (k == "thumb_name") bit = 8, str(b.thumb_name);
-        else if (k == "thumb_size") bit = 16, num(b.thumb_size, "bytes");
-        else if (k == "title") bit = 32, str(b.title);
-        else if (k == "description") bit = 64, str(b.description);
-        else if (k == "size") bit = 128, num(b.size, "bytes");
-        else if (k == "duration_ms") bit = 256, num(b.duration_ms, "milliseconds");
-        else if (k == "width") bit = 512, num(b.width, "pixels");
-        else if (k == "height") bit = 1024, num(b.height, "pixels");
-        break;
-      case message_type::location:
-        if (k == "lat") bit = 1, real(b.lat);
-        else if (k == "lng") bit = 2, real(b.lng);
-        else if (k == "address") bit = 4, str(b.address);
-        break;
-      case message_type::file:
-        if (k == "url") bit = 1, str(b.url);
-        else if (k == "name") bit = 2, str(b.name);
-        else if (k == "size") bit = 4, num(b.size, "bytes");
-        break;
-      case message_type::link:
-      case message_type::template_:
-      case message_type::custom:
-        return;  // passthrough: validated whole by the caller
+    const int i = body_member_index(members, k);
+    const std::uint32_t bit = i < 0 ? 0 : 1u << i;
+    if (i >= 0) {
+      const auto& m = members[static_cast<std::size_t>(i)];
+      if (m.text) str(b.*m.text);
+      else if (m.count) num(b.*m.count, m.unit);
+      else real(b.*m.degrees);
     }
     if (bit == 0) {
       fail(error_kind::invalid_field,
@@ -446,7 +462,8 @@ bool request_decoder::impl::fast_body(od::value v, send_request& out, std::strin
   od::object obj;
   if (v.get_object().get(obj)) return false;
   auto& b = out.body;
-  const auto type = out.type;
+  const auto members = body_members(out.type);
+  if (members.empty()) return false;  // passthrough types are read by fast_flat_object
   std::uint32_t seen = 0;
   for (auto field : obj) {
     std::string_view k;
@@ -468,55 +485,14 @@ bool request_decoder::impl::fast_body(od::value v, send_request& out, std::strin
       if (fv.get_double().get(d)) ok = false;
       else dst = d;
     };
-    std::uint32_t bit = 0;
-    switch (type) {  // the same members as decode_body
-      case message_type::text:
-        if (is(k, "text")) bit = 1, str(b.text);
-        break;
-      case message_type::image:
-        if (is(k, "url")) bit = 1, str(b.url);
-        else if (is(k, "name")) bit = 2, str(b.name);
-        else if (is(k, "size")) bit = 4, num(b.size);
-        else if (is(k, "width")) bit = 8, num(b.width);
-        else if (is(k, "height")) bit = 16, num(b.height);
-        break;
-      case message_type::voice:
-        if (is(k, "url")) bit = 1, str(b.url);
-        else if (is(k, "name")) bit = 2, str(b.name);
-        else if (is(k, "data_base64")) bit = 4, str(b.data_base64);
-        else if (is(k, "format")) bit = 8, str(b.format);
-        else if (is(k, "duration_ms")) bit = 16, num(b.duration_ms);
-        else if (is(k, "size")) bit = 32, num(b.size);
-        break;
-      case message_type::video:
-        if (is(k, "url")) bit = 1, str(b.url);
-        else if (is(k, "name")) bit = 2, str(b.name);
-        else if (is(k, "thumb_url")) bit = 4, str(b.thumb_url);
-        else if (is(k, "thumb_name")) bit = 8, str(b.thumb_name);
-        else if (is(k, "thumb_size")) bit = 16, num(b.thumb_size);
-        else if (is(k, "title")) bit = 32, str(b.title);
-        else if (is(k, "description")) bit = 64, str(b.description);
-        else if (is(k, "size")) bit = 128, num(b.size);
-        else if (is(k, "duration_ms")) bit = 256, num(b.duration_ms);
-        else if (is(k, "width")) bit = 512, num(b.width);
-        else if (is(k, "height")) bit = 1024, num(b.height);
-        break;
-      case message_type::location:
-        if (is(k, "lat")) bit = 1, real(b.lat);
-        else if (is(k, "lng")) bit = 2, real(b.lng);
-        else if (is(k, "address")) bit = 4, str(b.address);
-        break;
-      case message_type::file:
-        if (is(k, "url")) bit = 1, str(b.url);
-        else if (is(k, "name")) bit = 2, str(b.name);
-        else if (is(k, "size")) bit = 4, num(b.size);
-        break;
-      case message_type::link:
-      case message_type::template_:
-      case message_type::custom:
-        return false;
-    }
-    if (!ok || bit == 0 || (seen & bit)) return false;
+    const int i = body_member_index(members, k);
+    if (i < 0) return false;
+    const std::uint32_t bit = 1u << i;
+    const auto& m = members[static_cast<std::size_t>(i)];
+    if (m.text) str(b.*m.text);
+    else if (m.count) num(b.*m.count);
+    else real(b.*m.degrees);
+    if (!ok || (seen & bit)) return false;
     seen |= bit;
   }
   // Past the closing brace: the next token (',' or '}') ends the text, as in raw_json().
