@@ -412,6 +412,7 @@ class WorkerTest(unittest.TestCase):
         types, _ = exposed_families(self.metrics_text)
         self.assertEqual(types.get("sendq_provider_request_duration_seconds"), "histogram")
         self.assertEqual(types.get("sendq_end_to_end_latency_seconds"), "histogram")
+        self.assertEqual(types.get("sendq_worker_latency_seconds"), "histogram")
         m = h.parse_metrics(self.metrics_text)
         labels = {k for (n, ls), _ in m.items() if n == "sendq_deliveries_total" for k, _ in ls}
         self.assertEqual(labels, {"provider", "account", "status", "error_kind"})
@@ -419,6 +420,8 @@ class WorkerTest(unittest.TestCase):
             self.assertGreater(h.metric(m, "sendq_deliveries_total", provider=provider), 0, provider)
             # a series per provider (an injected reset or timeout leaves it at 0)
             self.assertIn(("sendq_provider_request_duration_seconds_count", frozenset({("provider", provider)})), m)
+            # every request ends with a result, so each provider's time in the worker is observed
+            self.assertGreater(h.metric(m, "sendq_worker_latency_seconds_count", provider=provider), 0, provider)
         self.assertGreater(h.metric(m, "sendq_dlq_records_total"), 0)
 
     def test_sighup_reloads_the_configuration(self):

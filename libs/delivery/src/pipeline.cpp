@@ -51,6 +51,7 @@ std::int64_t now_ms() {
 struct route_metrics {
   std::atomic<prometheus::Histogram*> request_duration{nullptr};
   std::atomic<prometheus::Histogram*> end_to_end{nullptr};
+  std::atomic<prometheus::Histogram*> in_worker{nullptr};
   std::array<std::atomic<prometheus::Counter*>, 4> attempts{};  // by providers::outcome_class
   std::atomic<prometheus::Counter*> delivered{nullptr};          // deliveries{status="delivered"}
 };
@@ -932,6 +933,11 @@ struct pipeline::impl : kafka::rebalance_listener {
       auto& latency = routed ? cached(routed->series->end_to_end, [&]() -> auto& { return metrics.end_to_end_for(provider_label); })
                              : metrics.end_to_end_for(provider_label);
       latency.Observe(static_cast<double>(*res.latency_ms) / 1000.0);
+    }
+    {
+      auto& in_worker = routed ? cached(routed->series->in_worker, [&]() -> auto& { return metrics.worker_latency_for(provider_label); })
+                               : metrics.worker_latency_for(provider_label);
+      in_worker.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - rec->consumed_at).count());
     }
     if (res.status == delivery_status::delivered) {
       log.debug("pipeline", "delivered", {{"id", res.id}, {"provider", res.provider}});

@@ -1,5 +1,8 @@
 #include "sendq/kafka/producer.hpp"
 
+#include <mutex>
+#include <shared_mutex>
+
 #include "rdkafka_handles.hpp"
 #include "sendq/log/logger.hpp"
 
@@ -9,8 +12,33 @@ struct producer::impl {
   log::logger& log;
   delivery_callback on_delivery;
   detail::kafka_handle rk;
+  // Topic handles, made once per name. Producing by name instead makes librdkafka take its
+  // handle-wide write lock and search its topic list on every record. A handful of topics
+  // (results, DLQ, retry), so a vector searched under a shared lock.
+  std::shared_mutex topics_mu;
+  std::vector<std::pair<std::string, rd_kafka_topic_t*>> topics;
 
   impl(log::logger& l, delivery_callback cb) : log(l), on_delivery(std::move(cb)) {}
+  ~impl() {
+    for (auto& [name, rkt] : topics) rd_kafka_topic_destroy(rkt);  // before the handle they belong to
+  }
+
+  rd_kafka_topic_t* topic(std::string_view name) {
+    {
+      std::shared_lock lock(topics_mu);
+      for (auto& [n, rkt] : topics) {
+        if (n == name) return rkt;
+      }
+    }
+    std::unique_lock lock(topics_mu);
+    for (auto& [n, rkt] : topics) {
+      if (n == name) return rkt;
+    }
+    const std::string n(name);
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk.get(), n.c_str(), nullptr);
+    if (rkt) topics.emplace_back(n, rkt);
+    return rkt;  // null only on an invalid name: produce() reports it
+  }
 
   static void on_report(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
     auto* self = static_cast<impl*>(opaque);
@@ -60,9 +88,13 @@ std::string producer::produce(std::string_view topic, std::string_view key, std:
       rd_kafka_header_add(hdrs, k.data(), static_cast<ssize_t>(k.size()), v.data(), static_cast<ssize_t>(v.size()));
     }
   }
-  const std::string topic_name(topic);
+  rd_kafka_topic_t* rkt = impl_->topic(topic);
+  if (!rkt) {
+    if (hdrs) rd_kafka_headers_destroy(hdrs);
+    return std::string("invalid topic '") + std::string(topic) + "': " + rd_kafka_err2str(rd_kafka_last_error());
+  }
   const auto e = rd_kafka_producev(
-      impl_->rk.get(), RD_KAFKA_V_TOPIC(topic_name.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+      impl_->rk.get(), RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
       RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
       RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_HEADERS(hdrs),
       RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);

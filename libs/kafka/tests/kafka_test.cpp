@@ -67,6 +67,58 @@ TEST(kafka, produces_acknowledged_records_and_consumes_them_in_order) {
   EXPECT_GE(listener.assigned.load(), 1);
 }
 
+TEST(kafka, records_for_several_topics_from_several_threads_reach_their_own_topic) {
+  // given two topics, produced to alternately by two threads (each topic's handle is made once
+  // and shared)
+  log::logger logger(log::level::error, false);
+  kafka::embedded_cluster cluster(1, {"ta", "tb"}, 1);
+  std::atomic<int> acked{0}, failed{0};
+  kafka::producer p({cluster.bootstrap(), {}}, logger, [&](void*, const std::string& err) {
+    (err.empty() ? acked : failed)++;
+  });
+  // when
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&p, t] {
+      for (int i = 0; i < 50; ++i) {
+        const std::string topic = (i % 2 == 0) ? "ta" : "tb";
+        ASSERT_EQ(p.produce(topic, "k", topic + "-" + std::to_string(t) + "-" + std::to_string(i), {}, nullptr), "");
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  ASSERT_EQ(p.flush(10s), 0);
+  // then each topic has exactly its own 50 records, each thread's in its order
+  EXPECT_EQ(acked.load(), 100);
+  EXPECT_EQ(failed.load(), 0);
+  for (const std::string topic : {"ta", "tb"}) {
+    recording_listener listener;
+    kafka::consumer c({cluster.bootstrap(), "g-" + topic, {topic}, {}}, logger, listener);
+    auto got = consume_n(c, 50);
+    ASSERT_EQ(got.size(), 50u) << topic;
+    std::vector<int> next(2, topic == "ta" ? 0 : 1);
+    for (const auto& v : got) {
+      ASSERT_EQ(v.substr(0, 3), topic + "-") << v;
+      const int t = v[3] - '0';
+      ASSERT_EQ(v.substr(4), "-" + std::to_string(next[t])) << v;
+      next[t] += 2;
+    }
+  }
+}
+
+TEST(kafka, a_record_for_an_invalid_topic_name_is_refused_naming_the_topic) {
+  // librdkafka refuses a topic handle for a name over 512 bytes (shorter bad names fail later,
+  // in the delivery report)
+  log::logger logger(log::level::error, false);
+  kafka::embedded_cluster cluster(1, {"t1"}, 1);
+  kafka::producer p({cluster.bootstrap(), {}}, logger, [](void*, const std::string&) {});
+  const std::string err = p.produce(std::string(600, 'x'), "k", "v", {}, nullptr);
+  EXPECT_NE(err.find("invalid topic '" + std::string(600, 'x') + "'"), std::string::npos) << err;
+  // the producer still works for a valid topic
+  EXPECT_EQ(p.produce("t1", "k", "v", {}, nullptr), "");
+  EXPECT_EQ(p.flush(10s), 0);
+}
+
 TEST(kafka, says_when_a_record_is_over_message_max_bytes) {
   // given a producer that takes at most 2000 bytes a record
   log::logger logger(log::level::error, false);

@@ -15,6 +15,10 @@ worker_metrics::worker_metrics(prometheus::Registry& r, std::string_view version
                                     .Help("Duration of one HTTP call to a provider").Register(r)),
       end_to_end_latency(BuildHistogram().Name("sendq_end_to_end_latency_seconds")
                              .Help("From the request's created_at to its result").Register(r)),
+      worker_latency(BuildHistogram().Name("sendq_worker_latency_seconds")
+                         .Help("From consuming the request to its result: the time it spends in this worker "
+                               "(waits for its key, rate limits, retries and HTTP calls included)")
+                         .Register(r)),
       attempts(BuildCounter().Name("sendq_attempts_total")
                    .Help("HTTP attempts by provider and outcome class").Register(r)),
       retries(BuildCounter().Name("sendq_retries_total").Help("Attempts that were retries").Register(r)),
@@ -65,12 +69,22 @@ const prometheus::Histogram::BucketBoundaries& worker_metrics::http_buckets() {
   return b;
 }
 
+const prometheus::Histogram::BucketBoundaries& worker_metrics::worker_buckets() {
+  static const prometheus::Histogram::BucketBoundaries b{0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05,
+                                                         0.1,     0.25,   0.5,   1,     2.5,   5,    10,   60};
+  return b;
+}
+
 prometheus::Histogram& worker_metrics::request_duration_for(std::string_view provider) {
   return provider_request_duration.Add({{"provider", std::string(provider)}}, http_buckets());
 }
 
 prometheus::Histogram& worker_metrics::end_to_end_for(std::string_view provider) {
   return end_to_end_latency.Add({{"provider", std::string(provider)}}, http_buckets());
+}
+
+prometheus::Histogram& worker_metrics::worker_latency_for(std::string_view provider) {
+  return worker_latency.Add({{"provider", std::string(provider)}}, worker_buckets());
 }
 
 }  // namespace sendq::metrics

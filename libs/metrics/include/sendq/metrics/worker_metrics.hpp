@@ -19,6 +19,7 @@ struct worker_metrics {
   prometheus::Family<prometheus::Counter>& deliveries;     ///< {provider,account,status,error_kind}
   prometheus::Family<prometheus::Histogram>& provider_request_duration;  ///< seconds {provider}
   prometheus::Family<prometheus::Histogram>& end_to_end_latency;         ///< seconds {provider}
+  prometheus::Family<prometheus::Histogram>& worker_latency;             ///< seconds {provider}
   prometheus::Family<prometheus::Counter>& attempts;       ///< {provider,outcome}
   prometheus::Family<prometheus::Counter>& retries;        ///< {provider}
   prometheus::Family<prometheus::Counter>& dlq_records;    ///< {error_kind}
@@ -31,8 +32,8 @@ struct worker_metrics {
   prometheus::Family<prometheus::Gauge>& circuit_state;    ///< 0 closed, 1 half-open, 2 open {provider,account}
   prometheus::Family<prometheus::Gauge>& consumer_lag;     ///< messages behind the high watermark {topic,partition}
   prometheus::Gauge& oldest_request_age;                   ///< seconds since the oldest unfinished request was consumed
-  prometheus::Counter& duplicates;
-  prometheus::Counter& bulkhead_parked;                    ///< requests parked because their account was at its cap                         ///< requests skipped as already finished (duplicate guard)
+  prometheus::Counter& duplicates;                         ///< requests skipped as already finished (duplicate guard)
+  prometheus::Counter& bulkhead_parked;                    ///< requests parked because their account was at its cap
   prometheus::Family<prometheus::Counter>& config_reloads; ///< SIGHUP reloads {result="ok"|"error"}
 
   /// The final-result counter of these labels (sendq_deliveries_total).
@@ -40,9 +41,12 @@ struct worker_metrics {
                                         std::string_view error_kind);
   prometheus::Histogram& request_duration_for(std::string_view provider);
   prometheus::Histogram& end_to_end_for(std::string_view provider);
+  prometheus::Histogram& worker_latency_for(std::string_view provider);
 
   /// Bucket bounds (seconds) suited to HTTP calls: 1 ms .. 30 s.
   static const prometheus::Histogram::BucketBoundaries& http_buckets();
+  /// Finer below 10 ms, for the time a request spends in the worker: 0.25 ms .. 60 s.
+  static const prometheus::Histogram::BucketBoundaries& worker_buckets();
 };
 
 }  // namespace sendq::metrics
