@@ -1,6 +1,7 @@
 // Producer, consumer and commits against the embedded (mock) cluster.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -156,6 +157,88 @@ TEST(kafka, a_new_consumer_of_the_group_resumes_at_the_committed_offset) {
   ASSERT_EQ(got.size(), 5u);
   EXPECT_EQ(got.front(), "m5");
   EXPECT_EQ(got.back(), "m9");
+}
+
+TEST(kafka_statistics, consumer_lag_of_the_fetched_partitions_in_document_order) {
+  // the shape of librdkafka's statistics: brokers (skipped), then topics with their partitions,
+  // including the internal "-1", one not fetched here ("none") and one with no lag known yet
+  const std::string json = R"({"name":"rdkafka#consumer-1","brokers":{"127.0.0.1:9092/1":{"toppars":{"a-0":{"topic":"a","partition":0}}}},
+    "topics":{
+      "a":{"topic":"a","partitions":{
+        "0":{"partition":0,"broker":1,"fetch_state":"active","consumer_lag":5,"lo_offset":0},
+        "1":{"partition":1,"fetch_state":"none","consumer_lag":7},
+        "2":{"partition":2,"fetch_state":"active","consumer_lag":-1},
+        "-1":{"partition":-1,"fetch_state":"none","consumer_lag":-1}}},
+      "b\u00e9":{"topic":"b","partitions":{
+        "3":{"consumer_lag":0,"fetch_state":"offset-query","partition":3}}}},
+    "cgrp":{"state":"up"}})";
+  const auto lags = kafka::consumer_lags_from_statistics(json);
+  ASSERT_EQ(lags.size(), 2u);
+  EXPECT_EQ(lags[0].topic, "a");
+  EXPECT_EQ(lags[0].partition, 0);
+  EXPECT_EQ(lags[0].lag, 5);
+  EXPECT_EQ(lags[1].topic, "b\xc3\xa9");  // keys are unescaped
+  EXPECT_EQ(lags[1].partition, 3);
+  EXPECT_EQ(lags[1].lag, 0);
+}
+
+TEST(kafka_statistics, anything_else_gives_no_lag) {
+  EXPECT_TRUE(kafka::consumer_lags_from_statistics("").empty());
+  EXPECT_TRUE(kafka::consumer_lags_from_statistics("not json").empty());
+  EXPECT_TRUE(kafka::consumer_lags_from_statistics(R"({"name":"x"})").empty());
+  EXPECT_TRUE(kafka::consumer_lags_from_statistics(R"({"topics":[1,2]})").empty());
+  EXPECT_TRUE(kafka::consumer_lags_from_statistics(R"({"topics":{"a":{"partitions":{"0":{"partition":"zero"}}}}})").empty());
+  // cut short: what was read before the cut may be reported, nothing after it
+  const auto cut = kafka::consumer_lags_from_statistics(
+      R"({"topics":{"a":{"partitions":{"0":{"partition":0,"consumer_lag":4},"1":{"partition":1,"consu)");
+  ASSERT_LE(cut.size(), 1u);
+  if (!cut.empty()) {
+    EXPECT_EQ(cut[0].lag, 4);
+  }
+}
+
+TEST(kafka_statistics, a_consumer_reports_the_lag_of_its_partitions_from_librdkafkas_own_statistics) {
+  // given 30 records on a two-partition topic
+  log::logger logger(log::level::error, false);
+  kafka::embedded_cluster cluster(1, {"t1"}, 2);
+  kafka::producer p({cluster.bootstrap(), {}}, logger, [](void*, const std::string&) {});
+  for (int i = 0; i < 30; ++i) ASSERT_EQ(p.produce("t1", "key-" + std::to_string(i), "v", {}, nullptr), "");
+  ASSERT_EQ(p.flush(10s), 0);
+  std::mutex mu;
+  std::vector<kafka::partition_lag> last;
+  recording_listener listener;
+  kafka::consumer_options opts{cluster.bootstrap(), "g-lag", {"t1"}, {{"statistics.interval.ms", "100"}}};
+  opts.on_lag = [&](const std::vector<kafka::partition_lag>& lags) {
+    std::lock_guard l(mu);
+    if (!lags.empty()) last = lags;
+  };
+  kafka::consumer c(opts, logger, listener);
+  // when it has joined and committed offset 0 of both partitions (librdkafka's consumer_lag
+  // counts from the committed offset: none means no lag known)
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (listener.assigned.load() < 2 && std::chrono::steady_clock::now() < deadline) (void)c.poll(1, 50ms);
+  ASSERT_EQ(listener.assigned.load(), 2);
+  ASSERT_TRUE(c.commit({{"t1", 0, 0}, {"t1", 1, 0}}, true));
+  std::int64_t total = 0;
+  std::vector<kafka::partition_lag> seen;
+  while (std::chrono::steady_clock::now() < deadline) {
+    (void)c.poll(100, 50ms);
+    std::lock_guard l(mu);
+    seen = last;
+    total = 0;
+    for (const auto& lag : seen) total += lag.lag;
+    if (seen.size() == 2 && total == 30) break;
+  }
+  // then both partitions of t1 are reported, their lags adding up to the 30 records
+  ASSERT_EQ(seen.size(), 2u);
+  std::vector<int> partitions;
+  for (const auto& lag : seen) {
+    EXPECT_EQ(lag.topic, "t1");
+    partitions.push_back(lag.partition);
+  }
+  std::sort(partitions.begin(), partitions.end());
+  EXPECT_EQ(partitions, (std::vector<int>{0, 1}));
+  EXPECT_EQ(total, 30);
 }
 
 TEST(kafka_reader, reads_from_a_time_to_the_high_watermark_with_headers) {

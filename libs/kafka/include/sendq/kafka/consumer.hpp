@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sendq/kafka/message.hpp"
@@ -22,6 +23,12 @@ struct partition_lag {
   std::int32_t partition = 0;
   std::int64_t lag = 0;  ///< messages between the committed offset and the high watermark
 };
+
+/// The assigned partitions' lag from librdkafka's statistics JSON
+/// (topics.<t>.partitions.<p>.consumer_lag): partitions not fetched by this consumer
+/// (fetch_state "none"), librdkafka's internal partition -1 and unknown lags (-1) are left out.
+/// Empty when the JSON is not statistics.
+std::vector<partition_lag> consumer_lags_from_statistics(std::string_view json);
 
 struct consumer_options {
   std::string brokers;
