@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 namespace sendq::config {
@@ -58,6 +59,25 @@ std::string read_secret_file(const std::string& path, const std::string& key) {
   return v;
 }
 
+// The node's integer, or nullopt when it is not an integer node. toml++'s value<int64_t>() also
+// converts a float node (4e97) with a cast whose overflow is undefined behaviour (fuzz_config).
+std::optional<std::int64_t> integer_of(const toml::node& v) {
+  return v.is_integer() ? v.value<std::int64_t>() : std::nullopt;
+}
+
+// Kafka's rule for topic names: 1..249 of [A-Za-z0-9._-], not "." or "..". A name librdkafka
+// refuses would make every result for that topic fail; a name the broker refuses, every delivery
+// report. Refused here, at start-up, naming the key.
+void check_topic_name(const std::string& where, const std::string& name) {
+  const bool chars_ok = std::all_of(name.begin(), name.end(), [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+           ch == '_' || ch == '-';
+  });
+  if (name.empty() || name.size() > 249 || !chars_ok || name == "." || name == "..") {
+    fail(where + ": '" + name + "' is not a Kafka topic name (1 to 249 of A-Z a-z 0-9 . _ -, not \".\" or \"..\")");
+  }
+}
+
 // Applies one section's scalar keys from TOML, then from SENDQ_<SECTION>_<KEY>.
 void read_section(const toml::table* t, std::string_view section, std::vector<int_key> ints,
                   std::vector<string_key> strings, const env_lookup& env,
@@ -69,9 +89,7 @@ void read_section(const toml::table* t, std::string_view section, std::vector<in
       auto i = std::find_if(ints.begin(), ints.end(), [&](auto& x) { return key == x.name; });
       auto s = std::find_if(strings.begin(), strings.end(), [&](auto& x) { return key == x.name; });
       if (i != ints.end()) {
-        // Only an integer node is read as one: toml++ converts a float node (4e97) with a cast
-        // whose overflow is undefined behaviour (found by fuzz_config).
-        const auto n = v.is_integer() ? v.value<int64_t>() : std::nullopt;
+        const auto n = integer_of(v);
         if (!n) fail(where + ": must be an integer");
         if (*n < i->min || *n > i->max) {
           fail(where + ": " + std::to_string(*n) + " is outside " + std::to_string(i->min) + ".." +
@@ -162,7 +180,7 @@ void read_accounts(const toml::table* providers_table, config& c, const env_look
             continue;
           }
           if (key == "follow_redirects") {
-            const auto n = v.is_integer() ? v.value<int64_t>() : std::nullopt;  // as above
+            const auto n = integer_of(v);
             if (!n || *n < 0 || *n > 10) fail(where + ".follow_redirects: must be an integer in 0..10");
             a.follow_redirects = static_cast<unsigned>(*n);
             continue;
@@ -249,6 +267,7 @@ void read_gateway(const toml::table* t, config& c, const env_lookup& env) {
                {{"addr", &g.addr}, {"topic", &g.topic}, {"api_keys_file", &g.api_keys_file},
                 {"legacy_account", &g.legacy_account}},
                env, {"api_keys"});
+  if (!g.topic.empty()) check_topic_name("gateway.topic", g.topic);  // "" = kafka.requests_topic
   if (t) {
     if (const auto* node = t->get("api_keys")) {
       const auto* arr = node->as_array();
@@ -359,6 +378,11 @@ void read_kafka(const toml::table& root, config& c, const env_lookup& env) {
       if (secret && !value.empty()) c.secrets.push_back(value);
       k.librdkafka[key] = std::move(value);
     }
+  }
+  for (const auto& [name, topic] : {std::pair{"requests_topic", &k.requests_topic}, {"results_topic", &k.results_topic},
+                                    {"dlq_topic", &k.dlq_topic}, {"retry_topic", &k.retry_topic},
+                                    {"bulk_topic", &k.bulk_topic}}) {
+    check_topic_name(std::string("kafka.") + name, *topic);
   }
 }
 

@@ -113,6 +113,21 @@ TEST(config, refuses_a_kafka_record_limit_too_small_for_the_largest_request) {
   EXPECT_EQ(error_of("[worker]\nmax_request_bytes = 65536\n[kafka.librdkafka]\n\"message.max.bytes\" = 131072\n"), "");
 }
 
+TEST(config, refuses_a_topic_name_kafka_would_refuse_naming_the_key) {
+  const std::string rule = " is not a Kafka topic name (1 to 249 of A-Z a-z 0-9 . _ -, not \".\" or \"..\")";
+  EXPECT_EQ(error_of("[kafka]\nresults_topic = \"\"\n"), "kafka.results_topic: ''" + rule);
+  EXPECT_EQ(error_of("[kafka]\ndlq_topic = \"dead letters\"\n"), "kafka.dlq_topic: 'dead letters'" + rule);
+  EXPECT_EQ(error_of("[kafka]\nretry_topic = \"..\"\n"), "kafka.retry_topic: '..'" + rule);
+  EXPECT_EQ(error_of("", {{"SENDQ_KAFKA_REQUESTS_TOPIC", "a/b"}}), "kafka.requests_topic: 'a/b'" + rule);
+  EXPECT_EQ(error_of("[kafka]\nbulk_topic = \"" + std::string(250, 'b') + "\"\n"),
+            "kafka.bulk_topic: '" + std::string(250, 'b') + "'" + rule);
+  EXPECT_EQ(error_of("[gateway]\ntopic = \"t\u00e9\"\n"), "gateway.topic: 't\xc3\xa9'" + rule);
+  // the longest and the odd-but-legal names pass
+  EXPECT_EQ(error_of("[kafka]\nbulk_topic = \"" + std::string(249, 'b') + "\"\nresults_topic = \"r_1-x.y\"\n"
+                     "[gateway]\ntopic = \"...\"\n"),
+            "");
+}
+
 TEST(config, refuses_what_it_does_not_know_naming_the_key) {
   EXPECT_EQ(error_of("[worker]\nthreds = 2\n"), "worker.threds: unknown key (see docs/configuration.md)");
   EXPECT_EQ(error_of("[wroker]\n"), "wroker: unknown section (known: kafka, worker, metrics, gateway, log, providers)");
