@@ -929,16 +929,16 @@ struct pipeline::impl : kafka::rebalance_listener {
     // Deliveries of a configured route, the common case, use its cached series.
     (routed && res.status == delivery_status::delivered ? cached(routed->series->delivered, counter) : counter())
         .Increment();
+    // A configured route's series are cached on it; unrouted requests (rejected) look theirs up.
+    const auto histogram = [&](std::atomic<prometheus::Histogram*> route_metrics::*slot, auto make) -> prometheus::Histogram& {
+      return routed ? cached((*routed->series).*slot, make) : make();
+    };
     if (res.latency_ms) {
-      auto& latency = routed ? cached(routed->series->end_to_end, [&]() -> auto& { return metrics.end_to_end_for(provider_label); })
-                             : metrics.end_to_end_for(provider_label);
-      latency.Observe(static_cast<double>(*res.latency_ms) / 1000.0);
+      histogram(&route_metrics::end_to_end, [&]() -> auto& { return metrics.end_to_end_for(provider_label); })
+          .Observe(static_cast<double>(*res.latency_ms) / 1000.0);
     }
-    {
-      auto& in_worker = routed ? cached(routed->series->in_worker, [&]() -> auto& { return metrics.worker_latency_for(provider_label); })
-                               : metrics.worker_latency_for(provider_label);
-      in_worker.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - rec->consumed_at).count());
-    }
+    histogram(&route_metrics::in_worker, [&]() -> auto& { return metrics.worker_latency_for(provider_label); })
+        .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - rec->consumed_at).count());
     if (res.status == delivery_status::delivered) {
       log.debug("pipeline", "delivered", {{"id", res.id}, {"provider", res.provider}});
     } else {
