@@ -7,13 +7,14 @@
 //              ▼                                                  once more on a fresh one
 //         timed out: connect failure
 //
-// Every connection lives on its own strand (Beast's tcp_stream timer must not race its I/O when
-// several threads run the io_context); each attempt is co_spawned onto that strand. With
+// Every connection lives on its own strand (its deadline timer must not race its I/O when several
+// threads run the io_context); each attempt is co_spawned onto that strand. With
 // `one_thread` the io_context's own executor serializes everything: no strand, and a caller
 // already on it runs the attempt in place (no co_spawn, no post and resume per request).
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <deque>
@@ -32,6 +33,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -48,17 +50,74 @@ namespace bhttp = boost::beast::http;
 using tcp = net::ip::tcp;
 using boost::system::error_code;
 using steady = std::chrono::steady_clock;
-using wire_request = bhttp::request<bhttp::string_body>;
 
 constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::string_view user_agent = "sendq/0.1";
+
+// One deadline per exchange, from a single timer per connection that is re-armed lazily: an
+// exchange only moves the deadline, so a request costs no timer operation (Beast's tcp_stream armed
+// and cancelled one per read and per write). Past the deadline the socket is closed, which ends the
+// pending read or write, and any later one, of that exchange.
+class watchdog {
+ public:
+  explicit watchdog(const net::any_io_executor& ex) : state_(std::make_shared<state>(ex)) {}
+  watchdog(const watchdog&) = delete;
+  watchdog& operator=(const watchdog&) = delete;
+  ~watchdog() {
+    state_->on_expiry = nullptr;
+    state_->timer.cancel();
+  }
+
+  /// Starts an exchange that must end by `deadline`; `on_expiry` runs if it does not.
+  void start(steady::time_point deadline, std::function<void()>* on_expiry) {
+    auto& s = *state_;
+    s.deadline = deadline;
+    s.fired = false;
+    s.on_expiry = on_expiry;
+    if (!s.armed || s.timer.expiry() > deadline) arm(state_);
+  }
+  /// The exchange ended: an armed timer finds nothing to do and disarms.
+  void stop() { state_->deadline = steady::time_point::max(); }
+  bool fired() const { return state_->fired; }
+
+ private:
+  struct state {
+    explicit state(const net::any_io_executor& ex) : timer(ex) {}
+    net::steady_timer timer;
+    steady::time_point deadline = steady::time_point::max();
+    std::function<void()>* on_expiry = nullptr;  ///< null once the connection is gone
+    unsigned generation = 0;                     ///< of the pending wait; an older one is ignored
+    bool armed = false;
+    bool fired = false;
+  };
+
+  static void arm(const std::shared_ptr<state>& s) {
+    s->armed = true;
+    const unsigned generation = ++s->generation;
+    s->timer.expires_at(s->deadline);  // cancels a pending wait, which then sees an old generation
+    s->timer.async_wait([s, generation](error_code ec) {
+      if (generation != s->generation || s->on_expiry == nullptr) return;
+      s->armed = false;
+      if (ec || s->deadline == steady::time_point::max()) return;  // idle: the next exchange arms it
+      if (steady::now() < s->deadline) {
+        arm(s);  // a later exchange moved the deadline
+        return;
+      }
+      s->fired = true;
+      (*s->on_expiry)();
+    });
+  }
+
+  std::shared_ptr<state> state_;
+};
 
 class connection {
  public:
   using tls_stream = beast::ssl_stream<beast::tcp_stream>;
 
-  explicit connection(const net::any_io_executor& ex) : stream_(std::in_place_index<0>, ex) {}
-  connection(const net::any_io_executor& ex, ssl::context& ctx) : stream_(std::in_place_index<1>, ex, ctx) {}
+  explicit connection(const net::any_io_executor& ex) : stream_(std::in_place_index<0>, ex), watchdog_(ex) {}
+  connection(const net::any_io_executor& ex, ssl::context& ctx)
+      : stream_(std::in_place_index<1>, ex, ctx), watchdog_(ex) {}
 
   beast::tcp_stream& tcp() {
     return std::visit([](auto& s) -> beast::tcp_stream& { return beast::get_lowest_layer(s); }, stream_);
@@ -71,10 +130,20 @@ class connection {
     return std::visit(std::forward<F>(f), stream_);
   }
 
+  /// Bounds the next exchange (the tcp_stream's own timer is for connecting only).
+  void start_deadline(std::chrono::milliseconds timeout) { watchdog_.start(steady::now() + timeout, &close_); }
+  void stop_deadline() { watchdog_.stop(); }
+  bool deadline_passed() const { return watchdog_.fired(); }
+
   beast::flat_buffer buffer;  ///< bytes read past the last response (empty when reusable)
 
  private:
   std::variant<beast::tcp_stream, tls_stream> stream_;
+  std::function<void()> close_ = [this] {
+    error_code ignored;
+    tcp().socket().close(ignored);
+  };
+  watchdog watchdog_;  // after close_, which it calls: destroyed first
 };
 
 struct failure {
@@ -137,11 +206,76 @@ failure classify_read_error(const error_code& ec, std::chrono::milliseconds time
   return {failure_kind::reset_after_write, "reading the response failed: " + ec.message()};
 }
 
+// The request as written: the head (request line and fields) preformatted in one string and the
+// body, sent by one gather write. Beast's serializer wrote a buffer sequence of one piece per field
+// and walked it on every write.
+struct wire_request {
+  std::string method;
+  std::string target;
+  std::string fields;  ///< "Name: value\r\n" each, framing included
+  std::string body;
+  std::string head;    ///< request line + fields + empty line, for `target`
+
+  void retarget(std::string t) {
+    target = std::move(t);
+    head.clear();
+    head.reserve(method.size() + target.size() + fields.size() + 13);
+    head.append(method).append(" ").append(target).append(" HTTP/1.1\r\n").append(fields).append("\r\n");
+  }
+};
+
+// Reads a response keeping only what a call_result needs: the status, three fields and the body.
+// Beast's response_parser<string_body> stored every field in a list of allocated nodes, searched
+// and freed again for each reply. Limits and framing stay basic_parser's.
+class reply_parser final : public bhttp::basic_parser<false> {
+ public:
+  unsigned status = 0;
+  std::string content_type;
+  std::string retry_after;
+  std::string location;
+  std::string body;
+
+ private:
+  void on_request_impl(bhttp::verb, beast::string_view, beast::string_view, int, error_code&) override {}
+  void on_response_impl(int code, beast::string_view, int, error_code&) override { status = static_cast<unsigned>(code); }
+  void on_field_impl(bhttp::field name, beast::string_view, beast::string_view value, error_code&) override {
+    // The first of a repeated field counts, as with Beast's message[field].
+    const auto keep_first = [&](std::string& to, bool& seen) {
+      if (!seen) to.assign(value.data(), value.size());
+      seen = true;
+    };
+    if (name == bhttp::field::content_type) keep_first(content_type, seen_content_type_);
+    if (name == bhttp::field::retry_after) keep_first(retry_after, seen_retry_after_);
+    if (name == bhttp::field::location) keep_first(location, seen_location_);
+  }
+  void on_header_impl(error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) override {
+    if (length) body.reserve(static_cast<std::size_t>(*length));  // basic_parser checked it against body_limit
+  }
+  std::size_t on_body_impl(beast::string_view data, error_code&) override {
+    body.append(data.data(), data.size());
+    return data.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view data, error_code&) override {
+    body.append(data.data(), data.size());
+    return data.size();
+  }
+  void on_finish_impl(error_code&) override {}
+
+  bool seen_content_type_ = false;
+  bool seen_retry_after_ = false;
+  bool seen_location_ = false;
+};
+
 template <class Stream>
-net::awaitable<attempt_result> exchange(Stream& stream, beast::flat_buffer& buffer, const wire_request& req,
-                                        std::size_t body_limit, bool reused, std::chrono::milliseconds timeout) {
+net::awaitable<attempt_result> exchange(Stream& stream, connection& c, const wire_request& req, std::size_t body_limit,
+                                        bool reused, std::chrono::milliseconds timeout) {
   attempt_result r;
-  auto [wec, written] = co_await bhttp::async_write(stream, req, nothrow);
+  auto& buffer = c.buffer;
+  const std::array<net::const_buffer, 2> out{net::buffer(req.head), net::buffer(req.body)};
+  auto [wec, written] = co_await net::async_write(stream, out, nothrow);
+  if (wec && c.deadline_passed()) wec = beast::error::timeout;
   if (wec) {
     const bool timed_out = wec == beast::error::timeout;
     r.fail = {timed_out ? failure_kind::timeout_before_write : failure_kind::reset_before_write,
@@ -151,23 +285,23 @@ net::awaitable<attempt_result> exchange(Stream& stream, beast::flat_buffer& buff
     co_return r;
   }
 
-  bhttp::response_parser<bhttp::string_body> parser;
+  reply_parser parser;
   parser.body_limit(body_limit);
-  if (req.method() == bhttp::verb::head) parser.skip(true);
+  if (req.method == "HEAD") parser.skip(true);
   auto [rec, read] = co_await bhttp::async_read(stream, buffer, parser, nothrow);
+  if (rec && c.deadline_passed()) rec = beast::error::timeout;
   if (rec) {
     r.fail = classify_read_error(rec, timeout, body_limit);
     // What did arrive tells a silent server from a slow or oversized reply.
     if (parser.is_header_done()) {
-      const auto& got = parser.get();
-      r.fail.message += " (HTTP " + std::to_string(got.result_int());
+      r.fail.message += " (HTTP " + std::to_string(parser.status);
       if (const auto length = parser.content_length()) {
         r.fail.message += ", Content-Length " + std::to_string(*length);
       } else if (parser.chunked()) {
         r.fail.message += ", chunked";
       }
       if (rec != bhttp::error::body_limit) {
-        r.fail.message += ", " + std::to_string(got.body().size()) + " body bytes received";
+        r.fail.message += ", " + std::to_string(parser.body.size()) + " body bytes received";
       }
       r.fail.message += ")";
     } else if (rec == beast::error::timeout) {
@@ -180,14 +314,13 @@ net::awaitable<attempt_result> exchange(Stream& stream, beast::flat_buffer& buff
     co_return r;
   }
 
-  auto msg = parser.release();
   response resp;
-  resp.status = msg.result_int();
-  resp.content_type = std::string(msg[bhttp::field::content_type]);
-  resp.retry_after = parse_retry_after(msg[bhttp::field::retry_after]);
-  resp.location = std::string(msg[bhttp::field::location]);
-  resp.body = std::move(msg.body());
-  r.reusable = msg.keep_alive() && !parser.need_eof() && buffer.size() == 0;
+  resp.status = parser.status;
+  resp.content_type = std::move(parser.content_type);
+  resp.retry_after = parse_retry_after(parser.retry_after);
+  resp.location = std::move(parser.location);
+  resp.body = std::move(parser.body);
+  r.reusable = parser.keep_alive() && !parser.need_eof() && buffer.size() == 0 && !c.deadline_passed();
   r.ok = std::move(resp);
   co_return r;
 }
@@ -230,34 +363,38 @@ ssl::context make_tls_context(const client_options& opts) {
   return ctx;
 }
 
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name).append(": ").append(value).append("\r\n");
+}
+
+// Same fields as Beast's message with prepare_payload(): our defaults (Host, User-Agent,
+// Content-Type), each replaced when the caller sets that name; the caller's fields in their
+// order; Content-Length when there is a body or the method carries one.
 wire_request build_request(const endpoint& ep, request& req) {
-  wire_request m;
-  m.version(11);
-  const auto verb = bhttp::string_to_verb(req.method);
-  if (verb == bhttp::verb::unknown) {
-    m.method_string(req.method);
-  } else {
-    m.method(verb);
+  wire_request w;
+  w.method = std::move(req.method);
+  const auto callers = [&](std::string_view name) {
+    return std::any_of(req.headers.begin(), req.headers.end(), [&](const auto& h) { return beast::iequals(h.first, name); });
+  };
+  w.fields.reserve(128);
+  if (!callers("host")) append_field(w.fields, "Host", ep.authority());
+  if (!callers("user-agent")) append_field(w.fields, "User-Agent", user_agent);
+  if (!req.body.empty() && !req.content_type.empty() && !callers("content-type")) {
+    append_field(w.fields, "Content-Type", req.content_type);
   }
-  m.target(req.target.empty() ? std::string_view("/") : std::string_view(req.target));
-  m.set(bhttp::field::host, ep.authority());
-  m.set(bhttp::field::user_agent, user_agent);
-  if (!req.body.empty() && !req.content_type.empty()) m.set(bhttp::field::content_type, req.content_type);
-  for (std::size_t i = 0; i < req.headers.size(); ++i) {
-    const std::string& name = req.headers[i].first;  // not a structured binding: clang 14 cannot capture one
-    const std::string& value = req.headers[i].second;
+  for (const auto& [name, value] : req.headers) {
     // Framing is ours to set.
     if (beast::iequals(name, "content-length") || beast::iequals(name, "transfer-encoding")) continue;
-    // The first occurrence of a name replaces our default; repeats add more fields.
-    const bool first = std::none_of(req.headers.begin(), req.headers.begin() + static_cast<std::ptrdiff_t>(i),
-                                    [&](const auto& h) { return beast::iequals(h.first, name); });
-    if (first) m.erase(name);
-    m.insert(name, value);
+    append_field(w.fields, name, value);
   }
-  m.body() = std::move(req.body);
-  m.keep_alive(true);
-  m.prepare_payload();
-  return m;
+  if (!req.body.empty() || w.method == "POST" || w.method == "PUT" || w.method == "OPTIONS") {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, req.body.size()).ptr;
+    append_field(w.fields, "Content-Length", std::string_view(digits, static_cast<std::size_t>(end - digits)));
+  }
+  w.body = std::move(req.body);
+  w.retarget(req.target.empty() ? std::string("/") : std::move(req.target));
+  return w;
 }
 
 }  // namespace
@@ -454,11 +591,10 @@ struct client::impl : std::enable_shared_from_this<impl> {
         co_return r;
       }
     }
-    c.tcp().expires_after(timeout);
-    auto r = co_await c.visit([&](auto& stream) {
-      return exchange(stream, c.buffer, req, body_limit, reused, timeout);
-    });
-    if (r.reusable) c.tcp().expires_never();
+    c.tcp().expires_never();  // its timer bounded the connect; the exchange has the connection's own
+    c.start_deadline(timeout);
+    auto r = co_await c.visit([&](auto& stream) { return exchange(stream, c, req, body_limit, reused, timeout); });
+    c.stop_deadline();
     co_return r;
   }
 
@@ -511,10 +647,10 @@ struct client::impl : std::enable_shared_from_this<impl> {
           continue;
         }
         if (r.ok && redirects < req.max_redirects && is_followable_redirect(r.ok->status)) {
-          if (auto next = same_origin_target(ep, wire.target(), r.ok->location)) {
+          if (auto next = same_origin_target(ep, wire.target, r.ok->location)) {
             // Same origin, so the same pool and slot: the connection too when it may be reused.
             ++redirects;
-            wire.target(*next);
+            wire.retarget(std::move(*next));
             if (!r.reusable) slot.conn.reset();
             attempt_no = -1;
             continue;

@@ -1,6 +1,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -67,6 +68,42 @@ TEST(http_client, roundtrip_delivers_status_body_and_headers) {
   EXPECT_EQ(seen_host, "127.0.0.1:" + std::to_string(srv.port()));
   EXPECT_EQ(seen_content_type, "application/json");
   EXPECT_EQ(seen_token, "secret");
+  srv.stop();
+}
+
+TEST(http_client, writes_our_default_fields_unless_the_caller_sets_them_and_frames_the_body_itself) {
+  // given: a server that reports the fields it received
+  io_runner io;
+  std::vector<std::vector<std::pair<std::string, std::string>>> seen;
+  server srv(io.executor(), {}, [&](const server_request& r) {
+    seen.push_back(r.headers);
+    return server_response{200, "text/plain", r.method + " " + r.target + " [" + r.body + "]", {}};
+  });
+  srv.start("127.0.0.1", 0);
+  client c(io.executor(), {});
+  request with_overrides;
+  with_overrides.target = "/a";
+  with_overrides.body = "xyz";
+  with_overrides.headers = {{"user-agent", "custom/1"}, {"Content-Length", "999"}, {"X-Twice", "1"},
+                            {"X-Twice", "2"}, {"Transfer-Encoding", "chunked"}, {"Content-Type", "text/csv"}};
+  request empty_post;
+  empty_post.target = "/b";
+  // when
+  auto first = send(io, c, ep_of(srv.port()), with_overrides);
+  auto second = send(io, c, ep_of(srv.port()), empty_post);
+  auto third = send(io, c, ep_of(srv.port()), get(""));
+  // then: the caller's fields replace ours, repeats are kept in order, the framing is ours
+  ASSERT_TRUE(first.ok && second.ok && third.ok) << first.message << second.message << third.message;
+  EXPECT_EQ(first.ok->body, "POST /a [xyz]");
+  EXPECT_EQ(second.ok->body, "POST /b []");
+  EXPECT_EQ(third.ok->body, "GET / []");
+  const std::string host = "127.0.0.1:" + std::to_string(srv.port());
+  using fields = std::vector<std::pair<std::string, std::string>>;
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0], (fields{{"host", host}, {"user-agent", "custom/1"}, {"x-twice", "1"}, {"x-twice", "2"},
+                             {"content-type", "text/csv"}, {"content-length", "3"}}));
+  EXPECT_EQ(seen[1], (fields{{"host", host}, {"user-agent", "sendq/0.1"}, {"content-length", "0"}}));
+  EXPECT_EQ(seen[2], (fields{{"host", host}, {"user-agent", "sendq/0.1"}}));
   srv.stop();
 }
 
@@ -178,6 +215,31 @@ TEST(http_client, parses_retry_after_seconds_and_ignores_dates) {
   srv.stop();
 }
 
+TEST(http_client, keeps_the_first_of_repeated_reply_fields_and_reads_a_head_reply_without_its_body) {
+  // given: a reply repeating Content-Type, Retry-After and Location (in mixed case), then a reply to HEAD
+  io_runner io;
+  test_server srv(mode::fixed, 0ms,
+                  "HTTP/1.1 429 Too Many Requests\r\ncontent-type: text/plain\r\nRetry-After: 3\r\n"
+                  "CONTENT-TYPE: application/json\r\nretry-after: 9\r\nLocation: /first\r\nLocation: /second\r\n"
+                  "X-Other: 1\r\nContent-Length: 4\r\n\r\nbusy");
+  client c(io.executor(), {});
+  // when
+  auto r = send(io, c, ep_of(srv.port()), get("/"));
+  auto head = get("/");
+  head.method = "HEAD";
+  auto h = send(io, c, ep_of(srv.port()), head);
+  // then
+  ASSERT_TRUE(r.ok) << r.message;
+  EXPECT_EQ(r.ok->status, 429u);
+  EXPECT_EQ(r.ok->content_type, "text/plain");
+  EXPECT_EQ(r.ok->retry_after, std::chrono::seconds(3));
+  EXPECT_EQ(r.ok->location, "/first");
+  EXPECT_EQ(r.ok->body, "busy");
+  ASSERT_TRUE(h.ok) << h.message;
+  EXPECT_EQ(h.ok->status, 429u);
+  EXPECT_EQ(h.ok->body, "") << "a reply to HEAD has no body, whatever its Content-Length says";
+}
+
 TEST(http_client, response_without_keep_alive_is_not_pooled) {
   io_runner io;
   test_server srv(mode::fixed, 0ms, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok");
@@ -209,6 +271,48 @@ TEST(http_client, a_slow_drip_is_cut_by_the_deadline_of_the_whole_exchange) {
   EXPECT_NE(r.message.find("no complete response within 400ms (HTTP 200, Content-Length 100, "), std::string::npos)
       << r.message;
   EXPECT_NE(r.message.find(" body bytes received)"), std::string::npos) << r.message;
+}
+
+TEST(http_client, each_exchange_on_a_kept_alive_connection_has_its_own_deadline) {
+  for (const bool one_thread : {false, true}) {
+    SCOPED_TRACE(one_thread ? "one_thread" : "strands");
+    // given: one connection; "/slow" is answered after 1.5 s, "/s30" after 30 ms, others at once
+    io_runner server_io(4);  // a sleeping handler must not hold up the next connection's
+    server srv(server_io.executor(), {}, [](const server_request& r) {
+      if (r.target == "/slow") std::this_thread::sleep_for(1500ms);
+      if (r.target == "/s30") std::this_thread::sleep_for(30ms);
+      return server_response{200, "text/plain", r.target, {}};
+    });
+    srv.start("127.0.0.1", 0);
+    io_runner io;
+    client_options opts;
+    opts.max_connections_per_host = 1;
+    opts.one_thread = one_thread;
+    client c(io.executor(), opts);
+    const auto ep = ep_of(srv.port());
+    // when: a long deadline first, then a shorter one that must still apply
+    auto first = send(io, c, ep, get("/", 5s));
+    auto shorter = send(io, c, ep, get("/slow", 300ms));
+    // then
+    ASSERT_TRUE(first.ok) << first.message;
+    ASSERT_FALSE(shorter.ok);
+    EXPECT_EQ(shorter.kind, failure_kind::timeout_after_write) << shorter.message;
+    EXPECT_GE(shorter.elapsed, 300ms);
+    EXPECT_LT(shorter.elapsed, 1400ms);
+    // when: 20 exchanges of 30 ms with 300 ms each: the first one's deadline passes during a later
+    // one, which must go on (the deadline moved with it)
+    for (int i = 0; i < 20; ++i) {
+      auto r = send(io, c, ep, get("/s30", 300ms));
+      ASSERT_TRUE(r.ok) << "exchange " << i << ": " << r.message;
+      EXPECT_EQ(r.ok->body, "/s30");
+    }
+    // then a silent exchange after them still ends at its own deadline
+    auto last = send(io, c, ep, get("/slow", 200ms));
+    ASSERT_FALSE(last.ok);
+    EXPECT_EQ(last.kind, failure_kind::timeout_after_write) << last.message;
+    EXPECT_LT(last.elapsed, 1400ms);
+    srv.stop();
+  }
 }
 
 TEST(http_client, a_silent_server_is_reported_without_headers) {
