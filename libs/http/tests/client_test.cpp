@@ -524,6 +524,34 @@ TEST(http_client, waiting_for_a_free_connection_is_bounded_by_the_timeout) {
   EXPECT_EQ(first.get().kind, failure_kind::timeout_after_write);
 }
 
+TEST(http_client, each_waiter_for_a_connection_times_out_at_its_own_deadline) {
+  // given: the only connection is stuck for 2.5 s; a caller waits with 1.5 s, then one with 200 ms
+  io_runner io;
+  test_server srv(mode::silent);
+  client_options opts;
+  opts.max_connections_per_host = 1;
+  client c(io.executor(), opts);
+  const auto ep = ep_of(srv.port());
+  auto stuck = net::co_spawn(io.executor(), c.send(ep, get("/", 2500ms)), net::use_future);
+  ASSERT_TRUE(srv.wait_for([&] { return srv.requests() == 1; }));
+  auto patient = net::co_spawn(io.executor(), c.send(ep, get("/", 1500ms)), net::use_future);
+  // when
+  auto hurried = send(io, c, ep, get("/", 200ms));
+  // then: the later, shorter wait ends first, and the longer one is not cut short by it
+  ASSERT_FALSE(hurried.ok);
+  EXPECT_EQ(hurried.kind, failure_kind::connect) << hurried.message;
+  EXPECT_EQ(hurried.message, "no free connection within 200ms (max_connections_per_host=1)");
+  EXPECT_GE(hurried.elapsed, 200ms);
+  EXPECT_LT(hurried.elapsed, 1000ms);
+  ASSERT_EQ(patient.wait_for(10s), std::future_status::ready);
+  const auto waited = patient.get();
+  EXPECT_EQ(waited.kind, failure_kind::connect) << waited.message;
+  EXPECT_GE(waited.elapsed, 1500ms);
+  EXPECT_LT(waited.elapsed, 2400ms) << "it timed out waiting, before the stuck call ended";
+  ASSERT_EQ(stuck.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(stuck.get().kind, failure_kind::timeout_after_write);
+}
+
 TEST(http_client, stop_closes_idle_connections) {
   // given
   io_runner io;
