@@ -2,7 +2,14 @@
 // CMakeLists.txt). Two arenas suit the worker's few busy threads (per-thread caches absorb most
 // traffic) and keep the peak RSS near glibc's; freed pages go back to the OS after about a second
 // rather than being kept indefinitely.
+//
+// tcache_max: librdkafka's LZ4 compression of each produced batch callocs and frees a 64-192 KB
+// buffer (LZ4F_compressBegin). Above the default 32 KB those bypass the thread cache, and jemalloc
+// zeroes a recycled extent with madvise(MADV_DONTNEED): about 2,500 madvise calls and 6,000 TLB
+// shootdowns (interrupts on the other core) a second at 20,000 results/s. Caching up to 256 KB per
+// thread cut that to about 200 madvise calls a second, with the same peak RSS
+// (benchmarks/results/malloc-2026-11-23.md).
 extern "C" {
 // NOLINTNEXTLINE: the name and type are jemalloc's API.
-const char* malloc_conf = "narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0";
+const char* malloc_conf = "narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0,tcache_max:262144";
 }
