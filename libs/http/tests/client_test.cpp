@@ -1,4 +1,5 @@
 #include <atomic>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -504,39 +505,44 @@ TEST(http_client, respects_max_connections_per_host) {
   EXPECT_LE(srv.accepted(), 4);
 }
 
+// One connection per host, occupied by a call to a silent server that ends after `stuck_for`.
+struct one_stuck_connection {
+  explicit one_stuck_connection(std::chrono::milliseconds stuck_for)
+      : srv(mode::silent), c(io.executor(), single()), ep(ep_of(srv.port())),
+        stuck(net::co_spawn(io.executor(), c.send(ep, get("/", stuck_for)), net::use_future)) {
+    if (!srv.wait_for([&] { return srv.requests() == 1; })) throw std::runtime_error("the stuck call never arrived");
+  }
+  static client_options single() {
+    client_options opts;
+    opts.max_connections_per_host = 1;
+    return opts;
+  }
+  io_runner io;
+  test_server srv;
+  client c;
+  const endpoint ep;  // send() holds a reference until it completes
+  std::future<call_result> stuck;
+};
+
 TEST(http_client, waiting_for_a_free_connection_is_bounded_by_the_timeout) {
   // given: the only connection is stuck on a silent server
-  io_runner io;
-  test_server srv(mode::silent);
-  client_options opts;
-  opts.max_connections_per_host = 1;
-  client c(io.executor(), opts);
-  const auto ep = ep_of(srv.port());  // send() holds a reference until it completes
-  auto first = net::co_spawn(io.executor(), c.send(ep, get("/", 600ms)), net::use_future);
-  ASSERT_TRUE(srv.wait_for([&] { return srv.requests() == 1; }));
+  one_stuck_connection s(600ms);
   // when
-  auto second = send(io, c, ep, get("/", 100ms));
+  auto second = send(s.io, s.c, s.ep, get("/", 100ms));
   // then
   ASSERT_FALSE(second.ok);
   EXPECT_EQ(second.kind, failure_kind::connect) << second.message;
   EXPECT_LT(second.elapsed, 1s);
-  ASSERT_EQ(first.wait_for(10s), std::future_status::ready);
-  EXPECT_EQ(first.get().kind, failure_kind::timeout_after_write);
+  ASSERT_EQ(s.stuck.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(s.stuck.get().kind, failure_kind::timeout_after_write);
 }
 
 TEST(http_client, each_waiter_for_a_connection_times_out_at_its_own_deadline) {
   // given: the only connection is stuck for 2.5 s; a caller waits with 1.5 s, then one with 200 ms
-  io_runner io;
-  test_server srv(mode::silent);
-  client_options opts;
-  opts.max_connections_per_host = 1;
-  client c(io.executor(), opts);
-  const auto ep = ep_of(srv.port());
-  auto stuck = net::co_spawn(io.executor(), c.send(ep, get("/", 2500ms)), net::use_future);
-  ASSERT_TRUE(srv.wait_for([&] { return srv.requests() == 1; }));
-  auto patient = net::co_spawn(io.executor(), c.send(ep, get("/", 1500ms)), net::use_future);
+  one_stuck_connection s(2500ms);
+  auto patient = net::co_spawn(s.io.executor(), s.c.send(s.ep, get("/", 1500ms)), net::use_future);
   // when
-  auto hurried = send(io, c, ep, get("/", 200ms));
+  auto hurried = send(s.io, s.c, s.ep, get("/", 200ms));
   // then: the later, shorter wait ends first, and the longer one is not cut short by it
   ASSERT_FALSE(hurried.ok);
   EXPECT_EQ(hurried.kind, failure_kind::connect) << hurried.message;
@@ -548,8 +554,8 @@ TEST(http_client, each_waiter_for_a_connection_times_out_at_its_own_deadline) {
   EXPECT_EQ(waited.kind, failure_kind::connect) << waited.message;
   EXPECT_GE(waited.elapsed, 1500ms);
   EXPECT_LT(waited.elapsed, 2400ms) << "it timed out waiting, before the stuck call ended";
-  ASSERT_EQ(stuck.wait_for(10s), std::future_status::ready);
-  EXPECT_EQ(stuck.get().kind, failure_kind::timeout_after_write);
+  ASSERT_EQ(s.stuck.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(s.stuck.get().kind, failure_kind::timeout_after_write);
 }
 
 TEST(http_client, stop_closes_idle_connections) {
