@@ -216,6 +216,9 @@ struct pipeline::impl : kafka::rebalance_listener {
   std::map<partition_key, std::chrono::steady_clock::time_point> retry_paused;  // resume when due
   std::atomic<bool> stopping{false};
   std::atomic<bool> stopped{false};
+  // Set once start() has made the consumer: readiness() runs on the metrics server's thread, which
+  // serves /readyz before and while start() runs, so it must not look at `consumer` before this.
+  std::atomic<bool> started{false};
   std::unique_ptr<kafka::consumer> consumer;
   std::unique_ptr<kafka::producer> producer;
   std::thread kafka_thread;
@@ -1022,6 +1025,7 @@ void pipeline::start() {
       d.log, d);
   d.producer_thread = std::thread([&d] { d.producer_loop(); });
   d.kafka_thread = std::thread([&d] { d.consume_loop(); });
+  d.started.store(true, std::memory_order_release);
 }
 
 void pipeline::stop() {
@@ -1052,7 +1056,9 @@ long pipeline::unfinished() const { return impl_->in_flight.load(); }
 
 std::string pipeline::readiness() const {
   if (impl_->stopping.load()) return "stopping";
-  if (!impl_->consumer || impl_->consumer->assigned_count() == 0) return "no partitions assigned yet";
+  if (!impl_->started.load(std::memory_order_acquire) || impl_->consumer->assigned_count() == 0) {
+    return "no partitions assigned yet";
+  }
   // Stalled: the oldest unfinished request is older than a request may ever be held.
   if (const auto oldest = impl_->tracker.oldest_unfinished()) {
     const auto age = std::chrono::steady_clock::now() - *oldest;
