@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <deque>
@@ -63,8 +64,10 @@ class watchdog {
   explicit watchdog(const net::any_io_executor& ex) : state_(std::make_shared<state>(ex)) {}
   watchdog(const watchdog&) = delete;
   watchdog& operator=(const watchdog&) = delete;
+  // May run on another thread than the timer's (client::stop() from the main thread closes idle
+  // connections while their fired timer's handler may still run): hence the atomic on_expiry.
   ~watchdog() {
-    state_->on_expiry = nullptr;
+    state_->on_expiry.store(nullptr, std::memory_order_release);
     state_->timer.cancel();
   }
 
@@ -73,7 +76,7 @@ class watchdog {
     auto& s = *state_;
     s.deadline = deadline;
     s.fired = false;
-    s.on_expiry = on_expiry;
+    s.on_expiry.store(on_expiry, std::memory_order_relaxed);
     if (!s.armed || s.timer.expiry() > deadline) arm(state_);
   }
   /// The exchange ended: an armed timer finds nothing to do and disarms.
@@ -85,7 +88,7 @@ class watchdog {
     explicit state(const net::any_io_executor& ex) : timer(ex) {}
     net::steady_timer timer;
     steady::time_point deadline = steady::time_point::max();
-    std::function<void()>* on_expiry = nullptr;  ///< null once the connection is gone
+    std::atomic<std::function<void()>*> on_expiry{nullptr};  ///< null once the connection is gone
     unsigned generation = 0;                     ///< of the pending wait; an older one is ignored
     bool armed = false;
     bool fired = false;
@@ -96,7 +99,8 @@ class watchdog {
     const unsigned generation = ++s->generation;
     s->timer.expires_at(s->deadline);  // cancels a pending wait, which then sees an old generation
     s->timer.async_wait([s, generation](error_code ec) {
-      if (generation != s->generation || s->on_expiry == nullptr) return;
+      auto* const on_expiry = s->on_expiry.load(std::memory_order_acquire);
+      if (on_expiry == nullptr || generation != s->generation) return;
       s->armed = false;
       if (ec || s->deadline == steady::time_point::max()) return;  // idle: the next exchange arms it
       if (steady::now() < s->deadline) {
@@ -104,7 +108,7 @@ class watchdog {
         return;
       }
       s->fired = true;
-      (*s->on_expiry)();
+      (*on_expiry)();
     });
   }
 

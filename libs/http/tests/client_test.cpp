@@ -571,5 +571,25 @@ TEST(http_client, stop_closes_idle_connections) {
   EXPECT_TRUE(srv.wait_for([&] { return srv.open_now() == 0; }));
 }
 
+TEST(http_client, stop_from_another_thread_after_an_idle_connections_deadline_timer_fired) {
+  for (const bool one_thread : {false, true}) {
+    SCOPED_TRACE(one_thread ? "one_thread" : "strands");
+    // given: an idle pooled connection whose deadline timer fired on the I/O thread after the
+    // exchange ended (the worker stops its clients from the main thread while I/O threads run)
+    io_runner io;
+    test_server srv(mode::echo);
+    client_options opts;
+    opts.one_thread = one_thread;
+    client c(io.executor(), opts);
+    auto r = send(io, c, ep_of(srv.port()), get("/", 50ms));
+    ASSERT_TRUE(r.ok) << r.message;
+    std::this_thread::sleep_for(200ms);
+    // when
+    c.stop();
+    // then: the connection is closed (and, under TSan, nothing raced with the timer's handler)
+    EXPECT_TRUE(srv.wait_for([&] { return srv.open_now() == 0; }));
+  }
+}
+
 }  // namespace
 }  // namespace sendq::http
