@@ -61,7 +61,7 @@ class FaultsTest(unittest.TestCase):
                 retried += len(seen) > 1
                 if res["status"] == "delivered":
                     self.assertTrue(seen[-1]["accepted"], seen[-1])
-                    self.assertTrue(all(x["fault"] != "none" for x in seen[:-1]))
+                    self.assertTrue(all(x["fault"] != "none" for x in seen[:-1]), f"{r['id']}: {res} vs {seen}")
                 else:
                     # only outcomes that may have taken effect end early, and only where the
                     # provider does not deduplicate by our id
