@@ -415,14 +415,11 @@ config parse(std::string_view toml_text, const env_lookup& env, std::string_view
                 {"max_connections_per_host", &w.max_connections_per_host, 1, 100000},
                 {"retry_topic_threshold_ms", &w.retry_topic_threshold_ms, 0, 86400000},
                 {"bulk_share_percent", &w.bulk_share_percent, 1, 100},
-                {"account_max_in_flight", &w.account_max_in_flight, 0, 1000000},
+                {"account_max_in_flight", &w.account_max_in_flight, 1, 1000000},
                 {"dedupe_window_ms", &w.dedupe_window_ms, 0, 86400000},
                 {"dedupe_max_ids", &w.dedupe_max_ids, 0, 10000000},
                 {"max_request_age_ms", &w.max_request_age_ms, 1000, 86400000}},
                {{"ca_file", &w.ca_file}}, env);
-  // A fixed default would park evenly spread healthy traffic once max_in_flight is raised (four
-  // accounts at 2,500 each against 2,048 with 10,000 in flight), so by default it scales with it.
-  if (w.account_max_in_flight == 0) w.account_max_in_flight = std::max(1, w.max_in_flight / 2);
   // The worker re-produces a whole request to sendq.retry: a producer limit too small for one
   // would leave such a request unfinished with its offset never committed, so refuse it here.
   if (const auto it = c.kafka.librdkafka.find("message.max.bytes"); it != c.kafka.librdkafka.end()) {

@@ -46,19 +46,6 @@ TEST(config, defaults_without_a_file) {
   EXPECT_TRUE(c.accounts.empty());
 }
 
-TEST(config, the_bulkheads_per_account_limit_is_half_of_max_in_flight_unless_set) {
-  EXPECT_EQ(parse("", env_of({})).worker.account_max_in_flight, 2048);  // max_in_flight 4,096
-  EXPECT_EQ(parse("[worker]\nmax_in_flight = 10000\n", env_of({})).worker.account_max_in_flight, 5000);
-  EXPECT_EQ(parse("", env_of({{"SENDQ_WORKER_MAX_IN_FLIGHT", "1"}})).worker.account_max_in_flight, 1);
-  EXPECT_EQ(parse("[worker]\nmax_in_flight = 10000\naccount_max_in_flight = 100\n", env_of({}))
-                .worker.account_max_in_flight,
-            100);
-  EXPECT_EQ(parse("[worker]\naccount_max_in_flight = 0\n", env_of({{"SENDQ_WORKER_MAX_IN_FLIGHT", "300"}}))
-                .worker.account_max_in_flight,
-            150);
-  EXPECT_EQ(error_of("[worker]\naccount_max_in_flight = -1\n"), "worker.account_max_in_flight: -1 is outside 0..1000000");
-}
-
 TEST(config, reads_accounts_and_marks_tokens_as_secrets) {
   auto c = parse(gewe_account, env_of({}));
   ASSERT_EQ(c.accounts.size(), 1u);

@@ -50,7 +50,7 @@ struct worker_config {
   int commit_interval_ms = 200;     ///< how often finished offsets are committed
   int shutdown_grace_ms = 10000;    ///< on SIGTERM, how long in-flight work may take
   int max_connections_per_host = 256;  ///< open HTTP connections per provider host
-  int account_max_in_flight = 0;   ///< bulkhead: records one provider account may hold (0 = max_in_flight / 2)
+  int account_max_in_flight = 2048;  ///< bulkhead: records one provider account may hold in memory
   int bulk_share_percent = 20;      ///< share of max_in_flight and of each rate limit for kafka.bulk_topic
   int retry_topic_threshold_ms = 30000;  ///< back-offs longer than this go through kafka.retry_topic
   int dedupe_window_ms = 600000;    ///< ids that ended within this window are not sent again
