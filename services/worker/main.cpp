@@ -14,6 +14,8 @@
 #include <variant>
 #include <vector>
 
+#include <pthread.h>
+
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -172,7 +174,12 @@ int main(int argc, char** argv) {
     arm_hangup();
 
     std::vector<std::thread> threads;
-    for (auto& c : contexts) threads.emplace_back([&c] { c->run(); });
+    for (std::size_t i = 0; i < contexts.size(); ++i) {
+      threads.emplace_back([&c = contexts[i], i] {
+        pthread_setname_np(pthread_self(), ("sendq-io-" + std::to_string(i)).c_str());  // for top -H and perf
+        c->run();
+      });
+    }
     const auto stop_threads = [&] {
       work.clear();
       for (auto& c : contexts) c->stop();
