@@ -63,32 +63,90 @@ duplicate_guard::duplicate_guard(std::chrono::milliseconds window, std::size_t m
   for (auto& k : key_) k = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
 }
 
+duplicate_guard::digest duplicate_guard::digest_of(std::string_view id) const {
+  auto d = siphash128(id, key_);
+  if (d.lo == 0 && d.hi == 0) d.hi = 1;  // zero marks a free slot (a 2^-128 chance)
+  return d;
+}
+
+bool duplicate_guard::contains(const digest& d) const {
+  if (slots_.empty()) return false;
+  const std::size_t mask = slots_.size() - 1;
+  for (std::size_t i = static_cast<std::size_t>(d.lo) & mask;; i = (i + 1) & mask) {
+    if (slots_[i] == d) return true;
+    if (slots_[i] == digest{}) return false;
+  }
+}
+
+bool duplicate_guard::insert(const digest& d) {
+  if (2 * (count_ + 1) > slots_.size()) grow();
+  const std::size_t mask = slots_.size() - 1;
+  for (std::size_t i = static_cast<std::size_t>(d.lo) & mask;; i = (i + 1) & mask) {
+    if (slots_[i] == d) return false;
+    if (slots_[i] == digest{}) {
+      slots_[i] = d;
+      ++count_;
+      return true;
+    }
+  }
+}
+
+// Backward-shift deletion (Knuth's algorithm R): later members of the probe run move up into the
+// hole unless their home slot lies cyclically in (hole, their slot], so no tombstones are needed.
+void duplicate_guard::erase(const digest& d) {
+  const std::size_t mask = slots_.size() - 1;
+  std::size_t hole = static_cast<std::size_t>(d.lo) & mask;
+  while (!(slots_[hole] == d)) {
+    if (slots_[hole] == digest{}) return;
+    hole = (hole + 1) & mask;
+  }
+  for (std::size_t j = (hole + 1) & mask; !(slots_[j] == digest{}); j = (j + 1) & mask) {
+    const std::size_t home = static_cast<std::size_t>(slots_[j].lo) & mask;
+    const bool stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+    if (!stays) {
+      slots_[hole] = slots_[j];
+      hole = j;
+    }
+  }
+  slots_[hole] = digest{};
+  --count_;
+}
+
+void duplicate_guard::grow() {
+  std::vector<digest> old = std::move(slots_);
+  slots_.assign(old.empty() ? 1024 : 2 * old.size(), digest{});
+  count_ = 0;
+  for (const auto& d : old) {
+    if (!(d == digest{})) insert(d);
+  }
+}
+
 void duplicate_guard::expire(clock::time_point now) {
   while (!order_.empty() && (order_.front().first + window_ <= now || order_.size() > max_ids_)) {
-    ids_.erase(order_.front().second);
+    erase(order_.front().second);
     order_.pop_front();
   }
 }
 
 bool duplicate_guard::seen(std::string_view id, clock::time_point now) {
   if (max_ids_ == 0) return false;
-  const auto d = siphash128(id, key_);
+  const auto d = digest_of(id);
   std::lock_guard lock(mutex_);
   expire(now);
-  return ids_.count(d) != 0;
+  return contains(d);
 }
 
 void duplicate_guard::remember(std::string_view id, clock::time_point now) {
   if (max_ids_ == 0) return;
-  const auto d = siphash128(id, key_);
+  const auto d = digest_of(id);
   std::lock_guard lock(mutex_);
-  if (ids_.insert(d).second) order_.emplace_back(now, d);
+  if (insert(d)) order_.emplace_back(now, d);
   expire(now);
 }
 
 std::size_t duplicate_guard::size() const {
   std::lock_guard lock(mutex_);
-  return ids_.size();
+  return count_;
 }
 
 }  // namespace sendq::delivery

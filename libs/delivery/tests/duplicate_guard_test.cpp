@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -68,4 +70,42 @@ TEST(duplicate_guard, tells_ids_apart_that_differ_in_one_byte) {
   EXPECT_FALSE(g.seen("order-000124-sender-text", t0));
   EXPECT_FALSE(g.seen("order-000123-sender-tex", t0));
   EXPECT_FALSE(g.seen("", t0));
+}
+
+// The table behind the guard (open addressing, ids forgotten by shifting later entries back) is
+// churned through a hundred times its size: every id still within the bound must be found, and
+// every one forgotten must not, including ones in the same probe runs as those moved.
+TEST(duplicate_guard, keeps_exactly_the_latest_ids_while_churning) {
+  constexpr std::size_t bound = 400;  // ~40% of the first table: long probe runs wrap around it
+  duplicate_guard g(1h, bound);
+  const auto t0 = duplicate_guard::clock::time_point{} + 1h;
+  auto id = [](std::size_t i) { return "req-" + std::to_string(i); };
+  for (std::size_t i = 0; i < 40'000; ++i) {
+    g.remember(id(i), t0);
+    if (i % 3 == 0) g.remember(id(i), t0);  // remembering twice keeps one entry
+    ASSERT_EQ(g.size(), std::min(i + 1, bound)) << "after id " << i;
+    if (i % 997 == 0 || i < 2 * bound) {
+      for (std::size_t k = (i + 1 > bound ? i + 1 - bound : 0); k <= i; ++k) {
+        ASSERT_TRUE(g.seen(id(k), t0)) << id(k) << " forgotten too early, after " << id(i);
+      }
+      for (std::size_t k = (i + 1 > 2 * bound ? i + 1 - 2 * bound : 0); k + bound <= i; ++k) {
+        ASSERT_FALSE(g.seen(id(k), t0)) << id(k) << " still remembered after " << id(i);
+      }
+    }
+  }
+}
+
+TEST(duplicate_guard, forgets_by_age_and_remembers_again) {
+  duplicate_guard g(10s, 1000);
+  const auto t0 = duplicate_guard::clock::time_point{} + 1h;
+  for (int i = 0; i < 500; ++i) g.remember("a" + std::to_string(i), t0);
+  for (int i = 0; i < 500; ++i) g.remember("b" + std::to_string(i), t0 + 5s);
+  EXPECT_TRUE(g.seen("a499", t0 + 9s));
+  EXPECT_FALSE(g.seen("a0", t0 + 10s)) << "the first 500 expire together";
+  EXPECT_EQ(g.size(), 500u);
+  EXPECT_FALSE(g.seen("a499", t0 + 10s));
+  EXPECT_TRUE(g.seen("b0", t0 + 10s));
+  g.remember("a0", t0 + 10s);
+  EXPECT_TRUE(g.seen("a0", t0 + 14s));
+  EXPECT_EQ(g.size(), 501u);
 }

@@ -4,8 +4,8 @@
 /// Thread-safe.
 ///
 /// Ids are kept as 128-bit SipHash-2-4 digests under a key drawn at random per process, not as
-/// strings: ~60 bytes an id instead of ~160 (200,000 ids: ~12 MB instead of ~32 MB of the
-/// worker's RSS). Two different ids compare equal with probability ~2^-128, and as the key is
+/// strings: 56–88 bytes an id instead of ~160 (200,000 ids: at most ~13 MB instead of ~32 MB of
+/// the worker's RSS). Two different ids compare equal with probability ~2^-128, and as the key is
 /// secret a producer cannot craft ids that do.
 #include <array>
 #include <chrono>
@@ -14,7 +14,7 @@
 #include <deque>
 #include <mutex>
 #include <string_view>
-#include <unordered_set>
+#include <vector>
 
 namespace sendq::delivery {
 
@@ -37,15 +37,22 @@ class duplicate_guard {
   static digest siphash128(std::string_view data, const std::array<std::uint64_t, 2>& key);
 
  private:
-  struct digest_hash {
-    std::size_t operator()(const digest& d) const noexcept { return static_cast<std::size_t>(d.lo); }
-  };
+  digest digest_of(std::string_view id) const;
+  bool contains(const digest& d) const;
+  bool insert(const digest& d);  // false when already there
+  void erase(const digest& d);
+  void grow();
   void expire(clock::time_point now);
   std::chrono::milliseconds window_;
   std::size_t max_ids_;
   std::array<std::uint64_t, 2> key_;
   mutable std::mutex mutex_;
-  std::unordered_set<digest, digest_hash> ids_;
+  // The digests in an open-addressing table (linear probing, at most half full; the all-zero
+  // digest marks a free slot): a lookup reads one or two cache lines, and remembering or
+  // forgetting an id allocates nothing, where a node-based set allocated and freed a node per id
+  // and chased a pointer per lookup.
+  std::vector<digest> slots_;
+  std::size_t count_ = 0;
   std::deque<std::pair<clock::time_point, digest>> order_;  // oldest first
 };
 
