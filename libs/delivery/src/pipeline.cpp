@@ -198,7 +198,10 @@ struct pipeline::impl : kafka::rebalance_listener {
   // requests of such a key are parked behind them, so that the key's order holds.
   std::unordered_map<std::string, long> parked_keys;
   offset_tracker tracker;
-  key_lanes<record_ptr> lanes;
+  // Per shard (same index): the lanes of the keys that run there, used by that shard's thread
+  // (and waiting() by the Kafka thread). One shared set cost the Kafka thread and the I/O threads
+  // a contended lock and cache misses on each other's map nodes per delivery.
+  std::vector<std::unique_ptr<key_lanes<record_ptr>>> lanes;
   duplicate_guard duplicates;
   core::request_decoder decoder;  // Kafka thread only
   std::atomic<long> in_flight{0};
@@ -239,6 +242,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     if (shards.empty()) throw std::invalid_argument("pipeline: at least one I/O shard is needed");
     gates.resize(shards.size());
     pending.resize(shards.size());
+    for (std::size_t i = 0; i < shards.size(); ++i) lanes.push_back(std::make_unique<key_lanes<record_ptr>>());
     // The HTTP client of each shard gets max_connections_per_host / shards (services/worker).
     gate_capacity = std::max<std::size_t>(1, static_cast<std::size_t>(cfg.worker.max_connections_per_host) / shards.size());
     table = build_table(cfg.accounts, nullptr);
@@ -247,7 +251,7 @@ struct pipeline::impl : kafka::rebalance_listener {
   std::size_t shard_index(const io_shard& shard) const { return static_cast<std::size_t>(&shard - shards.data()); }
 
   // Records admitted in this poll batch, per shard, not started yet (Kafka thread only): true =
-  // the first of its key's lane (run_lane), false = an undecodable one (deliver).
+  // one for its key's lane on that shard, false = an undecodable one (deliver).
   std::vector<std::vector<std::pair<record_ptr, bool>>> pending;
 
   // Hands each shard its admitted records in one post, instead of one cross-thread post (a lock
@@ -258,8 +262,14 @@ struct pipeline::impl : kafka::rebalance_listener {
       net::post(shards[i].executor, [this, i, batch = std::move(pending[i])]() mutable {
         auto& shard = shards[i];
         for (auto& [rec, lane] : batch) {
-          if (lane) start_lane(std::move(rec), shard);
-          else net::co_spawn(shard.executor, deliver(std::move(rec), shard), net::detached);
+          if (!lane) {
+            net::co_spawn(shard.executor, deliver(std::move(rec), shard), net::detached);
+            continue;
+          }
+          // Posted in offset order, so each key's lane is filled in order. `r` keeps the key
+          // alive through the call: `rec` is moved into it.
+          const record* r = rec.get();
+          if (auto first = lanes[i]->push(r->req.key, std::move(rec))) start_lane(std::move(*first), shard);
         }
       });
       pending[i] = {};
@@ -366,7 +376,9 @@ struct pipeline::impl : kafka::rebalance_listener {
         last_commit = now;
         consumer->commit(tracker.take_committable(), false);
         metrics.producer_queue_length.Set(producer->queue_length());
-        metrics.queued.Set(static_cast<double>(lanes.waiting()));
+        std::size_t waiting = 0;
+        for (const auto& l : lanes) waiting += l->waiting();
+        metrics.queued.Set(static_cast<double>(waiting));
         const auto oldest = tracker.oldest_unfinished();
         metrics.oldest_request_age.Set(oldest ? std::chrono::duration<double>(now - *oldest).count() : 0.0);
       }
@@ -532,10 +544,8 @@ struct pipeline::impl : kafka::rebalance_listener {
         return;
       }
       if (bulkhead_parks(*rec)) return;
-      if (auto first = lanes.push(rec->req.key, rec)) {
-        auto& shard = shard_of(rec->req.key);
-        pending[shard_index(shard)].push_back({std::move(*first), true});
-      }
+      auto& shard = shard_of(rec->req.key);
+      pending[shard_index(shard)].push_back({std::move(rec), true});
     } else {
       auto& shard = shards[next_shard++ % shards.size()];
       pending[shard_index(shard)].push_back({rec, false});
@@ -627,7 +637,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       });
       gate.waiting.pop_front();
     }
-    if (auto next = lanes.next(key)) {
+    if (auto next = lanes[shard_index(shard)]->next(key)) {
       net::post(shard.executor, [this, next = std::move(*next), &shard]() mutable { start_lane(std::move(next), shard); });
     }
   }
