@@ -37,12 +37,19 @@ void append_json_string(std::string& out, std::string_view s) {
   while (i < s.size()) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-      // Copy the run of plain ASCII in one go.
+      // Copy the run of text that needs no escaping in one go: ASCII and valid multi-byte
+      // characters (CJK text would otherwise be appended one character at a time).
       std::size_t j = i + 1;
       while (j < s.size()) {
         const auto d = static_cast<unsigned char>(s[j]);
-        if (d < 0x20 || d == '"' || d == '\\' || d >= 0x80) break;
-        ++j;
+        if (d < 0x20 || d == '"' || d == '\\') break;
+        if (d < 0x80) {
+          ++j;
+          continue;
+        }
+        const std::size_t n = utf8_sequence_length(s, j);
+        if (n == 0) break;  // replaced below
+        j += n;
       }
       out.append(s.data() + i, j - i);
       i = j;

@@ -52,6 +52,19 @@ TEST(json_writer, escapes_control_characters_and_replaces_invalid_utf8) {
   EXPECT_EQ(out, "\"a\\u0001\xEF\xBF\xBD\xe4\xbd\xa0\"");
 }
 
+// Runs of text are copied whole, multi-byte characters included: what ends a run (an escape,
+// an invalid or truncated sequence, an overlong form, a surrogate) must still be handled there.
+TEST(json_writer, copies_runs_of_cjk_text_and_still_escapes_and_replaces_inside_them) {
+  std::string out;
+  append_json_string(out, "您好, \"订单\"\n已发货");
+  EXPECT_EQ(out, "\"您好, \\\"订单\\\"\\n已发货\"");
+  out.clear();
+  // ok 你 | lone continuation byte | 好 | overlong '/' | 你 | surrogate U+D800 | truncated 你
+  append_json_string(out, std::string("ok\xe4\xbd\xa0\x80\xe5\xa5\xbd\xc0\xaf\xe4\xbd\xa0\xed\xa0\x80\xe4\xbd", 19));
+  EXPECT_EQ(out, "\"ok\xe4\xbd\xa0\xEF\xBF\xBD\xe5\xa5\xbd\xEF\xBF\xBD\xEF\xBF\xBD\xe4\xbd\xa0"
+                 "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");
+}
+
 TEST(result_encoder, round_trips_a_request_for_the_retry_topic) {
   request_decoder d;
   send_request r;
