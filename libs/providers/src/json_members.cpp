@@ -77,12 +77,11 @@ std::optional<std::string> read_object(od::object& obj, std::string_view prefix,
     if (auto e = field.value().get(v)) return error_text(e);
     if (auto err = read_value(v, m)) return "member \"" + m.name + "\": " + *err;
     const bool descend = m.kind == json_kind::object && !nested.empty() && key == nested;
-    std::string name = m.name;
     out.push_back(std::move(m));
     if (descend) {
+      const std::string inner_prefix = out.back().name + ".";  // a copy: `out` grows below
       od::object inner;
-      if (auto e = v.get_object().get(inner)) return "member \"" + name + "\": " + error_text(e);
-      const std::string inner_prefix = name + ".";
+      if (auto e = v.get_object().get(inner)) return "member \"" + out.back().name + "\": " + error_text(e);
       if (auto err = read_object(inner, inner_prefix, {}, out)) return err;
     }
   }
@@ -94,6 +93,7 @@ std::optional<std::string> read_object(od::object& obj, std::string_view prefix,
 std::optional<std::string> read_members(std::string_view json, json_members& out,
                                         std::string_view nested) {
   out.clear();
+  out.reserve(16);  // replies have a handful of members: no regrowth per member
   // One parser and one padded copy per thread: replies are small and this runs per message.
   thread_local od::parser parser;
   thread_local std::string buffer;
