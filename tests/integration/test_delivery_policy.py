@@ -29,7 +29,10 @@ class FaultsTest(unittest.TestCase):
         # given a simulator failing 20% of calls (503, 429 + Retry-After, reset, timeout)
         workdir = h.Workdir("faults").path
         sim = h.Simulator(workdir, ["--fault-rate", "0.2", "--seed", "42", "--threads", "2"])
-        config = write_config(workdir, {"request_timeout_ms": 1000, "max_attempts": 12, "retry_backoff_ms": 20,
+        # A short deadline keeps the timeout faults (the simulator hangs) fast. Sanitizer-built services
+        # run several times slower: SENDQ_TEST_TIMEOUT_SCALE=3 gives them room (docs/hardening.md).
+        timeout_ms = int(1000 * float(os.environ.get("SENDQ_TEST_TIMEOUT_SCALE", "1")))
+        config = write_config(workdir, {"request_timeout_ms": timeout_ms, "max_attempts": 12, "retry_backoff_ms": 20,
                                         "max_retry_backoff_ms": 500, "max_in_flight": 4096})
         worker = h.Worker(workdir, sim, config=config)
         try:
