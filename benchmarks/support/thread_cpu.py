@@ -54,7 +54,15 @@ def main():
     ap.add_argument("seconds", type=float, nargs="?", default=5.0)
     ap.add_argument("--metrics", help="the worker's metrics URL (default: from SENDQ_METRICS_ADDR)")
     args = ap.parse_args()
+    if not os.path.isdir(f"/proc/{args.pid}"):
+        raise SystemExit(f"pid: no process {args.pid} (pass a running sendq-worker's PID)")
+    if args.seconds <= 0:
+        raise SystemExit(f"seconds: must be more than 0, not {args.seconds:g}")
     url = args.metrics or metrics_url(args.pid)
+    try:
+        deliveries(url)
+    except OSError as e:
+        raise SystemExit(f"--metrics: cannot read {url}/metrics ({e})")
     before, d0 = threads(args.pid), deliveries(url)
     time.sleep(args.seconds)
     after, d1 = threads(args.pid), deliveries(url)

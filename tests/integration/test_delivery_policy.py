@@ -26,12 +26,18 @@ def results_by_id(results):
 
 class FaultsTest(unittest.TestCase):
     def test_10000_requests_with_20_percent_retryable_faults(self):
+        # A short deadline keeps the timeout faults (the simulator hangs) fast. Sanitizer-built services
+        # run several times slower: SENDQ_TEST_TIMEOUT_SCALE=3 gives them room (docs/hardening.md).
+        # Read before anything starts, so that a bad value leaves nothing running.
+        scale = os.environ.get("SENDQ_TEST_TIMEOUT_SCALE", "1")
+        try:
+            timeout_ms = int(1000 * float(scale))
+        except ValueError:
+            self.fail(f"SENDQ_TEST_TIMEOUT_SCALE: not a number: {scale!r}")
+        self.assertGreater(timeout_ms, 0, f"SENDQ_TEST_TIMEOUT_SCALE: must be more than 0, not {scale!r}")
         # given a simulator failing 20% of calls (503, 429 + Retry-After, reset, timeout)
         workdir = h.Workdir("faults").path
         sim = h.Simulator(workdir, ["--fault-rate", "0.2", "--seed", "42", "--threads", "2"])
-        # A short deadline keeps the timeout faults (the simulator hangs) fast. Sanitizer-built services
-        # run several times slower: SENDQ_TEST_TIMEOUT_SCALE=3 gives them room (docs/hardening.md).
-        timeout_ms = int(1000 * float(os.environ.get("SENDQ_TEST_TIMEOUT_SCALE", "1")))
         config = write_config(workdir, {"request_timeout_ms": timeout_ms, "max_attempts": 12, "retry_backoff_ms": 20,
                                         "max_retry_backoff_ms": 500, "max_in_flight": 4096})
         worker = h.Worker(workdir, sim, config=config)
