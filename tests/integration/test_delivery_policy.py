@@ -221,6 +221,44 @@ class BulkheadTest(unittest.TestCase):
             sim.stop()
 
 
+class TrickleTest(unittest.TestCase):
+    def test_slots_freed_one_by_one_are_refilled_without_waiting_for_a_batch(self):
+        # given 156 of 160 slots held by calls that take 6 s (at capacity the Kafka thread waits
+        # for 10 slots, 1/16, before it admits a batch)
+        workdir = h.Workdir("trickle").path
+        sim = h.Simulator(workdir, ["--threads", "2"])
+        sim.set_faults([{"match": "crawl-", "action": "latency", "latency_ms": 6000}])
+        config = write_config(workdir, {"max_in_flight": 160, "account_max_in_flight": 1000,
+                                        "request_timeout_ms": 15000})
+        worker = h.Worker(workdir, sim, config=config)
+        try:
+            worker.wait_ready()
+            slow = [{"id": f"crawl-{i:03d}", "provider": "gewe", "type": "text", "to": f"crawl-{i}@chatroom",
+                     "body": {"text": f"crawl-{i:03d}"}} for i in range(156)]
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [(r["to"], json.dumps(r)) for r in slow])
+            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_requests_in_flight") >= 156, 30,
+                       "the slow calls to hold their slots")
+            # when 40 quick requests come, which can only ever have the 4 free slots
+            fast = [{"id": f"quick-{i:02d}", "provider": "im", "type": "text", "from": "u1", "to": f"user{i}",
+                     "body": {"text": f"quick {i}"}} for i in range(40)]
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [(r["to"], json.dumps(r)) for r in fast])
+            # then they all end while the slow calls still hold theirs: each freed slot is
+            # refilled within a short wait, not after a second (which made this take ~10 s)
+            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_deliveries_total", provider="im") >= 40, 30,
+                       "the quick requests")
+            self.assertEqual(h.metric(worker.metrics(), "sendq_deliveries_total", provider="gewe"), 0)
+            results = h.kcat_consume_until(worker.bootstrap, "sendq.results", 196, timeout=60)
+            by_id = results_by_id(results)
+            self.assertEqual(sorted(by_id), sorted([r["id"] for r in slow] + [r["id"] for r in fast]))
+            self.assertTrue(all(len(v) == 1 and v[0]["status"] == "delivered" for v in by_id.values()), by_id)
+            quick_done = max(by_id[r["id"]][0]["completed_at"] for r in fast)
+            crawl_done = min(by_id[r["id"]][0]["completed_at"] for r in slow)
+            self.assertLess(quick_done, crawl_done)
+        finally:
+            worker.stop()
+            sim.stop()
+
+
 def rss_mb(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:

@@ -402,16 +402,20 @@ struct pipeline::impl : kafka::rebalance_listener {
   // each I/O thread per delivery or two. A refill of 1/16 of the slots keeps 15/16 in flight.
   static long refill_batch(long capacity) { return std::clamp<long>(capacity / 16, 1, 256); }
 
-  // Waits up to `limit` for refill_batch slots to free; true when at least one slot is free by
-  // then (false: none freed, or stopping while full).
+  // Waits for refill_batch slots to free, or for trickle_wait when fewer do (most slots held by
+  // slow calls: what does free is refilled then, not a second later); true when at least one slot
+  // is free. False when none freed within `limit`, or when stopping while full.
+  static constexpr auto trickle_wait = 20ms;
   bool wait_for_slots(long capacity, std::chrono::milliseconds limit) {
     const long low_water = capacity - refill_batch(capacity);
-    const auto until = std::chrono::steady_clock::now() + limit;
+    const auto start = std::chrono::steady_clock::now();
     std::unique_lock lock(slot_mutex);
     while (in_flight.load() > low_water) {
+      const auto waited = std::chrono::steady_clock::now() - start;
+      if (waited >= trickle_wait && in_flight.load() < capacity) return true;
       // Short slices: stop() does not signal this condition.
-      if (stopping.load() || std::chrono::steady_clock::now() >= until) return in_flight.load() < capacity;
-      slot_freed.wait_for(lock, 50ms);
+      if (stopping.load() || waited >= limit) return in_flight.load() < capacity;
+      slot_freed.wait_for(lock, trickle_wait);
     }
     return true;
   }
