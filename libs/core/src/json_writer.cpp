@@ -1,7 +1,12 @@
 #include "sendq/core/json_writer.hpp"
 
+#include <simdjson.h>
+
+#include <array>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 namespace sendq::core {
 namespace {
@@ -28,17 +33,33 @@ std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
   return n;
 }
 
-}  // namespace
-
-void append_json_string(std::string& out, std::string_view s) {
+// The JSON escape of an ASCII byte that needs one: '"', '\\' or a control character.
+void append_escape(std::string& out, unsigned char c) {
   static constexpr char hex[] = "0123456789abcdef";
-  out.push_back('"');
+  switch (c) {
+    case '"': out += "\\\""; return;
+    case '\\': out += "\\\\"; return;
+    case '\n': out += "\\n"; return;
+    case '\r': out += "\\r"; return;
+    case '\t': out += "\\t"; return;
+    case '\b': out += "\\b"; return;
+    case '\f': out += "\\f"; return;
+    default: break;
+  }
+  out += "\\u00";
+  out.push_back(hex[c >> 4]);
+  out.push_back(hex[c & 0xF]);
+}
+
+// One escape (or U+FFFD, or a valid multi-byte character) at a time: for text that is not
+// valid UTF-8, which the fast path below hands over to.
+void append_escaped_slowly(std::string& out, std::string_view s) {
   std::size_t i = 0;
   while (i < s.size()) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
       // Copy the run of text that needs no escaping in one go: ASCII and valid multi-byte
-      // characters (CJK text would otherwise be appended one character at a time).
+      // characters.
       std::size_t j = i + 1;
       while (j < s.size()) {
         const auto d = static_cast<unsigned char>(s[j]);
@@ -55,20 +76,8 @@ void append_json_string(std::string& out, std::string_view s) {
       i = j;
       continue;
     }
-    switch (c) {
-      case '"': out += "\\\""; ++i; continue;
-      case '\\': out += "\\\\"; ++i; continue;
-      case '\n': out += "\\n"; ++i; continue;
-      case '\r': out += "\\r"; ++i; continue;
-      case '\t': out += "\\t"; ++i; continue;
-      case '\b': out += "\\b"; ++i; continue;
-      case '\f': out += "\\f"; ++i; continue;
-      default: break;
-    }
-    if (c < 0x20) {
-      out += "\\u00";
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 0xF]);
+    if (c < 0x80) {
+      append_escape(out, c);
       ++i;
       continue;
     }
@@ -81,6 +90,109 @@ void append_json_string(std::string& out, std::string_view s) {
       i += n;
     }
   }
+}
+
+// Eight bytes at a time (SWAR): does the word hold a byte below 0x20, a '"' or a '\\'? Exact as
+// a yes/no (a borrow only spreads upwards from a byte that matched); bytes >= 0x80 never match.
+constexpr std::uint64_t ones = 0x0101010101010101ULL;
+constexpr std::uint64_t highs = 0x8080808080808080ULL;
+inline bool has_byte_to_escape(std::uint64_t w) {
+  const std::uint64_t quote = w ^ (ones * '"');
+  const std::uint64_t backslash = w ^ (ones * '\\');
+  return (((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash)) & highs;
+}
+
+// Bytes that go into a JSON string as they are whatever surrounds them: printable ASCII but '"'
+// and '\\'.
+constexpr auto plain_ascii = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x80; ++c) t[static_cast<std::size_t>(c)] = c != '"' && c != '\\';
+  return t;
+}();
+
+// Length of the prefix of `s` that goes into a JSON string as it is (all of it, mostly: keys, ids,
+// most text): eight bytes at a time (SWAR), then one by one.
+std::size_t plain_prefix(std::string_view s) {
+  const char* p = s.data();
+  const char* const end = p + s.size();
+  while (end - p >= 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, sizeof w);
+    if (has_byte_to_escape(w) || (w & highs) != 0) break;
+    p += 8;
+  }
+  while (p < end && plain_ascii[static_cast<unsigned char>(*p)]) ++p;
+  return static_cast<std::size_t>(p - s.data());
+}
+
+// [,]"s"[:] as one append, when `s` is short and plain (false otherwise: nothing written). Each
+// std::string call costs more than copying a key or an id, and keys and ids are most of what is
+// written.
+bool append_short_plain(std::string& out, bool comma, std::string_view s, bool colon) {
+  constexpr std::size_t short_string = 96;
+  if (s.size() > short_string || plain_prefix(s) != s.size()) return false;
+  char buf[short_string + 4];
+  std::size_t n = 0;
+  if (comma) buf[n++] = ',';
+  buf[n++] = '"';
+  std::memcpy(buf + n, s.data(), s.size());
+  n += s.size();
+  buf[n++] = '"';
+  if (colon) buf[n++] = ':';
+  out.append(buf, n);
+  return true;
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+  // Past the plain prefix: escapes are written where they fall and the runs between them
+  // appended whole; the first byte >= 0x80 has the rest checked as UTF-8 in one call (simdjson's
+  // SIMD validator), after which such bytes pass as they are. Text that is not valid UTF-8 goes
+  // the slow way, each bad byte becoming U+FFFD.
+  if (append_short_plain(out, false, s, false)) return;
+  const char* p = s.data() + plain_prefix(s);
+  const char* const end = s.data() + s.size();
+  out.reserve(out.size() + s.size() + 2);
+  out.push_back('"');
+  if (p == end) {
+    out.append(s.data(), s.size());
+    out.push_back('"');
+    return;
+  }
+  const char* run = s.data();  // first byte not appended yet
+  bool valid_utf8 = false;  // [p, end) is known to be valid UTF-8
+  while (p < end) {
+    if (end - p >= 8) {
+      std::uint64_t w;
+      std::memcpy(&w, p, sizeof w);
+      if (!has_byte_to_escape(w) && (valid_utf8 || (w & highs) == 0)) {
+        p += 8;
+        continue;
+      }
+    }
+    const auto c = static_cast<unsigned char>(*p);
+    if (c >= 0x80) {
+      if (!valid_utf8) {
+        // Everything before p was ASCII, so p starts a character.
+        if (!simdjson::validate_utf8(p, static_cast<std::size_t>(end - p))) {
+          out.append(run, static_cast<std::size_t>(p - run));
+          append_escaped_slowly(out, std::string_view(p, static_cast<std::size_t>(end - p)));
+          out.push_back('"');
+          return;
+        }
+        valid_utf8 = true;
+      }
+      ++p;
+    } else if (!plain_ascii[c]) {
+      out.append(run, static_cast<std::size_t>(p - run));
+      append_escape(out, c);
+      run = ++p;
+    } else {
+      ++p;
+    }
+  }
+  out.append(run, static_cast<std::size_t>(end - run));
   out.push_back('"');
 }
 
@@ -116,16 +228,21 @@ json_writer& json_writer::end_array() {
 }
 
 json_writer& json_writer::key(std::string_view k) {
-  comma();
-  append_json_string(out_, k);
-  out_.push_back(':');
+  if (!append_short_plain(out_, need_comma_, k, true)) {
+    comma();
+    append_json_string(out_, k);
+    out_.push_back(':');
+  }
   need_comma_ = false;
   return *this;
 }
 
 json_writer& json_writer::value(std::string_view s) {
-  comma();
-  append_json_string(out_, s);
+  if (!append_short_plain(out_, need_comma_, s, false)) {
+    comma();
+    append_json_string(out_, s);
+  }
+  need_comma_ = true;
   return *this;
 }
 

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <string>
+#include <vector>
+
 #include "sendq/core/json_writer.hpp"
 #include "sendq/core/request_decoder.hpp"
 
@@ -63,6 +67,85 @@ TEST(json_writer, copies_runs_of_cjk_text_and_still_escapes_and_replaces_inside_
   append_json_string(out, std::string("ok\xe4\xbd\xa0\x80\xe5\xa5\xbd\xc0\xaf\xe4\xbd\xa0\xed\xa0\x80\xe4\xbd", 19));
   EXPECT_EQ(out, "\"ok\xe4\xbd\xa0\xEF\xBF\xBD\xe5\xa5\xbd\xEF\xBF\xBD\xEF\xBF\xBD\xe4\xbd\xa0"
                  "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");
+}
+
+namespace {
+
+// The rules, one code point at a time: what append_json_string must produce, however it scans.
+std::string reference_json_string(std::string_view s) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out = "\"";
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == '"') { out += "\\\""; ++i; continue; }
+    if (c == '\\') { out += "\\\\"; ++i; continue; }
+    if (c == '\n') { out += "\\n"; ++i; continue; }
+    if (c == '\r') { out += "\\r"; ++i; continue; }
+    if (c == '\t') { out += "\\t"; ++i; continue; }
+    if (c == '\b') { out += "\\b"; ++i; continue; }
+    if (c == '\f') { out += "\\f"; ++i; continue; }
+    if (c < 0x20) { out += "\\u00"; out += hex[c >> 4]; out += hex[c & 0xF]; ++i; continue; }
+    if (c < 0x80) { out += static_cast<char>(c); ++i; continue; }
+    std::size_t n = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    unsigned cp = n == 2 ? c & 0x1Fu : n == 3 ? c & 0x0Fu : c & 0x07u;
+    bool ok = n != 0 && i + n <= s.size();
+    for (std::size_t k = 1; ok && k < n; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + k]);
+      ok = (b & 0xC0) == 0x80;
+      cp = (cp << 6) | (b & 0x3Fu);
+    }
+    ok = ok && !(n == 2 && cp < 0x80) && !(n == 3 && cp < 0x800) && !(n == 4 && cp < 0x10000) &&
+         cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+    if (ok) {
+      out.append(s.substr(i, n));
+      i += n;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+// append_json_string skips eight bytes at a time and checks UTF-8 in one call: it must agree
+// with the one-at-a-time rules wherever an escape, a multi-byte character or a bad byte falls
+// relative to those words, and at every length.
+TEST(json_writer, agrees_with_the_one_character_at_a_time_rules_on_generated_text) {
+  const std::vector<std::string> pieces = {
+      "a", "Z", " ", "~", "\x7f", "\"", "\\", "\n", "\x01", "\x1f", "\t",
+      "\xe4\xbd\xa0", "\xc3\xa9", "\xf0\x9f\x98\x80",   // valid 3-, 2- and 4-byte characters
+      "\x80", "\xff", "\xc0\xaf", "\xed\xa0\x80",       // continuation, invalid, overlong, surrogate
+      "\xe4\xbd", "\xf4\x90\x80\x80"};                  // truncated, past U+10FFFF
+  std::uint64_t state = 42;
+  const auto next = [&] {  // xorshift: the same strings on every run
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  for (int round = 0; round < 20000; ++round) {
+    std::string s;
+    const auto count = next() % 80;  // past the short-string path's 96 bytes too
+    const bool clean = round % 3 == 0;  // a third of the strings: valid text only
+    for (std::uint64_t k = 0; k < count; ++k) {
+      const auto& piece = pieces[next() % (clean ? 14 : pieces.size())];
+      s += piece;
+    }
+    std::string out = "prefix";
+    append_json_string(out, s);
+    ASSERT_EQ(out, "prefix" + reference_json_string(s)) << "input of " << s.size() << " bytes, round " << round;
+  }
+}
+
+TEST(json_writer, writes_keys_plain_or_escaped_with_their_commas) {
+  std::string out;
+  json_writer w(out);
+  w.begin_object().key("plain").value("x").key("needs \"escape\"").value("y").key(std::string(120, 'k')).value(1);
+  w.key("").value("").end_object();
+  EXPECT_EQ(out, "{\"plain\":\"x\",\"needs \\\"escape\\\"\":\"y\",\"" + std::string(120, 'k') + "\":1,\"\":\"\"}");
 }
 
 TEST(result_encoder, round_trips_a_request_for_the_retry_topic) {
