@@ -125,17 +125,17 @@ std::size_t plain_prefix(std::string_view s) {
   return static_cast<std::size_t>(p - s.data());
 }
 
-// [,]"s"[:] as one append, when `s` is short and plain (false otherwise: nothing written). Each
-// std::string call costs more than copying a key or an id, and keys and ids are most of what is
-// written.
-bool append_short_plain(std::string& out, bool comma, std::string_view s, bool colon) {
+// [,]"s"[:] as one append, when `s` (whose first `plain` bytes need no escape) is short and
+// plain throughout; false otherwise, with nothing written. Each std::string call costs more than
+// copying a key or an id, and keys and ids are most of what is written.
+bool append_short_plain(std::string& out, bool comma, std::string_view s, bool colon, std::size_t plain) {
   constexpr std::size_t short_string = 96;
-  if (s.size() > short_string || plain_prefix(s) != s.size()) return false;
+  if (s.size() > short_string || plain != s.size()) return false;
   char buf[short_string + 4];
   std::size_t n = 0;
   if (comma) buf[n++] = ',';
   buf[n++] = '"';
-  std::memcpy(buf + n, s.data(), s.size());
+  if (!s.empty()) std::memcpy(buf + n, s.data(), s.size());
   n += s.size();
   buf[n++] = '"';
   if (colon) buf[n++] = ':';
@@ -143,15 +143,12 @@ bool append_short_plain(std::string& out, bool comma, std::string_view s, bool c
   return true;
 }
 
-}  // namespace
-
-void append_json_string(std::string& out, std::string_view s) {
-  // Past the plain prefix: escapes are written where they fall and the runs between them
-  // appended whole; the first byte >= 0x80 has the rest checked as UTF-8 in one call (simdjson's
-  // SIMD validator), after which such bytes pass as they are. Text that is not valid UTF-8 goes
-  // the slow way, each bad byte becoming U+FFFD.
-  if (append_short_plain(out, false, s, false)) return;
-  const char* p = s.data() + plain_prefix(s);
+// `s` quoted and escaped, its first `plain` bytes known to need no escape. Past them: escapes are
+// written where they fall and the runs between them appended whole; the first byte >= 0x80 has
+// the rest checked as UTF-8 in one call (simdjson's SIMD validator), after which such bytes pass
+// as they are. Text that is not valid UTF-8 goes the slow way, each bad byte becoming U+FFFD.
+void append_quoted(std::string& out, std::string_view s, std::size_t plain) {
+  const char* p = s.data() + plain;
   const char* const end = s.data() + s.size();
   out.reserve(out.size() + s.size() + 2);
   out.push_back('"');
@@ -196,6 +193,13 @@ void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+  const std::size_t plain = plain_prefix(s);
+  if (!append_short_plain(out, false, s, false, plain)) append_quoted(out, s, plain);
+}
+
 void json_writer::comma() {
   if (need_comma_) out_.push_back(',');
   need_comma_ = true;
@@ -228,9 +232,10 @@ json_writer& json_writer::end_array() {
 }
 
 json_writer& json_writer::key(std::string_view k) {
-  if (!append_short_plain(out_, need_comma_, k, true)) {
+  const std::size_t plain = plain_prefix(k);
+  if (!append_short_plain(out_, need_comma_, k, true, plain)) {
     comma();
-    append_json_string(out_, k);
+    append_quoted(out_, k, plain);
     out_.push_back(':');
   }
   need_comma_ = false;
@@ -238,9 +243,10 @@ json_writer& json_writer::key(std::string_view k) {
 }
 
 json_writer& json_writer::value(std::string_view s) {
-  if (!append_short_plain(out_, need_comma_, s, false)) {
+  const std::size_t plain = plain_prefix(s);
+  if (!append_short_plain(out_, need_comma_, s, false, plain)) {
     comma();
-    append_json_string(out_, s);
+    append_quoted(out_, s, plain);
   }
   need_comma_ = true;
   return *this;
