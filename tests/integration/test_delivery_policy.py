@@ -238,16 +238,17 @@ class TrickleTest(unittest.TestCase):
             h.kcat_produce(worker.bootstrap, "sendq.requests", [(r["to"], json.dumps(r)) for r in slow])
             h.wait_for(lambda: h.metric(worker.metrics(), "sendq_requests_in_flight") >= 156, 30,
                        "the slow calls to hold their slots")
-            # when 40 quick requests come, which can only ever have the 4 free slots
-            fast = [{"id": f"quick-{i:02d}", "provider": "im", "type": "text", "from": "u1", "to": f"user{i}",
-                     "body": {"text": f"quick {i}"}} for i in range(40)]
+            # when 100 quick requests come, which can only ever have the 4 free slots (25 refills)
+            fast = [{"id": f"quick-{i:03d}", "provider": "im", "type": "text", "from": "u1", "to": f"user{i}",
+                     "body": {"text": f"quick {i}"}} for i in range(100)]
             h.kcat_produce(worker.bootstrap, "sendq.requests", [(r["to"], json.dumps(r)) for r in fast])
             # then they all end while the slow calls still hold theirs: each freed slot is
-            # refilled within a short wait, not after a second (which made this take ~10 s)
-            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_deliveries_total", provider="im") >= 40, 30,
+            # refilled within a short wait (20 ms), not after a second (25 s for these; a quarter
+            # of a second would already take as long as the slow calls)
+            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_deliveries_total", provider="im") >= 100, 30,
                        "the quick requests")
             self.assertEqual(h.metric(worker.metrics(), "sendq_deliveries_total", provider="gewe"), 0)
-            results = h.kcat_consume_until(worker.bootstrap, "sendq.results", 196, timeout=60)
+            results = h.kcat_consume_until(worker.bootstrap, "sendq.results", 256, timeout=60)
             by_id = results_by_id(results)
             self.assertEqual(sorted(by_id), sorted([r["id"] for r in slow] + [r["id"] for r in fast]))
             self.assertTrue(all(len(v) == 1 and v[0]["status"] == "delivered" for v in by_id.values()), by_id)
