@@ -112,7 +112,7 @@ constexpr auto plain_ascii = [] {
 
 // Length of the prefix of `s` that goes into a JSON string as it is (all of it, mostly: keys, ids,
 // most text): eight bytes at a time (SWAR), then one by one.
-std::size_t plain_prefix(std::string_view s) {
+std::size_t plain_prefix(std::string_view s) noexcept {
   const char* p = s.data();
   const char* const end = p + s.size();
   while (end - p >= 8) {
@@ -199,6 +199,8 @@ void append_json_string(std::string& out, std::string_view s) {
   const std::size_t plain = plain_prefix(s);
   if (!append_short_plain(out, false, s, false, plain)) append_quoted(out, s, plain);
 }
+
+bool is_plain_json_text(std::string_view s) noexcept { return plain_prefix(s) == s.size(); }
 
 void json_writer::comma() {
   if (need_comma_) out_.push_back(',');

@@ -148,6 +148,69 @@ TEST(json_writer, writes_keys_plain_or_escaped_with_their_commas) {
   EXPECT_EQ(out, "{\"plain\":\"x\",\"needs \\\"escape\\\"\":\"y\",\"" + std::string(120, 'k') + "\":1,\"\":\"\"}");
 }
 
+// encode_result writes results whose strings need no escape in one pass of its own, and falls
+// back to encode_result_escaping otherwise: both must give the same bytes for every result, with
+// each optional field present or absent, numbers at their extremes, and strings that are plain,
+// need an escape, are not ASCII or are too long for the one pass.
+TEST(result_encoder, writes_the_same_bytes_with_or_without_escaping_for_generated_results) {
+  const std::vector<std::string> texts = {
+      "", "x", "9f1c2d3e4b5a69788796a5b4c3d2e1f0", "34757816141@chatroom", "sendq.requests",
+      "a b ~ !#$%&'()*+,-./:;<=>?@[]^_`{|}", "quote \" inside", "back\\slash", "line\nbreak", "\x01",
+      "\xe4\xbd\xa0\xe5\xa5\xbd", "bad \xff byte", std::string(1500, 'k'), std::string(3700, 'm')};
+  const std::vector<std::int64_t> numbers = {0, 1, -1, 420, 1794999000000, INT64_MAX, INT64_MIN};
+  std::uint64_t state = 7;
+  const auto next = [&] {  // xorshift: the same results on every run
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  const auto text = [&] { return texts[next() % texts.size()]; };
+  const auto number = [&] { return numbers[next() % numbers.size()]; };
+  const auto maybe = [&] { return next() % 3 != 0; };
+  int plain = 0;
+  for (int round = 0; round < 5000; ++round) {
+    delivery_result r;
+    // Mostly plain strings, so that both paths are taken often.
+    const auto field = [&] { return next() % 4 == 0 ? text() : texts[next() % 6]; };
+    r.id = field();
+    r.provider = field();
+    r.account = field();
+    r.type = field();
+    r.to = field();
+    r.status = static_cast<delivery_status>(next() % 4);
+    r.attempts = static_cast<int>(next() % 1000) - 1;
+    if (maybe()) r.provider_message_id = field();
+    if (maybe()) r.http_status = static_cast<int>(next() % 600);
+    if (maybe()) r.provider_code = field();
+    if (next() % 2 == 0) r.error = failure{static_cast<error_kind>(next() % 16), field()};
+    if (maybe()) r.created_at_ms = number();
+    r.completed_at_ms = number();
+    if (maybe()) r.latency_ms = number();
+    r.source = {field(), static_cast<std::int32_t>(number()), number()};
+    std::string fast = "prefix";
+    std::string escaping = "prefix";
+    encode_result(r, fast);
+    encode_result_escaping(r, escaping);
+    ASSERT_EQ(fast, escaping) << "round " << round;
+    // Counted as encode_result decides: every string plain, and all of them under 3.5 KB.
+    bool all_plain = true;
+    std::size_t size = 0;
+    for (const std::string_view s : {std::string_view(r.id), std::string_view(r.provider), std::string_view(r.account),
+                                     std::string_view(r.type), std::string_view(r.to), std::string_view(r.source.topic),
+                                     r.provider_message_id ? std::string_view(*r.provider_message_id) : std::string_view(),
+                                     r.provider_code ? std::string_view(*r.provider_code) : std::string_view(),
+                                     r.error ? std::string_view(r.error->message) : std::string_view()}) {
+      all_plain = all_plain && is_plain_json_text(s);
+      size += s.size();
+    }
+    plain += all_plain && size <= 3584 ? 1 : 0;
+  }
+  // Both paths were taken often.
+  EXPECT_GT(plain, 1000);
+  EXPECT_LT(plain, 4000);
+}
+
 TEST(result_encoder, round_trips_a_request_for_the_retry_topic) {
   request_decoder d;
   send_request r;

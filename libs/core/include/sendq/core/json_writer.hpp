@@ -10,6 +10,9 @@ namespace sendq::core {
 /// Invalid UTF-8 bytes are replaced by U+FFFD so that the output is always valid JSON.
 void append_json_string(std::string& out, std::string_view s);
 
+/// True when `s` goes into a JSON string as it is: printable ASCII but '"' and '\\' throughout.
+bool is_plain_json_text(std::string_view s) noexcept;
+
 class json_writer {
  public:
   explicit json_writer(std::string& out) : out_(out) {}
