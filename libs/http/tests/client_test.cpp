@@ -491,30 +491,71 @@ TEST(http_client, concurrent_requests_from_two_threads_all_succeed) {
 }
 
 TEST(http_client, respects_max_connections_per_host) {
-  // given: a slow server, so that callers pile up behind the cap
-  io_runner io(2);
-  test_server srv(mode::echo, 5ms);
+  // Callers wait on a channel (several threads) or on a timer that the releasing call cancels
+  // (one_thread, callers on the client's thread).
+  for (const bool one_thread : {false, true}) {
+    SCOPED_TRACE(one_thread ? "one_thread" : "strands");
+    // given: a slow server, so that callers pile up behind the cap
+    io_runner io(one_thread ? 1 : 2);
+    test_server srv(mode::echo, 5ms);
+    client_options opts;
+    opts.max_connections_per_host = 4;
+    opts.one_thread = one_thread;
+    client c(io.executor(), opts);
+    // when
+    const int ok = send_in_lanes(io, c, ep_of(srv.port()), 16, 4);
+    // then
+    EXPECT_EQ(ok, 64);
+    EXPECT_LE(srv.max_open(), 4);
+    EXPECT_LE(srv.accepted(), 4);
+  }
+}
+
+TEST(http_client, one_thread_callers_on_and_off_its_thread_share_the_cap) {
+  // given: a one_thread client with 2 connections; half the callers run on its thread (they wait
+  // on a timer), half on another io_context (they wait on a channel), and each hands its slot to
+  // the other kind
+  io_runner io;
+  io_runner other;
+  test_server srv(mode::echo, 2ms);
   client_options opts;
-  opts.max_connections_per_host = 4;
+  opts.max_connections_per_host = 2;
+  opts.one_thread = true;
   client c(io.executor(), opts);
-  // when
-  const int ok = send_in_lanes(io, c, ep_of(srv.port()), 16, 4);
-  // then
-  EXPECT_EQ(ok, 64);
-  EXPECT_LE(srv.max_open(), 4);
-  EXPECT_LE(srv.accepted(), 4);
+  const auto ep = ep_of(srv.port());
+  std::atomic<int> ok{0};
+  std::vector<std::future<void>> done;
+  for (int lane = 0; lane < 12; ++lane) {
+    done.push_back(net::co_spawn(
+        lane % 2 == 0 ? io.executor() : other.executor(),
+        [&, lane]() -> net::awaitable<void> {
+          for (int i = 0; i < 8; ++i) {
+            request req;  // POSTed, echoed back: each caller must get its own answer
+            req.body = "lane " + std::to_string(lane) + " call " + std::to_string(i);
+            req.timeout = 5s;
+            auto r = co_await c.send(ep, req);
+            if (r.ok && r.ok->status == 200 && r.ok->body == req.body) ++ok;
+          }
+        },
+        net::use_future));
+  }
+  for (auto& f : done) ASSERT_EQ(f.wait_for(30s), std::future_status::ready);
+  // then: every call got its own answer, and never more than 2 connections were open
+  EXPECT_EQ(ok, 96);
+  EXPECT_LE(srv.max_open(), 2);
 }
 
 // One connection per host, occupied by a call to a silent server that ends after `stuck_for`.
 struct one_stuck_connection {
-  explicit one_stuck_connection(std::chrono::milliseconds stuck_for)
-      : srv(mode::silent), c(io.executor(), single()), ep(ep_of(srv.port())),
+  one_stuck_connection(std::chrono::milliseconds stuck_for, bool one_thread)
+      : srv(mode::silent), c(io.executor(), single(one_thread)), ep(ep_of(srv.port())),
         stuck(net::co_spawn(io.executor(), c.send(ep, get("/", stuck_for)), net::use_future)) {
     if (!srv.wait_for([&] { return srv.requests() == 1; })) throw std::runtime_error("the stuck call never arrived");
   }
-  static client_options single() {
+  static client_options single(bool one_thread) {
     client_options opts;
     opts.max_connections_per_host = 1;
+    opts.one_thread = one_thread;
     return opts;
   }
   io_runner io;
@@ -525,21 +566,29 @@ struct one_stuck_connection {
 };
 
 TEST(http_client, waiting_for_a_free_connection_is_bounded_by_the_timeout) {
-  // given: the only connection is stuck on a silent server
-  one_stuck_connection s(600ms);
-  // when
-  auto second = send(s.io, s.c, s.ep, get("/", 100ms));
-  // then
-  ASSERT_FALSE(second.ok);
-  EXPECT_EQ(second.kind, failure_kind::connect) << second.message;
-  EXPECT_LT(second.elapsed, 1s);
-  ASSERT_EQ(s.stuck.wait_for(10s), std::future_status::ready);
-  EXPECT_EQ(s.stuck.get().kind, failure_kind::timeout_after_write);
+  for (const bool one_thread : {false, true}) {
+    SCOPED_TRACE(one_thread ? "one_thread" : "strands");
+    // given: the only connection is stuck on a silent server
+    one_stuck_connection s(600ms, one_thread);
+    // when
+    auto second = send(s.io, s.c, s.ep, get("/", 100ms));
+    // then
+    ASSERT_FALSE(second.ok);
+    EXPECT_EQ(second.kind, failure_kind::connect) << second.message;
+    EXPECT_GE(second.elapsed, 100ms);
+    EXPECT_LT(second.elapsed, 1s);
+    ASSERT_EQ(s.stuck.wait_for(10s), std::future_status::ready);
+    EXPECT_EQ(s.stuck.get().kind, failure_kind::timeout_after_write);
+    // then the slot is free again: the next call gets it and writes (and the silent server lets
+    // it time out after writing, not while waiting for a connection)
+    auto third = send(s.io, s.c, s.ep, get("/", 100ms));
+    EXPECT_EQ(third.kind, failure_kind::timeout_after_write) << third.message;
+  }
 }
 
-TEST(http_client, each_waiter_for_a_connection_times_out_at_its_own_deadline) {
+void each_waiter_times_out_at_its_own_deadline(bool one_thread) {
   // given: the only connection is stuck for 2.5 s; a caller waits with 1.5 s, then one with 200 ms
-  one_stuck_connection s(2500ms);
+  one_stuck_connection s(2500ms, one_thread);
   auto patient = net::co_spawn(s.io.executor(), s.c.send(s.ep, get("/", 1500ms)), net::use_future);
   // when
   auto hurried = send(s.io, s.c, s.ep, get("/", 200ms));
@@ -556,6 +605,13 @@ TEST(http_client, each_waiter_for_a_connection_times_out_at_its_own_deadline) {
   EXPECT_LT(waited.elapsed, 2400ms) << "it timed out waiting, before the stuck call ended";
   ASSERT_EQ(s.stuck.wait_for(10s), std::future_status::ready);
   EXPECT_EQ(s.stuck.get().kind, failure_kind::timeout_after_write);
+}
+
+TEST(http_client, each_waiter_for_a_connection_times_out_at_its_own_deadline) {
+  for (const bool one_thread : {false, true}) {
+    SCOPED_TRACE(one_thread ? "one_thread" : "strands");
+    each_waiter_times_out_at_its_own_deadline(one_thread);
+  }
 }
 
 TEST(http_client, stop_closes_idle_connections) {
