@@ -64,5 +64,57 @@ class RateLimitTest(unittest.TestCase):
             sim.stop()
 
 
+UNLIMITED_ACCOUNT = """
+[providers.gewe.unlimited]
+base_url = "{base_url}"
+token = "demo-gewe-token"
+app_id = "demo-gewe-app"
+"""
+
+
+class SharedHostTest(unittest.TestCase):
+    def test_an_account_waiting_for_its_rate_limit_does_not_hold_back_another_on_the_same_host(self):
+        """Two accounts on one provider host share its connections. Deliveries that wait for their
+        account's rate limit hold only their own route's gate, not a connection: the other
+        account's requests go out meanwhile instead of trickling at the first one's rate."""
+        workdir = h.Workdir("sharedhost").path
+        sim = h.Simulator(workdir, ["--threads", "2"])
+        # 2 I/O threads, 4 connections each to the one simulator host: the limited account's route
+        # gates alone admit enough deliveries to hold all of them.
+        config = write_config(workdir, {"threads": 2, "max_connections_per_host": 8},
+                              accounts_extra=UNLIMITED_ACCOUNT.format(base_url=sim.base_url))
+        with open(config) as f:
+            text = f.read().replace('app_id = "demo-gewe-app"\nretry_ambiguous = false',
+                                    'app_id = "demo-gewe-app"\nretry_ambiguous = false\nrate_limit = "20/1s"', 1)
+        with open(config, "w") as f:
+            f.write(text)
+        worker = h.Worker(workdir, sim, config=config)
+        try:
+            worker.wait_ready()
+            limited = [{"id": f"sh-a-{i:04d}", "provider": "gewe", "type": "text", "to": f"lim-{i % 20}@chatroom",
+                        "body": {"text": f"a{i}"}} for i in range(100)]
+            free = [{"id": f"sh-b-{i:04d}", "provider": "gewe", "account": "unlimited", "type": "text",
+                     "to": f"free-{i % 20}@chatroom", "body": {"text": f"b{i}"}} for i in range(300)]
+            # The limited account's requests first, so that they are admitted first.
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [(r["id"], json.dumps(r)) for r in limited + free])
+            results = [json.loads(v) for _, v, _ in
+                       h.kcat_consume_until(worker.bootstrap, "sendq.results", len(limited) + len(free), timeout=60)]
+            self.assertEqual(sorted(r["id"] for r in results), sorted(r["id"] for r in limited + free))
+            self.assertEqual({r["status"] for r in results}, {"delivered"})
+            self.assertEqual({r["account"] for r in results if r["id"].startswith("sh-b-")}, {"unlimited"})
+            limited_done = sorted(r["completed_at"] for r in results if r["id"].startswith("sh-a-"))
+            free_done = max(r["completed_at"] for r in results if r["id"].startswith("sh-b-"))
+            print(f"shared host: the unlimited account's 300 done {free_done - limited_done[0]} ms after the limited "
+                  f"account's first; the limited account's 100 took {limited_done[-1] - limited_done[0]} ms",
+                  file=sys.stderr)
+            # At 20/s the limited account's 50th result comes about 2.5 s after its first: every
+            # request of the other account must be done by then (held back, they would trickle at
+            # about the limited rate and take 15 s).
+            self.assertLess(free_done, limited_done[49])
+        finally:
+            worker.stop()
+            sim.stop()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
