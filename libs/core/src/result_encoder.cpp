@@ -35,9 +35,8 @@ class plain_writer {
   char* p_;
 };
 
-// The result as encode_result_escaping writes it, byte for byte, when no string in it needs an
-// escape (nearly every result: ids, names, digits, ASCII messages). False, with nothing written,
-// otherwise.
+}  // namespace
+
 bool encode_plain_result(const delivery_result& r, std::string& out) {
   const std::string_view error_message = r.error ? std::string_view(r.error->message) : std::string_view();
   const std::string_view strings[] = {r.id, r.provider, r.account, r.type, r.to,
@@ -45,7 +44,9 @@ bool encode_plain_result(const delivery_result& r, std::string& out) {
                                       r.provider_code ? std::string_view(*r.provider_code) : "",
                                       error_message, r.source.topic};
   constexpr std::size_t capacity = 4096;
-  constexpr std::size_t fixed = 512;  // the keys and punctuation (about 330 bytes) and 7 numbers of 20
+  // The keys and punctuation (259 bytes with two more "null"s), the longest status and error kind
+  // (26) and 7 numbers of up to 20 characters: at most 429.
+  constexpr std::size_t fixed = 512;
   std::size_t total = fixed;
   for (const std::string_view s : strings) {
     total += s.size();
@@ -78,8 +79,6 @@ bool encode_plain_result(const delivery_result& r, std::string& out) {
   out.append(buffer, static_cast<std::size_t>(w.end() - buffer));
   return true;
 }
-
-}  // namespace
 
 void encode_result(const delivery_result& r, std::string& out) {
   if (!encode_plain_result(r, out)) encode_result_escaping(r, out);

@@ -193,22 +193,52 @@ TEST(result_encoder, writes_the_same_bytes_with_or_without_escaping_for_generate
     encode_result(r, fast);
     encode_result_escaping(r, escaping);
     ASSERT_EQ(fast, escaping) << "round " << round;
-    // Counted as encode_result decides: every string plain, and all of them under 3.5 KB.
-    bool all_plain = true;
-    std::size_t size = 0;
-    for (const std::string_view s : {std::string_view(r.id), std::string_view(r.provider), std::string_view(r.account),
-                                     std::string_view(r.type), std::string_view(r.to), std::string_view(r.source.topic),
-                                     r.provider_message_id ? std::string_view(*r.provider_message_id) : std::string_view(),
-                                     r.provider_code ? std::string_view(*r.provider_code) : std::string_view(),
-                                     r.error ? std::string_view(r.error->message) : std::string_view()}) {
-      all_plain = all_plain && is_plain_json_text(s);
-      size += s.size();
+    std::string one_pass = "prefix";
+    if (encode_plain_result(r, one_pass)) {
+      ++plain;
+      ASSERT_EQ(one_pass, escaping) << "round " << round;
+    } else {
+      ASSERT_EQ(one_pass, "prefix") << "round " << round << ": wrote something and then refused";
     }
-    plain += all_plain && size <= 3584 ? 1 : 0;
   }
-  // Both paths were taken often.
+  // Both ways were taken often.
   EXPECT_GT(plain, 1000);
   EXPECT_LT(plain, 4000);
+}
+
+// The one pass writes into a fixed buffer: at its limit (3,584 bytes of strings, the longest error
+// kind, every number at its most negative) it must still agree, and one byte more falls back.
+TEST(result_encoder, writes_a_result_at_the_one_pass_limit_and_falls_back_past_it) {
+  delivery_result r;
+  r.id = std::string(1000, 'i');
+  r.provider = std::string(500, 'p');
+  r.account = std::string(500, 'a');
+  r.type = std::string(300, 't');
+  r.to = std::string(300, 'o');
+  r.provider_message_id = std::string(300, 'm');
+  r.provider_code = std::string(284, 'c');
+  r.error = failure{error_kind::retries_exhausted, std::string(200, 'e')};
+  r.source = {std::string(200, 's'), INT32_MIN, INT64_MIN};
+  r.status = delivery_status::delivered;
+  r.attempts = INT32_MIN;
+  r.http_status = INT32_MIN;
+  r.created_at_ms = INT64_MIN;
+  r.completed_at_ms = INT64_MIN;
+  r.latency_ms = INT64_MIN;
+  std::string escaping;
+  encode_result_escaping(r, escaping);
+  std::string one_pass;
+  ASSERT_TRUE(encode_plain_result(r, one_pass));  // 3,584 bytes of strings
+  EXPECT_EQ(one_pass, escaping);
+  r.to += 'o';
+  std::string refused;
+  EXPECT_FALSE(encode_plain_result(r, refused));
+  EXPECT_EQ(refused, "");
+  std::string fast;
+  encode_result(r, fast);
+  escaping.clear();
+  encode_result_escaping(r, escaping);
+  EXPECT_EQ(fast, escaping);
 }
 
 TEST(result_encoder, round_trips_a_request_for_the_retry_topic) {

@@ -10,8 +10,11 @@ namespace sendq::core {
 /// Appends the DeliveryResult JSON of `r` to `out` (no trailing newline).
 void encode_result(const delivery_result& r, std::string& out);
 
-/// The same JSON through json_writer, escaping each string: what encode_result falls back to when
-/// a string needs an escape. Public so that tests can hold the two to the same bytes.
+/// encode_result's two ways, public so that tests can hold them to the same bytes:
+/// - in one pass, keys as literals, when no string needs an escape and they total at most 3.5 KB
+///   (nearly every result); false, with nothing written, otherwise;
+bool encode_plain_result(const delivery_result& r, std::string& out);
+/// - through json_writer, escaping each string.
 void encode_result_escaping(const delivery_result& r, std::string& out);
 
 /// Appends the SendRequest JSON of `r` to `out`, with `attempt` and `not_before` when set
