@@ -86,6 +86,7 @@ class SharedHostTest(unittest.TestCase):
         with open(config) as f:
             text = f.read().replace('app_id = "demo-gewe-app"\nretry_ambiguous = false',
                                     'app_id = "demo-gewe-app"\nretry_ambiguous = false\nrate_limit = "20/1s"', 1)
+        self.assertIn('rate_limit = "20/1s"', text, "the default gewe account's limit was not written")
         with open(config, "w") as f:
             f.write(text)
         worker = h.Worker(workdir, sim, config=config)
@@ -107,6 +108,8 @@ class SharedHostTest(unittest.TestCase):
             print(f"shared host: the unlimited account's 300 done {free_done - limited_done[0]} ms after the limited "
                   f"account's first; the limited account's 100 took {limited_done[-1] - limited_done[0]} ms",
                   file=sys.stderr)
+            # The limit held: 100 requests at 20/s take about 5 s.
+            self.assertGreater(limited_done[-1] - limited_done[0], 4000)
             # At 20/s the limited account's 50th result comes about 2.5 s after its first: every
             # request of the other account must be done by then (held back, they would trickle at
             # about the limited rate and take 15 s).
