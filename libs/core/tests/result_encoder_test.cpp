@@ -108,6 +108,21 @@ std::string reference_json_string(std::string_view s) {
   return out + "\"";
 }
 
+// xorshift64: the same sequence on every run, so the generated tests are repeatable.
+class repeatable_random {
+ public:
+  explicit repeatable_random(std::uint64_t seed) : state_(seed) {}
+  std::uint64_t operator()() {
+    state_ ^= state_ << 13;
+    state_ ^= state_ >> 7;
+    state_ ^= state_ << 17;
+    return state_;
+  }
+
+ private:
+  std::uint64_t state_;
+};
+
 }  // namespace
 
 // append_json_string skips eight bytes at a time and checks UTF-8 in one call: it must agree
@@ -119,13 +134,7 @@ TEST(json_writer, agrees_with_the_one_character_at_a_time_rules_on_generated_tex
       "\xe4\xbd\xa0", "\xc3\xa9", "\xf0\x9f\x98\x80",   // valid 3-, 2- and 4-byte characters
       "\x80", "\xff", "\xc0\xaf", "\xed\xa0\x80",       // continuation, invalid, overlong, surrogate
       "\xe4\xbd", "\xf4\x90\x80\x80"};                  // truncated, past U+10FFFF
-  std::uint64_t state = 42;
-  const auto next = [&] {  // xorshift: the same strings on every run
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    return state;
-  };
+  repeatable_random next(42);
   for (int round = 0; round < 20000; ++round) {
     std::string s;
     const auto count = next() % 80;  // past the short-string path's 96 bytes too
@@ -158,13 +167,7 @@ TEST(result_encoder, writes_the_same_bytes_with_or_without_escaping_for_generate
       "a b ~ !#$%&'()*+,-./:;<=>?@[]^_`{|}", "quote \" inside", "back\\slash", "line\nbreak", "\x01",
       "\xe4\xbd\xa0\xe5\xa5\xbd", "bad \xff byte", std::string(1500, 'k'), std::string(3700, 'm')};
   const std::vector<std::int64_t> numbers = {0, 1, -1, 420, 1794999000000, INT64_MAX, INT64_MIN};
-  std::uint64_t state = 7;
-  const auto next = [&] {  // xorshift: the same results on every run
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    return state;
-  };
+  repeatable_random next(7);
   const auto text = [&] { return texts[next() % texts.size()]; };
   const auto number = [&] { return numbers[next() % numbers.size()]; };
   const auto maybe = [&] { return next() % 3 != 0; };
