@@ -1,6 +1,10 @@
 #include "sendq/kafka/consumer.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <set>
+#include <utility>
 
 #include <simdjson.h>
 
@@ -26,6 +30,17 @@ struct consumer::impl {
   detail::kafka_handle rk;
   std::atomic<std::size_t> assigned{0};
   bool closed = false;
+  // Restarting a fetcher that stopped on a full queue (see restart_stopped_fetch). Poll thread only.
+  struct queue_deleter {
+    void operator()(rd_kafka_queue_t* q) const { rd_kafka_queue_destroy(q); }
+  };
+  std::unique_ptr<rd_kafka_queue_t, queue_deleter> queue;  // the consumer queue; before rk goes
+  double queued_min_messages = 0;
+  double queued_max_bytes = 0;
+  double average_bytes = 512;  // of the payloads polled lately
+  bool maybe_stopped = false;
+  std::size_t fetch_restarts = 0;
+  std::set<std::pair<std::string, std::int32_t>> paused;  // by pause(), until resume()
 
   impl(log::logger& l, rebalance_listener& r) : log(l), listener(r) {}
 
@@ -37,12 +52,15 @@ struct consumer::impl {
       self->log.info("kafka", "partitions assigned", {{"count", std::to_string(list.size())}});
       rd_kafka_assign(rk, parts);
       self->assigned = static_cast<std::size_t>(parts->cnt);
+      self->paused.clear();
       self->listener.on_assigned(list);
     } else {
       self->log.info("kafka", "partitions revoked", {{"count", std::to_string(list.size())}});
       self->listener.on_revoked(list);
       rd_kafka_assign(rk, nullptr);
       self->assigned = 0;
+      self->paused.clear();
+      self->maybe_stopped = false;
     }
   }
 
@@ -74,8 +92,9 @@ consumer::consumer(const consumer_options& opts, log::logger& log, rebalance_lis
   detail::set(conf.get(), "enable.partition.eof", "false");
   detail::set(conf.get(), "fetch.wait.max.ms", "20");
   // Prefetch is bounded by the worker's max_in_flight anyway: 64 MB (the default) of queued
-  // messages only adds to the RSS when a large backlog waits. 8 MB is ~16,000 typical requests,
-  // most of a second at full speed.
+  // messages only adds to the RSS when a large backlog waits. 8 MB is ~17,000 typical requests.
+  // librdkafka 2.0.2 stops fetching when the queue reaches this (or queued.min.messages) and may
+  // not look again for a second: poll() restarts it (restart_stopped_fetch).
   detail::set(conf.get(), "queued.max.messages.kbytes", "8192");
   // One fetch response is one buffer, up to fetch.max.bytes (50 MB by default) or 1 MB per
   // partition: with 64 partitions of backlog that alone was ~40 MB of the worker's peak RSS.
@@ -101,6 +120,14 @@ consumer::consumer(const consumer_options& opts, log::logger& log, rebalance_lis
   if (!impl_->rk) throw std::runtime_error(detail::creation_error("kafka consumer", err, opts.librdkafka));
   conf.release();  // owned by rk now
   rd_kafka_poll_set_consumer(impl_->rk.get());
+  impl_->queue.reset(rd_kafka_queue_get_consumer(impl_->rk.get()));
+  const auto setting = [&](const char* name) {
+    char v[64];
+    size_t n = sizeof v;
+    return rd_kafka_conf_get(rd_kafka_conf(impl_->rk.get()), name, v, &n) == RD_KAFKA_CONF_OK ? std::atof(v) : 0.0;
+  };
+  impl_->queued_min_messages = setting("queued.min.messages");
+  impl_->queued_max_bytes = setting("queued.max.messages.kbytes") * 1024;
 
   detail::partition_list topics(rd_kafka_topic_partition_list_new(static_cast<int>(opts.topics.size())));
   for (const auto& t : opts.topics) rd_kafka_topic_partition_list_add(topics.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
@@ -111,7 +138,48 @@ consumer::consumer(const consumer_options& opts, log::logger& log, rebalance_lis
 
 consumer::~consumer() { close(); }
 
+// librdkafka 2.0.2 stops fetching once the consumer queue holds queued.min.messages or
+// queued.max.messages.kbytes, and looks again only when its broker thread wakes: on I/O, on an op
+// for it, or after a second (librdkafka #2879; 2.3 added fetch.queue.backoff.ms). Neither the
+// application popping messages nor resume() wakes it, so a consumer that empties the queue within
+// the second waits for the rest of it: about 300 ms of every second in the benchmark's drain. A
+// seek does wake it. So when the queue was near a limit and is empty now, every assigned
+// partition that has a position and is not paused here is sought to that position (the offset
+// after its last polled message): nothing is skipped or read twice, and fetching starts again at
+// once. Near = half a limit, with the bytes limit counted in messages of the recent average size.
+void consumer::restart_stopped_fetch() {
+  auto& i = *impl_;
+  const auto queued = static_cast<double>(rd_kafka_queue_length(i.queue.get()));
+  const double limit = std::min(i.queued_min_messages, i.queued_max_bytes / std::max(i.average_bytes, 1.0));
+  if (queued >= limit / 2) {
+    i.maybe_stopped = true;
+    return;
+  }
+  if (queued > 0 || !i.maybe_stopped) return;
+  i.maybe_stopped = false;
+  rd_kafka_topic_partition_list_t* raw = nullptr;
+  if (rd_kafka_assignment(i.rk.get(), &raw) != RD_KAFKA_RESP_ERR_NO_ERROR || !raw) return;
+  detail::partition_list parts(raw);
+  rd_kafka_position(i.rk.get(), parts.get());
+  detail::partition_list at(rd_kafka_topic_partition_list_new(parts->cnt));
+  for (int k = 0; k < parts->cnt; ++k) {
+    const auto& p = parts->elems[k];
+    if (p.offset < 0 || i.paused.count({p.topic, p.partition})) continue;  // no position yet / paused here
+    rd_kafka_topic_partition_list_add(at.get(), p.topic, p.partition)->offset = p.offset;
+  }
+  if (at->cnt == 0) return;
+  if (rd_kafka_error_t* e = rd_kafka_seek_partitions(i.rk.get(), at.get(), 0)) {  // 0: asynchronous
+    i.log.warn("kafka", "restarting the fetch failed", {{"error", rd_kafka_error_string(e)}});
+    rd_kafka_error_destroy(e);
+    return;
+  }
+  ++i.fetch_restarts;
+}
+
+std::size_t consumer::fetch_restarts() const { return impl_->fetch_restarts; }
+
 std::vector<message> consumer::poll(std::size_t max, std::chrono::milliseconds timeout) {
+  restart_stopped_fetch();
   std::vector<message> out;
   auto wait = static_cast<int>(timeout.count());
   while (out.size() < max) {
@@ -125,6 +193,7 @@ std::vector<message> consumer::poll(std::size_t max, std::chrono::milliseconds t
       rd_kafka_message_destroy(m);
       continue;
     }
+    impl_->average_bytes += (static_cast<double>(m->len) - impl_->average_bytes) / 1024;
     out.emplace_back(m);
   }
   return out;
@@ -155,12 +224,16 @@ detail::partition_list make_list(const std::vector<partition_offset>& parts) {
 }  // namespace
 
 void consumer::pause(const std::vector<partition_offset>& partitions) {
-  auto l = make_list(partitions.empty() ? assignment() : partitions);
+  const auto parts = partitions.empty() ? assignment() : partitions;
+  for (const auto& p : parts) impl_->paused.insert({p.topic, p.partition});
+  auto l = make_list(parts);
   if (l->cnt > 0) rd_kafka_pause_partitions(impl_->rk.get(), l.get());
 }
 
 void consumer::resume(const std::vector<partition_offset>& partitions) {
-  auto l = make_list(partitions.empty() ? assignment() : partitions);
+  const auto parts = partitions.empty() ? assignment() : partitions;
+  for (const auto& p : parts) impl_->paused.erase({p.topic, p.partition});
+  auto l = make_list(parts);
   if (l->cnt > 0) rd_kafka_resume_partitions(impl_->rk.get(), l.get());
 }
 

@@ -5,7 +5,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "sendq/kafka/consumer.hpp"
@@ -276,4 +278,68 @@ TEST(kafka_reader, reads_from_a_time_to_the_high_watermark_with_headers) {
   // then exactly the later three, and the reader is done
   EXPECT_TRUE(r.done());
   EXPECT_EQ(got, (std::vector<std::string>{"after0", "after1", "after2"}));
+}
+
+// librdkafka 2.0.2 stops fetching once its queue holds queued.min.messages and, unless woken, looks
+// again only a second later. poll() restarts such a fetch itself once the queue is empty; here
+// the limit is 100 messages and each fetch brings at most about 30 per partition, so a drain of
+// 6,000 stops and restarts many times. Every record must still come exactly once, each partition
+// in offset order, and a partition paused by the application must stay paused.
+TEST(kafka, restarts_a_fetch_stopped_by_a_full_queue_without_skipping_or_repeating_a_record) {
+  log::logger logger(log::level::error, false);
+  kafka::embedded_cluster cluster(1, {"full"}, 4);
+  kafka::producer p({cluster.bootstrap(), {}}, logger, [](void*, const std::string&) {});
+  constexpr int total = 6000;
+  for (int i = 0; i < total; ++i) {
+    ASSERT_EQ(p.produce("full", "key-" + std::to_string(i % 97), "v" + std::to_string(i), {}, nullptr), "");
+  }
+  ASSERT_EQ(p.flush(10s), 0);
+  recording_listener listener;
+  kafka::consumer c({cluster.bootstrap(), "g-full", {"full"},
+                     {{"queued.min.messages", "100"}, {"max.partition.fetch.bytes", "1024"}}},
+                    logger, listener);
+
+  std::map<std::int32_t, std::vector<std::int64_t>> offsets;  // per partition, in the order polled
+  std::set<std::string> values;
+  std::size_t polled = 0;
+  bool paused = false;
+  bool resumed = false;
+  std::size_t polled_at_pause = 0;
+  auto paused_at = std::chrono::steady_clock::now();
+  std::size_t late = 0;  // records of partition 0 polled while paused, after the pause took hold
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (polled < total && std::chrono::steady_clock::now() < deadline) {
+    const auto batch = c.poll(50, 100ms);
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& m : batch) {
+      ++polled;
+      if (paused && m.partition() == 0 && now - paused_at > 500ms) ++late;  // pause() is asynchronous
+      offsets[m.partition()].push_back(m.offset());
+      values.emplace(m.payload());
+    }
+    // Halfway, partition 0 is paused while 1,500 records of the others are read, then resumed.
+    if (!paused && !resumed && polled >= total / 2) {
+      c.pause({{"full", 0, 0}});
+      paused = true;
+      polled_at_pause = polled;
+      paused_at = now;
+    } else if (paused && (polled >= polled_at_pause + 1500 || (batch.empty() && now - paused_at > 2s))) {
+      c.resume({{"full", 0, 0}});
+      paused = false;
+      resumed = true;
+    }
+  }
+  EXPECT_TRUE(resumed);
+  EXPECT_EQ(polled, static_cast<std::size_t>(total));
+  EXPECT_EQ(values.size(), static_cast<std::size_t>(total));
+  std::size_t sum = 0;
+  for (const auto& [partition, offs] : offsets) {
+    for (std::size_t k = 0; k < offs.size(); ++k) {
+      ASSERT_EQ(offs[k], static_cast<std::int64_t>(k)) << "partition " << partition << " at its record " << k;
+    }
+    sum += offs.size();
+  }
+  EXPECT_EQ(sum, static_cast<std::size_t>(total));
+  EXPECT_EQ(late, 0u);
+  EXPECT_GT(c.fetch_restarts(), 0u);
 }

@@ -72,8 +72,11 @@ class consumer {
   void close();
   /// Number of partitions currently assigned.
   std::size_t assigned_count() const;
+  /// How often poll() restarted a fetcher that had stopped on a full queue (see consumer.cpp).
+  std::size_t fetch_restarts() const;
 
  private:
+  void restart_stopped_fetch();
   struct impl;
   std::unique_ptr<impl> impl_;
 };
