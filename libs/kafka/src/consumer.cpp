@@ -51,8 +51,14 @@ struct consumer::impl {
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       self->log.info("kafka", "partitions assigned", {{"count", std::to_string(list.size())}});
       rd_kafka_assign(rk, parts);
+      // A fresh assignment starts unpaused, as the listener expects. librdkafka keeps a pause the
+      // application made on a partition object across a revoke and re-assignment (only its own
+      // rebalance pause is reset), so a partition paused when a rebalance came would never be
+      // fetched again.
+      rd_kafka_resume_partitions(rk, parts);
       self->assigned = static_cast<std::size_t>(parts->cnt);
       self->paused.clear();
+      self->maybe_stopped = false;
       self->listener.on_assigned(list);
     } else {
       self->log.info("kafka", "partitions revoked", {{"count", std::to_string(list.size())}});

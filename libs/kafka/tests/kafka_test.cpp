@@ -343,3 +343,43 @@ TEST(kafka, restarts_a_fetch_stopped_by_a_full_queue_without_skipping_or_repeati
   EXPECT_EQ(late, 0u);
   EXPECT_GT(c.fetch_restarts(), 0u);
 }
+
+// librdkafka keeps an application's pause on a partition across a revoke and a re-assignment; a
+// consumer must start a new assignment unpaused, or a partition paused when a rebalance came (at
+// capacity, say) would never be read again.
+TEST(kafka, a_partition_paused_when_a_rebalance_comes_is_read_again_once_reassigned) {
+  log::logger logger(log::level::error, false);
+  kafka::embedded_cluster cluster(1, {"rb"}, 2);
+  kafka::producer p({cluster.bootstrap(), {}}, logger, [](void*, const std::string&) {});
+  const kafka::consumer_options opts{cluster.bootstrap(), "g-rb", {"rb"}, {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "200"}}};
+  recording_listener la;
+  kafka::consumer a(opts, logger, la);
+  const auto until = [](auto done) {
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (!done() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+    return done();
+  };
+  ASSERT_TRUE(until([&] { a.poll(10, 50ms); return a.assigned_count() == 2; }));
+  a.pause({});  // the whole assignment, as the worker does at capacity
+  recording_listener lb;
+  kafka::consumer b(opts, logger, lb);
+  ASSERT_TRUE(until([&] {
+    a.poll(10, 20ms);
+    b.poll(10, 20ms);
+    return a.assigned_count() == 1 && b.assigned_count() == 1;
+  }));
+  for (int i = 0; i < 40; ++i) ASSERT_EQ(p.produce("rb", "key-" + std::to_string(i), "r" + std::to_string(i), {}, nullptr), "");
+  ASSERT_EQ(p.flush(10s), 0);
+  std::set<std::string> by_a;
+  std::set<std::string> by_b;
+  EXPECT_TRUE(until([&] {
+    for (auto& m : a.poll(50, 20ms)) by_a.emplace(m.payload());
+    for (auto& m : b.poll(50, 20ms)) by_b.emplace(m.payload());
+    return by_a.size() + by_b.size() == 40;
+  }));
+  EXPECT_FALSE(by_a.empty()) << "the partition consumer a had paused was not read after the rebalance";
+  EXPECT_FALSE(by_b.empty());
+  std::set<std::string> all(by_a);
+  all.insert(by_b.begin(), by_b.end());
+  EXPECT_EQ(all.size(), 40u);
+}
