@@ -281,23 +281,24 @@ TEST(kafka_reader, reads_from_a_time_to_the_high_watermark_with_headers) {
 }
 
 // librdkafka 2.0.2 stops fetching once its queue holds queued.min.messages and, unless woken, looks
-// again only a second later. poll() restarts such a fetch itself once the queue is empty; here
-// the limit is 100 messages and each fetch brings at most about 30 per partition, so a drain of
-// 6,000 stops and restarts many times. Every record must still come exactly once, each partition
-// in offset order, and a partition paused by the application must stay paused.
+// again only a second later. poll() restarts such a fetch itself once the queue is empty. Here the
+// limit is 100 messages and the test reads more slowly than the broker fetches, pausing 20 ms after
+// each batch, so the queue fills up and stops the fetch before every batch: the drain of 6,000
+// stops and restarts dozens of times (without the restart each stop would last up to a second,
+// and the deadline would pass). Every record must still come exactly once, each partition in
+// offset order, with partition 0 paused for a while in the middle.
 TEST(kafka, restarts_a_fetch_stopped_by_a_full_queue_without_skipping_or_repeating_a_record) {
   log::logger logger(log::level::error, false);
   kafka::embedded_cluster cluster(1, {"full"}, 4);
-  kafka::producer p({cluster.bootstrap(), {}}, logger, [](void*, const std::string&) {});
+  // Small record sets: the mock broker answers a fetch with whole ones.
+  kafka::producer p({cluster.bootstrap(), {{"batch.num.messages", "20"}}}, logger, [](void*, const std::string&) {});
   constexpr int total = 6000;
   for (int i = 0; i < total; ++i) {
     ASSERT_EQ(p.produce("full", "key-" + std::to_string(i % 97), "v" + std::to_string(i), {}, nullptr), "");
   }
   ASSERT_EQ(p.flush(10s), 0);
   recording_listener listener;
-  kafka::consumer c({cluster.bootstrap(), "g-full", {"full"},
-                     {{"queued.min.messages", "100"}, {"max.partition.fetch.bytes", "1024"}}},
-                    logger, listener);
+  kafka::consumer c({cluster.bootstrap(), "g-full", {"full"}, {{"queued.min.messages", "100"}}}, logger, listener);
 
   std::map<std::int32_t, std::vector<std::int64_t>> offsets;  // per partition, in the order polled
   std::set<std::string> values;
@@ -305,25 +306,21 @@ TEST(kafka, restarts_a_fetch_stopped_by_a_full_queue_without_skipping_or_repeati
   bool paused = false;
   bool resumed = false;
   std::size_t polled_at_pause = 0;
-  auto paused_at = std::chrono::steady_clock::now();
-  std::size_t late = 0;  // records of partition 0 polled while paused, after the pause took hold
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
   while (polled < total && std::chrono::steady_clock::now() < deadline) {
-    const auto batch = c.poll(50, 100ms);
-    const auto now = std::chrono::steady_clock::now();
+    const auto batch = c.poll(500, 100ms);
     for (const auto& m : batch) {
       ++polled;
-      if (paused && m.partition() == 0 && now - paused_at > 500ms) ++late;  // pause() is asynchronous
       offsets[m.partition()].push_back(m.offset());
       values.emplace(m.payload());
     }
+    std::this_thread::sleep_for(20ms);  // slower than the fetches: the queue fills to its limit
     // Halfway, partition 0 is paused while 1,500 records of the others are read, then resumed.
     if (!paused && !resumed && polled >= total / 2) {
       c.pause({{"full", 0, 0}});
       paused = true;
       polled_at_pause = polled;
-      paused_at = now;
-    } else if (paused && (polled >= polled_at_pause + 1500 || (batch.empty() && now - paused_at > 2s))) {
+    } else if (paused && (polled >= polled_at_pause + 1500 || batch.empty())) {
       c.resume({{"full", 0, 0}});
       paused = false;
       resumed = true;
@@ -340,8 +337,7 @@ TEST(kafka, restarts_a_fetch_stopped_by_a_full_queue_without_skipping_or_repeati
     sum += offs.size();
   }
   EXPECT_EQ(sum, static_cast<std::size_t>(total));
-  EXPECT_EQ(late, 0u);
-  EXPECT_GT(c.fetch_restarts(), 0u);
+  EXPECT_GE(c.fetch_restarts(), 10u);
 }
 
 // librdkafka keeps an application's pause on a partition across a revoke and a re-assignment; a
