@@ -22,6 +22,14 @@ std::vector<partition_offset> to_vector(const rd_kafka_topic_partition_list_t* l
   return out;
 }
 
+detail::partition_list make_list(const std::vector<partition_offset>& parts) {
+  detail::partition_list l(rd_kafka_topic_partition_list_new(static_cast<int>(parts.size())));
+  for (const auto& p : parts) {
+    rd_kafka_topic_partition_list_add(l.get(), p.topic.c_str(), p.partition)->offset = p.offset;
+  }
+  return l;
+}
+
 }  // namespace
 
 struct consumer::impl {
@@ -163,9 +171,7 @@ void consumer::restart_stopped_fetch() {
   }
   if (queued > 0 || !i.maybe_stopped) return;
   i.maybe_stopped = false;
-  rd_kafka_topic_partition_list_t* raw = nullptr;
-  if (rd_kafka_assignment(i.rk.get(), &raw) != RD_KAFKA_RESP_ERR_NO_ERROR || !raw) return;
-  detail::partition_list parts(raw);
+  auto parts = make_list(assignment());
   rd_kafka_position(i.rk.get(), parts.get());
   detail::partition_list at(rd_kafka_topic_partition_list_new(parts->cnt));
   for (int k = 0; k < parts->cnt; ++k) {
@@ -219,15 +225,6 @@ bool consumer::commit(const std::vector<partition_offset>& offsets, bool sync) {
   return true;
 }
 
-namespace {
-detail::partition_list make_list(const std::vector<partition_offset>& parts) {
-  detail::partition_list l(rd_kafka_topic_partition_list_new(static_cast<int>(parts.size())));
-  for (const auto& p : parts) {
-    rd_kafka_topic_partition_list_add(l.get(), p.topic.c_str(), p.partition)->offset = p.offset;
-  }
-  return l;
-}
-}  // namespace
 
 void consumer::pause(const std::vector<partition_offset>& partitions) {
   const auto parts = partitions.empty() ? assignment() : partitions;
