@@ -52,6 +52,15 @@ TEST(ctl, rate_limiter_spaces_records) {
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(150));
 }
 
+// At high rates the limiter sleeps a millisecond at a time and hands out the tokens that built up
+// meanwhile: the records come in small bursts, but never ahead of the rate overall.
+TEST(ctl, rate_limiter_keeps_a_high_rate_while_sleeping_a_millisecond_at_a_time) {
+  rate_limiter l(50000);
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 10001; ++i) l.acquire();
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(199));
+}
+
 }  // namespace
 }  // namespace sendq::ctl
 

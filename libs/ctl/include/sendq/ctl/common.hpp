@@ -43,13 +43,16 @@ std::optional<std::int64_t> parse_time(std::string_view s, std::int64_t now_ms);
 
 std::int64_t now_ms();
 
-/// Blocking token bucket for a tool's main loop: acquire() sleeps until a token is free.
+/// Blocking token bucket for a tool's main loop: acquire() sleeps until a token is free. It sleeps
+/// 1 ms at least, so at high rates records leave in small bursts (rate / 1000 at a time), not one
+/// per wake-up; the bucket holds up to a tenth of a second's tokens.
 class rate_limiter {
  public:
   explicit rate_limiter(double per_second) : rate_(per_second) {}
   void acquire();
 
  private:
+  static constexpr double min_sleep_seconds = 0.001;
   double rate_;
   double tokens_ = 1;
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
