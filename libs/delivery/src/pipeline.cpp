@@ -631,7 +631,8 @@ struct pipeline::impl : kafka::rebalance_listener {
   // started in place: co_spawn runs a coroutine inline up to its first suspension, and requests
   // that end without any I/O (rejections) would otherwise nest one call deeper each.
   net::awaitable<void> run_lane(record_ptr rec, io_shard& shard, route_gate& gate) {
-    const std::string key = rec->req.key;
+    const record_ptr held = rec;  // keeps the key for next() below: cheaper than copying it
+    const std::string& key = held->req.key;
     co_await deliver(std::move(rec), shard);
     if (gate.waiting.empty()) {
       ++gate.free;
@@ -668,7 +669,8 @@ struct pipeline::impl : kafka::rebalance_listener {
                                         "account: '" + req.account + "' is not configured for provider " + req.provider}
                         : core::failure{error_kind::unknown_provider,
                                         "provider: '" + req.provider + "' is not configured on this worker"};
-      } else if (auto fetch_failed = co_await inline_media(it->second, *rec, *shard.http)) {
+      } else if (auto fetch_failed = needs_media_inline(it->second, req) ? co_await inline_media(it->second, *rec, *shard.http)
+                                                                          : std::nullopt) {
         res.status = fetch_failed->first;
         res.error = std::move(fetch_failed->second);
       } else if (co_await send_with_retries(it->second, *rec, res, *shard.http) == attempt_end::parked) {
@@ -679,14 +681,17 @@ struct pipeline::impl : kafka::rebalance_listener {
     publish(rec, res, routed);
   }
 
+  // Checked before inline_media is called: a coroutine call costs a frame and a resume, and
+  // nearly no delivery needs one.
+  static bool needs_media_inline(const route& r, const core::send_request& req) {
+    return r.provider->inlines_media_from_url() && req.type == core::message_type::voice && req.body.url &&
+           !req.body.data_base64;
+  }
+
   // For providers that need the media bytes (gps Command): fetch body.url under the account's
-  // policy and inline it as body.data_base64. nullopt when there is nothing to do or it worked.
+  // policy and inline it as body.data_base64. nullopt when it worked (needs_media_inline first).
   net::awaitable<std::optional<std::pair<delivery_status, core::failure>>> inline_media(const route& r, record& rec, http::client& http) {
     auto& req = rec.req;
-    if (!r.provider->inlines_media_from_url() || req.type != core::message_type::voice || !req.body.url ||
-        req.body.data_base64) {
-      co_return std::nullopt;
-    }
     const auto policy = fetch_policy_of(*r.account);
     if (policy.allowed_hosts.empty()) co_return std::nullopt;  // the provider rejects: data_base64 required
     http::endpoint ep;

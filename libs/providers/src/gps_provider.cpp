@@ -272,7 +272,7 @@ class gps_provider final : public provider {
  private:
   // {"Message": "...", "State": N} (seed 004, application/json).
   static reply_outcome classify_json(std::string_view content_type, std::string_view body) {
-    json_members m;
+    thread_local json_members m;  // reused: its strings keep their storage (read_members)
     if (auto err = read_members(body, m)) return malformed_reply(provider_name, content_type, *err);
     if (auto err = expect_kind(m, "State", json_kind::number)) {
       return malformed_reply(provider_name, content_type, *err);

@@ -145,7 +145,7 @@ class im_provider final : public provider {
     if (auto o = classify_status(provider_name, http_status, body, retry_after)) {
       return std::move(*o);
     }
-    json_members m;
+    thread_local json_members m;  // reused: its strings keep their storage (read_members)
     if (auto err = read_members(body, m, "data")) {
       return malformed_reply(provider_name, content_type, *err);
     }

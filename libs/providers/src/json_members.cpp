@@ -65,35 +65,34 @@ std::optional<std::string> read_value(od::value& v, json_member& m) {
   return std::string("unknown JSON type");
 }
 
+// Members are written into out[count], out[count + 1], ...: a vector reused from an earlier
+// reply keeps its members' strings, so a reply like the last one allocates nothing.
 std::optional<std::string> read_object(od::object& obj, std::string_view prefix,
-                                       std::string_view nested, json_members& out) {
+                                       std::string_view nested, json_members& out, std::size_t& count) {
   for (auto field : obj) {
     std::string_view key;
     if (auto e = field.unescaped_key().get(key)) return error_text(e);
-    json_member m;
-    m.name.reserve(prefix.size() + key.size());
-    m.name.append(prefix).append(key);
+    if (count == out.size()) out.emplace_back();
+    const std::size_t at = count++;
+    json_member& m = out[at];
+    m.name.assign(prefix).append(key);
+    m.text.clear();
+    m.integer = false;
     od::value v;
     if (auto e = field.value().get(v)) return error_text(e);
     if (auto err = read_value(v, m)) return "member \"" + m.name + "\": " + *err;
-    const bool descend = m.kind == json_kind::object && !nested.empty() && key == nested;
-    out.push_back(std::move(m));
-    if (descend) {
-      const std::string inner_prefix = out.back().name + ".";  // a copy: `out` grows below
+    if (m.kind == json_kind::object && !nested.empty() && key == nested) {
+      const std::string inner_prefix = m.name + ".";  // a copy: `out` may grow below
       od::object inner;
-      if (auto e = v.get_object().get(inner)) return "member \"" + out.back().name + "\": " + error_text(e);
-      if (auto err = read_object(inner, inner_prefix, {}, out)) return err;
+      if (auto e = v.get_object().get(inner)) return "member \"" + out[at].name + "\": " + error_text(e);
+      if (auto err = read_object(inner, inner_prefix, {}, out, count)) return err;
     }
   }
   return std::nullopt;
 }
 
-}  // namespace
-
-std::optional<std::string> read_members(std::string_view json, json_members& out,
-                                        std::string_view nested) {
-  out.clear();
-  out.reserve(16);  // replies have a handful of members: no regrowth per member
+std::optional<std::string> read_document(std::string_view json, json_members& out, std::string_view nested,
+                                         std::size_t& count) {
   // One parser and one padded copy per thread: replies are small and this runs per message.
   thread_local od::parser parser;
   thread_local std::string buffer;
@@ -105,12 +104,23 @@ std::optional<std::string> read_members(std::string_view json, json_members& out
   }
   od::object obj;
   if (auto e = doc.get_object().get(obj)) return "not a JSON object (" + error_text(e) + ")";
-  if (auto err = read_object(obj, {}, nested, out)) return "not valid JSON: " + *err;
+  if (auto err = read_object(obj, {}, nested, out, count)) return "not valid JSON: " + *err;
   // Anything after the object (a second value, stray bytes) makes the whole text invalid.
   if (doc.current_location().error() != simdjson::OUT_OF_BOUNDS) {
     return std::string("not valid JSON: trailing content after the object");
   }
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<std::string> read_members(std::string_view json, json_members& out,
+                                        std::string_view nested) {
+  if (out.capacity() == 0) out.reserve(16);  // replies have a handful of members: no regrowth per member
+  std::size_t count = 0;
+  auto err = read_document(json, out, nested, count);
+  out.resize(err ? 0 : count);
+  return err;
 }
 
 const json_member* find_member(const json_members& members, std::string_view name) noexcept {

@@ -22,8 +22,10 @@ struct json_member {
 
 using json_members = std::vector<json_member>;
 
-/// Reads the members of the JSON object `json` into `out` (cleared first). When `nested` is not
-/// empty, the members of the object member of that name are added too, as "nested.name".
+/// Reads the members of the JSON object `json` into `out`, replacing what it held (empty on an
+/// error). A vector reused across calls keeps its members' string storage, so the per-reply callers
+/// keep one per thread. When `nested` is not empty, the members of the object member of that name
+/// are added too, as "nested.name".
 /// Returns a message saying what is wrong when `json` is not exactly one valid JSON object.
 std::optional<std::string> read_members(std::string_view json, json_members& out,
                                         std::string_view nested = {});

@@ -115,7 +115,11 @@ struct signing {
 };
 
 signing signing_of(const account& a) {
-  const std::string where = "account " + a.name + " of sender: ";
+  // Called for every sender request: the prefix of an error is built only for an error.
+  struct {
+    const account& a;
+    std::string operator+(std::string_view rest) const { return "account " + a.name + " of sender: " + std::string(rest); }
+  } const where{a};
   const bool has_sign = !a.get("sign").empty();
   const bool has_secret = !a.get("sign_secret").empty();
   const bool has_algorithm = a.settings.contains("sign_algorithm");
@@ -282,7 +286,7 @@ class sender_provider final : public provider {
       return o;
     }
     if (auto o = classify_status(provider_name, http_status, body, retry_after)) return std::move(*o);
-    json_members m;
+    thread_local json_members m;  // reused: its strings keep their storage (read_members)
     if (auto err = read_members(body, m, "data")) {
       return malformed_reply(provider_name, content_type, *err);
     }

@@ -70,3 +70,45 @@ TEST(json_members, explains_what_is_missing_or_of_the_wrong_kind) {
   EXPECT_EQ(expect_kind(m, "code", json_kind::number), "\"code\" is a string, not a number");
   EXPECT_FALSE(expect_kind(m, "code", json_kind::number, json_kind::string));
 }
+
+// The per-reply callers keep one vector per thread: each call must leave exactly the members of
+// its own text, whatever the vector held before (more members, fewer, nested, or an error).
+TEST(json_members, a_reused_vector_holds_only_the_members_of_the_last_text) {
+  // given
+  json_members m;
+  ASSERT_FALSE(read_members(R"({"code":200,"message":"成功","data":{"getMessageId":"1111111111111111111","page":null}})", m,
+                            "data"));
+  ASSERT_EQ(m.size(), 5u);
+  // when: fewer members, another kind in the first place, no nested object
+  auto err = read_members(R"({"code":"x","State":0})", m);
+  // then
+  ASSERT_FALSE(err) << *err;
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(m[0].name, "code");
+  EXPECT_EQ(m[0].kind, json_kind::string);
+  EXPECT_EQ(m[0].text, "x");
+  EXPECT_EQ(m[1].name, "State");
+  EXPECT_EQ(m[1].kind, json_kind::number);
+  EXPECT_TRUE(m[1].integer);
+  EXPECT_EQ(find_member(m, "data.getMessageId"), nullptr);
+  EXPECT_EQ(find_member(m, "message"), nullptr);
+  // when: an invalid text
+  err = read_members(R"({"code":1,"data":{"a":tru}})", m, "data");
+  // then
+  ASSERT_TRUE(err);
+  EXPECT_TRUE(m.empty());
+  // when: a number where a string was, and more members again
+  err = read_members(R"({"ret":1.5,"msg":"","data":{"newMsgId":7,"type":true}})", m, "data");
+  // then
+  ASSERT_FALSE(err) << *err;
+  ASSERT_EQ(m.size(), 5u);
+  EXPECT_EQ(m[0].name, "ret");
+  EXPECT_EQ(m[0].text, "1.5");
+  EXPECT_FALSE(m[0].integer);
+  EXPECT_EQ(m[1].text, "");
+  EXPECT_EQ(m[1].kind, json_kind::string);
+  EXPECT_EQ(m[2].kind, json_kind::object);
+  EXPECT_EQ(m[2].text, "");
+  EXPECT_EQ(find_member(m, "data.newMsgId")->text, "7");
+  EXPECT_EQ(find_member(m, "data.type")->text, "true");
+}
