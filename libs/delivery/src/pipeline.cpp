@@ -669,12 +669,17 @@ struct pipeline::impl : kafka::rebalance_listener {
                                         "account: '" + req.account + "' is not configured for provider " + req.provider}
                         : core::failure{error_kind::unknown_provider,
                                         "provider: '" + req.provider + "' is not configured on this worker"};
-      } else if (auto fetch_failed = needs_media_inline(it->second, req) ? co_await inline_media(it->second, *rec, *shard.http)
-                                                                          : std::nullopt) {
-        res.status = fetch_failed->first;
-        res.error = std::move(fetch_failed->second);
-      } else if (co_await send_with_retries(it->second, *rec, res, *shard.http) == attempt_end::parked) {
-        co_return;
+      } else {
+        // Not `cond ? co_await ... : nullopt`: GCC 12 destroys that temporary too early (ASan:
+        // heap-use-after-free of the failure's message in integration_media_fetch).
+        std::optional<std::pair<delivery_status, core::failure>> fetch_failed;
+        if (needs_media_inline(it->second, req)) fetch_failed = co_await inline_media(it->second, *rec, *shard.http);
+        if (fetch_failed) {
+          res.status = fetch_failed->first;
+          res.error = std::move(fetch_failed->second);
+        } else if (co_await send_with_retries(it->second, *rec, res, *shard.http) == attempt_end::parked) {
+          co_return;
+        }
       }
     }
     fill_identity(req, res, rec);
