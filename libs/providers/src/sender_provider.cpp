@@ -115,44 +115,47 @@ struct signing {
 };
 
 signing signing_of(const account& a) {
-  // Called for every sender request: the prefix of an error is built only for an error.
-  struct {
-    const account& a;
-    std::string operator+(std::string_view rest) const { return "account " + a.name + " of sender: " + std::string(rest); }
-  } const where{a};
+  // Called for every sender request: the message's prefix is built only when there is an error.
+  const auto refused = [&a](const std::string& why) {
+    return signing{std::nullopt, "account " + a.name + " of sender: " + why};
+  };
   const bool has_sign = !a.get("sign").empty();
   const bool has_secret = !a.get("sign_secret").empty();
   const bool has_algorithm = a.settings.contains("sign_algorithm");
   const std::string_view name = a.get("sign_algorithm", has_secret ? "" : "static");
   const auto algorithm = parse_sign_algorithm(name);
   if (has_algorithm && !algorithm) {
-    return {std::nullopt, where + "key \"sign_algorithm\" must be static, md5_sorted or "
-                                  "hmac_sha256_sorted, not " + quoted(name)};
+    return refused(
+        "key \"sign_algorithm\" must be static, md5_sorted or "
+        "hmac_sha256_sorted, not " +
+        quoted(name));
   }
   if (has_sign && has_secret) {
-    return {std::nullopt, where + "keys \"sign\" and \"sign_secret\" exclude each other: set "
-                                  "\"sign\" for a fixed sign, or \"sign_secret\" and "
-                                  "\"sign_algorithm\" to compute it for every call"};
+    return refused(
+        "keys \"sign\" and \"sign_secret\" exclude each other: set "
+        "\"sign\" for a fixed sign, or \"sign_secret\" and "
+        "\"sign_algorithm\" to compute it for every call");
   }
   if (has_secret) {
     if (!algorithm || *algorithm == sign_algorithm::fixed) {
-      return {std::nullopt, where + "key \"sign_secret\" needs \"sign_algorithm\" md5_sorted or "
-                                    "hmac_sha256_sorted"};
+      return refused(
+          "key \"sign_secret\" needs \"sign_algorithm\" md5_sorted or "
+          "hmac_sha256_sorted");
     }
     return {algorithm, {}};
   }
   if (!has_sign && *algorithm != sign_algorithm::fixed) {
-    return {std::nullopt, where + "key \"sign_secret\" is required by sign_algorithm " +
-                              std::string(name)};
+    return refused("key \"sign_secret\" is required by sign_algorithm " + std::string(name));
   }
   if (!has_sign) {
-    return {std::nullopt, where + "key \"sign\" is required (or \"sign_secret\" with "
-                                  "\"sign_algorithm\" md5_sorted or hmac_sha256_sorted)"};
+    return refused(
+        "key \"sign\" is required (or \"sign_secret\" with "
+        "\"sign_algorithm\" md5_sorted or hmac_sha256_sorted)");
   }
   if (*algorithm != sign_algorithm::fixed) {
-    return {std::nullopt, where + "key \"sign_algorithm\" " + std::string(name) +
-                              " computes the sign from \"sign_secret\", which is not set "
-                              "(\"sign\" goes with sign_algorithm static)"};
+    return refused("key \"sign_algorithm\" " + std::string(name) +
+                   " computes the sign from \"sign_secret\", which is not set "
+                   "(\"sign\" goes with sign_algorithm static)");
   }
   return {algorithm, {}};
 }

@@ -586,3 +586,46 @@ TEST(sender_provider, easemob_send_reach_limit_is_throttling_and_retried) {
   EXPECT_EQ(plain.cls, sendq::providers::outcome_class::permanent);
   EXPECT_FALSE(plain.throttled);
 }
+
+// Each wrong combination of signing keys is refused at start-up with the account and the key named,
+// and never with a secret's value in the message.
+TEST(sender_provider, refuses_each_wrong_signing_setup_naming_the_account_and_the_key) {
+  const auto refusal = [](account a) {
+    const auto err = sender->check_account(a);
+    return err ? *err : std::string("(accepted)");
+  };
+  auto bad_algorithm = signing_account("sha1");
+  auto both = signing_account("md5_sorted");
+  both.settings["sign"] = "cdcb39dc8005c3800219d2ba5fcc5182";
+  auto secret_static = signing_account("static");
+  auto algorithm_without_secret = sender_account();
+  algorithm_without_secret.settings.erase("sign");
+  algorithm_without_secret.settings["sign_algorithm"] = "md5_sorted";
+  auto nothing = sender_account();
+  nothing.settings.erase("sign");
+  auto sign_with_computed = sender_account();
+  sign_with_computed.settings["sign_algorithm"] = "hmac_sha256_sorted";
+
+  EXPECT_EQ(refusal(bad_algorithm),
+            "account default of sender: key \"sign_algorithm\" must be static, md5_sorted or hmac_sha256_sorted, not "
+            "\"sha1\"");
+  EXPECT_EQ(refusal(both),
+            "account default of sender: keys \"sign\" and \"sign_secret\" exclude each other: set \"sign\" for a fixed "
+            "sign, or \"sign_secret\" and \"sign_algorithm\" to compute it for every call");
+  EXPECT_EQ(refusal(secret_static),
+            "account default of sender: key \"sign_secret\" needs \"sign_algorithm\" md5_sorted or hmac_sha256_sorted");
+  EXPECT_EQ(refusal(algorithm_without_secret),
+            "account default of sender: key \"sign_secret\" is required by sign_algorithm md5_sorted");
+  EXPECT_EQ(refusal(nothing),
+            "account default of sender: key \"sign\" is required (or \"sign_secret\" with \"sign_algorithm\" md5_sorted "
+            "or hmac_sha256_sorted)");
+  EXPECT_EQ(refusal(sign_with_computed),
+            "account default of sender: key \"sign_algorithm\" hmac_sha256_sorted computes the sign from "
+            "\"sign_secret\", which is not set (\"sign\" goes with sign_algorithm static)");
+  for (const auto& a : {bad_algorithm, both, secret_static}) {
+    EXPECT_EQ(refusal(a).find("s3cr3t-Key"), std::string::npos);
+  }
+  EXPECT_EQ(refusal(both).find("cdcb39dc"), std::string::npos);
+  EXPECT_EQ(refusal(signing_account("md5_sorted")), "(accepted)");
+  EXPECT_EQ(refusal(sender_account()), "(accepted)");
+}
