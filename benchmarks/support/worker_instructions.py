@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Instructions per delivery of sendq-worker, counted by callgrind, thread by thread.
 
-  benchmarks/support/worker_instructions.py [--small N1] [--large N2] [--worker PATH]
+  benchmarks/support/worker_instructions.py [--small N1] [--large N2] [--worker PATH] [--keep]
 
 Runs the end-to-end benchmark's drain (benchmarks/e2e/run) twice, with N1 and N2 requests, the
 worker under `valgrind --tool=callgrind --separate-threads=yes`, and prints the instructions
@@ -118,6 +118,8 @@ def main():
     ap.add_argument("--small", type=int, default=10_000, help="requests in the first drain (default 10000)")
     ap.add_argument("--large", type=int, default=30_000, help="requests in the second drain (default 30000)")
     ap.add_argument("--worker", default="", help="worker binary to measure (default: the build's)")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the callgrind files (for callgrind_annotate) and print where they are")
     args = ap.parse_args()
     if args.small <= 0 or args.large <= args.small:
         sys.exit(f"--small and --large: need 0 < small < large, got {args.small} and {args.large}")
@@ -158,7 +160,10 @@ def main():
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    shutil.rmtree(work, ignore_errors=True)
+    if args.keep:
+        print(f"callgrind files kept in {work}/cg-{args.small} and {work}/cg-{args.large}", file=sys.stderr)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
 
     span = args.large - args.small
     per = {role: (measured[args.large].get(role, 0) - measured[args.small].get(role, 0)) / span
