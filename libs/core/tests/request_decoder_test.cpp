@@ -184,3 +184,39 @@ TEST(request_decoder, accepts_the_same_name_in_different_objects) {
   ASSERT_FALSE(err) << err->message;
   EXPECT_EQ(r.created_at_ms, 0);
 }
+
+// Names and strings are scanned eight bytes at a time: an escape (or the closing quote) in any
+// position of a word, in strings of 1 to 40 bytes, must be seen exactly where it is.
+TEST(request_decoder, finds_escapes_and_closing_quotes_at_every_position_of_a_word) {
+  request_decoder d;
+  send_request r;
+  for (std::size_t len = 1; len <= 40; ++len) {
+    // No escape: read in place, all of it.
+    const std::string plain(len, 'a');
+    ASSERT_FALSE(d.decode(R"({"id":"p","provider":"im","type":"text","to":")" + plain + R"(","body":{"text":"x"}})", r));
+    EXPECT_EQ(r.to, plain) << len;
+    for (std::size_t at = 0; at < len; ++at) {
+      // `to` with an escaped quote at `at`: unescaped, not cut short at the quote.
+      std::string raw = plain;
+      raw.replace(at, 1, "\\\"");
+      std::string want = plain;
+      want[at] = '"';
+      auto err = d.decode(R"({"id":"p","provider":"im","type":"text","to":")" + raw + R"(","body":{"text":"x"}})", r);
+      ASSERT_FALSE(err) << len << " " << at << ": " << err->message;
+      EXPECT_EQ(r.to, want) << len << " " << at;
+      // A body member whose name is escaped at `at` ("te\u0078t" for "text"), padded to `len`
+      // with a member of ext: the name is unescaped before it is looked up.
+      std::string ext_name(len, 'k');
+      ext_name.replace(at, 1, "\\u006b");
+      err = d.decode(R"({"id":"p","provider":"im","type":"text","to":"u","body":{"te\u0078t":"y"},"ext":{")" + ext_name +
+                         R"(":1,")" + std::string(len, 'k') + R"(":2}})", r);
+      ASSERT_TRUE(err) << len << " " << at;  // the two ext names are the same once unescaped
+      EXPECT_EQ(err->message, "ext." + std::string(std::min<std::size_t>(len, 64), 'k') + ": appears more than once")
+          << len << " " << at;
+    }
+  }
+  // A top-level name escaped in place of a plain one is the same member.
+  ASSERT_FALSE(d.decode(R"({"i\u0064":"e1","provider":"im","type":"text","t\u006f":"u","body":{"text":"x"}})", r));
+  EXPECT_EQ(r.id, "e1");
+  EXPECT_EQ(r.to, "u");
+}
