@@ -41,7 +41,7 @@ std::optional<std::string> read_value(od::value& v, json_member& m) {
     case od::json_type::number: {
       // Keep the token's text (a 64-bit id must never pass through a double), then parse the
       // number in full: that rejects malformed ones such as 01 and says if it is an integer.
-      m.text = std::string(trim_right(v.raw_json_token()));
+      m.text.assign(trim_right(v.raw_json_token()));
       od::number n;
       if (auto e = v.get_number().get(n)) return error_text(e);
       m.kind = json_kind::number;
@@ -52,7 +52,7 @@ std::optional<std::string> read_value(od::value& v, json_member& m) {
       std::string_view s;
       if (auto e = v.get_string().get(s)) return error_text(e);
       m.kind = json_kind::string;
-      m.text = std::string(s);
+      m.text.assign(s);
       return std::nullopt;
     }
     case od::json_type::object:
