@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "sendq/core/set_string.hpp"
+
 namespace sendq::core {
 namespace {
 
@@ -64,13 +66,6 @@ enum member : unsigned {
 
 bool is_passthrough(message_type t) {
   return t == message_type::link || t == message_type::template_ || t == message_type::custom;
-}
-
-// Sets `dst` to `s`. assign() goes through basic_string::_M_replace, which first checks whether
-// `s` lies inside `dst`; it never does here, and clear() + append() costs half the instructions.
-void set(std::string& dst, std::string_view s) {
-  dst.clear();
-  dst.append(s.data(), s.size());
 }
 
 // Clears `r` keeping its strings' capacity (a decoder reused on one request saves allocations).
@@ -278,7 +273,7 @@ struct request_decoder::impl {
       note(error_kind::invalid_field, std::string(prefix) + std::string(field) + ": must be a string");
       return false;
     }
-    set(out, s);
+    set_string(out, s);
     return true;
   }
 
@@ -772,7 +767,7 @@ std::optional<failure> request_decoder::impl::decode_document(std::size_t size, 
             redo = true;
             return std::nullopt;
           }
-          set(out.body_json, body_raw);
+          set_string(out.body_json, body_raw);
           have_body = true;
           body_done = true;
           break;
@@ -785,7 +780,7 @@ std::optional<failure> request_decoder::impl::decode_document(std::size_t size, 
           d.note(error_kind::invalid_json, std::string("body: ") + simdjson::error_message(e));
         } else {
           have_body = true;
-          set(out.body_json, body_raw);
+          set_string(out.body_json, body_raw);
         }
         break;
       }
@@ -798,9 +793,9 @@ std::optional<failure> request_decoder::impl::decode_document(std::size_t size, 
             redo = true;
             return std::nullopt;
           }
-          set(dst, raw);
+          set_string(dst, raw);
         } else if (auto checked = d.read_object_raw(v, name)) {
-          set(dst, *checked);
+          set_string(dst, *checked);
         }
         break;
       }

@@ -2,10 +2,13 @@
 
 #include <simdjson.h>
 
+#include "sendq/core/set_string.hpp"
+
 namespace sendq::providers::detail {
 namespace {
 
 namespace od = simdjson::ondemand;
+using core::set_string;
 
 std::string_view trim_right(std::string_view s) noexcept {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r')) {
@@ -41,7 +44,7 @@ std::optional<std::string> read_value(od::value& v, json_member& m) {
     case od::json_type::number: {
       // Keep the token's text (a 64-bit id must never pass through a double), then parse the
       // number in full: that rejects malformed ones such as 01 and says if it is an integer.
-      m.text.assign(trim_right(v.raw_json_token()));
+      set_string(m.text, trim_right(v.raw_json_token()));
       od::number n;
       if (auto e = v.get_number().get(n)) return error_text(e);
       m.kind = json_kind::number;
@@ -52,7 +55,7 @@ std::optional<std::string> read_value(od::value& v, json_member& m) {
       std::string_view s;
       if (auto e = v.get_string().get(s)) return error_text(e);
       m.kind = json_kind::string;
-      m.text.assign(s);
+      set_string(m.text, s);
       return std::nullopt;
     }
     case od::json_type::object:
@@ -75,7 +78,8 @@ std::optional<std::string> read_object(od::object& obj, std::string_view prefix,
     if (count == out.size()) out.emplace_back();
     const std::size_t at = count++;
     json_member& m = out[at];
-    m.name.assign(prefix).append(key);
+    set_string(m.name, prefix);
+    m.name.append(key);
     m.text.clear();
     m.integer = false;
     od::value v;
