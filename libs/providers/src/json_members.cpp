@@ -101,7 +101,7 @@ std::optional<std::string> read_document(std::string_view json, json_members& ou
   thread_local od::parser parser;
   thread_local std::string buffer;
   buffer.reserve(json.size() + simdjson::SIMDJSON_PADDING);
-  buffer.assign(json);
+  set_string(buffer, json);
   od::document doc;
   if (auto e = parser.iterate(buffer.data(), json.size(), buffer.capacity()).get(doc)) {
     return "not JSON (" + error_text(e) + ")";
