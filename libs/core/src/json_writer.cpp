@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "swar.hpp"
+
 namespace sendq::core {
 namespace {
 
@@ -94,12 +96,9 @@ void append_escaped_slowly(std::string& out, std::string_view s) {
 
 // Eight bytes at a time (SWAR): does the word hold a byte below 0x20, a '"' or a '\\'? Exact as
 // a yes/no (a borrow only spreads upwards from a byte that matched); bytes >= 0x80 never match.
-constexpr std::uint64_t ones = 0x0101010101010101ULL;
-constexpr std::uint64_t highs = 0x8080808080808080ULL;
+using swar::highs;
 inline bool has_byte_to_escape(std::uint64_t w) {
-  const std::uint64_t quote = w ^ (ones * '"');
-  const std::uint64_t backslash = w ^ (ones * '\\');
-  return (((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash)) & highs;
+  return (swar::bytes_below(w, 0x20) | swar::bytes_equal(w, '"') | swar::bytes_equal(w, '\\')) != 0;
 }
 
 // Bytes that go into a JSON string as they are whatever surrounds them: printable ASCII but '"'
@@ -116,8 +115,7 @@ std::size_t plain_prefix(std::string_view s) noexcept {
   const char* p = s.data();
   const char* const end = p + s.size();
   while (end - p >= 8) {
-    std::uint64_t w;
-    std::memcpy(&w, p, sizeof w);
+    const std::uint64_t w = swar::load8(p);
     if (has_byte_to_escape(w) || (w & highs) != 0) break;
     p += 8;
   }
@@ -161,8 +159,7 @@ void append_quoted(std::string& out, std::string_view s, std::size_t plain) {
   bool valid_utf8 = false;  // [p, end) is known to be valid UTF-8
   while (p < end) {
     if (end - p >= 8) {
-      std::uint64_t w;
-      std::memcpy(&w, p, sizeof w);
+      const std::uint64_t w = swar::load8(p);
       if (!has_byte_to_escape(w) && (valid_utf8 || (w & highs) == 0)) {
         p += 8;
         continue;

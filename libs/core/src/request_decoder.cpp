@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "sendq/core/set_string.hpp"
+#include "swar.hpp"
 
 namespace sendq::core {
 namespace {
@@ -148,23 +149,13 @@ int body_member_index(std::span<const body_member> members, std::string_view k) 
 // only be used on text inside the decoder's padded copy of the request (`impl::buffer`, with
 // SIMDJSON_PADDING bytes after its end), as a word may run up to 7 bytes past a string's end: the
 // bytes past it are masked off or never reached.
-constexpr bool swar = std::endian::native == std::endian::little;
+constexpr bool little_endian = std::endian::native == std::endian::little;  // the scans below read bytes in memory order
 
-std::uint64_t load8(const char* p) {
-  std::uint64_t w;
-  std::memcpy(&w, p, sizeof w);
-  return w;
-}
-
-// 0x80 in each byte of `w` equal to `c`, exact up to and including the lowest such byte (a byte
-// above it may be marked wrongly by the borrow, which the callers never look past).
-constexpr std::uint64_t bytes_equal(std::uint64_t w, char c) {
-  const std::uint64_t x = w ^ (0x0101010101010101ULL * static_cast<unsigned char>(c));
-  return (x - 0x0101010101010101ULL) & ~x & 0x8080808080808080ULL;
-}
+using swar::bytes_equal;
+using swar::load8;
 
 [[gnu::always_inline]] inline bool has_backslash(std::string_view s) {
-  if constexpr (!swar) return s.find('\\') != std::string_view::npos;
+  if constexpr (!little_endian) return s.find('\\') != std::string_view::npos;
   const char* p = s.data();
   std::size_t n = s.size();
   for (; n >= 8; p += 8, n -= 8) {
@@ -178,7 +169,7 @@ constexpr std::uint64_t bytes_equal(std::uint64_t w, char c) {
 // The first '"' or '\\' at or after `p`, which the caller knows comes at least 8 bytes before the
 // buffer's end (the padding: the word holding it is read whole).
 const char* quote_or_backslash(const char* p) {
-  if constexpr (swar) {
+  if constexpr (little_endian) {
     for (;; p += 8) {
       const std::uint64_t w = load8(p);
       if (const std::uint64_t m = bytes_equal(w, '"') | bytes_equal(w, '\\')) {
