@@ -23,8 +23,8 @@ per partition, in memory, and nothing across restarts: it is NOT durable.
 Options:
   --partitions N        partitions per topic (default 8)
   --brokers N           mock brokers (default 1)
-  --topic NAME          create this topic (repeatable; default: sendq.requests, sendq.results,
-                        sendq.dlq, sendq.retry, sendq.bulk)
+  --topic NAME[:N]      create this topic, with N partitions if given (repeatable; default:
+                        sendq.requests, sendq.results, sendq.dlq, sendq.retry, sendq.bulk)
   --bootstrap-file FILE write the bootstrap address to FILE once listening
   -h, --help            this help
 )";
@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   int partitions = 8;
   int brokers = 1;
   std::string bootstrap_file;
-  std::vector<std::string> topics;
+  std::vector<std::pair<std::string, int>> topics;  // name, partitions (0: --partitions)
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&](const char* name) -> std::string {
@@ -48,8 +48,7 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    auto number = [&](const char* name) {
-      const std::string v = value(name);
+    auto number = [&](const char* name, std::string v) {
       char* end = nullptr;
       const long n = std::strtol(v.c_str(), &end, 10);
       if (v.empty() || *end || n < 1 || n > 1000) {
@@ -62,11 +61,20 @@ int main(int argc, char** argv) {
       std::cout << usage;
       return 0;
     } else if (a == "--partitions") {
-      partitions = number("--partitions");
+      partitions = number("--partitions", value("--partitions"));
     } else if (a == "--brokers") {
-      brokers = number("--brokers");
+      brokers = number("--brokers", value("--brokers"));
     } else if (a == "--topic") {
-      topics.push_back(value("--topic"));
+      // Kafka topic names cannot hold ':', so "name:N" is unambiguous.
+      auto t = value("--topic");
+      const auto colon = t.find(':');
+      const int n = colon == std::string::npos ? 0 : number("--topic NAME:N", t.substr(colon + 1));
+      if (colon != std::string::npos) t.resize(colon);
+      if (t.empty()) {
+        std::cerr << "sendq-embedded-kafka: --topic needs a name before ':'\n";
+        return 2;
+      }
+      topics.push_back({t, n});
     } else if (a == "--bootstrap-file") {
       bootstrap_file = value("--bootstrap-file");
     } else {
@@ -74,11 +82,16 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (topics.empty()) topics = {"sendq.requests", "sendq.results", "sendq.dlq", "sendq.retry", "sendq.bulk"};
+  if (topics.empty()) {
+    for (const char* t : {"sendq.requests", "sendq.results", "sendq.dlq", "sendq.retry", "sendq.bulk"}) {
+      topics.push_back({t, 0});
+    }
+  }
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   try {
-    sendq::kafka::embedded_cluster cluster(brokers, topics, partitions);
+    sendq::kafka::embedded_cluster cluster(brokers, {}, partitions);
+    for (const auto& [name, n] : topics) cluster.create_topic(name, n > 0 ? n : partitions);
     const auto bootstrap = cluster.bootstrap();
     if (!bootstrap_file.empty()) {
       // Write then rename, so that readers never see a partial address.
