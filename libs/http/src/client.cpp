@@ -142,6 +142,7 @@ class connection {
   bool deadline_passed() const { return watchdog_.fired(); }
 
   beast::flat_buffer buffer;  ///< bytes read past the last response (empty when reusable)
+  steady::time_point released_at;  ///< when its last exchange ended (it went back to the pool)
 
  private:
   std::variant<beast::tcp_stream, tls_stream> stream_;
@@ -519,13 +520,16 @@ struct client::impl : std::enable_shared_from_this<impl> {
       if (ec) co_return no_free_connection();
       conn = std::move(w->conn);
     }
-    if (conn && !looks_alive(*conn)) conn.reset();  // keep the slot, connect afresh
+    if (conn && steady::now() - conn->released_at >= opts_.reuse_unchecked_within && !looks_alive(*conn)) {
+      conn.reset();  // keep the slot, connect afresh
+    }
     co_return std::make_unique<lease>(shared_from_this(), &pool, std::move(conn));
   }
 
   void release(host_pool& pool, std::unique_ptr<connection> conn, bool reusable) {
     std::unique_ptr<connection> to_close;  // closed outside the lock
     std::shared_ptr<waiter> next;
+    if (conn && reusable) conn->released_at = steady::now();
     {
       std::lock_guard lock(mu_);
       if (!reusable || stopped_) to_close = std::move(conn);

@@ -92,6 +92,12 @@ struct client_options {
   std::size_t body_limit = 1024 * 1024;      ///< response body cap in bytes
   std::string ca_file;                       ///< PEM CA bundle; "" = system store
   bool verify_peer = true;                   ///< never off in production
+  /// A pooled connection idle longer than this is checked (one non-blocking recv with MSG_PEEK)
+  /// for a close by the server before it is reused. One released more recently is reused as it
+  /// is: servers close idle connections after seconds, and announce other closes in their reply.
+  /// Under load nearly every reuse comes sooner (the pool hands out the last released first), so
+  /// this spares a system call per request. 0: check every reuse.
+  std::chrono::microseconds reuse_unchecked_within{1000};
   /// The executor's io_context is run by exactly one thread. Connections then need no strand, and
   /// a call made from a coroutine on that executor runs its exchange in place instead of hopping
   /// onto a strand and back (the worker gives each I/O thread its own io_context and client).
