@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -247,42 +248,38 @@ TEST(http_client, keeps_the_first_of_repeated_reply_fields_and_reads_a_head_repl
   EXPECT_EQ(h.ok->body, "") << "a reply to HEAD has no body, whatever its Content-Length says";
 }
 
-// A server that closes right after a keep-alive reply, without saying so in it (mode::fixed).
-constexpr const char* keep_alive_then_close = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+// A second call after the server closed the first call's connection right after its keep-alive
+// reply, without saying so in it (mode::fixed closes after each reply). Returns that call's
+// result and how many connections the server accepted in all.
+std::pair<call_result, int> call_after_an_unannounced_close(std::chrono::microseconds reuse_unchecked_within) {
+  io_runner io;
+  test_server srv(mode::fixed, 0ms, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  client_options opts;
+  opts.reuse_unchecked_within = reuse_unchecked_within;
+  client c(io.executor(), opts);
+  EXPECT_TRUE(send(io, c, ep_of(srv.port()), get()).ok);
+  EXPECT_TRUE(srv.wait_for([&] { return srv.open_now() == 0; }));
+  auto r = send(io, c, ep_of(srv.port()), get());
+  return {std::move(r), srv.accepted()};
+}
 
 TEST(http_client, a_pooled_connection_idle_past_the_window_is_checked_and_replaced_when_closed) {
-  // given: the check on every reuse
-  io_runner io;
-  test_server srv(mode::fixed, 0ms, keep_alive_then_close);
-  client_options opts;
-  opts.reuse_unchecked_within = 0ms;
-  client c(io.executor(), opts);
-  ASSERT_TRUE(send(io, c, ep_of(srv.port()), get()).ok);
-  ASSERT_TRUE(srv.wait_for([&] { return srv.open_now() == 0; }));
-  // when
-  auto r = send(io, c, ep_of(srv.port()), get());
+  // when: the check on every reuse
+  auto [r, accepted] = call_after_an_unannounced_close(0ms);
   // then the closed connection was noticed before anything was written on it
   ASSERT_TRUE(r.ok) << r.message;
   EXPECT_EQ(r.ok->body, "ok");
-  EXPECT_EQ(srv.accepted(), 2);
+  EXPECT_EQ(accepted, 2);
 }
 
 TEST(http_client, a_connection_released_within_the_window_is_reused_without_the_check) {
-  // given: a window longer than the test, so the second call surely falls within it
-  io_runner io;
-  test_server srv(mode::fixed, 0ms, keep_alive_then_close);
-  client_options opts;
-  opts.reuse_unchecked_within = std::chrono::minutes(1);
-  client c(io.executor(), opts);
-  ASSERT_TRUE(send(io, c, ep_of(srv.port()), get()).ok);
-  ASSERT_TRUE(srv.wait_for([&] { return srv.open_now() == 0; }));
-  // when
-  auto r = send(io, c, ep_of(srv.port()), get());
+  // when: a window longer than the test, so the second call surely falls within it
+  auto [r, accepted] = call_after_an_unannounced_close(std::chrono::minutes(1));
   // then the request went out on the closed connection (the race the window accepts, for a
   // server that closes within it unannounced): reported as ambiguous, never re-sent silently
   ASSERT_FALSE(r.ok);
   EXPECT_EQ(r.kind, failure_kind::reset_after_write) << r.message;
-  EXPECT_EQ(srv.accepted(), 1);
+  EXPECT_EQ(accepted, 1);
 }
 
 TEST(http_client, response_without_keep_alive_is_not_pooled) {
