@@ -46,7 +46,7 @@ def run_drain(n, fake_build, out_dir):
     log = os.path.join(out_dir, f"e2e-{n}.log")
     with open(log, "w") as f:
         proc = subprocess.Popen([os.path.join(ROOT, "benchmarks", "e2e", "run"), "-n", str(n), "--no-single-thread",
-                                 "--latency-seconds", "0.5", "--latency-rate", "200", "--output", results],
+                                 "--latency-seconds", "0.5", "--latency-rate", "200", "--no-wide-latency", "--output", results],
                                 env=env, stdout=f, stderr=subprocess.STDOUT)
         try:
             rc = proc.wait(timeout=3600)
