@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
       const int n = colon == std::string::npos ? 0 : number("--topic NAME:N", t.substr(colon + 1));
       if (colon != std::string::npos) t.resize(colon);
       if (t.empty()) {
-        std::cerr << "sendq-embedded-kafka: --topic needs a name before ':'\n";
+        std::cerr << "sendq-embedded-kafka: --topic needs a topic name (NAME or NAME:N)\n";
         return 2;
       }
       topics.push_back({t, n});

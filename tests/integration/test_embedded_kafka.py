@@ -46,7 +46,8 @@ class EmbeddedKafkaCommandLineTest(unittest.TestCase):
             "t:0": "--topic NAME:N: '0' is not a number within 1..1000",
             "t:x": "--topic NAME:N: 'x' is not a number within 1..1000",
             "t:": "--topic NAME:N: '' is not a number within 1..1000",
-            ":3": "--topic needs a name before ':'",
+            ":3": "--topic needs a topic name (NAME or NAME:N)",
+            "": "--topic needs a topic name (NAME or NAME:N)",
         }
         for arg, message in cases.items():
             with self.subTest(arg=arg):
