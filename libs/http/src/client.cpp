@@ -528,11 +528,19 @@ struct client::impl : std::enable_shared_from_this<impl> {
 
   void release(host_pool& pool, std::unique_ptr<connection> conn, bool reusable) {
     std::unique_ptr<connection> to_close;  // closed outside the lock
+    std::vector<std::unique_ptr<connection>> expired;  // idle past idle_timeout, closed outside the lock
     std::shared_ptr<waiter> next;
-    if (conn && reusable) conn->released_at = steady::now();
+    const auto now = steady::now();
+    if (conn && reusable) conn->released_at = now;
     {
       std::lock_guard lock(mu_);
       if (!reusable || stopped_) to_close = std::move(conn);
+      // The front of the idle list was released longest ago (reuse takes from the back).
+      while (!pool.idle.empty() && now - pool.idle.front()->released_at > opts_.idle_timeout) {
+        expired.push_back(std::move(pool.idle.front()));
+        pool.idle.erase(pool.idle.begin());
+        --pool.open;
+      }
       if (!pool.waiters.empty()) {
         // The slot passes to the next waiter, with the connection when it is reusable.
         next = std::move(pool.waiters.front());
