@@ -552,18 +552,26 @@ TEST(http_client, respects_max_connections_per_host) {
   }
 }
 
-TEST(http_client, keeps_the_connections_a_burst_opened_for_the_next_burst) {
-  // given: a slow server, so that 80 callers at once need 80 connections
+// A server answering after 5 ms, so that callers at once need a connection each, and a client of it.
+struct slow_server_and_client {
+  explicit slow_server_and_client(client_options opts) : c(io.executor(), opts), ep(ep_of(srv.port())) {}
   io_runner io;
-  test_server srv(mode::echo, 5ms);
+  test_server srv{mode::echo, 5ms};
+  client c;
+  endpoint ep;
+  int burst(int callers) { return send_in_lanes(io, c, ep, callers, 1); }
+};
+
+TEST(http_client, keeps_the_connections_a_burst_opened_for_the_next_burst) {
+  // given: 80 callers at once, on 80 connections
   client_options opts;
   opts.max_connections_per_host = 80;
-  client c(io.executor(), opts);
-  const auto ep = ep_of(srv.port());
-  ASSERT_EQ(send_in_lanes(io, c, ep, 80, 1), 80);
+  slow_server_and_client t(opts);
+  auto& srv = t.srv;
+  ASSERT_EQ(t.burst(80), 80);
   ASSERT_EQ(srv.accepted(), 80);
   // when: the burst is over, and a second one comes
-  ASSERT_EQ(send_in_lanes(io, c, ep, 80, 1), 80);
+  ASSERT_EQ(t.burst(80), 80);
   // then: it ran on the first burst's connections; none was closed in between (a cap on idle
   // connections below the open ones closed 16 here and opened them again)
   EXPECT_EQ(srv.accepted(), 80);
@@ -573,23 +581,21 @@ TEST(http_client, keeps_the_connections_a_burst_opened_for_the_next_burst) {
 
 TEST(http_client, closes_connections_idle_past_the_idle_timeout_at_the_next_release) {
   // given: four connections, left idle past the timeout
-  io_runner io;
-  test_server srv(mode::echo, 5ms);
   client_options opts;
   opts.idle_timeout = 100ms;
-  client c(io.executor(), opts);
-  const auto ep = ep_of(srv.port());
-  ASSERT_EQ(send_in_lanes(io, c, ep, 4, 1), 4);
+  slow_server_and_client t(opts);
+  auto& srv = t.srv;
+  ASSERT_EQ(t.burst(4), 4);
   ASSERT_EQ(srv.open_now(), 4);
   std::this_thread::sleep_for(250ms);
   // when: one more call (it takes the most recently released connection, checked and alive)
-  auto r = send(io, c, ep, get());
+  auto r = send(t.io, t.c, t.ep, get());
   // then: its release closed the three others; the one it used stays open
   ASSERT_TRUE(r.ok) << r.message;
   EXPECT_TRUE(srv.wait_for([&] { return srv.open_now() == 1; }, 5s)) << srv.open_now() << " open";
   EXPECT_EQ(srv.accepted(), 4);
   // and the pool counts them as closed: four callers at once get three new connections
-  ASSERT_EQ(send_in_lanes(io, c, ep, 4, 1), 4);
+  ASSERT_EQ(t.burst(4), 4);
   EXPECT_EQ(srv.accepted(), 7);
   EXPECT_EQ(srv.open_now(), 4);
 }
