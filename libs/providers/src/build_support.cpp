@@ -23,6 +23,11 @@ std::optional<core::failure> check_duration(const std::optional<std::int64_t>& d
     return invalid_field("body.duration_ms: " + std::to_string(*duration_ms) +
                          " is negative");
   }
+  if (*duration_ms > max_duration_ms) {
+    return invalid_field("body.duration_ms: " + std::to_string(*duration_ms) + " is over " +
+                         std::to_string(max_duration_ms) + " (about 24.8 days), the most sendq sends " +
+                         std::string(who));
+  }
   return std::nullopt;
 }
 

@@ -27,10 +27,15 @@ inline core::failure too_large(std::string message) {
 core::failure unsupported_type(std::string_view provider, core::message_type type,
                                std::string_view supported);
 
-/// Duration rounded up to whole seconds (`ceil_s` of docs/providers.md). `ms` >= 0.
-constexpr std::int64_t ceil_s(std::int64_t ms) noexcept { return (ms + 999) / 1000; }
+/// Duration rounded up to whole seconds (`ceil_s` of docs/providers.md). `ms` >= 0; no overflow
+/// near INT64_MAX.
+constexpr std::int64_t ceil_s(std::int64_t ms) noexcept { return ms / 1000 + (ms % 1000 != 0 ? 1 : 0); }
 
-/// A present, non-negative `body.duration_ms`, or the failure naming it.
+/// The longest `body.duration_ms` any provider is sent: the largest value a 32-bit integer field
+/// (what the providers' duration fields are) holds, about 24.8 days.
+inline constexpr std::int64_t max_duration_ms = 2147483647;
+
+/// A present `body.duration_ms` from 0 to max_duration_ms, or the failure naming it.
 std::optional<core::failure> check_duration(const std::optional<std::int64_t>& duration_ms,
                                             std::string_view who);
 

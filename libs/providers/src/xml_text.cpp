@@ -228,9 +228,15 @@ bool is_nil(const std::vector<std::pair<std::string, std::string>>& attributes) 
 }  // namespace
 
 bool xml_representable(std::string_view text) noexcept {
-  for (const char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 && c != '\t' && c != '\n' && c != '\r') return false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto u = static_cast<unsigned char>(text[i]);
+    if (u < 0x20 && u != '\t' && u != '\n' && u != '\r') return false;
+    // U+FFFE and U+FFFF (EF BF BE, EF BF BF) are not XML 1.0 characters either. Valid UTF-8
+    // holds no surrogates, so these are the only others outside XML's Char production.
+    if (u == 0xEF && i + 2 < text.size() && static_cast<unsigned char>(text[i + 1]) == 0xBF &&
+        (static_cast<unsigned char>(text[i + 2]) & 0xFE) == 0xBE) {
+      return false;
+    }
   }
   return true;
 }

@@ -10,8 +10,8 @@
 
 namespace sendq::providers::detail {
 
-/// True when XML 1.0 can carry `text`: no C0 control character other than TAB, LF and CR
-/// (not even as a character reference). `text` is UTF-8 (the decoder and the TOML reader
+/// True when XML 1.0 can carry `text`: no C0 control character other than TAB, LF and CR, and
+/// no U+FFFE or U+FFFF (not even as a character reference). `text` is UTF-8 (the decoder and the TOML reader
 /// guarantee it).
 bool xml_representable(std::string_view text) noexcept;
 

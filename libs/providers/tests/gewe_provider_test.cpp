@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "sendq/providers/provider.hpp"
 #include "test_support.hpp"
 
@@ -103,6 +105,32 @@ TEST(gewe_provider, builds_post_video_with_the_duration_in_seconds) {
   EXPECT_EQ(call.path_and_query, "/message/postVideo");
   EXPECT_EQ(call.body, envelope + R"("videoUrl":"https://cdn.example/v.mp4",)"
                                   R"("thumbUrl":"https://cdn.example/v.jpg","videoDuration":11})");
+}
+
+TEST(gewe_provider, rejects_a_duration_past_32_bits_and_sends_the_largest_that_fits) {
+  // 9223372036854775807 ms once overflowed ceil_s and went out as a negative videoDuration.
+  auto video = gewe_request(message_type::video);
+  video.body.url = "https://cdn.example/v.mp4";
+  video.body.thumb_url = "https://cdn.example/v.jpg";
+  video.body_json = "{}";
+  for (auto r : {voice_request(), video}) {
+    for (const std::int64_t ms : {std::int64_t{2147483648}, std::numeric_limits<std::int64_t>::max()}) {
+      // given
+      r.body.duration_ms = ms;
+      // when
+      const auto f = rejected(*gewe, r, gewe_account());
+      // then
+      EXPECT_EQ(f.kind, error_kind::invalid_field) << ms;
+      EXPECT_TRUE(names_field(f, "body.duration_ms")) << f.message;
+      EXPECT_NE(f.message.find(std::to_string(ms)), std::string::npos) << f.message;
+    }
+  }
+  // given
+  video.body.duration_ms = 2147483647;
+  // when
+  const auto call = built(*gewe, video, gewe_account());
+  // then
+  EXPECT_NE(call.body.find(R"("videoDuration":2147484})"), std::string::npos) << call.body;
 }
 
 TEST(gewe_provider, builds_post_file) {

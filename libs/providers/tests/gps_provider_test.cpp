@@ -343,15 +343,24 @@ TEST(gps_provider, escapes_the_five_xml_characters_and_carriage_return) {
 
 TEST(gps_provider, rejects_request_text_that_xml_cannot_carry) {
   // given
+  // given
+  for (const std::string& to : {std::string("865028\x01", 7), std::string("865028\xEF\xBF\xBF"),
+                               std::string("865028\xEF\xBF\xBE")}) {
+    auto r = voice_request();
+    r.to = to;
+    // when
+    const auto f = rejected(*gps, r, xml_account());
+    // then
+    EXPECT_EQ(f.kind, error_kind::invalid_field);
+    EXPECT_TRUE(names_field(f, "to")) << f.message;
+    // and JSON carries it
+    built(*gps, r, gps_account());
+  }
+  // U+FFFD, next to them, is an XML character
   auto r = voice_request();
-  r.to = std::string("865028\x01", 7);
-  // when
-  const auto f = rejected(*gps, r, xml_account());
-  // then
-  EXPECT_EQ(f.kind, error_kind::invalid_field);
-  EXPECT_TRUE(names_field(f, "to"));
-  // and JSON carries it escaped
-  built(*gps, r, gps_account());
+  r.to = "865028\xEF\xBF\xBD";
+  EXPECT_NE(built(*gps, r, xml_account()).body.find("<SerialNumber>865028\xEF\xBF\xBD</SerialNumber>"),
+            std::string::npos);
 }
 
 TEST(gps_provider, accepts_format_json_or_xml_and_refuses_others_naming_format) {

@@ -273,15 +273,21 @@ TEST(sender_provider, rejects_a_voice_without_a_duration) {
   EXPECT_TRUE(names_field(f, "body.duration_ms"));
 }
 
-TEST(sender_provider, rejects_voice_and_video_without_from) {
-  for (auto r : {voice_request(), video_request()}) {
+TEST(sender_provider, rejects_every_type_without_from) {
+  // Seed 000's field table: from 可为空 否, for the endpoint, not only its voice messages.
+  auto text = request("sender", message_type::text);
+  text.body.text = "hi";
+  text.body_json = R"({"text":"hi"})";
+  auto image = request("sender", message_type::image);
+  image.body_json = R"({"url":"https://cdn.example/i.jpg"})";
+  for (auto r : {voice_request(), video_request(), text, image}) {
     // given
     r.from.clear();
     // when
     const auto f = rejected(*sender, r, sender_account());
     // then
-    EXPECT_EQ(f.kind, error_kind::invalid_field);
-    EXPECT_TRUE(names_field(f, "from"));
+    EXPECT_EQ(f.kind, error_kind::invalid_field) << core::to_string(r.type);
+    EXPECT_TRUE(names_field(f, "from")) << f.message;
   }
 }
 
