@@ -168,5 +168,53 @@ class CtlTest(unittest.TestCase):
         self.assertIn("PROVIDER", out)
 
 
+class CtlEnqueueInputTest(unittest.TestCase):
+    """enqueue's refusals: lines Kafka's producer refuses end the run (no retry forever).
+    Only a broker is needed."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = h.Workdir("ctl-input").path
+        cls.kafka = h.EmbeddedKafka(cls.dir, partitions=1, topics=["sendq.requests"])
+        cls.b = cls.kafka.bootstrap
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.kafka.stop()
+
+    def ctl(self, *args):
+        # A short timeout: these used to hang forever.
+        p = h.sendqctl(*args, "--brokers", self.b, timeout=60)
+        return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+    def write(self, name, lines):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        return path
+
+    def test_a_line_over_the_producers_message_max_bytes_is_rejected_as_too_large(self):
+        # given a valid line of 2,000,000 characters of text (under the decoder's 4 MiB, over librdkafka's ~1 MB)
+        big = {"id": "enq-big", "provider": "gewe", "type": "text", "to": "x@chatroom", "body": {"text": "a" * 2000000}}
+        path = self.write("big.jsonl", [json.dumps(request(0, prefix="enqbig-ok")), json.dumps(big)])
+        # when
+        rc, _, err = self.ctl("enqueue", path)
+        # then the other line is produced and the big one is a rejected line, named
+        self.assertEqual(rc, 3, err)
+        self.assertIn("enqueued 1 of 2 requests", err)
+        self.assertIn("rejected 1 (too_large 1)", err)
+        self.assertIn("line 2 (id enq-big): too_large: message: ", err)
+
+    def test_any_other_refusal_by_the_producer_ends_with_exit_1_naming_the_line(self):
+        # given a topic name librdkafka refuses (over its 512 characters)
+        path = self.write("one.jsonl", [json.dumps(request(0, prefix="enqrefused"))])
+        # when
+        rc, _, err = self.ctl("enqueue", path, "--topic", "t" * 600)
+        # then
+        self.assertEqual(rc, 1, err)
+        self.assertIn("Kafka refused 1 records (first: line 1 (id enqrefused-00000-", err)
+        self.assertIn("not produced: invalid topic", err)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -125,7 +125,8 @@ int copy(const common& c, const std::string& from, const range_options& o, const
   std::optional<detail::sink> out;
   if (!o.dry_run) out.emplace(kafka::producer_options{c.brokers, c.librdkafka}, c.rate, logger);
   progress bar(verb, total, c.progress);
-  std::uint64_t read = 0, matched = 0;
+  std::uint64_t read = 0, matched = 0, refused = 0;
+  std::string first_refusal;
   std::map<std::string, std::uint64_t> skipped;
   rd.assign(from, ranges);
   auto idle_since = std::chrono::steady_clock::now();
@@ -151,7 +152,10 @@ int copy(const common& c, const std::string& from, const range_options& o, const
         ++matched;
         if (out) {
           const std::string origin = std::string(m.topic()) + "/" + std::to_string(m.partition()) + "/" + std::to_string(m.offset());
-          out->produce(o.topic, m.key(), m.payload(), {{"sendq-" + verb + "-from", origin}});
+          // Refused outright (e.g. over message.max.bytes): counted, and the exit status says so.
+          if (auto err = out->produce(o.topic, m.key(), m.payload(), {{"sendq-" + verb + "-from", origin}}); !err.empty()) {
+            if (refused++ == 0) first_refusal = origin + ": " + err;
+          }
         }
       } else {
         ++skipped[why];
@@ -169,11 +173,9 @@ int copy(const common& c, const std::string& from, const range_options& o, const
     std::cerr << "; produced " << out->acked() << " to " << o.topic << "\n";
   }
   std::cout << (o.dry_run ? "would " : "") << verb << " " << matched << "\n";
-  if (!ok) {
-    std::cerr << "Kafka did not acknowledge " << out->failed() << " records (" << out->first_error() << ")\n";
-    return 1;
-  }
-  return 0;
+  if (refused) std::cerr << "Kafka refused " << refused << " records (first: " << first_refusal << ")\n";
+  if (!ok) std::cerr << "Kafka did not acknowledge " << out->failed() << " records (" << out->first_error() << ")\n";
+  return refused || !ok ? 1 : 0;
 }
 
 }  // namespace

@@ -29,8 +29,10 @@ Options:
   --show-rejects N   print the first N rejected lines (default 20)
   -h, --help
 
+A line over the producer's message.max.bytes is rejected as too_large like an invalid one.
+
 Exit status: 0 all produced and acknowledged; 3 some lines rejected (the rest produced);
-1 Kafka did not acknowledge some records; 2 usage error.
+1 Kafka refused or did not acknowledge some records; 2 usage error.
 )";
 
 }  // namespace
@@ -81,26 +83,38 @@ int run_enqueue(int argc, char** argv, int first) {
   progress bar("enqueue", total, isatty(STDERR_FILENO));
   std::map<std::string, std::uint64_t> rejected_by_kind;
   std::vector<std::string> examples;
-  std::uint64_t lineno = 0, rejected = 0;
+  std::uint64_t lineno = 0, rejected = 0, refused = 0;
+  std::string first_refusal;
   for (std::string line; std::getline(*input, line);) {
     ++lineno;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    if (auto failure = decoder.decode(line, r)) {
+    const auto where = [&] { return "line " + std::to_string(lineno) + (r.id.empty() ? "" : " (id " + r.id + ")"); };
+    auto failure = decoder.decode(line, r);
+    if (!failure) {
+      auto err = out.produce(topic, r.key, line, {});
+      // Over the producer's message.max.bytes: no retry can help, so it is a rejected line
+      // (the decoder's own limit is larger). Any other refusal is Kafka's, counted apart.
+      if (kafka::is_message_too_large(err)) {
+        failure = core::failure{core::error_kind::too_large, "message: " + std::to_string(line.size()) +
+                                                                 " bytes refused by the Kafka producer (" + err +
+                                                                 "; its message.max.bytes)"};
+      } else if (!err.empty()) {
+        if (refused++ == 0) first_refusal = where() + ": not produced: " + err;
+      }
+    }
+    if (failure) {
       ++rejected;
       ++rejected_by_kind[std::string(core::to_string(failure->kind))];
       if (examples.size() < static_cast<std::size_t>(show)) {
-        examples.push_back("line " + std::to_string(lineno) + (r.id.empty() ? "" : " (id " + r.id + ")") + ": " +
-                           std::string(core::to_string(failure->kind)) + ": " + failure->message);
+        examples.push_back(where() + ": " + std::string(core::to_string(failure->kind)) + ": " + failure->message);
       }
-    } else {
-      out.produce(topic, r.key, line, {});
     }
     bar.tick();
   }
   const bool ok = out.finish(std::chrono::seconds(60));
   bar.finish();
 
-  std::cerr << "enqueued " << out.acked() << " of " << (out.sent() + rejected) << " requests to " << topic;
+  std::cerr << "enqueued " << out.acked() << " of " << (out.sent() + rejected + refused) << " requests to " << topic;
   if (rejected) {
     std::cerr << "; rejected " << rejected << " (";
     bool firstk = true;
@@ -113,11 +127,12 @@ int run_enqueue(int argc, char** argv, int first) {
   std::cerr << "\n";
   for (const auto& e : examples) std::cerr << "  rejected " << e << "\n";
   if (rejected > examples.size()) std::cerr << "  ... and " << (rejected - examples.size()) << " more\n";
+  if (refused) std::cerr << "Kafka refused " << refused << " records (first: " << first_refusal << ")\n";
   if (!ok) {
     std::cerr << "Kafka did not acknowledge " << out.failed() << " records"
               << (out.first_error().empty() ? "" : " (" + out.first_error() + ")") << "\n";
-    return 1;
   }
+  if (refused || !ok) return 1;
   return rejected ? 3 : 0;
 }
 

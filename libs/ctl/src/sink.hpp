@@ -24,15 +24,20 @@ class sink {
           }
         }) {}
 
-  void produce(const std::string& topic, std::string_view key, std::string_view value, const kafka::header_list& headers) {
+  /// Queues one record; returns "" or why librdkafka refused it (e.g. over message.max.bytes,
+  /// unknown topic). Only a full local queue is waited out: any other refusal would repeat forever.
+  std::string produce(const std::string& topic, std::string_view key, std::string_view value,
+                      const kafka::header_list& headers) {
     limiter_.acquire();
     for (;;) {
       auto err = producer_.produce(topic, key, value, headers, nullptr);
       if (err.empty()) break;
+      if (!kafka::is_queue_full(err)) return err;
       producer_.poll(std::chrono::milliseconds(50));  // queue full: let acks drain
     }
     ++sent_;
     producer_.poll(std::chrono::milliseconds(0));
+    return {};
   }
   /// Waits for every acknowledgement (up to `timeout`); true when all were acknowledged.
   bool finish(std::chrono::milliseconds timeout) {

@@ -57,6 +57,8 @@ bool is_message_too_large(std::string_view error) noexcept {
          error == rd_kafka_err2str(RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE);
 }
 
+bool is_queue_full(std::string_view error) noexcept { return error == rd_kafka_err2str(RD_KAFKA_RESP_ERR__QUEUE_FULL); }
+
 producer::producer(const producer_options& opts, log::logger& log, delivery_callback on_delivery)
     : impl_(std::make_unique<impl>(log, std::move(on_delivery))) {
   detail::conf_handle conf(rd_kafka_conf_new());

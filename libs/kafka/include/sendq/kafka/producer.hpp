@@ -30,6 +30,9 @@ using delivery_callback = std::function<void(void* opaque, const std::string& er
 /// message.max.bytes, the producer's or the broker's: sending the same record again cannot help.
 bool is_message_too_large(std::string_view error) noexcept;
 
+/// True when `error` (from produce()) says the producer's local queue is full: poll() and try again.
+bool is_queue_full(std::string_view error) noexcept;
+
 class producer {
  public:
   producer(const producer_options& opts, log::logger& log, delivery_callback on_delivery);
