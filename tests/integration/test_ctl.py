@@ -169,8 +169,8 @@ class CtlTest(unittest.TestCase):
 
 
 class CtlEnqueueInputTest(unittest.TestCase):
-    """enqueue's refusals: lines Kafka's producer refuses end the run (no retry forever).
-    Only a broker is needed."""
+    """enqueue's refusals: lines Kafka's producer refuses end the run (no retry forever), and
+    inputs that are not one readable file are usage errors. Only a broker is needed."""
 
     @classmethod
     def setUpClass(cls):
@@ -214,6 +214,16 @@ class CtlEnqueueInputTest(unittest.TestCase):
         self.assertEqual(rc, 1, err)
         self.assertIn("Kafka refused 1 records (first: line 1 (id enqrefused-00000-", err)
         self.assertIn("not produced: invalid topic", err)
+
+    def test_a_directory_or_two_files_are_usage_errors(self):
+        path = self.write("ok.jsonl", [json.dumps(request(0, prefix="enqtwo"))])
+        rc, out, err = self.ctl("enqueue", self.dir)
+        self.assertEqual(rc, 2, err)
+        self.assertIn(f"cannot read '{self.dir}'", err)
+        self.assertNotIn("enqueued", err)
+        rc, out, err = self.ctl("enqueue", path, path)
+        self.assertEqual(rc, 2, err)
+        self.assertIn("one FILE only", err)
 
 
 if __name__ == "__main__":

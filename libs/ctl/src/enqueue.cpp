@@ -2,9 +2,11 @@
 // before producing; a summary of what was rejected and why.
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 
 #include "sendq/core/request_decoder.hpp"
 #include "sendq/ctl/commands.hpp"
@@ -40,7 +42,8 @@ Exit status: 0 all produced and acknowledged; 3 some lines rejected (the rest pr
 int run_enqueue(int argc, char** argv, int first) {
   common c;
   if (const char* b = std::getenv("SENDQ_KAFKA_BROKERS")) c.brokers = b;
-  std::string file = "-", topic = "sendq.requests";
+  std::optional<std::string> file;
+  std::string topic = "sendq.requests";
   std::int64_t show = 20;
   args in(argc, argv, first);
   while (!in.done()) {
@@ -55,6 +58,8 @@ int run_enqueue(int argc, char** argv, int first) {
     } else if (a == "--show-rejects") {
       show = in.integer(a, 0, 1000000);
     } else if (!a.starts_with("--") || a == "-") {
+      // One input only: silently reading just the last of several would drop the others.
+      if (file) throw usage_error("one FILE only (got '" + *file + "' and '" + a + "'); concatenate them or use -");
       file = a;
     } else {
       throw usage_error("unknown option '" + a + "'");
@@ -65,9 +70,12 @@ int run_enqueue(int argc, char** argv, int first) {
   std::ifstream f;
   std::istream* input = &std::cin;
   std::uint64_t total = 0;
-  if (file != "-") {
-    f.open(file);
-    if (!f) throw usage_error("cannot read '" + file + "'");
+  if (file && *file != "-") {
+    // A directory opens as a stream on Linux and then reads as empty: refuse it like a missing file.
+    std::error_code ec;
+    if (std::filesystem::is_directory(*file, ec)) throw usage_error("cannot read '" + *file + "': is a directory");
+    f.open(*file);
+    if (!f) throw usage_error("cannot read '" + *file + "'");
     // Count lines first so that the bar has an ETA.
     for (std::string line; std::getline(f, line);) total += line.empty() ? 0 : 1;
     f.clear();
