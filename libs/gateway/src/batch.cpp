@@ -3,6 +3,21 @@
 #include <simdjson.h>
 
 namespace sendq::gateway {
+namespace {
+
+// On-Demand's raw_json() finds an element's end by counting brackets without validating it, so a
+// malformed element (`{"id":}`) can swallow what follows and the error surfaces at a later
+// element. The first element that is not valid JSON on its own is the one to name.
+std::optional<std::size_t> first_malformed(const std::vector<std::string>& items) {
+  simdjson::dom::parser parser;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    simdjson::dom::element el;
+    if (parser.parse(items[i]).get(el)) return i;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
 
 std::variant<batch, batch_error> split_batch(std::string_view body, std::size_t max_items) {
   const auto start = body.find_first_not_of(" \t\r\n");
@@ -22,15 +37,18 @@ std::variant<batch, batch_error> split_batch(std::string_view body, std::size_t 
   od::array arr;
   if (doc.get_array().get(arr)) return batch_error{"body: malformed JSON array"};
   std::size_t i = 0;
+  const auto element_error = [&](std::string_view what) {
+    if (auto k = first_malformed(out.items)) return batch_error{"[" + std::to_string(*k) + "]: malformed JSON", k};
+    return batch_error{"[" + std::to_string(i) + "]: " + std::string(what), i};
+  };
   for (auto element : arr) {
-    const std::string where = "[" + std::to_string(i) + "]";
     od::value v;
-    if (element.get(v)) return batch_error{where + ": malformed JSON"};
+    if (element.get(v)) return element_error("malformed JSON");
     od::json_type t;
-    if (v.type().get(t) || t != od::json_type::object) return batch_error{where + ": must be a SendRequest object"};
+    if (v.type().get(t) || t != od::json_type::object) return element_error("must be a SendRequest object");
     std::string_view raw;
     od::object o;
-    if (v.get_object().get(o) || o.raw_json().get(raw)) return batch_error{where + ": malformed JSON"};
+    if (v.get_object().get(o) || o.raw_json().get(raw)) return element_error("malformed JSON");
     if (++i > max_items) {
       return batch_error{"body: more than " + std::to_string(max_items) +
                          " requests in one batch (gateway.max_batch); split it"};

@@ -160,7 +160,9 @@ net::awaitable<http::server_response> gateway::handle_messages(const http::serve
     co_return error_reply(401, "unauthorized", "missing or unknown API key (send Authorization: Bearer <key> or X-API-Key)");
   }
   auto split = split_batch(req.body, opts_.max_batch);
-  if (auto* e = std::get_if<batch_error>(&split)) co_return error_reply(400, "invalid_json", e->message);
+  if (auto* e = std::get_if<batch_error>(&split)) {
+    co_return error_reply(400, "invalid_json", e->message, e->index ? static_cast<long>(*e->index) : -1);
+  }
   auto& b = std::get<batch>(split);
 
   // Validate everything before producing anything.

@@ -34,5 +34,26 @@ TEST(batch, errors_name_the_element) {
   EXPECT_NE(error_of(R"([{"id":"a"})"), "");
 }
 
+constexpr const char* m = R"({"id":"b1","provider":"gewe","type":"text","to":"x@chatroom","body":{"text":"hi"}})";
+
+TEST(batch, a_malformed_element_is_named_by_its_own_0_based_index) {
+  // given elements that On-Demand skips past without validating
+  const auto first = split_batch(R"([{"id":}])", 10);
+  const auto third = split_batch(std::string("[") + m + "," + m + R"(,{"id":}])", 10);
+  // then
+  ASSERT_TRUE(std::holds_alternative<batch_error>(first));
+  EXPECT_EQ(std::get<batch_error>(first).message, "[0]: malformed JSON");
+  EXPECT_EQ(std::get<batch_error>(first).index, 0u);
+  ASSERT_TRUE(std::holds_alternative<batch_error>(third));
+  EXPECT_EQ(std::get<batch_error>(third).message, "[2]: malformed JSON");
+  EXPECT_EQ(std::get<batch_error>(third).index, 2u);
+}
+
+TEST(batch, element_errors_carry_the_index_and_body_errors_none) {
+  EXPECT_EQ(std::get<batch_error>(split_batch(R"([{"id":"a"}, 3])", 10)).index, 1u);
+  EXPECT_EQ(std::get<batch_error>(split_batch("[]", 10)).index, std::nullopt);
+  EXPECT_EQ(std::get<batch_error>(split_batch(R"([{},{},{}])", 2)).index, std::nullopt);
+}
+
 }  // namespace
 }  // namespace sendq::gateway

@@ -83,6 +83,14 @@ TEST_F(gateway_handler, one_malformed_element_rejects_the_batch_naming_the_field
   EXPECT_TRUE(sink.produced.empty());
 }
 
+TEST_F(gateway_handler, a_malformed_element_is_answered_with_its_index) {
+  auto gw = make();
+  auto r = post(gw, "/v1/messages", std::string("[") + good + "," + good + R"(,{"id":}])");
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_EQ(r.body, "{\"error\":{\"kind\":\"invalid_json\",\"message\":\"[2]: malformed JSON\",\"index\":2}}\n");
+  EXPECT_TRUE(sink.produced.empty());
+}
+
 TEST_F(gateway_handler, api_keys_are_required_when_configured) {
   opts.api_keys = {"secret-1"};
   auto gw = make();

@@ -1,6 +1,7 @@
 #pragma once
 /// Splits a `POST /v1/messages` body into SendRequest texts: one object, or a JSON array of them.
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -10,6 +11,7 @@ namespace sendq::gateway {
 
 struct batch_error {
   std::string message;  ///< names the element, e.g. "[3]: must be a SendRequest object"
+  std::optional<std::size_t> index;  ///< 0-based element at fault; none for the body as a whole
 };
 
 /// Each element's raw JSON text (copied), in order. `is_array` tells a batch from a single request.
