@@ -55,6 +55,8 @@ std::variant<batch, batch_error> split_batch(std::string_view body, std::size_t 
     }
     out.items.emplace_back(raw);
   }
+  // As the decoder refuses a single object followed by more: `[M]]]` or `[M] [1]` is not one array.
+  if (!doc.current_location().error()) return batch_error{"body: trailing content after the JSON array"};
   if (out.items.empty()) return batch_error{"body: empty array (nothing to send)"};
   return out;
 }

@@ -156,6 +156,7 @@ std::variant<legacy_request, legacy_error> legacy_to_send_request(std::string_vi
     // Anything else (e.g. the seed example's struck-out channelType) is accepted and ignored,
     // as the legacy service did.
   }
+  if (!doc.current_location().error()) return legacy_error{"body: trailing content after the JSON object"};
   if (!message_type) return legacy_error{"messageType: required (1 text ... 10 ext)"};
   const auto type = type_of_message_type(*message_type);
   if (!type) {

@@ -55,5 +55,11 @@ TEST(batch, element_errors_carry_the_index_and_body_errors_none) {
   EXPECT_EQ(std::get<batch_error>(split_batch(R"([{},{},{}])", 2)).index, std::nullopt);
 }
 
+TEST(batch, content_after_the_array_is_refused) {
+  EXPECT_EQ(error_of(std::string("[") + m + "]]]"), "body: trailing content after the JSON array");
+  EXPECT_EQ(error_of(std::string("[") + m + "] [1]"), "body: trailing content after the JSON array");
+  EXPECT_EQ(error_of(std::string(" [") + m + "] \r\n"), "");
+}
+
 }  // namespace
 }  // namespace sendq::gateway

@@ -91,6 +91,18 @@ TEST_F(gateway_handler, a_malformed_element_is_answered_with_its_index) {
   EXPECT_TRUE(sink.produced.empty());
 }
 
+TEST_F(gateway_handler, trailing_content_is_refused_on_both_endpoints_and_nothing_is_produced) {
+  auto gw = make();
+  auto r = post(gw, "/v1/messages", std::string("[") + good + "] [1]");
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_NE(r.body.find("body: trailing content after the JSON array"), std::string::npos) << r.body;
+  auto legacy = post(gw, "/sender/v1/handleBasicMessage",
+                     R"({"to":"t","from":"f","messageType":1,"messageInfo":{"text":"x"}}}}})");
+  EXPECT_NE(legacy.body.find(R"("code":400,"message":"body: trailing content after the JSON object")"), std::string::npos)
+      << legacy.body;
+  EXPECT_TRUE(sink.produced.empty());
+}
+
 TEST_F(gateway_handler, api_keys_are_required_when_configured) {
   opts.api_keys = {"secret-1"};
   auto gw = make();

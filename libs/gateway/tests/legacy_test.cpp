@@ -84,5 +84,12 @@ TEST(legacy, generated_ids_are_32_hex_characters_and_differ) {
   EXPECT_NE(a, generate_message_id());
 }
 
+TEST(legacy, content_after_the_body_object_is_refused) {
+  const std::string body = R"({"to":"t","from":"f","messageType":1,"messageInfo":{"text":"x"}})";
+  EXPECT_EQ(error_of(body + "}}}"), "body: trailing content after the JSON object");
+  EXPECT_EQ(error_of(body + " {}"), "body: trailing content after the JSON object");
+  EXPECT_EQ(error_of(body + " \r\n"), "");
+}
+
 }  // namespace
 }  // namespace sendq::gateway
