@@ -100,6 +100,9 @@ int main(int argc, char** argv) {
     gopts.ack_timeout = std::chrono::milliseconds(cfg.gateway.produce_timeout_ms + 1000);
     gopts.api_keys = cfg.gateway.api_keys;
     gopts.legacy_account = cfg.gateway.legacy_account;
+    // The worker's limit: a larger request would only be rejected there (too_large), and one over
+    // Kafka's message.max.bytes could never be produced. Refused up front with 413 instead.
+    gopts.max_request_bytes = static_cast<std::size_t>(cfg.worker.max_request_bytes);
     char host[256] = {};
     gethostname(host, sizeof host - 1);
     gopts.host_name = host;

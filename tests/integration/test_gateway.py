@@ -158,5 +158,39 @@ class GatewayTest(unittest.TestCase):
                                    "messageInfo": sent["messageInfo"], "ext": sent["ext"], "getMessageId": mid})
 
 
+class GatewayLimitsTest(unittest.TestCase):
+    """Requests that can never be produced get a permanent error, not a 503 to retry forever.
+    Only a broker and the gateway are needed."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = h.Workdir("gateway-limits").path
+        cls.kafka = h.EmbeddedKafka(cls.dir, partitions=1, topics=["sendq.requests"])
+        cls.gw = h.Gateway(cls.dir, cls.kafka.bootstrap)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gw.stop()
+        cls.kafka.stop()
+
+    def test_a_request_over_the_workers_max_request_bytes_is_413_on_both_endpoints(self):
+        # given ~2 MB requests: under gateway.body_limit_bytes (4 MiB), over worker.max_request_bytes (1 MiB)
+        big = {"id": "gw-big", "provider": "gewe", "type": "text", "to": "x@chatroom", "body": {"text": "a" * 2000000}}
+        legacy = {"to": "t", "from": "f", "messageType": 1, "messageInfo": {"text": "a" * 2000000}}
+        # when
+        status, body = self.gw.post("/v1/messages", big)
+        lstatus, lbody = self.gw.post("/sender/v1/handleBasicMessage", legacy)
+        # then
+        self.assertEqual(status, 413, body)
+        err = json.loads(body)["error"]
+        self.assertEqual(err["kind"], "too_large")
+        self.assertRegex(err["message"], r"^message: \d+ bytes is over the limit of 1048576$")
+        self.assertEqual(lstatus, 200, lbody)
+        self.assertEqual(json.loads(lbody)["code"], 413, lbody)
+        self.assertIn("over the limit of 1048576", json.loads(lbody)["message"])
+        # and nothing was produced
+        self.assertEqual(h.kcat_consume_all(self.kafka.bootstrap, "sendq.requests"), [])
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -14,6 +14,7 @@
 #include "sendq/gateway/auth.hpp"
 #include "sendq/gateway/batch.hpp"
 #include "sendq/gateway/legacy.hpp"
+#include "sendq/kafka/producer.hpp"
 #include "sendq/log/logger.hpp"
 #include "sendq/providers/provider.hpp"
 
@@ -39,6 +40,14 @@ http::server_response error_reply(unsigned status, std::string_view kind, std::s
   if (status == 503) r.headers.emplace_back("Retry-After", "1");
   if (status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer");
   return r;
+}
+
+// A record over Kafka's message size limit (the producer's or the broker's message.max.bytes),
+// refused at once ("not queued: ...") or in its delivery report: re-sending it cannot help.
+bool over_kafka_limit(std::string_view error) {
+  constexpr std::string_view not_queued = "not queued: ";
+  if (error.starts_with(not_queued)) error.remove_prefix(not_queued.size());
+  return kafka::is_message_too_large(error);
 }
 
 std::string_view path_of(std::string_view target) { return target.substr(0, target.find('?')); }
@@ -207,15 +216,30 @@ net::awaitable<http::server_response> gateway::handle_messages(const http::serve
     co_return json(202, std::move(out));
   }
   // Some records were not acknowledged: name them. Re-sending the whole request is safe: ids are
-  // idempotency keys (the worker's duplicate guard, the providers' dedupe).
+  // idempotency keys (the worker's duplicate guard, the providers' dedupe). Unless one is over
+  // Kafka's size limit: that is the caller's to fix (413), as a body over the decoder's limit is.
+  std::optional<std::size_t> too_large;
+  for (std::size_t i = 0; i < errors->size() && !too_large; ++i) {
+    if (over_kafka_limit((*errors)[i])) too_large = i;
+  }
   log_.warn("gateway", "records not acknowledged", {{"failed", std::to_string(failed)}, {"first_error", [&] {
                                                        for (const auto& e : *errors) if (!e.empty()) return std::string_view(e);
                                                        return std::string_view();
                                                      }()}});
-  w.begin_object().key("error").begin_object().field("kind", "unavailable")
-      .field("message", std::to_string(failed) + " of " + std::to_string(errors->size()) +
-                            " records were not acknowledged by Kafka; re-send them (ids make it safe)")
-      .end_object();
+  if (too_large) {
+    const auto i = *too_large;
+    w.begin_object().key("error").begin_object().field("kind", "too_large")
+        .field("message", (b.is_array ? "[" + std::to_string(i) + "]." : std::string()) + "message: " +
+                              std::to_string(records[i].second.size()) +
+                              " bytes is over Kafka's message size limit (message.max.bytes); make it smaller");
+    if (b.is_array) w.field("index", static_cast<std::int64_t>(i));
+    w.end_object();
+  } else {
+    w.begin_object().key("error").begin_object().field("kind", "unavailable")
+        .field("message", std::to_string(failed) + " of " + std::to_string(errors->size()) +
+                              " records were not acknowledged by Kafka; re-send them (ids make it safe)")
+        .end_object();
+  }
   w.key("failed").begin_array();
   for (std::size_t i = 0; i < errors->size(); ++i) {
     if ((*errors)[i].empty()) continue;
@@ -223,8 +247,8 @@ net::awaitable<http::server_response> gateway::handle_messages(const http::serve
   }
   w.end_array().end_object();
   out += '\n';
-  auto r = json(503, std::move(out));
-  r.headers.emplace_back("Retry-After", "1");
+  auto r = json(too_large ? 413 : 503, std::move(out));
+  if (!too_large) r.headers.emplace_back("Retry-After", "1");
   co_return r;
 }
 
@@ -266,13 +290,19 @@ net::awaitable<http::server_response> gateway::handle_legacy(const http::server_
     auto f = decoder->decode(lr.send_request_json, r);
     give_back(std::move(decoder));
     if (!f) f = sender_checks(r);
-    if (f) co_return reply(400, legacy_field_message(lr.type, f->message), std::nullopt);
+    // Too large: 413 as on /v1/messages (not a field to fix, and never worth re-sending).
+    if (f) co_return reply(f->kind == core::error_kind::too_large ? 413 : 400, legacy_field_message(lr.type, f->message), std::nullopt);
     key_text = r.key;
   }
   std::vector<std::pair<std::string, std::string>> records;  // named: GCC mishandles braced temporaries in co_await
   records.emplace_back(key_text, lr.send_request_json);
   auto errors = co_await produce_all(records);
   if (!errors) co_return reply(503, "busy: too many messages awaiting Kafka, retry later", std::nullopt);
+  if (over_kafka_limit(errors->front())) {
+    co_return reply(413, "message: " + std::to_string(lr.send_request_json.size()) +
+                             " bytes is over Kafka's message size limit (message.max.bytes); make it smaller",
+                     std::nullopt);
+  }
   if (!errors->front().empty()) {
     log_.warn("gateway", "legacy message not acknowledged", {{"id", lr.id}, {"error", errors->front()}});
     co_return reply(503, "not stored (" + errors->front() + "); retry with the same getMessageId", std::nullopt);

@@ -1,5 +1,7 @@
 #include "sendq/gateway/gateway.hpp"
 
+#include <algorithm>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
@@ -120,6 +122,46 @@ TEST_F(gateway_handler, unacknowledged_records_are_named_in_a_503) {
   EXPECT_EQ(r.status, 503u);
   EXPECT_NE(r.body.find("\"id\":\"a1\""), std::string::npos) << r.body;
   EXPECT_NE(r.body.find("Message timed out"), std::string::npos) << r.body;
+}
+
+TEST_F(gateway_handler, a_request_over_max_request_bytes_is_413_naming_size_and_limit_and_not_produced) {
+  // given the worker's limit, well under the body limit
+  opts.max_request_bytes = 64;
+  auto gw = make();
+  // when
+  auto r = post(gw, "/v1/messages", good);
+  auto legacy = post(gw, "/sender/v1/handleBasicMessage",
+                     R"({"to":"t","from":"f","messageType":1,"messageInfo":{"text":"a long enough text"}})");
+  // then
+  EXPECT_EQ(r.status, 413u);
+  EXPECT_NE(r.body.find(R"("kind":"too_large","message":"message: 73 bytes is over the limit of 64")"), std::string::npos)
+      << r.body;
+  EXPECT_NE(legacy.body.find(R"("code":413,"message":"message: )"), std::string::npos) << legacy.body;
+  EXPECT_NE(legacy.body.find("over the limit of 64"), std::string::npos) << legacy.body;
+  EXPECT_TRUE(sink.produced.empty());
+}
+
+TEST_F(gateway_handler, a_record_over_kafkas_message_size_limit_is_413_not_a_503_to_retry) {
+  // given a producer that refuses the record at once, then a broker that refuses it in the report
+  sink.queue_error = "Broker: Message size too large";
+  auto gw = make();
+  // when
+  auto refused = post(gw, "/v1/messages", std::string("[") + good + "]");
+  auto legacy_refused = post(gw, "/sender/v1/handleBasicMessage", R"({"to":"t","from":"f","messageType":1,"messageInfo":{"text":"x"}})");
+  sink.queue_error.clear();
+  sink.ack_error = "Broker: Message size too large";
+  auto reported = post(gw, "/v1/messages", good);
+  // then
+  EXPECT_EQ(refused.status, 413u) << refused.body;
+  EXPECT_NE(refused.body.find(R"({"error":{"kind":"too_large","message":"[0].message: 73 bytes is over Kafka's message size limit)"),
+            std::string::npos)
+      << refused.body;
+  EXPECT_NE(refused.body.find(R"("index":0)"), std::string::npos) << refused.body;
+  EXPECT_EQ(reported.status, 413u) << reported.body;
+  EXPECT_TRUE(std::none_of(reported.headers.begin(), reported.headers.end(),
+                           [](const auto& h) { return h.first == "Retry-After"; }));
+  EXPECT_NE(legacy_refused.body.find(R"("code":413,"message":"message: )"), std::string::npos) << legacy_refused.body;
+  EXPECT_NE(legacy_refused.body.find("over Kafka's message size limit"), std::string::npos) << legacy_refused.body;
 }
 
 TEST_F(gateway_handler, over_the_in_flight_limit_answers_503_without_producing) {
