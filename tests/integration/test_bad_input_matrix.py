@@ -109,6 +109,8 @@ CASES = [
     # Names this worker does not know.
     ("unknown_provider", req("bim-x1", provider="fax-co"), "unknown_provider", "provider", "bim-x1"),
     ("unknown_type", req("bim-x2", type_="fax"), "unsupported_type", "type", "bim-x2"),
+    ("type_missing", b'{"id":"bim-x4","provider":"gewe","to":"x","body":{"text":"hi"}}', "invalid_field", "type", "bim-x4"),
+    ("type_null", b'{"id":"bim-x5","provider":"gewe","type":null,"to":"x","body":{"text":"hi"}}', "invalid_field", "type", "bim-x5"),
     ("unknown_account", req("bim-x3", extra=b',"account":"nope"'), "unknown_account", "account", "bim-x3"),
     # Sizes around worker.max_request_bytes (1 MiB).
     ("over_limit_by_one", padded_to(req("bim-s1"), MAX_REQUEST_BYTES + 1), "too_large", "message", POS),
@@ -123,6 +125,10 @@ CASES = [
     ("json_null", b"null", "invalid_json", "message", POS),
     ("json_string", b'"bim"', "invalid_json", "message", POS),
 ]
+
+# The result's type where it is not the request's own "text": a type that is missing or not one of
+# the types is reported as "" (it once said "text", the decoder's default).
+RESULT_TYPE = {"unknown_type": "", "huge_type_value": "", "type_missing": "", "type_null": "", "json_string": ""}
 
 # Produced after the bad ones: all delivered (the boundary one is exactly max_request_bytes long).
 VALID = [
@@ -216,6 +222,10 @@ class BadInputMatrixTest(unittest.TestCase):
                     self.assertEqual(key, expected_id)
                     self.assertEqual(r["status"], "rejected")
                     self.assertEqual(r["attempts"], 0)
+                    if name in RESULT_TYPE:
+                        self.assertEqual(r["type"], RESULT_TYPE[name])
+                    elif b'"type":"text"' in (raw or b"") and r["provider"]:
+                        self.assertEqual(r["type"], "text")
                     self.assertEqual(r["error"]["kind"], kind, r["error"])
                     msg = r["error"]["message"]
                     self.assertTrue(msg.startswith(field + ":") or (len(field) > 64 and msg.startswith(field)), msg[:200])

@@ -75,6 +75,7 @@ void reset(send_request& r) {
   r.provider.clear();
   r.account.assign("default");
   r.type = message_type::text;
+  r.type_read = false;
   r.from.clear();
   r.to.clear();
   r.key.clear();
@@ -746,6 +747,7 @@ std::optional<failure> request_decoder::impl::decode_document(std::size_t size, 
           d.note(error_kind::invalid_field, "type: must be a string");
         } else if (auto mt = parse_message_type(t)) {
           out.type = *mt;
+          out.type_read = true;
         } else {
           d.note(error_kind::unsupported_type, "type: '" + std::string(t) +
                                                    "' is not one of text, image, voice, video, location, file, link, template, custom");

@@ -130,6 +130,7 @@ struct record : std::enable_shared_from_this<record> {
   core::send_request req;             // decoded on the Kafka thread
   std::optional<core::failure> invalid;  // why it could not be decoded
   bool remember_id = true;            // false when parked on the retry topic (not ended yet)
+  bool delivered = false;             // its result says delivered (set when published)
   bool bulk = false;                  // from the bulk lane (replays, re-drives)
   std::shared_ptr<std::atomic<long>> account_held;  // its account's bulkhead counter, when counted
   std::string result_id;              // key of its result and DLQ record, once published
@@ -540,11 +541,11 @@ struct pipeline::impl : kafka::rebalance_listener {
       if (!rec->req.created_at_ms) {
         if (const auto ts = m.timestamp_ms(); ts > 0) rec->req.created_at_ms = ts;
       }
-      if (duplicates.seen(rec->req.id, rec->consumed_at)) {
-        // Already ended in this process (redelivery or replay): its result exists; don't send again.
-        metrics.duplicates.Increment();
-        log.info("pipeline", "duplicate request not sent again", {{"id", rec->req.id}});
-        finish(*rec);
+      if (duplicates.seen(rec->req.id, rec->consumed_at) ||
+          duplicates.seen(position_key(*rec), rec->consumed_at)) {
+        // Delivered in this process (a replay, a re-send), or this very record ended already (a
+        // redelivery after a rebalance): its result exists; don't send again.
+        skip_duplicate(*rec);
         return;
       }
       if (bulkhead_parks(*rec)) return;
@@ -581,8 +582,29 @@ struct pipeline::impl : kafka::rebalance_listener {
     if (rec->pending_acks.fetch_sub(1) == 1) finish(*rec);
   }
 
+  // What the duplicate guard remembers of a request that ended without being delivered: its id
+  // at its position. A redelivery of the same record is not sent again, but a new record with
+  // that id (the producer re-sending it, `sendqctl redrive` or `replay` after the cause was fixed)
+  // is: only a delivered id blocks every later record that carries it.
+  static std::string_view position_key(const record& rec) {
+    thread_local std::string key;
+    key.assign(rec.req.id).append(1, '\0').append(rec.topic).append(1, '\0');
+    key.append(std::to_string(rec.partition)).append(1, ':').append(std::to_string(rec.offset));
+    return key;
+  }
+
+  // Ends `rec` without sending it or publishing a result: one exists for its id already.
+  void skip_duplicate(record& rec) {
+    metrics.duplicates.Increment();
+    log.info("pipeline", "duplicate request not sent again", {{"id", rec.req.id}});
+    finish(rec);
+  }
+
   void finish(record& rec) {
-    if (rec.remember_id && !rec.invalid && !rec.req.id.empty()) duplicates.remember(rec.req.id, std::chrono::steady_clock::now());
+    if (rec.remember_id && !rec.invalid && !rec.req.id.empty()) {
+      const auto now = std::chrono::steady_clock::now();
+      rec.delivered ? duplicates.remember(rec.req.id, now) : duplicates.remember(position_key(rec), now);
+    }
     tracker.done(rec.topic, rec.partition, rec.offset, rec.generation);
     if (rec.bulk) bulk_in_flight.fetch_sub(1);
     if (rec.account_held) rec.account_held->fetch_sub(1);
@@ -642,7 +664,14 @@ struct pipeline::impl : kafka::rebalance_listener {
       });
       gate.waiting.pop_front();
     }
-    if (auto next = lanes[shard_index(shard)]->next(key)) {
+    auto next = lanes[shard_index(shard)]->next(key);
+    // The same request twice in a row on its key: both were admitted before the first ended, so
+    // the duplicate guard could not tell. Once the first is delivered, the second is not sent.
+    while (next && held->delivered && !(*next)->invalid && (*next)->req.id == held->req.id) {
+      skip_duplicate(**next);
+      next = lanes[shard_index(shard)]->next(key);
+    }
+    if (next) {
       net::post(shard.executor, [this, next = std::move(*next), &shard]() mutable { start_lane(std::move(next), shard); });
     }
   }
@@ -942,7 +971,10 @@ struct pipeline::impl : kafka::rebalance_listener {
     res.id = req.id.empty() ? rec->topic + ":" + std::to_string(rec->partition) + ":" + std::to_string(rec->offset) : req.id;
     res.provider = req.provider;
     res.account = req.account;
-    res.type = res.status == delivery_status::rejected && req.provider.empty() ? "" : std::string(core::to_string(req.type));
+    // A type that was missing or not one of the types is reported as "", not as the default (text).
+    res.type = res.status == delivery_status::rejected && (req.provider.empty() || !req.type_read)
+                   ? ""
+                   : std::string(core::to_string(req.type));
     res.to = req.to;
     res.created_at_ms = req.created_at_ms;
     res.completed_at_ms = now_ms();
@@ -956,6 +988,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     json.clear();
     core::encode_result(res, json);
     const bool to_dlq = res.status != delivery_status::delivered;
+    rec->delivered = !to_dlq;
     rec->pending_acks.store(to_dlq ? 2 : 1);
 
     // Metric labels must stay bounded: names that are not configured are reported as "unknown".

@@ -44,6 +44,7 @@ struct send_request {
   std::string provider;
   std::string account = "default";
   message_type type = message_type::text;
+  bool type_read = false;  ///< `type` was in the request and one of the types (else `type` is the default)
   std::string from;
   std::string to;
   std::string key;  ///< ordering key; the decoder fills the default provider + ":" + to
