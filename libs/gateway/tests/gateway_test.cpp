@@ -209,7 +209,7 @@ TEST_F(gateway_handler, legacy_limits_of_the_seed_answer_code_400_naming_the_leg
 TEST_F(gateway_handler, legacy_callers_may_present_the_key_as_sign) {
   opts.api_keys = {"k"};
   auto gw = make();
-  const std::string body = R"({"to":"t","messageType":1,"messageInfo":{"text":"x"}})";
+  const std::string body = R"({"to":"t","from":"f","messageType":1,"messageInfo":{"text":"x"}})";
   EXPECT_NE(post(gw, "/sender/v1/handleBasicMessage?sign=bad", body).body.find(R"("code":401)"), std::string::npos);
   EXPECT_NE(post(gw, "/sender/v1/handleBasicMessage?apiVersion=01&sign=k", body).body.find(R"("code":200)"), std::string::npos);
 }
