@@ -10,6 +10,8 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <variant>
 #include <vector>
@@ -137,7 +139,12 @@ int main(int argc, char** argv) {
     std::optional<metrics::metrics_endpoint> endpoint;
     if (!cfg.metrics.addr.empty()) {
       endpoint.emplace(ioc.get_executor(), registry, [&pipeline] { return pipeline.readiness(); });
-      endpoint->start(cfg.metrics.addr);
+      try {
+        endpoint->start(cfg.metrics.addr);
+      } catch (const std::exception& e) {
+        // Name the setting, as configuration errors do (the port is in use, or not ours to take).
+        throw std::runtime_error("metrics.addr (SENDQ_METRICS_ADDR) " + cfg.metrics.addr + ": " + e.what());
+      }
       logger.info("worker", "serving /metrics, /healthz, /readyz",
                   {{"addr", cfg.metrics.addr.substr(0, cfg.metrics.addr.rfind(':')) + ":" + std::to_string(endpoint->port())}});
     }

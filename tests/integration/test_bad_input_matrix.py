@@ -17,6 +17,7 @@ Missing credentials are a configuration error: the worker refuses to start, nami
 """
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -285,6 +286,19 @@ class MissingCredentialsTest(unittest.TestCase):
                     "SENDQ_KAFKA_EMBEDDED_BOOTSTRAP_FILE": os.path.join(workdir, "bootstrap"), "SENDQ_LOG_FORMAT": "text"})
         env.update(env_extra or {})
         return subprocess.run([h.WORKER, "--config", path], capture_output=True, timeout=30, env=env)
+
+    def test_a_metrics_port_in_use_stops_the_start_naming_metrics_addr(self):
+        with open(h.DEMO_CONFIG) as f:
+            base = f.read()
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            p = self.run_worker(base, {"SENDQ_METRICS_ADDR": f"127.0.0.1:{port}"})
+        out = (p.stdout + p.stderr).decode(errors="replace")
+        self.assertEqual(p.returncode, 1, out)
+        self.assertIn(f"metrics.addr (SENDQ_METRICS_ADDR) 127.0.0.1:{port}: ", out)
+        self.assertIn("Address already in use", out)
 
     def test_an_account_without_its_token_stops_the_start(self):
         with open(h.DEMO_CONFIG) as f:

@@ -44,8 +44,8 @@ std::optional<reply_outcome> classify_status(std::string_view provider, unsigned
       // Retry-After is defined for 429 and 503 (RFC 9110 10.2.3); 408 has none.
       if (http_status != 408 && retry_after) out.retry_after = retry_after;
       out.throttled = http_status == 429;
-      out.message = head + " (not taken, will retry";
-      if (out.retry_after) out.message += " after " + std::to_string(out.retry_after->count()) + " ms";
+      out.message = head + " (not taken; retryable";
+      if (out.retry_after) out.message += ", Retry-After " + std::to_string(out.retry_after->count()) + " ms";
       out.message += ")";
       return out;
     case status_verdict::ambiguous:

@@ -285,7 +285,7 @@ class sender_provider final : public provider {
       o.kind = core::error_kind::http_4xx;
       o.throttled = true;
       o.retry_after = retry_after;
-      o.message = "sender answered HTTP 403 send reach limit (throttled, will retry)";
+      o.message = "sender answered HTTP 403 send reach limit (throttled; retryable)";
       return o;
     }
     if (auto o = classify_status(provider_name, http_status, body, retry_after)) return std::move(*o);
