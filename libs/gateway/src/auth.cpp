@@ -1,13 +1,21 @@
 #include "sendq/gateway/auth.hpp"
 
+#include <algorithm>
+#include <cctype>
+
 #include <openssl/crypto.h>
 
 namespace sendq::gateway {
 
 std::string_view presented_key(const http::server_request& req) {
   const auto auth = req.header("authorization");
-  constexpr std::string_view bearer = "Bearer ";
-  if (auth.size() > bearer.size() && auth.substr(0, bearer.size()) == bearer) return auth.substr(bearer.size());
+  // The scheme is case-insensitive (RFC 9110 11.1): "bearer k1" is "Bearer k1".
+  constexpr std::string_view bearer = "bearer ";
+  if (auth.size() > bearer.size() &&
+      std::equal(bearer.begin(), bearer.end(), auth.begin(),
+                 [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); })) {
+    return auth.substr(bearer.size());
+  }
   return req.header("x-api-key");
 }
 

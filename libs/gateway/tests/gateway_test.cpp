@@ -115,6 +115,16 @@ TEST_F(gateway_handler, api_keys_are_required_when_configured) {
   EXPECT_EQ(sink.produced.size(), 2u);
 }
 
+TEST_F(gateway_handler, the_bearer_scheme_is_accepted_in_any_case) {
+  // given
+  opts.api_keys = {"k1"};
+  auto gw = make();
+  // when / then: auth schemes are case-insensitive (RFC 9110 11.1)
+  EXPECT_EQ(post(gw, "/v1/messages", good, {{"authorization", "bearer k1"}}).status, 202u);
+  EXPECT_EQ(post(gw, "/v1/messages", good, {{"authorization", "BEARER k1"}}).status, 202u);
+  EXPECT_EQ(post(gw, "/v1/messages", good, {{"authorization", "Basic k1"}}).status, 401u);
+}
+
 TEST_F(gateway_handler, unacknowledged_records_are_named_in_a_503) {
   sink.ack_error = "Local: Message timed out";
   auto gw = make();

@@ -8,7 +8,7 @@
 
 namespace sendq::gateway {
 
-/// The key a request presents: `Authorization: Bearer <key>`, else `X-API-Key`, else "".
+/// The key a request presents: `Authorization: Bearer <key>` (scheme in any case), else `X-API-Key`, else "".
 std::string_view presented_key(const http::server_request& req);
 
 /// True when `keys` is empty (no authentication) or `key` is one of them. Compares in constant
