@@ -223,6 +223,9 @@ class BadInputMatrixTest(unittest.TestCase):
                     self.assertEqual(key, expected_id)
                     self.assertEqual(r["status"], "rejected")
                     self.assertEqual(r["attempts"], 0)
+                    # created_at: the record's Kafka timestamp, as for a delivered request (it was null)
+                    self.assertIsInstance(r["created_at"], int)
+                    self.assertGreater(r["created_at"], 1_700_000_000_000)
                     if name in RESULT_TYPE:
                         self.assertEqual(r["type"], RESULT_TYPE[name])
                     elif b'"type":"text"' in (raw or b"") and r["provider"]:
@@ -263,6 +266,13 @@ class BadInputMatrixTest(unittest.TestCase):
             self.assertEqual(h.http_get(worker.metrics_url + "/healthz")[0], 200)
             m = worker.metrics()
             self.assertEqual(h.metric(m, "sendq_dlq_records_total"), len(CASES))
+            # A rejection of a configured provider and account is counted under them, as its
+            # result says (they were "unknown"): here those whose result names gewe/default.
+            gewe_rejects = sum(1 for _, r in results.values() if r["status"] == "rejected"
+                               and r["provider"] == "gewe" and r["account"] == "default")
+            self.assertGreater(gewe_rejects, 10)
+            self.assertEqual(h.metric(m, "sendq_deliveries_total", provider="gewe", account="default", status="rejected"),
+                             gewe_rejects)
             self.assertEqual(h.metric(m, "sendq_dlq_records_total", error_kind="too_large"),
                              sum(1 for c in CASES if c[2] == "too_large"))
         finally:

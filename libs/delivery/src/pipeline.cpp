@@ -537,10 +537,12 @@ struct pipeline::impl : kafka::rebalance_listener {
     in_flight.fetch_add(1);
     metrics.in_flight.Increment();
 
+    // A request without created_at (or with one that could not be read) was created when it
+    // was produced: its result says so, rejected or not.
+    if (!rec->req.created_at_ms) {
+      if (const auto ts = m.timestamp_ms(); ts > 0) rec->req.created_at_ms = ts;
+    }
     if (!rec->invalid) {
-      if (!rec->req.created_at_ms) {
-        if (const auto ts = m.timestamp_ms(); ts > 0) rec->req.created_at_ms = ts;
-      }
       if (duplicates.seen(rec->req.id, rec->consumed_at) ||
           duplicates.seen(position_key(*rec), rec->consumed_at)) {
         // Delivered in this process (a replay, a re-send), or this very record ended already (a
@@ -685,6 +687,12 @@ struct pipeline::impl : kafka::rebalance_listener {
     if (rec->invalid) {
       res.status = delivery_status::rejected;
       res.error = std::move(rec->invalid);
+      // When the decoder had read a configured provider and account before it stopped (a bad
+      // body, say), the metrics are labelled with them, as the result is.
+      if (!req.provider.empty()) {
+        routes = current_table();
+        if (auto it = routes->routes.find(req.provider + "\n" + req.account); it != routes->routes.end()) routed = &it->second;
+      }
     } else {
       routes = current_table();
       auto it = routes->routes.find(req.provider + "\n" + req.account);
