@@ -113,7 +113,12 @@ net::awaitable<http::server_response> gateway::handle(http::server_request req) 
   const auto path = path_of(req.target);
   const bool messages = path == "/v1/messages";
   const bool legacy = path == "/sender/v1/handleBasicMessage";
-  if (path == "/healthz") co_return http::server_response{200, "text/plain", "ok\n", {}};
+  if (path == "/healthz") {
+    if (req.method == "GET" || req.method == "HEAD") co_return http::server_response{200, "text/plain", "ok\n", {}};
+    auto r = error_reply(405, "method_not_allowed", "use GET or HEAD");
+    r.headers.emplace_back("Allow", "GET, HEAD");
+    co_return r;
+  }
   if (!messages && !legacy) co_return error_reply(404, "not_found", "no such endpoint: POST /v1/messages or POST /sender/v1/handleBasicMessage");
   if (req.method != "POST") {
     auto r = error_reply(405, "method_not_allowed", "use POST");

@@ -193,6 +193,27 @@ TEST_F(gateway_handler, unknown_paths_and_methods) {
   EXPECT_EQ(out.status, 405u);
 }
 
+TEST_F(gateway_handler, healthz_answers_get_and_head_and_refuses_other_methods_with_405_and_allow) {
+  auto gw = make();
+  auto call = [&](std::string method) {
+    net::io_context ioc;
+    http::server_response out;
+    net::co_spawn(ioc, gw.handle({std::move(method), "/healthz", {}, ""}), [&](std::exception_ptr, http::server_response r) { out = r; });
+    ioc.run();
+    return out;
+  };
+  EXPECT_EQ(call("GET").status, 200u);
+  EXPECT_EQ(call("HEAD").status, 200u);
+  for (const char* m : {"DELETE", "POST", "PUT"}) {
+    auto r = call(m);
+    EXPECT_EQ(r.status, 405u) << m;
+    EXPECT_NE(r.body.find(R"("kind":"method_not_allowed")"), std::string::npos) << r.body;
+    EXPECT_TRUE(std::any_of(r.headers.begin(), r.headers.end(),
+                            [](const auto& h) { return h.first == "Allow" && h.second == "GET, HEAD"; }))
+        << m;
+  }
+}
+
 TEST_F(gateway_handler, legacy_voice_answers_the_seed_shape_with_the_generated_id) {
   opts.host_name = "gw-host";
   auto gw = make();
