@@ -178,6 +178,13 @@ net::awaitable<http::server_response> gateway::handle_messages(const http::serve
     co_return error_reply(400, "invalid_json", e->message, e->index ? static_cast<long>(*e->index) : -1);
   }
   auto& b = std::get<batch>(split);
+  // produce_all() reserves a whole request's records at once: a batch larger than the limit could
+  // never be admitted, so a 503 would invite retries that cannot succeed.
+  if (b.items.size() > opts_.max_in_flight) {
+    co_return error_reply(413, "too_large", "body: " + std::to_string(b.items.size()) +
+                                                " requests in one batch, more than gateway.max_in_flight (" +
+                                                std::to_string(opts_.max_in_flight) + ") can ever hold; split it");
+  }
 
   // Validate everything before producing anything.
   std::vector<std::pair<std::string, std::string>> records;

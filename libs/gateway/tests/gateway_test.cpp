@@ -19,22 +19,29 @@ struct fake_sink final : record_sink {
   std::vector<std::pair<std::string, std::string>> produced;  // key, value
   std::string ack_error;
   std::string queue_error;
+  bool hold_acks = false;  // keep the callbacks: the records stay in flight
+  std::vector<ack_callback> held;
   std::string produce(std::string_view, std::string_view key, std::string_view value, ack_callback on_ack) override {
     if (!queue_error.empty()) return queue_error;
     produced.emplace_back(key, value);
-    on_ack(ack_error);
+    if (hold_acks) {
+      held.push_back(std::move(on_ack));
+    } else {
+      on_ack(ack_error);
+    }
     return {};
   }
 };
 
 struct gateway_handler : ::testing::Test {
   log::logger log{log::level::error, true, stderr};
+  net::io_context ioc;  // before `sink`: held acks own timers of this context
   fake_sink sink;
   gateway_options opts;
 
   http::server_response post(gateway& gw, std::string target, std::string body,
                              std::vector<std::pair<std::string, std::string>> headers = {}) {
-    net::io_context ioc;
+    ioc.restart();
     http::server_response out;
     http::server_request req{"POST", std::move(target), std::move(headers), std::move(body)};
     net::co_spawn(ioc, gw.handle(std::move(req)), [&](std::exception_ptr e, http::server_response r) {
@@ -45,6 +52,7 @@ struct gateway_handler : ::testing::Test {
     return out;
   }
   gateway make() {
+    if (opts.ack_timeout == gateway_options{}.ack_timeout) opts.ack_timeout = std::chrono::milliseconds(10);
     return gateway(opts, sink, log, {[] { return std::string("0123456789abcdef0123456789abcdef"); },
                                      [] { return std::chrono::system_clock::time_point(std::chrono::seconds(1447856372)); }});
   }
@@ -175,10 +183,33 @@ TEST_F(gateway_handler, a_record_over_kafkas_message_size_limit_is_413_not_a_503
 }
 
 TEST_F(gateway_handler, over_the_in_flight_limit_answers_503_without_producing) {
+  // given one record awaiting its ack, of at most two
+  opts.max_in_flight = 2;
+  sink.hold_acks = true;
+  auto gw = make();
+  ASSERT_EQ(post(gw, "/v1/messages", good).status, 503u);  // its ack never came: the wait timed out
+  ASSERT_EQ(gw.in_flight(), 1u);
+  sink.produced.clear();
+  // when a batch of two would go over
+  auto r = post(gw, "/v1/messages", std::string("[") + good + "," + good + "]");
+  // then
+  EXPECT_EQ(r.status, 503u);
+  EXPECT_TRUE(std::any_of(r.headers.begin(), r.headers.end(), [](const auto& h) { return h.first == "Retry-After"; }));
+  EXPECT_TRUE(sink.produced.empty());
+  EXPECT_EQ(gw.in_flight(), 1u);
+}
+
+TEST_F(gateway_handler, a_batch_larger_than_max_in_flight_is_413_naming_both_not_a_503_that_never_passes) {
+  // given
   opts.max_in_flight = 1;
   auto gw = make();
+  // when
   auto r = post(gw, "/v1/messages", std::string("[") + good + "," + good + "]");
-  EXPECT_EQ(r.status, 503u);
+  // then
+  EXPECT_EQ(r.status, 413u) << r.body;
+  EXPECT_EQ(r.body, "{\"error\":{\"kind\":\"too_large\",\"message\":\"body: 2 requests in one batch, more than "
+                    "gateway.max_in_flight (1) can ever hold; split it\"}}\n");
+  EXPECT_TRUE(std::none_of(r.headers.begin(), r.headers.end(), [](const auto& h) { return h.first == "Retry-After"; }));
   EXPECT_TRUE(sink.produced.empty());
   EXPECT_EQ(gw.in_flight(), 0u);
 }
