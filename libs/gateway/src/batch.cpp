@@ -51,7 +51,8 @@ std::variant<batch, batch_error> split_batch(std::string_view body, std::size_t 
     if (v.get_object().get(o) || o.raw_json().get(raw)) return element_error("malformed JSON");
     if (++i > max_items) {
       return batch_error{"body: more than " + std::to_string(max_items) +
-                         " requests in one batch (gateway.max_batch); split it"};
+                             " requests in one batch (gateway.max_batch); split it",
+                         std::nullopt, true};
     }
     out.items.emplace_back(raw);
   }

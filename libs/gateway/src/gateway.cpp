@@ -175,6 +175,7 @@ net::awaitable<http::server_response> gateway::handle_messages(const http::serve
   }
   auto split = split_batch(req.body, opts_.max_batch);
   if (auto* e = std::get_if<batch_error>(&split)) {
+    if (e->too_large) co_return error_reply(413, "too_large", e->message);
     co_return error_reply(400, "invalid_json", e->message, e->index ? static_cast<long>(*e->index) : -1);
   }
   auto& b = std::get<batch>(split);

@@ -31,6 +31,8 @@ TEST(batch, errors_name_the_element) {
   EXPECT_EQ(error_of("\"x\""), "body: must be a SendRequest object or a JSON array of them");
   EXPECT_EQ(error_of(""), "body: empty (send a SendRequest object or an array of them)");
   EXPECT_NE(error_of(R"([{},{},{}])", 2).find("more than 2"), std::string::npos);
+  EXPECT_TRUE(std::get<batch_error>(split_batch(R"([{},{},{}])", 2)).too_large);
+  EXPECT_FALSE(std::get<batch_error>(split_batch(R"([{}, 3])", 2)).too_large);
   EXPECT_NE(error_of(R"([{"id":"a"})"), "");
 }
 

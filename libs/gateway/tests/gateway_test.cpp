@@ -224,6 +224,19 @@ TEST_F(gateway_handler, unknown_paths_and_methods) {
   EXPECT_EQ(out.status, 405u);
 }
 
+TEST_F(gateway_handler, a_batch_over_max_batch_is_413_too_large_naming_the_limit) {
+  // given
+  opts.max_batch = 1;
+  auto gw = make();
+  // when
+  auto r = post(gw, "/v1/messages", std::string("[") + good + "," + good + "]");
+  // then
+  EXPECT_EQ(r.status, 413u) << r.body;
+  EXPECT_EQ(r.body, "{\"error\":{\"kind\":\"too_large\",\"message\":\"body: more than 1 requests in one batch "
+                    "(gateway.max_batch); split it\"}}\n");
+  EXPECT_TRUE(sink.produced.empty());
+}
+
 TEST_F(gateway_handler, healthz_answers_get_and_head_and_refuses_other_methods_with_405_and_allow) {
   auto gw = make();
   auto call = [&](std::string method) {

@@ -12,6 +12,7 @@ namespace sendq::gateway {
 struct batch_error {
   std::string message;  ///< names the element, e.g. "[3]: must be a SendRequest object"
   std::optional<std::size_t> index;  ///< 0-based element at fault; none for the body as a whole
+  bool too_large = false;  ///< more elements than allowed (not malformed: split the batch)
 };
 
 /// Each element's raw JSON text (copied), in order. `is_array` tells a batch from a single request.
