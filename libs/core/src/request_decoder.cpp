@@ -377,6 +377,30 @@ struct request_decoder::impl {
     return true;
   }
 
+  // True when `bytes` is a valid JSON object followed by more than whitespace (error path only).
+  bool valid_object_then_more(std::string_view bytes) {
+    std::size_t i = bytes.find_first_not_of(" \t\r\n");
+    if (i == std::string_view::npos || bytes[i] != '{') return false;
+    int depth = 0;
+    bool in_string = false;
+    for (; i < bytes.size(); ++i) {
+      const char c = bytes[i];
+      if (in_string) {
+        if (c == '\\') ++i;
+        else if (c == '"') in_string = false;
+      } else if (c == '"') {
+        in_string = true;
+      } else if (c == '{' || c == '[') {
+        ++depth;
+      } else if ((c == '}' || c == ']') && --depth == 0) {
+        break;
+      }
+    }
+    if (i >= bytes.size() || bytes.find_first_not_of(" \t\r\n", i + 1) == std::string_view::npos) return false;
+    simdjson::dom::element el;
+    return !dom_parser.parse(bytes.data(), i + 1, true).get(el);
+  }
+
   void decode_body(std::string_view raw, const char* buffer_end, send_request& out);
   bool fast_body(od::value v, send_request& out, std::string_view& raw);
   bool fast_flat_object(od::value v, std::string_view& raw);
@@ -678,11 +702,19 @@ std::optional<failure> request_decoder::decode(std::string_view bytes, send_requ
   const char* buffer_end = d.buffer.data() + capacity;
 
   bool redo = false;
-  if (auto f = d.decode_document(bytes.size(), buffer_end, out, true, redo); !redo) return f;
-  // The fast pass met something irregular in the body: the careful pass names it.
-  d.first.reset();
-  reset(out);
-  return d.decode_document(bytes.size(), buffer_end, out, false, redo);
+  auto f = d.decode_document(bytes.size(), buffer_end, out, true, redo);
+  if (redo) {
+    // The fast pass met something irregular in the body: the careful pass names it.
+    d.first.reset();
+    reset(out);
+    f = d.decode_document(bytes.size(), buffer_end, out, false, redo);
+  }
+  if (f && f->kind == error_kind::invalid_json && f->message.starts_with("message: not valid JSON") &&
+      d.valid_object_then_more(bytes)) {
+    // simdjson says "ended early in the middle of an object" for `{...}xyz`.
+    f->message = "message: trailing content after the JSON object";
+  }
+  return f;
 }
 
 // One pass over the padded copy in `buffer`. With `fast`, a normalized body whose type is already
