@@ -225,6 +225,21 @@ class CtlEnqueueInputTest(unittest.TestCase):
         self.assertEqual(rc, 2, err)
         self.assertIn("one FILE only", err)
 
+    def test_a_zero_rate_a_bad_topic_name_and_an_inverted_range_are_usage_errors_naming_the_options(self):
+        path = self.write("rate.jsonl", [json.dumps(request(0, prefix="enqrate"))])
+        cases = [
+            (("enqueue", path, "--rate", "0/s"), ["--rate: '0/s' must be more than 0"]),
+            (("replay", "--topic", "bad topic", "--dry-run"), ["--topic: 'bad topic' is not a Kafka topic name"]),
+            (("redrive", "--dlq-topic", "a b", "--dry-run"), ["--dlq-topic: 'a b' is not a Kafka topic name"]),
+            (("replay", "--start-offset", "10", "--end-offset", "5", "--dry-run"), ["--start-offset (10) is after --end-offset (5)"]),
+            (("stats", "--since", "now", "--until", "-1h"), ["--since now (", "is after --until -1h ("]),
+        ]
+        for args, wanted in cases:
+            rc, out, err = self.ctl(*args)
+            self.assertEqual(rc, 2, (args, err))
+            for w in wanted:
+                self.assertIn(w, err, args)
+            self.assertNotIn("enqueued", err, args)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

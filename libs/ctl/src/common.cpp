@@ -47,6 +47,30 @@ std::int64_t args::integer(const std::string& name, std::int64_t min, std::int64
   return n;
 }
 
+bool is_topic_name(std::string_view name) {
+  const bool chars_ok = std::all_of(name.begin(), name.end(), [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+           ch == '_' || ch == '-';
+  });
+  return chars_ok && !name.empty() && name.size() <= 249 && name != "." && name != "..";
+}
+
+std::string topic_value(args& in, const std::string& flag) {
+  auto v = in.value(flag);
+  if (!is_topic_name(v)) {
+    throw usage_error(flag + ": '" + v + "' is not a Kafka topic name (1 to 249 of A-Z a-z 0-9 . _ -, not \".\" or \"..\")");
+  }
+  return v;
+}
+
+void check_order(std::optional<std::int64_t> first, const std::string& first_flag, std::optional<std::int64_t> last,
+                 const std::string& last_flag) {
+  if (first && last && *first > *last) {
+    throw usage_error(first_flag + " (" + std::to_string(*first) + ") is after " + last_flag + " (" +
+                      std::to_string(*last) + "): the range is inverted and would select nothing");
+  }
+}
+
 std::optional<double> parse_rate(std::string_view s) {
   double per = 1;
   if (s.ends_with("/s")) {
@@ -197,6 +221,8 @@ bool take_common(args& in, const std::string& a, common& c) {
     const auto v = in.value(a);
     auto r = parse_rate(v);
     if (!r) throw usage_error("--rate: '" + v + "' is not a rate such as 500/s");
+    // 0 would mean no limit at all: leave --rate out for that.
+    if (*r <= 0) throw usage_error("--rate: '" + v + "' must be more than 0 (leave --rate out for no limit)");
     c.rate = *r;
     return true;
   }

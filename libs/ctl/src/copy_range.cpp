@@ -81,10 +81,16 @@ bool take_range(args& in, const std::string& a, range_options& r) {
   else if (a == "--end-offset") r.end_offset = in.integer(a, 0, INT64_MAX);
   else if (a == "--since") r.since = time();
   else if (a == "--until") r.until = time();
-  else if (a == "--topic") r.topic = in.value(a);
+  else if (a == "--topic") r.topic = topic_value(in, a);
   else if (a == "--dry-run") r.dry_run = true;
   else return false;
   return true;
+}
+
+// After the options, whatever their order: an inverted range is a mistake, not an empty copy.
+void check_range(const range_options& o) {
+  check_order(o.start_offset, "--start-offset", o.end_offset, "--end-offset");
+  check_order(o.since, "--since", o.until, "--until");
 }
 
 std::vector<kafka::partition_range> resolve(kafka::reader& rd, const std::string& topic, const range_options& o) {
@@ -195,8 +201,8 @@ int run_replay(int argc, char** argv, int first) {
       return 0;
     }
     if (take_common(in, a, c) || take_range(in, a, o)) continue;
-    if (a == "--from-topic") from = in.value(a);
-    else if (a == "--results-topic") results_topic = in.value(a);
+    if (a == "--from-topic") from = topic_value(in, a);
+    else if (a == "--results-topic") results_topic = topic_value(in, a);
     else if (a == "--provider") providers.push_back(in.value(a));
     else if (a == "--account") accounts.push_back(in.value(a));
     else if (a == "--status") {
@@ -207,6 +213,7 @@ int run_replay(int argc, char** argv, int first) {
       statuses.push_back(std::move(s));
     } else throw usage_error("unknown option '" + a + "'");
   }
+  check_range(o);
   require_brokers(c);
 
   // With --status: the latest result of each id decides, over the whole results topic.
@@ -255,10 +262,11 @@ int run_redrive(int argc, char** argv, int first) {
       return 0;
     }
     if (take_common(in, a, c) || take_range(in, a, o)) continue;
-    if (a == "--dlq-topic") from = in.value(a);
+    if (a == "--dlq-topic") from = topic_value(in, a);
     else if (a == "--kind") kinds.push_back(in.value(a));
     else throw usage_error("unknown option '" + a + "'");
   }
+  check_range(o);
   require_brokers(c);
   return copy(c, from, o, "redrive", [&](const kafka::message& m, std::string& why) {
     // The DLQ record of a request too large to copy has a null value and this header

@@ -98,7 +98,7 @@ int run_tail(int argc, char** argv, int first) {
       return 0;
     }
     if (take_common(in, a, c)) continue;
-    if (a == "--results-topic") topic = in.value(a);
+    if (a == "--results-topic") topic = topic_value(in, a);
     else if (a == "--provider") providers.push_back(in.value(a));
     else if (a == "--account") accounts.push_back(in.value(a));
     else if (a == "--status") statuses.push_back(in.value(a));
@@ -170,7 +170,7 @@ int run_stats(int argc, char** argv, int first) {
       return 0;
     }
     if (take_common(in, a, c)) continue;
-    if (a == "--results-topic") topic = in.value(a);
+    if (a == "--results-topic") topic = topic_value(in, a);
     else if (a == "--since") since_text = in.value(a);
     else if (a == "--until") until_text = in.value(a);
     else if (a == "--json") json = true;
@@ -181,6 +181,7 @@ int run_stats(int argc, char** argv, int first) {
   const auto since = parse_time(since_text, now), until = parse_time(until_text, now);
   if (!since) throw usage_error("--since: '" + since_text + "' is not a time");
   if (!until) throw usage_error("--until: '" + until_text + "' is not a time");
+  check_order(since, "--since " + since_text, until, "--until " + until_text);
   log::logger logger(log::level::warn, false);
   logger.add_secrets(c.secrets);
   kafka::reader rd({c.brokers, c.librdkafka}, logger);

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -130,3 +131,52 @@ token_env = "NOT_SET_HERE"
   EXPECT_THROW(parse_common({"--brokers", "b:1", "-X", "novalue"}), sendq::ctl::usage_error);
   EXPECT_THROW(parse_common({"-X", "a=b"}), sendq::ctl::usage_error);  // no brokers anywhere
 }
+
+namespace sendq::ctl {
+namespace {
+
+std::string usage_message(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const usage_error& e) {
+    return e.what();
+  }
+  return "(no usage error)";
+}
+
+TEST(ctl, a_rate_of_zero_is_a_usage_error_naming_rate_not_no_limit) {
+  EXPECT_EQ(usage_message([] { parse_common({"--brokers", "b:1", "--rate", "0/s"}); }),
+            "--rate: '0/s' must be more than 0 (leave --rate out for no limit)");
+  EXPECT_NE(usage_message([] { parse_common({"--brokers", "b:1", "--rate=0"}); }).find("--rate: '0'"), std::string::npos);
+  EXPECT_EQ(parse_common({"--brokers", "b:1", "--rate", "0.5/s"}).rate, 0.5);
+}
+
+TEST(ctl, topic_options_take_kafka_topic_names_only) {
+  EXPECT_TRUE(is_topic_name("sendq.bulk"));
+  EXPECT_TRUE(is_topic_name("A-z_0.9"));
+  EXPECT_TRUE(is_topic_name(std::string(249, 't')));
+  EXPECT_FALSE(is_topic_name(std::string(250, 't')));
+  EXPECT_FALSE(is_topic_name(""));
+  EXPECT_FALSE(is_topic_name("."));
+  EXPECT_FALSE(is_topic_name(".."));
+  EXPECT_FALSE(is_topic_name("bad topic"));
+  EXPECT_FALSE(is_topic_name("a/b"));
+  std::vector<std::string> words{"sendqctl", "--dlq-topic", "a b"};
+  std::vector<char*> argv;
+  for (auto& w : words) argv.push_back(w.data());
+  args in(static_cast<int>(argv.size()), argv.data(), 1);
+  const auto flag = in.next();
+  EXPECT_EQ(usage_message([&] { topic_value(in, flag); }),
+            "--dlq-topic: 'a b' is not a Kafka topic name (1 to 249 of A-Z a-z 0-9 . _ -, not \".\" or \"..\")");
+}
+
+TEST(ctl, an_inverted_range_is_a_usage_error_naming_both_options) {
+  EXPECT_EQ(usage_message([] { check_order(10, "--start-offset", 5, "--end-offset"); }),
+            "--start-offset (10) is after --end-offset (5): the range is inverted and would select nothing");
+  EXPECT_EQ(usage_message([] { check_order(5, "--start-offset", 10, "--end-offset"); }), "(no usage error)");
+  EXPECT_EQ(usage_message([] { check_order(5, "--since", 5, "--until"); }), "(no usage error)");
+  EXPECT_EQ(usage_message([] { check_order(std::nullopt, "--since", 5, "--until"); }), "(no usage error)");
+}
+
+}  // namespace
+}  // namespace sendq::ctl

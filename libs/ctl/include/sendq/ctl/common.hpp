@@ -34,6 +34,16 @@ class args {
   std::optional<std::string> inline_value_;
 };
 
+/// True for a Kafka topic name: 1 to 249 of `A-Z a-z 0-9 . _ -`, not "." or "..".
+bool is_topic_name(std::string_view name);
+/// The value of topic option `flag` (taken by args::next()); throws usage_error naming `flag` when
+/// it is not a Kafka topic name.
+std::string topic_value(args& in, const std::string& flag);
+/// Throws usage_error naming both options when `first` is after `last` (an inverted range, which
+/// would select nothing). Either may be absent.
+void check_order(std::optional<std::int64_t> first, const std::string& first_flag, std::optional<std::int64_t> last,
+                 const std::string& last_flag);
+
 /// "500/s", "500", "30/m" → records per second (0 = unlimited). nullopt when malformed.
 std::optional<double> parse_rate(std::string_view s);
 
