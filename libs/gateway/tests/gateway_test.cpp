@@ -113,6 +113,21 @@ TEST_F(gateway_handler, trailing_content_is_refused_on_both_endpoints_and_nothin
   EXPECT_TRUE(sink.produced.empty());
 }
 
+TEST_F(gateway_handler, provider_checks_are_left_to_the_worker_as_the_readme_says) {
+  // given a provider no worker has, and a type gps does not send (decoder checks pass for both)
+  auto gw = make();
+  // when
+  auto unknown = post(gw, "/v1/messages", R"({"id":"p1","provider":"nope","type":"text","to":"x","body":{"text":"hi"}})");
+  auto unsupported = post(gw, "/v1/messages",
+                          R"({"id":"p2","provider":"gps","type":"text","to":"x","body":{"text":"hi"}})");
+  auto unknown_type = post(gw, "/v1/messages", R"({"id":"p3","provider":"gewe","type":"fax","to":"x","body":{}})");
+  // then the first two are produced (the worker rejects them), the decoder's own check refuses the third
+  EXPECT_EQ(unknown.status, 202u) << unknown.body;
+  EXPECT_EQ(unsupported.status, 202u) << unsupported.body;
+  EXPECT_EQ(unknown_type.status, 400u) << unknown_type.body;
+  EXPECT_EQ(sink.produced.size(), 2u);
+}
+
 TEST_F(gateway_handler, api_keys_are_required_when_configured) {
   opts.api_keys = {"secret-1"};
   auto gw = make();
