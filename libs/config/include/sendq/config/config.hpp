@@ -69,7 +69,7 @@ struct gateway_config {
   int threads = 2;                       ///< I/O threads
   int body_limit_bytes = 4 << 20;        ///< larger request bodies get 413
   int max_batch = 1000;                  ///< SendRequests in one JSON array, at most
-  int max_in_flight = 20000;             ///< records produced and not yet acknowledged; beyond: 503
+  int max_in_flight = 20000;             ///< records produced and not yet acknowledged; beyond: 503 (a batch larger than this: 413)
   int produce_timeout_ms = 30000;        ///< broker acknowledgement wait (also librdkafka message.timeout.ms)
   std::string topic;                     ///< "" = kafka.requests_topic
   std::vector<std::string> api_keys;     ///< accepted keys; empty (and no file) = no authentication
