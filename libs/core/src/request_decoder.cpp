@@ -283,6 +283,13 @@ struct request_decoder::impl {
         token.remove_suffix(1);
       }
       const auto digits = token.substr(!token.empty() && token.front() == '-' ? 1 : 0);
+      if (digits.size() > 1 && digits.front() == '0' &&
+          std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        // simdjson refuses 01 as a number error, which read as "out of range" below.
+        note(error_kind::invalid_json, std::string(prefix) + std::string(field) + ": " + std::string(token) +
+                                           " is not a JSON number (no leading zeros, RFC 8259 6)");
+        return false;
+      }
       if (!digits.empty() && digits.size() <= 64 &&
           std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
         msg += " of at most 64 bits (" + std::string(what) + "); " + std::string(token) + " is out of range";

@@ -101,6 +101,8 @@ INSTANTIATE_TEST_SUITE_P(
         bad_case{"body_missing", R"({"id":"a1","provider":"im","type":"text","to":"u2"})", error_kind::invalid_field, "body: required"},
         bad_case{"text_missing", base_head + R"("body":{}})", error_kind::invalid_field, "body.text: required"},
         bad_case{"body_unknown_member", base_head + R"("body":{"txt":"x"}})", error_kind::invalid_field, "body.txt: unknown field"},
+        bad_case{"deadline_leading_zero", base_head + R"("body":{"text":"x"},"deadline":01})", error_kind::invalid_json,
+                 "deadline: 01 is not a JSON number"},
         bad_case{"deadline_float", base_head + R"("body":{"text":"x"},"deadline":1.5})", error_kind::invalid_field, "deadline: must be an integer"},
         bad_case{"deadline_huge", base_head + R"("body":{"text":"x"},"deadline":99999999999999999999999})", error_kind::invalid_field, "deadline: must be an integer"},
         bad_case{"voice_no_source", R"({"id":"a","provider":"gewe","type":"voice","to":"u","body":{"format":"silk","duration_ms":5}})", error_kind::invalid_field, "body.url: voice needs one of"},
