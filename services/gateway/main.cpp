@@ -112,6 +112,9 @@ int main(int argc, char** argv) {
     auto work = boost::asio::make_work_guard(ioc);
     http::server_options sopts;
     sopts.body_limit = static_cast<std::size_t>(cfg.gateway.body_limit_bytes);
+    sopts.refusal = [limit = sopts.body_limit](unsigned status, std::string_view reason) {
+      return gateway::refusal_reply(status, reason, limit);
+    };
     http::server srv(ioc.get_executor(), sopts,
                      http::async_handler([&gw](http::server_request r) { return gw.handle(std::move(r)); }));
     srv.start(listen.first, listen.second);

@@ -6,6 +6,7 @@ and a video message, and the simulator receives the seed's request for each."""
 import json
 import os
 import re
+import socket
 import sys
 import unittest
 from concurrent.futures import ThreadPoolExecutor
@@ -190,6 +191,28 @@ class GatewayLimitsTest(unittest.TestCase):
         self.assertIn("over the limit of 1048576", json.loads(lbody)["message"])
         # and nothing was produced
         self.assertEqual(h.kcat_consume_all(self.kafka.bootstrap, "sendq.requests"), [])
+
+    def test_the_servers_own_refusals_are_in_the_json_error_shape(self):
+        # given a body over gateway.body_limit_bytes (4 MiB), announced by its header, and bytes that are not HTTP
+        def exchange(raw):
+            with socket.create_connection(("127.0.0.1", self.gw.port), timeout=10) as s:
+                s.sendall(raw)
+                out = b""
+                while chunk := s.recv(65536):
+                    out += chunk
+            head, _, body = out.partition(b"\r\n\r\n")
+            return head.decode(), body
+        # when
+        big_head, big_body = exchange(b"POST /v1/messages HTTP/1.1\r\nHost: a\r\nContent-Length: 5000000\r\n\r\n")
+        bad_head, bad_body = exchange(b"NOT HTTP AT ALL\r\n\r\n")
+        # then both are JSON errors, as the handler's are (they were plain text)
+        self.assertTrue(big_head.startswith("HTTP/1.1 413"), big_head)
+        self.assertIn("Content-Type: application/json", big_head)
+        self.assertEqual(json.loads(big_body), {"error": {"kind": "too_large",
+                                                          "message": "body: over gateway.body_limit_bytes (4194304 bytes)"}})
+        self.assertTrue(bad_head.startswith("HTTP/1.1 400"), bad_head)
+        self.assertEqual(json.loads(bad_body)["error"]["kind"], "bad_request")
+        self.assertTrue(json.loads(bad_body)["error"]["message"].startswith("request: not valid HTTP/1.1"))
 
 
 class ExampleConfigurationTest(unittest.TestCase):

@@ -68,6 +68,13 @@ std::optional<core::failure> sender_checks(const core::send_request& r) {
 
 }  // namespace
 
+http::server_response refusal_reply(unsigned status, std::string_view reason, std::size_t body_limit) {
+  if (status == 413) {
+    return error_reply(413, "too_large", "body: over gateway.body_limit_bytes (" + std::to_string(body_limit) + " bytes)");
+  }
+  return error_reply(status, "bad_request", "request: not valid HTTP/1.1 (" + std::string(reason) + ")");
+}
+
 struct gateway::produced {
   explicit produced(net::any_io_executor ex, std::size_t n) : timer(ex), errors(n), remaining(n) {}
   net::steady_timer timer;

@@ -157,11 +157,14 @@ struct server::impl : std::enable_shared_from_this<impl> {
       if (ec) {
         // EOF, timeouts, resets and stop() end the session quietly; malformed requests get an answer.
         std::optional<server_response> reject;
+        const auto refuse = [&](unsigned status, std::string_view reason) {
+          return self->opts_.refusal ? self->opts_.refusal(status, reason) : plain(status, std::string(reason) + "\n");
+        };
         if (ec == bhttp::error::body_limit) {
-          reject = plain(413, "request body too large\n");
+          reject = refuse(413, "request body too large");
         } else if (ec.category() == make_error_code(bhttp::error::bad_method).category() &&
                    ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
-          reject = plain(400, "bad request\n");
+          reject = refuse(400, "bad request");
         }
         if (reject) {
           auto res = to_wire(std::move(*reject), 11, false);

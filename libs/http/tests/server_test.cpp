@@ -90,6 +90,28 @@ TEST(http_server, answers_garbage_with_400) {
   srv.stop();
 }
 
+TEST(http_server, answers_its_own_refusals_with_the_refusal_option_when_set) {
+  // given a server whose other errors are JSON
+  io_runner io;
+  server_options opts;
+  opts.body_limit = 100;
+  opts.refusal = [](unsigned status, std::string_view reason) {
+    return server_response{status, "application/json", "{\"status\":" + std::to_string(status) + ",\"why\":\"" + std::string(reason) + "\"}", {}};
+  };
+  server srv(io.executor(), opts, ok_handler);
+  srv.start("127.0.0.1", 0);
+  // when a body over the limit, then garbage, arrive
+  auto too_large = run(io.executor(), raw_exchange(srv.port(), "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n"));
+  auto garbage = run(io.executor(), raw_exchange(srv.port(), "NOT HTTP AT ALL\r\n\r\n"));
+  // then each is answered by the option, with its status
+  EXPECT_EQ(too_large.rfind("HTTP/1.1 413", 0), 0u) << too_large;
+  EXPECT_NE(too_large.find("Content-Type: application/json"), std::string::npos) << too_large;
+  EXPECT_NE(too_large.find(R"({"status":413,"why":"request body too large"})"), std::string::npos) << too_large;
+  EXPECT_EQ(garbage.rfind("HTTP/1.1 400", 0), 0u) << garbage;
+  EXPECT_NE(garbage.find(R"({"status":400,"why":"bad request"})"), std::string::npos) << garbage;
+  srv.stop();
+}
+
 TEST(http_server, handler_exception_becomes_500) {
   io_runner io;
   server srv(io.executor(), {}, [](const server_request&) -> server_response { throw std::runtime_error("boom"); });

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -33,6 +34,10 @@ struct gateway_options {
   std::string host_name;                ///< `foot.host` of legacy replies
   std::size_t max_request_bytes = core::default_max_request_bytes;
 };
+
+/// The HTTP server's own refusals (http::server_options::refusal) in the gateway's JSON error
+/// shape: 413 `too_large` naming gateway.body_limit_bytes, 400 `bad_request` (malformed HTTP).
+http::server_response refusal_reply(unsigned status, std::string_view reason, std::size_t body_limit);
 
 /// Seams for tests: id generator and wall clock.
 struct gateway_seams {

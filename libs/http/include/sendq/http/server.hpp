@@ -33,6 +33,10 @@ struct server_response {
 struct server_options {
   std::size_t body_limit = 1024 * 1024;
   std::chrono::seconds idle_timeout{30};
+  /// The answer to a request the server refuses before any handler sees it: 413 (body over
+  /// body_limit) or 400 (malformed HTTP), with a short reason. Unset: that reason as text/plain.
+  /// Lets a server whose other errors are JSON answer these in the same shape.
+  std::function<server_response(unsigned status, std::string_view reason)> refusal;
 };
 
 /// Handler is called on an I/O thread; it must not block.
