@@ -136,6 +136,15 @@ bool duplicate_guard::seen(std::string_view id, clock::time_point now) {
   return contains(d);
 }
 
+bool duplicate_guard::seen(std::string_view id, std::string_view other, clock::time_point now) {
+  if (max_ids_ == 0) return false;
+  const auto a = digest_of(id);
+  const auto b = digest_of(other);
+  std::lock_guard lock(mutex_);
+  expire(now);
+  return contains(a) || contains(b);
+}
+
 void duplicate_guard::remember(std::string_view id, clock::time_point now) {
   if (max_ids_ == 0) return;
   const auto d = digest_of(id);

@@ -543,8 +543,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       if (const auto ts = m.timestamp_ms(); ts > 0) rec->req.created_at_ms = ts;
     }
     if (!rec->invalid) {
-      if (duplicates.seen(rec->req.id, rec->consumed_at) ||
-          duplicates.seen(position_key(*rec), rec->consumed_at)) {
+      if (duplicates.seen(rec->req.id, position_key(*rec), rec->consumed_at)) {
         // Delivered in this process (a replay, a re-send), or this very record ended already (a
         // redelivery after a rebalance): its result exists; don't send again.
         skip_duplicate(*rec);

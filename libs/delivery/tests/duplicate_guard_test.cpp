@@ -23,6 +23,18 @@ TEST(duplicate_guard, remembers_ended_ids_for_the_window) {
   EXPECT_FALSE(g.seen("a", t0 + 10s)) << "forgotten after the window";
 }
 
+TEST(duplicate_guard, answers_for_either_of_two_keys_in_one_lookup) {
+  duplicate_guard g(10s, 100);
+  const auto t0 = duplicate_guard::clock::time_point{} + 1h;
+  g.remember("pos", t0);
+  EXPECT_TRUE(g.seen("id", "pos", t0 + 1s));
+  EXPECT_FALSE(g.seen("id", "other", t0 + 1s));
+  g.remember("id", t0 + 2s);
+  EXPECT_TRUE(g.seen("id", "other", t0 + 3s));
+  EXPECT_FALSE(g.seen("pos", "other", t0 + 10s)) << "'pos' forgotten after the window";
+  EXPECT_TRUE(g.seen("x", "id", t0 + 10s));
+}
+
 TEST(duplicate_guard, stays_within_its_size_bound) {
   duplicate_guard g(1h, 3);
   const auto t0 = duplicate_guard::clock::time_point{} + 1h;

@@ -25,6 +25,8 @@ class duplicate_guard {
 
   /// True when `id` ended within the window.
   bool seen(std::string_view id, clock::time_point now);
+  /// True when either `id` or `other` ended within the window: two lookups under one lock.
+  bool seen(std::string_view id, std::string_view other, clock::time_point now);
   /// Records that `id` ended now.
   void remember(std::string_view id, clock::time_point now);
   std::size_t size() const;
