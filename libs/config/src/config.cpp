@@ -65,15 +65,10 @@ std::optional<std::int64_t> integer_of(const toml::node& v) {
   return v.is_integer() ? v.value<std::int64_t>() : std::nullopt;
 }
 
-// Kafka's rule for topic names: 1..249 of [A-Za-z0-9._-], not "." or "..". A name librdkafka
-// refuses would make every result for that topic fail; a name the broker refuses, every delivery
-// report. Refused here, at start-up, naming the key.
+// A name librdkafka refuses would make every result for that topic fail; a name the broker
+// refuses, every delivery report. Refused here, at start-up, naming the key.
 void check_topic_name(const std::string& where, const std::string& name) {
-  const bool chars_ok = std::all_of(name.begin(), name.end(), [](char ch) {
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
-           ch == '_' || ch == '-';
-  });
-  if (name.empty() || name.size() > 249 || !chars_ok || name == "." || name == "..") {
+  if (!is_topic_name(name)) {
     fail(where + ": '" + name + "' is not a Kafka topic name (1 to 249 of A-Z a-z 0-9 . _ -, not \".\" or \"..\")");
   }
 }
@@ -460,6 +455,14 @@ config parse_kafka_only(std::string_view toml_text, const env_lookup& env, std::
 
 config load_kafka_only(const std::string& path, const env_lookup& env) {
   return parse_kafka_only(read_file(path), env, path);
+}
+
+bool is_topic_name(std::string_view name) {
+  const bool chars_ok = std::all_of(name.begin(), name.end(), [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+           ch == '_' || ch == '-';
+  });
+  return chars_ok && !name.empty() && name.size() <= 249 && name != "." && name != "..";
 }
 
 }  // namespace sendq::config

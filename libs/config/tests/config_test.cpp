@@ -271,3 +271,15 @@ TEST(config, kafka_librdkafka_refuses_unusable_settings_naming_them) {
   EXPECT_EQ(error_of("[kafka.librdkafka]\n\"ssl.ca.location\" = [\"a\"]\n"),
             "kafka.librdkafka.ssl.ca.location: must be a string, integer or boolean");
 }
+
+TEST(config, is_topic_name_follows_kafkas_rule) {
+  EXPECT_TRUE(is_topic_name("sendq.bulk"));
+  EXPECT_TRUE(is_topic_name("A-z_0.9"));
+  EXPECT_TRUE(is_topic_name(std::string(249, 't')));
+  EXPECT_FALSE(is_topic_name(std::string(250, 't')));
+  EXPECT_FALSE(is_topic_name(""));
+  EXPECT_FALSE(is_topic_name("."));
+  EXPECT_FALSE(is_topic_name(".."));
+  EXPECT_FALSE(is_topic_name("bad topic"));
+  EXPECT_FALSE(is_topic_name("a/b"));
+}

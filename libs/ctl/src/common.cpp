@@ -47,17 +47,9 @@ std::int64_t args::integer(const std::string& name, std::int64_t min, std::int64
   return n;
 }
 
-bool is_topic_name(std::string_view name) {
-  const bool chars_ok = std::all_of(name.begin(), name.end(), [](char ch) {
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
-           ch == '_' || ch == '-';
-  });
-  return chars_ok && !name.empty() && name.size() <= 249 && name != "." && name != "..";
-}
-
 std::string topic_value(args& in, const std::string& flag) {
   auto v = in.value(flag);
-  if (!is_topic_name(v)) {
+  if (!config::is_topic_name(v)) {
     throw usage_error(flag + ": '" + v + "' is not a Kafka topic name (1 to 249 of A-Z a-z 0-9 . _ -, not \".\" or \"..\")");
   }
   return v;

@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sendq/policy/rate_limiter_registry.hpp"
@@ -106,6 +107,9 @@ env_lookup process_env();
 /// SENDQ_GATEWAY_API_KEYS as a comma-separated list),
 /// resolves `<key>_file` / `<key>_env` secrets, and validates. Throws config_error.
 config load(const std::string& path, const env_lookup& env);
+
+/// Kafka's rule for topic names: 1 to 249 of `A-Z a-z 0-9 . _ -`, not "." or "..".
+bool is_topic_name(std::string_view name);
 
 /// Same, from TOML text (tests).
 config parse(std::string_view toml_text, const env_lookup& env, std::string_view source_name = "<string>");

@@ -34,8 +34,6 @@ class args {
   std::optional<std::string> inline_value_;
 };
 
-/// True for a Kafka topic name: 1 to 249 of `A-Z a-z 0-9 . _ -`, not "." or "..".
-bool is_topic_name(std::string_view name);
 /// The value of topic option `flag` (taken by args::next()); throws usage_error naming `flag` when
 /// it is not a Kafka topic name.
 std::string topic_value(args& in, const std::string& flag);
