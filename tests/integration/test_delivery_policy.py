@@ -419,81 +419,67 @@ class CircuitBreakerTest(unittest.TestCase):
 
 
 class DuplicateTest(unittest.TestCase):
-    def test_an_id_that_already_ended_is_not_sent_again(self):
-        workdir = h.Workdir("dupes").path
-        sim = h.Simulator(workdir)
-        worker = h.Worker(workdir, sim, config=write_config(workdir, {}))
-        try:
-            worker.wait_ready()
-            req = request(7, prefix="dup")
-            h.kcat_produce(worker.bootstrap, "sendq.requests", [(req["id"], json.dumps(req))])
-            h.kcat_consume_until(worker.bootstrap, "sendq.results", 1, timeout=30)
-            # when the same request is replayed, twice, with a new one behind it
-            other = request(8, prefix="dup")
-            h.kcat_produce(worker.bootstrap, "sendq.requests",
-                           [(req["id"], json.dumps(req)), (req["id"], json.dumps(req)), (other["id"], json.dumps(other))])
-            results = h.kcat_consume_until(worker.bootstrap, "sendq.results", 2, timeout=30)
-            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_duplicates_total") == 2, 10, "two duplicates counted")
-            # then it was sent once, has one result, and the duplicates were counted
-            self.assertEqual(sorted(json.loads(v)["id"] for _, v, _ in h.kcat_consume_all(worker.bootstrap, "sendq.results")),
-                             sorted([req["id"], other["id"]]))
-            self.assertEqual(len(sim.requests()), 2)
-            self.assertEqual(h.metric(worker.metrics(), "sendq_requests_consumed_total"), 4)
-        finally:
-            worker.stop()
-            sim.stop()
+    """Each test gets a simulator and a worker with the default policy (self.sim, self.worker)."""
 
+    def setUp(self):
+        workdir = h.Workdir("dupes-" + self._testMethodName.removeprefix("test_")[:40]).path
+        self.sim = h.Simulator(workdir)
+        self.worker = h.Worker(workdir, self.sim, config=write_config(workdir, {}))
+        self.addCleanup(self.sim.stop)
+        self.addCleanup(self.worker.stop)
+        self.worker.wait_ready()
+
+    def test_an_id_that_already_ended_is_not_sent_again(self):
+        # given a request delivered once
+        req = request(7, prefix="dup")
+        h.kcat_produce(self.worker.bootstrap, "sendq.requests", [(req["id"], json.dumps(req))])
+        h.kcat_consume_until(self.worker.bootstrap, "sendq.results", 1, timeout=30)
+        # when the same request is replayed, twice, with a new one behind it
+        other = request(8, prefix="dup")
+        h.kcat_produce(self.worker.bootstrap, "sendq.requests",
+                       [(req["id"], json.dumps(req)), (req["id"], json.dumps(req)), (other["id"], json.dumps(other))])
+        h.kcat_consume_until(self.worker.bootstrap, "sendq.results", 2, timeout=30)
+        h.wait_for(lambda: h.metric(self.worker.metrics(), "sendq_duplicates_total") == 2, 10, "two duplicates counted")
+        # then it was sent once, has one result, and the duplicates were counted
+        self.assertEqual(sorted(json.loads(v)["id"] for _, v, _ in h.kcat_consume_all(self.worker.bootstrap, "sendq.results")),
+                         sorted([req["id"], other["id"]]))
+        self.assertEqual(len(self.sim.requests()), 2)
+        self.assertEqual(h.metric(self.worker.metrics(), "sendq_requests_consumed_total"), 4)
 
     def test_a_failed_id_sent_again_as_a_new_record_is_delivered(self):
         # given a request that fails for good (404, not retried) on its first call
-        workdir = h.Workdir("dupes-failed").path
-        sim = h.Simulator(workdir)
-        worker = h.Worker(workdir, sim, config=write_config(workdir, {}))
-        try:
-            worker.wait_ready()
-            sim.set_faults([{"match": "dupfail", "action": "status", "status": 404, "times": 1}])
-            req = {"id": "dup-failed-1", "provider": "gewe", "type": "text", "to": "wxid_dupfail",
-                   "body": {"text": "dupfail"}}
-            h.kcat_produce(worker.bootstrap, "sendq.requests", [(req["id"], json.dumps(req))])
-            first = h.kcat_consume_until(worker.bootstrap, "sendq.results", 1, timeout=30)
-            self.assertEqual(json.loads(first[0][1])["status"], "failed")
-            # when the producer sends it again once the cause is gone (as sendqctl redrive does)
-            h.kcat_produce(worker.bootstrap, "sendq.requests", [(req["id"], json.dumps(req))])
-            results = h.kcat_consume_until(worker.bootstrap, "sendq.results", 2, timeout=30)
-            # then it is sent again and delivered: only a delivered id blocks later records
-            self.assertEqual([(json.loads(v)["id"], json.loads(v)["status"]) for _, v, _ in results],
-                             [(req["id"], "failed"), (req["id"], "delivered")])
-            self.assertEqual(len(sim.requests()), 2)
-            self.assertEqual(h.metric(worker.metrics(), "sendq_duplicates_total"), 0)
-        finally:
-            worker.stop()
-            sim.stop()
+        self.sim.set_faults([{"match": "dupfail", "action": "status", "status": 404, "times": 1}])
+        req = {"id": "dup-failed-1", "provider": "gewe", "type": "text", "to": "wxid_dupfail",
+               "body": {"text": "dupfail"}}
+        h.kcat_produce(self.worker.bootstrap, "sendq.requests", [(req["id"], json.dumps(req))])
+        first = h.kcat_consume_until(self.worker.bootstrap, "sendq.results", 1, timeout=30)
+        self.assertEqual(json.loads(first[0][1])["status"], "failed")
+        # when the producer sends it again once the cause is gone (as sendqctl redrive does)
+        h.kcat_produce(self.worker.bootstrap, "sendq.requests", [(req["id"], json.dumps(req))])
+        results = h.kcat_consume_until(self.worker.bootstrap, "sendq.results", 2, timeout=30)
+        # then it is sent again and delivered: only a delivered id blocks later records
+        self.assertEqual([(json.loads(v)["id"], json.loads(v)["status"]) for _, v, _ in results],
+                         [(req["id"], "failed"), (req["id"], "delivered")])
+        self.assertEqual(len(self.sim.requests()), 2)
+        self.assertEqual(h.metric(self.worker.metrics(), "sendq_duplicates_total"), 0)
 
     def test_the_same_request_twice_in_a_row_on_its_key_is_sent_once(self):
         # given a request whose call takes 1.5 s, then the same request again and another one,
         # all on one key: the second is admitted before the first has ended
-        workdir = h.Workdir("dupes-lane").path
-        sim = h.Simulator(workdir)
-        worker = h.Worker(workdir, sim, config=write_config(workdir, {}))
-        try:
-            worker.wait_ready()
-            sim.set_faults([{"match": "dupslow", "action": "latency", "latency_ms": 1500}])
-            req = {"id": "dup-lane-1", "provider": "gewe", "type": "text", "to": "wxid_duplane",
-                   "body": {"text": "dupslow"}}
-            after = dict(req, id="dup-lane-2", body={"text": "after"})
-            h.kcat_produce(worker.bootstrap, "sendq.requests",
-                           [("k", json.dumps(req)), ("k", json.dumps(req)), ("k", json.dumps(after))])
-            results = h.kcat_consume_until(worker.bootstrap, "sendq.results", 2, timeout=30)
-            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_duplicates_total") == 1, 10, "the duplicate counted")
-            # then the provider saw it once, then the next request of the key; one result each (the
-            # results are keyed by id, so they may sit in different partitions: compared as a set)
-            self.assertEqual(sorted((json.loads(v)["id"], json.loads(v)["status"]) for _, v, _ in results),
-                             [(req["id"], "delivered"), (after["id"], "delivered")])
-            self.assertEqual([json.loads(c["body"])["content"] for c in sim.requests()], ["dupslow", "after"])
-            self.assertEqual(len(h.kcat_consume_all(worker.bootstrap, "sendq.results")), 2)
-        finally:
-            worker.stop()
-            sim.stop()
+        self.sim.set_faults([{"match": "dupslow", "action": "latency", "latency_ms": 1500}])
+        req = {"id": "dup-lane-1", "provider": "gewe", "type": "text", "to": "wxid_duplane",
+               "body": {"text": "dupslow"}}
+        after = dict(req, id="dup-lane-2", body={"text": "after"})
+        h.kcat_produce(self.worker.bootstrap, "sendq.requests",
+                       [("k", json.dumps(req)), ("k", json.dumps(req)), ("k", json.dumps(after))])
+        results = h.kcat_consume_until(self.worker.bootstrap, "sendq.results", 2, timeout=30)
+        h.wait_for(lambda: h.metric(self.worker.metrics(), "sendq_duplicates_total") == 1, 10, "the duplicate counted")
+        # then the provider saw it once, then the next request of the key; one result each (the
+        # results are keyed by id, so they may sit in different partitions: compared as a set)
+        self.assertEqual(sorted((json.loads(v)["id"], json.loads(v)["status"]) for _, v, _ in results),
+                         [(req["id"], "delivered"), (after["id"], "delivered")])
+        self.assertEqual([json.loads(c["body"])["content"] for c in self.sim.requests()], ["dupslow", "after"])
+        self.assertEqual(len(h.kcat_consume_all(self.worker.bootstrap, "sendq.results")), 2)
 
 
 class ShutdownTest(unittest.TestCase):
