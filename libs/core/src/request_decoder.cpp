@@ -368,8 +368,12 @@ struct request_decoder::impl {
   bool validate_raw(std::string_view raw, std::string_view field, std::optional<failure>* number_error) {
     simdjson::dom::element el;
     if (auto e = dom_parser.parse(raw.data(), raw.size(), false).get(el); e) {
-      failure f{e == simdjson::DEPTH_ERROR ? error_kind::too_large : error_kind::invalid_json,
-                std::string(field) + ": " + simdjson::error_message(e)};
+      // Nesting is no size limit (too_large): it is JSON we will not read, so invalid_json.
+      failure f{error_kind::invalid_json,
+                e == simdjson::DEPTH_ERROR
+                    ? std::string(field) + ": JSON nested too deeply: more than " + std::to_string(dom_parser.max_depth()) +
+                          " levels of objects and arrays (the limit)"
+                    : std::string(field) + ": " + simdjson::error_message(e)};
       if (number_error && e == simdjson::NUMBER_ERROR) {
         *number_error = std::move(f);
         return true;

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 using namespace sendq::core;
 
@@ -164,8 +166,8 @@ INSTANTIATE_TEST_SUITE_P(
         bad_case{"lat_1e400", R"({"id":"a","provider":"sender","type":"location","to":"u","body":{"lat":1e400,"lng":0}})", error_kind::invalid_field, "body.lat: must be a number"},
         bad_case{"link_body_1e400", R"({"id":"l","provider":"gewe","type":"link","to":"u","body":{"n":1e400}})", error_kind::invalid_json, "body: "},
         bad_case{"ext_1e400", base_head + R"("body":{"text":"x"},"ext":{"n":1e400}})", error_kind::invalid_json, "ext: "},
-        bad_case{"ext_deep_10000", base_head + R"("body":{"text":"x"},"ext":{"a":)" + std::string(10000, '[') + std::string(10000, ']') + "}}", error_kind::too_large, "ext: "},
-        bad_case{"body_deep_10000", base_head + R"("body":{"text":)" + std::string(10000, '[') + std::string(10000, ']') + "}}", error_kind::too_large, "body: "},
+        bad_case{"ext_deep_10000", base_head + R"("body":{"text":"x"},"ext":{"a":)" + std::string(10000, '[') + std::string(10000, ']') + "}}", error_kind::invalid_json, "ext: JSON nested too deeply"},
+        bad_case{"body_deep_10000", base_head + R"("body":{"text":)" + std::string(10000, '[') + std::string(10000, ']') + "}}", error_kind::invalid_json, "body: JSON nested too deeply"},
         bad_case{"unknown_member_deep_100000", base_head + R"("body":{"text":"x"},"zz":)" + std::string(100000, '[') + std::string(100000, ']') + "}", error_kind::invalid_field, "zz: unknown field"},
         bad_case{"top_level_deep_100000", std::string(100000, '[') + std::string(100000, ']'), error_kind::invalid_json, "message: must be a JSON object"},
         bad_case{"unclosed_deep_100000", base_head + R"("body":{"text":"x"},"ext":)" + std::string(100000, '{') , error_kind::invalid_json, "message: not valid JSON"},
@@ -173,6 +175,32 @@ INSTANTIATE_TEST_SUITE_P(
         bad_case{"null_value", "null", error_kind::invalid_json, "message: must be a JSON object"},
         bad_case{"whitespace_only", " \n\t ", error_kind::invalid_json, "message"}),
     [](const auto& info) { return std::string(info.param.name); });
+
+// Nesting is not size: a deep object is JSON the decoder will not read (invalid_json), naming
+// the limit; 1024 levels, counted from the member itself, are taken.
+TEST(request_decoder, refuses_json_nested_deeper_than_1024_levels_as_invalid_json_naming_the_limit) {
+  // given
+  const auto nested = [](int levels) { return "{\"a\":" + std::string(levels - 1, '[') + std::string(levels - 1, ']') + "}"; };
+  const std::string link_head = R"({"id":"l","provider":"gewe","type":"link","to":"u",)";
+  request_decoder d;
+  send_request r;
+  // when at the limit, then accepted
+  auto err = d.decode(base_head + R"("body":{"text":"x"},"ext":)" + nested(1024) + "}", r);
+  EXPECT_FALSE(err) << err->message;
+  // when one level deeper, then refused wherever it is
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {base_head + R"("body":{"text":"x"},"ext":)" + nested(1025) + "}", "ext"},
+      {base_head + R"("body":{"text":"x"},"provider_fields":)" + nested(1025) + "}", "provider_fields"},
+      {link_head + R"("body":)" + nested(1025) + "}", "body"},
+      {base_head + R"("body":{"text":"x","n":)" + nested(2000) + "}}", "body"},
+  };
+  for (const auto& [json, field] : cases) {
+    err = d.decode(json, r);
+    ASSERT_TRUE(err) << field;
+    EXPECT_EQ(to_string(err->kind), "invalid_json") << err->message;
+    EXPECT_EQ(err->message, field + ": JSON nested too deeply: more than 1024 levels of objects and arrays (the limit)");
+  }
+}
 
 TEST(request_decoder, keeps_the_first_id_of_a_duplicated_one) {
   send_request r;
