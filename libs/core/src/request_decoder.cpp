@@ -7,6 +7,7 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -54,6 +55,132 @@ std::string json_error_message(error_code e) {
   std::string m = "message: not valid JSON: ";
   m += simdjson::error_message(e);
   return m;
+}
+
+// ".name" for an error's path, a long name cut (results and DLQ headers stay small).
+std::string member_path(std::string_view name) {
+  std::string p = "." + std::string(name.substr(0, 64));
+  if (name.size() > 64) p += "...";
+  return p;
+}
+
+// The code unit of the four hex digits at `at` (a \u escape's), or false.
+bool hex4(std::string_view s, std::size_t at, std::uint32_t& cp) {
+  if (at + 4 > s.size()) return false;
+  cp = 0;
+  for (std::size_t i = at; i < at + 4; ++i) {
+    const char c = s[i];
+    const int d = c >= '0' && c <= '9'   ? c - '0'
+                  : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                  : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                         : -1;
+    if (d < 0) return false;
+    cp = cp << 4 | static_cast<std::uint32_t>(d);
+  }
+  return true;
+}
+
+// Why simdjson refused to unescape a string (STRING_ERROR): the first escape in `s` (its text
+// between the quotes) that JSON does not have, or half a surrogate pair, which simdjson refuses
+// as not Unicode. Empty if none is found. Error path only.
+std::string bad_escape(std::string_view s) {
+  for (std::size_t i = 0; i + 1 < s.size(); ++i) {
+    if (s[i] != '\\') continue;
+    const char c = s[i + 1];
+    if (c != 'u') {
+      if (std::string_view("\"\\/bfnrt").find(c) == std::string_view::npos) {
+        return c > ' ' && c < 0x7f ? "\\" + std::string(1, c) + " is not a JSON escape"
+                                   : "a backslash before a character that is not a JSON escape";
+      }
+      ++i;
+      continue;
+    }
+    std::uint32_t cp = 0, low = 0;
+    if (!hex4(s, i + 2, cp)) return "\\u must be followed by four hex digits";
+    if (cp >= 0xd800 && cp <= 0xdbff && s.substr(i + 6, 2) == "\\u" && hex4(s, i + 8, low) && low >= 0xdc00 &&
+        low <= 0xdfff) {
+      i += 11;  // a pair: one character
+    } else if (cp >= 0xd800 && cp <= 0xdfff) {
+      return std::string(s.substr(i, 6)) + " is a lone UTF-16 surrogate (not a Unicode character)";
+    } else {
+      i += 5;
+    }
+  }
+  return {};
+}
+
+// The message for a string that cannot be unescaped; `token` is its raw JSON text.
+std::string string_error(std::string_view token) {
+  while (!token.empty() &&
+         (token.back() == ' ' || token.back() == '\n' || token.back() == '\r' || token.back() == '\t')) {
+    token.remove_suffix(1);
+  }
+  if (token.size() >= 2 && token.front() == '"' && token.back() == '"') token = token.substr(1, token.size() - 2);
+  auto why = bad_escape(token);
+  if (why.empty()) why = simdjson::error_message(simdjson::STRING_ERROR);
+  return "not a valid JSON string: " + why;
+}
+
+// The first string in `raw` (a JSON value the DOM parser refused with STRING_ERROR, so valid
+// JSON up to that string) that cannot be unescaped: "<path>: <why>", the path relative to `raw`
+// (".a.b", ".l[1]", as no_duplicates names members), or nullopt. A flat scan with its own
+// stack, so that nesting costs no recursion. Error path only.
+std::optional<std::string> find_bad_string(std::string_view raw) {
+  struct level {
+    bool array;
+    std::size_t index;
+    std::string_view name;
+  };
+  std::vector<level> stack;
+  bool want_name = false;
+  const auto path = [&](std::size_t levels) {
+    std::string p;
+    for (std::size_t l = 0; l < levels; ++l) {
+      p += stack[l].array ? "[" + std::to_string(stack[l].index) + "]" : member_path(stack[l].name);
+    }
+    return p;
+  };
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    switch (raw[i]) {
+      case '{':
+        stack.push_back({false, 0, {}});
+        want_name = true;
+        break;
+      case '[':
+        stack.push_back({true, 0, {}});
+        break;
+      case '}':
+      case ']':
+        if (!stack.empty()) stack.pop_back();
+        break;
+      case ',':
+        if (!stack.empty() && stack.back().array) {
+          ++stack.back().index;
+        } else {
+          want_name = true;
+        }
+        break;
+      case '"': {
+        std::size_t j = i + 1;
+        while (j < raw.size() && raw[j] != '"') j += raw[j] == '\\' ? 2 : 1;
+        const auto text = raw.substr(i + 1, std::min(j, raw.size()) - i - 1);
+        const bool is_name = want_name && !stack.empty() && !stack.back().array;
+        if (auto why = bad_escape(text); !why.empty()) {
+          if (is_name) return path(stack.size() - 1) + ": a member name is not a valid JSON string: " + why;
+          return path(stack.size()) + ": not a valid JSON string: " + why;
+        }
+        if (is_name) {
+          stack.back().name = text;
+          want_name = false;
+        }
+        i = j;
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  return std::nullopt;
 }
 
 // Which top-level members were seen, to refuse duplicates.
@@ -215,6 +342,7 @@ struct request_decoder::impl {
   std::vector<std::string_view> key_scratch;  // no_duplicates' member names, reused
   std::vector<char> buffer;          // padded copy of the input
   std::optional<failure> first;      // first field error; decoding goes on to name the request
+  std::string_view failed_string;    // the token of the last string string_of could not read
 
   // A member name, read in place when it has no escape (the usual case: no call into simdjson's
   // string unescaper), unescaped otherwise. Stage 1 has seen the closing quote in the buffer, so
@@ -253,11 +381,24 @@ struct request_decoder::impl {
         return simdjson::SUCCESS;
       }
     }
-    return v.get_string().get(out);
+    if (auto e = v.get_string().get(out); e) {
+      failed_string = token;  // for note_not_string
+      return e;
+    }
+    return simdjson::SUCCESS;
   }
 
   void note(error_kind k, std::string msg) {
     if (!first) first = failure{k, std::move(msg)};
+  }
+
+  // string_of's error `e` for the member `where`: not a string, or a string it cannot unescape.
+  void note_not_string(error_code e, std::string where) {
+    if (e == simdjson::STRING_ERROR) {
+      note(error_kind::invalid_json, where + ": " + string_error(failed_string));
+    } else {
+      note(error_kind::invalid_field, where + ": must be a string");
+    }
   }
 
   // Reads a string member; records an error naming `field` when it is not a string.
@@ -266,7 +407,7 @@ struct request_decoder::impl {
   bool read_string(od::value v, std::string_view field, std::string& out, std::string_view prefix = {}) {
     std::string_view s;
     if (auto e = string_of(v, s); e) {
-      note(error_kind::invalid_field, std::string(prefix) + std::string(field) + ": must be a string");
+      note_not_string(e, std::string(prefix) + std::string(field));
       return false;
     }
     set_string(out, s);
@@ -327,15 +468,14 @@ struct request_decoder::impl {
     std::sort(key_scratch.begin() + static_cast<std::ptrdiff_t>(start), key_scratch.end());
     const auto dup = std::adjacent_find(key_scratch.begin() + static_cast<std::ptrdiff_t>(start), key_scratch.end());
     if (dup != key_scratch.end()) {
-      where = "." + std::string(dup->substr(0, 64));
-      if (dup->size() > 64) where += "...";
+      where = member_path(*dup);
       key_scratch.resize(start);
       return false;
     }
     key_scratch.resize(start);
     for (auto field : obj) {
       if (!no_duplicates(field.value, where)) {
-        where.insert(0, "." + std::string(field.key.substr(0, 64)));
+        where.insert(0, member_path(field.key));
         return false;
       }
     }
@@ -368,17 +508,19 @@ struct request_decoder::impl {
   bool validate_raw(std::string_view raw, std::string_view field, std::optional<failure>* number_error) {
     simdjson::dom::element el;
     if (auto e = dom_parser.parse(raw.data(), raw.size(), false).get(el); e) {
-      // Nesting is no size limit (too_large): it is JSON we will not read, so invalid_json.
-      failure f{error_kind::invalid_json,
-                e == simdjson::DEPTH_ERROR
-                    ? std::string(field) + ": JSON nested too deeply: more than " + std::to_string(dom_parser.max_depth()) +
-                          " levels of objects and arrays (the limit)"
-                    : std::string(field) + ": " + simdjson::error_message(e)};
+      std::string msg = std::string(field) + ": " + simdjson::error_message(e);
+      if (e == simdjson::DEPTH_ERROR) {
+        // Nesting is no size limit (too_large): it is JSON we will not read, so invalid_json.
+        msg = std::string(field) + ": JSON nested too deeply: more than " + std::to_string(dom_parser.max_depth()) +
+              " levels of objects and arrays (the limit)";
+      } else if (e == simdjson::STRING_ERROR) {
+        if (auto bad = find_bad_string(raw)) msg = std::string(field) + *bad;  // name the string, not `field`
+      }
       if (number_error && e == simdjson::NUMBER_ERROR) {
-        *number_error = std::move(f);
+        *number_error = failure{error_kind::invalid_json, std::move(msg)};
         return true;
       }
-      note(f.kind, std::move(f.message));
+      note(error_kind::invalid_json, std::move(msg));
       return false;
     }
     if (std::string where; !no_duplicates(el, where)) {
@@ -484,7 +626,12 @@ void request_decoder::impl::decode_body(std::string_view raw, const char* buffer
 
     auto str = [&](std::optional<std::string>& dst) {
       std::string_view sv;
-      if (auto e = v.get_string().get(sv); e) {  // not a string, or a bad escape in one
+      const std::string_view token = v.raw_json_token();  // get_string consumes it
+      if (auto e = v.get_string().get(sv); e == simdjson::STRING_ERROR) {
+        // Bad in this string only: named here, not by the body's validation (which names the body).
+        note(error_kind::invalid_json, std::string(prefix) + std::string(k) + ": " + string_error(token));
+        return;
+      } else if (e) {
         fail(error_kind::invalid_field, std::string(prefix) + std::string(k) + ": must be a string");
         return;
       }
@@ -786,8 +933,8 @@ std::optional<failure> request_decoder::impl::decode_document(std::size_t size, 
         break;
       case m_type: {
         std::string_view t;
-        if (d.string_of(v, t)) {
-          d.note(error_kind::invalid_field, "type: must be a string");
+        if (auto e = d.string_of(v, t); e) {
+          d.note_not_string(e, "type");
         } else if (auto mt = parse_message_type(t)) {
           out.type = *mt;
           out.type_read = true;

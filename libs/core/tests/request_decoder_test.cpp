@@ -202,6 +202,46 @@ TEST(request_decoder, refuses_json_nested_deeper_than_1024_levels_as_invalid_jso
   }
 }
 
+// A string simdjson cannot unescape (a lone surrogate, an escape JSON does not have) is bad
+// JSON in that one string: the error names the member holding it, wherever it is.
+TEST(request_decoder, names_the_exact_field_of_a_string_that_cannot_be_unescaped) {
+  // given
+  const std::string lone = R"(not a valid JSON string: \ud800 is a lone UTF-16 surrogate (not a Unicode character))";
+  const std::string gewe = R"({"id":"a","provider":"gewe","to":"u",)";
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {base_head + R"("body":{"text":"\ud800"}})", "body.text: " + lone},
+      {base_head + R"("body":{"text":"ok \ud800 ok"}})", "body.text: " + lone},
+      {R"({"body":{"text":"\ud800"},"id":"a","provider":"im","type":"text","to":"u"})", "body.text: " + lone},
+      {base_head + R"("body":{"text":"\ud800\u0041"}})", "body.text: " + lone},
+      {base_head + R"("body":{"text":"\udc00"}})", R"(body.text: not a valid JSON string: \udc00 is a lone UTF-16 surrogate (not a Unicode character))"},
+      {base_head + R"("body":{"text":"\q"}})", R"(body.text: not a valid JSON string: \q is not a JSON escape)"},
+      {base_head + R"("body":{"text":"\u12g4"}})", R"(body.text: not a valid JSON string: \u must be followed by four hex digits)"},
+      {gewe + R"("type":"voice","body":{"url":"https://a/\ud800","format":"silk","duration_ms":1}})", "body.url: " + lone},
+      {gewe + R"("type":"link","body":{"title":"\ud800"}})", "body.title: " + lone},
+      {gewe + R"("type":"link","body":{"title":"t","extra":{"n":[1,"\ud800"]}}})", "body.extra.n[1]: " + lone},
+      {R"({"id":"a","provider":"gewe","type":"text","to":"\ud800","body":{"text":"x"}})", "to: " + lone},
+      {R"({"id":"\ud800","provider":"gewe","type":"text","to":"u","body":{"text":"x"}})", "id: " + lone},
+      {R"({"id":"a","provider":"gewe","type":"te\ud800xt","to":"u","body":{"text":"x"}})", "type: " + lone},
+      {base_head + R"("body":{"text":"x"},"ext":{"a":{"b":"\ud800"}}})", "ext.a.b: " + lone},
+      {base_head + R"("body":{"text":"x"},"ext":{"a":{"b\ud800":1}}})", R"(ext.a: a member name is not a valid JSON string: \ud800 is a lone UTF-16 surrogate (not a Unicode character))"},
+      {base_head + R"("body":{"text":"x"},"provider_fields":{"channel":"\ud800"}})", "provider_fields.channel: " + lone},
+  };
+  request_decoder d;
+  send_request r;
+  for (const auto& [json, message] : cases) {
+    // when
+    auto err = d.decode(json, r);
+    // then
+    ASSERT_TRUE(err) << json;
+    EXPECT_EQ(to_string(err->kind), "invalid_json") << json;
+    EXPECT_EQ(err->message, message) << json;
+  }
+  // and a surrogate pair is one character, taken
+  auto err = d.decode(base_head + R"("body":{"text":"\ud83d\ude00"},"ext":{"e":"\uD83D\uDE00"}})", r);
+  ASSERT_FALSE(err) << err->message;
+  EXPECT_EQ(r.body.text, "\xF0\x9F\x98\x80");
+}
+
 TEST(request_decoder, keeps_the_first_id_of_a_duplicated_one) {
   send_request r;
   auto err = decode(R"({"id":"first","id":"second","provider":"gewe","type":"text","to":"x","body":{"text":"hi"}})", r);
