@@ -206,14 +206,15 @@ class CtlEnqueueInputTest(unittest.TestCase):
         self.assertIn("line 2 (id enq-big): too_large: message: ", err)
 
     def test_any_other_refusal_by_the_producer_ends_with_exit_1_naming_the_line(self):
-        # given a topic name librdkafka refuses (over its 512 characters)
+        # given a transactional producer, which refuses every record outside a transaction (enqueue
+        # begins none); a bad topic name no longer reaches the producer: --topic is checked first
         path = self.write("one.jsonl", [json.dumps(request(0, prefix="enqrefused"))])
         # when
-        rc, _, err = self.ctl("enqueue", path, "--topic", "t" * 600)
+        rc, _, err = self.ctl("enqueue", path, "-X", "transactional.id=sendqctl-refusal-test")
         # then
         self.assertEqual(rc, 1, err)
         self.assertIn("Kafka refused 1 records (first: line 1 (id enqrefused-00000-", err)
-        self.assertIn("not produced: invalid topic", err)
+        self.assertIn("not produced: Local: Erroneous state", err)
 
     def test_a_directory_or_two_files_are_usage_errors(self):
         path = self.write("ok.jsonl", [json.dumps(request(0, prefix="enqtwo"))])
@@ -229,6 +230,7 @@ class CtlEnqueueInputTest(unittest.TestCase):
         path = self.write("rate.jsonl", [json.dumps(request(0, prefix="enqrate"))])
         cases = [
             (("enqueue", path, "--rate", "0/s"), ["--rate: '0/s' must be more than 0"]),
+            (("enqueue", path, "--topic", "t" * 600), [f"--topic: '{'t' * 600}' is not a Kafka topic name"]),
             (("replay", "--topic", "bad topic", "--dry-run"), ["--topic: 'bad topic' is not a Kafka topic name"]),
             (("redrive", "--dlq-topic", "a b", "--dry-run"), ["--dlq-topic: 'a b' is not a Kafka topic name"]),
             (("replay", "--start-offset", "10", "--end-offset", "5", "--dry-run"), ["--start-offset (10) is after --end-offset (5)"]),

@@ -54,7 +54,7 @@ int run_enqueue(int argc, char** argv, int first) {
     }
     if (take_common(in, a, c)) continue;
     if (a == "--topic") {
-      topic = in.value(a);
+      topic = topic_value(in, a);
     } else if (a == "--show-rejects") {
       show = in.integer(a, 0, 1000000);
     } else if (!a.starts_with("--") || a == "-") {

@@ -1,4 +1,5 @@
 #include "sendq/ctl/common.hpp"
+#include "sendq/ctl/commands.hpp"
 
 #include <gtest/gtest.h>
 
@@ -160,6 +161,16 @@ TEST(ctl, topic_options_take_kafka_topic_names_only) {
   const auto flag = in.next();
   EXPECT_EQ(usage_message([&] { topic_value(in, flag); }),
             "--dlq-topic: 'a b' is not a Kafka topic name (1 to 249 of A-Z a-z 0-9 . _ -, not \".\" or \"..\")");
+}
+
+TEST(ctl, enqueue_topic_takes_a_kafka_topic_name_only) {
+  // given a topic name with a space, checked before any Kafka connection
+  std::vector<std::string> words{"sendqctl", "enqueue", "/dev/null", "--brokers", "b:1", "--topic", "a b"};
+  std::vector<char*> argv;
+  for (auto& w : words) argv.push_back(w.data());
+  // when, then refused by the option's name, as every other topic option
+  EXPECT_EQ(usage_message([&] { run_enqueue(static_cast<int>(argv.size()), argv.data(), 2); }),
+            "--topic: 'a b' is not a Kafka topic name (1 to 249 of A-Z a-z 0-9 . _ -, not \".\" or \"..\")");
 }
 
 TEST(ctl, an_inverted_range_is_a_usage_error_naming_both_options) {
