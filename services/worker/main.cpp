@@ -194,7 +194,10 @@ int main(int argc, char** argv) {
     };
 
     try {
-      pipeline.start();  // throws when librdkafka refuses [kafka.librdkafka] (e.g. an unreadable ssl.ca.location)
+      pipeline.start([&](const std::string&) {  // logged by the pipeline; main exits 1 below
+        stop_requested = true;
+        stop_requested.notify_all();
+      });  // throws when librdkafka refuses [kafka.librdkafka] (e.g. an unreadable ssl.ca.location)
     } catch (...) {
       // Stop the I/O threads before the error unwinds: destroying a joinable std::thread would
       // abort the process without saying why.
@@ -216,8 +219,13 @@ int main(int argc, char** argv) {
       // the consumer would wait for them for ever. Everything durable is done (results flushed,
       // finished offsets committed; the rest is redelivered), so leave without destructors.
       logger.warn("worker", "stopped with requests unfinished; they will be redelivered", {{"count", std::to_string(left)}});
+      if (const auto why = pipeline.failure(); !why.empty()) logger.error("worker", "fatal: " + why);
       std::fflush(nullptr);
-      std::_Exit(0);
+      std::_Exit(pipeline.failure().empty() ? 0 : 1);
+    }
+    if (const auto why = pipeline.failure(); !why.empty()) {
+      logger.error("worker", "fatal: " + why);
+      return 1;
     }
     logger.info("worker", "stopped");
   } catch (const std::exception& e) {

@@ -526,5 +526,44 @@ class ShutdownTest(unittest.TestCase):
             kafka.stop()
 
 
+class KafkaLostTest(unittest.TestCase):
+    def test_results_kafka_will_not_take_stop_the_worker_with_exit_status_1(self):
+        # given a worker on a Kafka of its own process that gives up on a record after 2 s
+        # (message.timeout.ms), and provider calls taking 4 s
+        workdir = h.Workdir("kafka-lost").path
+        kafka = h.EmbeddedKafka(workdir, partitions=2)
+        sim = h.Simulator(workdir, ["--threads", "2"])
+        sim.set_faults([{"match": "lost-", "action": "latency", "latency_ms": 4000}])
+        config = write_config(workdir, {"shutdown_grace_ms": 30000},
+                              accounts_extra='[kafka.librdkafka]\n"message.timeout.ms" = "2000"\n')
+        worker = h.Worker(workdir, sim, config=config, brokers=kafka.bootstrap)
+        try:
+            worker.wait_ready()
+            reqs = [{"id": f"lost-{i}", "provider": "im", "type": "text", "from": "u1", "to": f"user{i}",
+                     "body": {"text": f"lost-{i}"}} for i in range(20)]
+            h.kcat_produce(kafka.bootstrap, "sendq.requests", [(r["to"], json.dumps(r)) for r in reqs])
+            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_requests_consumed_total") >= 20, 30, "the 20 consumed")
+            # when Kafka goes away while the calls are out, so that no result can be acknowledged
+            kafka.stop()
+            self.assertEqual(h.metric(worker.metrics(), "sendq_deliveries_total"), 0, "no result before Kafka went")
+            # then the worker stops by itself, exit status 1, saying why; it neither hangs nor goes
+            # on with its slots and its partitions' commits held for ever
+            rc = worker.proc.wait(timeout=90)
+            self.assertEqual(rc, 1)
+            with open(worker.log_path) as f:
+                lines = [json.loads(line) for line in f if line.startswith("{")]
+            stopping = [x for x in lines if x.get("msg", "").startswith("stopping: Kafka did not acknowledge")]
+            self.assertEqual(len(stopping), 1, "said once, not once per record")
+            self.assertIn("Message timed out", stopping[0]["msg"])
+            not_acked = [x for x in lines if x.get("msg") == "record not acknowledged by Kafka; offset stays uncommitted"]
+            self.assertEqual(len(not_acked), 1)
+            self.assertEqual(lines[-1]["level"], "error")
+            self.assertTrue(lines[-1]["msg"].startswith("fatal: Kafka did not acknowledge"), lines[-1])
+        finally:
+            worker.stop()
+            sim.stop()
+            kafka.stop()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

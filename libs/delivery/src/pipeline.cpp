@@ -230,6 +230,11 @@ struct pipeline::impl : kafka::rebalance_listener {
   std::thread kafka_thread;
   std::thread producer_thread;
   std::atomic<bool> producer_run{true};
+  // Set once by fail(): Kafka refused a record for good, so the pipeline stops.
+  std::atomic<bool> failed{false};
+  mutable std::mutex failure_mutex;
+  std::string failure_reason;
+  pipeline::failure_handler on_failure;
   std::mutex drain_mutex;
   std::condition_variable drained;
   std::mutex slot_mutex;
@@ -388,7 +393,8 @@ struct pipeline::impl : kafka::rebalance_listener {
     {
       std::unique_lock lock(drain_mutex);
       const auto grace = std::chrono::milliseconds(cfg.worker.shutdown_grace_ms);
-      if (!drained.wait_for(lock, grace, [&] { return in_flight.load() == 0; })) {
+      // After a failure the unfinished results cannot be acknowledged: do not wait for them.
+      if (!drained.wait_for(lock, grace, [&] { return in_flight.load() == 0 || failed.load(); })) {
         log.warn("pipeline", "grace period over with requests unfinished; they will be redelivered",
                  {{"in_flight", std::to_string(in_flight.load())}});
       }
@@ -574,10 +580,13 @@ struct pipeline::impl : kafka::rebalance_listener {
         net::post(shards.front().executor, [this, rec, error] { produce_dlq_without_value(rec, error); });
         return;
       }
-      // The idempotent producer already retried for message.timeout.ms: Kafka is unreachable.
-      // Leave the offset uncommitted so the record is processed again after a restart.
-      log.error("pipeline", "result not acknowledged by Kafka; offset stays uncommitted",
+      // The idempotent producer retried for message.timeout.ms, or its error is fatal: Kafka will
+      // not take this record. Its slot would be held, and its partition's commits stopped, for
+      // ever; stop instead, leaving the offset uncommitted so that the record is redelivered.
+      if (failed.load()) return;  // said once: the others are counted at exit
+      log.error("pipeline", "record not acknowledged by Kafka; offset stays uncommitted",
                 {{"error", error}, {"partition", std::to_string(rec->partition)}, {"offset", std::to_string(rec->offset)}});
+      fail("Kafka did not acknowledge a result, DLQ or retry record: " + error);
       return;
     }
     if (rec->pending_acks.fetch_sub(1) == 1) finish(*rec);
@@ -1064,10 +1073,37 @@ struct pipeline::impl : kafka::rebalance_listener {
                    {"partition", std::to_string(rec->partition)}, {"offset", std::to_string(rec->offset)}});
         return;
       }
-      // Only a full local queue is expected here; it drains as the producer thread polls.
+      if (!kafka::is_queue_full(err) || failed.load()) {
+        // Waiting cannot help: a fatal error of the idempotent producer (every later record is
+        // refused too), or a topic Kafka does not know. Retrying would block this I/O thread.
+        delete ticket;
+        if (failed.load()) return;  // said once: the others are counted at exit
+        log.error("pipeline", "record refused by the producer; offset stays uncommitted",
+                  {{"topic", topic}, {"error", err}, {"partition", std::to_string(rec->partition)},
+                   {"offset", std::to_string(rec->offset)}});
+        fail("the producer refused a record for " + topic + ": " + err);
+        return;
+      }
+      // A full local queue drains as the producer thread polls.
       if (i % 100 == 0) log.warn("pipeline", "producer queue full; waiting", {{"error", err}});
       std::this_thread::sleep_for(5ms);
     }
+  }
+
+  // Kafka refused a record for good (any thread): report it once and let the drain stop waiting.
+  // After the producer thread is gone (shutdown), reports of purged records are not failures.
+  void fail(const std::string& reason) {
+    if (!producer_run.load() || failed.exchange(true)) return;
+    {
+      std::lock_guard lock(failure_mutex);
+      failure_reason = reason;
+    }
+    log.error("pipeline", "stopping: " + reason);
+    {
+      std::lock_guard lock(drain_mutex);
+      drained.notify_all();
+    }
+    if (on_failure) on_failure(reason);
   }
 };
 
@@ -1077,8 +1113,9 @@ pipeline::pipeline(const config::config& cfg, std::string brokers, log::logger& 
 
 pipeline::~pipeline() { stop(); }
 
-void pipeline::start() {
+void pipeline::start(failure_handler on_failure) {
   auto& d = *impl_;
+  d.on_failure = std::move(on_failure);
   // A result, DLQ record or parked request carries up to a whole accepted request: let the
   // producer take one (kafka.librdkafka may still set message.max.bytes).
   auto producer_settings = d.cfg.kafka.librdkafka;
@@ -1142,7 +1179,13 @@ void pipeline::reload(const config::config& next) {
 
 long pipeline::unfinished() const { return impl_->in_flight.load(); }
 
+std::string pipeline::failure() const {
+  std::lock_guard lock(impl_->failure_mutex);
+  return impl_->failure_reason;
+}
+
 std::string pipeline::readiness() const {
+  if (impl_->failed.load()) return "failed: " + failure();
   if (impl_->stopping.load()) return "stopping";
   if (!impl_->started.load(std::memory_order_acquire) || impl_->consumer->assigned_count() == 0) {
     return "no partitions assigned yet";

@@ -13,6 +13,7 @@
 /// Each I/O thread is a shard: its own io_context and HTTP client (connection pool). All the
 /// requests of one ordering key run on the shard the key hashes to, so a delivery never hops
 /// between threads, and connections need no strand.
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,8 +50,14 @@ class pipeline {
   pipeline(const pipeline&) = delete;
   pipeline& operator=(const pipeline&) = delete;
 
+  /// Called once, from any thread, when the pipeline cannot go on: a result, DLQ record or parked
+  /// request that Kafka refused for good (a fatal error of the idempotent producer, or no
+  /// acknowledgement within message.timeout.ms). The caller should stop() and exit non-zero:
+  /// unfinished offsets stay uncommitted, and their records are redelivered after a restart.
+  using failure_handler = std::function<void(const std::string& reason)>;
+
   /// Starts the Kafka and producer threads. Throws on a Kafka configuration error.
-  void start();
+  void start(failure_handler on_failure = {});
   /// Stops taking new records, waits up to shutdown_grace_ms for in-flight ones, produces their
   /// results, commits what is finished, and leaves the group. Idempotent.
   void stop();
@@ -61,6 +68,8 @@ class pipeline {
   void reload(const config::config& next);
   /// Requests consumed and not finished (after stop(): those given up at the grace period).
   long unfinished() const;
+  /// "" or why the pipeline failed (see failure_handler).
+  std::string failure() const;
   /// "" when ready (assigned partitions, not stopping), else the reason. Any thread.
   std::string readiness() const;
 
