@@ -399,7 +399,6 @@ config parse(std::string_view toml_text, const env_lookup& env, std::string_view
   read_section(root["worker"].as_table(), "worker",
                {{"threads", &w.threads, 1, 256},
                 {"max_in_flight", &w.max_in_flight, 1, 1000000},
-                {"min_in_flight", &w.min_in_flight, 1, 1000000},
                 {"request_timeout_ms", &w.request_timeout_ms, 1, 600000},
                 {"connect_timeout_ms", &w.connect_timeout_ms, 1, 600000},
                 {"max_attempts", &w.max_attempts, 1, 100},

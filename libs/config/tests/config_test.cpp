@@ -43,16 +43,7 @@ TEST(config, defaults_without_a_file) {
   EXPECT_EQ(c.kafka.requests_topic, "sendq.requests");
   EXPECT_EQ(c.metrics.addr, "127.0.0.1:9464");
   EXPECT_EQ(c.worker.threads, 2);
-  EXPECT_EQ(c.worker.max_in_flight, 4096);
-  EXPECT_EQ(c.worker.min_in_flight, 1024);
   EXPECT_TRUE(c.accounts.empty());
-}
-
-TEST(config, min_in_flight_is_read_from_the_file_and_the_environment_and_checked) {
-  EXPECT_EQ(parse("[worker]\nmin_in_flight = 300\n", env_of({})).worker.min_in_flight, 300);
-  EXPECT_EQ(parse("[worker]\nmin_in_flight = 300\n", env_of({{"SENDQ_WORKER_MIN_IN_FLIGHT", "4096"}})).worker.min_in_flight,
-            4096);
-  EXPECT_EQ(error_of("[worker]\nmin_in_flight = 0\n"), "worker.min_in_flight: 0 is outside 1..1000000");
 }
 
 TEST(config, reads_accounts_and_marks_tokens_as_secrets) {

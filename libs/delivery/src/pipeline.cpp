@@ -33,7 +33,6 @@
 #include "sendq/kafka/producer.hpp"
 #include "sendq/log/logger.hpp"
 #include "sendq/metrics/worker_metrics.hpp"
-#include "sendq/policy/admission_limit.hpp"
 #include "sendq/policy/circuit_breaker.hpp"
 #include "sendq/policy/rate_limiter_registry.hpp"
 
@@ -207,7 +206,6 @@ struct pipeline::impl : kafka::rebalance_listener {
   duplicate_guard duplicates;
   core::request_decoder decoder;  // Kafka thread only
   std::atomic<long> in_flight{0};
-  policy::admission_limit admission;  // how many of max_in_flight may be held now
   std::atomic<std::uint64_t> jitter_state{0x9e3779b97f4a7c15ULL};
 
   // splitmix64 over an atomic counter: thread-safe jitter with no thread_local state, which a
@@ -220,8 +218,6 @@ struct pipeline::impl : kafka::rebalance_listener {
   }
   // Kafka thread only: backpressure and retry-topic pauses.
   bool paused_for_capacity = false;
-  bool limit_lowered = false;  // the admission limit is below max_in_flight (logged when it changes)
-  long last_limit = 0;
   std::deque<kafka::message> held;  // fetched while at capacity (at most one batch); Kafka thread only
   std::map<partition_key, std::chrono::steady_clock::time_point> retry_paused;  // resume when due
   std::atomic<bool> stopping{false};
@@ -248,8 +244,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       : cfg(c), brokers(std::move(b)), log(l), metrics(m), shards(std::move(s)), limiters(c.limits),
         bulk_limiters(scaled(c.limits, c.worker.bulk_share_percent)),
         duplicates(std::chrono::milliseconds(c.worker.dedupe_window_ms), static_cast<std::size_t>(c.worker.dedupe_max_ids)),
-        decoder(static_cast<std::size_t>(c.worker.max_request_bytes)),
-        admission(policy::admission_limit_options{.max_limit = c.worker.max_in_flight, .min_limit = c.worker.min_in_flight}) {
+        decoder(static_cast<std::size_t>(c.worker.max_request_bytes)) {
     if (shards.empty()) throw std::invalid_argument("pipeline: at least one I/O shard is needed");
     gates.resize(shards.size());
     pending.resize(shards.size());
@@ -270,9 +265,7 @@ struct pipeline::impl : kafka::rebalance_listener {
   void start_pending() {
     for (std::size_t i = 0; i < shards.size(); ++i) {
       if (pending[i].empty()) continue;
-      net::post(shards[i].executor, [this, i, batch = std::move(pending[i]),
-                                     posted = std::chrono::steady_clock::now()]() mutable {
-        admission.record_wait(std::chrono::steady_clock::now() - posted);  // how far behind this thread is
+      net::post(shards[i].executor, [this, i, batch = std::move(pending[i])]() mutable {
         auto& shard = shards[i];
         for (auto& [rec, lane] : batch) {
           if (!lane) {
@@ -349,24 +342,9 @@ struct pipeline::impl : kafka::rebalance_listener {
   void consume_loop() {
     auto last_commit = std::chrono::steady_clock::now();
     const auto commit_every = std::chrono::milliseconds(cfg.worker.commit_interval_ms);
-    const long bulk_capacity = std::max<long>(1, long{cfg.worker.max_in_flight} * cfg.worker.bulk_share_percent / 100);
+    const long capacity = cfg.worker.max_in_flight;
+    const long bulk_capacity = std::max<long>(1, capacity * cfg.worker.bulk_share_percent / 100);
     while (!stopping.load()) {
-      // max_in_flight, or less while the I/O threads are behind (policy/admission_limit.hpp).
-      const long capacity = admission.update(std::chrono::steady_clock::now(), in_flight.load());
-      if (capacity != last_limit && log.enabled(log::level::debug)) {
-        log.debug("pipeline", "admission limit", {{"limit", std::to_string(capacity)},
-                                                  {"in_flight", std::to_string(in_flight.load())},
-                                                  {"io_wait_ms", std::to_string(std::chrono::duration<double, std::milli>(
-                                                                                    admission.last_mean_wait()).count())}});
-      }
-      last_limit = capacity;
-      if ((capacity < cfg.worker.max_in_flight) != limit_lowered) {
-        limit_lowered = !limit_lowered;
-        log.info("pipeline", limit_lowered ? "I/O threads behind: admitting fewer than max_in_flight"
-                                           : "I/O threads keeping up: admitting max_in_flight again",
-                 {{"limit", std::to_string(capacity)},
-                  {"io_wait_ms", std::to_string(std::chrono::duration<double, std::milli>(admission.last_mean_wait()).count())}});
-      }
       // The bulk lane gets a bounded share of the slots, so that live traffic comes first.
       if (!bulk_paused && bulk_in_flight.load() >= bulk_capacity) {
         pause_topic(cfg.kafka.bulk_topic);
@@ -404,8 +382,6 @@ struct pipeline::impl : kafka::rebalance_listener {
         last_commit = now;
         consumer->commit(tracker.take_committable(), false);
         metrics.producer_queue_length.Set(producer->queue_length());
-        metrics.in_flight_limit.Set(static_cast<double>(capacity));
-        metrics.io_wait.Set(std::chrono::duration<double>(admission.last_mean_wait()).count());
         std::size_t waiting = 0;
         for (const auto& l : lanes) waiting += l->waiting();
         metrics.queued.Set(static_cast<double>(waiting));
@@ -644,11 +620,10 @@ struct pipeline::impl : kafka::rebalance_listener {
     if (rec.account_held) rec.account_held->fetch_sub(1);
     metrics.in_flight.Decrement();
     const long before = in_flight.fetch_sub(1);
-    const long capacity = admission.limit();
+    const long capacity = cfg.worker.max_in_flight;
     if (before == capacity - refill_batch(capacity) + 1) {
       // The Kafka thread may be waiting for these slots (wait_for_slots). While it waits
-      // in_flight only falls, and the limit (changed by that thread only) holds, so it crosses
-      // this mark once.
+      // in_flight only falls, so it crosses this mark once.
       std::lock_guard lock(slot_mutex);
       slot_freed.notify_one();
     }

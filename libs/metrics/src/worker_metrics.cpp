@@ -25,11 +25,6 @@ worker_metrics::worker_metrics(prometheus::Registry& r, std::string_view version
       dlq_records(BuildCounter().Name("sendq_dlq_records_total").Help("Records written to the DLQ").Register(r)),
       in_flight(BuildGauge().Name("sendq_requests_in_flight")
                     .Help("Requests consumed whose result is not yet acknowledged").Register(r).Add({})),
-      in_flight_limit(BuildGauge().Name("sendq_in_flight_limit")
-                          .Help("Requests the worker admits at once now: max_in_flight, lower while the I/O threads are behind")
-                          .Register(r).Add({})),
-      io_wait(BuildGauge().Name("sendq_io_wait_seconds")
-                  .Help("Mean time new work waited for an I/O thread (last 100 ms window with any)").Register(r).Add({})),
       producer_queue_length(BuildGauge().Name("sendq_producer_queue_length")
                                 .Help("Records queued in the Kafka producer").Register(r).Add({})),
       assigned_partitions(BuildGauge().Name("sendq_assigned_partitions")

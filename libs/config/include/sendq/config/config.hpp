@@ -42,7 +42,6 @@ struct kafka_config {
 struct worker_config {
   int threads = 2;                  ///< I/O threads running deliveries
   int max_in_flight = 4096;         ///< requests held in memory at once (consumed, no result yet)
-  int min_in_flight = 1024;         ///< the in-flight limit falls to this while the I/O threads are behind (>= max: fixed)
   int request_timeout_ms = 10000;   ///< one HTTP exchange, after the connection is ready
   int connect_timeout_ms = 3000;    ///< resolve + connect + TLS handshake
   int max_attempts = 3;             ///< default retry budget (a request's max_attempts overrides)

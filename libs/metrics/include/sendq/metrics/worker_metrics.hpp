@@ -24,8 +24,6 @@ struct worker_metrics {
   prometheus::Family<prometheus::Counter>& retries;        ///< {provider}
   prometheus::Family<prometheus::Counter>& dlq_records;    ///< {error_kind}
   prometheus::Gauge& in_flight;                            ///< consumed, no result acknowledged yet
-  prometheus::Gauge& in_flight_limit;                      ///< admission limit now (policy::admission_limit)
-  prometheus::Gauge& io_wait;                              ///< seconds new work waited for an I/O thread
   prometheus::Gauge& producer_queue_length;                ///< records queued in librdkafka
   prometheus::Gauge& assigned_partitions;
   prometheus::Gauge& queued;                               ///< consumed, waiting for their key's turn or a rate slot
