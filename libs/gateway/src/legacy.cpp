@@ -5,6 +5,7 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -12,6 +13,7 @@
 #include <optional>
 #include <simdjson.h>
 
+#include "sendq/core/json_string_check.hpp"
 #include "sendq/core/json_writer.hpp"
 
 namespace sendq::gateway {
@@ -64,6 +66,44 @@ const info_field* find_field(const std::array<info_field, N>& fields, std::strin
   return nullptr;
 }
 
+// The raw text of a member's name in `json`, quotes included, for member_name_error: simdjson 3.0
+// gives only where it starts, so this runs to the closing quote, which stage 1 has seen (the end of
+// `json` bounds it anyway). Read before unescaped_key(), which consumes the key. Error path only.
+std::string_view key_token(const od::field& field, const simdjson::padded_string& json) {
+  const char* begin = json.data();
+  const char* end = begin + json.size();
+  const char* p = field.key().raw();
+  if (p <= begin || p > end) return {};  // not in `json`: member_name_error falls back to simdjson's words
+  const char* open = p - 1;
+  while (p < end && *p != '"') p += *p == '\\' ? 2 : 1;
+  return {open, static_cast<std::size_t>(std::min(p + 1, end) - open)};
+}
+
+// The member name of `member` in `name`, or the legacy error: `where` names the object holding it.
+std::optional<legacy_error> read_key(simdjson::simdjson_result<od::field>& member, const simdjson::padded_string& json,
+                                     std::string_view where, std::string_view& name) {
+  if (member.error()) return legacy_error{std::string(where) + ": malformed JSON"};
+  const auto token = key_token(member.value_unsafe(), json);
+  if (auto e = member.unescaped_key().get(name); e == simdjson::STRING_ERROR) {
+    return legacy_error{std::string(where) + ": " + core::member_name_error(token)};
+  } else if (e) {
+    return legacy_error{std::string(where) + ": malformed JSON"};
+  }
+  return std::nullopt;
+}
+
+// The string value `v` in `out`, or the legacy error naming `where`: not a string, or a string that
+// cannot be unescaped (a lone surrogate, an escape JSON does not have), in the decoder's words.
+std::optional<legacy_error> read_string(od::value& v, std::string_view where, std::string_view& out) {
+  const std::string_view token = v.raw_json_token();  // get_string consumes it
+  if (auto e = v.get_string().get(out); e == simdjson::STRING_ERROR) {
+    return legacy_error{std::string(where) + ": " + core::string_error(token)};
+  } else if (e) {
+    return legacy_error{std::string(where) + ": must be a string"};
+  }
+  return std::nullopt;
+}
+
 // Normalizes a voice/video messageInfo into `out` (a JSON object), or names the bad field.
 template <std::size_t N>
 std::optional<legacy_error> normalize_info(std::string_view info_json, const std::array<info_field, N>& fields,
@@ -78,7 +118,7 @@ std::optional<legacy_error> normalize_info(std::string_view info_json, const std
   bool has_name = false;
   for (auto member : obj) {
     std::string_view key;
-    if (member.unescaped_key().get(key)) return legacy_error{"messageInfo: malformed JSON"};
+    if (auto e = read_key(member, padded, "messageInfo", key)) return *e;
     const std::string where = "messageInfo." + std::string(key);
     const auto* f = find_field(fields, key, true);
     if (!f) {
@@ -91,7 +131,7 @@ std::optional<legacy_error> normalize_info(std::string_view info_json, const std
     if (v.is_null().get(is_null) == simdjson::SUCCESS && is_null) continue;  // as if absent
     if (f->k == kind::string) {
       std::string_view s;
-      if (v.get_string().get(s)) return legacy_error{where + ": must be a string"};
+      if (auto e = read_string(v, where, s)) return *e;
       if (f->normalized == "name") has_name = !s.empty();
       w.field(f->normalized, s);
     } else {
@@ -129,7 +169,7 @@ std::variant<legacy_request, legacy_error> legacy_to_send_request(std::string_vi
   std::string info_json, ext_json;
   for (auto member : obj) {
     std::string_view key;
-    if (member.unescaped_key().get(key)) return legacy_error{"body: malformed JSON"};
+    if (auto e = read_key(member, padded, "body", key)) return *e;
     od::value v;
     if (member.value().get(v)) return legacy_error{std::string(key) + ": malformed JSON"};
     const std::string name(key);
@@ -141,7 +181,7 @@ std::variant<legacy_request, legacy_error> legacy_to_send_request(std::string_vi
       bool is_null = false;
       if (v.is_null().get(is_null) == simdjson::SUCCESS && is_null) continue;
       std::string_view s;
-      if (v.get_string().get(s)) return legacy_error{name + ": must be a string"};
+      if (auto e = read_string(v, name, s)) return *e;
       (key == "from" ? from : key == "to" ? to : id) = std::string(s);
     } else if (key == "messageInfo" || key == "ext") {
       od::json_type t;

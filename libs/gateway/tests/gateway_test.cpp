@@ -296,6 +296,31 @@ TEST_F(gateway_handler, legacy_limits_of_the_seed_answer_code_400_naming_the_leg
   EXPECT_TRUE(sink.produced.empty());
 }
 
+// A string that cannot be unescaped is refused like any bad field (HTTP 200, code 400), naming the
+// legacy member, whether the legacy mapping or the SendRequest decoder (a passed-through
+// messageInfo) finds it.
+TEST_F(gateway_handler, legacy_string_that_cannot_be_unescaped_answers_code_400_naming_the_legacy_field) {
+  // given
+  auto gw = make();
+  const std::string lone = R"(not a valid JSON string: \\ud800 is a lone UTF-16 surrogate (not a Unicode character))";
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {R"({"to":"\ud800","messageType":1,"messageInfo":{"text":"x"}})", "to: " + lone},
+      {R"({"to":"t","messageType":1,"messageInfo":{"text":"\ud800"}})", "messageInfo.text: " + lone},
+      {R"({"to":"t","messageType":1,"messageInfo":{"text":"x"},"ext":{"a":["\q"]}})",
+       R"(ext.a[0]: not a valid JSON string: \\q is not a JSON escape)"},
+      {R"({"to":"t","messageType":1,"messageInfo":{"te\qxt":"x"}})",
+       R"(messageInfo: a member name is not a valid JSON string: \\q is not a JSON escape)"},
+  };
+  for (const auto& [body, message] : cases) {
+    // when
+    auto r = post(gw, "/sender/v1/handleBasicMessage", body);
+    // then
+    EXPECT_EQ(r.status, 200u) << body;
+    EXPECT_NE(r.body.find(R"("code":400,"message":")" + message + "\""), std::string::npos) << body << "\n" << r.body;
+  }
+  EXPECT_TRUE(sink.produced.empty());
+}
+
 TEST_F(gateway_handler, legacy_callers_may_present_the_key_as_sign) {
   opts.api_keys = {"k"};
   auto gw = make();

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 namespace sendq::gateway {
 namespace {
 
@@ -61,6 +65,41 @@ TEST(legacy, errors_name_the_legacy_field) {
   EXPECT_NE(error_of(R"({"to":"t","messageType":4,"messageInfo":{"videoMessage":"v","bogus":1}})").find("messageInfo.bogus"),
             std::string::npos);
   EXPECT_EQ(error_of(R"({"to":"t","messageType":1,"messageInfo":[]})"), "messageInfo: must be a JSON object");
+}
+
+// A string that cannot be unescaped (a lone surrogate, an escape JSON does not have) is a string,
+// but not a valid JSON one: the error names the exact legacy member and why, in the words of the
+// SendRequest decoder.
+TEST(legacy, names_the_exact_field_of_a_string_that_cannot_be_unescaped) {
+  // given
+  const std::string why = R"(\ud800 is a lone UTF-16 surrogate (not a Unicode character))";
+  const std::string lone = "not a valid JSON string: " + why;
+  const std::string text = R"("messageType":1,"messageInfo":{"text":"x"})";
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {R"({"to":"\ud800",)" + text + "}", "to: " + lone},
+      {R"({"to":"t","from":"a \ud800 b",)" + text + "}", "from: " + lone},
+      {R"({"to":"t","getMessageId":"\udc00",)" + text + "}",
+       R"(getMessageId: not a valid JSON string: \udc00 is a lone UTF-16 surrogate (not a Unicode character))"},
+      {R"({"to":"t","from":"\q",)" + text + "}", R"(from: not a valid JSON string: \q is not a JSON escape)"},
+      {R"({"to":"\u12g4",)" + text + "}", R"(to: not a valid JSON string: \u must be followed by four hex digits)"},
+      {R"({"to":"t","messageType":3,"messageInfo":{"audioMessage":"a\ud800.mp3"}})", "messageInfo.audioMessage: " + lone},
+      {R"({"to":"t","messageType":4,"messageInfo":{"videoMessage":"v","fileUrl":"https://x/\q"}})",
+       R"(messageInfo.fileUrl: not a valid JSON string: \q is not a JSON escape)"},
+      // a member name: the object holding it is named
+      {R"({"to":"t",)" + text + R"(,"channel\ud800Type":1})", "body: a member name is not a valid JSON string: " + why},
+      {R"({"to":"t","messageType":3,"messageInfo":{"audio\qMessage":"a"}})",
+       R"(messageInfo: a member name is not a valid JSON string: \q is not a JSON escape)"},
+  };
+  for (const auto& [body, message] : cases) {
+    // when
+    const auto err = error_of(body);
+    // then
+    EXPECT_EQ(err, message) << body;
+  }
+  // and a surrogate pair is one character, taken
+  const auto r = ok(R"({"to":"t\ud83d\ude00","messageType":3,"messageInfo":{"audioMessage":"\uD83D\uDE00.mp3"}})");
+  EXPECT_NE(r.send_request_json.find("\"to\":\"t\xF0\x9F\x98\x80\""), std::string::npos) << r.send_request_json;
+  EXPECT_NE(r.send_request_json.find("\"name\":\"\xF0\x9F\x98\x80.mp3\""), std::string::npos) << r.send_request_json;
 }
 
 TEST(legacy, field_messages_are_renamed_to_the_legacy_names) {
