@@ -68,7 +68,8 @@ const info_field* find_field(const std::array<info_field, N>& fields, std::strin
 
 // The raw text of a member's name in `json`, quotes included, for member_name_error: simdjson 3.0
 // gives only where it starts, so this runs to the closing quote, which stage 1 has seen (the end of
-// `json` bounds it anyway). Read before unescaped_key(), which consumes the key. Error path only.
+// `json` bounds it anyway). It must be read before unescaped_key(), which consumes the key, so it
+// runs for every member name; the names of a legacy request are few and short.
 std::string_view key_token(const od::field& field, const simdjson::padded_string& json) {
   const char* begin = json.data();
   const char* end = begin + json.size();
