@@ -218,6 +218,7 @@ struct request_decoder::impl {
   std::vector<char> buffer;          // padded copy of the input
   std::optional<failure> first;      // first field error; decoding goes on to name the request
   std::string_view failed_string;    // the token of the last string string_of could not read
+  std::string_view failed_key;       // the text of the last member name with an escape key_of read
 
   // A member name, read in place when it has no escape (the usual case: no call into simdjson's
   // string unescaper), unescaped otherwise. Stage 1 has seen the closing quote in the buffer, so
@@ -232,6 +233,12 @@ struct request_decoder::impl {
         k = std::string_view(p, static_cast<std::size_t>(q - p));
         return simdjson::SUCCESS;
       }
+      // An escape: keep the name's text for an error message, as unescaped_key() consumes it.
+      const char* end = buffer.data() + buffer.size();
+      while (q < end && *q != '"') q += *q == '\\' ? 2 : 1;
+      failed_key = std::string_view(p - 1, static_cast<std::size_t>(std::min(q + 1, end) - (p - 1)));
+    } else {
+      failed_key = {};  // not in our buffer: the error keeps simdjson's words
     }
     return field.unescaped_key().get(k);
   }
@@ -774,7 +781,11 @@ std::optional<failure> request_decoder::impl::decode_document(std::size_t size, 
   std::optional<failure> body_number_error;  // see read_object_raw
   for (auto field : obj) {
     std::string_view k;
-    if (auto e = d.key_of(field, k); e) return failure{error_kind::invalid_json, json_error_message(e)};
+    if (auto e = d.key_of(field, k); e == simdjson::STRING_ERROR && !d.failed_key.empty()) {
+      return failure{error_kind::invalid_json, "message: " + member_name_error(d.failed_key)};
+    } else if (e) {
+      return failure{error_kind::invalid_json, json_error_message(e)};
+    }
     od::value& v = field.value_unsafe().value();  // key_of checked the field: no error to take
 
     const member bit = member_of(k);

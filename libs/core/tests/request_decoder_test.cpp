@@ -225,6 +225,10 @@ TEST(request_decoder, names_the_exact_field_of_a_string_that_cannot_be_unescaped
       {base_head + R"("body":{"text":"x"},"ext":{"a":{"b":"\ud800"}}})", "ext.a.b: " + lone},
       {base_head + R"("body":{"text":"x"},"ext":{"a":{"b\ud800":1}}})", R"(ext.a: a member name is not a valid JSON string: \ud800 is a lone UTF-16 surrogate (not a Unicode character))"},
       {base_head + R"("body":{"text":"x"},"provider_fields":{"channel":"\ud800"}})", "provider_fields.channel: " + lone},
+      {R"({"id\ud800":"a","provider":"gewe","type":"text","to":"u","body":{"text":"x"}})",
+       R"(message: a member name is not a valid JSON string: \ud800 is a lone UTF-16 surrogate (not a Unicode character))"},
+      {R"({"id":"a","pro\qvider":"gewe","type":"text","to":"u","body":{"text":"x"}})",
+       R"(message: a member name is not a valid JSON string: \q is not a JSON escape)"},
   };
   request_decoder d;
   send_request r;
