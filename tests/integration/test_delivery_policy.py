@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Issue 4 under faults, with the real binaries: retries under 20% injected faults, per-key order
 with many requests in flight, and a kill -9 of the worker in the middle of a run."""
+import contextlib
 import json
 import os
 import signal
 import sys
 import time
+import types
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
@@ -14,6 +16,27 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sendq_harness as h  # noqa: E402
 from mixed_requests import request  # noqa: E402
 from policy_support import calls_by_request, write_config  # noqa: E402
+
+
+@contextlib.contextmanager
+def on_own_kafka(name, match, latency_ms, worker_settings, partitions=8, accounts_extra=""):
+    """A Kafka of its own process (so that the worker can be killed, restarted or cut off from it), a
+    simulator answering requests that contain `match` after `latency_ms`, and a worker on both.
+    Yields them; a test that starts another worker sets `.worker` to it, and that one is stopped."""
+    workdir = h.Workdir(name).path
+    kafka = h.EmbeddedKafka(workdir, partitions=partitions)
+    sim = h.Simulator(workdir, ["--threads", "2"])
+    run = types.SimpleNamespace(workdir=workdir, kafka=kafka, sim=sim, worker=None,
+                                config=write_config(workdir, worker_settings, accounts_extra=accounts_extra))
+    try:
+        sim.set_faults([{"match": match, "action": "latency", "latency_ms": latency_ms}])
+        run.worker = h.Worker(workdir, sim, config=run.config, brokers=kafka.bootstrap, name="worker1")
+        yield run
+    finally:
+        if run.worker:
+            run.worker.stop()
+        sim.stop()
+        kafka.stop()
 
 
 def results_by_id(results):
@@ -137,27 +160,22 @@ class OrderingTest(unittest.TestCase):
 class CrashTest(unittest.TestCase):
     def test_kill_9_in_the_middle_then_restart(self):
         # given a worker on a Kafka of its own process, with slow provider calls
-        workdir = h.Workdir("crash").path
-        kafka = h.EmbeddedKafka(workdir, partitions=8)
-        sim = h.Simulator(workdir, ["--threads", "2"])
-        sim.set_faults([{"match": "crash-", "action": "latency", "latency_ms": 20}])
-        config = write_config(workdir, {"max_in_flight": 512})
-        worker = h.Worker(workdir, sim, config=config, brokers=kafka.bootstrap, name="worker1")
-        try:
-            worker.wait_ready()
+        with on_own_kafka("crash", "crash-", 20, {"max_in_flight": 512}) as run:
+            kafka, sim = run.kafka, run.sim
+            run.worker.wait_ready()
             n = 10000
             reqs = [request(i, prefix="crash") for i in range(n)]
             h.kcat_produce(kafka.bootstrap, "sendq.requests", [(r["id"], json.dumps(r, ensure_ascii=False)) for r in reqs])
             # when it is killed with about a third done
-            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_deliveries_total") >= n / 3, 120, "a third of the results")
-            worker.proc.send_signal(signal.SIGKILL)
-            worker.proc.wait()
-            worker.log.close()
+            h.wait_for(lambda: h.metric(run.worker.metrics(), "sendq_deliveries_total") >= n / 3, 120, "a third of the results")
+            run.worker.proc.send_signal(signal.SIGKILL)
+            run.worker.proc.wait()
+            run.worker.log.close()
             done_before = len(h.kcat_consume(kafka.bootstrap, "sendq.results", 1, timeout=30))
             self.assertGreater(done_before, 0)
             # and restarted
-            worker = h.Worker(workdir, sim, config=config, brokers=kafka.bootstrap, name="worker2")
-            worker.wait_ready()
+            run.worker = h.Worker(run.workdir, sim, config=run.config, brokers=kafka.bootstrap, name="worker2")
+            run.worker.wait_ready()
             # then every id has at least one final result; duplicates are counted
             def all_ids():
                 got = results_by_id(h.kcat_consume_all(kafka.bootstrap, "sendq.results"))
@@ -171,10 +189,6 @@ class CrashTest(unittest.TestCase):
             print(f"crash: {dup_results} duplicate results and {dup_calls} repeated provider calls after kill -9 "
                   f"(at-least-once); {sum(1 for v in calls.values() if not v)} ids never called", file=sys.stderr)
             self.assertTrue(all(len(v) >= 1 for v in calls.values()), "every request reached its provider")
-        finally:
-            worker.stop()
-            sim.stop()
-            kafka.stop()
 
 
 class BulkheadTest(unittest.TestCase):
@@ -485,34 +499,29 @@ class DuplicateTest(unittest.TestCase):
 class ShutdownTest(unittest.TestCase):
     def test_sigterm_finishes_in_flight_work_commits_and_a_restart_resumes(self):
         # given a worker on a Kafka of its own process, provider calls taking 200 ms
-        workdir = h.Workdir("sigterm").path
-        kafka = h.EmbeddedKafka(workdir, partitions=8)
-        sim = h.Simulator(workdir, ["--threads", "2"])
-        sim.set_faults([{"match": "term-", "action": "latency", "latency_ms": 200}])
         # 256 in flight over 35 ordering keys at 200 ms per call: the longest key holds up to ~20
         # requests, about 4 s of work, when SIGTERM comes
-        config = write_config(workdir, {"max_in_flight": 256, "shutdown_grace_ms": 10000})
-        worker = h.Worker(workdir, sim, config=config, brokers=kafka.bootstrap, name="worker1")
-        try:
-            worker.wait_ready()
+        with on_own_kafka("sigterm", "term-", 200, {"max_in_flight": 256, "shutdown_grace_ms": 10000}) as run:
+            kafka = run.kafka
+            run.worker.wait_ready()
             n = 3000
             reqs = [request(i, prefix="term") for i in range(n)]
             h.kcat_produce(kafka.bootstrap, "sendq.requests", [(r["id"], json.dumps(r, ensure_ascii=False)) for r in reqs])
-            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_deliveries_total") >= 500, 60, "500 results")
+            h.wait_for(lambda: h.metric(run.worker.metrics(), "sendq_deliveries_total") >= 500, 60, "500 results")
             # when SIGTERM arrives mid-run
             started = time.monotonic()
-            rc = worker.stop(signal.SIGTERM, timeout=30)
+            rc = run.worker.stop(signal.SIGTERM, timeout=30)
             took = time.monotonic() - started
             # then it drains within the grace period and exits cleanly
             self.assertEqual(rc, 0)
             self.assertLess(took, 10 + 5)
             first_run = results_by_id(h.kcat_consume_all(kafka.bootstrap, "sendq.results"))
-            with open(worker.log_path) as f:
+            with open(run.worker.log_path) as f:
                 self.assertIn("signal received: draining", f.read())
             # and a restarted worker picks up where the commits say: every id ends, and what the
             # first run finished is not repeated
-            worker = h.Worker(workdir, sim, config=config, brokers=kafka.bootstrap, name="worker2")
-            worker.wait_ready()
+            run.worker = h.Worker(run.workdir, run.sim, config=run.config, brokers=kafka.bootstrap, name="worker2")
+            run.worker.wait_ready()
             by_id = h.wait_for(lambda: (lambda g: g if len(g) >= n else None)(
                 results_by_id(h.kcat_consume_all(kafka.bootstrap, "sendq.results"))), 180, "a result for every id")
             self.assertEqual(set(by_id), {r["id"] for r in reqs})
@@ -520,31 +529,22 @@ class ShutdownTest(unittest.TestCase):
             print(f"shutdown: {len(first_run)} results before SIGTERM (drained in {took:.1f} s), "
                   f"{len(repeated)} repeated after restart", file=sys.stderr)
             self.assertEqual(repeated, [], "a clean shutdown commits everything it finished, and only that")
-        finally:
-            worker.stop()
-            sim.stop()
-            kafka.stop()
 
 
 class KafkaLostTest(unittest.TestCase):
     def test_results_kafka_will_not_take_stop_the_worker_with_exit_status_1(self):
         # given a worker on a Kafka of its own process that gives up on a record after 2 s
         # (message.timeout.ms), and provider calls taking 4 s
-        workdir = h.Workdir("kafka-lost").path
-        kafka = h.EmbeddedKafka(workdir, partitions=2)
-        sim = h.Simulator(workdir, ["--threads", "2"])
-        sim.set_faults([{"match": "lost-", "action": "latency", "latency_ms": 4000}])
-        config = write_config(workdir, {"shutdown_grace_ms": 30000},
-                              accounts_extra='[kafka.librdkafka]\n"message.timeout.ms" = "2000"\n')
-        worker = h.Worker(workdir, sim, config=config, brokers=kafka.bootstrap)
-        try:
+        with on_own_kafka("kafka-lost", "lost-", 4000, {"shutdown_grace_ms": 30000}, partitions=2,
+                          accounts_extra='[kafka.librdkafka]\n"message.timeout.ms" = "2000"\n') as run:
+            worker = run.worker
             worker.wait_ready()
             reqs = [{"id": f"lost-{i}", "provider": "im", "type": "text", "from": "u1", "to": f"user{i}",
                      "body": {"text": f"lost-{i}"}} for i in range(20)]
-            h.kcat_produce(kafka.bootstrap, "sendq.requests", [(r["to"], json.dumps(r)) for r in reqs])
+            h.kcat_produce(run.kafka.bootstrap, "sendq.requests", [(r["to"], json.dumps(r)) for r in reqs])
             h.wait_for(lambda: h.metric(worker.metrics(), "sendq_requests_consumed_total") >= 20, 30, "the 20 consumed")
             # when Kafka goes away while the calls are out, so that no result can be acknowledged
-            kafka.stop()
+            run.kafka.stop()
             self.assertEqual(h.metric(worker.metrics(), "sendq_deliveries_total"), 0, "no result before Kafka went")
             # then the worker stops by itself, exit status 1, saying why; it neither hangs nor goes
             # on with its slots and its partitions' commits held for ever
@@ -559,11 +559,6 @@ class KafkaLostTest(unittest.TestCase):
             self.assertEqual(len(not_acked), 1)
             self.assertEqual(lines[-1]["level"], "error")
             self.assertTrue(lines[-1]["msg"].startswith("fatal: Kafka did not acknowledge"), lines[-1])
-        finally:
-            worker.stop()
-            sim.stop()
-            kafka.stop()
-
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
