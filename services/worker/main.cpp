@@ -214,19 +214,19 @@ int main(int argc, char** argv) {
     if (endpoint) endpoint->stop();
     for (auto& c : http_clients) c->stop();
     stop_threads();
-    if (const long left = pipeline.unfinished(); left > 0) {
+    const long left = pipeline.unfinished();
+    if (left > 0) logger.warn("worker", "stopped with requests unfinished; they will be redelivered", {{"count", std::to_string(left)}});
+    const auto why = pipeline.failure();  // Kafka refused a record for good: exit 1, said last
+    if (!why.empty()) logger.error("worker", "fatal: " + why);
+    const int status = why.empty() ? 0 : 1;
+    if (left > 0) {
       // Deliveries given up at the grace period still hold librdkafka messages, and destroying
       // the consumer would wait for them for ever. Everything durable is done (results flushed,
       // finished offsets committed; the rest is redelivered), so leave without destructors.
-      logger.warn("worker", "stopped with requests unfinished; they will be redelivered", {{"count", std::to_string(left)}});
-      if (const auto why = pipeline.failure(); !why.empty()) logger.error("worker", "fatal: " + why);
       std::fflush(nullptr);
-      std::_Exit(pipeline.failure().empty() ? 0 : 1);
+      std::_Exit(status);
     }
-    if (const auto why = pipeline.failure(); !why.empty()) {
-      logger.error("worker", "fatal: " + why);
-      return 1;
-    }
+    if (status != 0) return status;
     logger.info("worker", "stopped");
   } catch (const std::exception& e) {
     logger.error("worker", std::string("fatal: ") + e.what());
