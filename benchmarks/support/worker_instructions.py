@@ -60,16 +60,17 @@ def run_drain(n, fake_build, out_dir):
             raise
     if rc != 0:
         raise Failure(f"benchmarks/e2e/run -n {n} failed (exit {rc}); its output: {log}")
-    # Two workers run under callgrind: the drain's, then the latency phase's. callgrind writes at
-    # exit, so the older output is the drain's; a worker killed before it could write leaves none,
-    # and then which is which is unknown.
+    # Three workers run under callgrind, one after the other: the drain's, the memory drain's (at
+    # 10,000 in flight) and the latency phase's. callgrind writes at exit, so the oldest output is
+    # the drain's; a worker killed before it could write leaves none, and then which is which is
+    # unknown.
     outs = glob.glob(os.path.join(out_dir, f"cg-{n}", "callgrind.*"))
     first_write = {}
     for path in outs:
         pid = re.match(r"callgrind\.(\d+)", os.path.basename(path)).group(1)
         first_write[pid] = min(first_write.get(pid, float("inf")), os.path.getmtime(path))
-    if len(first_write) != 2:
-        raise Failure(f"expected callgrind output from 2 workers (drain and latency phase) in the drain of {n}, "
+    if len(first_write) != 3:
+        raise Failure(f"expected callgrind output from 3 workers (drain, memory drain and latency phase) in the drain of {n}, "
                       f"found {len(first_write)}: a worker may have been killed before it could write; "
                       f"benchmark output: {log}")
     drain_pid = min(first_write, key=first_write.get)
