@@ -83,6 +83,12 @@ std::string string_error(std::string_view token) { return std::string(not_valid)
 
 std::string member_name_error(std::string_view token) { return std::string(name_not_valid) + why_not_unescaped(token); }
 
+std::string_view quoted_token(const char* content, const char* end) {
+  const char* q = content;
+  while (q < end && *q != '"') q += *q == '\\' && q + 1 < end ? 2 : 1;
+  return {content - 1, static_cast<std::size_t>((q < end ? q + 1 : end) - (content - 1))};
+}
+
 std::optional<std::string> find_bad_string(std::string_view raw) {
   struct level {
     bool array;

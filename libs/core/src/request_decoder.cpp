@@ -234,9 +234,7 @@ struct request_decoder::impl {
         return simdjson::SUCCESS;
       }
       // An escape: keep the name's text for an error message, as unescaped_key() consumes it.
-      const char* end = buffer.data() + buffer.size();
-      while (q < end && *q != '"') q += *q == '\\' ? 2 : 1;
-      failed_key = std::string_view(p - 1, static_cast<std::size_t>(std::min(q + 1, end) - (p - 1)));
+      failed_key = quoted_token(p, buffer.data() + buffer.size());
     } else {
       failed_key = {};  // not in our buffer: the error keeps simdjson's words
     }

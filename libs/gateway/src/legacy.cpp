@@ -5,7 +5,6 @@
 
 #include <openssl/rand.h>
 
-#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -75,9 +74,7 @@ std::string_view key_token(const od::field& field, const simdjson::padded_string
   const char* end = begin + json.size();
   const char* p = field.key().raw();
   if (p <= begin || p > end) return {};  // not in `json`: member_name_error falls back to simdjson's words
-  const char* open = p - 1;
-  while (p < end && *p != '"') p += *p == '\\' ? 2 : 1;
-  return {open, static_cast<std::size_t>(std::min(p + 1, end) - open)};
+  return core::quoted_token(p, end);
 }
 
 // The member name of `member` in `name`, or the legacy error: `where` names the object holding it.

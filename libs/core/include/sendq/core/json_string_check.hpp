@@ -20,6 +20,11 @@ std::string string_error(std::string_view token);
 /// "a member name is not a valid JSON string: <why>", as string_error for a member name.
 std::string member_name_error(std::string_view token);
 
+/// The raw text of the string whose content starts at `content` (just after its opening quote),
+/// quotes included, up to its closing quote or `end`: the token for member_name_error of a member
+/// name simdjson's on-demand API has only a pointer to (and which unescaped_key() consumes).
+std::string_view quoted_token(const char* content, const char* end);
+
 /// The first string in `raw` (a JSON value the DOM parser refused with STRING_ERROR, so valid JSON
 /// up to that string) that cannot be unescaped: "<path>: <string_error or member_name_error>", the
 /// path relative to `raw` (".a.b", ".l[1]"; a member name is reported at the object holding it),
