@@ -1,0 +1,179 @@
+#!/usr/bin/python3
+"""Alternated drains: compare worker settings or builds minute by minute, not hour by hour.
+
+  SENDQ_BUILD_DIR=build-bench benchmarks/support/alternated_drains.py [-n N] [--rounds R]
+      [--threads T] [--per-thread] ARM [ARM ...]
+
+This VM's speed moves by a factor of two between runs of the end-to-end benchmark, within minutes,
+for the stub and the worker alike. A comparison of two settings therefore needs many short runs of
+each, one after the other. This tool starts the embedded Kafka and the nginx stub of
+benchmarks/e2e/run once, produces one backlog of N realistic requests (default 200,000), then
+drains it R times (default 4) with each ARM in turn, a new worker and consumer group each time, and
+prints deliveries/s, worker CPU per delivery and peak RSS per drain, then each arm's median and
+range. It uses the drain of benchmarks/e2e/run, so the figures are the ones that table reports.
+
+An ARM is NAME or NAME:SETTING=VALUE,... with SETTING one of
+  max_in_flight=N      the worker's max_in_flight (default: the benchmark's, 4,096)
+  worker=PATH          another sendq-worker binary (another build of another commit)
+  SENDQ_...=VALUE      an environment variable for the worker (SENDQ_BENCH_LIBRDKAFKA_* included)
+for example:  base  small:max_in_flight=1024  old:worker=build-bench-ab/services/worker/sendq-worker
+
+--per-thread adds, per drain, each thread group's CPU, its wait for a CPU (runnable, not running)
+and its time slices per delivery, from /proc/PID/task/*/schedstat.
+"""
+import argparse
+import importlib.machinery
+import importlib.util
+import math
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def load_e2e():
+    """benchmarks/e2e/run as a module (it has no .py suffix): its drain, stub and Kafka helpers."""
+    path = os.path.join(ROOT, "benchmarks", "e2e", "run")
+    loader = importlib.machinery.SourceFileLoader("sendq_e2e", path)
+    spec = importlib.util.spec_from_loader("sendq_e2e", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def parse_arm(text):
+    """'name:k=v,k=v' -> (name, max_in_flight or None, worker path or None, {env: value})."""
+    name, _, rest = text.partition(":")
+    if not name or not name.replace("-", "").replace("_", "").isalnum():
+        raise SystemExit(f"arm '{text}': a name of letters, digits, '-' or '_' comes first")
+    in_flight, worker, env = None, None, {}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise SystemExit(f"arm '{text}': '{item}' is not SETTING=VALUE")
+        if key == "max_in_flight":
+            if not value.isdigit() or int(value) < 1:
+                raise SystemExit(f"arm '{text}': max_in_flight must be a whole number of 1 or more, not '{value}'")
+            in_flight = int(value)
+        elif key == "worker":
+            if not os.access(value, os.X_OK):
+                raise SystemExit(f"arm '{text}': worker '{value}' is not an executable file")
+            worker = os.path.abspath(value)
+        elif key.startswith("SENDQ_"):
+            env[key] = value
+        else:
+            raise SystemExit(f"arm '{text}': unknown setting '{key}' (max_in_flight, worker or SENDQ_...)")
+    return name, in_flight, worker, env
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("arms", nargs="+", metavar="ARM")
+    ap.add_argument("-n", type=int, default=200_000, help="requests in the backlog (default 200000)")
+    ap.add_argument("--rounds", type=int, default=4, help="drains per arm, alternated (default 4)")
+    ap.add_argument("--threads", type=int, default=2, help="the workers' I/O threads (default 2)")
+    ap.add_argument("--per-thread", action="store_true", help="CPU, wait and time slices per thread group")
+    args = ap.parse_args()
+    if args.n < 1000:
+        raise SystemExit(f"-n: at least 1000 requests, not {args.n}")
+    if args.rounds < 1 or args.threads < 1:
+        raise SystemExit("--rounds and --threads: 1 or more")
+    arms = [parse_arm(a) for a in args.arms]
+    if len({a[0] for a in arms}) != len(arms):
+        raise SystemExit("each arm needs a name of its own")
+
+    e2e = load_e2e()
+    h = e2e.h
+    if not os.path.exists(h.WORKER):
+        raise SystemExit(f"no worker at {h.WORKER}: set SENDQ_BUILD_DIR to a build with the benchmarks")
+    default_worker = h.WORKER
+    drains = [(r, arm) for r in range(args.rounds) for arm in arms]
+    names = [f"{arm[0]}.{r}" for r, arm in drains]
+    topics = ["bench.requests"] + [f"bench.{kind}.{name}" for name in names
+                                   for kind in ("results", "retry", "bulk", "dlq")]
+    work = tempfile.mkdtemp(prefix="sendq-drains-")
+    procs = e2e.Procs()
+    figures = {arm[0]: [] for arm in arms}
+    try:
+        # the embedded broker keeps about 5 MB per partition: as benchmarks/e2e/run sizes it
+        partitions = max(16, 1 << math.ceil(math.log2(max(1, args.n * 600 / 3_000_000))))
+        bootstrap_file = os.path.join(work, "kafka.bootstrap")
+        kafka = procs.start([h.EMBEDDED_KAFKA, "--partitions", str(partitions), "--bootstrap-file", bootstrap_file,
+                             *[a for t in topics for a in ("--topic", t)]], open(os.path.join(work, "kafka.log"), "w"))
+
+        def bootstrap_ready():
+            if kafka.poll() is not None:
+                raise RuntimeError("sendq-embedded-kafka exited")
+            return open(bootstrap_file).read().strip() if os.path.exists(bootstrap_file) else None
+        bootstrap = h.wait_for(bootstrap_ready, 20, "the embedded Kafka")
+        port = h.free_port()
+        prefix = os.path.join(work, "nginx")
+        os.makedirs(prefix)
+        with open(os.path.join(ROOT, "benchmarks", "e2e", "nginx.conf.in")) as f:
+            conf = f.read().replace("@PREFIX@", prefix).replace("@PORT@", str(port))
+        with open(os.path.join(prefix, "nginx.conf"), "w") as f:
+            f.write(conf)
+        nginx = procs.start([shutil.which("nginx") or "/usr/sbin/nginx", "-p", prefix, "-c", os.path.join(prefix, "nginx.conf")],
+                            open(os.path.join(prefix, "stdout.log"), "w"))
+
+        def stub_up():
+            if nginx.poll() is not None:
+                raise RuntimeError(f"nginx exited: {open(os.path.join(prefix, 'error.log')).read()}")
+            try:
+                return h.http_send("POST", f"http://127.0.0.1:{port}/api/Files/NewVoiceUpload", {})[0] == 200
+            except OSError:
+                return False
+        h.wait_for(stub_up, 20, "nginx")
+        others = {"Kafka broker": [kafka.pid], "nginx": [nginx.pid] + e2e.child_pids(nginx.pid)}
+        lines = []
+        for i in range(args.n):
+            r = e2e.rr.request(i, prefix="bench")
+            lines.append(r["id"].encode() + b"\t" + e2e.rr.encode(r))
+        e2e.produce(bootstrap, "bench.requests", lines)
+        del lines
+        print(f"backlog of {args.n:,} on {partitions} partitions; {args.rounds} rounds of {len(arms)} arms, "
+              f"{args.threads} I/O thread(s)", flush=True)
+
+        for (r, (name, in_flight, worker, env)), drain_name in zip(drains, names):
+            saved = {k: os.environ.get(k) for k in env}
+            os.environ.update(env)
+            h.WORKER = worker or default_worker
+            try:
+                d = e2e.drain(procs, work, drain_name, bootstrap, port, "bench.requests", f"bench.results.{drain_name}",
+                              args.n, args.threads, timeout=max(120, args.n / 200), others=others,
+                              max_in_flight=in_flight)
+            finally:
+                h.WORKER = default_worker
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+            if d["results"] != args.n or d["statuses"].get("delivered", 0) != args.n:
+                raise RuntimeError(f"{drain_name}: {d['results']} results, statuses {d['statuses']}")
+            us = d["cpu_per_1000"] * 1000
+            figures[name].append((d["rate"], us))
+            print(f"{time.strftime('%H:%M:%S')} {drain_name:>16}: {d['rate']:9,.0f}/s {us:6.1f} µs a delivery, "
+                  f"peak RSS {d['hwm_mb']:5.1f} MB, I/O threads busy {' '.join(f'{b:.2f}' for b in d['io_busy'])}",
+                  flush=True)
+            if args.per_thread:
+                for group, (run, wait, slices) in sorted(d["threads"].items(), key=lambda kv: -kv[1][0]):
+                    if run > 0.05:
+                        print(f"{'':20}{group:16} on a CPU {run:5.1f} µs, waiting {wait:5.1f} µs, "
+                              f"{slices:.3f} time slices a delivery", flush=True)
+        print("\narm: median deliveries/s (range); median µs a delivery (range)")
+        for name, rows in figures.items():
+            rates, uss = [x[0] for x in rows], [x[1] for x in rows]
+            print(f"{name}: {statistics.median(rates):,.0f}/s ({min(rates):,.0f}–{max(rates):,.0f}); "
+                  f"{statistics.median(uss):.1f} µs ({min(uss):.1f}–{max(uss):.1f})")
+    finally:
+        procs.stop_all()
+
+
+if __name__ == "__main__":
+    main()
