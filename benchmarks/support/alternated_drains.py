@@ -18,6 +18,8 @@ An ARM is NAME or NAME:SETTING=VALUE,... with SETTING one of
   SENDQ_...=VALUE      an environment variable for the worker (SENDQ_BENCH_LIBRDKAFKA_* included)
 for example:  base  small:max_in_flight=1024  old:worker=build-bench-ab/services/worker/sendq-worker
 
+SENDQ_BENCH_KEEP_WORK=1 keeps the work folder (the workers' logs, the broker's and nginx's).
+
 --per-thread adds, per drain, each thread group's CPU, its wait for a CPU (runnable, not running)
 and its time slices per delivery, from /proc/PID/task/*/schedstat.
 """
@@ -27,6 +29,7 @@ import importlib.util
 import math
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -98,6 +101,8 @@ def main():
                                    for kind in ("results", "retry", "bulk", "dlq")]
     work = tempfile.mkdtemp(prefix="sendq-drains-")
     procs = e2e.Procs()
+    # `kill <pid>` of this script stops what it started too (the finally below), as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(f"stopped by signal {signum}"))
     figures = {arm[0]: [] for arm in arms}
     try:
         # the embedded broker keeps about 5 MB per partition: as benchmarks/e2e/run sizes it
@@ -173,6 +178,8 @@ def main():
                   f"{statistics.median(uss):.1f} µs ({min(uss):.1f}–{max(uss):.1f})")
     finally:
         procs.stop_all()
+        if not os.environ.get("SENDQ_BENCH_KEEP_WORK"):
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
