@@ -9,13 +9,18 @@ for the stub and the worker alike. A comparison of two settings therefore needs 
 each, one after the other. This tool starts the embedded Kafka and the nginx stub of
 benchmarks/e2e/run once, produces one backlog of N realistic requests (default 200,000), then
 drains it R times (default 4) with each ARM in turn, a new worker and consumer group each time, and
-prints deliveries/s, worker CPU per delivery and peak RSS per drain, then each arm's median and
-range. It uses the drain of benchmarks/e2e/run, so the figures are the ones that table reports.
+prints deliveries/s, worker CPU per delivery, peak RSS, connections and requests in flight per
+drain, then each arm's median and range. The order of the arms is reversed every other round
+(A B, B A, A B, ...), so that a drift within a round does not always favour the same arm. It uses
+the drain of benchmarks/e2e/run, so the figures are the ones that table reports.
 
 An ARM is NAME or NAME:SETTING=VALUE,... with SETTING one of
-  max_in_flight=N      the worker's max_in_flight (default: the benchmark's, 4,096)
-  worker=PATH          another sendq-worker binary (another build of another commit)
-  SENDQ_...=VALUE      an environment variable for the worker (SENDQ_BENCH_LIBRDKAFKA_* included)
+  max_in_flight=N       the worker's max_in_flight (default: the benchmark's, 4,096)
+  worker=PATH           another sendq-worker binary (another build of another commit)
+  SENDQ_...=VALUE       an environment variable of the worker (docs/configuration.md); it wins over
+                        the benchmark's own settings of the worker
+  SENDQ_BENCH_LIBRDKAFKA_KEY=VALUE, SENDQ_BENCH_LOG_LEVEL=LEVEL, SENDQ_BENCH_COUNT_SYSCALLS=1
+                        as for benchmarks/e2e/run, for that arm's workers
 for example:  base  small:max_in_flight=1024  old:worker=build-bench-ab/services/worker/sendq-worker
 
 SENDQ_BENCH_KEEP_WORK=1 keeps the work folder (the workers' logs, the broker's and nginx's).
@@ -26,7 +31,6 @@ and its time slices per delivery, from /proc/PID/task/*/schedstat.
 import argparse
 import importlib.machinery
 import importlib.util
-import math
 import os
 import shutil
 import signal
@@ -49,12 +53,18 @@ def load_e2e():
     return module
 
 
+# The benchmark's own variables that it reads each time it starts a worker or a drain; the others
+# (SENDQ_BENCH_MAX_IN_FLIGHT, ...) are read once, or only by its other phases.
+PER_DRAIN_BENCH_SETTINGS = ("SENDQ_BENCH_LOG_LEVEL", "SENDQ_BENCH_COUNT_SYSCALLS")
+
+
 def parse_arm(text):
-    """'name:k=v,k=v' -> (name, max_in_flight or None, worker path or None, {env: value})."""
+    """'name:k=v,k=v' -> (name, max_in_flight or None, worker path or None, {bench variable: value},
+    {worker variable: value})."""
     name, _, rest = text.partition(":")
     if not name or not name.replace("-", "").replace("_", "").isalnum():
         raise SystemExit(f"arm '{text}': a name of letters, digits, '-' or '_' comes first")
-    in_flight, worker, env = None, None, {}
+    in_flight, worker, bench_env, worker_env = None, None, {}, {}
     for item in filter(None, rest.split(",")):
         key, eq, value = item.partition("=")
         if not eq:
@@ -64,14 +74,23 @@ def parse_arm(text):
                 raise SystemExit(f"arm '{text}': max_in_flight must be a whole number of 1 or more, not '{value}'")
             in_flight = int(value)
         elif key == "worker":
-            if not os.access(value, os.X_OK):
+            if not os.path.isfile(value) or not os.access(value, os.X_OK):
                 raise SystemExit(f"arm '{text}': worker '{value}' is not an executable file")
             worker = os.path.abspath(value)
+        elif key.startswith("SENDQ_BENCH_LIBRDKAFKA_") or key in PER_DRAIN_BENCH_SETTINGS:
+            bench_env[key] = value
+        elif key.startswith("SENDQ_BENCH_"):
+            raise SystemExit(f"arm '{text}': {key} is not read per drain (max_in_flight=N sets the worker's limit)")
         elif key.startswith("SENDQ_"):
-            env[key] = value
+            worker_env[key] = value
         else:
             raise SystemExit(f"arm '{text}': unknown setting '{key}' (max_in_flight, worker or SENDQ_...)")
-    return name, in_flight, worker, env
+    return name, in_flight, worker, bench_env, worker_env
+
+
+def order(rounds, arms):
+    """(round, arm) in the order they drain: the arms' order reversed every other round."""
+    return [(r, arm) for r in range(rounds) for arm in (arms if r % 2 == 0 else arms[::-1])]
 
 
 def main():
@@ -92,66 +111,36 @@ def main():
 
     e2e = load_e2e()
     h = e2e.h
-    if not os.path.exists(h.WORKER):
-        raise SystemExit(f"no worker at {h.WORKER}: set SENDQ_BUILD_DIR to a build with the benchmarks")
+    nginx = e2e.required_tools()
     default_worker = h.WORKER
-    drains = [(r, arm) for r in range(args.rounds) for arm in arms]
+    drains = order(args.rounds, arms)
     names = [f"{arm[0]}.{r}" for r, arm in drains]
     topics = ["bench.requests"] + [f"bench.{kind}.{name}" for name in names
                                    for kind in ("results", "retry", "bulk", "dlq")]
-    work = tempfile.mkdtemp(prefix="sendq-drains-")
-    procs = e2e.Procs()
     # `kill <pid>` of this script stops what it started too (the finally below), as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(f"stopped by signal {signum}"))
+    procs = e2e.Procs()
+    work = tempfile.mkdtemp(prefix="sendq-drains-")
     figures = {arm[0]: [] for arm in arms}
     try:
-        # the embedded broker keeps about 5 MB per partition: as benchmarks/e2e/run sizes it
-        partitions = max(16, 1 << math.ceil(math.log2(max(1, args.n * 600 / 3_000_000))))
-        bootstrap_file = os.path.join(work, "kafka.bootstrap")
-        kafka = procs.start([h.EMBEDDED_KAFKA, "--partitions", str(partitions), "--bootstrap-file", bootstrap_file,
-                             *[a for t in topics for a in ("--topic", t)]], open(os.path.join(work, "kafka.log"), "w"))
-
-        def bootstrap_ready():
-            if kafka.poll() is not None:
-                raise RuntimeError("sendq-embedded-kafka exited")
-            return open(bootstrap_file).read().strip() if os.path.exists(bootstrap_file) else None
-        bootstrap = h.wait_for(bootstrap_ready, 20, "the embedded Kafka")
-        port = h.free_port()
-        prefix = os.path.join(work, "nginx")
-        os.makedirs(prefix)
-        with open(os.path.join(ROOT, "benchmarks", "e2e", "nginx.conf.in")) as f:
-            conf = f.read().replace("@PREFIX@", prefix).replace("@PORT@", str(port))
-        with open(os.path.join(prefix, "nginx.conf"), "w") as f:
-            f.write(conf)
-        nginx = procs.start([shutil.which("nginx") or "/usr/sbin/nginx", "-p", prefix, "-c", os.path.join(prefix, "nginx.conf")],
-                            open(os.path.join(prefix, "stdout.log"), "w"))
-
-        def stub_up():
-            if nginx.poll() is not None:
-                raise RuntimeError(f"nginx exited: {open(os.path.join(prefix, 'error.log')).read()}")
-            try:
-                return h.http_send("POST", f"http://127.0.0.1:{port}/api/Files/NewVoiceUpload", {})[0] == 200
-            except OSError:
-                return False
-        h.wait_for(stub_up, 20, "nginx")
-        others = {"Kafka broker": [kafka.pid], "nginx": [nginx.pid] + e2e.child_pids(nginx.pid)}
-        lines = []
-        for i in range(args.n):
-            r = e2e.rr.request(i, prefix="bench")
-            lines.append(r["id"].encode() + b"\t" + e2e.rr.encode(r))
-        e2e.produce(bootstrap, "bench.requests", lines)
+        partitions = e2e.default_partitions(args.n)
+        kafka, bootstrap = e2e.start_embedded_kafka(procs, work, partitions, topics)
+        nginx_proc, port = e2e.start_stub(procs, work, nginx)
+        others = {"Kafka broker": [kafka.pid], "nginx": [nginx_proc.pid] + e2e.child_pids(nginx_proc.pid)}
+        lines, _, _ = e2e.backlog(args.n)
+        e2e.produce_backlog(bootstrap, "bench.requests", lines)
         del lines
         print(f"backlog of {args.n:,} on {partitions} partitions; {args.rounds} rounds of {len(arms)} arms, "
               f"{args.threads} I/O thread(s)", flush=True)
 
-        for (r, (name, in_flight, worker, env)), drain_name in zip(drains, names):
-            saved = {k: os.environ.get(k) for k in env}
-            os.environ.update(env)
+        for (r, (name, in_flight, worker, bench_env, worker_env)), drain_name in zip(drains, names):
+            saved = {k: os.environ.get(k) for k in bench_env}
+            os.environ.update(bench_env)
             h.WORKER = worker or default_worker
             try:
                 d = e2e.drain(procs, work, drain_name, bootstrap, port, "bench.requests", f"bench.results.{drain_name}",
                               args.n, args.threads, timeout=max(120, args.n / 200), others=others,
-                              max_in_flight=in_flight)
+                              max_in_flight=in_flight, extra_env=worker_env)
             finally:
                 h.WORKER = default_worker
                 for k, v in saved.items():
@@ -164,10 +153,14 @@ def main():
             us = d["cpu_per_1000"] * 1000
             figures[name].append((d["rate"], us))
             print(f"{time.strftime('%H:%M:%S')} {drain_name:>16}: {d['rate']:9,.0f}/s {us:6.1f} µs a delivery, "
-                  f"peak RSS {d['hwm_mb']:5.1f} MB, I/O threads busy {' '.join(f'{b:.2f}' for b in d['io_busy'])}",
-                  flush=True)
+                  f"peak RSS {d['hwm_mb']:5.1f} MB, {d['connections']} connections, "
+                  f"{d['peak_in_flight']:,.0f} in flight at most, "
+                  f"I/O threads busy {' '.join(f'{b:.2f}' for b in d['io_busy'])}", flush=True)
             if args.per_thread:
-                for group, (run, wait, slices) in sorted(d["threads"].items(), key=lambda kv: -kv[1][0]):
+                groups = sorted(d["thread_groups"].items(), key=lambda kv: -kv[1][0])
+                if not any(run > 0 for _, (run, _, _) in groups):
+                    print(f"{'':20}(no per-thread figures: this kernel reports no schedstat)", flush=True)
+                for group, (run, wait, slices) in groups:
                     if run > 0.05:
                         print(f"{'':20}{group:16} on a CPU {run:5.1f} µs, waiting {wait:5.1f} µs, "
                               f"{slices:.3f} time slices a delivery", flush=True)
@@ -177,6 +170,7 @@ def main():
             print(f"{name}: {statistics.median(rates):,.0f}/s ({min(rates):,.0f}–{max(rates):,.0f}); "
                   f"{statistics.median(uss):.1f} µs ({min(uss):.1f}–{max(uss):.1f})")
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the clean-up short
         procs.stop_all()
         if not os.environ.get("SENDQ_BENCH_KEEP_WORK"):
             shutil.rmtree(work, ignore_errors=True)
