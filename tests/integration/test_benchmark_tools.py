@@ -104,6 +104,10 @@ class EndToEndBenchmarkTest(unittest.TestCase):
         self.assertRegex(rows["ratio to the HTTP ceiling"], r"^\d+%$")
         self.assertRegex(rows["worker CPU per delivery"], r"^[\d.]+ µs \([\d.]+ s per 1,000\)$")
         self.assertRegex(rows["2 threads / 1 thread"], r"^[\d.]+×$")
+        # the I/O threads' busy share, from their schedstat, for both drains
+        cores = {re.sub(r"\d+", "N", m): v for m, v in pairs if m.startswith("CPU cores used during the")}
+        self.assertRegex(cores["CPU cores used during the drain (of N)"], r"; I/O threads busy [\d.]+ and [\d.]+ of a core$")
+        self.assertRegex(cores["CPU cores used during the N-thread drain (of N)"], r"; I/O thread busy [\d.]+ of a core$")
         # the open-loop load ran for the time asked, and every one of its requests has a latency
         self.assertRegex(rows["open-loop load (500/s asked)"], r"^[\d,]+/s for 2 s after 2 s of warm-up, 1,000 requests$")
         for q in ("p50", "p99"):
