@@ -56,6 +56,8 @@ using steady = std::chrono::steady_clock;
 
 constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::string_view user_agent = "sendq/0.1";
+constexpr int max_interim_replies = 16;
+constexpr std::chrono::seconds max_retry_after{86400};  ///< a longer Retry-After is taken as a day  ///< 1xx replies skipped before one exchange's final reply
 
 // One deadline per exchange, from a single timer per connection that is re-armed lazily: an
 // exchange only moves the deadline, so a request costs no timer operation (Beast's tcp_stream armed
@@ -173,7 +175,8 @@ bool is_ip_literal(const std::string& host) {
 
 std::string ms(std::chrono::milliseconds d) { return std::to_string(d.count()) + "ms"; }
 
-// Retry-After as delta-seconds; HTTP-dates and junk are ignored.
+// Retry-After as delta-seconds, at most a day (a longer wait is no plan for a message, and ten
+// digits of seconds would overflow a steady_clock time point); HTTP-dates and junk are ignored.
 std::optional<std::chrono::seconds> parse_retry_after(std::string_view v) {
   while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
   while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
@@ -181,7 +184,7 @@ std::optional<std::chrono::seconds> parse_retry_after(std::string_view v) {
   std::int64_t seconds = 0;
   auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), seconds);
   if (ec != std::errc{} || ptr != v.data() + v.size() || seconds < 0) return std::nullopt;
-  return std::chrono::seconds(seconds);
+  return std::chrono::seconds(std::min<std::int64_t>(seconds, max_retry_after.count()));
 }
 
 const boost::system::error_category& http_category() {
@@ -292,10 +295,29 @@ net::awaitable<attempt_result> exchange(Stream& stream, connection& c, const wir
     co_return r;
   }
 
-  reply_parser parser;
-  parser.body_limit(body_limit);
-  if (req.method == "HEAD") parser.skip(true);
-  auto [rec, read] = co_await bhttp::async_read(stream, buffer, parser, nothrow);
+  // Interim (1xx) replies come before the final one, unasked too (RFC 9110 §15.2): Beast parses one
+  // as a complete message, so each is skipped and the next one read. Taking it for the answer
+  // would hand the real reply, still to come, to the next request on this connection.
+  std::optional<reply_parser> reply;
+  error_code rec;
+  for (int interim = 0;; ++interim) {
+    reply.emplace();
+    reply->body_limit(body_limit);
+    if (req.method == "HEAD") reply->skip(true);
+    std::tie(rec, std::ignore) = co_await bhttp::async_read(stream, buffer, *reply, nothrow);
+    if (rec) break;
+    const unsigned status = reply->status;
+    if (status < 100 || status >= 200) break;
+    if (status == 101 || interim == max_interim_replies) {
+      // 101 answers an Upgrade this client never asks for; an endless run of 1xx is not HTTP either.
+      r.fail = {failure_kind::bad_response, status == 101 ? "unexpected 101 Switching Protocols"
+                                                          : "more than " + std::to_string(max_interim_replies) +
+                                                                " interim (1xx) replies"};
+      r.stale = false;
+      co_return r;
+    }
+  }
+  reply_parser& parser = *reply;
   if (rec && c.deadline_passed()) rec = beast::error::timeout;
   if (rec) {
     r.fail = classify_read_error(rec, timeout, body_limit);
@@ -342,9 +364,24 @@ bool looks_alive(connection& c) {
   char byte = 0;
   const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
-  // TLS 1.3 servers send session tickets after the handshake; on plain HTTP unsolicited bytes
-  // (e.g. a 408 before closing) mean the connection is unusable. n == 0: the server closed it.
-  return n > 0 && c.tls() != nullptr;
+  // n == 0: the server closed it. On plain HTTP, unsolicited bytes (e.g. a 408 before closing) mean
+  // the connection is unusable.
+  if (n == 0 || c.tls() == nullptr) return false;
+  // TLS: the bytes may be a session ticket (TLS 1.3 servers send them after the handshake), or the
+  // close_notify alert a server sends before closing an idle connection (nginx, Go, Apache do).
+  // Under TLS 1.3 both are encrypted records of the same outer type, so only TLS can tell them
+  // apart: a non-blocking read lets it process them. A ticket leaves nothing to read (would_block);
+  // close_notify reads as the end of the stream. Rare (idle connections only), so the extra
+  // system calls of switching the socket's mode do not matter.
+  error_code ec;
+  socket.non_blocking(true, ec);
+  if (ec) return false;
+  std::array<char, 64> sink{};
+  const std::size_t got = c.tls()->read_some(net::buffer(sink), ec);
+  const bool alive = got == 0 && ec == net::error::would_block;
+  error_code ignored;
+  socket.non_blocking(false, ignored);
+  return alive;
 }
 
 ssl::context make_tls_context(const client_options& opts) {
@@ -520,8 +557,13 @@ struct client::impl : std::enable_shared_from_this<impl> {
       if (ec) co_return no_free_connection();
       conn = std::move(w->conn);
     }
-    if (conn && steady::now() - conn->released_at >= opts_.reuse_unchecked_within && !looks_alive(*conn)) {
-      conn.reset();  // keep the slot, connect afresh
+    if (conn) {
+      // Idle past idle_timeout: servers close such connections about then (release() prunes the
+      // oldest, but the newest may have waited that long through a quiet spell too).
+      const auto idle_for = steady::now() - conn->released_at;
+      if (idle_for > opts_.idle_timeout || (idle_for >= opts_.reuse_unchecked_within && !looks_alive(*conn))) {
+        conn.reset();  // keep the slot, connect afresh
+      }
     }
     co_return std::make_unique<lease>(shared_from_this(), &pool, std::move(conn));
   }
@@ -625,7 +667,16 @@ struct client::impl : std::enable_shared_from_this<impl> {
       }
       auto [hec] = co_await tls->async_handshake(ssl::stream_base::client, nothrow);
       if (hec) {
-        std::string why = hec == beast::error::timeout ? "timed out" : hec.message();
+        // A handshake the server did not finish in time, or cut off, is like a failed connect: nothing
+        // was sent, and the next try may well succeed. What TLS itself refused (a certificate, a
+        // protocol or cipher mismatch) will be refused again.
+        if (hec == beast::error::timeout || is_closed(hec)) {
+          co_return failure{failure_kind::connect,
+                            "TLS handshake with " + ep.authority() +
+                                (hec == beast::error::timeout ? " timed out after " + ms(opts_.connect_timeout)
+                                                              : " cut off by the server: " + hec.message())};
+        }
+        std::string why = hec.message();
         const long verify = SSL_get_verify_result(tls->native_handle());
         if (verify != X509_V_OK) why += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
         co_return failure{failure_kind::tls, "TLS handshake with " + ep.authority() + " failed: " + why};

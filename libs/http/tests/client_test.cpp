@@ -34,6 +34,15 @@ request get(std::string target = "/", std::chrono::milliseconds timeout = 5s) {
   return r;
 }
 
+request post(std::string target, std::string body) {
+  request r;
+  r.method = "POST";
+  r.target = std::move(target);
+  r.body = std::move(body);
+  r.timeout = 5s;
+  return r;
+}
+
 call_result send(io_runner& io, client& c, const endpoint& ep, request req) {
   return run(io.executor(), c.send(ep, std::move(req)));
 }
@@ -200,7 +209,9 @@ TEST(http_client, parses_retry_after_seconds_and_ignores_dates) {
   // given
   io_runner io;
   server srv(io.executor(), {}, [](const server_request& r) {
-    const std::string value = r.target == "/date" ? "Wed, 21 Oct 2015 07:28:00 GMT" : " 7 ";
+    const std::string value = r.target == "/date"   ? "Wed, 21 Oct 2015 07:28:00 GMT"
+                              : r.target == "/huge" ? "9999999999"
+                                                    : " 7 ";
     return server_response{503, "application/json", "{}", {{"Retry-After", value}}};
   });
   srv.start("127.0.0.1", 0);
@@ -208,12 +219,15 @@ TEST(http_client, parses_retry_after_seconds_and_ignores_dates) {
   // when
   auto seconds = send(io, c, ep_of(srv.port()), get("/seconds"));
   auto date = send(io, c, ep_of(srv.port()), get("/date"));
+  auto huge = send(io, c, ep_of(srv.port()), get("/huge"));
   // then
   ASSERT_TRUE(seconds.ok) << seconds.message;
   EXPECT_EQ(seconds.ok->status, 503u);
   EXPECT_EQ(seconds.ok->retry_after, std::chrono::seconds(7));
   ASSERT_TRUE(date.ok) << date.message;
   EXPECT_FALSE(date.ok->retry_after);
+  ASSERT_TRUE(huge.ok) << huge.message;
+  EXPECT_EQ(huge.ok->retry_after, std::chrono::seconds(86400)) << "ten digits of seconds are taken as a day";
   srv.stop();
 }
 
@@ -246,6 +260,66 @@ TEST(http_client, keeps_the_first_of_repeated_reply_fields_and_reads_a_head_repl
   ASSERT_TRUE(h.ok) << h.message;
   EXPECT_EQ(h.ok->status, 429u);
   EXPECT_EQ(h.ok->body, "") << "a reply to HEAD has no body, whatever its Content-Length says";
+}
+
+TEST(http_client, skips_interim_replies_to_the_final_one) {
+  // given: a 100 and a 103 (with a field) before the answer, in one write
+  io_runner io;
+  test_server srv(mode::fixed, 0ms,
+                  "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\n"
+                  "HTTP/1.1 201 Created\r\nContent-Length: 4\r\n\r\ndone");
+  client c(io.executor(), {});
+  // when
+  auto r = send(io, c, ep_of(srv.port()), get());
+  // then
+  ASSERT_TRUE(r.ok) << r.message;
+  EXPECT_EQ(r.ok->status, 201u);
+  EXPECT_EQ(r.ok->body, "done");
+}
+
+TEST(http_client, a_reply_arriving_after_an_interim_one_goes_to_its_own_request) {
+  // given: a keep-alive server writing "100 Continue" at once and its echo reply 50 ms later
+  io_runner io;
+  test_server srv(mode::interim_then_echo, 50ms);
+  client c(io.executor(), {});
+  // when: two requests, one after the other, on what should be one connection
+  auto first = send(io, c, ep_of(srv.port()), post("/", "first"));
+  auto second = send(io, c, ep_of(srv.port()), post("/", "second"));
+  // then: each got its own final reply (taking the 100 for the answer would pool the connection
+  // with the first reply still to come, and hand that to the second request)
+  ASSERT_TRUE(first.ok) << first.message;
+  EXPECT_EQ(first.ok->status, 200u);
+  EXPECT_EQ(first.ok->body, "first");
+  ASSERT_TRUE(second.ok) << second.message;
+  EXPECT_EQ(second.ok->status, 200u);
+  EXPECT_EQ(second.ok->body, "second");
+  EXPECT_EQ(srv.accepted(), 1);
+}
+
+TEST(http_client, an_unasked_101_is_a_bad_response) {
+  io_runner io;
+  test_server srv(mode::fixed, 0ms, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+  client c(io.executor(), {});
+  auto r = send(io, c, ep_of(srv.port()), get());
+  ASSERT_FALSE(r.ok);
+  EXPECT_EQ(r.kind, failure_kind::bad_response);
+  EXPECT_NE(r.message.find("101"), std::string::npos) << r.message;
+}
+
+TEST(http_client, a_pooled_connection_idle_past_the_idle_timeout_is_not_reused) {
+  // given: a keep-alive server, and a client whose idle connections expire after 100 ms
+  io_runner io;
+  test_server srv(mode::echo);
+  client_options opts;
+  opts.idle_timeout = 100ms;
+  client c(io.executor(), opts);
+  ASSERT_TRUE(send(io, c, ep_of(srv.port()), get()).ok);
+  // when: the next request comes after a quiet spell longer than that
+  std::this_thread::sleep_for(300ms);
+  auto r = send(io, c, ep_of(srv.port()), get());
+  // then: it went out on a new connection
+  ASSERT_TRUE(r.ok) << r.message;
+  EXPECT_EQ(srv.accepted(), 2);
 }
 
 // A second call after the server closed the first call's connection right after its keep-alive
@@ -588,15 +662,16 @@ TEST(http_client, closes_connections_idle_past_the_idle_timeout_at_the_next_rele
   ASSERT_EQ(t.burst(4), 4);
   ASSERT_EQ(srv.open_now(), 4);
   std::this_thread::sleep_for(250ms);
-  // when: one more call (it takes the most recently released connection, checked and alive)
+  // when: one more call (the most recently released connection is idle past the timeout too, so
+  // it is closed rather than reused, and the call connects afresh)
   auto r = send(t.io, t.c, t.ep, get());
-  // then: its release closed the three others; the one it used stays open
+  // then: its release closed the three others; the new one it used stays open
   ASSERT_TRUE(r.ok) << r.message;
   EXPECT_TRUE(srv.wait_for([&] { return srv.open_now() == 1; }, 5s)) << srv.open_now() << " open";
-  EXPECT_EQ(srv.accepted(), 4);
+  EXPECT_EQ(srv.accepted(), 5);
   // and the pool counts them as closed: four callers at once get three new connections
   ASSERT_EQ(t.burst(4), 4);
-  EXPECT_EQ(srv.accepted(), 7);
+  EXPECT_EQ(srv.accepted(), 8);
   EXPECT_EQ(srv.open_now(), 4);
 }
 

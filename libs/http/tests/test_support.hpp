@@ -99,6 +99,7 @@ class test_server {
     answer_once_then_close,    ///< per connection: answers the first request, closes on the second
     fixed,                     ///< writes `fixed_reply` verbatim after each request, then closes
     drip,                      ///< writes `fixed_reply`'s head at once, then its body one byte per `delay`
+    interim_then_echo,         ///< writes "100 Continue", then after `delay` the echo reply, keep-alive
   };
 
   explicit test_server(mode m, std::chrono::milliseconds delay = 0ms, std::string fixed_reply = {})
@@ -157,6 +158,11 @@ class test_server {
       if (ec) co_return;
       ++requests_;
       events_.notify();
+      if (mode_ == mode::interim_then_echo) {
+        static constexpr std::string_view interim = "HTTP/1.1 100 Continue\r\n\r\n";
+        auto [iec, in] = co_await net::async_write(socket, net::buffer(interim), nothrow);
+        if (iec) co_return;
+      }
       if (delay_ > 0ms && mode_ != mode::drip) {
         net::steady_timer timer(socket.get_executor(), delay_);
         co_await timer.async_wait(nothrow);
@@ -183,6 +189,7 @@ class test_server {
           co_return;
         }
         case mode::echo:
+        case mode::interim_then_echo:
           break;
       }
       bhttp::response<bhttp::string_body> res{bhttp::status::ok, 11};

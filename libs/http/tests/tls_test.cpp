@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/ssl.hpp>
@@ -53,11 +54,14 @@ class certificates {
   fs::path dir_;
 };
 
-/// A keep-alive HTTPS server answering "ok" to everything, on its own thread.
+/// A keep-alive HTTPS server answering "ok" to everything, on its own thread. With
+/// `close_when_idle`, it closes each connection 50 ms after its reply the way nginx closes an idle
+/// one: a TLS close_notify, then (its own not answered within 300 ms) the TCP close.
 class tls_server {
  public:
-  tls_server(const certificates& certs, const std::string& cert)
-      : acceptor_(runner_.executor(), tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
+  tls_server(const certificates& certs, const std::string& cert, bool close_when_idle = false)
+      : close_when_idle_(close_when_idle),
+        acceptor_(runner_.executor(), tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
     ctx_.use_certificate_chain_file(certs.path(cert + ".pem"));
     ctx_.use_private_key_file(certs.path("server.key"), ssl::context::pem);
     net::co_spawn(acceptor_.get_executor(), accept_loop(), net::detached);
@@ -93,9 +97,18 @@ class tls_server {
       res.prepare_payload();
       auto [wec, written] = co_await bhttp::async_write(stream, res, nothrow);
       if (wec) co_return;
+      if (close_when_idle_) {
+        net::steady_timer idle(stream.get_executor(), 50ms);
+        co_await idle.async_wait(nothrow);
+        beast::get_lowest_layer(stream).expires_after(300ms);
+        co_await stream.async_shutdown(nothrow);  // sends close_notify; an idle client sends none back
+        beast::get_lowest_layer(stream).close();
+        co_return;
+      }
     }
   }
 
+  bool close_when_idle_;
   ssl::context ctx_{ssl::context::tls_server};
   io_runner runner_{1};
   tcp::acceptor acceptor_;
@@ -143,6 +156,79 @@ TEST_F(http_client_tls, succeeds_and_reuses_the_connection_when_the_ca_is_truste
     EXPECT_EQ(r.ok->body, "ok");
   }
   EXPECT_EQ(srv.accepted(), 1);
+}
+
+TEST_F(http_client_tls, a_checked_reuse_keeps_a_healthy_connection) {
+  // given: every reuse checked (TLS 1.3 session tickets may be waiting unread on the socket)
+  io_runner io;
+  tls_server srv(*certs_, "good");
+  client_options opts;
+  opts.ca_file = certs_->path("ca.pem");
+  opts.reuse_unchecked_within = 0ms;
+  client c(io.executor(), opts);
+  // when
+  for (int i = 0; i < 3; ++i) {
+    auto r = get(io, c, url("127.0.0.1", srv.port()));
+    // then
+    ASSERT_TRUE(r.ok) << r.message;
+    EXPECT_EQ(r.ok->body, "ok");
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(srv.accepted(), 1);
+}
+
+TEST_F(http_client_tls, a_pooled_connection_the_server_closed_with_close_notify_is_replaced) {
+  // 150 ms: the close_notify has arrived, the TCP close not yet; 600 ms: both have.
+  for (const auto quiet : {150ms, 600ms}) {
+    // given: a server that closes a connection 50 ms after its reply
+    io_runner io;
+    tls_server srv(*certs_, "good", /*close_when_idle=*/true);
+    client_options opts;
+    opts.ca_file = certs_->path("ca.pem");
+    client c(io.executor(), opts);
+    auto first = get(io, c, url("127.0.0.1", srv.port()));
+    ASSERT_TRUE(first.ok) << first.message;
+    // when: the next request comes after that close
+    std::this_thread::sleep_for(quiet);
+    auto second = get(io, c, url("127.0.0.1", srv.port()));
+    // then: it went out on a new connection, not into the closed one (which ends `ambiguous`)
+    ASSERT_TRUE(second.ok) << "after " << quiet.count() << " ms: " << second.message;
+    EXPECT_EQ(second.ok->body, "ok");
+    EXPECT_EQ(srv.accepted(), 2) << "after " << quiet.count() << " ms";
+  }
+}
+
+TEST_F(http_client_tls, a_handshake_the_server_never_answers_is_a_retryable_connect_failure) {
+  // given: a server that takes the connection and says nothing
+  io_runner io;
+  test_server srv(test_server::mode::silent);
+  client_options opts;
+  opts.ca_file = certs_->path("ca.pem");
+  opts.connect_timeout = 300ms;
+  client c(io.executor(), opts);
+  // when
+  auto r = get(io, c, url("127.0.0.1", srv.port()));
+  // then: `connect` (retryable: nothing was sent), not `tls` (permanent)
+  ASSERT_FALSE(r.ok);
+  EXPECT_EQ(r.kind, failure_kind::connect) << r.message;
+  EXPECT_NE(r.message.find("TLS handshake with 127.0.0.1:" + std::to_string(srv.port()) + " timed out after 300ms"),
+            std::string::npos)
+      << r.message;
+}
+
+TEST_F(http_client_tls, a_handshake_the_server_cuts_off_is_a_retryable_connect_failure) {
+  // given: a server that closes the connection on the first bytes it cannot read as HTTP
+  io_runner io;
+  test_server srv(test_server::mode::close_after_request);
+  client_options opts;
+  opts.ca_file = certs_->path("ca.pem");
+  client c(io.executor(), opts);
+  // when
+  auto r = get(io, c, url("127.0.0.1", srv.port()));
+  // then
+  ASSERT_FALSE(r.ok);
+  EXPECT_EQ(r.kind, failure_kind::connect) << r.message;
+  EXPECT_NE(r.message.find("cut off by the server"), std::string::npos) << r.message;
 }
 
 TEST_F(http_client_tls, verifies_a_host_name_against_its_dns_san) {

@@ -51,7 +51,7 @@ struct response {
   unsigned status = 0;
   std::string content_type;
   std::string body;
-  std::optional<std::chrono::seconds> retry_after;  ///< Retry-After in seconds, when sent
+  std::optional<std::chrono::seconds> retry_after;  ///< Retry-After in seconds (at most 86,400), when sent
   std::string location;    ///< the Location header, as sent ("" when absent)
   unsigned redirects = 0;  ///< redirects followed to get this response
 };
@@ -68,8 +68,8 @@ std::optional<std::string> same_origin_target(const endpoint& ep, std::string_vi
 /// Why no response came back. `*_before_write`: the request surely did not reach the server;
 /// `*_after_write`: it may have.
 enum class failure_kind {
-  connect,              ///< resolve or TCP connect failed or timed out
-  tls,                  ///< TLS handshake or certificate/host-name verification failed
+  connect,              ///< resolve or TCP connect failed or timed out, or the TLS handshake timed out or was cut off
+  tls,                  ///< TLS refused the server: certificate/host-name verification, protocol or cipher
   reset_before_write,   ///< connection lost before the request was fully written
   timeout_before_write,  ///< write did not finish in time
   reset_after_write,    ///< connection closed/reset while waiting for the response
