@@ -720,6 +720,13 @@ struct client::impl : std::enable_shared_from_this<impl> {
       out.message = std::move(f->message);
     } else {
       auto& slot = *std::get<std::unique_ptr<lease>>(acquired);
+      if (slot.conn && req.allow_address) {
+        // The pool is per host, not per address policy: a connection opened for a caller with a
+        // looser policy (or none) must pass this caller's before it carries the request.
+        error_code ec;
+        const auto peer = slot.conn->tcp().socket().remote_endpoint(ec);
+        if (ec || !req.allow_address(peer.address().to_string())) slot.conn.reset();  // connect afresh
+      }
       // Redirect hops share the first exchange's deadline.
       const auto deadline = steady::now() + timeout;
       unsigned redirects = 0;

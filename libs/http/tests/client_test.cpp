@@ -296,6 +296,27 @@ TEST(http_client, a_reply_arriving_after_an_interim_one_goes_to_its_own_request)
   EXPECT_EQ(srv.accepted(), 1);
 }
 
+TEST(http_client, a_pooled_connection_is_reused_only_if_it_passes_the_callers_address_policy) {
+  // given: a connection to 127.0.0.1 in the pool, opened by a caller without an address policy
+  io_runner io;
+  test_server srv(mode::echo);
+  client c(io.executor(), {});
+  ASSERT_TRUE(send(io, c, ep_of(srv.port()), get()).ok);
+  // when: a caller whose policy refuses that address, then one whose policy allows it
+  auto strict = get();
+  strict.allow_address = [](const std::string&) { return false; };
+  auto refused = send(io, c, ep_of(srv.port()), strict);
+  auto allowing = get();
+  allowing.allow_address = [](const std::string& ip) { return ip == "127.0.0.1"; };
+  auto allowed = send(io, c, ep_of(srv.port()), allowing);
+  // then: the first is refused as if it had to connect (the pooled connection did not carry it)
+  ASSERT_FALSE(refused.ok);
+  EXPECT_EQ(refused.kind, failure_kind::connect);
+  EXPECT_NE(refused.message.find("refused by the address policy"), std::string::npos) << refused.message;
+  ASSERT_TRUE(allowed.ok) << allowed.message;
+  EXPECT_EQ(srv.requests(), 2);
+}
+
 TEST(http_client, an_unasked_101_is_a_bad_response) {
   io_runner io;
   test_server srv(mode::fixed, 0ms, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
