@@ -13,7 +13,20 @@ std::uint64_t offset_tracker::track(const std::string& topic, std::int32_t parti
     p.partition = partition;
     p.generation = next_generation_++;
   }
-  p.entries.push_back({offset, false, std::chrono::steady_clock::now()});
+  const entry e{offset, false, std::chrono::steady_clock::now()};
+  if (p.entries.empty() || p.entries.back().offset < offset) {
+    p.entries.push_back(e);
+  } else {
+    // Out of order (a record fetched before a rebalance, a seek back): keep the entries sorted, so
+    // that the head stays the lowest unfinished offset and done()'s binary search finds them.
+    p.entries.insert(std::upper_bound(p.entries.begin(), p.entries.end(), offset,
+                                      [](std::int64_t o, const entry& a) { return o < a.offset; }),
+                     e);
+  }
+  // Never commit past an unfinished offset, even one that comes after its successors finished.
+  // A position handed out already cannot be taken back: take_committable() waits until the
+  // partition is past it again.
+  if (p.committable > offset) p.committable = offset;
   ++pending_;
   return p.generation;
 }
@@ -24,10 +37,12 @@ void offset_tracker::done(const std::string& topic, std::int32_t partition, std:
   auto it = partitions_.find(key{topic, partition});
   if (it == partitions_.end() || it->second.generation != generation) return;  // revoked meanwhile
   auto& p = it->second;
-  // Offsets arrive in order, so binary search finds the entry.
+  // Entries are sorted (see track()), so binary search finds the entry; an offset tracked twice
+  // has an entry per copy.
   auto e = std::lower_bound(p.entries.begin(), p.entries.end(), offset,
                             [](const entry& a, std::int64_t o) { return a.offset < o; });
-  if (e == p.entries.end() || e->offset != offset || e->done) return;
+  while (e != p.entries.end() && e->offset == offset && e->done) ++e;
+  if (e == p.entries.end() || e->offset != offset) return;
   e->done = true;
   --pending_;
   while (!p.entries.empty() && p.entries.front().done) {
@@ -36,16 +51,28 @@ void offset_tracker::done(const std::string& topic, std::int32_t partition, std:
   }
 }
 
-std::vector<kafka::partition_offset> offset_tracker::take_committable() {
+std::vector<kafka::partition_offset> offset_tracker::take_committable(bool all) {
   std::lock_guard lock(mutex_);
   std::vector<kafka::partition_offset> out;
   for (auto& [k, p] : partitions_) {
-    if (p.committable > p.committed) {
+    if (p.committable > p.committed || (all && p.committable >= 0)) {
       out.push_back({p.topic, p.partition, p.committable});
       p.committed = p.committable;
     }
   }
   return out;
+}
+
+void offset_tracker::commit_failed(const std::vector<kafka::partition_offset>& positions) {
+  std::lock_guard lock(mutex_);
+  for (const auto& po : positions) {
+    auto it = partitions_.find(key{po.topic, po.partition});
+    // Gone: revoked, and maybe re-assigned since (a new generation, whose positions are its own).
+    if (it == partitions_.end()) continue;
+    auto& p = it->second;
+    // A partition that goes idle would never be committed again otherwise.
+    if (p.committed >= po.offset) p.committed = po.offset - 1;
+  }
 }
 
 std::vector<kafka::partition_offset> offset_tracker::release(const std::vector<kafka::partition_offset>& partitions) {

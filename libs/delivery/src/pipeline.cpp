@@ -332,6 +332,13 @@ struct pipeline::impl : kafka::rebalance_listener {
     // next owner (at-least-once), and their late completions are ignored by the tracker.
     auto finished = tracker.release(p);
     if (!finished.empty()) consumer->commit(finished, true);
+    // Fetched but not admitted: the next owner reads them again. Admitted after a re-assignment,
+    // they would be tracked ahead of the re-read from the committed offset.
+    std::erase_if(held, [&](const kafka::message& m) {
+      return std::any_of(p.begin(), p.end(), [&](const kafka::partition_offset& r) {
+        return r.partition == m.partition() && r.topic == m.topic();
+      });
+    });
     metrics.assigned_partitions.Set(0);
     paused_for_capacity = false;
     bulk_paused = false;
@@ -399,7 +406,9 @@ struct pipeline::impl : kafka::rebalance_listener {
                  {{"in_flight", std::to_string(in_flight.load())}});
       }
     }
-    consumer->commit(tracker.take_committable(), true);
+    // Every position, not only the advanced ones: the last asynchronous commit may have failed
+    // with its report not yet seen.
+    consumer->commit(tracker.take_committable(true), true);
     consumer->close();
   }
 
@@ -1139,7 +1148,9 @@ void pipeline::start(failure_handler on_failure) {
                                       .Add({{"topic", l.topic}, {"partition", std::to_string(l.partition)}})
                                       .Set(static_cast<double>(l.lag));
                                 }
-                              }},
+                              },
+                              // Committed again at the next tick, or the final commit.
+                              [&d](const std::vector<kafka::partition_offset>& failed) { d.tracker.commit_failed(failed); }},
       d.log, d);
   // Named for `top -H`, perf and gdb (at most 15 characters).
   d.producer_thread = std::thread([&d] {

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <utility>
+#include <vector>
+
 using sendq::delivery::offset_tracker;
 
 TEST(offset_tracker, commits_only_up_to_the_lowest_unfinished_offset) {
@@ -67,4 +70,116 @@ TEST(offset_tracker, release_returns_finished_positions_not_yet_committed) {
   auto r = t.release({{"t", 3, 0}});
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].offset, 41);
+}
+
+// A record fetched before a rebalance can come after the re-read of its partition has started
+// lower: the later ones must still hold back every commit until they finish.
+TEST(offset_tracker, an_offset_tracked_out_of_order_holds_back_the_commit_past_it) {
+  // given 1900-1950 tracked, then 1050 (out of order)
+  offset_tracker t;
+  auto g = t.track("t", 0, 1900);
+  for (std::int64_t o = 1901; o <= 1950; ++o) t.track("t", 0, o);
+  EXPECT_EQ(t.track("t", 0, 1050), g);
+  // when 1900-1950 finish
+  for (std::int64_t o = 1900; o <= 1950; ++o) t.done("t", 0, o, g);
+  // then nothing is committable (1951 would skip the unfinished 1050), and 1900-1950 are done
+  EXPECT_TRUE(t.take_committable().empty());
+  EXPECT_EQ(t.pending(), 1u);
+  // when 1050 finishes too, the position is past 1950
+  t.done("t", 0, 1050, g);
+  auto c = t.take_committable();
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].partition, 0);
+  EXPECT_EQ(c[0].offset, 1951);
+  EXPECT_EQ(t.pending(), 0u);
+}
+
+TEST(offset_tracker, an_offset_tracked_after_its_successors_finished_takes_the_position_back) {
+  // given 1900 finished and committable
+  offset_tracker t;
+  auto g = t.track("t", 0, 1900);
+  t.done("t", 0, 1900, g);
+  // when 1050 comes afterwards
+  t.track("t", 0, 1050);
+  // then 1901 is not handed out while 1050 is unfinished: at most the position of 1050 itself
+  for (const auto& po : t.take_committable()) EXPECT_LE(po.offset, 1050);
+  // and once it finishes, the position is right behind it
+  t.done("t", 0, 1050, g);
+  auto c = t.take_committable();
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].offset, 1051);
+}
+
+TEST(offset_tracker, finds_each_entry_among_several_out_of_order) {
+  // given offsets tracked in a scrambled order
+  offset_tracker t;
+  auto g = t.track("t", 0, 30);
+  for (std::int64_t o : {10, 40, 20, 31}) t.track("t", 0, o);
+  // when all but 10 finish
+  for (std::int64_t o : {40, 20, 31, 30}) t.done("t", 0, o, g);
+  // then 10 holds everything back
+  EXPECT_TRUE(t.take_committable().empty());
+  EXPECT_EQ(t.pending(), 1u);
+  t.done("t", 0, 10, g);
+  auto c = t.take_committable();
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].offset, 41);
+  EXPECT_EQ(t.pending(), 0u);
+}
+
+// An asynchronous commit the broker refused (a rebalance in progress, a coordinator that moved):
+// a partition that goes idle afterwards must still be committed, or a restart reads it again.
+TEST(offset_tracker, hands_out_again_a_position_whose_commit_failed) {
+  // given a position handed out for commit
+  offset_tracker t;
+  auto g = t.track("t", 0, 7);
+  t.track("t", 1, 3);
+  t.done("t", 0, 7, g);
+  auto c = t.take_committable();
+  ASSERT_EQ(c.size(), 1u);
+  ASSERT_EQ(c[0].offset, 8);
+  EXPECT_TRUE(t.take_committable().empty());
+  // when its commit fails, with nothing new finished
+  t.commit_failed({{"t", 0, 8}});
+  // then the next commit has it again, once
+  c = t.take_committable();
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].topic, "t");
+  EXPECT_EQ(c[0].partition, 0);
+  EXPECT_EQ(c[0].offset, 8);
+  EXPECT_TRUE(t.take_committable().empty());
+}
+
+TEST(offset_tracker, a_failed_commit_of_a_revoked_partition_is_left_to_its_next_owner) {
+  // given a position handed out, then the partition revoked and re-assigned
+  offset_tracker t;
+  auto g = t.track("t", 0, 7);
+  t.done("t", 0, 7, g);
+  ASSERT_EQ(t.take_committable().size(), 1u);
+  t.release({{"t", 0, 0}});
+  t.track("t", 0, 5);  // re-read from the group's committed offset
+  // when the old commit's failure is reported
+  t.commit_failed({{"t", 0, 8}});
+  // then nothing of the old assignment is committed: 5 is unfinished
+  EXPECT_TRUE(t.take_committable().empty());
+}
+
+TEST(offset_tracker, the_final_commit_has_every_partitions_position) {
+  // given two partitions with positions handed out already, one of them also with a newer one
+  offset_tracker t;
+  auto g0 = t.track("t", 0, 7);
+  auto g1 = t.track("t", 1, 3);
+  t.track("t", 1, 4);
+  auto g2 = t.track("t", 2, 9);  // nothing finished: no position
+  (void)g2;
+  t.done("t", 0, 7, g0);
+  t.done("t", 1, 3, g1);
+  ASSERT_EQ(t.take_committable().size(), 2u);
+  t.done("t", 1, 4, g1);
+  // when the positions are taken for the final commit
+  auto c = t.take_committable(true);
+  // then every partition with a position is in it, the committed ones too
+  std::vector<std::pair<std::int32_t, std::int64_t>> got;
+  for (const auto& po : c) got.emplace_back(po.partition, po.offset);
+  EXPECT_EQ(got, (std::vector<std::pair<std::int32_t, std::int64_t>>{{0, 8}, {1, 5}}));
 }

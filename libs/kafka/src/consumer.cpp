@@ -49,6 +49,7 @@ struct consumer::impl {
   bool maybe_stopped = false;
   std::size_t fetch_restarts = 0;
   std::set<std::pair<std::string, std::int32_t>> paused;  // by pause(), until resume()
+  std::vector<message>* polled = nullptr;  // the batch poll() is collecting, while it runs
 
   impl(log::logger& l, rebalance_listener& r) : log(l), listener(r) {}
 
@@ -70,6 +71,16 @@ struct consumer::impl {
       self->listener.on_assigned(list);
     } else {
       self->log.info("kafka", "partitions revoked", {{"count", std::to_string(list.size())}});
+      // Messages of these partitions that poll() took before this callback ran must not be
+      // returned: the partitions' next owner reads them again from the committed offset, and
+      // this worker may get them back too, after a re-read from lower offsets has begun.
+      if (self->polled) {
+        std::erase_if(*self->polled, [&](const message& m) {
+          return std::any_of(list.begin(), list.end(), [&](const partition_offset& p) {
+            return p.partition == m.partition() && p.topic == m.topic();
+          });
+        });
+      }
       self->listener.on_revoked(list);
       rd_kafka_assign(rk, nullptr);
       self->assigned = 0;
@@ -79,6 +90,23 @@ struct consumer::impl {
   }
 
   std::function<void(const std::vector<partition_lag>&)> on_lag;
+  std::function<void(const std::vector<partition_offset>&)> on_commit_failed;
+
+  static void on_commit(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets, void* opaque) {
+    auto* self = static_cast<impl*>(opaque);
+    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;  // nothing to commit
+    std::vector<partition_offset> failed;
+    rd_kafka_resp_err_t first = err;
+    for (int i = 0; offsets && i < offsets->cnt; ++i) {
+      const auto& p = offsets->elems[i];
+      if ((err || p.err) && p.offset >= 0) failed.push_back({p.topic, p.partition, p.offset});
+      if (!first) first = p.err;
+    }
+    if (failed.empty()) return;
+    self->log.warn("kafka", "commit failed; committed again at the next commit",
+                   {{"error", rd_kafka_err2str(first)}, {"partitions", std::to_string(failed.size())}});
+    if (self->on_commit_failed) self->on_commit_failed(failed);
+  }
 
   static int on_stats(rd_kafka_t*, char* json, size_t len, void* opaque) {
     auto* self = static_cast<impl*>(opaque);
@@ -125,7 +153,9 @@ consumer::consumer(const consumer_options& opts, log::logger& log, rebalance_lis
     impl_->on_lag = opts.on_lag;
   }
   detail::set_all(conf.get(), opts.librdkafka);
+  impl_->on_commit_failed = opts.on_commit_failed;
   rd_kafka_conf_set_opaque(conf.get(), impl_.get());
+  rd_kafka_conf_set_offset_commit_cb(conf.get(), &impl::on_commit);
   rd_kafka_conf_set_stats_cb(conf.get(), &impl::on_stats);
   rd_kafka_conf_set_rebalance_cb(conf.get(), &impl::on_rebalance);
   rd_kafka_conf_set_log_cb(conf.get(), &impl::on_log);
@@ -193,6 +223,11 @@ std::size_t consumer::fetch_restarts() const { return impl_->fetch_restarts; }
 std::vector<message> consumer::poll(std::size_t max, std::chrono::milliseconds timeout) {
   restart_stopped_fetch();
   std::vector<message> out;
+  impl_->polled = &out;  // a revocation during the loop drops what it took of those partitions
+  struct unset {
+    impl& i;
+    ~unset() { i.polled = nullptr; }
+  } guard{*impl_};
   auto wait = static_cast<int>(timeout.count());
   while (out.size() < max) {
     rd_kafka_message_t* m = rd_kafka_consumer_poll(impl_->rk.get(), wait);

@@ -379,3 +379,41 @@ TEST(kafka, a_partition_paused_when_a_rebalance_comes_is_read_again_once_reassig
   all.insert(by_b.begin(), by_b.end());
   EXPECT_EQ(all.size(), 40u);
 }
+
+// An asynchronous commit reports its failure only through librdkafka's commit callback: the
+// consumer passes the refused positions on, so that they are committed again.
+TEST(kafka, reports_the_positions_of_a_refused_asynchronous_commit_so_they_can_be_committed_again) {
+  log::logger logger(log::level::error, false);
+  kafka::embedded_cluster cluster(1, {"cf"}, 1);
+  kafka::producer p({cluster.bootstrap(), {}}, logger, [](void*, const std::string&) {});
+  for (int i = 0; i < 10; ++i) p.produce("cf", "", "m" + std::to_string(i), {}, nullptr);
+  ASSERT_EQ(p.flush(10s), 0);
+  std::vector<kafka::partition_offset> failed;
+  {
+    recording_listener listener;
+    kafka::consumer_options opts{cluster.bootstrap(), "g-cf", {"cf"}, {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}}};
+    opts.on_commit_failed = [&](const std::vector<kafka::partition_offset>& f) { failed.insert(failed.end(), f.begin(), f.end()); };
+    kafka::consumer c(opts, logger, listener);
+    ASSERT_EQ(consume_n(c, 10).size(), 10u);
+    // given the broker refuses the next commit
+    cluster.fail_next_offset_commits(1);
+    // when all ten are committed asynchronously
+    ASSERT_TRUE(c.commit({{"cf", 0, 10}}, false));
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (failed.empty() && std::chrono::steady_clock::now() < deadline) c.poll(10, 20ms);
+    // then the failure names the position
+    ASSERT_EQ(failed.size(), 1u);
+    EXPECT_EQ(failed[0].topic, "cf");
+    EXPECT_EQ(failed[0].partition, 0);
+    EXPECT_EQ(failed[0].offset, 10);
+    // and committed again, it holds: the group's next member starts after m9
+    ASSERT_TRUE(c.commit(failed, true));
+    c.close();
+  }
+  EXPECT_EQ(failed.size(), 1u) << "a successful commit is not reported as failed";
+  p.produce("cf", "", "m10", {}, nullptr);
+  ASSERT_EQ(p.flush(10s), 0);
+  recording_listener listener;
+  kafka::consumer c2({cluster.bootstrap(), "g-cf", {"cf"}, {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}}}, logger, listener);
+  EXPECT_EQ(consume_n(c2, 1), std::vector<std::string>{"m10"});
+}

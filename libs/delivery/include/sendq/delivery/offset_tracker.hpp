@@ -21,8 +21,13 @@ class offset_tracker {
   std::uint64_t track(const std::string& topic, std::int32_t partition, std::int64_t offset);
   /// Marks `offset` finished. Ignored when the partition was forgotten since track() (revoked).
   void done(const std::string& topic, std::int32_t partition, std::int64_t offset, std::uint64_t generation);
-  /// Positions that advanced since the last call (offset = next to read), for commit.
-  std::vector<kafka::partition_offset> take_committable();
+  /// Positions that advanced since the last call (offset = next to read), for commit. With
+  /// `all`, every tracked partition's position (the final commit at shutdown: the result of the
+  /// last asynchronous commit may never have been seen).
+  std::vector<kafka::partition_offset> take_committable(bool all = false);
+  /// The commit of these positions failed: take_committable() hands them out again, for the
+  /// partitions still tracked (a partition revoked since is committed by its next owner).
+  void commit_failed(const std::vector<kafka::partition_offset>& positions);
   /// Same, restricted to `partitions`, then forgets them (on revocation).
   std::vector<kafka::partition_offset> release(const std::vector<kafka::partition_offset>& partitions);
   /// Records tracked and not yet finished.

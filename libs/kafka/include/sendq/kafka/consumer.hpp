@@ -37,6 +37,9 @@ struct consumer_options {
   std::map<std::string, std::string> librdkafka;  ///< passthrough settings (override ours)
   /// Called on the Kafka thread every statistics interval (5 s) with the assigned partitions' lag.
   std::function<void(const std::vector<partition_lag>&)> on_lag;
+  /// Called on the Kafka thread (during poll() or close()) with the positions of a commit the
+  /// broker refused, so that they can be committed again. Asynchronous commits report only here.
+  std::function<void(const std::vector<partition_offset>&)> on_commit_failed;
 };
 
 /// Called on the Kafka thread during poll() when the group assigns or revokes partitions.
@@ -56,7 +59,8 @@ class consumer {
   consumer& operator=(const consumer&) = delete;
 
   /// Waits up to `timeout` for the first message, then takes what is ready, up to `max`.
-  /// Consumer errors (not partition EOF) are logged and skipped.
+  /// Consumer errors (not partition EOF) are logged and skipped. Never returns a message of a
+  /// partition revoked during the call (it was taken before the revocation).
   std::vector<message> poll(std::size_t max, std::chrono::milliseconds timeout);
   /// Commits positions (next offset to read). `sync` waits for the broker's answer.
   bool commit(const std::vector<partition_offset>& offsets, bool sync);

@@ -21,6 +21,8 @@ class embedded_cluster {
   std::string bootstrap() const;
   /// Creates another topic (no-op if it exists).
   void create_topic(const std::string& topic, int partitions);
+  /// Tests: the next `count` OffsetCommit requests, from any client, fail.
+  void fail_next_offset_commits(int count);
 
  private:
   struct impl;
