@@ -5,6 +5,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <random>
 #include <map>
 #include <tuple>
@@ -227,6 +228,7 @@ struct pipeline::impl : kafka::rebalance_listener {
   std::atomic<bool> started{false};
   std::unique_ptr<kafka::consumer> consumer;
   std::unique_ptr<kafka::producer> producer;
+  std::string producer_max_bytes;  // its message.max.bytes, named in error messages (set by start())
   std::thread kafka_thread;
   std::thread producer_thread;
   std::atomic<bool> producer_run{true};
@@ -453,9 +455,13 @@ struct pipeline::impl : kafka::rebalance_listener {
                                                in_flight.load() >= cfg.worker.max_in_flight / 2)) {
       // Over its cap while memory is getting short: this account waits, the others go on.
       ++parked_keys[req.key];
-      metrics.bulkhead_parked.Increment();
-      park(rec, req.attempt, now_ms() + 200, true);
-      return true;
+      if (auto refused = park(rec, req.attempt, now_ms() + 200, true); refused.empty()) {
+        metrics.bulkhead_parked.Increment();
+        return true;
+      }
+      // Too large to park: delivered now, over its account's cap, rather than left without a
+      // result (when requests of its key are parked ahead of it, it passes them).
+      if (auto it = parked_keys.find(req.key); --it->second <= 0) parked_keys.erase(it);
     }
     route->held->fetch_add(1);
     rec.account_held = route->held;
@@ -645,43 +651,60 @@ struct pipeline::impl : kafka::rebalance_listener {
   // ---- I/O threads ----
   // The requests of one ordering key run one after the other: start_lane starts the head of the
   // key's lane, and each run_lane starts the next one when it is done.
-  route_gate& gate_of(io_shard& shard, const core::send_request& req) {
+  // The gate of `req`'s route, or nullptr when the route is not configured: such requests are
+  // rejected without any I/O, and a gate for every distinct bad name would be kept for ever.
+  route_gate* gate_of(io_shard& shard, const core::send_request& req) {
     auto& map = gates[shard_index(shard)];
     std::string route_key;
     route_key.reserve(req.provider.size() + 1 + req.account.size());
     route_key.append(req.provider).append(1, '\n').append(req.account);
     auto it = map.find(route_key);
-    if (it == map.end()) it = map.emplace(std::move(route_key), std::make_unique<route_gate>(gate_capacity)).first;
-    return *it->second;
+    if (it == map.end()) {
+      if (!current_table()->routes.count(route_key)) return nullptr;
+      it = map.emplace(std::move(route_key), std::make_unique<route_gate>(gate_capacity)).first;
+    }
+    return it->second.get();
   }
 
   // Starts the delivery of `rec`, the head of its key's lane, when its route's gate has room;
   // otherwise it waits at the gate (I/O thread of `shard`).
   void start_lane(record_ptr rec, io_shard& shard) {
-    auto& gate = gate_of(shard, rec->req);
-    if (gate.free == 0) {
-      gate.waiting.push_back(std::move(rec));
+    auto* gate = gate_of(shard, rec->req);
+    if (gate && gate->free == 0) {
+      gate->waiting.push_back(std::move(rec));
       return;
     }
-    --gate.free;
+    if (gate) --gate->free;
     net::co_spawn(shard.executor, run_lane(std::move(rec), shard, gate), net::detached);
+  }
+
+  // Route gates on all I/O threads (pipeline::route_gates).
+  std::size_t route_gates() {
+    std::size_t total = 0;
+    for (std::size_t i = 0; i < shards.size(); ++i) {
+      std::promise<std::size_t> count;
+      net::post(shards[i].executor, [&, i] { count.set_value(gates[i].size()); });
+      total += count.get_future().get();
+    }
+    return total;
   }
 
   // Delivers `rec` holding a place in `gate`, passes the place on, then starts the next request
   // of the key (in order: the lane stays busy until next() finds it empty). Both are posted, not
   // started in place: co_spawn runs a coroutine inline up to its first suspension, and requests
   // that end without any I/O (rejections) would otherwise nest one call deeper each.
-  net::awaitable<void> run_lane(record_ptr rec, io_shard& shard, route_gate& gate) {
+  // `gate` is nullptr for a route that is not configured (see gate_of).
+  net::awaitable<void> run_lane(record_ptr rec, io_shard& shard, route_gate* gate) {
     const record_ptr held = rec;  // keeps the key for next() below: cheaper than copying it
     const std::string& key = held->req.key;
     co_await deliver(std::move(rec), shard);
-    if (gate.waiting.empty()) {
-      ++gate.free;
-    } else {
-      net::post(shard.executor, [this, waiting = std::move(gate.waiting.front()), &shard, &gate]() mutable {
+    if (gate && gate->waiting.empty()) {
+      ++gate->free;
+    } else if (gate) {
+      net::post(shard.executor, [this, waiting = std::move(gate->waiting.front()), &shard, gate]() mutable {
         net::co_spawn(shard.executor, run_lane(std::move(waiting), shard, gate), net::detached);
       });
-      gate.waiting.pop_front();
+      gate->waiting.pop_front();
     }
     auto next = lanes[shard_index(shard)]->next(key);
     // The same request twice in a row on its key: both were admitted before the first ended, so
@@ -738,6 +761,22 @@ struct pipeline::impl : kafka::rebalance_listener {
     }
     fill_identity(req, res, rec);
     publish(rec, res, routed);
+  }
+
+  // Ends `res` as expired when `req`'s deadline is at or before `at` (epoch ms): a request is
+  // never sent past its deadline (CONTRACT.md). True when it did.
+  static bool expires_by(const core::send_request& req, std::int64_t at, std::string_view why,
+                         const std::string& last_error, core::delivery_result& res) {
+    if (!req.deadline_ms || at < *req.deadline_ms) return false;
+    res.status = delivery_status::expired;
+    res.error = core::failure{error_kind::expired, "deadline: " + std::string(why) +
+                                                       (last_error.empty() ? std::string() : " (last: " + last_error + ")")};
+    return true;
+  }
+
+  // Whole milliseconds from `from` to `to`, rounded up.
+  static std::int64_t ms_between(std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to) {
+    return std::chrono::ceil<std::chrono::milliseconds>(to - from).count();
   }
 
   // Checked before inline_media is called: a coroutine call costs a frame and a resume, and
@@ -807,12 +846,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     const auto max_age = std::chrono::milliseconds(cfg.worker.max_request_age_ms);
     for (int attempt = req.attempt + 1;; ++attempt) {
       res.attempts = attempt - 1;
-      if (req.deadline_ms && now_ms() >= *req.deadline_ms) {
-        res.status = delivery_status::expired;
-        res.error = core::failure{error_kind::expired, "deadline: passed before delivery" +
-                                                           (last_error.empty() ? std::string() : " (last: " + last_error + ")")};
-        co_return attempt_end::final_result;
-      }
+      if (expires_by(req, now_ms(), "passed before delivery", last_error, res)) co_return attempt_end::final_result;
       if (std::chrono::steady_clock::now() - rec.consumed_at > max_age) {
         // A poison pill or a stalled provider must not hold its key and partition forever.
         res.status = delivery_status::failed;
@@ -827,7 +861,13 @@ struct pipeline::impl : kafka::rebalance_listener {
         // Bulk first takes a slot of its own share, then one of the account's.
         if (auto bulk = bulk_limiters.find(provider, req.account)) {
           const auto now = std::chrono::steady_clock::now();
-          const auto until = bulk->reserve(now).at;
+          const auto slot = bulk->reserve(now);
+          const auto until = slot.at;
+          if (until > now && expires_by(req, now_ms() + ms_between(now, until), "the rate limit's next slot is past it",
+                                        last_error, res)) {
+            bulk->release(slot);  // not used: the slot goes to the next request
+            co_return attempt_end::final_result;
+          }
           if (until > now) {
             net::steady_timer timer(co_await net::this_coro::executor);
             timer.expires_at(until);
@@ -837,7 +877,13 @@ struct pipeline::impl : kafka::rebalance_listener {
       }
       if (limiter) {
         const auto now = std::chrono::steady_clock::now();
-        const auto until = std::max(limiter->reserve(now, req.to).at, limiter->penalized_until());
+        const auto slot = limiter->reserve(now, req.to);
+        const auto until = std::max(slot.at, limiter->penalized_until());
+        if (until > now && expires_by(req, now_ms() + ms_between(now, until), "the rate limit's next slot is past it",
+                                      last_error, res)) {
+          limiter->release(slot);  // not used: the slot goes to the next request
+          co_return attempt_end::final_result;
+        }
         if (until > now) {
           metrics.rate_limit_wait.Add({{"provider", provider}, {"account", req.account}})
               .Increment(std::chrono::duration<double>(until - now).count());
@@ -850,13 +896,28 @@ struct pipeline::impl : kafka::rebalance_listener {
       // sending; requests are not failed for it.
       policy::permit permit;
       for (;;) {
+        // The last check before the call, after every wait above (and each of the breaker's):
+        // past its deadline a request is not sent. Made before try_acquire, so that a half-open
+        // probe slot is never taken by a request that then is not sent.
+        if (expires_by(req, now_ms(), "passed while waiting for the rate limit or the circuit breaker", last_error, res)) {
+          co_return attempt_end::final_result;
+        }
         const auto now = std::chrono::steady_clock::now();
         permit = r.breaker->try_acquire(now);
         r.circuit_gauge->Set(gauge_value(r.breaker->state()));
         if (permit) break;
         const auto open_for = permit.open_until ? *permit.open_until - now : std::chrono::steady_clock::duration(1s);
+        if (expires_by(req, now_ms() + std::chrono::ceil<std::chrono::milliseconds>(open_for).count(),
+                       "the circuit breaker of " + provider + " stays open past it", last_error, res)) {
+          co_return attempt_end::final_result;
+        }
         if (open_for > std::chrono::milliseconds(cfg.worker.retry_topic_threshold_ms)) {
-          park(rec, attempt - 1, now_ms() + std::chrono::duration_cast<std::chrono::milliseconds>(open_for).count());
+          const auto not_before = now_ms() + std::chrono::duration_cast<std::chrono::milliseconds>(open_for).count();
+          if (auto refused = park(rec, attempt - 1, not_before); !refused.empty()) {
+            res.status = delivery_status::failed;
+            res.error = core::failure{error_kind::too_large, refused + (last_error.empty() ? "" : "; last: " + last_error)};
+            co_return attempt_end::final_result;
+          }
           co_return attempt_end::parked;
         }
         net::steady_timer timer(co_await net::this_coro::executor);
@@ -921,7 +982,10 @@ struct pipeline::impl : kafka::rebalance_listener {
         if (limiter) {
           if (o.throttled) {
             metrics.throttled.Add({{"provider", provider}, {"account", req.account}}).Increment();
-            if (o.retry_after) limiter->penalize(now, now + *o.retry_after);
+            // Capped at max_request_age_ms: every request of the account waits the penalty out in
+            // memory, so a longer one would only make them all outlive the age limit, and one reply
+            // (a Retry-After of a day) must not stall the account for a day.
+            if (o.retry_after) limiter->penalize(now, now + std::min<std::chrono::milliseconds>(*o.retry_after, max_age));
             else limiter->adaptive_slowdown(now);
           } else if (o.cls == providers::outcome_class::delivered) {
             limiter->on_success(now);
@@ -961,9 +1025,29 @@ struct pipeline::impl : kafka::rebalance_listener {
                                                static_cast<std::int64_t>(cfg.worker.retry_backoff_ms) << std::min(attempt - 1, 20));
       auto wait = std::chrono::milliseconds(base / 2 + static_cast<std::int64_t>(jitter() % static_cast<std::uint64_t>(base / 2 + 1)));
       if (o.retry_after) wait = std::max(wait, *o.retry_after);
+      // A next attempt past the deadline or the age limit could never be made: end now rather
+      // than hold the key, or a retry partition (parked), until then. This also bounds the time
+      // points made from `wait` below, whatever the provider's Retry-After.
+      const std::string next_in = "the next attempt is due in " + std::to_string(wait.count()) + " ms" +
+                                  (o.retry_after && wait == *o.retry_after ? " (the provider's Retry-After)" : "");
+      if (expires_by(req, now_ms() + wait.count(), next_in + ", after it", o.message, res)) {
+        co_return attempt_end::final_result;
+      }
+      if (std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - rec.consumed_at) + wait >
+          max_age) {
+        res.status = delivery_status::failed;  // as the age limit at the top of an attempt ends it
+        res.error = core::failure{error_kind::timeout, next_in + ", after the request would have been held longer than "
+                                                       "worker.max_request_age_ms (" + std::to_string(max_age.count()) +
+                                                       " ms); last: " + o.message};
+        co_return attempt_end::final_result;
+      }
       if (wait > std::chrono::milliseconds(cfg.worker.retry_topic_threshold_ms)) {
         // Too long to hold in memory (and its slot): park it on the retry topic.
-        park(rec, attempt, now_ms() + wait.count());
+        if (auto refused = park(rec, attempt, now_ms() + wait.count()); !refused.empty()) {
+          res.status = delivery_status::failed;
+          res.error = core::failure{error_kind::too_large, refused + "; last: " + o.message};
+          co_return attempt_end::final_result;
+        }
         co_return attempt_end::parked;
       }
       log.debug("pipeline", "retrying", {{"id", req.id}, {"attempt", std::to_string(attempt)},
@@ -976,7 +1060,9 @@ struct pipeline::impl : kafka::rebalance_listener {
 
   // Produces the request with its attempt count and due time to the retry topic; the offset is
   // done once that is acknowledged, and the result comes when the retry is consumed again.
-  void park(record& rec, int attempts_made, std::int64_t not_before, bool routine = false) {
+  // Returns "" when parked, else why it could not be (too large): the caller must then end the
+  // request itself, or it would never get a result.
+  [[nodiscard]] std::string park(record& rec, int attempts_made, std::int64_t not_before, bool routine = false) {
     core::send_request copy = rec.req;
     copy.attempt = attempts_made;
     copy.not_before_ms = not_before;
@@ -984,11 +1070,18 @@ struct pipeline::impl : kafka::rebalance_listener {
     core::encode_request(copy, json);
     rec.pending_acks.store(1);
     rec.remember_id = false;
+    if (auto refused = produce_or_retry(cfg.kafka.retry_topic, copy.key, json, {}, rec.shared_from_this()); !refused.empty()) {
+      rec.remember_id = true;
+      // It carries its key (by default provider:to) besides the request: up to twice its size.
+      return "the request could not wait on " + cfg.kafka.retry_topic + " for its next attempt: that record is " +
+             std::to_string(copy.key.size() + json.size()) + " bytes with its key, over the producer's message.max.bytes (" +
+             producer_max_bytes + ")";
+    }
     if (const auto level = routine ? log::level::debug : log::level::info; log.enabled(level)) {
       log.write(level, "pipeline", "parked on the retry topic",
                 {{"id", copy.id}, {"attempts", std::to_string(attempts_made)}, {"not_before", std::to_string(not_before)}});
     }
-    produce_or_retry(cfg.kafka.retry_topic, copy.key, json, {}, rec.shared_from_this());
+    return {};
   }
 
   void fill_identity(const core::send_request& req, core::delivery_result& res, const std::shared_ptr<record>& rec) {
@@ -1064,34 +1157,38 @@ struct pipeline::impl : kafka::rebalance_listener {
     produce_or_retry(cfg.kafka.dlq_topic, rec->result_id, std::string_view(), headers, rec);
   }
 
-  void produce_or_retry(const std::string& topic, std::string_view key, std::string_view value,
-                        const kafka::header_list& headers, const std::shared_ptr<record>& rec,
-                        bool dlq_with_value = false) {
+  // Returns "" once the record is with the producer (or the refusal is handled here), or the
+  // producer's error for a parked request over its message.max.bytes: park()'s caller ends it.
+  std::string produce_or_retry(const std::string& topic, std::string_view key, std::string_view value,
+                               const kafka::header_list& headers, const std::shared_ptr<record>& rec,
+                               bool dlq_with_value = false) {
     auto* ticket = new produce_ticket{rec, dlq_with_value};  // released in on_delivery
     for (int i = 0;; ++i) {
       auto err = producer->produce(topic, key, value, headers, ticket);
-      if (err.empty()) return;
-      if (kafka::is_message_too_large(err)) {
+      if (err.empty()) return {};
+      const bool too_large = kafka::is_message_too_large(err);
+      if (too_large) {
         // Waiting cannot help a record over the producer's message.max.bytes.
         delete ticket;
-        if (dlq_with_value) return produce_dlq_without_value(rec, err);
-        // A result or parked request: configuration refuses a message.max.bytes too small for
-        // these, so this is a bug. Like an unacknowledged result, the offset stays uncommitted.
-        log.error("pipeline", "record over the producer's message.max.bytes; offset stays uncommitted",
-                  {{"topic", topic}, {"bytes", std::to_string(value.size())}, {"error", err},
-                   {"partition", std::to_string(rec->partition)}, {"offset", std::to_string(rec->offset)}});
-        return;
+        if (dlq_with_value) {
+          produce_dlq_without_value(rec, err);
+          return {};
+        }
+        // A parked request carries its key besides the request, so it may be over the limit.
+        if (topic == cfg.kafka.retry_topic) return err;
+        // A result is not larger than its request, which configuration keeps well under the
+        // limit; should one still be refused, stop (below) rather than hold its slot for ever.
       }
-      if (!kafka::is_queue_full(err) || failed.load()) {
+      if (too_large || !kafka::is_queue_full(err) || failed.load()) {
         // Waiting cannot help: a fatal error of the idempotent producer (every later record is
         // refused too), or a topic Kafka does not know. Retrying would block this I/O thread.
-        delete ticket;
-        if (failed.load()) return;  // said once: the others are counted at exit
+        if (!too_large) delete ticket;
+        if (failed.load()) return {};  // said once: the others are counted at exit
         log.error("pipeline", "record refused by the producer; offset stays uncommitted",
-                  {{"topic", topic}, {"error", err}, {"partition", std::to_string(rec->partition)},
-                   {"offset", std::to_string(rec->offset)}});
+                  {{"topic", topic}, {"error", err}, {"bytes", std::to_string(key.size() + value.size())},
+                   {"partition", std::to_string(rec->partition)}, {"offset", std::to_string(rec->offset)}});
         fail("the producer refused a record for " + topic + ": " + err);
-        return;
+        return {};
       }
       // A full local queue drains as the producer thread polls.
       if (i % 100 == 0) log.warn("pipeline", "producer queue full; waiting", {{"error", err}});
@@ -1135,6 +1232,7 @@ void pipeline::start(failure_handler on_failure) {
   // often. Five alternated drains: 41.1 -> 34.2 us of worker CPU per delivery. completed_at is
   // stamped before; a result reaches the topic up to 10 ms later.
   producer_settings.try_emplace("linger.ms", "10");
+  d.producer_max_bytes = producer_settings.at("message.max.bytes");
   d.producer = std::make_unique<kafka::producer>(
       kafka::producer_options{d.brokers, std::move(producer_settings)}, d.log,
       [&d](void* opaque, const std::string& err) { d.on_delivery(opaque, err); });
@@ -1189,6 +1287,8 @@ void pipeline::reload(const config::config& next) {
 }
 
 long pipeline::unfinished() const { return impl_->in_flight.load(); }
+
+std::size_t pipeline::route_gates() const { return impl_->route_gates(); }
 
 std::string pipeline::failure() const {
   std::lock_guard lock(impl_->failure_mutex);

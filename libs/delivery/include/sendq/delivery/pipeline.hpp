@@ -13,6 +13,7 @@
 /// Each I/O thread is a shard: its own io_context and HTTP client (connection pool). All the
 /// requests of one ordering key run on the shard the key hashes to, so a delivery never hops
 /// between threads, and connections need no strand.
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
@@ -68,6 +69,9 @@ class pipeline {
   void reload(const config::config& next);
   /// Requests consumed and not finished (after stop(): those given up at the grace period).
   long unfinished() const;
+  /// Route gates the I/O threads keep (one per configured route and thread used; tests). Waits
+  /// for each I/O thread: call it from another thread, while they run.
+  std::size_t route_gates() const;
   /// "" or why the pipeline failed (see failure_handler).
   std::string failure() const;
   /// "" when ready (assigned partitions, not stopping), else the reason. Any thread.

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Deadlines, long Retry-Afters and parking, with the real binaries:
+- a request whose deadline passes while it waits (rate limit) ends `expired` and is not sent;
+- a Retry-After longer than the request's deadline or max_request_age_ms ends it at once, and one
+  throttle reply does not stall its account for longer than max_request_age_ms;
+- a request too large to park on sendq.retry still gets its final result."""
+import json
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import sendq_harness as h  # noqa: E402
+from policy_support import write_config  # noqa: E402
+
+ACCOUNT = """
+[providers.gewe.{name}]
+base_url = "{base_url}"
+token = "demo-gewe-token"
+app_id = "demo-gewe-app"
+{extra}
+"""
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def results_by_id(bootstrap, count, timeout):
+    return {json.loads(v)["id"]: json.loads(v) for _, v, _ in h.kcat_consume_until(bootstrap, "sendq.results", count, timeout)}
+
+
+class DeadlineTest(unittest.TestCase):
+    def test_a_deadline_that_passes_while_waiting_for_the_rate_limit_ends_expired_unsent(self):
+        # given an account allowed one request a second, and six requests on six keys due in 1.5 s
+        workdir = h.Workdir("deadline").path
+        sim = h.Simulator(workdir)
+        config = write_config(workdir, accounts_extra=ACCOUNT.format(name="slow", base_url=sim.base_url,
+                                                                     extra='rate_limit = "1/1s"'))
+        worker = h.Worker(workdir, sim, config=config)
+        try:
+            worker.wait_ready()
+            deadline = now_ms() + 1500
+            reqs = [{"id": f"dl-{i}", "provider": "gewe", "account": "slow", "type": "text", "to": f"dl-{i}@chatroom",
+                     "body": {"text": f"t{i}"}, "deadline": deadline} for i in range(6)]
+            # when
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [(r["to"], json.dumps(r)) for r in reqs])
+            results = results_by_id(worker.bootstrap, len(reqs), 60)
+            # then: each was either sent before its deadline and delivered, or ended expired and never sent
+            calls = sim.requests()
+            sent = {r["id"]: [c["time_ms"] for c in calls if f'"toWxid":"{r["to"]}"' in c["body"]] for r in reqs}
+            outcomes = {rid: (res["status"], (res["error"] or {}).get("kind")) for rid, res in results.items()}
+            expired = sorted(rid for rid, o in outcomes.items() if o == ("expired", "expired"))
+            delivered = sorted(rid for rid, o in outcomes.items() if o == ("delivered", None))
+            self.assertEqual(sorted(expired + delivered), sorted(r["id"] for r in reqs), outcomes)
+            for rid in expired:
+                self.assertEqual(sent[rid], [], f"{rid} expired but was sent")
+                self.assertIn("deadline", results[rid]["error"]["message"])
+            for rid in delivered:
+                self.assertEqual(len(sent[rid]), 1, rid)
+                self.assertLessEqual(sent[rid][0], deadline + 100, f"{rid} sent after its deadline")
+            # one a second: at most two slots fall within 1.5 s
+            self.assertGreaterEqual(len(expired), 4, outcomes)
+            self.assertEqual([t for ts in sent.values() for t in ts if t > deadline + 100], [])
+        finally:
+            h.stop_worker_and_simulator(worker, sim)
+
+
+class RetryAfterTest(unittest.TestCase):
+    def test_a_retry_after_past_the_deadline_ends_the_request_expired_at_once(self):
+        # given a provider asking to come back in a day, and a request due in 20 s
+        workdir = h.Workdir("retryafter").path
+        sim = h.Simulator(workdir)
+        sim.set_faults([{"match": "ra-day", "action": "status", "status": 429, "retry_after": 86400}])
+        config = write_config(workdir, {"max_attempts": 5})
+        worker = h.Worker(workdir, sim, config=config)
+        try:
+            worker.wait_ready()
+            req = {"id": "ra-deadline", "provider": "gewe", "type": "text", "to": "ra-1@chatroom",
+                   "body": {"text": "ra-day"}, "deadline": now_ms() + 20000}
+            # when
+            started = time.monotonic()
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [(req["to"], json.dumps(req))])
+            r = results_by_id(worker.bootstrap, 1, 15)["ra-deadline"]
+            # then: expired after the one attempt, long before the deadline, not parked for a day
+            self.assertEqual((r["status"], r["error"]["kind"], r["attempts"]), ("expired", "expired", 1), r)
+            self.assertIn("Retry-After", r["error"]["message"])
+            self.assertLess(time.monotonic() - started, 10)
+            self.assertEqual(len(sim.requests()), 1)
+            self.assertEqual(h.kcat_consume_all(worker.bootstrap, "sendq.retry"), [])
+        finally:
+            h.stop_worker_and_simulator(worker, sim)
+
+    def test_a_retry_after_past_the_age_limit_ends_the_request_and_does_not_stall_its_account(self):
+        # given max_request_age_ms of 4 s and a provider asking once to come back in a day
+        workdir = h.Workdir("retryafterage").path
+        sim = h.Simulator(workdir)
+        sim.set_faults([{"match": "ra-day", "action": "status", "status": 429, "retry_after": 86400, "times": 1}])
+        config = write_config(workdir, {"max_attempts": 5, "max_request_age_ms": 4000},
+                              accounts_extra=ACCOUNT.format(name="limited", base_url=sim.base_url,
+                                                            extra='rate_limit = "100/1s"'))
+        worker = h.Worker(workdir, sim, config=config)
+        try:
+            worker.wait_ready()
+            first = {"id": "ra-age", "provider": "gewe", "account": "limited", "type": "text", "to": "ra-2@chatroom",
+                     "body": {"text": "ra-day"}}
+            # when
+            started = time.monotonic()
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [(first["to"], json.dumps(first))])
+            r = results_by_id(worker.bootstrap, 1, 15)["ra-age"]
+            # then: it ends as the age limit ends requests, with a DLQ record, at once
+            self.assertEqual((r["status"], r["error"]["kind"], r["attempts"]), ("failed", "timeout", 1), r)
+            self.assertIn("max_request_age_ms", r["error"]["message"])
+            self.assertLess(time.monotonic() - started, 10)
+            self.assertEqual([k for k, _, _ in h.kcat_consume_until(worker.bootstrap, "sendq.dlq", 1, 15)], ["ra-age"])
+            self.assertEqual(h.kcat_consume_all(worker.bootstrap, "sendq.retry"), [])
+            # and the account's penalty is capped: a later request is delivered within the age limit
+            second = {"id": "ra-after", "provider": "gewe", "account": "limited", "type": "text", "to": "ra-3@chatroom",
+                      "body": {"text": "after"}}
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [(second["to"], json.dumps(second))])
+            r = results_by_id(worker.bootstrap, 2, 30)["ra-after"]
+            self.assertEqual(r["status"], "delivered", r)
+            self.assertLess(time.monotonic() - started, 20)
+        finally:
+            h.stop_worker_and_simulator(worker, sim)
+
+
+class ParkTooLargeTest(unittest.TestCase):
+    def test_a_request_too_large_to_park_gets_a_final_result_and_frees_its_slot(self):
+        # given a gewe request without a key whose `to` is 560,000 characters: parked, it would carry
+        # that twice (as `to` and as the default key), over the producer's message.max.bytes
+        workdir = h.Workdir("parklarge").path
+        sim = h.Simulator(workdir)
+        sim.set_faults([{"match": "park-large", "action": "status", "status": 503, "retry_after": 3}])
+        config = write_config(workdir, {"retry_topic_threshold_ms": 1000, "max_attempts": 5})
+        worker = h.Worker(workdir, sim, config=config)
+        try:
+            worker.wait_ready()
+            req = {"id": "park-large", "provider": "gewe", "type": "text", "to": "w" * 560000,
+                   "body": {"text": "park-large"}}
+            # when
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [("park-large", json.dumps(req))])
+            r = results_by_id(worker.bootstrap, 1, 30)["park-large"]
+            # then
+            self.assertEqual((r["status"], r["error"]["kind"], r["attempts"]), ("failed", "too_large", 1),
+                             {k: v for k, v in r.items() if k != "to"})
+            self.assertIn("message.max.bytes (1114112)", r["error"]["message"])
+            self.assertIn("sendq.retry", r["error"]["message"])
+            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_requests_in_flight") == 0, 15,
+                       "the in-flight gauge to return to 0")
+            self.assertEqual([k for k, _, _ in h.kcat_consume_until(worker.bootstrap, "sendq.dlq", 1, 15)], ["park-large"])
+        finally:
+            h.stop_worker_and_simulator(worker, sim)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
