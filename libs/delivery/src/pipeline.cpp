@@ -529,7 +529,9 @@ struct pipeline::impl : kafka::rebalance_listener {
     // The retry topic holds requests until `not_before`: pause its partition and come back then,
     // rather than polling in a loop.
     if (!rec->invalid && topic == cfg.kafka.retry_topic && rec->req.not_before_ms && *rec->req.not_before_ms > now_ms()) {
-      const auto wait = std::chrono::milliseconds(*rec->req.not_before_ms - now_ms());
+      // At most a day at a time (then looked at again): a not_before from any producer of this
+      // topic must not overflow the steady_clock time point.
+      const auto wait = std::chrono::milliseconds(std::min<std::int64_t>(*rec->req.not_before_ms - now_ms(), 86'400'000));
       hold_retry_partition(topic, m.partition(), m.offset(), std::chrono::steady_clock::now() + wait);
       log.debug("pipeline", "retry not due yet; partition paused", {{"id", rec->req.id}, {"wait_ms", std::to_string(wait.count())}});
       return;
