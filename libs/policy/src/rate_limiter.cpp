@@ -182,6 +182,37 @@ void rate_limiter::penalize(time_point now, time_point until) {
   if (until > now) penalty_until_ = std::max(penalty_until_, until);
 }
 
+void rate_limiter::continue_from(const rate_limiter& previous) {
+  if (&previous == this) return;
+  std::scoped_lock lock(mutex_, previous.mutex_);
+  // The old schedule's last slot, in order or out of order: new slots are spaced from it, so that
+  // the callers still waiting on old slots and those of this limiter never add up above the rate.
+  std::optional<time_point> last;
+  if (previous.has_tail_) last = previous.tail_;
+  if (!previous.calendar_.empty()) last = std::max(last.value_or(time_point::min()), previous.calendar_.back().at);
+  if (last && (!has_tail_ || tail_ < *last)) {
+    tail_ = *last;
+    has_tail_ = true;
+  }
+  penalty_until_ = std::max(penalty_until_, previous.penalty_until_);
+  // A slowdown is the provider's word too: a reload does not win the rate back.
+  if (paced_ && previous.factor_ < factor_) {
+    factor_ = std::max(config_.slowdown.min_factor, previous.factor_);
+    cut_ = previous.cut_;
+    last_cut_ = previous.last_cut_;
+    next_step_at_ = previous.next_step_at_;
+  }
+  if (recipient_interval_.count() == 0 || previous.recipient_interval_.count() == 0) return;
+  // Each recipient's next slot from its last one, at this limiter's spacing (most recent first,
+  // as many as this limiter remembers).
+  for (const auto& r : previous.lru_) {
+    if (recipients_.size() >= config_.max_recipients) break;
+    if (r.next == time_point::min() || recipients_.count(r.name)) continue;  // none reserved (released)
+    lru_.push_back(recipient_state{r.name, r.next - previous.recipient_interval_ + recipient_interval_});
+    recipients_.emplace(lru_.back().name, std::prev(lru_.end()));
+  }
+}
+
 void rate_limiter::adaptive_slowdown(time_point now) {
   std::lock_guard lock(mutex_);
   if (!paced_) return;

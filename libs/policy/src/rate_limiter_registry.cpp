@@ -10,18 +10,22 @@ namespace sendq::policy {
 rate_limiter_registry::rate_limiter_registry(std::vector<account_limits> accounts, std::uint64_t seed)
     : seed_(seed), limiters_(build(std::move(accounts), nullptr)) {}
 
-rate_limiter_registry::map rate_limiter_registry::build(std::vector<account_limits> accounts,
-                                                        const map* previous) const {
+rate_limiter_registry::map rate_limiter_registry::build(std::vector<account_limits> accounts, const map* previous,
+                                                        std::vector<carry>* changed) const {
   map out;
   for (auto& a : accounts) {
     if (out.find(key_view{a.provider, a.account}) != out.end()) {
       throw std::invalid_argument("rate limit: account " + a.provider + "/" + a.account + " is listed twice");
     }
     std::shared_ptr<rate_limiter> limiter;
+    std::shared_ptr<rate_limiter> before;
     if (previous) {
-      if (auto it = previous->find(key_view{a.provider, a.account});
-          it != previous->end() && it->second->config() == a.limits) {
-        limiter = it->second;
+      if (auto it = previous->find(key_view{a.provider, a.account}); it != previous->end()) {
+        if (it->second->config() == a.limits) {
+          limiter = it->second;
+        } else {
+          before = it->second;
+        }
       }
     }
     if (!limiter) {
@@ -31,6 +35,7 @@ rate_limiter_registry::map rate_limiter_registry::build(std::vector<account_limi
       // Different accounts get different pacing sequences from one seed.
       auto h = std::hash<std::string>{}(a.provider) * 31 + std::hash<std::string>{}(a.account);
       limiter = std::make_shared<rate_limiter>(std::move(a.limits), seed_ ^ h);
+      if (before && changed) changed->push_back({limiter, std::move(before)});
     }
     out.emplace(key{std::move(a.provider), std::move(a.account)}, std::move(limiter));
   }
@@ -51,8 +56,13 @@ void rate_limiter_registry::replace(std::vector<account_limits> accounts) {
     std::shared_lock lock(mutex_);
     previous = limiters_;
   }
-  auto next = build(std::move(accounts), &previous);
+  std::vector<carry> changed;
+  auto next = build(std::move(accounts), &previous, &changed);
   std::unique_lock lock(mutex_);
+  // Deliveries still waiting on an old limiter's slots would otherwise run in parallel with the
+  // new one's, and its penalty would be dropped. Under the lock (find() waits), so that only a
+  // caller that had just looked up the old limiter can still take a slot of it afterwards.
+  for (auto& [fresh, old] : changed) fresh->continue_from(*old);
   limiters_.swap(next);
   // `next` (the old map) is destroyed after the lock is released.
   lock.unlock();

@@ -83,6 +83,12 @@ class rate_limiter {
   /// wins back slowdown.increase of the full rate, at most once per slowdown.step_every.
   void on_success(time_point now);
 
+  /// Takes over the state of `previous`, the account's limiter before a configuration change
+  /// (reload): no new slot before `previous`'s last one plus this limiter's spacing (its callers
+  /// still wait on those slots), its penalty, its slowdown (clamped to this min_factor) and its
+  /// recipients' spacing. Call on a limiter no one else uses yet; `previous` may be in use.
+  void continue_from(const rate_limiter& previous);
+
   /// End of the current penalty (a time in the past when none).
   time_point penalized_until() const;
   /// Current fraction of the configured rate, in [slowdown.min_factor, 1].

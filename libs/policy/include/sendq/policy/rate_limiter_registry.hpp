@@ -36,7 +36,9 @@ class rate_limiter_registry {
   std::shared_ptr<rate_limiter> find(std::string_view provider, std::string_view account) const;
 
   /// Installs a new set of accounts. An account whose limits are unchanged keeps its limiter,
-  /// and with it its schedule, penalty and slowdown; changed and new accounts start fresh;
+  /// and with it its schedule, penalty and slowdown; a changed account gets a new limiter that
+  /// goes on after the old one's last slot, with its penalty and slowdown (see
+  /// rate_limiter::continue_from); new accounts start fresh;
   /// accounts no longer listed are dropped (holders keep theirs until they let go). Validates
   /// everything first and throws std::invalid_argument without changing anything on error.
   void replace(std::vector<account_limits> accounts);
@@ -64,7 +66,12 @@ class rate_limiter_registry {
   };
   using map = std::map<key, std::shared_ptr<rate_limiter>, key_less>;
 
-  map build(std::vector<account_limits> accounts, const map* previous) const;
+  // A changed account's new limiter and the one it replaces.
+  struct carry {
+    std::shared_ptr<rate_limiter> fresh;
+    std::shared_ptr<rate_limiter> old;
+  };
+  map build(std::vector<account_limits> accounts, const map* previous, std::vector<carry>* changed = nullptr) const;
 
   const std::uint64_t seed_;
   mutable std::shared_mutex mutex_;
