@@ -235,6 +235,53 @@ class BulkheadTest(unittest.TestCase):
             sim.stop()
 
 
+class BulkheadParkTest(unittest.TestCase):
+    def test_a_parked_duplicate_does_not_hold_its_key_back_once_it_is_back(self):
+        # given an account that may hold 2 of 4 slots, held by 2 slow calls (3 s each), one of
+        # them a request of key "order"
+        workdir = h.Workdir("bulkheadpark").path
+        sim = h.Simulator(workdir, ["--threads", "2"])
+        sim.set_faults([{"match": "slow-", "action": "latency", "latency_ms": 3000}])
+        config = write_config(workdir, {"max_in_flight": 4, "account_max_in_flight": 2, "request_timeout_ms": 10000})
+        worker = h.Worker(workdir, sim, config=config)
+
+        def req(rid, to):
+            return {"id": rid, "provider": "gewe", "type": "text", "to": to, "body": {"text": rid}}
+
+        def results():
+            return results_by_id(h.kcat_consume_all(worker.bootstrap, "sendq.results"))
+
+        try:
+            worker.wait_ready()
+            twice, hold = req("slow-twice", "order@chatroom"), req("slow-hold", "hold@chatroom")
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [(r["to"], json.dumps(r)) for r in (twice, hold)])
+            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_requests_in_flight") >= 2, 30, "the slow calls")
+            # when the same request comes again on "order": the bulkhead parks it on sendq.retry, and
+            # it comes back once the slow calls end, after the first copy was delivered: skipped
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [(twice["to"], json.dumps(twice))])
+            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_bulkhead_parked_total") >= 1, 30, "the park")
+            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_duplicates_total") >= 1, 30,
+                       "the parked copy back and skipped")
+            # and a new request of "order" comes while the account is under its cap
+            after = req("after-1", "order@chatroom")
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [(after["to"], json.dumps(after))])
+            h.wait_for(lambda: "after-1" in results(), 30, "the new request's result")
+            # then it was sent directly: not parked, never on sendq.retry, and sooner than a park's
+            # 200 ms wait
+            by_id = results()
+            self.assertEqual(sorted(by_id), ["after-1", "slow-hold", "slow-twice"])
+            self.assertTrue(all(len(v) == 1 and v[0]["status"] == "delivered" for v in by_id.values()), by_id)
+            retried = [json.loads(v)["id"] for _, v, _ in h.kcat_consume_all(worker.bootstrap, "sendq.retry")]
+            self.assertEqual(retried, ["slow-twice"])
+            self.assertEqual(h.metric(worker.metrics(), "sendq_bulkhead_parked_total"), 1)
+            self.assertLess(by_id["after-1"][0]["latency_ms"], 200)
+            texts = [json.loads(x["body"])["content"] for x in sim.requests() if x["path"] == "/message/postText"]
+            self.assertEqual(sorted(texts), ["after-1", "slow-hold", "slow-twice"])
+        finally:
+            worker.stop()
+            sim.stop()
+
+
 class TrickleTest(unittest.TestCase):
     def test_slots_freed_one_by_one_are_refilled_without_waiting_for_a_batch(self):
         # given 156 of 160 slots held by calls that take 6 s (at capacity the Kafka thread waits

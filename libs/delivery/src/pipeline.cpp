@@ -29,6 +29,7 @@
 #include "sendq/delivery/media_fetch.hpp"
 #include "sendq/delivery/offset_tracker.hpp"
 #include "sendq/delivery/outcome.hpp"
+#include "sendq/delivery/parked_keys.hpp"
 #include "sendq/http/client.hpp"
 #include "sendq/kafka/consumer.hpp"
 #include "sendq/kafka/producer.hpp"
@@ -198,7 +199,7 @@ struct pipeline::impl : kafka::rebalance_listener {
   bool bulk_paused = false;  // Kafka thread only
   // Keys with requests parked by the bulkhead and not back yet (Kafka thread only): later
   // requests of such a key are parked behind them, so that the key's order holds.
-  std::unordered_map<std::string, long> parked_keys;
+  parked_keys parks;
   offset_tracker tracker;
   // Per shard (same index): the lanes of the keys that run there, used by that shard's thread
   // (and waiting() by the Kafka thread). One shared set cost the Kafka thread and the I/O threads
@@ -345,6 +346,11 @@ struct pipeline::impl : kafka::rebalance_listener {
     paused_for_capacity = false;
     bulk_paused = false;
     retry_paused.clear();
+    // Every partition goes at once (eager rebalancing), the retry topic's too: parked records are
+    // read again from their committed offsets by whichever worker gets them, maybe not this one,
+    // and would never end their parks here. The requests' partitions are re-read as well, so a
+    // key's order across a rebalance was not kept by these counts anyway.
+    parks.clear();
   }
 
   // ---- Kafka thread ----
@@ -448,20 +454,21 @@ struct pipeline::impl : kafka::rebalance_listener {
     const auto table = current_table();
     const auto* route = route_of(req, *table);
     if (!route) return false;
-    if (rec.topic == cfg.kafka.retry_topic) {
-      // Back from the retry topic (admitted only below the cap: see admit()).
-      if (auto it = parked_keys.find(req.key); it != parked_keys.end() && --it->second <= 0) parked_keys.erase(it);
-    } else if (parked_keys.count(req.key) || (route->held->load() >= cfg.worker.account_max_in_flight &&
-                                               in_flight.load() >= cfg.worker.max_in_flight / 2)) {
+    // Records back from the retry topic are admitted only below the cap (see admit()), and their
+    // parks ended there.
+    if (rec.topic != cfg.kafka.retry_topic &&
+        (parks.holds(req.key) || (route->held->load() >= cfg.worker.account_max_in_flight &&
+                                  in_flight.load() >= cfg.worker.max_in_flight / 2))) {
       // Over its cap while memory is getting short: this account waits, the others go on.
-      ++parked_keys[req.key];
-      if (auto refused = park(rec, req.attempt, now_ms() + 200, true); refused.empty()) {
+      const std::string token = parks.park(req.key);
+      if (auto refused = park(rec, req.attempt, now_ms() + 200, true, {{std::string(parked_keys::header), token}});
+          refused.empty()) {
         metrics.bulkhead_parked.Increment();
         return true;
       }
       // Too large to park: delivered now, over its account's cap, rather than left without a
       // result (when requests of its key are parked ahead of it, it passes them).
-      if (auto it = parked_keys.find(req.key); --it->second <= 0) parked_keys.erase(it);
+      parks.release(token);
     }
     route->held->fetch_add(1);
     rec.account_held = route->held;
@@ -564,6 +571,11 @@ struct pipeline::impl : kafka::rebalance_listener {
     // was produced: its result says so, rejected or not.
     if (!rec->req.created_at_ms) {
       if (const auto ts = m.timestamp_ms(); ts > 0) rec->req.created_at_ms = ts;
+    }
+    // A bulkhead park ends here, however its record ends (sent, skipped as a duplicate, its route
+    // removed by a reload): only then do the key's new requests stop queueing behind it.
+    if (topic == cfg.kafka.retry_topic) {
+      if (const auto token = m.header(parked_keys::header)) parks.release(*token);
     }
     if (!rec->invalid) {
       if (duplicates.seen(rec->req.id, position_key(*rec), rec->consumed_at)) {
@@ -1064,7 +1076,8 @@ struct pipeline::impl : kafka::rebalance_listener {
   // done once that is acknowledged, and the result comes when the retry is consumed again.
   // Returns "" when parked, else why it could not be (too large): the caller must then end the
   // request itself, or it would never get a result.
-  [[nodiscard]] std::string park(record& rec, int attempts_made, std::int64_t not_before, bool routine = false) {
+  [[nodiscard]] std::string park(record& rec, int attempts_made, std::int64_t not_before, bool routine = false,
+                                 const kafka::header_list& headers = {}) {
     core::send_request copy = rec.req;
     copy.attempt = attempts_made;
     copy.not_before_ms = not_before;
@@ -1072,7 +1085,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     core::encode_request(copy, json);
     rec.pending_acks.store(1);
     rec.remember_id = false;
-    if (auto refused = produce_or_retry(cfg.kafka.retry_topic, copy.key, json, {}, rec.shared_from_this()); !refused.empty()) {
+    if (auto refused = produce_or_retry(cfg.kafka.retry_topic, copy.key, json, headers, rec.shared_from_this()); !refused.empty()) {
       rec.remember_id = true;
       // It carries its key (by default provider:to) besides the request: up to twice its size.
       return "the request could not wait on " + cfg.kafka.retry_topic + " for its next attempt: that record is " +
