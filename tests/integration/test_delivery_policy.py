@@ -266,15 +266,14 @@ class BulkheadParkTest(unittest.TestCase):
             after = req("after-1", "order@chatroom")
             h.kcat_produce(worker.bootstrap, "sendq.requests", [(after["to"], json.dumps(after))])
             h.wait_for(lambda: "after-1" in results(), 30, "the new request's result")
-            # then it was sent directly: not parked, never on sendq.retry, and sooner than a park's
-            # 200 ms wait
+            # then it was sent directly: not parked, never on sendq.retry (its latency is not asserted:
+            # on a loaded machine a direct delivery may take longer than a park's 200 ms wait)
             by_id = results()
             self.assertEqual(sorted(by_id), ["after-1", "slow-hold", "slow-twice"])
             self.assertTrue(all(len(v) == 1 and v[0]["status"] == "delivered" for v in by_id.values()), by_id)
             retried = [json.loads(v)["id"] for _, v, _ in h.kcat_consume_all(worker.bootstrap, "sendq.retry")]
             self.assertEqual(retried, ["slow-twice"])
             self.assertEqual(h.metric(worker.metrics(), "sendq_bulkhead_parked_total"), 1)
-            self.assertLess(by_id["after-1"][0]["latency_ms"], 200)
             texts = [json.loads(x["body"])["content"] for x in sim.requests() if x["path"] == "/message/postText"]
             self.assertEqual(sorted(texts), ["after-1", "slow-hold", "slow-twice"])
         finally:

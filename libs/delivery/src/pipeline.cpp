@@ -860,7 +860,10 @@ struct pipeline::impl : kafka::rebalance_listener {
     const auto max_age = std::chrono::milliseconds(cfg.worker.max_request_age_ms);
     for (int attempt = req.attempt + 1;; ++attempt) {
       res.attempts = attempt - 1;
-      if (expires_by(req, now_ms(), "passed before delivery", last_error, res)) co_return attempt_end::final_result;
+      // (deadline_ms first: no clock read for the many requests without a deadline)
+      if (req.deadline_ms && expires_by(req, now_ms(), "passed before delivery", last_error, res)) {
+        co_return attempt_end::final_result;
+      }
       if (std::chrono::steady_clock::now() - rec.consumed_at > max_age) {
         // A poison pill or a stalled provider must not hold its key and partition forever.
         res.status = delivery_status::failed;
@@ -913,7 +916,8 @@ struct pipeline::impl : kafka::rebalance_listener {
         // The last check before the call, after every wait above (and each of the breaker's):
         // past its deadline a request is not sent. Made before try_acquire, so that a half-open
         // probe slot is never taken by a request that then is not sent.
-        if (expires_by(req, now_ms(), "passed while waiting for the rate limit or the circuit breaker", last_error, res)) {
+        if (req.deadline_ms &&
+            expires_by(req, now_ms(), "passed while waiting for the rate limit or the circuit breaker", last_error, res)) {
           co_return attempt_end::final_result;
         }
         const auto now = std::chrono::steady_clock::now();

@@ -56,8 +56,8 @@ using steady = std::chrono::steady_clock;
 
 constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::string_view user_agent = "sendq/0.1";
-constexpr int max_interim_replies = 16;
-constexpr std::chrono::seconds max_retry_after{86400};  ///< a longer Retry-After is taken as a day  ///< 1xx replies skipped before one exchange's final reply
+constexpr int max_interim_replies = 16;                 ///< 1xx replies skipped before one exchange's final reply
+constexpr std::chrono::seconds max_retry_after{86400};  ///< a longer Retry-After is taken as a day
 
 // One deadline per exchange, from a single timer per connection that is re-armed lazily: an
 // exchange only moves the deadline, so a request costs no timer operation (Beast's tcp_stream armed

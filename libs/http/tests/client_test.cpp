@@ -675,14 +675,15 @@ TEST(http_client, keeps_the_connections_a_burst_opened_for_the_next_burst) {
 }
 
 TEST(http_client, closes_connections_idle_past_the_idle_timeout_at_the_next_release) {
-  // given: four connections, left idle past the timeout
+  // given: four connections, left idle past the timeout (500 ms: the new connection below must
+  // still be within it when the last burst comes, on a slow machine too)
   client_options opts;
-  opts.idle_timeout = 100ms;
+  opts.idle_timeout = 500ms;
   slow_server_and_client t(opts);
   auto& srv = t.srv;
   ASSERT_EQ(t.burst(4), 4);
   ASSERT_EQ(srv.open_now(), 4);
-  std::this_thread::sleep_for(250ms);
+  std::this_thread::sleep_for(700ms);
   // when: one more call (the most recently released connection is idle past the timeout too, so
   // it is closed rather than reused, and the call connects afresh)
   auto r = send(t.io, t.c, t.ep, get());
