@@ -5,22 +5,14 @@
 #include <string>
 #include <thread>
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
-#include <prometheus/registry.h>
 
-#include "sendq/delivery/pipeline.hpp"
-#include "sendq/http/client.hpp"
-#include "sendq/kafka/embedded_cluster.hpp"
+#include "one_shard_setup.hpp"
 #include "sendq/kafka/producer.hpp"
-#include "sendq/log/logger.hpp"
-#include "sendq/metrics/worker_metrics.hpp"
 
 namespace sendq::delivery {
 namespace {
 
-namespace net = boost::asio;
 using namespace std::chrono_literals;
 
 std::string text_request(const std::string& id, const std::string& provider, const std::string& account) {
@@ -34,24 +26,15 @@ TEST(pipeline_route_gates, are_made_for_configured_routes_only) {
   cfg.worker.shutdown_grace_ms = 1000;
   cfg.worker.max_attempts = 1;
   cfg.accounts.push_back({"gewe", "default", "http://127.0.0.1:1", {{"token", "t"}, {"app_id", "a"}}});
-  kafka::embedded_cluster cluster(1, {cfg.kafka.requests_topic, cfg.kafka.results_topic, cfg.kafka.dlq_topic,
-                                      cfg.kafka.retry_topic, cfg.kafka.bulk_topic}, 2);
-  log::logger log(log::level::error, true);
-  prometheus::Registry registry;
-  metrics::worker_metrics metrics(registry, "test", "test");
-  net::io_context ioc;
-  auto work = net::make_work_guard(ioc);
-  http::client_options opts;
-  opts.one_thread = true;
-  http::client client(ioc.get_executor(), opts);
-  std::thread io([&] { ioc.run(); });
+  testing::one_shard_setup env(cfg);
+  auto& metrics = env.metrics;
   {
-    pipeline p(cfg, cluster.bootstrap(), log, metrics, {io_shard{ioc.get_executor(), &client}});
+    pipeline p(cfg, env.cluster.bootstrap(), env.log, metrics, env.shards());
     p.start();
 
     // when: one request for the configured route and 40 naming accounts and providers that are not
     int acked = 0;
-    kafka::producer producer({cluster.bootstrap(), {}}, log, [&](void*, const std::string& err) {
+    kafka::producer producer({env.cluster.bootstrap(), {}}, env.log, [&](void*, const std::string& err) {
       EXPECT_EQ(err, "");
       ++acked;
     });
@@ -80,8 +63,6 @@ TEST(pipeline_route_gates, are_made_for_configured_routes_only) {
     EXPECT_EQ(p.route_gates(), 1u);
     p.stop();
   }
-  work.reset();
-  io.join();
 }
 
 }  // namespace
