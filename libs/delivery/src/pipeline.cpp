@@ -337,11 +337,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     if (!finished.empty()) consumer->commit(finished, true);
     // Fetched but not admitted: the next owner reads them again. Admitted after a re-assignment,
     // they would be tracked ahead of the re-read from the committed offset.
-    std::erase_if(held, [&](const kafka::message& m) {
-      return std::any_of(p.begin(), p.end(), [&](const kafka::partition_offset& r) {
-        return r.partition == m.partition() && r.topic == m.topic();
-      });
-    });
+    std::erase_if(held, [&](const kafka::message& m) { return kafka::in_partitions(m, p); });
     metrics.assigned_partitions.Set(0);
     paused_for_capacity = false;
     bulk_paused = false;
@@ -788,6 +784,14 @@ struct pipeline::impl : kafka::rebalance_listener {
     return true;
   }
 
+  // Ends `res` for a request that had to wait on the retry topic and could not be parked there
+  // (`why`, from park()).
+  static attempt_end unparked(const std::string& why, const std::string& last_error, core::delivery_result& res) {
+    res.status = delivery_status::failed;
+    res.error = core::failure{error_kind::too_large, why + (last_error.empty() ? "" : "; last: " + last_error)};
+    return attempt_end::final_result;
+  }
+
   // Whole milliseconds from `from` to `to`, rounded up.
   static std::int64_t ms_between(std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to) {
     return std::chrono::ceil<std::chrono::milliseconds>(to - from).count();
@@ -932,9 +936,7 @@ struct pipeline::impl : kafka::rebalance_listener {
         if (open_for > std::chrono::milliseconds(cfg.worker.retry_topic_threshold_ms)) {
           const auto not_before = now_ms() + std::chrono::duration_cast<std::chrono::milliseconds>(open_for).count();
           if (auto refused = park(rec, attempt - 1, not_before); !refused.empty()) {
-            res.status = delivery_status::failed;
-            res.error = core::failure{error_kind::too_large, refused + (last_error.empty() ? "" : "; last: " + last_error)};
-            co_return attempt_end::final_result;
+            co_return unparked(refused, last_error, res);
           }
           co_return attempt_end::parked;
         }
@@ -1062,9 +1064,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       if (wait > std::chrono::milliseconds(cfg.worker.retry_topic_threshold_ms)) {
         // Too long to hold in memory (and its slot): park it on the retry topic.
         if (auto refused = park(rec, attempt, now_ms() + wait.count()); !refused.empty()) {
-          res.status = delivery_status::failed;
-          res.error = core::failure{error_kind::too_large, refused + "; last: " + o.message};
-          co_return attempt_end::final_result;
+          co_return unparked(refused, o.message, res);
         }
         co_return attempt_end::parked;
       }
@@ -1185,33 +1185,32 @@ struct pipeline::impl : kafka::rebalance_listener {
     for (int i = 0;; ++i) {
       auto err = producer->produce(topic, key, value, headers, ticket);
       if (err.empty()) return {};
-      const bool too_large = kafka::is_message_too_large(err);
-      if (too_large) {
-        // Waiting cannot help a record over the producer's message.max.bytes.
-        delete ticket;
+      if (kafka::is_queue_full(err) && !failed.load()) {
+        // A full local queue drains as the producer thread polls.
+        if (i % 100 == 0) log.warn("pipeline", "producer queue full; waiting", {{"error", err}});
+        std::this_thread::sleep_for(5ms);
+        continue;
+      }
+      // Waiting cannot help: a record over the producer's message.max.bytes, a fatal error of the
+      // idempotent producer (every later record is refused too), a topic Kafka does not know.
+      // Retrying would block this I/O thread.
+      delete ticket;
+      if (kafka::is_message_too_large(err)) {
         if (dlq_with_value) {
           produce_dlq_without_value(rec, err);
           return {};
         }
-        // A parked request carries its key besides the request, so it may be over the limit.
+        // A parked request carries its key besides the request, so it may be over the limit. A
+        // result is not larger than its request, which configuration keeps well under the limit:
+        // should one still be refused, stop (below) rather than hold its slot for ever.
         if (topic == cfg.kafka.retry_topic) return err;
-        // A result is not larger than its request, which configuration keeps well under the
-        // limit; should one still be refused, stop (below) rather than hold its slot for ever.
       }
-      if (too_large || !kafka::is_queue_full(err) || failed.load()) {
-        // Waiting cannot help: a fatal error of the idempotent producer (every later record is
-        // refused too), or a topic Kafka does not know. Retrying would block this I/O thread.
-        if (!too_large) delete ticket;
-        if (failed.load()) return {};  // said once: the others are counted at exit
-        log.error("pipeline", "record refused by the producer; offset stays uncommitted",
-                  {{"topic", topic}, {"error", err}, {"bytes", std::to_string(key.size() + value.size())},
-                   {"partition", std::to_string(rec->partition)}, {"offset", std::to_string(rec->offset)}});
-        fail("the producer refused a record for " + topic + ": " + err);
-        return {};
-      }
-      // A full local queue drains as the producer thread polls.
-      if (i % 100 == 0) log.warn("pipeline", "producer queue full; waiting", {{"error", err}});
-      std::this_thread::sleep_for(5ms);
+      if (failed.load()) return {};  // said once: the others are counted at exit
+      log.error("pipeline", "record refused by the producer; offset stays uncommitted",
+                {{"topic", topic}, {"error", err}, {"bytes", std::to_string(key.size() + value.size())},
+                 {"partition", std::to_string(rec->partition)}, {"offset", std::to_string(rec->offset)}});
+      fail("the producer refused a record for " + topic + ": " + err);
+      return {};
     }
   }
 

@@ -75,11 +75,7 @@ struct consumer::impl {
       // returned: the partitions' next owner reads them again from the committed offset, and
       // this worker may get them back too, after a re-read from lower offsets has begun.
       if (self->polled) {
-        std::erase_if(*self->polled, [&](const message& m) {
-          return std::any_of(list.begin(), list.end(), [&](const partition_offset& p) {
-            return p.partition == m.partition() && p.topic == m.topic();
-          });
-        });
+        std::erase_if(*self->polled, [&](const message& m) { return in_partitions(m, list); });
       }
       self->listener.on_revoked(list);
       rd_kafka_assign(rk, nullptr);

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sendq::kafka {
 
@@ -56,5 +57,14 @@ struct partition_offset {
   std::int32_t partition = 0;
   std::int64_t offset = 0;
 };
+
+/// True when `m` is of one of `partitions` (their offsets are not looked at): a message of a
+/// revoked partition is dropped, not admitted.
+inline bool in_partitions(const message& m, const std::vector<partition_offset>& partitions) {
+  for (const auto& p : partitions) {
+    if (p.partition == m.partition() && p.topic == m.topic()) return true;
+  }
+  return false;
+}
 
 }  // namespace sendq::kafka
