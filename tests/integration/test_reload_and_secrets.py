@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Issue 5: accounts and rate limits reload on SIGHUP without a restart and without losing
 in-flight work, an invalid file is refused with a clear log line and the old configuration stays;
-and no secret from the configuration appears in logs, /metrics, results or the DLQ."""
+a 429 whose reply comes after a reload holds the account on its new limits; and no secret from
+the configuration appears in logs, /metrics, results or the DLQ."""
 import json
 import os
 import signal
@@ -94,6 +95,63 @@ class ReloadAndSecretsTest(unittest.TestCase):
         finally:
             worker.stop()
             sim.stop()
+
+
+
+LIMITED = """
+[providers.gewe.limited]
+base_url = "{base_url}"
+token = "demo-gewe-token"
+app_id = "demo-gewe-app"
+rate_limit = "100/1s"
+"""
+
+
+class ThrottleAcrossReloadTest(unittest.TestCase):
+    def test_a_429_answered_after_a_reload_holds_the_account_on_its_new_limiter(self):
+        # given an account limited to 100/s, and a provider that answers its first call after
+        # 1.5 s with 429 and Retry-After: 3
+        workdir = h.Workdir("throttlereload").path
+        sim = h.Simulator(workdir)
+        sim.set_faults([{"match": "ra-during-reload", "action": "status", "status": 429, "retry_after": 3,
+                         "latency_ms": 1500, "times": 1}])
+        config = write_config(workdir, {"max_attempts": 3}, accounts_extra=LIMITED.format(base_url=sim.base_url))
+        worker = h.Worker(workdir, sim, config=config)
+        try:
+            worker.wait_ready()
+            first = gewe_text("ra-during-reload", "limited")
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [("k1", json.dumps(first))])
+            h.wait_for(lambda: any("ra-during-reload" in c["body"] for c in sim.requests()), 20, "the first call")
+            # when the account's limits change while that call waits for its reply (a new limiter)
+            with open(config) as f:
+                text = f.read()
+            with open(config, "w") as f:
+                f.write(text.replace('rate_limit = "100/1s"', 'rate_limit = "200/1s"'))
+            worker.proc.send_signal(signal.SIGHUP)
+            h.wait_for(lambda: "configuration reloaded" in open(worker.log_path).read(), 10, "the reload log line")
+            # and the 429 comes back after the reload, and another request of the account follows
+            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_provider_throttled_total", account="limited") >= 1,
+                       10, "the 429")
+            produced_ms = int(time.time() * 1000)
+            # (another recipient: nothing but the account's limiter stands between it and the provider)
+            second = dict(gewe_text("after-429", "limited"), to="another-room@chatroom")
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [("k2", json.dumps(second))])
+            results = {json.loads(v)["id"]: json.loads(v) for _, v, _ in
+                       h.kcat_consume_until(worker.bootstrap, "sendq.results", 2, timeout=30)}
+            # then both are delivered, and the later one waited out the Retry-After on the new limiter
+            self.assertEqual((results["ra-during-reload"]["status"], results["ra-during-reload"]["attempts"]),
+                             ("delivered", 2), results)
+            self.assertEqual(results["after-429"]["status"], "delivered", results)
+            calls = sim.requests()
+            first_calls = [c["time_ms"] for c in calls if "ra-during-reload" in c["body"]]
+            later_calls = [c["time_ms"] for c in calls if "after-429" in c["body"]]
+            self.assertEqual((len(first_calls), len(later_calls)), (2, 1), calls)
+            throttled_ms = first_calls[0] + 1500  # the simulator stamps a call's arrival; it answered 1.5 s later
+            self.assertLess(produced_ms, throttled_ms + 2000, "the second request came too late to test the penalty")
+            self.assertGreaterEqual(later_calls[0], throttled_ms + 2500,
+                                    f"sent {later_calls[0] - throttled_ms} ms after the 429 with Retry-After: 3")
+        finally:
+            h.stop_worker_and_simulator(worker, sim)
 
 
 if __name__ == "__main__":

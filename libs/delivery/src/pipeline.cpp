@@ -877,6 +877,7 @@ struct pipeline::impl : kafka::rebalance_listener {
         co_return attempt_end::final_result;
       }
       // Rate limit, shared by every thread: wait for this account's next slot.
+      const auto limits_generation = limiters.generation();
       const auto limiter = limiters.find(provider, req.account);
       if (rec.bulk) {
         // Bulk first takes a slot of its own share, then one of the account's.
@@ -999,16 +1000,24 @@ struct pipeline::impl : kafka::rebalance_listener {
         if (endpoint_failing) r.breaker->record_failure(now, permit);
         else r.breaker->record_success(now, permit);
         r.circuit_gauge->Set(gauge_value(r.breaker->state()));
-        if (limiter) {
+        // A reload during the call may have replaced the account's limiter: what the reply says
+        // (a 429's penalty, a slowdown) is about the account now, so it goes to the current one.
+        std::shared_ptr<policy::rate_limiter> replacement;
+        policy::rate_limiter* account_limiter = limiter.get();
+        if (limiters.generation() != limits_generation) {
+          replacement = limiters.find(provider, req.account);
+          account_limiter = replacement.get();
+        }
+        if (account_limiter) {
           if (o.throttled) {
             metrics.throttled.Add({{"provider", provider}, {"account", req.account}}).Increment();
             // Capped at max_request_age_ms: every request of the account waits the penalty out in
             // memory, so a longer one would only make them all outlive the age limit, and one reply
             // (a Retry-After of a day) must not stall the account for a day.
-            if (o.retry_after) limiter->penalize(now, now + std::min<std::chrono::milliseconds>(*o.retry_after, max_age));
-            else limiter->adaptive_slowdown(now);
+            if (o.retry_after) account_limiter->penalize(now, now + std::min<std::chrono::milliseconds>(*o.retry_after, max_age));
+            else account_limiter->adaptive_slowdown(now);
           } else if (o.cls == providers::outcome_class::delivered) {
-            limiter->on_success(now);
+            account_limiter->on_success(now);
           }
         } else if (o.throttled) {
           metrics.throttled.Add({{"provider", provider}, {"account", req.account}}).Increment();

@@ -64,6 +64,7 @@ void rate_limiter_registry::replace(std::vector<account_limits> accounts) {
   // caller that had just looked up the old limiter can still take a slot of it afterwards.
   for (auto& [fresh, old] : changed) fresh->continue_from(*old);
   limiters_.swap(next);
+  generation_.fetch_add(1, std::memory_order_release);
   // `next` (the old map) is destroyed after the lock is released.
   lock.unlock();
 }

@@ -122,14 +122,33 @@ TEST(rate_limiter_registry, replace_drops_accounts_no_longer_listed) {
   EXPECT_EQ(r.size(), 0u);
 }
 
+TEST(rate_limiter_registry, generation_counts_the_replacements_that_took_effect) {
+  // given
+  rate_limiter_registry r({{"sender", "a", per_second(10)}});
+  const auto before = r.generation();
+  // when looked up only: unchanged
+  (void)r.find("sender", "a");
+  EXPECT_EQ(r.generation(), before);
+  // when replaced (even by the same limits): one more, so a holder knows to look again
+  r.replace({{"sender", "a", per_second(20)}});
+  EXPECT_EQ(r.generation(), before + 1);
+  r.replace({{"sender", "a", per_second(20)}});
+  EXPECT_EQ(r.generation(), before + 2);
+  // when a replacement is refused: unchanged
+  EXPECT_THROW(r.replace({{"sender", "a", per_second(0)}}), std::invalid_argument);
+  EXPECT_EQ(r.generation(), before + 2);
+}
+
 TEST(rate_limiter_registry, rejects_bad_configuration_and_keeps_the_old_one) {
   // given
   rate_limiter_registry r({{"sender", "a", per_second(10)}});
   auto a = r.find("sender", "a");
+  const auto generation = r.generation();
   // when / then
   EXPECT_THROW(r.replace({{"sender", "a", per_second(0)}}), std::invalid_argument);
   EXPECT_THROW(r.replace({{"sender", "x", per_second(1)}, {"sender", "x", per_second(1)}}), std::invalid_argument);
   EXPECT_EQ(r.find("sender", "a"), a);
+  EXPECT_EQ(r.generation(), generation);
   EXPECT_THROW(rate_limiter_registry({{"p", "a", per_second(0)}}), std::invalid_argument);
 }
 

@@ -5,6 +5,7 @@
 /// Thread-safety: find() may run on any number of threads while replace() runs on another; a
 /// std::shared_mutex guards the map (shared for find(), exclusive for the swap). A limiter
 /// returned by find() stays valid for as long as the caller holds it, even across a replace().
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -46,6 +47,11 @@ class rate_limiter_registry {
   /// Accounts with a limiter.
   std::size_t size() const;
 
+  /// Counts the replace() calls. A caller that holds a limiter across a wait (an HTTP call)
+  /// compares it with the count it read before find(): when it moved, find() again, so that
+  /// what the reply says (a 429's penalty) lands on the account's limiter of now.
+  std::uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+
  private:
   struct key {
     std::string provider;
@@ -76,6 +82,7 @@ class rate_limiter_registry {
   const std::uint64_t seed_;
   mutable std::shared_mutex mutex_;
   map limiters_;
+  std::atomic<std::uint64_t> generation_{0};
 };
 
 }  // namespace sendq::policy
