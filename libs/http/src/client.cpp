@@ -313,8 +313,7 @@ net::awaitable<attempt_result> exchange(Stream& stream, connection& c, const wir
       r.fail = {failure_kind::bad_response, status == 101 ? "unexpected 101 Switching Protocols"
                                                           : "more than " + std::to_string(max_interim_replies) +
                                                                 " interim (1xx) replies"};
-      r.stale = false;
-      co_return r;
+      co_return r;  // not stale, not reusable: the connection is closed and the request not retried
     }
   }
   reply_parser& parser = *reply;
