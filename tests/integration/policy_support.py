@@ -41,6 +41,13 @@ retry_ambiguous = {ra}
     return path
 
 
+def gewe_account(name, base_url, **settings):
+    """A [providers.gewe.<name>] table for write_config's accounts_extra: the demo credentials
+    unless given, and `settings` (rate_limit="100/1s", follow_redirects=1, ...) as TOML values."""
+    values = {"base_url": base_url, "token": "demo-gewe-token", "app_id": "demo-gewe-app", **settings}
+    return "\n" + "\n".join([f"[providers.gewe.{name}]"] + [f"{k} = {json.dumps(v)}" for k, v in values.items()]) + "\n"
+
+
 def canonical(body):
     return json.dumps(body, sort_keys=True, ensure_ascii=False)
 

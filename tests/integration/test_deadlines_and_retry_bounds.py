@@ -14,16 +14,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import sendq_harness as h  # noqa: E402
-from policy_support import write_config  # noqa: E402
-
-ACCOUNT = """
-[providers.gewe.{name}]
-base_url = "{base_url}"
-token = "demo-gewe-token"
-app_id = "demo-gewe-app"
-{extra}
-"""
-
+from policy_support import gewe_account, write_config  # noqa: E402
 
 def now_ms():
     return int(time.time() * 1000)
@@ -38,8 +29,7 @@ class DeadlineTest(unittest.TestCase):
         # given an account allowed one request a second, and six requests on six keys due in 1.5 s
         workdir = h.Workdir("deadline").path
         sim = h.Simulator(workdir)
-        config = write_config(workdir, accounts_extra=ACCOUNT.format(name="slow", base_url=sim.base_url,
-                                                                     extra='rate_limit = "1/1s"'))
+        config = write_config(workdir, accounts_extra=gewe_account("slow", sim.base_url, rate_limit="1/1s"))
         worker = h.Worker(workdir, sim, config=config)
         try:
             worker.wait_ready()
@@ -101,8 +91,7 @@ class RetryAfterTest(unittest.TestCase):
         sim = h.Simulator(workdir)
         sim.set_faults([{"match": "ra-day", "action": "status", "status": 429, "retry_after": 86400, "times": 1}])
         config = write_config(workdir, {"max_attempts": 5, "max_request_age_ms": 4000},
-                              accounts_extra=ACCOUNT.format(name="limited", base_url=sim.base_url,
-                                                            extra='rate_limit = "100/1s"'))
+                              accounts_extra=gewe_account("limited", sim.base_url, rate_limit="100/1s"))
         worker = h.Worker(workdir, sim, config=config)
         try:
             worker.wait_ready()

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import sendq_harness as h  # noqa: E402
 from mixed_requests import AMR  # noqa: E402
-from policy_support import write_config  # noqa: E402
+from policy_support import gewe_account, write_config  # noqa: E402
 
 PROVIDERS = ("sender", "gewe", "im", "gps")
 TIMEOUT_MS = 1000
@@ -47,13 +47,7 @@ class MisbehavingProvidersTest(unittest.TestCase):
         cls.dir = h.Workdir("misbehaving").path
         cls.sim = h.Simulator(cls.dir)
         # gewe account "follow" follows one same-origin redirect; the defaults follow none.
-        follow = f"""
-[providers.gewe.follow]
-base_url = "{cls.sim.base_url}"
-token = "demo-gewe-token"
-app_id = "demo-gewe-app"
-follow_redirects = 1
-"""
+        follow = gewe_account("follow", cls.sim.base_url, follow_redirects=1)
         config = write_config(cls.dir, {"request_timeout_ms": TIMEOUT_MS, "max_attempts": MAX_ATTEMPTS,
                                         "retry_backoff_ms": 50, "max_retry_backoff_ms": 100},
                               accounts_extra=follow)

@@ -10,22 +10,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import sendq_harness as h  # noqa: E402
-from policy_support import write_config  # noqa: E402
-
-SECOND_ACCOUNT = """
-[providers.gewe.second]
-base_url = "{base_url}"
-token = "demo-gewe-token"
-app_id = "demo-gewe-app"
-rate_limit = "50/1s"
-"""
-
+from policy_support import gewe_account, write_config  # noqa: E402
 
 class RateLimitTest(unittest.TestCase):
     def test_200_per_second_within_5_percent_and_a_second_account_unaffected(self):
         workdir = h.Workdir("ratelimit").path
         sim = h.Simulator(workdir, ["--threads", "2"])
-        config = write_config(workdir, {"max_in_flight": 8192}, accounts_extra=SECOND_ACCOUNT.format(base_url=sim.base_url))
+        config = write_config(workdir, {"max_in_flight": 8192}, accounts_extra=gewe_account("second", sim.base_url, rate_limit="50/1s"))
         # The default gewe account gets its limit through the file as well.
         with open(config) as f:
             text = f.read().replace('app_id = "demo-gewe-app"\nretry_ambiguous = false',
@@ -64,14 +55,6 @@ class RateLimitTest(unittest.TestCase):
             sim.stop()
 
 
-UNLIMITED_ACCOUNT = """
-[providers.gewe.unlimited]
-base_url = "{base_url}"
-token = "demo-gewe-token"
-app_id = "demo-gewe-app"
-"""
-
-
 class SharedHostTest(unittest.TestCase):
     def test_an_account_waiting_for_its_rate_limit_does_not_hold_back_another_on_the_same_host(self):
         """Two accounts on one provider host share its connections. Deliveries that wait for their
@@ -82,7 +65,7 @@ class SharedHostTest(unittest.TestCase):
         # 2 I/O threads, 4 connections each to the one simulator host: the limited account's route
         # gates alone admit enough deliveries to hold all of them.
         config = write_config(workdir, {"threads": 2, "max_connections_per_host": 8},
-                              accounts_extra=UNLIMITED_ACCOUNT.format(base_url=sim.base_url))
+                              accounts_extra=gewe_account("unlimited", sim.base_url))
         with open(config) as f:
             text = f.read().replace('app_id = "demo-gewe-app"\nretry_ambiguous = false',
                                     'app_id = "demo-gewe-app"\nretry_ambiguous = false\nrate_limit = "20/1s"', 1)

@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import sendq_harness as h  # noqa: E402
-from policy_support import write_config  # noqa: E402
+from policy_support import gewe_account, write_config  # noqa: E402
 
 GEWE_SECRET = "gewe-TOKEN-planted-5f1c9a"
 SIGN_SECRET = "sender-SIGN-planted-77ab2e"
@@ -48,8 +48,7 @@ class ReloadAndSecretsTest(unittest.TestCase):
             h.kcat_produce(worker.bootstrap, "sendq.requests", [("b", json.dumps(gewe_text("slow-in-flight")))])
             h.wait_for(lambda: any("slow-in-flight" in x["body"] for x in sim.requests()), 20, "the slow call")
             with open(base, "a") as f:
-                f.write(f'\n[providers.gewe.extra]\nbase_url = "{sim.base_url}"\ntoken = "{GEWE_SECRET}"\n'
-                        f'app_id = "demo-gewe-app"\nrate_limit = "5/1s"\n')
+                f.write(gewe_account("extra", sim.base_url, token=GEWE_SECRET, rate_limit="5/1s"))
             worker.proc.send_signal(signal.SIGHUP)
             h.wait_for(lambda: "configuration reloaded" in open(worker.log_path).read(), 10, "the reload log line")
             h.kcat_produce(worker.bootstrap, "sendq.requests", [("c", json.dumps(gewe_text("after-extra", "extra")))])
@@ -98,15 +97,6 @@ class ReloadAndSecretsTest(unittest.TestCase):
 
 
 
-LIMITED = """
-[providers.gewe.limited]
-base_url = "{base_url}"
-token = "demo-gewe-token"
-app_id = "demo-gewe-app"
-rate_limit = "100/1s"
-"""
-
-
 class ThrottleAcrossReloadTest(unittest.TestCase):
     def test_a_429_answered_after_a_reload_holds_the_account_on_its_new_limiter(self):
         # given an account limited to 100/s, and a provider that answers its first call after
@@ -115,7 +105,7 @@ class ThrottleAcrossReloadTest(unittest.TestCase):
         sim = h.Simulator(workdir)
         sim.set_faults([{"match": "ra-during-reload", "action": "status", "status": 429, "retry_after": 3,
                          "latency_ms": 1500, "times": 1}])
-        config = write_config(workdir, {"max_attempts": 3}, accounts_extra=LIMITED.format(base_url=sim.base_url))
+        config = write_config(workdir, {"max_attempts": 3}, accounts_extra=gewe_account("limited", sim.base_url, rate_limit="100/1s"))
         worker = h.Worker(workdir, sim, config=config)
         try:
             worker.wait_ready()
