@@ -45,7 +45,10 @@ def gewe_account(name, base_url, **settings):
     """A [providers.gewe.<name>] table for write_config's accounts_extra: the demo credentials
     unless given, and `settings` (rate_limit="100/1s", follow_redirects=1, ...) as TOML values."""
     values = {"base_url": base_url, "token": "demo-gewe-token", "app_id": "demo-gewe-app", **settings}
-    return "\n" + "\n".join([f"[providers.gewe.{name}]"] + [f"{k} = {json.dumps(v)}" for k, v in values.items()]) + "\n"
+    bad = [k for k, v in values.items() if not isinstance(v, (str, int))]  # (bool is an int)
+    assert not bad, f"gewe_account writes strings, integers and booleans only, not {bad}"
+    return "\n" + "\n".join([f"[providers.gewe.{name}]"] +
+                             [f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in values.items()]) + "\n"
 
 
 def canonical(body):

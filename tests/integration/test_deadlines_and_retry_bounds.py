@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sendq_harness as h  # noqa: E402
 from policy_support import gewe_account, write_config  # noqa: E402
 
+
 def now_ms():
     return int(time.time() * 1000)
 

@@ -12,6 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sendq_harness as h  # noqa: E402
 from policy_support import gewe_account, write_config  # noqa: E402
 
+
 class RateLimitTest(unittest.TestCase):
     def test_200_per_second_within_5_percent_and_a_second_account_unaffected(self):
         workdir = h.Workdir("ratelimit").path

@@ -877,8 +877,6 @@ struct pipeline::impl : kafka::rebalance_listener {
         co_return attempt_end::final_result;
       }
       // Rate limit, shared by every thread: wait for this account's next slot.
-      const auto limits_generation = limiters.generation();
-      const auto limiter = limiters.find(provider, req.account);
       if (rec.bulk) {
         // Bulk first takes a slot of its own share, then one of the account's.
         if (auto bulk = bulk_limiters.find(provider, req.account)) {
@@ -897,6 +895,9 @@ struct pipeline::impl : kafka::rebalance_listener {
           }
         }
       }
+      // Looked up after the bulk wait, which may be long: a reload meanwhile has its limiter ready.
+      const auto limits_generation = limiters.generation();
+      const auto limiter = limiters.find(provider, req.account);
       if (limiter) {
         const auto now = std::chrono::steady_clock::now();
         const auto slot = limiter->reserve(now, req.to);
@@ -1000,28 +1001,26 @@ struct pipeline::impl : kafka::rebalance_listener {
         if (endpoint_failing) r.breaker->record_failure(now, permit);
         else r.breaker->record_success(now, permit);
         r.circuit_gauge->Set(gauge_value(r.breaker->state()));
-        // A reload during the call may have replaced the account's limiter: what the reply says
-        // (a 429's penalty, a slowdown) is about the account now, so it goes to the current one.
-        std::shared_ptr<policy::rate_limiter> replacement;
-        policy::rate_limiter* account_limiter = limiter.get();
-        if (limiters.generation() != limits_generation) {
-          replacement = limiters.find(provider, req.account);
-          account_limiter = replacement.get();
-        }
-        if (account_limiter) {
+        // What the reply says (a 429's pause, a slowdown, a success) goes to the limiter that paced
+        // the call and, when a reload replaced it meanwhile, to the account's current one too:
+        // replace() moves the generation before it copies the old limiter's state, so an update
+        // that came too late for the copy sees the move.
+        const auto update = [&](policy::rate_limiter& l) {
           if (o.throttled) {
-            metrics.throttled.Add({{"provider", provider}, {"account", req.account}}).Increment();
             // Capped at max_request_age_ms: every request of the account waits the penalty out in
             // memory, so a longer one would only make them all outlive the age limit, and one reply
             // (a Retry-After of a day) must not stall the account for a day.
-            if (o.retry_after) account_limiter->penalize(now, now + std::min<std::chrono::milliseconds>(*o.retry_after, max_age));
-            else account_limiter->adaptive_slowdown(now);
+            if (o.retry_after) l.penalize(now, now + std::min<std::chrono::milliseconds>(*o.retry_after, max_age));
+            else l.adaptive_slowdown(now);  // once per min_cut_gap: a second call is no second cut
           } else if (o.cls == providers::outcome_class::delivered) {
-            account_limiter->on_success(now);
+            l.on_success(now);
           }
-        } else if (o.throttled) {
-          metrics.throttled.Add({{"provider", provider}, {"account", req.account}}).Increment();
+        };
+        if (limiter) update(*limiter);
+        if (limiters.generation() != limits_generation) {
+          if (const auto current = limiters.find(provider, req.account); current && current != limiter) update(*current);
         }
+        if (o.throttled) metrics.throttled.Add({{"provider", provider}, {"account", req.account}}).Increment();
       }
       if (!o.provider_code.empty()) res.provider_code = o.provider_code;
 

@@ -59,12 +59,14 @@ void rate_limiter_registry::replace(std::vector<account_limits> accounts) {
   std::vector<carry> changed;
   auto next = build(std::move(accounts), &previous, &changed);
   std::unique_lock lock(mutex_);
+  // Before the copies below: a holder of an old limiter that updates it after its copy was taken
+  // is then sure to see the move (it took that limiter's lock after continue_from() released it).
+  generation_.fetch_add(1, std::memory_order_release);
   // Deliveries still waiting on an old limiter's slots would otherwise run in parallel with the
   // new one's, and its penalty would be dropped. Under the lock (find() waits), so that only a
   // caller that had just looked up the old limiter can still take a slot of it afterwards.
   for (auto& [fresh, old] : changed) fresh->continue_from(*old);
   limiters_.swap(next);
-  generation_.fetch_add(1, std::memory_order_release);
   // `next` (the old map) is destroyed after the lock is released.
   lock.unlock();
 }

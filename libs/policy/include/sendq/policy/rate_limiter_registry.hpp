@@ -47,9 +47,10 @@ class rate_limiter_registry {
   /// Accounts with a limiter.
   std::size_t size() const;
 
-  /// Counts the replace() calls. A caller that holds a limiter across a wait (an HTTP call)
-  /// compares it with the count it read before find(): when it moved, find() again, so that
-  /// what the reply says (a 429's penalty) lands on the account's limiter of now.
+  /// Counts the replace() calls that took effect. A caller that holds a limiter across a wait (an
+  /// HTTP call) updates it, then compares this with the count it read before find(): when it
+  /// moved, it updates the account's limiter of now as well (a 429's penalty must not stay with
+  /// the replaced one). It moves before replace() copies the old limiters' state.
   std::uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
  private:
