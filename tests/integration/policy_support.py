@@ -19,12 +19,9 @@ client = "demo-client"
 channel = "demo-channel"
 version = "2.0"
 sign = "demo-sign"
-[providers.gewe.default]
-base_url = "http://127.0.0.1:1"
-token = "demo-gewe-token"
-app_id = "demo-gewe-app"
-retry_ambiguous = {ra}
-[providers.im.default]
+""")
+    lines.append(gewe_account("default", "http://127.0.0.1:1", retry_ambiguous=retry_ambiguous))
+    lines.append(f"""[providers.im.default]
 base_url = "http://127.0.0.1:1"
 appid = "JH"
 retry_ambiguous = {ra}

@@ -4,6 +4,7 @@
 - a Retry-After longer than the request's deadline or max_request_age_ms ends it at once, and one
   throttle reply does not stall its account for longer than max_request_age_ms;
 - a request too large to park on sendq.retry still gets its final result."""
+import contextlib
 import json
 import os
 import sys
@@ -21,25 +22,35 @@ def now_ms():
     return int(time.time() * 1000)
 
 
-def results_by_id(bootstrap, count, timeout):
-    return {json.loads(v)["id"]: json.loads(v) for _, v, _ in h.kcat_consume_until(bootstrap, "sendq.results", count, timeout)}
+@contextlib.contextmanager
+def worker_and_simulator(name, faults=(), worker_settings=None, account=None):
+    """A simulator answering with `faults`, and a ready worker on it, configured with
+    `worker_settings` and the account `account(simulator base URL)` makes, if any; both stopped
+    after the block."""
+    workdir = h.Workdir(name).path
+    sim = h.Simulator(workdir)
+    if faults:
+        sim.set_faults(list(faults))
+    config = write_config(workdir, worker_settings, accounts_extra=account(sim.base_url) if account else "")
+    worker = h.Worker(workdir, sim, config=config)
+    try:
+        worker.wait_ready()
+        yield sim, worker
+    finally:
+        h.stop_worker_and_simulator(worker, sim)
 
 
 class DeadlineTest(unittest.TestCase):
     def test_a_deadline_that_passes_while_waiting_for_the_rate_limit_ends_expired_unsent(self):
-        # given an account allowed one request a second, and six requests on six keys due in 1.5 s
-        workdir = h.Workdir("deadline").path
-        sim = h.Simulator(workdir)
-        config = write_config(workdir, accounts_extra=gewe_account("slow", sim.base_url, rate_limit="1/1s"))
-        worker = h.Worker(workdir, sim, config=config)
-        try:
-            worker.wait_ready()
-            deadline = now_ms() + 1500
+        # given an account allowed one request a second, and six requests on six keys due in 2.5 s
+        with worker_and_simulator("deadline", account=lambda base: gewe_account("slow", base, rate_limit="1/1s")) as (
+                sim, worker):
+            deadline = now_ms() + 2500
             reqs = [{"id": f"dl-{i}", "provider": "gewe", "account": "slow", "type": "text", "to": f"dl-{i}@chatroom",
                      "body": {"text": f"t{i}"}, "deadline": deadline} for i in range(6)]
             # when
             h.kcat_produce(worker.bootstrap, "sendq.requests", [(r["to"], json.dumps(r)) for r in reqs])
-            results = results_by_id(worker.bootstrap, len(reqs), 60)
+            results = h.kcat_results_by_id(worker.bootstrap, len(reqs), 60)
             # then: each was either sent before its deadline and delivered, or ended expired and never sent
             calls = sim.requests()
             sent = {r["id"]: [c["time_ms"] for c in calls if f'"toWxid":"{r["to"]}"' in c["body"]] for r in reqs}
@@ -49,59 +60,47 @@ class DeadlineTest(unittest.TestCase):
             self.assertEqual(sorted(expired + delivered), sorted(r["id"] for r in reqs), outcomes)
             for rid in expired:
                 self.assertEqual(sent[rid], [], f"{rid} expired but was sent")
-                self.assertIn("deadline", results[rid]["error"]["message"])
+                # waiting for the rate limit, not picked up too late to try at all
+                self.assertRegex(results[rid]["error"]["message"], r"^deadline: .*rate limit", results[rid])
             for rid in delivered:
                 self.assertEqual(len(sent[rid]), 1, rid)
                 # the simulator stamps arrival: allow for the way from the worker's last check to it
                 self.assertLessEqual(sent[rid][0], deadline + 500, f"{rid} sent after its deadline")
-            # one a second: at most two slots fall within 1.5 s
-            self.assertGreaterEqual(len(expired), 4, outcomes)
-            self.assertEqual([t for ts in sent.values() for t in ts if t > deadline + 500], [])
-        finally:
-            h.stop_worker_and_simulator(worker, sim)
+            # one a second: the first slot is free, and at most three fall within 2.5 s
+            self.assertGreaterEqual(len(delivered), 1, outcomes)
+            self.assertGreaterEqual(len(expired), 3, outcomes)
 
 
 class RetryAfterTest(unittest.TestCase):
     def test_a_retry_after_past_the_deadline_ends_the_request_expired_at_once(self):
         # given a provider asking to come back in a day, and a request due in 20 s
-        workdir = h.Workdir("retryafter").path
-        sim = h.Simulator(workdir)
-        sim.set_faults([{"match": "ra-day", "action": "status", "status": 429, "retry_after": 86400}])
-        config = write_config(workdir, {"max_attempts": 5})
-        worker = h.Worker(workdir, sim, config=config)
-        try:
-            worker.wait_ready()
+        with worker_and_simulator("retryafter", [{"match": "ra-day", "action": "status", "status": 429, "retry_after": 86400}],
+                                  {"max_attempts": 5}) as (sim, worker):
             req = {"id": "ra-deadline", "provider": "gewe", "type": "text", "to": "ra-1@chatroom",
                    "body": {"text": "ra-day"}, "deadline": now_ms() + 20000}
             # when
             started = time.monotonic()
             h.kcat_produce(worker.bootstrap, "sendq.requests", [(req["to"], json.dumps(req))])
-            r = results_by_id(worker.bootstrap, 1, 15)["ra-deadline"]
+            r = h.kcat_results_by_id(worker.bootstrap, 1, 15)["ra-deadline"]
             # then: expired after the one attempt, long before the deadline, not parked for a day
             self.assertEqual((r["status"], r["error"]["kind"], r["attempts"]), ("expired", "expired", 1), r)
             self.assertIn("Retry-After", r["error"]["message"])
             self.assertLess(time.monotonic() - started, 10)
             self.assertEqual(len(sim.requests()), 1)
             self.assertEqual(h.kcat_consume_all(worker.bootstrap, "sendq.retry"), [])
-        finally:
-            h.stop_worker_and_simulator(worker, sim)
 
     def test_a_retry_after_past_the_age_limit_ends_the_request_and_does_not_stall_its_account(self):
         # given max_request_age_ms of 4 s and a provider asking once to come back in a day
-        workdir = h.Workdir("retryafterage").path
-        sim = h.Simulator(workdir)
-        sim.set_faults([{"match": "ra-day", "action": "status", "status": 429, "retry_after": 86400, "times": 1}])
-        config = write_config(workdir, {"max_attempts": 5, "max_request_age_ms": 4000},
-                              accounts_extra=gewe_account("limited", sim.base_url, rate_limit="100/1s"))
-        worker = h.Worker(workdir, sim, config=config)
-        try:
-            worker.wait_ready()
+        with worker_and_simulator("retryafterage",
+                                  [{"match": "ra-day", "action": "status", "status": 429, "retry_after": 86400, "times": 1}],
+                                  {"max_attempts": 5, "max_request_age_ms": 4000},
+                                  lambda base: gewe_account("limited", base, rate_limit="100/1s")) as (sim, worker):
             first = {"id": "ra-age", "provider": "gewe", "account": "limited", "type": "text", "to": "ra-2@chatroom",
                      "body": {"text": "ra-day"}}
             # when
             started = time.monotonic()
             h.kcat_produce(worker.bootstrap, "sendq.requests", [(first["to"], json.dumps(first))])
-            r = results_by_id(worker.bootstrap, 1, 15)["ra-age"]
+            r = h.kcat_results_by_id(worker.bootstrap, 1, 15)["ra-age"]
             # then: it ends as the age limit ends requests, with a DLQ record, at once
             self.assertEqual((r["status"], r["error"]["kind"], r["attempts"]), ("failed", "timeout", 1), r)
             self.assertIn("max_request_age_ms", r["error"]["message"])
@@ -112,29 +111,22 @@ class RetryAfterTest(unittest.TestCase):
             second = {"id": "ra-after", "provider": "gewe", "account": "limited", "type": "text", "to": "ra-3@chatroom",
                       "body": {"text": "after"}}
             h.kcat_produce(worker.bootstrap, "sendq.requests", [(second["to"], json.dumps(second))])
-            r = results_by_id(worker.bootstrap, 2, 30)["ra-after"]
+            r = h.kcat_results_by_id(worker.bootstrap, 2, 30)["ra-after"]
             self.assertEqual(r["status"], "delivered", r)
             self.assertLess(time.monotonic() - started, 20)
-        finally:
-            h.stop_worker_and_simulator(worker, sim)
 
 
 class ParkTooLargeTest(unittest.TestCase):
     def test_a_request_too_large_to_park_gets_a_final_result_and_frees_its_slot(self):
         # given a gewe request without a key whose `to` is 560,000 characters: parked, it would carry
         # that twice (as `to` and as the default key), over the producer's message.max.bytes
-        workdir = h.Workdir("parklarge").path
-        sim = h.Simulator(workdir)
-        sim.set_faults([{"match": "park-large", "action": "status", "status": 503, "retry_after": 3}])
-        config = write_config(workdir, {"retry_topic_threshold_ms": 1000, "max_attempts": 5})
-        worker = h.Worker(workdir, sim, config=config)
-        try:
-            worker.wait_ready()
+        with worker_and_simulator("parklarge", [{"match": "park-large", "action": "status", "status": 503, "retry_after": 3}],
+                                  {"retry_topic_threshold_ms": 1000, "max_attempts": 5}) as (sim, worker):
             req = {"id": "park-large", "provider": "gewe", "type": "text", "to": "w" * 560000,
                    "body": {"text": "park-large"}}
             # when
             h.kcat_produce(worker.bootstrap, "sendq.requests", [("park-large", json.dumps(req))])
-            r = results_by_id(worker.bootstrap, 1, 30)["park-large"]
+            r = h.kcat_results_by_id(worker.bootstrap, 1, 30)["park-large"]
             # then
             self.assertEqual((r["status"], r["error"]["kind"], r["attempts"]), ("failed", "too_large", 1),
                              {k: v for k, v in r.items() if k != "to"})
@@ -143,8 +135,6 @@ class ParkTooLargeTest(unittest.TestCase):
             h.wait_for(lambda: h.metric(worker.metrics(), "sendq_requests_in_flight") == 0, 15,
                        "the in-flight gauge to return to 0")
             self.assertEqual([k for k, _, _ in h.kcat_consume_until(worker.bootstrap, "sendq.dlq", 1, 15)], ["park-large"])
-        finally:
-            h.stop_worker_and_simulator(worker, sim)
 
 
 if __name__ == "__main__":

@@ -72,8 +72,7 @@ fetch_allowed_hosts = "127.0.0.1"
                 gps("fetch-404", f"{base}/v/missing.amr", "loopback_ok"),
             ]
             h.kcat_produce(worker.bootstrap, "sendq.requests", [(r["id"], json.dumps(r)) for r in reqs])
-            results = {json.loads(v)["id"]: json.loads(v) for _, v, _ in
-                       h.kcat_consume_until(worker.bootstrap, "sendq.results", len(reqs), timeout=60)}
+            results = h.kcat_results_by_id(worker.bootstrap, len(reqs), timeout=60)
             # then the allowed one was delivered with the file's base64 as Command
             self.assertEqual(results["fetch-ok"]["status"], "delivered", results["fetch-ok"])
             calls = sim.requests()

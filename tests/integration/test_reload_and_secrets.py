@@ -51,8 +51,7 @@ class ReloadAndSecretsTest(unittest.TestCase):
             worker.proc.send_signal(signal.SIGHUP)
             h.wait_for(lambda: "configuration reloaded" in open(worker.log_path).read(), 10, "the reload log line")
             h.kcat_produce(worker.bootstrap, "sendq.requests", [("c", json.dumps(gewe_text("after-extra", "extra")))])
-            results = {json.loads(v)["id"]: json.loads(v) for _, v, _ in
-                       h.kcat_consume_until(worker.bootstrap, "sendq.results", 3, timeout=30)}
+            results = h.kcat_results_by_id(worker.bootstrap, 3, timeout=30)
             # then the new account works and the in-flight request was not lost
             self.assertEqual(results["after-extra"]["status"], "delivered")
             self.assertEqual(results["slow-in-flight"]["status"], "delivered")
@@ -67,8 +66,7 @@ class ReloadAndSecretsTest(unittest.TestCase):
             self.assertIn("metrics.adress: unknown key", refusal, "the log line names the bad key")
             # then the running configuration stays
             h.kcat_produce(worker.bootstrap, "sendq.requests", [("d", json.dumps(gewe_text("after-refusal", "extra")))])
-            results = {json.loads(v)["id"]: json.loads(v) for _, v, _ in
-                       h.kcat_consume_until(worker.bootstrap, "sendq.results", 4, timeout=30)}
+            results = h.kcat_results_by_id(worker.bootstrap, 4, timeout=30)
             self.assertEqual(results["after-refusal"]["status"], "delivered")
             m = worker.metrics()
             self.assertEqual(h.metric(m, "sendq_config_reloads_total", result="ok"), 1)
@@ -114,6 +112,7 @@ class ThrottleAcrossReloadTest(unittest.TestCase):
             # when the account's limits change while that call waits for its reply (a new limiter)
             with open(config) as f:
                 text = f.read()
+            self.assertIn('rate_limit = "100/1s"', text)
             with open(config, "w") as f:
                 f.write(text.replace('rate_limit = "100/1s"', 'rate_limit = "200/1s"'))
             worker.proc.send_signal(signal.SIGHUP)
@@ -126,8 +125,7 @@ class ThrottleAcrossReloadTest(unittest.TestCase):
             # (another recipient: nothing but the account's limiter stands between it and the provider)
             second = dict(gewe_text("after-429", "limited"), to="another-room@chatroom")
             h.kcat_produce(worker.bootstrap, "sendq.requests", [("k2", json.dumps(second))])
-            results = {json.loads(v)["id"]: json.loads(v) for _, v, _ in
-                       h.kcat_consume_until(worker.bootstrap, "sendq.results", 2, timeout=30)}
+            results = h.kcat_results_by_id(worker.bootstrap, 2, timeout=30)
             # then both are delivered, and the later one waited out the Retry-After on the new limiter
             self.assertEqual((results["ra-during-reload"]["status"], results["ra-during-reload"]["attempts"]),
                              ("delivered", 2), results)

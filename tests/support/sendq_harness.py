@@ -274,6 +274,11 @@ def kcat_consume_until(bootstrap, topic, count, timeout=120):
     raise TimeoutError(f"only {len(got)} of {count} records on {topic} after {timeout}s")
 
 
+def kcat_results_by_id(bootstrap, count, timeout=120):
+    """The first `count` records of sendq.results (kcat_consume_until), as {id: result}."""
+    return {r["id"]: r for r in (json.loads(v) for _, v, _ in kcat_consume_until(bootstrap, "sendq.results", count, timeout))}
+
+
 class Workdir:
     def __init__(self, name):
         self.path = tempfile.mkdtemp(prefix=f"sendq-{name}-")

@@ -24,8 +24,9 @@ std::uint64_t offset_tracker::track(const std::string& topic, std::int32_t parti
                      e);
   }
   // Never commit past an unfinished offset, even one that comes after its successors finished.
-  // A position handed out already cannot be taken back: take_committable() waits until the
-  // partition is past it again.
+  // A position handed out already is not taken back by the running commits: take_committable()
+  // waits until the partition is past it again (only the final commit, take_committable(true),
+  // goes back to it).
   if (p.committable > offset) p.committable = offset;
   ++pending_;
   return p.generation;

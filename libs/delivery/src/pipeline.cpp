@@ -774,7 +774,8 @@ struct pipeline::impl : kafka::rebalance_listener {
   }
 
   // Ends `res` as expired when `req`'s deadline is at or before `at` (epoch ms): a request is
-  // never sent past its deadline (CONTRACT.md). True when it did.
+  // never sent past its deadline (CONTRACT.md). True when it did. Callers test req.deadline_ms
+  // first: most requests have none, and for them no clock is read and no text is made.
   static bool expires_by(const core::send_request& req, std::int64_t at, std::string_view why,
                          const std::string& last_error, core::delivery_result& res) {
     if (!req.deadline_ms || at < *req.deadline_ms) return false;
@@ -864,7 +865,6 @@ struct pipeline::impl : kafka::rebalance_listener {
     const auto max_age = std::chrono::milliseconds(cfg.worker.max_request_age_ms);
     for (int attempt = req.attempt + 1;; ++attempt) {
       res.attempts = attempt - 1;
-      // (deadline_ms first: no clock read for the many requests without a deadline)
       if (req.deadline_ms && expires_by(req, now_ms(), "passed before delivery", last_error, res)) {
         co_return attempt_end::final_result;
       }
@@ -883,8 +883,8 @@ struct pipeline::impl : kafka::rebalance_listener {
           const auto now = std::chrono::steady_clock::now();
           const auto slot = bulk->reserve(now);
           const auto until = slot.at;
-          if (until > now && expires_by(req, now_ms() + ms_between(now, until), "the rate limit's next slot is past it",
-                                        last_error, res)) {
+          if (until > now && req.deadline_ms &&
+              expires_by(req, now_ms() + ms_between(now, until), "the rate limit's next slot is past it", last_error, res)) {
             bulk->release(slot);  // not used: the slot goes to the next request
             co_return attempt_end::final_result;
           }
@@ -902,8 +902,8 @@ struct pipeline::impl : kafka::rebalance_listener {
         const auto now = std::chrono::steady_clock::now();
         const auto slot = limiter->reserve(now, req.to);
         const auto until = std::max(slot.at, limiter->penalized_until());
-        if (until > now && expires_by(req, now_ms() + ms_between(now, until), "the rate limit's next slot is past it",
-                                      last_error, res)) {
+        if (until > now && req.deadline_ms &&
+            expires_by(req, now_ms() + ms_between(now, until), "the rate limit's next slot is past it", last_error, res)) {
           limiter->release(slot);  // not used: the slot goes to the next request
           co_return attempt_end::final_result;
         }
@@ -931,7 +931,7 @@ struct pipeline::impl : kafka::rebalance_listener {
         r.circuit_gauge->Set(gauge_value(r.breaker->state()));
         if (permit) break;
         const auto open_for = permit.open_until ? *permit.open_until - now : std::chrono::steady_clock::duration(1s);
-        if (expires_by(req, now_ms() + std::chrono::ceil<std::chrono::milliseconds>(open_for).count(),
+        if (req.deadline_ms && expires_by(req, now_ms() + std::chrono::ceil<std::chrono::milliseconds>(open_for).count(),
                        "the circuit breaker of " + provider + " stays open past it", last_error, res)) {
           co_return attempt_end::final_result;
         }
@@ -1056,15 +1056,18 @@ struct pipeline::impl : kafka::rebalance_listener {
       // A next attempt past the deadline or the age limit could never be made: end now rather
       // than hold the key, or a retry partition (parked), until then. This also bounds the time
       // points made from `wait` below, whatever the provider's Retry-After.
-      const std::string next_in = "the next attempt is due in " + std::to_string(wait.count()) + " ms" +
-                                  (o.retry_after && wait == *o.retry_after ? " (the provider's Retry-After)" : "");
-      if (expires_by(req, now_ms() + wait.count(), next_in + ", after it", o.message, res)) {
+      // (a function: the text is made only for a request that ends here)
+      const auto next_in = [&] {
+        return "the next attempt is due in " + std::to_string(wait.count()) + " ms" +
+               (o.retry_after && wait == *o.retry_after ? " (the provider's Retry-After)" : "");
+      };
+      if (req.deadline_ms && expires_by(req, now_ms() + wait.count(), next_in() + ", after it", o.message, res)) {
         co_return attempt_end::final_result;
       }
       if (std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - rec.consumed_at) + wait >
           max_age) {
         res.status = delivery_status::failed;  // as the age limit at the top of an attempt ends it
-        res.error = core::failure{error_kind::timeout, next_in + ", after the request would have been held longer than "
+        res.error = core::failure{error_kind::timeout, next_in() + ", after the request would have been held longer than "
                                                        "worker.max_request_age_ms (" + std::to_string(max_age.count()) +
                                                        " ms); last: " + o.message};
         co_return attempt_end::final_result;

@@ -144,6 +144,7 @@ class connection {
   bool deadline_passed() const { return watchdog_.fired(); }
 
   beast::flat_buffer buffer;  ///< bytes read past the last response (empty when reusable)
+  tcp::endpoint peer;         ///< whom it connected to: a reuse checks it against the caller's address policy
   steady::time_point released_at;  ///< when its last exchange ended (it went back to the pool)
 
  private:
@@ -176,7 +177,8 @@ bool is_ip_literal(const std::string& host) {
 std::string ms(std::chrono::milliseconds d) { return std::to_string(d.count()) + "ms"; }
 
 // Retry-After as delta-seconds, at most a day (a longer wait is no plan for a message, and ten
-// digits of seconds would overflow a steady_clock time point); HTTP-dates and junk are ignored.
+// digits of seconds added to a steady_clock time point would overflow it: a caller need not cap it
+// first); HTTP-dates and junk are ignored.
 std::optional<std::chrono::seconds> parse_retry_after(std::string_view v) {
   while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
   while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
@@ -356,7 +358,7 @@ net::awaitable<attempt_result> exchange(Stream& stream, connection& c, const wir
 // Peeks at an idle pooled connection: a FIN or RST already received means the server closed it.
 // One recv(MSG_PEEK | MSG_DONTWAIT) on the descriptor: toggling the socket's non-blocking mode
 // through Asio instead costs three more syscalls per request (and Asio re-enables it on the next
-// async operation).
+// async operation). Only a TLS connection with unread bytes, which is rare, toggles it (below).
 bool looks_alive(connection& c) {
   auto& socket = c.tcp().socket();
   if (!socket.is_open()) return false;
@@ -505,8 +507,11 @@ struct client::impl : std::enable_shared_from_this<impl> {
                                                                          bool on_client_thread) {
     std::unique_ptr<connection> conn;
     std::shared_ptr<waiter> w;
+    std::vector<std::unique_ptr<connection>> expired;  // closed outside the lock
+    const auto now = steady::now();
     {
       std::lock_guard lock(mu_);
+      take_expired(pool, now, expired);
       if (!pool.idle.empty()) {
         conn = std::move(pool.idle.back());
         pool.idle.pop_back();
@@ -517,6 +522,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
         pool.waiters.push_back(w);
       }
     }
+    expired.clear();  // closed now, not after a wait for a slot
     const auto no_free_connection = [&] {
       return failure{failure_kind::connect, "no free connection within " + ms(wait_limit) +
                                                 " (max_connections_per_host=" +
@@ -556,15 +562,23 @@ struct client::impl : std::enable_shared_from_this<impl> {
       if (ec) co_return no_free_connection();
       conn = std::move(w->conn);
     }
-    if (conn) {
-      // Idle past idle_timeout: servers close such connections about then (release() prunes the
-      // oldest, but the newest may have waited that long through a quiet spell too).
-      const auto idle_for = steady::now() - conn->released_at;
-      if (idle_for > opts_.idle_timeout || (idle_for >= opts_.reuse_unchecked_within && !looks_alive(*conn))) {
-        conn.reset();  // keep the slot, connect afresh
-      }
+    // Not idle past idle_timeout (take_expired, or just released to this waiter): a quick peek tells
+    // whether the server closed it meanwhile.
+    if (conn && (w ? steady::now() : now) - conn->released_at >= opts_.reuse_unchecked_within && !looks_alive(*conn)) {
+      conn.reset();  // keep the slot, connect afresh
     }
     co_return std::make_unique<lease>(shared_from_this(), &pool, std::move(conn));
+  }
+
+  // (under mu_) Moves the idle connections released more than idle_timeout ago into `out`, their
+  // slots freed: servers close such connections about then. The front of the idle list was
+  // released longest ago (reuse takes from the back).
+  void take_expired(host_pool& pool, steady::time_point now, std::vector<std::unique_ptr<connection>>& out) {
+    while (!pool.idle.empty() && now - pool.idle.front()->released_at > opts_.idle_timeout) {
+      out.push_back(std::move(pool.idle.front()));
+      pool.idle.erase(pool.idle.begin());
+      --pool.open;
+    }
   }
 
   void release(host_pool& pool, std::unique_ptr<connection> conn, bool reusable) {
@@ -576,12 +590,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
     {
       std::lock_guard lock(mu_);
       if (!reusable || stopped_) to_close = std::move(conn);
-      // The front of the idle list was released longest ago (reuse takes from the back).
-      while (!pool.idle.empty() && now - pool.idle.front()->released_at > opts_.idle_timeout) {
-        expired.push_back(std::move(pool.idle.front()));
-        pool.idle.erase(pool.idle.begin());
-        --pool.open;
-      }
+      take_expired(pool, now, expired);
       if (!pool.waiters.empty()) {
         // The slot passes to the next waiter, with the connection when it is reusable.
         next = std::move(pool.waiters.front());
@@ -648,6 +657,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
                                                    : "connect to " + ep.authority() + " failed: " + cec.message()};
     }
     tcp_layer.socket().set_option(tcp::no_delay(true), ec);
+    c.peer = connected;
 
     if (auto* tls = c.tls()) {
       // SNI must not carry an IP literal (RFC 6066).
@@ -722,9 +732,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
       if (slot.conn && req.allow_address) {
         // The pool is per host, not per address policy: a connection opened for a caller with a
         // looser policy (or none) must pass this caller's before it carries the request.
-        error_code ec;
-        const auto peer = slot.conn->tcp().socket().remote_endpoint(ec);
-        if (ec || !req.allow_address(peer.address().to_string())) slot.conn.reset();  // connect afresh
+        if (!req.allow_address(slot.conn->peer.address().to_string())) slot.conn.reset();  // connect afresh
       }
       // Redirect hops share the first exchange's deadline.
       const auto deadline = steady::now() + timeout;

@@ -277,6 +277,27 @@ TEST(http_client, skips_interim_replies_to_the_final_one) {
   EXPECT_EQ(r.ok->body, "done");
 }
 
+TEST(http_client, skips_16_interim_replies_and_refuses_a_17th) {
+  const auto replies = [](int interim) {
+    std::string raw;
+    for (int i = 0; i < interim; ++i) raw += "HTTP/1.1 100 Continue\r\n\r\n";
+    return raw + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  };
+  io_runner io;
+  client c(io.executor(), {});
+  // given 16 interim replies before the answer: the answer
+  test_server sixteen(mode::fixed, 0ms, replies(16));
+  auto r = send(io, c, ep_of(sixteen.port()), get());
+  ASSERT_TRUE(r.ok) << r.message;
+  EXPECT_EQ(r.ok->body, "ok");
+  // given 17: a bad response that says why
+  test_server seventeen(mode::fixed, 0ms, replies(17));
+  r = send(io, c, ep_of(seventeen.port()), get());
+  ASSERT_FALSE(r.ok);
+  EXPECT_EQ(r.kind, failure_kind::bad_response);
+  EXPECT_NE(r.message.find("more than 16 interim (1xx) replies"), std::string::npos) << r.message;
+}
+
 TEST(http_client, a_reply_arriving_after_an_interim_one_goes_to_its_own_request) {
   // given: a keep-alive server writing "100 Continue" at once and its echo reply 50 ms later
   io_runner io;
@@ -302,18 +323,21 @@ TEST(http_client, a_pooled_connection_is_reused_only_if_it_passes_the_callers_ad
   test_server srv(mode::echo);
   client c(io.executor(), {});
   ASSERT_TRUE(send(io, c, ep_of(srv.port()), get()).ok);
-  // when: a caller whose policy refuses that address, then one whose policy allows it
-  auto strict = get();
-  strict.allow_address = [](const std::string&) { return false; };
-  auto refused = send(io, c, ep_of(srv.port()), strict);
+  // when: a caller whose policy allows that address, then one whose policy refuses it
   auto allowing = get();
   allowing.allow_address = [](const std::string& ip) { return ip == "127.0.0.1"; };
   auto allowed = send(io, c, ep_of(srv.port()), allowing);
-  // then: the first is refused as if it had to connect (the pooled connection did not carry it)
+  const int accepted_after_allowed = srv.accepted();
+  auto strict = get();
+  strict.allow_address = [](const std::string&) { return false; };
+  auto refused = send(io, c, ep_of(srv.port()), strict);
+  // then: the first went over the pooled connection
+  ASSERT_TRUE(allowed.ok) << allowed.message;
+  EXPECT_EQ(accepted_after_allowed, 1);
+  // and the second is refused as if it had to connect (the pooled connection did not carry it)
   ASSERT_FALSE(refused.ok);
   EXPECT_EQ(refused.kind, failure_kind::connect);
   EXPECT_NE(refused.message.find("refused by the address policy"), std::string::npos) << refused.message;
-  ASSERT_TRUE(allowed.ok) << allowed.message;
   EXPECT_EQ(srv.requests(), 2);
 }
 

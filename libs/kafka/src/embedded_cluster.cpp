@@ -32,10 +32,10 @@ embedded_cluster::~embedded_cluster() {
 
 std::string embedded_cluster::bootstrap() const { return rd_kafka_mock_cluster_bootstraps(impl_->cluster); }
 
-void embedded_cluster::fail_next_offset_commits(int count) {
+void embedded_cluster::fail_next_offset_commits(std::size_t count) {
   constexpr std::int16_t offset_commit_api = 8;  // RD_KAFKAP_OffsetCommit, not in the public headers
   // An error librdkafka does not retry: the commit fails, as one refused mid-rebalance does.
-  const std::vector<rd_kafka_resp_err_t> errors(static_cast<std::size_t>(count), RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE);
+  const std::vector<rd_kafka_resp_err_t> errors(count, RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE);
   rd_kafka_mock_push_request_errors_array(impl_->cluster, offset_commit_api, errors.size(), errors.data());
 }
 

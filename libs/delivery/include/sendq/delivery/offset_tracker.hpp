@@ -23,7 +23,8 @@ class offset_tracker {
   void done(const std::string& topic, std::int32_t partition, std::int64_t offset, std::uint64_t generation);
   /// Positions that advanced since the last call (offset = next to read), for commit. With
   /// `all`, every tracked partition's position (the final commit at shutdown: the result of the
-  /// last asynchronous commit may never have been seen).
+  /// last asynchronous commit may never have been seen), even one below a position handed out
+  /// before (an offset tracked again below it is unfinished: at-least-once re-reads it).
   std::vector<kafka::partition_offset> take_committable(bool all = false);
   /// The commit of these positions failed: take_committable() hands them out again, for the
   /// partitions still tracked (a partition revoked since is committed by its next owner).

@@ -13,6 +13,7 @@
 /// Not thread-safe: the pipeline uses it on its Kafka thread only.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <string_view>
@@ -64,9 +65,8 @@ class parked_keys {
     return (std::uint64_t{rd()} << 32) | rd();
   }
   static std::string to_hex(std::uint64_t v) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string s(16, '0');
-    for (int i = 15; i >= 0; --i, v >>= 4) s[static_cast<std::size_t>(i)] = digits[v & 0xf];
+    char s[17];
+    std::snprintf(s, sizeof s, "%016llx", static_cast<unsigned long long>(v));
     return s;
   }
 

@@ -2,6 +2,7 @@
 /// librdkafka's in-process mock cluster: the real Kafka protocol on loopback, so kcat and any
 /// client can talk to it. NOT durable: it keeps about 5 MB per partition in memory and nothing
 /// across restarts. For trying sendq out and for tests; production uses a real cluster.
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,7 +23,7 @@ class embedded_cluster {
   /// Creates another topic (no-op if it exists).
   void create_topic(const std::string& topic, int partitions);
   /// Tests: the next `count` OffsetCommit requests, from any client, fail.
-  void fail_next_offset_commits(int count);
+  void fail_next_offset_commits(std::size_t count);
 
  private:
   struct impl;
