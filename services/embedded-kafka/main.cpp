@@ -15,6 +15,7 @@
 namespace {
 
 constexpr const char* usage = R"(Usage: sendq-embedded-kafka [--partitions N] [--brokers N] [--bootstrap-file FILE] [--topic NAME]...
+                            [--fail-offset-commits N]
 
 Runs librdkafka's mock Kafka cluster on loopback until SIGINT/SIGTERM and prints its bootstrap
 address. It speaks the real Kafka protocol (kcat and any client work), but keeps only about 5 MB
@@ -26,6 +27,10 @@ Options:
   --topic NAME[:N]      create this topic, with N partitions if given (repeatable; default:
                         sendq.requests, sendq.results, sendq.dlq, sendq.retry, sendq.bulk)
   --bootstrap-file FILE write the bootstrap address to FILE once listening
+  --fail-offset-commits N
+                        tests: the first N OffsetCommit requests, from any client, are refused
+                        (OFFSET_METADATA_TOO_LARGE, which clients do not retry), as a broker
+                        refuses a commit during a rebalance
   -h, --help            this help
 )";
 
@@ -38,6 +43,7 @@ int main(int argc, char** argv) {
   int partitions = 8;
   int brokers = 1;
   std::string bootstrap_file;
+  int fail_offset_commits = 0;
   std::vector<std::pair<std::string, int>> topics;  // name, partitions (0: --partitions)
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -77,6 +83,8 @@ int main(int argc, char** argv) {
       topics.push_back({t, n});
     } else if (a == "--bootstrap-file") {
       bootstrap_file = value("--bootstrap-file");
+    } else if (a == "--fail-offset-commits") {
+      fail_offset_commits = number("--fail-offset-commits", value("--fail-offset-commits"));
     } else {
       std::cerr << "sendq-embedded-kafka: unknown option '" << a << "' (see --help)\n";
       return 2;
@@ -92,6 +100,7 @@ int main(int argc, char** argv) {
   try {
     sendq::kafka::embedded_cluster cluster(brokers, {}, partitions);
     for (const auto& [name, n] : topics) cluster.create_topic(name, n > 0 ? n : partitions);
+    if (fail_offset_commits > 0) cluster.fail_next_offset_commits(static_cast<std::size_t>(fail_offset_commits));
     const auto bootstrap = cluster.bootstrap();
     if (!bootstrap_file.empty()) {
       // Write then rename, so that readers never see a partial address.

@@ -14,17 +14,18 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import sendq_harness as h  # noqa: E402
+from confluent_kafka import Consumer, TopicPartition  # noqa: E402  (Debian: python3-confluent-kafka)
 from mixed_requests import request  # noqa: E402
 from policy_support import calls_by_request, write_config  # noqa: E402
 
 
 @contextlib.contextmanager
-def on_own_kafka(name, match, latency_ms, worker_settings, partitions=8, accounts_extra=""):
+def on_own_kafka(name, match, latency_ms, worker_settings, partitions=8, accounts_extra="", kafka_args=()):
     """A Kafka of its own process (so that the worker can be killed, restarted or cut off from it), a
     simulator answering requests that contain `match` after `latency_ms`, and a worker on both.
     Yields them; a test that starts another worker sets `.worker` to it, and that one is stopped."""
     workdir = h.Workdir(name).path
-    kafka = h.EmbeddedKafka(workdir, partitions=partitions)
+    kafka = h.EmbeddedKafka(workdir, partitions=partitions, extra_args=kafka_args)
     sim = h.Simulator(workdir, ["--threads", "2"])
     run = types.SimpleNamespace(workdir=workdir, kafka=kafka, sim=sim, worker=None,
                                 config=write_config(workdir, worker_settings, accounts_extra=accounts_extra))
@@ -189,6 +190,56 @@ class CrashTest(unittest.TestCase):
             print(f"crash: {dup_results} duplicate results and {dup_calls} repeated provider calls after kill -9 "
                   f"(at-least-once); {sum(1 for v in calls.values() if not v)} ids never called", file=sys.stderr)
             self.assertTrue(all(len(v) >= 1 for v in calls.values()), "every request reached its provider")
+
+
+class RefusedCommitTest(unittest.TestCase):
+    def test_refused_commits_are_made_again_so_a_restart_after_kill_9_repeats_nothing(self):
+        # given a Kafka that refuses the first five offset commits (as a broker does mid-rebalance)
+        # and a worker that commits every 50 ms
+        refused, partitions, n = 5, 4, 20
+        with on_own_kafka("refused-commit", "commit-", 1, {"commit_interval_ms": 50}, partitions=partitions,
+                          kafka_args=["--fail-offset-commits", str(refused)]) as run:
+            kafka = run.kafka
+            run.worker.wait_ready()
+            reqs = [request(i, prefix="commit") for i in range(n)]
+            h.kcat_produce(kafka.bootstrap, "sendq.requests", [(r["to"], json.dumps(r, ensure_ascii=False)) for r in reqs])
+            first = h.kcat_results_by_id(kafka.bootstrap, n)
+            self.assertEqual(set(first), {r["id"] for r in reqs})
+            self.assertTrue(all(r["status"] == "delivered" for r in first.values()))
+
+            # when the broker refuses the commits of their positions (the partitions are idle
+            # then: no later request's commit would carry them)
+            def refusals():
+                with open(run.worker.log_path, errors="replace") as f:
+                    return sum("commit failed; committed again" in line for line in f)
+            h.wait_for(lambda: refusals() >= 1, 30, "a refused commit in the worker's log")
+
+            # then they are committed again until one is taken: the group's offsets reach the end
+            # of every partition of the requests topic, after all five refusals
+            group = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": "sendq-worker"})
+            try:
+                parts = [TopicPartition("sendq.requests", p) for p in range(partitions)]
+                ends = [group.get_watermark_offsets(tp, timeout=10)[1] for tp in parts]
+                self.assertEqual(sum(ends), n)
+                h.wait_for(lambda: [tp.offset for tp in group.committed(parts, timeout=10)] == ends, 30,
+                           f"committed offsets {ends}")
+            finally:
+                group.close()
+            self.assertEqual(refusals(), refused)
+
+            # and a worker started after a kill -9 of this one delivers only what came after
+            run.worker.proc.send_signal(signal.SIGKILL)
+            run.worker.proc.wait()
+            run.worker.log.close()
+            run.worker = h.Worker(run.workdir, run.sim, config=run.config, brokers=kafka.bootstrap, name="worker2")
+            run.worker.wait_ready(timeout=90)
+            after = request(n, prefix="commit-after")
+            h.kcat_produce(kafka.bootstrap, "sendq.requests", [(after["to"], json.dumps(after, ensure_ascii=False))])
+            h.kcat_consume_until(kafka.bootstrap, "sendq.results", n + 1)
+            h.wait_for(lambda: h.metric(run.worker.metrics(), "sendq_deliveries_total") >= 1, 30, "worker2's delivery")
+            ids = [json.loads(v)["id"] for _, v, _ in h.kcat_consume_all(kafka.bootstrap, "sendq.results")]
+            self.assertEqual(sorted(ids), sorted([r["id"] for r in reqs] + [after["id"]]))
+            self.assertEqual(h.metric(run.worker.metrics(), "sendq_deliveries_total"), 1)
 
 
 class BulkheadTest(unittest.TestCase):

@@ -92,12 +92,12 @@ class Simulator:
 class EmbeddedKafka:
     """The mock cluster as its own process, so that workers can be killed and restarted."""
 
-    def __init__(self, workdir, partitions=8, topics=()):
+    def __init__(self, workdir, partitions=8, topics=(), extra_args=()):
         self.bootstrap_file = os.path.join(workdir, "kafka.bootstrap")
         self.log = open(os.path.join(workdir, "kafka.log"), "w")
         topic_args = [a for t in topics for a in ("--topic", t)]
         self.proc = subprocess.Popen([EMBEDDED_KAFKA, "--partitions", str(partitions), "--bootstrap-file", self.bootstrap_file,
-                                      *topic_args],
+                                      *topic_args, *extra_args],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         self.bootstrap = wait_for(self._read, 20, "the embedded Kafka's bootstrap file")
 
