@@ -186,6 +186,16 @@ struct pipeline::impl : kafka::rebalance_listener {
   struct route_table {
     std::vector<providers::account> accounts;
     std::unordered_map<std::string, route> routes;  // "provider\naccount"
+
+    // The route of a request's provider and account, or nullptr. The key is built in a buffer of
+    // the calling thread's: a lookup per record, on the Kafka thread and again on an I/O thread,
+    // allocated a string each (provider names and accounts outgrow the small-string buffer).
+    const route* find(const core::send_request& req) const {
+      thread_local std::string key;
+      key.assign(req.provider).append(1, '\n').append(req.account);
+      auto it = routes.find(key);
+      return it == routes.end() ? nullptr : &it->second;
+    }
   };
   std::shared_ptr<const route_table> table;
   mutable std::mutex table_mutex;
@@ -448,7 +458,7 @@ struct pipeline::impl : kafka::rebalance_listener {
   bool bulkhead_parks(record& rec) {
     const auto& req = rec.req;
     const auto table = current_table();
-    const auto* route = route_of(req, *table);
+    const auto* route = table->find(req);
     if (!route) return false;
     // Records back from the retry topic are admitted only below the cap (see admit()), and their
     // parks ended there.
@@ -469,12 +479,6 @@ struct pipeline::impl : kafka::rebalance_listener {
     route->held->fetch_add(1);
     rec.account_held = route->held;
     return false;
-  }
-
-  // The route of `req` in `table` (which the caller keeps alive), or nullptr.
-  static const route* route_of(const core::send_request& req, const route_table& table) {
-    auto it = table.routes.find(req.provider + "\n" + req.account);
-    return it == table.routes.end() ? nullptr : &it->second;
   }
 
   // Resumes the assignment except partitions parked until a retry is due (and the bulk lane
@@ -542,7 +546,7 @@ struct pipeline::impl : kafka::rebalance_listener {
 
     if (!rec->invalid && topic == cfg.kafka.retry_topic) {
       const auto table = current_table();
-      if (const auto* r = route_of(rec->req, *table);
+      if (const auto* r = table->find(rec->req);
           r && r->held->load() >= cfg.worker.account_max_in_flight && in_flight.load() >= cfg.worker.max_in_flight / 2) {
         // Its account is at its cap: the partition waits (in order) rather than re-parking.
         hold_retry_partition(topic, m.partition(), m.offset(), std::chrono::steady_clock::now() + 200ms);
@@ -741,13 +745,12 @@ struct pipeline::impl : kafka::rebalance_listener {
       // body, say), the metrics are labelled with them, as the result is.
       if (!req.provider.empty()) {
         routes = current_table();
-        if (auto it = routes->routes.find(req.provider + "\n" + req.account); it != routes->routes.end()) routed = &it->second;
+        routed = routes->find(req);
       }
     } else {
       routes = current_table();
-      auto it = routes->routes.find(req.provider + "\n" + req.account);
-      if (it != routes->routes.end()) routed = &it->second;
-      if (it == routes->routes.end()) {
+      routed = routes->find(req);
+      if (!routed) {
         const bool provider_known = std::any_of(routes->accounts.begin(), routes->accounts.end(),
                                                 [&](const auto& a) { return a.provider == req.provider; });
         res.status = delivery_status::rejected;
@@ -760,11 +763,11 @@ struct pipeline::impl : kafka::rebalance_listener {
         // Not `cond ? co_await ... : nullopt`: GCC 12 destroys that temporary too early (ASan:
         // heap-use-after-free of the failure's message in integration_media_fetch).
         std::optional<std::pair<delivery_status, core::failure>> fetch_failed;
-        if (needs_media_inline(it->second, req)) fetch_failed = co_await inline_media(it->second, *rec, *shard.http);
+        if (needs_media_inline(*routed, req)) fetch_failed = co_await inline_media(*routed, *rec, *shard.http);
         if (fetch_failed) {
           res.status = fetch_failed->first;
           res.error = std::move(fetch_failed->second);
-        } else if (co_await send_with_retries(it->second, *rec, res, *shard.http) == attempt_end::parked) {
+        } else if (co_await send_with_retries(*routed, *rec, res, *shard.http) == attempt_end::parked) {
           co_return;
         }
       }

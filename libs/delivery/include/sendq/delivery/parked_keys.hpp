@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -43,7 +44,7 @@ class parked_keys {
   /// Ends the park `token` (its record came back, or the park was refused). False, and nothing
   /// changes, for a token that is not one of the outstanding parks.
   bool release(std::string_view token) {
-    auto it = tokens_.find(std::string(token));
+    auto it = tokens_.find(token);
     if (it == tokens_.end()) return false;
     if (auto c = counts_.find(it->second); --c->second <= 0) counts_.erase(c);
     tokens_.erase(it);
@@ -70,9 +71,15 @@ class parked_keys {
     return s;
   }
 
+  // Looks a token up by the string_view of the record's header, without copying it.
+  struct token_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+
   std::string prefix_;
   std::uint64_t sequence_ = 0;
-  std::unordered_map<std::string, std::string> tokens_;  // token -> key
+  std::unordered_map<std::string, std::string, token_hash, std::equal_to<>> tokens_;  // token -> key
   std::unordered_map<std::string, long> counts_;         // key -> parks not ended
 };
 
