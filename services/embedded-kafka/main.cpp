@@ -28,9 +28,9 @@ Options:
                         sendq.requests, sendq.results, sendq.dlq, sendq.retry, sendq.bulk)
   --bootstrap-file FILE write the bootstrap address to FILE once listening
   --fail-offset-commits N
-                        tests: the first N OffsetCommit requests, from any client, are refused
-                        (OFFSET_METADATA_TOO_LARGE, which clients do not retry), as a broker
-                        refuses a commit during a rebalance
+                        tests: the first N OffsetCommit requests, from any client, fail with
+                        OFFSET_METADATA_TOO_LARGE, an error librdkafka does not retry: the
+                        client sees its commit refused, as during a rebalance
   -h, --help            this help
 )";
 

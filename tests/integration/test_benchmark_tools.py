@@ -86,10 +86,10 @@ class EndToEndBenchmarkTest(unittest.TestCase):
         folder = tempfile.mkdtemp(prefix="sendq-bench-test-")
         self.addCleanup(shutil.rmtree, folder, ignore_errors=True)
         out = os.path.join(folder, "e2e.md")
-        # benchmarks/support/run_queue.py samples the threads all through the run
+        # benchmarks/support/run_queue.py samples the threads of this run (not other tests') all through it
         samples, dump = os.path.join(folder, "run-queue.txt"), os.path.join(folder, "latency-dump.txt")
         sampler = subprocess.Popen([sys.executable, os.path.join(ROOT, "benchmarks", "support", "run_queue.py"), "sample",
-                                    samples, "--interval", "0.05"])
+                                    samples, "--interval", "0.05", "--under", str(os.getpid())])
         try:
             log = run_tool([os.path.join("benchmarks", "e2e", "run"), "--quick", "-n", str(N), "--latency-rate", "500",
                             "--latency-seconds", "2", "--output", out], timeout=420,
@@ -122,18 +122,20 @@ class EndToEndBenchmarkTest(unittest.TestCase):
             self.assertRegex(rows[f"created_at → result {q}"], r"^\d+ ms$")
         self.assertRegex(rows["memory drain: worker peak RSS (VmHWM), max_in_flight 10,000"],
                          rf"^[\d.]+ MB \(backlog {N:,}, [\d,]+ in flight at most\)$")
-        # the open-loop load's requests, one line each, and the run-queue report over them: its
-        # slowest steps, a median one, and the CPU and wait per request of the worker's I/O threads
-        # and of the paced producer
+        # the last open-loop load's requests (the wide one), one line each, and the run-queue report
+        # over them: its slowest steps, a median one, and the CPU and wait per request of the worker's
+        # I/O threads and of the paced producer
         with open(dump) as f:
             ids = sorted(int(line.split()[0].split("-")[1]) for line in f)  # lat-00010-gewe-image
         self.assertEqual(ids, list(range(1000)))
         report = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "support", "run_queue.py"), "report",
                                  samples, dump], capture_output=True, text=True, timeout=60, check=True).stdout
         self.assertRegex(report, r"^1,000 requests over [\d.]+ s; steps of 100 ms")
-        self.assertRegex(report, r"\| \+[\d,]+ \(median step\) \| \d+ \| [\d,]+ \| [\d,]+ \| \d+ \| \d+ \|")
+        self.assertEqual(len(re.findall(r"\| \+[\d,]+ \(median step\) \| \d+ \| [\d,]+ \| [\d,]+ \| \d+ \| \d+ \|", report)),
+                         1, report)
+        whole_load = report.split("per thread over the load")[1]
         for thread in ("sendq-io-0", "sendq-io-1", "sendq-kafka", "sendqctl"):
-            self.assertRegex(report, rf"\n  {thread} +pid +\d+ tid +\d+ +[\d.]+ / +[\d.]+\n", report)
+            self.assertRegex(whole_load, rf"\n  {thread} +pid +\d+ tid +\d+ +[\d.]+ / +[\d.]+\n", report)
 
 
 class AlternatedDrainsTest(unittest.TestCase):

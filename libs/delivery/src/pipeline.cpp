@@ -187,9 +187,10 @@ struct pipeline::impl : kafka::rebalance_listener {
     std::vector<providers::account> accounts;
     std::unordered_map<std::string, route> routes;  // "provider\naccount"
 
-    // The route of a request's provider and account, or nullptr. The key is built in a buffer of
-    // the calling thread's: a lookup per record, on the Kafka thread and again on an I/O thread,
-    // allocated a string each (provider names and accounts outgrow the small-string buffer).
+    // The route of a request's provider and account (valid while the caller holds the table), or
+    // nullptr. The key is built in a buffer of the calling thread's: a lookup per record, on the
+    // Kafka thread and again on an I/O thread, allocated a string each (provider names and
+    // accounts outgrow the small-string buffer).
     const route* find(const core::send_request& req) const {
       thread_local std::string key;
       key.assign(req.provider).append(1, '\n').append(req.account);

@@ -80,7 +80,7 @@ class parked_keys {
   std::string prefix_;
   std::uint64_t sequence_ = 0;
   std::unordered_map<std::string, std::string, token_hash, std::equal_to<>> tokens_;  // token -> key
-  std::unordered_map<std::string, long> counts_;         // key -> parks not ended
+  std::unordered_map<std::string, long> counts_;                                      // key -> parks not ended
 };
 
 }  // namespace sendq::delivery
