@@ -54,13 +54,21 @@ class certificates {
   fs::path dir_;
 };
 
-/// A keep-alive HTTPS server answering "ok" to everything, on its own thread. With
-/// `close_when_idle`, it closes each connection 50 ms after its reply the way nginx closes an idle
-/// one: a TLS close_notify, then (its own not answered within 300 ms) the TCP close.
+/// What a tls_server does 50 ms after each reply, while the client's connection is idle.
+enum class when_idle {
+  nothing,
+  /// closes it the way nginx closes an idle one: a TLS close_notify, then (its own not answered
+  /// within 300 ms) the TCP close
+  close,
+  /// sends it a TLS 1.3 session ticket, as servers may at any time after the handshake
+  send_session_ticket,
+};
+
+/// A keep-alive HTTPS server answering "ok" to everything, on its own thread.
 class tls_server {
  public:
-  tls_server(const certificates& certs, const std::string& cert, bool close_when_idle = false)
-      : close_when_idle_(close_when_idle),
+  tls_server(const certificates& certs, const std::string& cert, when_idle idle = when_idle::nothing)
+      : idle_(idle),
         acceptor_(runner_.executor(), tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
     ctx_.use_certificate_chain_file(certs.path(cert + ".pem"));
     ctx_.use_private_key_file(certs.path("server.key"), ssl::context::pem);
@@ -70,9 +78,11 @@ class tls_server {
 
   std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
   int accepted() const { return accepted_.load(); }
-  /// close_when_idle: connections whose close_notify was sent, and those closed since.
+  /// when_idle::close: connections whose close_notify was sent, and those closed since.
   int notified() const { return notified_.load(); }
   int closed() const { return closed_.load(); }
+  /// when_idle::send_session_ticket: tickets written to an idle connection.
+  int tickets() const { return tickets_.load(); }
   /// Waits until `pred` (of the counts above) holds; false after `limit`.
   bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds limit = 10s) {
     return events_.wait_for(pred, limit);
@@ -104,7 +114,19 @@ class tls_server {
       res.prepare_payload();
       auto [wec, written] = co_await bhttp::async_write(stream, res, nothrow);
       if (wec) co_return;
-      if (close_when_idle_) {
+      if (idle_ == when_idle::send_session_ticket) {
+        net::steady_timer idle(stream.get_executor(), 50ms);
+        co_await idle.async_wait(nothrow);
+        // OpenSSL queues the ticket and writes it at the next handshake step. That step has to go
+        // through Asio: SSL_do_handshake called directly leaves the record in Asio's memory BIO,
+        // and nothing reaches the socket until the next reply.
+        if (SSL_new_session_ticket(stream.native_handle()) != 1) co_return;
+        auto [tec] = co_await stream.async_handshake(ssl::stream_base::server, nothrow);
+        if (tec) co_return;
+        ++tickets_;
+        events_.notify();
+      }
+      if (idle_ == when_idle::close) {
         net::steady_timer idle(stream.get_executor(), 50ms);
         co_await idle.async_wait(nothrow);
         beast::get_lowest_layer(stream).expires_after(300ms);
@@ -124,13 +146,14 @@ class tls_server {
     }
   }
 
-  bool close_when_idle_;
+  when_idle idle_;
   ssl::context ctx_{ssl::context::tls_server};
   io_runner runner_{1};
   tcp::acceptor acceptor_;
   std::atomic<int> accepted_{0};
   std::atomic<int> notified_{0};
   std::atomic<int> closed_{0};
+  std::atomic<int> tickets_{0};
   event_waiter events_;
 };
 
@@ -179,8 +202,7 @@ TEST_F(http_client_tls, succeeds_and_reuses_the_connection_when_the_ca_is_truste
 
 TEST_F(http_client_tls, a_checked_reuse_keeps_a_healthy_connection) {
   // given: every reuse checked (the peek at an idle TLS connection must not take a healthy one for a
-  // closed one). The TLS read for bytes found idle is what the close_notify test below reaches: a
-  // server's session tickets arrive with its first reply here, not while the connection is idle.
+  // closed one)
   io_runner io;
   tls_server srv(*certs_, "good");
   client_options opts;
@@ -198,13 +220,36 @@ TEST_F(http_client_tls, a_checked_reuse_keeps_a_healthy_connection) {
   EXPECT_EQ(srv.accepted(), 1);
 }
 
+TEST_F(http_client_tls, a_session_ticket_that_arrives_while_the_connection_is_idle_does_not_retire_it) {
+  // given: every reuse checked, and a server that sends a session ticket to each idle connection:
+  // bytes the reuse check finds waiting, which only a TLS read tells from a close_notify
+  io_runner io;
+  tls_server srv(*certs_, "good", when_idle::send_session_ticket);
+  client_options opts;
+  opts.ca_file = certs_->path("ca.pem");
+  opts.reuse_unchecked_within = 0ms;
+  client c(io.executor(), opts);
+  for (int i = 1; i <= 3; ++i) {
+    auto r = get(io, c, url("127.0.0.1", srv.port()));
+    ASSERT_TRUE(r.ok) << r.message;
+    EXPECT_EQ(r.ok->body, "ok");
+    // when: the ticket was written to the idle connection (and loopback had a margin to deliver it)
+    ASSERT_TRUE(srv.wait_for([&] { return srv.tickets() == i; })) << "ticket " << i;
+    std::this_thread::sleep_for(30ms);
+  }
+  auto last = get(io, c, url("127.0.0.1", srv.port()));
+  // then: every request went out on the first connection
+  ASSERT_TRUE(last.ok) << last.message;
+  EXPECT_EQ(srv.accepted(), 1);
+}
+
 TEST_F(http_client_tls, a_pooled_connection_the_server_closed_with_close_notify_is_replaced) {
   // First with the close_notify there and the TCP close not yet (it comes 300 ms later), then with both.
   for (const bool tcp_closed : {false, true}) {
     const char* const when = tcp_closed ? "after the TCP close" : "after the close_notify, before the TCP close";
     // given: a server that closes a connection 50 ms after its reply
     io_runner io;
-    tls_server srv(*certs_, "good", /*close_when_idle=*/true);
+    tls_server srv(*certs_, "good", when_idle::close);
     client_options opts;
     opts.ca_file = certs_->path("ca.pem");
     client c(io.executor(), opts);
