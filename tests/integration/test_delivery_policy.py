@@ -219,10 +219,13 @@ class RefusedCommitTest(unittest.TestCase):
             group = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": "sendq-worker"})
             try:
                 parts = [TopicPartition("sendq.requests", p) for p in range(partitions)]
-                ends = [group.get_watermark_offsets(tp, timeout=10)[1] for tp in parts]
-                self.assertEqual(sum(ends), n)
-                h.wait_for(lambda: [tp.offset for tp in group.committed(parts, timeout=10)] == ends, 30,
-                           f"committed offsets {ends}")
+                def ends():
+                    return [group.get_watermark_offsets(tp, timeout=10)[1] for tp in parts]
+                def committed():
+                    return [tp.offset for tp in group.committed(parts, timeout=10)]
+                first_ends = ends()
+                self.assertEqual(sum(first_ends), n)
+                h.wait_for(lambda: committed() == first_ends, 30, f"committed offsets {first_ends}")
                 # (the refusals' callbacks may be served after a later commit was taken)
                 h.wait_for(lambda: refusals() >= refused, 30, f"{refused} refused commits in the worker's log")
                 self.assertEqual(refusals(), refused)
@@ -237,10 +240,9 @@ class RefusedCommitTest(unittest.TestCase):
                 run.worker.wait_ready(timeout=90)
                 after = request(n, prefix="commit-after")
                 h.kcat_produce(kafka.bootstrap, "sendq.requests", [(after["to"], json.dumps(after, ensure_ascii=False))])
-                ends_after = [group.get_watermark_offsets(tp, timeout=10)[1] for tp in parts]
+                ends_after = ends()
                 self.assertEqual(sum(ends_after), n + 1)
-                h.wait_for(lambda: [tp.offset for tp in group.committed(parts, timeout=10)] == ends_after, 60,
-                           f"worker2's committed offsets {ends_after}")
+                h.wait_for(lambda: committed() == ends_after, 60, f"worker2's committed offsets {ends_after}")
             finally:
                 group.close()
             ids = [json.loads(v)["id"] for _, v, _ in h.kcat_consume_all(kafka.bootstrap, "sendq.results")]

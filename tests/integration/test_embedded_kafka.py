@@ -55,6 +55,14 @@ class EmbeddedKafkaCommandLineTest(unittest.TestCase):
                 self.assertEqual(p.returncode, 2, p.stderr)
                 self.assertIn(message, p.stderr)
 
+    def test_a_bad_failure_count_is_refused_with_its_reason(self):
+        for arg in ("0", "-1", "x", "1001"):
+            with self.subTest(arg=arg):
+                p = subprocess.run([h.EMBEDDED_KAFKA, "--fail-offset-commits", arg], capture_output=True, text=True,
+                                   timeout=30)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(f"--fail-offset-commits: '{arg}' is not a number within 1..1000", p.stderr)
+
     def test_help_names_the_partition_suffix(self):
         p = subprocess.run([h.EMBEDDED_KAFKA, "--help"], capture_output=True, text=True, timeout=30)
         self.assertEqual(p.returncode, 0)

@@ -114,9 +114,10 @@ class tls_server {
       res.prepare_payload();
       auto [wec, written] = co_await bhttp::async_write(stream, res, nothrow);
       if (wec) co_return;
+      if (idle_ == when_idle::nothing) continue;
+      net::steady_timer idle(stream.get_executor(), 50ms);
+      co_await idle.async_wait(nothrow);
       if (idle_ == when_idle::send_session_ticket) {
-        net::steady_timer idle(stream.get_executor(), 50ms);
-        co_await idle.async_wait(nothrow);
         // OpenSSL queues the ticket and writes it at the next handshake step. That step has to go
         // through Asio: SSL_do_handshake called directly leaves the record in Asio's memory BIO,
         // and nothing reaches the socket until the next reply.
@@ -127,8 +128,6 @@ class tls_server {
         events_.notify();
       }
       if (idle_ == when_idle::close) {
-        net::steady_timer idle(stream.get_executor(), 50ms);
-        co_await idle.async_wait(nothrow);
         beast::get_lowest_layer(stream).expires_after(300ms);
         // Sends close_notify at once, then waits for the client's, which an idle client never sends.
         // Counted by a handler posted now: it runs once the operation has started, as it is awaited
