@@ -5,10 +5,12 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import types
 import unittest
+import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -338,6 +340,86 @@ class BulkheadParkTest(unittest.TestCase):
         finally:
             worker.stop()
             sim.stop()
+
+
+class GroupBulkheadParkTest(unittest.TestCase):
+    """A bulkhead park in a group of two workers comes back to the worker that parked it."""
+
+    # librdkafka's range assignor (the default) gives the first of two members (by member id)
+    # partitions 0-1 of a 4-partition topic and 0-1 of a 3-partition one; the second 2-3 and 2.
+    REQUEST_PARTITIONS, RETRY_PARTITIONS = 4, 3
+
+    @staticmethod
+    def first_member_owns(partition, count):
+        return partition < (count + 1) // 2
+
+    @staticmethod
+    def partition_of(key, count):
+        return zlib.crc32(key.encode()) % count  # librdkafka's default partitioner (and kcat's)
+
+    def test_a_parked_request_ends_its_park_when_another_worker_owns_its_keys_retry_partition(self):
+        # given a key whose requests partition and whose retry partition by its key ("gewe:" + to,
+        # the key a parked record carries) belong to different workers, whichever joined first
+        n_req, n_retry = self.REQUEST_PARTITIONS, self.RETRY_PARTITIONS
+        owner = self.first_member_owns
+        to = next(t for t in (f"order-{i}@chatroom" for i in range(1000))
+                  if owner(self.partition_of(t, n_req), n_req) != owner(self.partition_of("gewe:" + t, n_retry), n_retry))
+        home = self.partition_of(to, n_req)
+        # and two slow calls (3 s) of the same account on that key's worker, which may hold 2 of 4 slots
+        slow_keys = [t for t in (f"slow-{i}@chatroom" for i in range(1000)) if self.partition_of(t, n_req) == home][:2]
+        topics = [f"sendq.requests:{n_req}", f"sendq.retry:{n_retry}", "sendq.results", "sendq.dlq", "sendq.bulk"]
+        with on_own_kafka("group-bulkhead", "slow-", 3000,
+                          {"max_in_flight": 4, "account_max_in_flight": 2, "request_timeout_ms": 10000},
+                          partitions=4, kafka_args=[a for t in topics for a in ("--topic", t)]) as run:
+            kafka = run.kafka
+            other = h.Worker(run.workdir, run.sim, config=run.config, brokers=kafka.bootstrap, name="worker2")
+            try:
+                workers = [run.worker, other]
+                for w in workers:
+                    w.wait_ready(timeout=90)
+                # (requests 4 + retry 3 + bulk 4 partitions, shared out between the two)
+                h.wait_for(lambda: [h.metric(w.metrics(), "sendq_assigned_partitions") > 0 for w in workers] == [True, True]
+                           and sum(h.metric(w.metrics(), "sendq_assigned_partitions") for w in workers) == 11,
+                           90, "the group's partitions shared out between the two workers")
+
+                def req(rid, key):
+                    return {"id": rid, "provider": "gewe", "type": "text", "to": key, "body": {"text": rid}}
+
+                def total(name):
+                    return sum(h.metric(w.metrics(), name) for w in workers)
+
+                slow = [req(f"slow-{i}", k) for i, k in enumerate(slow_keys)]
+                h.kcat_produce(kafka.bootstrap, "sendq.requests", [(r["to"], json.dumps(r)) for r in slow])
+                h.wait_for(lambda: total("sendq_requests_in_flight") >= 2, 30, "the slow calls")
+                # when a request of the key comes while its account is at its cap: parked on sendq.retry
+                parked = req("parked-1", to)
+                h.kcat_produce(kafka.bootstrap, "sendq.requests", [(to, json.dumps(parked))])
+                h.wait_for(lambda: total("sendq_bulkhead_parked_total") >= 1, 30, "the park")
+                results = lambda: results_by_id(h.kcat_consume_all(kafka.bootstrap, "sendq.results"))  # noqa: E731
+                h.wait_for(lambda: "parked-1" in results(), 60, "the parked request's result")
+                # and the key's next request comes once the parked one is delivered
+                after = req("after-1", to)
+                h.kcat_produce(kafka.bootstrap, "sendq.requests", [(to, json.dumps(after))])
+                h.wait_for(lambda: "after-1" in results(), 60, "the next request's result")
+
+                # then the park went to a retry partition of the key's own worker, not to the one
+                # its key names, so that worker read it back and ended the park: the next request
+                # was sent directly, not parked behind a park that would never end
+                p = subprocess.run(["kcat", "-b", kafka.bootstrap, "-C", "-t", "sendq.retry", "-o", "beginning", "-e",
+                                    "-q", "-f", "%p\t%s\n"], capture_output=True, text=True, timeout=60, check=True)
+                retried = [(int(line.split("\t", 1)[0]), json.loads(line.split("\t", 1)[1])["id"])
+                           for line in p.stdout.splitlines() if line]
+                self.assertEqual([rid for _, rid in retried], ["parked-1"])
+                self.assertEqual(owner(retried[0][0], n_retry), owner(home, n_req), (retried, home))
+                self.assertEqual(total("sendq_bulkhead_parked_total"), 1)
+                by_id = results()
+                self.assertEqual(sorted(by_id), ["after-1", "parked-1", "slow-0", "slow-1"])
+                self.assertTrue(all(len(v) == 1 and v[0]["status"] == "delivered" for v in by_id.values()), by_id)
+                # and the key's order held
+                texts = [json.loads(x["body"])["content"] for x in run.sim.requests() if x["path"] == "/message/postText"]
+                self.assertEqual([t for t in texts if not t.startswith("slow-")], ["parked-1", "after-1"])
+            finally:
+                other.stop()
 
 
 class TrickleTest(unittest.TestCase):

@@ -1,5 +1,6 @@
 #include "sendq/delivery/pipeline.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -211,6 +212,9 @@ struct pipeline::impl : kafka::rebalance_listener {
   // Keys with requests parked by the bulkhead and not back yet (Kafka thread only): later
   // requests of such a key are parked behind them, so that the key's order holds.
   parked_keys parks;
+  // The retry topic's partitions this worker owns, sorted (Kafka thread only): a bulkhead park
+  // goes to one of them, so that this worker reads it back and ends the park (see park_partition).
+  std::vector<std::int32_t> own_retry_partitions;
   offset_tracker tracker;
   // Per shard (same index): the lanes of the keys that run there, used by that shard's thread
   // (and waiting() by the Kafka thread). One shared set cost the Kafka thread and the I/O threads
@@ -336,6 +340,11 @@ struct pipeline::impl : kafka::rebalance_listener {
   // ---- rebalance_listener (Kafka thread) ----
   void on_assigned(const std::vector<kafka::partition_offset>& p) override {
     metrics.assigned_partitions.Set(static_cast<double>(p.size()));
+    own_retry_partitions.clear();
+    for (const auto& a : p) {
+      if (a.topic == cfg.kafka.retry_topic) own_retry_partitions.push_back(a.partition);
+    }
+    std::sort(own_retry_partitions.begin(), own_retry_partitions.end());
     // A fresh assignment starts unpaused; the loop pauses again if it is still at capacity.
     paused_for_capacity = false;
     bulk_paused = false;
@@ -353,6 +362,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     paused_for_capacity = false;
     bulk_paused = false;
     retry_paused.clear();
+    own_retry_partitions.clear();
     // Every partition goes at once (eager rebalancing), the retry topic's too: parked records are
     // read again from their committed offsets by whichever worker gets them, maybe not this one,
     // and would never end their parks here. The requests' partitions are re-read as well, so a
@@ -468,7 +478,8 @@ struct pipeline::impl : kafka::rebalance_listener {
                                   in_flight.load() >= cfg.worker.max_in_flight / 2))) {
       // Over its cap while memory is getting short: this account waits, the others go on.
       const std::string token = parks.park(req.key);
-      if (auto refused = park(rec, req.attempt, now_ms() + 200, true, {{std::string(parked_keys::header), token}});
+      if (auto refused = park(rec, req.attempt, now_ms() + 200, true, {{std::string(parked_keys::header), token}},
+                              park_partition(req.key));
           refused.empty()) {
         metrics.bulkhead_parked.Increment();
         return true;
@@ -480,6 +491,17 @@ struct pipeline::impl : kafka::rebalance_listener {
     route->held->fetch_add(1);
     rec.account_held = route->held;
     return false;
+  }
+
+  // Where a bulkhead park of `key` goes on the retry topic: one of this worker's own partitions,
+  // the same for every park of the key while the assignment lasts (so they come back in order),
+  // chosen by the key's hash to spread keys. Left to the key's partition, the park could belong
+  // to another worker of the group, which would deliver it and never end the park here: the
+  // key's later requests would all go through the retry topic until the next rebalance. A
+  // worker that owns no retry partition (more workers than partitions) has no better choice.
+  std::int32_t park_partition(const std::string& key) const {
+    if (own_retry_partitions.empty()) return kafka::any_partition;
+    return own_retry_partitions[std::hash<std::string>{}(key) % own_retry_partitions.size()];
   }
 
   // Resumes the assignment except partitions parked until a retry is due (and the bulk lane
@@ -1096,7 +1118,8 @@ struct pipeline::impl : kafka::rebalance_listener {
   // Returns "" when parked, else why it could not be (too large): the caller must then end the
   // request itself, or it would never get a result.
   [[nodiscard]] std::string park(record& rec, int attempts_made, std::int64_t not_before, bool routine = false,
-                                 const kafka::header_list& headers = {}) {
+                                 const kafka::header_list& headers = {},
+                                 std::int32_t partition = kafka::any_partition) {
     core::send_request copy = rec.req;
     copy.attempt = attempts_made;
     copy.not_before_ms = not_before;
@@ -1104,7 +1127,8 @@ struct pipeline::impl : kafka::rebalance_listener {
     core::encode_request(copy, json);
     rec.pending_acks.store(1);
     rec.remember_id = false;
-    if (auto refused = produce_or_retry(cfg.kafka.retry_topic, copy.key, json, headers, rec.shared_from_this()); !refused.empty()) {
+    if (auto refused = produce_or_retry(cfg.kafka.retry_topic, copy.key, json, headers, rec.shared_from_this(), false, partition);
+        !refused.empty()) {
       rec.remember_id = true;
       // It carries its key (by default provider:to) besides the request: up to twice its size.
       return "the request could not wait on " + cfg.kafka.retry_topic + " for its next attempt: that record is " +
@@ -1195,10 +1219,10 @@ struct pipeline::impl : kafka::rebalance_listener {
   // producer's error for a parked request over its message.max.bytes: park()'s caller ends it.
   std::string produce_or_retry(const std::string& topic, std::string_view key, std::string_view value,
                                const kafka::header_list& headers, const std::shared_ptr<record>& rec,
-                               bool dlq_with_value = false) {
+                               bool dlq_with_value = false, std::int32_t partition = kafka::any_partition) {
     auto* ticket = new produce_ticket{rec, dlq_with_value};  // released in on_delivery
     for (int i = 0;; ++i) {
-      auto err = producer->produce(topic, key, value, headers, ticket);
+      auto err = producer->produce(topic, key, value, headers, ticket, partition);
       if (err.empty()) return {};
       if (kafka::is_queue_full(err) && !failed.load()) {
         // A full local queue drains as the producer thread polls.

@@ -8,6 +8,8 @@
 
 namespace sendq::kafka {
 
+static_assert(any_partition == RD_KAFKA_PARTITION_UA);
+
 struct producer::impl {
   log::logger& log;
   delivery_callback on_delivery;
@@ -82,7 +84,7 @@ producer::producer(const producer_options& opts, log::logger& log, delivery_call
 producer::~producer() = default;
 
 std::string producer::produce(std::string_view topic, std::string_view key, std::string_view value,
-                              const header_list& headers, void* opaque) {
+                              const header_list& headers, void* opaque, std::int32_t partition) {
   rd_kafka_headers_t* hdrs = nullptr;
   if (!headers.empty()) {
     hdrs = rd_kafka_headers_new(headers.size());
@@ -96,7 +98,7 @@ std::string producer::produce(std::string_view topic, std::string_view key, std:
     return std::string("invalid topic '") + std::string(topic) + "': " + rd_kafka_err2str(rd_kafka_last_error());
   }
   const auto e = rd_kafka_producev(
-      impl_->rk.get(), RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+      impl_->rk.get(), RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
       RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
       RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_HEADERS(hdrs),
       RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);

@@ -109,6 +109,28 @@ TEST(kafka, records_for_several_topics_from_several_threads_reach_their_own_topi
   }
 }
 
+TEST(kafka, a_record_goes_to_the_partition_given_whatever_its_key) {
+  // given a topic of 4 partitions, and records of one key (which alone would put them on one)
+  log::logger logger(log::level::error, false);
+  kafka::embedded_cluster cluster(1, {"t4"}, 4);
+  kafka::producer p({cluster.bootstrap(), {}}, logger, [](void*, const std::string&) {});
+  // when each is given a partition, and one is left to its key
+  for (std::int32_t i = 0; i < 4; ++i) ASSERT_EQ(p.produce("t4", "k", "v" + std::to_string(i), {}, nullptr, i), "");
+  ASSERT_EQ(p.produce("t4", "k", "by-key", {}, nullptr), "");
+  ASSERT_EQ(p.flush(10s), 0);
+  // then each given record is on its partition, and the last on its key's: librdkafka's
+  // partitioner takes the CRC-32 of "k", 0x0862575d, modulo 4: 1
+  recording_listener listener;
+  kafka::consumer c({cluster.bootstrap(), "g-partitions", {"t4"}, {}}, logger, listener);
+  std::vector<kafka::partition_offset> where;
+  const auto got = consume_n(c, 5, &where);
+  ASSERT_EQ(got.size(), 5u);
+  std::map<std::string, std::int32_t> partition_of;
+  for (std::size_t i = 0; i < got.size(); ++i) partition_of[got[i]] = where[i].partition;
+  EXPECT_EQ(partition_of,
+            (std::map<std::string, std::int32_t>{{"v0", 0}, {"v1", 1}, {"v2", 2}, {"v3", 3}, {"by-key", 1}}));
+}
+
 TEST(kafka, a_record_for_an_invalid_topic_name_is_refused_naming_the_topic) {
   // librdkafka refuses a topic handle for a name over 512 bytes (shorter bad names fail later,
   // in the delivery report)

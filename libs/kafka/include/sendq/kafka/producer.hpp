@@ -2,6 +2,7 @@
 /// Idempotent producer (enable.idempotence=true, acks=all). produce() never blocks and may be
 /// called from any thread; delivery reports are served by poll() on a thread of the caller's.
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -23,6 +24,9 @@ struct producer_options {
 
 using header_list = std::vector<std::pair<std::string, std::string>>;
 
+/// produce()'s partition when the key chooses it (librdkafka's partitioner: CRC32 of the key).
+inline constexpr std::int32_t any_partition = -1;
+
 /// Delivery report: `opaque` as given to produce(); `error` empty when the broker acknowledged.
 using delivery_callback = std::function<void(void* opaque, const std::string& error)>;
 
@@ -40,10 +44,11 @@ class producer {
   producer(const producer&) = delete;
   producer& operator=(const producer&) = delete;
 
-  /// Queues a record (bytes are copied). Returns "" or the reason it could not be queued
-  /// (for example the local queue is full: try again after poll()).
+  /// Queues a record (bytes are copied) for `partition`, or the key's (any_partition). Returns ""
+  /// or the reason it could not be queued (for example the local queue is full: try again after
+  /// poll()).
   std::string produce(std::string_view topic, std::string_view key, std::string_view value,
-                      const header_list& headers, void* opaque);
+                      const header_list& headers, void* opaque, std::int32_t partition = any_partition);
   /// Serves delivery reports for up to `timeout`.
   void poll(std::chrono::milliseconds timeout);
   /// Waits until every queued record is acknowledged or `timeout` passes; returns what is left.
