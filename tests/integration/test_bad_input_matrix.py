@@ -314,6 +314,20 @@ class MissingCredentialsTest(unittest.TestCase):
         self.assertIn(f"metrics.addr (SENDQ_METRICS_ADDR) 127.0.0.1:{port}: ", out)
         self.assertIn("Address already in use", out)
 
+    def test_librdkafka_settings_that_would_undo_at_least_once_stop_the_start(self):
+        # (with a cooperative assignor the worker used to start, log "partitions assigned" and
+        # fetch nothing: librdkafka refuses an eager assign() under the cooperative protocol)
+        with open(h.DEMO_CONFIG) as f:
+            base = f.read()
+        for key, value, says in [("partition.assignment.strategy", '"cooperative-sticky"', "rebalancing is eager"),
+                                 ("enable.auto.commit", "true", "commits each offset itself")]:
+            with self.subTest(key=key):
+                p = self.run_worker(base + f'\n[kafka.librdkafka]\n"{key}" = {value}\n')
+                out = (p.stdout + p.stderr).decode(errors="replace")
+                self.assertEqual(p.returncode, 2, out)
+                self.assertIn(f"configuration error: kafka.librdkafka.{key}: ", out)
+                self.assertIn(says, out)
+
     def test_an_account_without_its_token_stops_the_start(self):
         with open(h.DEMO_CONFIG) as f:
             base = f.read()

@@ -332,6 +332,35 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+// Passthrough settings that would silently undo what the worker's guarantees rest on (they
+// override sendq's own, being applied last): refused, naming the setting and why.
+void refuse_unsafe_librdkafka(const std::map<std::string, std::string>& settings) {
+  const auto value_of = [&](const char* key) -> std::optional<std::string> {
+    const auto it = settings.find(key);
+    if (it == settings.end()) return std::nullopt;
+    std::string v = it->second;
+    std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return v;
+  };
+  for (const char* key : {"enable.auto.commit", "enable.auto.offset.store"}) {
+    if (const auto v = value_of(key); v && *v != "false") {
+      fail(std::string("kafka.librdkafka.") + key + ": '" + settings.at(key) +
+           "' is not allowed: the worker stores and commits each offset itself, once the request's result is "
+           "acknowledged (at-least-once); leave it out");
+    }
+  }
+  if (value_of("group.id")) {
+    fail("kafka.librdkafka.group.id: set the consumer group with kafka.group_id (SENDQ_KAFKA_GROUP_ID)");
+  }
+  // librdkafka takes the first strategy all members share; a cooperative one makes the rebalance
+  // callback's assign() fail, and the worker would sit with partitions it never fetches.
+  if (const auto v = value_of("partition.assignment.strategy"); v && v->find("cooperative") != std::string::npos) {
+    fail("kafka.librdkafka.partition.assignment.strategy: '" + settings.at("partition.assignment.strategy") +
+         "' is not supported: the worker's rebalancing is eager (all partitions revoked, then assigned); use "
+         "range, roundrobin or both (librdkafka's default is range,roundrobin)");
+  }
+}
+
 // [kafka] and [kafka.librdkafka].
 void read_kafka(const toml::table& root, config& c, const env_lookup& env) {
   auto& k = c.kafka;
@@ -374,6 +403,7 @@ void read_kafka(const toml::table& root, config& c, const env_lookup& env) {
       k.librdkafka[key] = std::move(value);
     }
   }
+  refuse_unsafe_librdkafka(k.librdkafka);
   for (const auto& [name, topic] : {std::pair{"requests_topic", &k.requests_topic}, {"results_topic", &k.results_topic},
                                     {"dlq_topic", &k.dlq_topic}, {"retry_topic", &k.retry_topic},
                                     {"bulk_topic", &k.bulk_topic}}) {

@@ -271,6 +271,30 @@ TEST(config, kafka_librdkafka_refuses_unusable_settings_naming_them) {
   EXPECT_EQ(error_of("[kafka.librdkafka]\n\"ssl.ca.location\" = [\"a\"]\n"),
             "kafka.librdkafka.ssl.ca.location: must be a string, integer or boolean");
 }
+TEST(config, kafka_librdkafka_refuses_settings_that_would_undo_the_workers_guarantees) {
+  // auto-commit would commit offsets before the results are acknowledged
+  EXPECT_EQ(error_of("[kafka.librdkafka]\n\"enable.auto.commit\" = true\n"),
+            "kafka.librdkafka.enable.auto.commit: 'true' is not allowed: the worker stores and commits each offset "
+            "itself, once the request's result is acknowledged (at-least-once); leave it out");
+  EXPECT_EQ(error_of("[kafka.librdkafka]\n\"enable.auto.offset.store\" = \"True\"\n"),
+            "kafka.librdkafka.enable.auto.offset.store: 'True' is not allowed: the worker stores and commits each "
+            "offset itself, once the request's result is acknowledged (at-least-once); leave it out");
+  // the group has its own key
+  EXPECT_EQ(error_of("[kafka.librdkafka]\n\"group.id\" = \"other\"\n"),
+            "kafka.librdkafka.group.id: set the consumer group with kafka.group_id (SENDQ_KAFKA_GROUP_ID)");
+  // a cooperative assignor, alone or first, would leave the worker fetching nothing
+  for (const std::string strategy : {"cooperative-sticky", "cooperative-sticky,range", "COOPERATIVE-STICKY"}) {
+    EXPECT_EQ(error_of("[kafka.librdkafka]\n\"partition.assignment.strategy\" = \"" + strategy + "\"\n"),
+              "kafka.librdkafka.partition.assignment.strategy: '" + strategy +
+                  "' is not supported: the worker's rebalancing is eager (all partitions revoked, then assigned); "
+                  "use range, roundrobin or both (librdkafka's default is range,roundrobin)");
+  }
+  // what keeps them is taken
+  EXPECT_EQ(error_of("[kafka.librdkafka]\n\"enable.auto.commit\" = false\n\"enable.auto.offset.store\" = \"false\"\n"
+                     "\"partition.assignment.strategy\" = \"roundrobin\"\n"),
+            "");
+}
+
 
 TEST(config, is_topic_name_follows_kafkas_rule) {
   EXPECT_TRUE(is_topic_name("sendq.bulk"));

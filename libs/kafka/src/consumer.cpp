@@ -59,7 +59,11 @@ struct consumer::impl {
     const auto list = to_vector(parts);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       self->log.info("kafka", "partitions assigned", {{"count", std::to_string(list.size())}});
-      rd_kafka_assign(rk, parts);
+      if (const auto e = rd_kafka_assign(rk, parts)) {
+        // Nothing is fetched then (a cooperative assignor, which the configuration refuses): say so.
+        self->log.error("kafka", "taking the assigned partitions failed: nothing is consumed",
+                        {{"error", rd_kafka_err2str(e)}});
+      }
       // A fresh assignment starts unpaused, as the listener expects. librdkafka keeps a pause the
       // application made on a partition object across a revoke and re-assignment (only its own
       // rebalance pause is reset), so a partition paused when a rebalance came would never be
