@@ -103,5 +103,48 @@ class SharedHostTest(unittest.TestCase):
             sim.stop()
 
 
+class GroupRateLimitTest(unittest.TestCase):
+    def test_two_workers_of_a_group_keep_to_one_accounts_limit_together(self):
+        """worker.rate_limit_scope = "group" (the default): each of two workers holding 2 of the 4
+        request partitions takes half of the account's 20/s, so that together they send at most
+        20 in any second, where each applying it whole would send up to 40."""
+        workdir = h.Workdir("grouprate").path
+        kafka = h.EmbeddedKafka(workdir, partitions=4)
+        sim = h.Simulator(workdir, ["--threads", "2"])
+        config = write_config(workdir, {}, accounts_extra=gewe_account("shared", sim.base_url, rate_limit="20/1s"))
+        workers = []
+        try:
+            for name in ("w1", "w2"):
+                workers.append(h.Worker(workdir, sim, config=config, brokers=kafka.bootstrap, name=name))
+            for w in workers:
+                w.wait_ready(timeout=90)
+
+            def shares():
+                return [h.metric(w.metrics(), "sendq_rate_limit_share") for w in workers]
+            # (requests, retry and bulk topics: 12 partitions shared out, 2 of requests' 4 each)
+            h.wait_for(lambda: shares() == [0.5, 0.5], 90, "each worker's half of the rate limits")
+            reqs = [{"id": f"grp-{i:03d}", "provider": "gewe", "account": "shared", "type": "text",
+                     "to": f"grp-{i % 40}@chatroom", "body": {"text": f"grp-{i:03d}"}} for i in range(100)]
+            h.kcat_produce(kafka.bootstrap, "sendq.requests", [(r["to"], json.dumps(r)) for r in reqs])
+            results = h.kcat_results_by_id(kafka.bootstrap, len(reqs), timeout=120)
+            self.assertEqual(set(results), {r["id"] for r in reqs})
+            self.assertTrue(all(r["status"] == "delivered" for r in results.values()))
+            delivered = [h.metric(w.metrics(), "sendq_deliveries_total") for w in workers]
+            self.assertEqual(sum(delivered), 100)
+            self.assertTrue(all(d > 0 for d in delivered), delivered)
+            times = sorted(x["time_ms"] for x in sim.requests() if '"toWxid":"grp-' in x["body"])
+            self.assertEqual(len(times), 100)
+            # (the limiters count when a call is sent; 50 ms of the window is left for the way there)
+            busiest = max(sum(1 for t in times[i:] if t < start + 950) for i, start in enumerate(times))
+            print(f"group rate limit: {delivered} delivered by the two workers; at most {busiest} calls in any "
+                  f"950 ms (the account allows 20/s); all 100 in {(times[-1] - times[0]) / 1000:.1f} s", file=sys.stderr)
+            self.assertLessEqual(busiest, 20)
+        finally:
+            for w in workers:
+                w.stop()
+            sim.stop()
+            kafka.stop()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -444,7 +444,10 @@ config parse(std::string_view toml_text, const env_lookup& env, std::string_view
                 {"dedupe_window_ms", &w.dedupe_window_ms, 0, 86400000},
                 {"dedupe_max_ids", &w.dedupe_max_ids, 0, 10000000},
                 {"max_request_age_ms", &w.max_request_age_ms, 1000, 86400000}},
-               {{"ca_file", &w.ca_file}}, env);
+               {{"ca_file", &w.ca_file}, {"rate_limit_scope", &w.rate_limit_scope}}, env);
+  if (w.rate_limit_scope != "group" && w.rate_limit_scope != "worker") {
+    fail("worker.rate_limit_scope: '" + w.rate_limit_scope + "' is not one of group, worker");
+  }
   // The worker re-produces a whole request to sendq.retry: a producer limit too small for one
   // would leave such a request unfinished with its offset never committed, so refuse it here.
   if (const auto it = c.kafka.librdkafka.find("message.max.bytes"); it != c.kafka.librdkafka.end()) {

@@ -147,6 +147,8 @@ TEST(config, refuses_what_it_does_not_know_naming_the_key) {
   EXPECT_NE(error_of("[providers.gewe.default]\nbase_url=\"http://h\"\napp_id=\"a\"\n").find("providers.gewe.default: account default of gewe: key \"token\" is required"),
             std::string::npos);
   EXPECT_EQ(error_of("[log]\nlevel = \"loud\"\n"), "log.level: 'loud' is not one of debug, info, warn, error");
+  EXPECT_EQ(error_of("[worker]\nrate_limit_scope = \"cluster\"\n"),
+            "worker.rate_limit_scope: 'cluster' is not one of group, worker");
   EXPECT_NE(error_of("[kafka\n").find("<string>:1"), std::string::npos) << "TOML syntax errors name the line";
 }
 

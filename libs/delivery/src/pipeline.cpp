@@ -207,6 +207,14 @@ struct pipeline::impl : kafka::rebalance_listener {
   }
   policy::rate_limiter_registry limiters;
   policy::rate_limiter_registry bulk_limiters;  // each account's limits scaled to the bulk share
+  // The accounts' limits as configured, and this worker's share of them (worker.rate_limit_scope
+  // "group": its requests-topic partitions of all). The mutex orders reload() (signal thread)
+  // and a rebalance (Kafka thread) installing limits.
+  std::mutex limits_mutex;
+  std::vector<policy::account_limits> configured_limits;
+  std::size_t share_owned = 1, share_total = 1;
+  std::size_t owned_request_partitions = 0;  // Kafka thread only: of the last assignment
+  bool share_stale = false;                  // Kafka thread only: an assignment came since
   std::atomic<long> bulk_in_flight{0};
   bool bulk_paused = false;  // Kafka thread only
   // Keys with requests parked by the bulkhead and not back yet (Kafka thread only): later
@@ -260,7 +268,7 @@ struct pipeline::impl : kafka::rebalance_listener {
 
   impl(const config::config& c, std::string b, log::logger& l, metrics::worker_metrics& m, std::vector<io_shard> s)
       : cfg(c), brokers(std::move(b)), log(l), metrics(m), shards(std::move(s)), limiters(c.limits),
-        bulk_limiters(scaled(c.limits, c.worker.bulk_share_percent)),
+        bulk_limiters(scaled(c.limits, c.worker.bulk_share_percent)), configured_limits(c.limits),
         duplicates(std::chrono::milliseconds(c.worker.dedupe_window_ms), static_cast<std::size_t>(c.worker.dedupe_max_ids)),
         decoder(static_cast<std::size_t>(c.worker.max_request_bytes)) {
     if (shards.empty()) throw std::invalid_argument("pipeline: at least one I/O shard is needed");
@@ -270,6 +278,50 @@ struct pipeline::impl : kafka::rebalance_listener {
     // The HTTP client of each shard gets max_connections_per_host / shards (services/worker).
     gate_capacity = std::max<std::size_t>(1, static_cast<std::size_t>(cfg.worker.max_connections_per_host) / shards.size());
     table = build_table(cfg.accounts, nullptr);
+    metrics.rate_limit_share.Set(1);
+  }
+
+  // `limits` as this worker applies them: its share, with rate_limit_scope "group".
+  std::vector<policy::account_limits> my_share(std::vector<policy::account_limits> limits) const {
+    if (cfg.worker.rate_limit_scope != "group") return limits;
+    for (auto& a : limits) a.limits = policy::share_of(std::move(a.limits), share_owned, share_total);
+    return limits;
+  }
+
+  // Installs `configured` (validated by the registries, which throw without changing anything)
+  // at this worker's share. The caller holds limits_mutex.
+  void install_limits(const std::vector<policy::account_limits>& configured) {
+    auto mine = my_share(configured);
+    limiters.replace(mine);
+    bulk_limiters.replace(scaled(std::move(mine), cfg.worker.bulk_share_percent));
+    configured_limits = configured;
+  }
+
+  // After an assignment (Kafka thread, before its records are admitted): with rate_limit_scope
+  // "group", this worker's share of every account's limits becomes its share of the requests
+  // topic's partitions, so that the group as a whole keeps to them.
+  void update_rate_limit_share() {
+    share_stale = false;
+    if (cfg.worker.rate_limit_scope != "group") return;
+    const auto total = consumer->partition_count(cfg.kafka.requests_topic, 5s);
+    if (!total) {
+      log.warn("pipeline", "could not tell how many partitions the requests topic has; the rate limits' share stays",
+               {{"topic", cfg.kafka.requests_topic}, {"share", std::to_string(share_owned) + "/" + std::to_string(share_total)}});
+      return;
+    }
+    std::lock_guard lock(limits_mutex);
+    const std::size_t owned = std::clamp<std::size_t>(owned_request_partitions, 1, *total);
+    if (owned == share_owned && *total == share_total) return;
+    share_owned = owned;
+    share_total = *total;
+    try {
+      install_limits(configured_limits);
+    } catch (const std::exception& e) {  // the configured limits were valid; a share of them is too
+      log.error("pipeline", "installing the rate limits' share failed", {{"error", e.what()}});
+    }
+    metrics.rate_limit_share.Set(static_cast<double>(owned) / static_cast<double>(*total));
+    log.info("pipeline", "rate limits shared with the group by partitions",
+             {{"partitions", std::to_string(owned_request_partitions)}, {"of", std::to_string(*total)}});
   }
 
   std::size_t shard_index(const io_shard& shard) const { return static_cast<std::size_t>(&shard - shards.data()); }
@@ -341,9 +393,12 @@ struct pipeline::impl : kafka::rebalance_listener {
   void on_assigned(const std::vector<kafka::partition_offset>& p) override {
     metrics.assigned_partitions.Set(static_cast<double>(p.size()));
     own_retry_partitions.clear();
+    owned_request_partitions = 0;
     for (const auto& a : p) {
       if (a.topic == cfg.kafka.retry_topic) own_retry_partitions.push_back(a.partition);
+      if (a.topic == cfg.kafka.requests_topic) ++owned_request_partitions;
     }
+    share_stale = true;  // taken up after the poll that brought this, before its records go in
     std::sort(own_retry_partitions.begin(), own_retry_partitions.end());
     // A fresh assignment starts unpaused; the loop pauses again if it is still at capacity.
     paused_for_capacity = false;
@@ -401,6 +456,7 @@ struct pipeline::impl : kafka::rebalance_listener {
 
       const long free = capacity - in_flight.load();
       auto batch = consumer->poll(static_cast<std::size_t>(std::clamp<long>(free, 1, 512)), 100ms);
+      if (share_stale) update_rate_limit_share();
       for (auto& m : batch) held.push_back(std::move(m));
       while (!held.empty() && in_flight.load() < capacity) {
         auto m = std::move(held.front());
@@ -1337,8 +1393,10 @@ void pipeline::reload(const config::config& next) {
   auto& d = *impl_;
   // Validate everything before changing anything: both steps throw on a bad configuration.
   auto table = d.build_table(next.accounts, d.current_table().get());
-  d.limiters.replace(next.limits);
-  d.bulk_limiters.replace(impl::scaled(next.limits, d.cfg.worker.bulk_share_percent));
+  {
+    std::lock_guard lock(d.limits_mutex);
+    d.install_limits(next.limits);
+  }
   std::lock_guard lock(d.table_mutex);
   d.table = std::move(table);
 }

@@ -299,6 +299,22 @@ void consumer::close() {
 
 std::size_t consumer::assigned_count() const { return impl_->assigned.load(); }
 
+std::optional<std::size_t> consumer::partition_count(const std::string& topic, std::chrono::milliseconds timeout) const {
+  std::unique_ptr<rd_kafka_topic_t, decltype(&rd_kafka_topic_destroy)> rkt(
+      rd_kafka_topic_new(impl_->rk.get(), topic.c_str(), nullptr), &rd_kafka_topic_destroy);
+  if (!rkt) return std::nullopt;
+  const rd_kafka_metadata_t* md = nullptr;
+  if (rd_kafka_metadata(impl_->rk.get(), 0, rkt.get(), &md, static_cast<int>(timeout.count())) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return std::nullopt;
+  }
+  std::optional<std::size_t> count;
+  if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[0].partition_cnt > 0) {
+    count = static_cast<std::size_t>(md->topics[0].partition_cnt);
+  }
+  rd_kafka_metadata_destroy(md);
+  return count;
+}
+
 std::vector<partition_lag> consumer_lags_from_statistics(std::string_view json) {
   // On-Demand rather than a DOM: the statistics grow with the partitions (~0.6 MB at 256 per
   // topic), and a DOM parser allocates ~15 bytes per input byte (tape, strings, index) where

@@ -129,6 +129,8 @@ TEST(kafka, a_record_goes_to_the_partition_given_whatever_its_key) {
   for (std::size_t i = 0; i < got.size(); ++i) partition_of[got[i]] = where[i].partition;
   EXPECT_EQ(partition_of,
             (std::map<std::string, std::int32_t>{{"v0", 0}, {"v1", 1}, {"v2", 2}, {"v3", 3}, {"by-key", 1}}));
+  // and the consumer tells how many partitions the topic has (a worker's share of them)
+  EXPECT_EQ(c.partition_count("t4", 10s), std::optional<std::size_t>(4));
 }
 
 TEST(kafka, a_record_for_an_invalid_topic_name_is_refused_naming_the_topic) {

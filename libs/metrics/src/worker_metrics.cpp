@@ -29,6 +29,10 @@ worker_metrics::worker_metrics(prometheus::Registry& r, std::string_view version
                                 .Help("Records queued in the Kafka producer").Register(r).Add({})),
       assigned_partitions(BuildGauge().Name("sendq_assigned_partitions")
                               .Help("Partitions assigned to this worker").Register(r).Add({})),
+      rate_limit_share(BuildGauge().Name("sendq_rate_limit_share")
+                           .Help("Share of each account's rate limits this worker takes: its share of the requests "
+                                 "topic's partitions with worker.rate_limit_scope = group, else 1")
+                           .Register(r).Add({})),
       queued(BuildGauge().Name("sendq_requests_queued")
                  .Help("Requests consumed and waiting for their key's turn or a rate-limit slot").Register(r).Add({})),
       rate_limit_wait(BuildCounter().Name("sendq_rate_limit_wait_seconds_total")

@@ -1,5 +1,6 @@
 #include "sendq/policy/rate_limit_config.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <limits>
 
@@ -132,6 +133,32 @@ std::string validate(const rate_limit_config& config) {
     add("slowdown durations must be >= 0");
   }
   return problems;
+}
+
+rate_limit_config share_of(rate_limit_config config, std::size_t owned, std::size_t total) {
+  owned = std::max<std::size_t>(owned, 1);
+  if (total == 0 || owned >= total) return config;
+  for (auto& w : config.windows) {
+    const std::uint64_t share = std::uint64_t{w.limit} * owned / total;
+    if (share >= 1) {
+      w.limit = static_cast<std::uint32_t>(share);
+    } else {
+      // One request per period × total / (limit × owned), rounded up.
+      const auto scaled = static_cast<std::uint64_t>(w.per.count()) * total;
+      const auto parts = std::uint64_t{w.limit} * owned;
+      w.per = std::chrono::milliseconds((scaled + parts - 1) / parts);
+      w.limit = 1;
+    }
+  }
+  if (config.pacing) {
+    const auto grow = [&](std::chrono::milliseconds gap) {
+      return std::chrono::milliseconds(static_cast<std::int64_t>(
+          (static_cast<std::uint64_t>(gap.count()) * total + owned - 1) / owned));
+    };
+    config.pacing->min_gap = grow(config.pacing->min_gap);
+    config.pacing->max_gap = grow(config.pacing->max_gap);
+  }
+  return config;
 }
 
 }  // namespace sendq::policy

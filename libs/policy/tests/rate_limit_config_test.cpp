@@ -69,3 +69,33 @@ TEST(rate_limit_config, validate_reports_each_problem) {
   EXPECT_NE(problems.find("max_gap must be >= min_gap"), std::string::npos) << problems;
   EXPECT_TRUE(validate(rate_limit_config{}).empty());
 }
+
+TEST(rate_limit_config, a_share_divides_each_window_so_that_the_shares_add_up_to_at_most_the_limit) {
+  // given an account's limits, and a worker holding 3 of 8 partitions
+  rate_limit_config c;
+  c.windows = {{100, 1s}, {6000, 1min}, {2, 1s}};
+  c.per_recipient = window{1, 2s};
+  c.pacing = sendq::policy::pacing{2s, 8s};
+  // when
+  const auto s = sendq::policy::share_of(c, 3, 8);
+  // then each window allows 3/8 of its requests, rounded down; one left with less than one
+  // (2 × 3/8) keeps one, over a period to match: 1 s × 8 / (2 × 3), rounded up; pacing gaps grow by 8/3
+  EXPECT_EQ(s.windows, (std::vector<window>{{37, 1s}, {2250, 1min}, {1, 1334ms}}));
+  EXPECT_EQ(s.per_recipient, (window{1, 2s}));  // a recipient's requests are on one worker's partition
+  EXPECT_EQ(s.pacing, (sendq::policy::pacing{5334ms, 21334ms}));
+  EXPECT_TRUE(validate(s).empty());
+  // and three workers holding 3, 3 and 2 of 8 partitions stay within the account's 100 a second
+  EXPECT_LE(sendq::policy::share_of(c, 3, 8).windows[0].limit * 2 + sendq::policy::share_of(c, 2, 8).windows[0].limit,
+            100u);
+}
+
+TEST(rate_limit_config, a_whole_share_or_an_unknown_total_leaves_the_limits_as_they_are) {
+  rate_limit_config c;
+  c.windows = {{100, 1s}};
+  c.pacing = sendq::policy::pacing{1s, 2s};
+  EXPECT_EQ(sendq::policy::share_of(c, 8, 8), c);
+  EXPECT_EQ(sendq::policy::share_of(c, 9, 8), c);
+  EXPECT_EQ(sendq::policy::share_of(c, 0, 0), c);
+  // a worker with no partition of its own (more workers than partitions) takes one part
+  EXPECT_EQ(sendq::policy::share_of(c, 0, 4).windows, (std::vector<window>{{25, 1s}}));
+}

@@ -58,6 +58,10 @@ struct worker_config {
   int dedupe_max_ids = 200000;      ///< at most this many ids remembered (0 = guard off)
   int max_request_age_ms = 600000;  ///< a request held longer (stuck) ends failed instead of blocking
   std::string ca_file;              ///< PEM bundle for provider HTTPS ("" = system store)
+  /// "group": each account's rate limits are the whole consumer group's, and a worker takes the
+  /// share of them that its share of the requests topic's partitions is; "worker": each worker
+  /// applies them whole.
+  std::string rate_limit_scope = "group";
 };
 
 struct metrics_config {

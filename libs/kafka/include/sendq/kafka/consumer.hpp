@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -76,6 +77,9 @@ class consumer {
   void close();
   /// Number of partitions currently assigned.
   std::size_t assigned_count() const;
+  /// Partitions `topic` has, as the cluster's metadata says (waits up to `timeout`), or nullopt
+  /// when it cannot be told (no answer, an unknown topic).
+  std::optional<std::size_t> partition_count(const std::string& topic, std::chrono::milliseconds timeout) const;
   /// How often poll() restarted a fetcher that had stopped on a full queue (see consumer.cpp).
   std::size_t fetch_restarts() const;
 

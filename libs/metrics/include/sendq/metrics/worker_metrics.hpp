@@ -26,6 +26,7 @@ struct worker_metrics {
   prometheus::Gauge& in_flight;                            ///< consumed, no result acknowledged yet
   prometheus::Gauge& producer_queue_length;                ///< records queued in librdkafka
   prometheus::Gauge& assigned_partitions;
+  prometheus::Gauge& rate_limit_share;                     ///< share of each account's rate limits taken here (0-1]
   prometheus::Gauge& queued;                               ///< consumed, waiting for their key's turn or a rate slot
   prometheus::Family<prometheus::Counter>& rate_limit_wait;  ///< seconds waited for a rate slot {provider,account}
   prometheus::Family<prometheus::Counter>& throttled;      ///< provider throttling replies (429, ...) {provider,account}

@@ -68,4 +68,14 @@ parse_result<std::vector<window>> parse_windows(std::string_view text);
 /// Problems of a configuration (empty when valid), e.g. "windows[1]: limit must be > 0".
 std::string validate(const rate_limit_config& config);
 
+/// The part of an account's limits that one of several processes sharing them takes, when it
+/// holds `owned` of `total` parts (a worker's partitions of the requests topic, of all the
+/// group's): every window's limit times owned/total, rounded down, so that the processes' limits
+/// add up to at most the account's; a window left with less than one request keeps one and
+/// stretches its period to match the share (the rate then adds up, but two processes may each
+/// send one in the same period). Pacing gaps grow by total/owned. A per-recipient limit is kept:
+/// a recipient's requests share a key, so one process has them all. `owned` 0 counts as 1;
+/// `owned` >= `total` (or `total` 0) leaves `config` as it is.
+rate_limit_config share_of(rate_limit_config config, std::size_t owned, std::size_t total);
+
 }  // namespace sendq::policy
