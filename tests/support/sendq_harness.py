@@ -248,15 +248,17 @@ def kcat_consume(bootstrap, topic, count, timeout=120, with_headers=False):
     return out
 
 
-def kcat_consume_all(bootstrap, topic, timeout=60):
-    """Every record on `topic` now (kcat -e stops at the end of each partition)."""
-    proc = subprocess.run(["kcat", "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-f", "%k\t%s\n", "-q"],
+def kcat_consume_all(bootstrap, topic, timeout=60, with_partition=False):
+    """Every record on `topic` now (kcat -e stops at the end of each partition), as [(key, value, "")],
+    or with `with_partition` [(key, value, partition)]."""
+    fmt = "%p\t%k\t%s\n" if with_partition else "\t%k\t%s\n"
+    proc = subprocess.run(["kcat", "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-f", fmt, "-q"],
                           capture_output=True, timeout=timeout)
     out = []
     for line in proc.stdout.decode(errors="replace").splitlines():
         if line:
-            key, value = line.split("\t", 1)
-            out.append((key, value, ""))
+            partition, key, value = line.split("\t", 2)
+            out.append((key, value, int(partition) if with_partition else ""))
     return out
 
 

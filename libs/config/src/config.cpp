@@ -343,7 +343,7 @@ void refuse_unsafe_librdkafka(const std::map<std::string, std::string>& settings
     return v;
   };
   for (const char* key : {"enable.auto.commit", "enable.auto.offset.store"}) {
-    if (const auto v = value_of(key); v && *v != "false") {
+    if (const auto v = value_of(key); v && *v != "false" && *v != "f" && *v != "0") {
       fail(std::string("kafka.librdkafka.") + key + ": '" + settings.at(key) +
            "' is not allowed: the worker stores and commits each offset itself, once the request's result is "
            "acknowledged (at-least-once); leave it out");

@@ -295,6 +295,7 @@ TEST(config, kafka_librdkafka_refuses_settings_that_would_undo_the_workers_guara
   EXPECT_EQ(error_of("[kafka.librdkafka]\n\"enable.auto.commit\" = false\n\"enable.auto.offset.store\" = \"false\"\n"
                      "\"partition.assignment.strategy\" = \"roundrobin\"\n"),
             "");
+  EXPECT_EQ(error_of("[kafka.librdkafka]\n\"enable.auto.commit\" = 0\n\"enable.auto.offset.store\" = \"F\"\n"), "");
 }
 
 

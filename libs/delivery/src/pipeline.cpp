@@ -213,8 +213,12 @@ struct pipeline::impl : kafka::rebalance_listener {
   std::mutex limits_mutex;
   std::vector<policy::account_limits> configured_limits;
   std::size_t share_owned = 1, share_total = 1;
-  std::size_t owned_request_partitions = 0;  // Kafka thread only: of the last assignment
-  bool share_stale = false;                  // Kafka thread only: an assignment came since
+  // Kafka thread only: the requests topic's partitions of the last assignment and of all (0: not
+  // known yet); an assignment not yet taken into the share, and when to ask the count again.
+  std::size_t owned_request_partitions = 0;
+  std::size_t known_request_partitions = 0;
+  bool share_stale = false;
+  std::chrono::steady_clock::time_point next_share_attempt{};
   std::atomic<long> bulk_in_flight{0};
   bool bulk_paused = false;  // Kafka thread only
   // Keys with requests parked by the bulkhead and not back yet (Kafka thread only): later
@@ -281,47 +285,59 @@ struct pipeline::impl : kafka::rebalance_listener {
     metrics.rate_limit_share.Set(1);
   }
 
-  // `limits` as this worker applies them: its share, with rate_limit_scope "group".
-  std::vector<policy::account_limits> my_share(std::vector<policy::account_limits> limits) const {
+  // `limits` as this worker applies them: `owned` of `total` parts, with rate_limit_scope "group".
+  std::vector<policy::account_limits> my_share(std::vector<policy::account_limits> limits, std::size_t owned,
+                                               std::size_t total) const {
     if (cfg.worker.rate_limit_scope != "group") return limits;
-    for (auto& a : limits) a.limits = policy::share_of(std::move(a.limits), share_owned, share_total);
+    for (auto& a : limits) a.limits = policy::share_of(std::move(a.limits), owned, total);
     return limits;
   }
 
   // Installs `configured` (validated by the registries, which throw without changing anything)
-  // at this worker's share. The caller holds limits_mutex.
-  void install_limits(const std::vector<policy::account_limits>& configured) {
-    auto mine = my_share(configured);
+  // at the share `owned` of `total`, and remembers both. The caller holds limits_mutex.
+  void install_limits(const std::vector<policy::account_limits>& configured, std::size_t owned, std::size_t total) {
+    auto mine = my_share(configured, owned, total);
     limiters.replace(mine);
     bulk_limiters.replace(scaled(std::move(mine), cfg.worker.bulk_share_percent));
     configured_limits = configured;
+    share_owned = owned;
+    share_total = total;
   }
 
   // After an assignment (Kafka thread, before its records are admitted): with rate_limit_scope
   // "group", this worker's share of every account's limits becomes its share of the requests
-  // topic's partitions, so that the group as a whole keeps to them.
+  // topic's partitions, so that the group as a whole keeps to them. The partition count comes
+  // from the cluster; when it cannot be had, the last one known serves (counts rarely change),
+  // and with none known yet it is asked again every few seconds.
   void update_rate_limit_share() {
-    share_stale = false;
-    if (cfg.worker.rate_limit_scope != "group") return;
-    const auto total = consumer->partition_count(cfg.kafka.requests_topic, 5s);
-    if (!total) {
-      log.warn("pipeline", "could not tell how many partitions the requests topic has; the rate limits' share stays",
-               {{"topic", cfg.kafka.requests_topic}, {"share", std::to_string(share_owned) + "/" + std::to_string(share_total)}});
+    if (cfg.worker.rate_limit_scope != "group") {
+      share_stale = false;
       return;
     }
-    std::lock_guard lock(limits_mutex);
-    const std::size_t owned = std::clamp<std::size_t>(owned_request_partitions, 1, *total);
-    if (owned == share_owned && *total == share_total) return;
-    share_owned = owned;
-    share_total = *total;
-    try {
-      install_limits(configured_limits);
-    } catch (const std::exception& e) {  // the configured limits were valid; a share of them is too
-      log.error("pipeline", "installing the rate limits' share failed", {{"error", e.what()}});
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_share_attempt) return;
+    auto total = consumer->partition_count(cfg.kafka.requests_topic, 2s);
+    if (!total && known_request_partitions == 0) {
+      next_share_attempt = now + 5s;
+      log.warn("pipeline", "could not tell how many partitions the requests topic has; each account's rate limits "
+               "apply whole here until it can", {{"topic", cfg.kafka.requests_topic}});
+      return;
     }
-    metrics.rate_limit_share.Set(static_cast<double>(owned) / static_cast<double>(*total));
+    share_stale = false;
+    if (total) known_request_partitions = *total;
+    const std::size_t all = known_request_partitions;
+    const std::size_t owned = std::clamp<std::size_t>(owned_request_partitions, 1, all);
+    std::lock_guard lock(limits_mutex);
+    if (owned == share_owned && all == share_total) return;
+    try {
+      install_limits(configured_limits, owned, all);
+    } catch (const std::exception& e) {  // the configured limits were valid, and a share of them is too
+      log.error("pipeline", "installing the rate limits' share failed", {{"error", e.what()}});
+      return;
+    }
+    metrics.rate_limit_share.Set(static_cast<double>(owned) / static_cast<double>(all));
     log.info("pipeline", "rate limits shared with the group by partitions",
-             {{"partitions", std::to_string(owned_request_partitions)}, {"of", std::to_string(*total)}});
+             {{"partitions", std::to_string(owned_request_partitions)}, {"of", std::to_string(all)}});
   }
 
   std::size_t shard_index(const io_shard& shard) const { return static_cast<std::size_t>(&shard - shards.data()); }
@@ -399,6 +415,12 @@ struct pipeline::impl : kafka::rebalance_listener {
       if (a.topic == cfg.kafka.requests_topic) ++owned_request_partitions;
     }
     share_stale = true;  // taken up after the poll that brought this, before its records go in
+    next_share_attempt = {};
+    if (owned_request_partitions > 0 && own_retry_partitions.empty()) {
+      log.warn("pipeline", "no partition of the retry topic is this worker's: a key's requests that the bulkhead "
+               "parks go through it until the next rebalance (give it as many partitions as there are workers)",
+               {{"topic", cfg.kafka.retry_topic}});
+    }
     std::sort(own_retry_partitions.begin(), own_retry_partitions.end());
     // A fresh assignment starts unpaused; the loop pauses again if it is still at capacity.
     paused_for_capacity = false;
@@ -1395,7 +1417,7 @@ void pipeline::reload(const config::config& next) {
   auto table = d.build_table(next.accounts, d.current_table().get());
   {
     std::lock_guard lock(d.limits_mutex);
-    d.install_limits(next.limits);
+    d.install_limits(next.limits, d.share_owned, d.share_total);
   }
   std::lock_guard lock(d.table_mutex);
   d.table = std::move(table);

@@ -60,9 +60,14 @@ struct consumer::impl {
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       self->log.info("kafka", "partitions assigned", {{"count", std::to_string(list.size())}});
       if (const auto e = rd_kafka_assign(rk, parts)) {
-        // Nothing is fetched then (a cooperative assignor, which the configuration refuses): say so.
+        // Nothing is fetched then (a cooperative assignor, which the configuration refuses): say
+        // so, and own nothing.
         self->log.error("kafka", "taking the assigned partitions failed: nothing is consumed",
                         {{"error", rd_kafka_err2str(e)}});
+        self->assigned = 0;
+        self->paused.clear();
+        self->listener.on_assigned({});
+        return;
       }
       // A fresh assignment starts unpaused, as the listener expects. librdkafka keeps a pause the
       // application made on a partition object across a revoke and re-assignment (only its own
