@@ -11,7 +11,7 @@ def write_config(workdir, worker=None, accounts_extra="", retry_ambiguous=False)
     for k, v in (worker or {}).items():
         lines.append(f"{k} = {v}")
     ra = "true" if retry_ambiguous else "false"
-    lines.append(f"""
+    lines.append("""
 [providers.sender.default]
 base_url = "http://127.0.0.1:1"
 api_version = "01"
@@ -46,6 +46,15 @@ def gewe_account(name, base_url, **settings):
     assert not bad, f"gewe_account writes strings, integers and booleans only, not {bad}"
     return "\n" + "\n".join([f"[providers.gewe.{name}]"] +
                              [f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in values.items()]) + "\n"
+
+
+def results_by_id(results):
+    """{id: [results in topic order]} of (key, value, _) records of sendq.results."""
+    out = {}
+    for _, v, _ in results:
+        r = json.loads(v)
+        out.setdefault(r["id"], []).append(r)
+    return out
 
 
 def canonical(body):

@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sendq_harness as h  # noqa: E402
 from confluent_kafka import Consumer, TopicPartition  # noqa: E402  (Debian: python3-confluent-kafka)
 from mixed_requests import request  # noqa: E402
-from policy_support import calls_by_request, write_config  # noqa: E402
+from policy_support import calls_by_request, results_by_id, write_config  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -39,14 +39,6 @@ def on_own_kafka(name, match, latency_ms, worker_settings, partitions=8, account
             run.worker.stop()
         sim.stop()
         kafka.stop()
-
-
-def results_by_id(results):
-    out = {}
-    for _, v, _ in results:
-        r = json.loads(v)
-        out.setdefault(r["id"], []).append(r)
-    return out
 
 
 class FaultsTest(unittest.TestCase):

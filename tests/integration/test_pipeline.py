@@ -122,7 +122,6 @@ class PipelineTest(unittest.TestCase):
         for x in received:
             self.assertTrue(x["accepted"], x)
             body = json.loads(x["body"])
-            rid = body.get("getMessageId") or body.get("IdentityID") or None
             by_key.setdefault(x["path"], []).append((body, x))
         for req in good:
             path, query, headers, body = expected_call(req)

@@ -10,7 +10,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import sendq_harness as h  # noqa: E402
-from policy_support import gewe_account, write_config  # noqa: E402
+from policy_support import gewe_account, results_by_id, write_config  # noqa: E402
 
 
 class RateLimitTest(unittest.TestCase):
@@ -143,6 +143,48 @@ class GroupRateLimitTest(unittest.TestCase):
             self.assertLessEqual(busiest, 20)
             # and 100 calls at 20/s take at least 4 s (each worker's 50 at 10/s: 4.9 s)
             self.assertGreaterEqual(span, 4.0)
+        finally:
+            for w in workers:
+                w.stop()
+            sim.stop()
+            kafka.stop()
+
+    def test_a_worker_joining_mid_run_takes_half_and_the_group_stays_within_the_limit(self):
+        """The share changes with the assignment: a worker alone takes the whole 20/s; when a second
+        joins, each takes half, at once, and the calls never go over 20 in a second, the
+        changeover included."""
+        workdir = h.Workdir("grouprate-join").path
+        kafka = h.EmbeddedKafka(workdir, partitions=4)
+        sim = h.Simulator(workdir, ["--threads", "2"])
+        # (8 in flight: the backlog waits in Kafka, so that after the rebalance each worker sends
+        # its own partitions' requests, instead of the first one holding them all in memory)
+        config = write_config(workdir, {"max_in_flight": 8},
+                              accounts_extra=gewe_account("shared", sim.base_url, rate_limit="20/1s"))
+        workers = []
+        try:
+            workers.append(h.Worker(workdir, sim, config=config, brokers=kafka.bootstrap, name="w1"))
+            workers[0].wait_ready(timeout=90)
+            h.wait_for(lambda: h.metric(workers[0].metrics(), "sendq_rate_limit_share") == 1.0, 30, "w1's whole share")
+            reqs = [{"id": f"join-{i:03d}", "provider": "gewe", "account": "shared", "type": "text",
+                     "to": f"join-{i % 40}@chatroom", "body": {"text": f"join-{i:03d}"}} for i in range(300)]
+            h.kcat_produce(kafka.bootstrap, "sendq.requests", [(r["to"], json.dumps(r)) for r in reqs])
+            h.wait_for(lambda: h.metric(workers[0].metrics(), "sendq_deliveries_total") >= 40, 30, "w1 under way")
+            # when a second worker joins the group mid-run
+            workers.append(h.Worker(workdir, sim, config=config, brokers=kafka.bootstrap, name="w2"))
+            workers[1].wait_ready(timeout=90)
+            h.wait_for(lambda: [h.metric(w.metrics(), "sendq_rate_limit_share") for w in workers] == [0.5, 0.5], 60,
+                       "each worker's half")
+            by_id = h.wait_for(lambda: (lambda r: r if set(r) == {q["id"] for q in reqs} else None)(
+                results_by_id(h.kcat_consume_all(kafka.bootstrap, "sendq.results"))), 120, "a result for every id")
+            # then every id was delivered, both worked, and no second saw more than 20 calls (records
+            # the rebalance handed over are sent again by their new owner: they count too)
+            self.assertTrue(all(v[0]["status"] == "delivered" for v in by_id.values()))
+            self.assertGreaterEqual(h.metric(workers[1].metrics(), "sendq_deliveries_total"), 50)
+            times = sorted(x["time_ms"] for x in sim.requests() if '"toWxid":"join-' in x["body"])
+            busiest = max(sum(1 for t in times[i:] if t < start + 900) for i, start in enumerate(times))
+            print(f"group rate limit, a worker joining: {len(by_id)} ids, {len(times)} calls, at most {busiest} in "
+                  f"any 900 ms (the account allows 20/s)", file=sys.stderr)
+            self.assertLessEqual(busiest, 20)
         finally:
             for w in workers:
                 w.stop()
