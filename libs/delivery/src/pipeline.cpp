@@ -371,10 +371,11 @@ struct pipeline::impl : kafka::rebalance_listener {
   // Where the requests of `key` run: always the same shard, so that they never change threads.
   io_shard& shard_of(const std::string& key) { return shards[std::hash<std::string>{}(key) % shards.size()]; }
 
-  // The bulk lane's limits: each window's limit times the share (at least 1).
+  // The bulk lane's limits: `percent` of each window (policy::share_of: a window left with less
+  // than one request keeps one over a longer period, so the share holds for small limits too).
   static std::vector<policy::account_limits> scaled(std::vector<policy::account_limits> limits, int percent) {
     for (auto& a : limits) {
-      for (auto& w : a.limits.windows) w.limit = std::max<std::uint32_t>(1, static_cast<std::uint32_t>(std::uint64_t{w.limit} * percent / 100));
+      a.limits = policy::share_of(std::move(a.limits), static_cast<std::size_t>(percent), 100);
       a.limits.per_recipient.reset();  // the main limiter applies per-recipient limits to both lanes
       a.limits.pacing.reset();
     }

@@ -78,7 +78,9 @@ class consumer {
   /// Number of partitions currently assigned.
   std::size_t assigned_count() const;
   /// Partitions `topic` has, as the cluster's metadata says (waits up to `timeout`), or nullopt
-  /// when it cannot be told (no answer, an unknown topic).
+  /// when it cannot be told (no answer, an error for the topic). For the worker's own, subscribed
+  /// topics; like any metadata request, one for an unknown topic may make a cluster that
+  /// auto-creates topics (the embedded one does) create it.
   std::optional<std::size_t> partition_count(const std::string& topic, std::chrono::milliseconds timeout) const;
   /// How often poll() restarted a fetcher that had stopped on a full queue (see consumer.cpp).
   std::size_t fetch_restarts() const;
