@@ -121,3 +121,22 @@ TEST(duplicate_guard, forgets_by_age_and_remembers_again) {
   EXPECT_TRUE(g.seen("a0", t0 + 14s));
   EXPECT_EQ(g.size(), 501u);
 }
+
+// The table is made for the bound when the guard is, so that it never doubles (a rehash of every
+// digest under the lock, with every I/O thread waiting) while the worker delivers.
+TEST(duplicate_guard, makes_its_table_for_the_bound_at_once) {
+  duplicate_guard g(1h, 200'000);  // the default dedupe_max_ids
+  EXPECT_EQ(g.table_slots(), 524'288u) << "the least power of two over twice 200,001";
+  const auto t0 = duplicate_guard::clock::time_point{} + 1h;
+  for (int i = 0; i < 250'000; ++i) g.remember("req-" + std::to_string(i), t0);
+  EXPECT_EQ(g.size(), 200'000u);
+  EXPECT_EQ(g.table_slots(), 524'288u) << "it grew";
+  EXPECT_TRUE(g.seen("req-249999", t0));
+  EXPECT_TRUE(g.seen("req-50000", t0));
+  EXPECT_FALSE(g.seen("req-49999", t0));
+
+  EXPECT_EQ(duplicate_guard(1h, 100).table_slots(), 1024u);
+  EXPECT_EQ(duplicate_guard(1h, 0).table_slots(), 0u) << "off: no table";
+  // A bound past 500,000 starts at the table for 500,000 (16 MB) and grows as it fills.
+  EXPECT_EQ(duplicate_guard(1h, 10'000'000).table_slots(), 1'048'576u);
+}

@@ -30,6 +30,8 @@ class duplicate_guard {
   /// Records that `id` ended now.
   void remember(std::string_view id, clock::time_point now);
   std::size_t size() const;
+  /// Slots of the table behind it (a power of two, at least twice size()).
+  std::size_t table_slots() const;
 
   struct digest {
     std::uint64_t lo = 0, hi = 0;
@@ -45,6 +47,8 @@ class duplicate_guard {
   void erase(const digest& d);
   void grow();
   void expire(clock::time_point now);
+  static constexpr std::size_t min_slots = 1024;
+  static constexpr std::size_t presized_ids = 500'000;  ///< the table for up to this many is made at once (16 MB)
   std::chrono::milliseconds window_;
   std::size_t max_ids_;
   std::array<std::uint64_t, 2> key_;
