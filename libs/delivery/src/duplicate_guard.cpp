@@ -59,8 +59,8 @@ duplicate_guard::digest duplicate_guard::siphash128(std::string_view data, const
 }
 
 // The table is sized for the bound at once (up to presized_ids): doubling it later rehashed every
-// digest under the lock, a pause of all I/O threads that reached 7 ms at 131,072 ids (a quarter of
-// a million random writes into 8 MB). A larger bound still grows past that, as it fills.
+// digest under the lock, a pause of all I/O threads that reached 7 ms at 131,072 ids (that many
+// random writes into a new 8 MB table). A bound over presized_ids still doubles as it fills.
 duplicate_guard::duplicate_guard(std::chrono::milliseconds window, std::size_t max_ids)
     : window_(window), max_ids_(max_ids) {
   std::random_device rd;

@@ -137,6 +137,23 @@ TEST(duplicate_guard, makes_its_table_for_the_bound_at_once) {
 
   EXPECT_EQ(duplicate_guard(1h, 100).table_slots(), 1024u);
   EXPECT_EQ(duplicate_guard(1h, 0).table_slots(), 0u) << "off: no table";
-  // A bound past 500,000 starts at the table for 500,000 (16 MB) and grows as it fills.
-  EXPECT_EQ(duplicate_guard(1h, 10'000'000).table_slots(), 1'048'576u);
+  // remember() holds the bound plus one for a moment: the table stays at most half full
+  EXPECT_EQ(duplicate_guard(1h, 262'143).table_slots(), 524'288u);
+  EXPECT_EQ(duplicate_guard(1h, 262'144).table_slots(), 1'048'576u);
+}
+
+// A bound past 500,000 starts with the table for 500,000 (16 MB) and doubles as it fills, keeping
+// every id it holds.
+TEST(duplicate_guard, grows_past_the_table_made_at_once_for_a_larger_bound) {
+  duplicate_guard g(1h, 600'000);
+  EXPECT_EQ(g.table_slots(), 1'048'576u);
+  const auto t0 = duplicate_guard::clock::time_point{} + 1h;
+  for (int i = 0; i < 650'000; ++i) g.remember("req-" + std::to_string(i), t0);
+  EXPECT_EQ(g.table_slots(), 2'097'152u) << "doubled once 524,288 ids were held";
+  EXPECT_EQ(g.size(), 600'000u);
+  for (const int i : {50'000, 50'001, 300'000, 524'288, 649'999}) {
+    EXPECT_TRUE(g.seen("req-" + std::to_string(i), t0)) << i;
+  }
+  EXPECT_FALSE(g.seen("req-49999", t0));
+  EXPECT_FALSE(g.seen("req-0", t0));
 }
