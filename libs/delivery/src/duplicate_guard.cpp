@@ -122,9 +122,10 @@ void duplicate_guard::erase(const digest& d) {
   --count_;
 }
 
+// Only for a bound over presized_ids: the constructor made the table, so it is never empty here.
 void duplicate_guard::grow() {
   std::vector<digest> old = std::move(slots_);
-  slots_.assign(old.empty() ? min_slots : 2 * old.size(), digest{});
+  slots_.assign(2 * old.size(), digest{});
   count_ = 0;
   for (const auto& d : old) {
     if (!(d == digest{})) insert(d);
