@@ -25,16 +25,24 @@ for example:  base  small:max_in_flight=1024  old:worker=build-bench-ab/services
 
 SENDQ_BENCH_KEEP_WORK=1 keeps the work folder (the workers' logs, the broker's and nginx's).
 
+Before each drain, benchmarks/machine/machine_probe measures the machine for about a second: a load
+of an 8 MB and of a 64 MB pointer chase (the host's L3 cache left to this VM, memory latency), one
+loopback TCP exchange within a thread, a wake-up round trip between two CPUs, one compute step. Its
+figures follow each drain's line, and the end gives the rank correlation of each of them with the
+drains' CPU per delivery: which of them, if any, a slow minute comes with.
+
 --per-thread adds, per drain, each thread group's CPU, its wait for a CPU (runnable, not running)
 and its time slices per delivery, from /proc/PID/task/*/schedstat.
 """
 import argparse
 import importlib.machinery
 import importlib.util
+import json
 import os
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -88,6 +96,57 @@ def parse_arm(text):
     return name, in_flight, worker, bench_env, worker_env
 
 
+# benchmarks/machine/machine_probe's figures: (JSON key, label).
+PROBE_FIGURES = (("cache_load_ns", "8 MB"), ("memory_load_ns", "64 MB"), ("loopback_us", "loopback"),
+                 ("wakeup_us", "wake-up"), ("compute_ns", "compute"))
+
+
+def machine_probe(build):
+    """benchmarks/machine/machine_probe's figures now (about a second), or None when the build has no
+    benchmarks (SENDQ_BUILD_BENCHMARKS=OFF)."""
+    path = os.path.join(build, "benchmarks", "machine", "machine_probe")
+    if not os.access(path, os.X_OK):
+        return None
+    p = subprocess.run([path], capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        raise RuntimeError(f"{path} exited with {p.returncode}: {p.stderr.strip()}")
+    return json.loads(p.stdout)
+
+
+def describe_probe(probe):
+    """'8 MB 126 ns, 64 MB 178 ns, loopback 9.3 µs, wake-up 42.7 µs, compute 1.65 ns', or 'not built'."""
+    if probe is None:
+        return "not built (SENDQ_BUILD_BENCHMARKS=OFF)"
+    return (f"8 MB {probe['cache_load_ns']:.0f} ns, 64 MB {probe['memory_load_ns']:.0f} ns, "
+            f"loopback {probe['loopback_us']:.1f} µs, wake-up {probe['wakeup_us']:.1f} µs, "
+            f"compute {probe['compute_ns']:.2f} ns")
+
+
+def ranks(values):
+    """The rank of each value (1 = smallest), ties given their mean rank."""
+    by_value = sorted(range(len(values)), key=lambda i: values[i])
+    out = [0.0] * len(values)
+    i = 0
+    while i < len(by_value):
+        j = i
+        while j + 1 < len(by_value) and values[by_value[j + 1]] == values[by_value[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            out[by_value[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return out
+
+
+def spearman(pairs):
+    """Spearman's rank correlation of [(x, y)]: robust to the outliers a shared VM produces, and
+    to a relation that is monotonic but not linear. 0 when either side does not vary."""
+    rx, ry = ranks([p[0] for p in pairs]), ranks([p[1] for p in pairs])
+    mx, my = statistics.mean(rx), statistics.mean(ry)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    sxx, syy = sum((a - mx) ** 2 for a in rx), sum((b - my) ** 2 for b in ry)
+    return sxy / (sxx * syy) ** 0.5 if sxx and syy else 0.0
+
+
 def order(rounds, arms):
     """(round, arm) in the order they drain: the arms' order reversed every other round."""
     return [(r, arm) for r in range(rounds) for arm in (arms if r % 2 == 0 else arms[::-1])]
@@ -122,6 +181,7 @@ def main():
     procs = e2e.Procs()
     work = tempfile.mkdtemp(prefix="sendq-drains-")
     figures = {arm[0]: [] for arm in arms}
+    probed = []  # (the probe's figures, µs a delivery) of every drain, all arms
     try:
         partitions = e2e.default_partitions(args.n)
         kafka, bootstrap = e2e.start_embedded_kafka(procs, work, partitions, topics)
@@ -134,6 +194,7 @@ def main():
               f"{args.threads} I/O thread(s)", flush=True)
 
         for (r, (name, in_flight, worker, bench_env, worker_env)), drain_name in zip(drains, names):
+            probe = machine_probe(e2e.h.BUILD)  # before the worker starts: it takes the CPUs for a second
             saved = {k: os.environ.get(k) for k in bench_env}
             os.environ.update(bench_env)
             h.WORKER = worker or default_worker
@@ -152,10 +213,13 @@ def main():
                 raise RuntimeError(f"{drain_name}: {d['results']} results, statuses {d['statuses']}")
             us = d["cpu_per_1000"] * 1000
             figures[name].append((d["rate"], us))
+            if probe:
+                probed.append((probe, us))
             print(f"{time.strftime('%H:%M:%S')} {drain_name:>16}: {d['rate']:9,.0f}/s {us:6.1f} µs a delivery, "
                   f"peak RSS {d['hwm_mb']:5.1f} MB, {d['connections']} connections, "
                   f"{d['peak_in_flight']:,.0f} in flight at most, "
-                  f"I/O threads busy {' '.join(f'{b:.2f}' for b in d['io_busy'])}", flush=True)
+                  f"I/O threads busy {' '.join(f'{b:.2f}' for b in d['io_busy'])}; "
+                  f"probe before it: {describe_probe(probe)}", flush=True)
             if args.per_thread:
                 groups = sorted(d["thread_groups"].items(), key=lambda kv: -kv[1][0])
                 if not any(run > 0 for _, (run, _, _) in groups):
@@ -169,6 +233,11 @@ def main():
             rates, uss = [x[0] for x in rows], [x[1] for x in rows]
             print(f"{name}: {statistics.median(rates):,.0f}/s ({min(rates):,.0f}–{max(rates):,.0f}); "
                   f"{statistics.median(uss):.1f} µs ({min(uss):.1f}–{max(uss):.1f})")
+        if len(probed) >= 3:
+            print(f"\nµs a delivery against the probe just before, all drains: Spearman's rank correlation over "
+                  f"{len(probed)} drains (+1: the slower the machine by that figure, the dearer every delivery)")
+            print("  " + ", ".join(f"{label} {spearman([(p[key], us) for p, us in probed]):+.2f}"
+                                   for key, label in PROBE_FIGURES))
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the clean-up short
         procs.stop_all()

@@ -38,6 +38,11 @@ EXPECTED_ROWS = [
     "the same load over N partitions, worker defaults (fetch.wait.max.ms N): created_at → result pN / pN / pN.N",
     "CPU cores used during that load (of N)",
 ]
+# What benchmarks/machine/machine_probe measured before a drain, as alternated_drains.py prints it
+# (a build without benchmarks has no probe, and says so).
+PROBE_BUILT = os.access(os.path.join(h.BUILD, "benchmarks", "machine", "machine_probe"), os.X_OK)
+PROBE = (r"8 MB \d+ ns, 64 MB \d+ ns, loopback [\d.]+ µs, wake-up -?[\d.]+ µs, compute [\d.]+ ns" if PROBE_BUILT
+         else r"not built \(SENDQ_BUILD_BENCHMARKS=OFF\)")
 
 
 def run_tool(args, timeout, extra_env=None):
@@ -144,7 +149,8 @@ class AlternatedDrainsTest(unittest.TestCase):
                         "--per-thread", "base", "small:max_in_flight=64,SENDQ_WORKER_MAX_CONNECTIONS_PER_HOST=16"],
                        timeout=400)
         drains = re.findall(r"^\d\d:\d\d:\d\d +(\S+): +[\d,]+/s +[\d.]+ µs a delivery, peak RSS +[\d.]+ MB, "
-                            r"(\d+) connections, ([\d,]+) in flight at most", log, re.M)
+                            r"(\d+) connections, ([\d,]+) in flight at most, I/O threads busy[\d. ]*; "
+                            rf"probe before it: {PROBE}$", log, re.M)
         # the second round runs the arms in the other order
         self.assertEqual([d[0] for d in drains], ["base.0", "small.0", "small.1", "base.1"], log)
         for name, connections, in_flight in drains:
@@ -159,6 +165,10 @@ class AlternatedDrainsTest(unittest.TestCase):
             self.assertEqual(len(re.findall(r"^ +librdkafka +on a CPU", log, re.M)), 4, log)
         summary = re.findall(r"^(base|small): [\d,]+/s \([\d,]+–[\d,]+\); [\d.]+ µs \([\d.]+–[\d.]+\)$", log, re.M)
         self.assertEqual(summary, ["base", "small"], log)
+        if PROBE_BUILT:
+            self.assertRegex(log, r"\nµs a delivery against the probe just before, all drains: Spearman's rank correlation "
+                                  r"over 4 drains .*\n  8 MB [+-][01]\.\d\d, 64 MB [+-][01]\.\d\d, loopback [+-][01]\.\d\d, "
+                                  r"wake-up [+-][01]\.\d\d, compute [+-][01]\.\d\d\n")
 
     def test_a_bad_arm_is_refused_by_name_before_anything_starts(self):
         tool = os.path.join(ROOT, "benchmarks", "support", "alternated_drains.py")
