@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """The benchmark tools still run against the binaries of this build: benchmarks/e2e/run (issue 7's
-one command) on a small backlog, and benchmarks/support/alternated_drains.py with two arms. Nothing
+one command) on a small backlog, benchmarks/support/alternated_drains.py with two arms, and the
+machine probe it runs before each drain (benchmarks/machine/machine_probe). Nothing
 else in CI runs them, and a tool that broke would only be found by the next person measuring
 (benchmarks/support/worker_instructions.py was broken for days that way; it needs valgrind and
 minutes, so it is not run here). Figures are not judged (timing belongs in benchmarks/, not in
 tests): only that every phase ran and wrote its row, every request got its delivered result, and
-an arm's settings reached its workers."""
+an arm's settings reached its workers, and that the probe reports each of its figures."""
+import json
 import os
 import re
 import shutil
@@ -179,6 +181,31 @@ class AlternatedDrainsTest(unittest.TestCase):
             p = subprocess.run([sys.executable, tool, "base", arm], capture_output=True, text=True, timeout=60)
             self.assertNotEqual(p.returncode, 0, arm)
             self.assertIn(message, p.stderr, arm)
+
+
+@unittest.skipUnless(PROBE_BUILT, "built without benchmarks (SENDQ_BUILD_BENCHMARKS=OFF)")
+class MachineProbeTest(unittest.TestCase):
+    PROBE_PATH = os.path.join(h.BUILD, "benchmarks", "machine", "machine_probe")
+
+    def test_prints_each_figure_of_the_machine_once(self):
+        p = subprocess.run([self.PROBE_PATH], capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        figures = json.loads(p.stdout)
+        self.assertEqual(sorted(figures), ["cache_load_ns", "compute_ns", "loopback_us", "memory_load_ns", "wakeup_us"])
+        for key in ("cache_load_ns", "memory_load_ns", "loopback_us", "compute_ns"):
+            self.assertGreater(figures[key], 0, key)
+        # -1 only where the probe cannot have two CPUs
+        self.assertTrue(figures["wakeup_us"] > 0 or os.cpu_count() < 2, figures)
+
+    def test_help_and_a_bad_argument(self):
+        p = subprocess.run([self.PROBE_PATH, "--help"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0)
+        for key in ("cache_load_ns", "memory_load_ns", "loopback_us", "wakeup_us", "compute_ns"):
+            self.assertIn(key, p.stdout)
+        p = subprocess.run([self.PROBE_PATH, "--seconds", "3"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 2)
+        self.assertEqual(p.stdout, "")
+        self.assertIn("machine_probe: unknown argument '--seconds' (try --help)", p.stderr)
 
 
 if __name__ == "__main__":
