@@ -1,4 +1,4 @@
-// How fast this machine is right now, in about a second. benchmarks/support/alternated_drains.py
+// How fast this machine is right now, in about a second and a half. benchmarks/support/alternated_drains.py
 // runs it before each drain, to tell a slow worker from a slow minute of a shared VM: on the
 // project's VM the worker's CPU per delivery moves by up to 2x within minutes.
 //
@@ -16,16 +16,18 @@
 //                     sleeping thread on the other CPU (on a VM, each may wake a halted vCPU)
 //   compute_ns        one step of a dependent xorshift chain: the core's own speed
 #include <arpa/inet.h>
-#include <pthread.h>
-#include <sched.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -41,25 +43,29 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
+/// Throws "what: <errno's text>"; errno is read first, before anything can change it.
 [[noreturn]] void fail(const std::string& what) {
-  throw std::runtime_error(what + ": " + std::strerror(errno));
+  const int error = errno;
+  throw std::runtime_error(what + ": " + std::strerror(error));
 }
 
-/// A socket closed when it goes out of scope.
+/// A socket or pipe end, closed when it goes out of scope (or by close()).
 struct fd {
   int value = -1;
   explicit fd(int v) : value(v) {}
   fd(const fd&) = delete;
   fd& operator=(const fd&) = delete;
-  ~fd() {
+  ~fd() { close(); }
+  void close() {
     if (value >= 0) ::close(value);
+    value = -1;
   }
 };
 
 void send_all(int s, const char* data, std::size_t size) {
   while (size > 0) {
-    const ssize_t n = ::send(s, data, size, 0);
-    if (n <= 0) fail("send");
+    const ssize_t n = ::send(s, data, size, MSG_NOSIGNAL);
+    if (n < 0) fail("send");
     data += n;
     size -= static_cast<std::size_t>(n);
   }
@@ -68,10 +74,17 @@ void send_all(int s, const char* data, std::size_t size) {
 void recv_all(int s, char* data, std::size_t size) {
   while (size > 0) {
     const ssize_t n = ::recv(s, data, size, 0);
-    if (n <= 0) fail("recv");
+    if (n < 0) fail("recv");
+    if (n == 0) throw std::runtime_error("recv: the loopback connection closed early");
     data += n;
     size -= static_cast<std::size_t>(n);
   }
+}
+
+/// Keeps the compiler from moving `value`'s computation across the clock reads around it.
+template <typename T>
+void keep(T& value) {
+  asm volatile("" : "+r"(value) : : "memory");
 }
 
 /// Microseconds per request/reply exchange over loopback TCP, for about `seconds`. One thread
@@ -117,89 +130,100 @@ double loopback_us(double seconds) {
   return std::chrono::duration<double, std::micro>(clock_type::now() - start).count() / static_cast<double>(exchanges);
 }
 
-/// Pins the calling thread to `cpu`; false when it cannot (fewer CPUs, a restricted cpuset).
-bool pin_to(int cpu) {
+/// Pins the calling thread to `cpu`; 0, or the error (pthread functions return it, not errno).
+int pin_to(int cpu) {
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);
-  return pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0;
+  return pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }
 
-/// Microseconds per round trip between a thread on CPU 0 and one on CPU 1, each blocked in read()
-/// on a pipe until the other writes: two cross-CPU wake-ups. Negative when the two CPUs cannot be
-/// had (then not measured).
+[[noreturn]] void fail_pinning(int cpu, int error) {
+  throw std::runtime_error("pin a thread to CPU " + std::to_string(cpu) + ": " + std::strerror(error));
+}
+
+/// Microseconds per round trip between two threads pinned to two different CPUs (the first two
+/// this process may use), each blocked in read() on a pipe until the other writes: two cross-CPU
+/// wake-ups. -1 when the process may use only one CPU (then nothing is measured).
 double wakeup_us(int round_trips) {
-  int there[2], back[2];
-  if (::pipe(there) != 0) fail("pipe");
-  if (::pipe(back) != 0) fail("pipe");
-  const fd there_r(there[0]), there_w(there[1]), back_r(back[0]), back_w(back[1]);
-  if (!pin_to(0)) return -1;
-  bool pinned = true;
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) fail("sched_getaffinity");
+  int cpus[2] = {-1, -1};
+  for (int cpu = 0, found = 0; cpu < CPU_SETSIZE && found < 2; ++cpu) {
+    if (CPU_ISSET(cpu, &allowed)) cpus[found++] = cpu;
+  }
+  if (cpus[1] < 0) return -1;
+  int ends[2];
+  if (::pipe(ends) != 0) fail("pipe");
+  fd there_r(ends[0]), there_w(ends[1]);
+  if (::pipe(ends) != 0) fail("pipe");
+  fd back_r(ends[0]), back_w(ends[1]);
+  if (const int error = pin_to(cpus[0])) fail_pinning(cpus[0], error);
+  int echo_pin_error = 0;
+  // The echo thread reads only there_r and writes only back_w. When either side stops early its
+  // end is closed, so the other's read() sees end of file instead of waiting for ever.
   std::thread echo([&] {
-    pinned = pin_to(1);
+    echo_pin_error = pin_to(cpus[1]);
     char c = 0;
     for (int i = 0; i < round_trips; ++i) {
-      if (::read(there_r.value, &c, 1) != 1) return;
-      if (::write(back_w.value, &c, 1) != 1) return;
+      if (::read(there_r.value, &c, 1) != 1 || ::write(back_w.value, &c, 1) != 1) break;
     }
+    back_w.close();
   });
   char c = 'w';
+  bool complete = true;
   const auto start = clock_type::now();
-  for (int i = 0; i < round_trips; ++i) {
-    if (::write(there_w.value, &c, 1) != 1 || ::read(back_r.value, &c, 1) != 1) {
-      echo.detach();
-      fail("pipe round trip");
-    }
+  for (int i = 0; i < round_trips && complete; ++i) {
+    complete = ::write(there_w.value, &c, 1) == 1 && ::read(back_r.value, &c, 1) == 1;
   }
-  const double us = std::chrono::duration<double, std::micro>(clock_type::now() - start).count() / round_trips;
+  const auto elapsed = clock_type::now() - start;
+  there_w.close();
   echo.join();
-  cpu_set_t all;
-  CPU_ZERO(&all);
-  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) CPU_SET(cpu, &all);
-  pthread_setaffinity_np(pthread_self(), sizeof all, &all);  // the kernel keeps only the CPUs there are
-  return pinned ? us : -1;
+  if (const int error = pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed)) {
+    throw std::runtime_error(std::string("restore the CPU affinity: ") + std::strerror(error));
+  }
+  if (!complete) throw std::runtime_error("the pipe round trips stopped early");
+  if (echo_pin_error) fail_pinning(cpus[1], echo_pin_error);
+  return std::chrono::duration<double, std::micro>(elapsed).count() / round_trips;
 }
 
 /// Nanoseconds per load of a pointer chase through `bytes`: one load per 64-byte line, the lines
-/// in one random cycle (Sattolo's shuffle), so that no prefetcher can guess the next one. One
-/// pass first, untimed, to fault the pages in and fill what cache there is.
+/// visited in a random order, so that no prefetcher can guess the next one. One pass first,
+/// untimed, to fault the pages in and fill what cache there is. With 4 KB pages the chase also
+/// misses the TLB more as `bytes` grows: the figure is the cost of a random load in a working set
+/// that size, whichever level it comes from.
 double chase_ns(std::size_t bytes, long loads) {
   constexpr std::size_t line_words = 64 / sizeof(std::uint32_t);
   const std::size_t lines = bytes / 64;
   std::vector<std::uint32_t> order(lines);
   std::iota(order.begin(), order.end(), 0u);
-  std::mt19937_64 rng(42);
-  for (std::size_t i = lines - 1; i > 0; --i) {
-    std::swap(order[i], order[std::uniform_int_distribution<std::size_t>(0, i - 1)(rng)]);
-  }
-  // line order[i] points to line order[i + 1]: a single cycle through every line
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(42));
+  // line order[i] points to line order[i + 1], the last to the first: one cycle through every line
   std::vector<std::uint32_t> memory(lines * line_words);
   for (std::size_t i = 0; i < lines; ++i) {
     memory[order[i] * line_words] = order[(i + 1) % lines] * static_cast<std::uint32_t>(line_words);
   }
   std::uint32_t at = 0;
   for (std::size_t i = 0; i < lines; ++i) at = memory[at];
+  keep(at);
   const auto start = clock_type::now();
   for (long i = 0; i < loads; ++i) at = memory[at];
-  const double ns = std::chrono::duration<double, std::nano>(clock_type::now() - start).count() / static_cast<double>(loads);
-  volatile std::uint32_t keep = at;  // the chase must not be optimised away
-  (void)keep;
-  return ns;
+  keep(at);
+  return std::chrono::duration<double, std::nano>(clock_type::now() - start).count() / static_cast<double>(loads);
 }
 
 /// Nanoseconds per step of a dependent xorshift chain: stays in registers.
 double compute_ns(long steps) {
   std::uint64_t x = 88172645463325252ull;
+  keep(x);  // not a constant the compiler could run the chain on
   const auto start = clock_type::now();
   for (long i = 0; i < steps; ++i) {
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
   }
-  const double ns = std::chrono::duration<double, std::nano>(clock_type::now() - start).count() / static_cast<double>(steps);
-  volatile std::uint64_t keep = x;
-  (void)keep;
-  return ns;
+  keep(x);
+  return std::chrono::duration<double, std::nano>(clock_type::now() - start).count() / static_cast<double>(steps);
 }
 
 }  // namespace
@@ -210,18 +234,19 @@ int main(int argc, char** argv) {
     if (arg == "--help" || arg == "-h") {
       std::puts(
           "usage: machine_probe\n"
-          "How fast this machine is right now (under a second). Prints one line of JSON:\n"
+          "How fast this machine is right now (about a second and a half). Prints one line of JSON:\n"
           "  cache_load_ns   ns a load, random chase through 8 MB (the L3 share left to this VM)\n"
           "  memory_load_ns  ns a load, random chase through 64 MB (memory latency)\n"
           "  loopback_us     us a 500/200-byte exchange over loopback TCP, one thread (the kernel path)\n"
-          "  wakeup_us       us a round trip between threads on CPUs 0 and 1 over pipes (two wake-ups;\n"
-          "                  -1 without two CPUs)\n"
+          "  wakeup_us       us a round trip between threads on two CPUs over pipes (two wake-ups;\n"
+          "                  -1 when this process may use only one CPU)\n"
           "  compute_ns      ns a step of a dependent xorshift chain (the core's own speed)");
       return 0;
     }
     std::fprintf(stderr, "machine_probe: unknown argument '%s' (try --help)\n", argv[i]);
     return 2;
   }
+  std::signal(SIGPIPE, SIG_IGN);  // a pipe closed early is an error to report, not a reason to die
   try {
     const double cache = chase_ns(8u << 20, 2'000'000);
     const double memory = chase_ns(64u << 20, 1'000'000);

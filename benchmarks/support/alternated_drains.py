@@ -25,11 +25,12 @@ for example:  base  small:max_in_flight=1024  old:worker=build-bench-ab/services
 
 SENDQ_BENCH_KEEP_WORK=1 keeps the work folder (the workers' logs, the broker's and nginx's).
 
-Before each drain, benchmarks/machine/machine_probe measures the machine for about a second: a load
+Before each drain, benchmarks/machine/machine_probe measures the machine for about a second and a half: a load
 of an 8 MB and of a 64 MB pointer chase (the host's L3 cache left to this VM, memory latency), one
 loopback TCP exchange within a thread, a wake-up round trip between two CPUs, one compute step. Its
 figures follow each drain's line, and the end gives the rank correlation of each of them with the
-drains' CPU per delivery: which of them, if any, a slow minute comes with.
+drains' CPU per delivery (each less its arm's median): which of them, if any, a slow minute comes
+with.
 
 --per-thread adds, per drain, each thread group's CPU, its wait for a CPU (runnable, not running)
 and its time slices per delivery, from /proc/PID/task/*/schedstat.
@@ -96,30 +97,35 @@ def parse_arm(text):
     return name, in_flight, worker, bench_env, worker_env
 
 
-# benchmarks/machine/machine_probe's figures: (JSON key, label).
-PROBE_FIGURES = (("cache_load_ns", "8 MB"), ("memory_load_ns", "64 MB"), ("loopback_us", "loopback"),
-                 ("wakeup_us", "wake-up"), ("compute_ns", "compute"))
+# benchmarks/machine/machine_probe's figures: (JSON key, label, unit, decimals).
+PROBE_FIGURES = (("cache_load_ns", "8 MB", "ns", 0), ("memory_load_ns", "64 MB", "ns", 0),
+                 ("loopback_us", "loopback", "µs", 1), ("wakeup_us", "wake-up", "µs", 1),
+                 ("compute_ns", "compute", "ns", 2))
 
 
 def machine_probe(build):
-    """benchmarks/machine/machine_probe's figures now (about a second), or None when the build has no
-    benchmarks (SENDQ_BUILD_BENCHMARKS=OFF)."""
+    """(benchmarks/machine/machine_probe's figures now, None) after about a second and a half, or
+    (None, why not): the probe is not built, or it failed. A failed probe is reported on the drain's
+    line; the drains go on without it."""
     path = os.path.join(build, "benchmarks", "machine", "machine_probe")
     if not os.access(path, os.X_OK):
-        return None
-    p = subprocess.run([path], capture_output=True, text=True, timeout=60)
-    if p.returncode != 0:
-        raise RuntimeError(f"{path} exited with {p.returncode}: {p.stderr.strip()}")
-    return json.loads(p.stdout)
+        return None, f"not built ({os.path.relpath(path, ROOT)}: the machine_probe target, SENDQ_BUILD_BENCHMARKS=ON)"
+    try:
+        p = subprocess.run([path], capture_output=True, text=True, timeout=60)
+        if p.returncode != 0:
+            return None, f"failed (exit {p.returncode}: {p.stderr.strip()})"
+        return json.loads(p.stdout), None
+    except (subprocess.TimeoutExpired, ValueError) as e:
+        return None, f"failed ({e})"
 
 
-def describe_probe(probe):
-    """'8 MB 126 ns, 64 MB 178 ns, loopback 9.3 µs, wake-up 42.7 µs, compute 1.65 ns', or 'not built'."""
+def describe_probe(probe, why_not=None):
+    """'8 MB 126 ns, 64 MB 178 ns, loopback 9.3 µs, wake-up 42.7 µs, compute 1.65 ns' (a figure the
+    probe could not take, such as a wake-up with one CPU, reads n/a), or why there are none."""
     if probe is None:
-        return "not built (SENDQ_BUILD_BENCHMARKS=OFF)"
-    return (f"8 MB {probe['cache_load_ns']:.0f} ns, 64 MB {probe['memory_load_ns']:.0f} ns, "
-            f"loopback {probe['loopback_us']:.1f} µs, wake-up {probe['wakeup_us']:.1f} µs, "
-            f"compute {probe['compute_ns']:.2f} ns")
+        return why_not
+    return ", ".join(f"{label} {probe[key]:.{decimals}f} {unit}" if probe[key] >= 0 else f"{label} n/a"
+                     for key, label, unit, decimals in PROBE_FIGURES)
 
 
 def ranks(values):
@@ -139,12 +145,24 @@ def ranks(values):
 
 def spearman(pairs):
     """Spearman's rank correlation of [(x, y)]: robust to the outliers a shared VM produces, and
-    to a relation that is monotonic but not linear. 0 when either side does not vary."""
+    to a relation that is monotonic but not linear. None when either side does not vary."""
     rx, ry = ranks([p[0] for p in pairs]), ranks([p[1] for p in pairs])
     mx, my = statistics.mean(rx), statistics.mean(ry)
     sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
     sxx, syy = sum((a - mx) ** 2 for a in rx), sum((b - my) ** 2 for b in ry)
-    return sxy / (sxx * syy) ** 0.5 if sxx and syy else 0.0
+    return sxy / (sxx * syy) ** 0.5 if sxx and syy else None
+
+
+def probe_correlations(probed, medians):
+    """'8 MB +0.33 (30), ...': each probe figure's rank correlation with the drains' µs a delivery,
+    each less its arm's median, so that a difference between the arms is not read as the machine's.
+    A figure the probe could not take (negative) is left out; the drains counted are in brackets."""
+    parts = []
+    for key, label, _, _ in PROBE_FIGURES:
+        pairs = [(p[key], us - medians[arm]) for arm, p, us in probed if p[key] >= 0]
+        rho = spearman(pairs) if len(pairs) >= 3 else None
+        parts.append(f"{label} " + (f"{rho:+.2f}" if rho is not None else "n/a") + f" ({len(pairs)})")
+    return ", ".join(parts)
 
 
 def order(rounds, arms):
@@ -181,7 +199,7 @@ def main():
     procs = e2e.Procs()
     work = tempfile.mkdtemp(prefix="sendq-drains-")
     figures = {arm[0]: [] for arm in arms}
-    probed = []  # (the probe's figures, µs a delivery) of every drain, all arms
+    probed = []  # (arm, the probe's figures, µs a delivery) of every drain
     try:
         partitions = e2e.default_partitions(args.n)
         kafka, bootstrap = e2e.start_embedded_kafka(procs, work, partitions, topics)
@@ -194,7 +212,7 @@ def main():
               f"{args.threads} I/O thread(s)", flush=True)
 
         for (r, (name, in_flight, worker, bench_env, worker_env)), drain_name in zip(drains, names):
-            probe = machine_probe(e2e.h.BUILD)  # before the worker starts: it takes the CPUs for a second
+            probe, why_not = machine_probe(h.BUILD)  # before the worker starts: it takes the CPUs for a second
             saved = {k: os.environ.get(k) for k in bench_env}
             os.environ.update(bench_env)
             h.WORKER = worker or default_worker
@@ -214,12 +232,12 @@ def main():
             us = d["cpu_per_1000"] * 1000
             figures[name].append((d["rate"], us))
             if probe:
-                probed.append((probe, us))
+                probed.append((name, probe, us))
             print(f"{time.strftime('%H:%M:%S')} {drain_name:>16}: {d['rate']:9,.0f}/s {us:6.1f} µs a delivery, "
                   f"peak RSS {d['hwm_mb']:5.1f} MB, {d['connections']} connections, "
                   f"{d['peak_in_flight']:,.0f} in flight at most, "
                   f"I/O threads busy {' '.join(f'{b:.2f}' for b in d['io_busy'])}; "
-                  f"probe before it: {describe_probe(probe)}", flush=True)
+                  f"probe before it: {describe_probe(probe, why_not)}", flush=True)
             if args.per_thread:
                 groups = sorted(d["thread_groups"].items(), key=lambda kv: -kv[1][0])
                 if not any(run > 0 for _, (run, _, _) in groups):
@@ -234,10 +252,10 @@ def main():
             print(f"{name}: {statistics.median(rates):,.0f}/s ({min(rates):,.0f}–{max(rates):,.0f}); "
                   f"{statistics.median(uss):.1f} µs ({min(uss):.1f}–{max(uss):.1f})")
         if len(probed) >= 3:
-            print(f"\nµs a delivery against the probe just before, all drains: Spearman's rank correlation over "
-                  f"{len(probed)} drains (+1: the slower the machine by that figure, the dearer every delivery)")
-            print("  " + ", ".join(f"{label} {spearman([(p[key], us) for p, us in probed]):+.2f}"
-                                   for key, label in PROBE_FIGURES))
+            medians = {name: statistics.median(x[1] for x in rows) for name, rows in figures.items() if rows}
+            print("\nµs a delivery (less its arm's median) against the probe just before: Spearman's rank correlation, "
+                  "the drains counted in brackets (+1: the slower the machine by that figure, the dearer every delivery)")
+            print("  " + probe_correlations(probed, medians))
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the clean-up short
         procs.stop_all()
