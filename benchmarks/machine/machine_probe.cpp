@@ -207,6 +207,7 @@ double chase_ns(std::size_t bytes, long loads) {
   for (std::size_t i = 0; i < lines; ++i) at = memory[at];
   keep(at);
   const auto start = clock_type::now();
+  keep(at);  // the timed chase starts after the clock is read
   for (long i = 0; i < loads; ++i) at = memory[at];
   keep(at);
   return std::chrono::duration<double, std::nano>(clock_type::now() - start).count() / static_cast<double>(loads);
@@ -217,6 +218,7 @@ double compute_ns(long steps) {
   std::uint64_t x = 88172645463325252ull;
   keep(x);  // not a constant the compiler could run the chain on
   const auto start = clock_type::now();
+  keep(x);  // and not started before the clock is read
   for (long i = 0; i < steps; ++i) {
     x ^= x << 13;
     x ^= x >> 7;

@@ -115,7 +115,7 @@ def machine_probe(build):
         if p.returncode != 0:
             return None, f"failed (exit {p.returncode}: {p.stderr.strip()})"
         return json.loads(p.stdout), None
-    except (subprocess.TimeoutExpired, ValueError) as e:
+    except (OSError, subprocess.TimeoutExpired, ValueError) as e:
         return None, f"failed ({e})"
 
 
