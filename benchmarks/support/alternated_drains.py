@@ -25,12 +25,12 @@ for example:  base  small:max_in_flight=1024  old:worker=build-bench-ab/services
 
 SENDQ_BENCH_KEEP_WORK=1 keeps the work folder (the workers' logs, the broker's and nginx's).
 
-Before each drain, benchmarks/machine/machine_probe measures the machine for about a second and a half: a load
-of an 8 MB and of a 64 MB pointer chase (the host's L3 cache left to this VM, memory latency), one
-loopback TCP exchange within a thread, a wake-up round trip between two CPUs, one compute step. Its
-figures follow each drain's line, and the end gives the rank correlation of each of them with the
-drains' CPU per delivery (each less its arm's median): which of them, if any, a slow minute comes
-with.
+Before each drain, benchmarks/machine/machine_probe measures the machine for about a second and a
+half: a load of an 8 MB and of a 64 MB pointer chase (the host's L3 cache left to this VM, memory
+latency), one loopback TCP exchange within a thread, a wake-up round trip between two CPUs, one
+compute step. Its figures follow each drain's line, and the end gives the rank correlation of each
+of them with the drains' CPU per delivery (each less its arm's median): which of them, if any, a
+slow minute comes with.
 
 --per-thread adds, per drain, each thread group's CPU, its wait for a CPU (runnable, not running)
 and its time slices per delivery, from /proc/PID/task/*/schedstat.
@@ -212,7 +212,7 @@ def main():
               f"{args.threads} I/O thread(s)", flush=True)
 
         for (r, (name, in_flight, worker, bench_env, worker_env)), drain_name in zip(drains, names):
-            probe, why_not = machine_probe(h.BUILD)  # before the worker starts: it takes the CPUs for a second
+            probe, why_not = machine_probe(h.BUILD)  # before the worker starts: it takes both CPUs a while
             saved = {k: os.environ.get(k) for k in bench_env}
             os.environ.update(bench_env)
             h.WORKER = worker or default_worker
