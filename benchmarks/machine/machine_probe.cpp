@@ -1,6 +1,7 @@
 // How fast this machine is right now, in about a second and a half. benchmarks/support/alternated_drains.py
-// runs it before each drain, to tell a slow worker from a slow minute of a shared VM: on the
-// project's VM the worker's CPU per delivery moves by up to 2x within minutes.
+// runs it before each drain, to record what the host leaves a shared VM that minute: on the
+// project's VM the worker's CPU per delivery moves by up to 2x within minutes
+// (benchmarks/results/probe-2026-12-06.md says how far these figures follow it).
 //
 //   machine_probe [--help]
 //
