@@ -114,7 +114,13 @@ def machine_probe(build):
         p = subprocess.run([path], capture_output=True, text=True, timeout=60)
         if p.returncode != 0:
             return None, f"failed (exit {p.returncode}: {p.stderr.strip()})"
-        return json.loads(p.stdout), None
+        figures = json.loads(p.stdout)
+        if not isinstance(figures, dict):
+            return None, f"failed (its output is not a JSON object: {p.stdout.strip()[:80]})"
+        missing = [key for key, _, _, _ in PROBE_FIGURES if not isinstance(figures.get(key), (int, float))]
+        if missing:  # a probe built from older sources
+            return None, f"failed (no {', '.join(missing)} in its output: rebuild the machine_probe target)"
+        return figures, None
     except (OSError, subprocess.TimeoutExpired, ValueError) as e:
         return None, f"failed ({e})"
 
