@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Instructions per delivery of sendq-worker, counted by callgrind, thread by thread.
 
-  benchmarks/support/worker_instructions.py [--small N1] [--large N2] [--worker PATH] [--keep]
+  benchmarks/support/worker_instructions.py [--small N1] [--large N2] [--worker PATH] [--cache-sim MB] [--keep]
 
 Runs the end-to-end benchmark's drain (benchmarks/e2e/run) twice, with N1 and N2 requests, the
 worker under `valgrind --tool=callgrind --separate-threads=yes`, and prints the instructions
@@ -17,6 +17,13 @@ on time with thread_cpu.py too.
 The worker runs about fifty times slower under callgrind, so max_in_flight is 1,000 here and
 Kafka batches are smaller than at full speed: per-batch costs (librdkafka's produce requests,
 LZ4 frames) weigh more per delivery than they do in a real drain.
+
+--cache-sim MB adds callgrind's cache simulation (L1 as the host's, a last-level cache of MB
+megabytes) and prints the misses per delivery beside the instructions: the same instructions
+cost more cycles in the minutes when the host's other tenants leave this VM less of the L3, and
+the misses show which thread's (and, with --keep and callgrind_annotate --show=DLmr, which
+function's) memory traffic that hits. A simulation, serialised as valgrind runs one thread at a
+time: it ranks the code by misses, it does not predict the time.
 
 Everything else comes from SENDQ_BUILD_DIR (default ./build-bench): the embedded Kafka, the
 simulator, sendqctl. --worker PATH measures another worker binary against the same rest (for
@@ -78,19 +85,52 @@ def run_drain(n, fake_build, out_dir):
 
 
 SERVER_SESSIONS = "server.cpp:sendq::http::server::impl::run_session("
+# With --cache-sim: the misses of the last-level cache, instruction reads, data reads and writes.
+LL_MISSES = ("ILmr", "DLmr", "DLmw")
+D1_MISSES = ("I1mr", "D1mr", "D1mw")
+
+
+def file_totals(path):
+    """{event: count} of one callgrind output file, from its `events:` and `summary:` (or `totals:`) lines."""
+    names = counts = None
+    with open(path) as f:
+        for line in f:
+            if line.startswith("events:"):
+                names = line.split()[1:]
+            elif line.startswith(("summary:", "totals:")) and counts is None:
+                counts = [int(v) for v in line.split()[1:]]
+    if names is None or counts is None:
+        raise Failure(f"{path}: not a callgrind output file (no events: or summary: line)")
+    # Trailing events that are zero may be left out of the line.
+    return {name: counts[i] if i < len(counts) else 0 for i, name in enumerate(names)}
+
+
+def inclusive_of(annotated, pattern):
+    """The largest inclusive count of a function whose line contains `pattern`, in the output of
+    callgrind_annotate --inclusive=yes for one event (0 when none does)."""
+    best = 0
+    for line in annotated.splitlines():
+        if pattern in line and "=>" not in line:
+            best = max(best, int(line.split()[0].replace(",", "")))
+    return best
+
+
+def annotate(path, event):
+    return subprocess.run(["callgrind_annotate", "--inclusive=yes", f"--show={event}", f"--sort={event}", path],
+                          capture_output=True, text=True, check=True).stdout
 
 
 def totals(path):
-    """(thread role, instructions, of which serving /metrics) of one callgrind thread file."""
-    text = subprocess.run(["callgrind_annotate", "--inclusive=yes", path], capture_output=True, text=True,
-                          check=True).stdout
-    total = int(re.search(r"^\s*([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS", text, re.M).group(1).replace(",", ""))
+    """(thread role, {event: count}, {event: of which serving /metrics}) of one callgrind thread file."""
+    counts = file_totals(path)
+    text = annotate(path, "Ir")
     # The benchmark polls /metrics every 50 ms, served on the first I/O thread: a cost per second,
     # not per delivery (and a slower worker is polled more), so it is counted apart.
-    serving = 0
-    for line in text.splitlines():
-        if SERVER_SESSIONS in line and "=>" not in line:
-            serving = max(serving, int(line.split()[0].replace(",", "")))
+    serving = {"Ir": inclusive_of(text, SERVER_SESSIONS)}
+    if serving["Ir"]:
+        for event in counts:
+            if event != "Ir" and counts[event]:
+                serving[event] = inclusive_of(annotate(path, event), SERVER_SESSIONS)
     role = "librdkafka"
     for pattern, name in (("io_context::run()", "I/O threads (sendq-io-N)"),
                           ("pipeline::impl::consume_loop()", "Kafka thread (sendq-kafka)"),
@@ -99,19 +139,54 @@ def totals(path):
         if pattern in text:
             role = name
             break
-    return role, total, serving
+    return role, counts, serving
 
 
 POLLING = "/metrics, the benchmark's polling (not counted)"
 
 
 def by_role(files):
+    """{role: {event: count}}, each role's counts less what serving /metrics cost (POLLING's)."""
     out = {}
     for path in files:
-        role, total, serving = totals(path)
-        out[role] = out.get(role, 0) + total - serving
-        out[POLLING] = out.get(POLLING, 0) + serving
+        role, counts, serving = totals(path)
+        mine, polling = out.setdefault(role, {}), out.setdefault(POLLING, {})
+        for event, count in counts.items():
+            mine[event] = mine.get(event, 0) + count - serving.get(event, 0)
+            polling[event] = polling.get(event, 0) + serving.get(event, 0)
     return out
+
+
+def per_delivery(small, large, span):
+    """{role: {event: per delivery}}: (the large drain's counts - the small one's) / span."""
+    out = {}
+    for role in set(small) | set(large):
+        events = set(small.get(role, {})) | set(large.get(role, {}))
+        out[role] = {e: (large.get(role, {}).get(e, 0) - small.get(role, {}).get(e, 0)) / span for e in events}
+    return out
+
+
+def report(per, cache_mb):
+    """The printed table: instructions per delivery by role, and with a cache simulation its misses."""
+    def misses(counts, events):
+        return sum(counts.get(e, 0) for e in events)
+
+    lines = []
+    header = f"  {'':44} {'instructions':>12}"
+    if cache_mb:
+        header += f" {'L1 misses':>10} {f'LL misses ({cache_mb} MB)':>18}"
+    lines.append(header)
+    roles = sorted((r for r in per if r != POLLING), key=lambda r: -per[r].get("Ir", 0))
+    everything = {}
+    for role in roles:
+        for e, v in per[role].items():
+            everything[e] = everything.get(e, 0) + v
+    for name, counts in [(r, per[r]) for r in roles] + [("all threads", everything), (POLLING, per.get(POLLING, {}))]:
+        line = f"  {name:44} {counts.get('Ir', 0):12,.0f}"
+        if cache_mb:
+            line += f" {misses(counts, D1_MISSES):10,.0f} {misses(counts, LL_MISSES):18,.0f}"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def main():
@@ -119,11 +194,17 @@ def main():
     ap.add_argument("--small", type=int, default=10_000, help="requests in the first drain (default 10000)")
     ap.add_argument("--large", type=int, default=30_000, help="requests in the second drain (default 30000)")
     ap.add_argument("--worker", default="", help="worker binary to measure (default: the build's)")
+    ap.add_argument("--cache-sim", type=int, default=0, metavar="MB",
+                    help="also simulate the caches (callgrind --cache-sim, about twice as slow), with a last-level cache "
+                         "of MB megabytes (a power of two: what the host's L3 leaves this VM is not known), and print "
+                         "L1 and last-level misses per delivery")
     ap.add_argument("--keep", action="store_true",
                     help="keep the callgrind files (for callgrind_annotate) and print where they are")
     args = ap.parse_args()
     if args.small <= 0 or args.large <= args.small:
         sys.exit(f"--small and --large: need 0 < small < large, got {args.small} and {args.large}")
+    if args.cache_sim and (args.cache_sim < 1 or args.cache_sim > 1024 or args.cache_sim & (args.cache_sim - 1)):
+        sys.exit(f"--cache-sim: the last-level cache's size in MB must be a power of two from 1 to 1024, got {args.cache_sim}")
     if not shutil.which("valgrind") or not shutil.which("callgrind_annotate"):
         sys.exit("valgrind is not installed: run scripts/setup (or apt-get install valgrind)")
     build = os.path.abspath(os.environ.get("SENDQ_BUILD_DIR", os.path.join(ROOT, "build-bench")))
@@ -150,8 +231,9 @@ def main():
             os.makedirs(os.path.join(work, f"cg-{n}"))
             out_file = shlex.quote(os.path.join(work, f"cg-{n}", "callgrind.%p"))
             with open(wrapper, "w") as f:
+                cache = f"--cache-sim=yes --LL={args.cache_sim << 20},16,64 " if args.cache_sim else ""
                 f.write("#!/bin/sh\nexec valgrind --tool=callgrind --separate-threads=yes "
-                        f"--callgrind-out-file={out_file} {shlex.quote(worker)} \"$@\"\n")
+                        f"{cache}--callgrind-out-file={out_file} {shlex.quote(worker)} \"$@\"\n")
             os.chmod(wrapper, 0o755)
             print(f"drain of {n:,} requests under callgrind ...", file=sys.stderr)
             measured[n] = by_role(run_drain(n, fake, work))
@@ -167,14 +249,9 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
     span = args.large - args.small
-    per = {role: (measured[args.large].get(role, 0) - measured[args.small].get(role, 0)) / span
-           for role in set(measured[args.small]) | set(measured[args.large])}
     print(f"worker {worker}")
-    print(f"instructions per delivery: (drain of {args.large:,} - drain of {args.small:,}) / {span:,}")
-    for role in sorted((r for r in per if r != POLLING), key=lambda r: -per[r]):
-        print(f"  {role:44} {per[role]:10,.0f}")
-    print(f"  {'all threads':44} {sum(v for r, v in per.items() if r != POLLING):10,.0f}")
-    print(f"  {POLLING:44} {per.get(POLLING, 0):10,.0f}")
+    print(f"per delivery: (drain of {args.large:,} - drain of {args.small:,}) / {span:,}")
+    print(report(per_delivery(measured[args.small], measured[args.large], span), args.cache_sim))
 
 
 if __name__ == "__main__":

@@ -247,6 +247,79 @@ class AlternatedDrainsPartsTest(unittest.TestCase):
             self.assertEqual(self.tool.describe_probe(None, expected), expected)
 
 
+class WorkerInstructionsPartsTest(unittest.TestCase):
+    """worker_instructions.py's reading of callgrind files and its table, on files and counts made here
+    (the tool's own run needs minutes under valgrind, so CI does not run it)."""
+
+    @classmethod
+    def setUpClass(cls):
+        sys.path.insert(0, os.path.join(ROOT, "benchmarks", "support"))
+        import worker_instructions
+        cls.tool = worker_instructions
+
+    def write(self, text):
+        fd, path = tempfile.mkstemp(prefix="sendq-callgrind-test-")
+        self.addCleanup(os.remove, path)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        return path
+
+    def test_reads_the_totals_of_a_callgrind_file_by_event(self):
+        # events left out at the end of the summary line are zero; the first summary wins over totals
+        path = self.write("version: 1\nevents: Ir Dr Dw I1mr\nsummary: 1200 300\nfn=f\n0 1200 300\ntotals: 1 2 3 4\n")
+        self.assertEqual(self.tool.file_totals(path), {"Ir": 1200, "Dr": 300, "Dw": 0, "I1mr": 0})
+        with self.assertRaisesRegex(self.tool.Failure, "not a callgrind output file"):
+            self.tool.file_totals(self.write("Ir 1200\n"))
+
+    @unittest.skipUnless(shutil.which("valgrind"), "valgrind is not installed (scripts/setup installs it)")
+    def test_a_cache_simulation_of_a_real_program_gives_every_miss_event(self):
+        out = os.path.join(tempfile.mkdtemp(prefix="sendq-callgrind-test-"), "callgrind.out")
+        self.addCleanup(shutil.rmtree, os.path.dirname(out), ignore_errors=True)
+        subprocess.run(["valgrind", "--tool=callgrind", "--cache-sim=yes", "--LL=8388608,16,64",
+                        f"--callgrind-out-file={out}", "/bin/true"], check=True, capture_output=True, timeout=120)
+        counts = self.tool.file_totals(out)
+        self.assertEqual(list(counts), ["Ir", "Dr", "Dw", "I1mr", "D1mr", "D1mw", "ILmr", "DLmr", "DLmw"])
+        self.assertGreater(counts["Ir"], 10_000)
+        # a miss of the last level is a miss of the first too
+        for total, first, last in (("Ir", "I1mr", "ILmr"), ("Dr", "D1mr", "DLmr"), ("Dw", "D1mw", "DLmw")):
+            self.assertLessEqual(counts[last], counts[first], last)
+            self.assertLessEqual(counts[first], counts[total], first)
+        self.assertGreater(self.tool.inclusive_of(self.tool.annotate(out, "Ir"), "(below main)"), 0)
+
+    def test_an_inclusive_count_is_the_largest_line_of_the_function_not_a_call(self):
+        annotated = ("  5,000 (50.0%)  server.cpp:f [w]\n  7,000 (70.0%)  server.cpp:f [w]\n"
+                     "  9,000 (90.0%)  > server.cpp:f => other.cpp:g (3x)\n  8,000 (80.0%)  main.cpp:main [w]\n")
+        self.assertEqual(self.tool.inclusive_of(annotated, "server.cpp:f"), 7000)
+        self.assertEqual(self.tool.inclusive_of(annotated, "absent"), 0)
+
+    def test_the_table_per_delivery_with_and_without_misses(self):
+        io, kafka, polling = "I/O threads (sendq-io-N)", "Kafka thread (sendq-kafka)", self.tool.POLLING
+        small = {io: {"Ir": 1_000_000, "I1mr": 10, "D1mr": 100, "D1mw": 50, "ILmr": 1, "DLmr": 20, "DLmw": 9},
+                 kafka: {"Ir": 400_000, "DLmr": 4}, polling: {"Ir": 70_000}}
+        large = {io: {"Ir": 3_000_000, "I1mr": 30, "D1mr": 300, "D1mw": 150, "ILmr": 3, "DLmr": 60, "DLmw": 27},
+                 kafka: {"Ir": 1_000_000, "DLmr": 10}, polling: {"Ir": 90_000}}
+        per = self.tool.per_delivery(small, large, 20)
+        self.assertEqual(per[io], {"Ir": 100_000, "I1mr": 1, "D1mr": 10, "D1mw": 5, "ILmr": 0.1, "DLmr": 2, "DLmw": 0.9})
+        self.assertEqual(self.tool.report(per, 0).splitlines(), [
+            f"  {'':44} {'instructions':>12}",
+            f"  {io:44} {'100,000':>12}",
+            f"  {kafka:44} {'30,000':>12}",
+            f"  {'all threads':44} {'130,000':>12}",
+            f"  {polling:44} {'1,000':>12}"])
+        lines = self.tool.report(per, 8).splitlines()
+        self.assertEqual(lines[0], f"  {'':44} {'instructions':>12} {'L1 misses':>10} {'LL misses (8 MB)':>18}")
+        # L1: I1mr + D1mr + D1mw = 16; LL: ILmr + DLmr + DLmw = 3 (the Kafka thread's 0.3 added in all threads)
+        self.assertEqual(lines[1], f"  {io:44} {'100,000':>12} {'16':>10} {'3':>18}")
+        self.assertEqual(lines[3], f"  {'all threads':44} {'130,000':>12} {'16':>10} {'3':>18}")
+
+    def test_a_cache_size_that_is_not_a_power_of_two_is_refused_by_name(self):
+        run = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "support", "worker_instructions.py"),
+                              "--cache-sim", "3"], capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(run.returncode, 0)
+        self.assertIn("--cache-sim: the last-level cache's size in MB must be a power of two from 1 to 1024, got 3",
+                      run.stderr)
+
+
 @unittest.skipUnless(PROBE_BUILT, "built without benchmarks (SENDQ_BUILD_BENCHMARKS=OFF)")
 class MachineProbeTest(unittest.TestCase):
     def test_prints_each_figure_of_the_machine_once(self):
