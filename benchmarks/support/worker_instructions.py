@@ -11,19 +11,20 @@ out. Unlike CPU time on a shared VM, instruction counts repeat closely (0.4% apa
 on 2026-11-24), so a change of a few percent in user space shows. The benchmark polls the
 worker's /metrics every 50 ms, which costs instructions per second rather than per delivery:
 that is counted apart (the HTTP server's sessions) and left out of the total. The counts leave
-out the kernel (system calls, the loopback TCP stack) and cache misses: check a change's effect
-on time with thread_cpu.py too.
+out the kernel (system calls, the loopback TCP stack) and, without --cache-sim, cache misses:
+check a change's effect on time with thread_cpu.py too.
 
 The worker runs about fifty times slower under callgrind, so max_in_flight is 1,000 here and
 Kafka batches are smaller than at full speed: per-batch costs (librdkafka's produce requests,
 LZ4 frames) weigh more per delivery than they do in a real drain.
 
 --cache-sim MB adds callgrind's cache simulation (L1 as the host's, a last-level cache of MB
-megabytes) and prints the misses per delivery beside the instructions: the same instructions
+megabytes) and prints the misses per delivery beside the instructions: the same instructions may
 cost more cycles in the minutes when the host's other tenants leave this VM less of the L3, and
 the misses show which thread's (and, with --keep and callgrind_annotate --show=DLmr, which
-function's) memory traffic that hits. A simulation, serialised as valgrind runs one thread at a
-time: it ranks the code by misses, it does not predict the time.
+function's) memory traffic would pay for it. A simulation of the worker alone in the cache,
+serialised as valgrind runs one thread at a time: it ranks the code by misses, it does not
+predict the time.
 
 Everything else comes from SENDQ_BUILD_DIR (default ./build-bench): the embedded Kafka, the
 simulator, sendqctl. --worker PATH measures another worker binary against the same rest (for
@@ -116,12 +117,29 @@ def inclusive_of(annotated, pattern):
 
 
 def annotate(path, event):
-    return subprocess.run(["callgrind_annotate", "--inclusive=yes", f"--show={event}", f"--sort={event}", path],
-                          capture_output=True, text=True, check=True).stdout
+    # --threshold=100: every function, however small its share of `event` (by default the list
+    # stops at 99% of it, and the /metrics sessions' misses could fall below that).
+    return subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", f"--show={event}",
+                           f"--sort={event}", path], capture_output=True, text=True, check=True).stdout
+
+
+def valgrind_options(out_file, cache_mb):
+    """valgrind's options for the worker under callgrind, with the cache simulation when cache_mb."""
+    options = ["--tool=callgrind", "--separate-threads=yes"]
+    if cache_mb:
+        options += ["--cache-sim=yes", f"--LL={cache_mb << 20},16,64"]  # 16-way, 64-byte lines
+    return options + [f"--callgrind-out-file={out_file}"]
 
 
 def totals(path):
     """(thread role, {event: count}, {event: of which serving /metrics}) of one callgrind thread file."""
+    try:
+        return read_totals(path)
+    except (subprocess.CalledProcessError, ValueError) as e:
+        raise Failure(f"{path}: could not be read ({e})") from e
+
+
+def read_totals(path):
     counts = file_totals(path)
     text = annotate(path, "Ir")
     # The benchmark polls /metrics every 50 ms, served on the first I/O thread: a cost per second,
@@ -172,7 +190,7 @@ def report(per, cache_mb):
         return sum(counts.get(e, 0) for e in events)
 
     lines = []
-    header = f"  {'':44} {'instructions':>12}"
+    header = f"  {'':48} {'instructions':>12}"
     if cache_mb:
         header += f" {'L1 misses':>10} {f'LL misses ({cache_mb} MB)':>18}"
     lines.append(header)
@@ -182,7 +200,7 @@ def report(per, cache_mb):
         for e, v in per[role].items():
             everything[e] = everything.get(e, 0) + v
     for name, counts in [(r, per[r]) for r in roles] + [("all threads", everything), (POLLING, per.get(POLLING, {}))]:
-        line = f"  {name:44} {counts.get('Ir', 0):12,.0f}"
+        line = f"  {name:48} {counts.get('Ir', 0):12,.0f}"
         if cache_mb:
             line += f" {misses(counts, D1_MISSES):10,.0f} {misses(counts, LL_MISSES):18,.0f}"
         lines.append(line)
@@ -229,11 +247,10 @@ def main():
         measured = {}
         for n in (args.small, args.large):
             os.makedirs(os.path.join(work, f"cg-{n}"))
-            out_file = shlex.quote(os.path.join(work, f"cg-{n}", "callgrind.%p"))
+            out_file = os.path.join(work, f"cg-{n}", "callgrind.%p")
             with open(wrapper, "w") as f:
-                cache = f"--cache-sim=yes --LL={args.cache_sim << 20},16,64 " if args.cache_sim else ""
-                f.write("#!/bin/sh\nexec valgrind --tool=callgrind --separate-threads=yes "
-                        f"{cache}--callgrind-out-file={out_file} {shlex.quote(worker)} \"$@\"\n")
+                options = " ".join(shlex.quote(o) for o in valgrind_options(out_file, args.cache_sim))
+                f.write(f"#!/bin/sh\nexec valgrind {options} {shlex.quote(worker)} \"$@\"\n")
             os.chmod(wrapper, 0o755)
             print(f"drain of {n:,} requests under callgrind ...", file=sys.stderr)
             measured[n] = by_role(run_drain(n, fake, work))
@@ -241,7 +258,8 @@ def main():
         # Kept, so that the output the message points to is still there.
         sys.exit(f"{e}\n(files kept in {work})")
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.keep:  # with --keep, what the drains took minutes to write stays
+            shutil.rmtree(work, ignore_errors=True)
         raise
     if args.keep:
         print(f"callgrind files kept in {work}/cg-{args.small} and {work}/cg-{args.large}", file=sys.stderr)

@@ -4,7 +4,7 @@ one command) on a small backlog, benchmarks/support/alternated_drains.py with tw
 machine probe it runs before each drain (benchmarks/machine/machine_probe). Nothing
 else in CI runs them, and a tool that broke would only be found by the next person measuring
 (benchmarks/support/worker_instructions.py was broken for days that way; it needs valgrind and
-minutes, so it is not run here). Figures are not judged (timing belongs in benchmarks/, not in
+minutes, so only its parts are run here). Figures are not judged (timing belongs in benchmarks/, not in
 tests): only that every phase ran and wrote its row, every request got its delivered result, and
 an arm's settings reached its workers, and that the probe reports each of its figures."""
 import json
@@ -122,8 +122,10 @@ class EndToEndBenchmarkTest(unittest.TestCase):
         cpu = re.fullmatch(r"([\d.]+) µs \([\d.]+ s per 1,000; user ([\d.]+), system ([\d.]+) µs\)",
                            rows["worker CPU per delivery"])
         self.assertIsNotNone(cpu, rows["worker CPU per delivery"])
-        # clock ticks are 10 ms: the two parts add up to the whole within rounding
+        # the parts are printed to 0.1 µs each: they add up to the whole within that rounding
         self.assertAlmostEqual(float(cpu[2]) + float(cpu[3]), float(cpu[1]), delta=0.25)
+        # a delivery costs the worker time in the kernel too (an HTTP exchange is two system calls)
+        self.assertGreater(float(cpu[3]), 0.0)
         self.assertRegex(rows["2 threads / 1 thread"], r"^[\d.]+×$")
         # the I/O threads' busy share, from their schedstat, for both drains
         cores = {re.sub(r"\d+", "N", m): v for m, v in pairs if m.startswith("CPU cores used during the")}
@@ -149,6 +151,28 @@ class EndToEndBenchmarkTest(unittest.TestCase):
         whole_load = report.split("per thread over the load")[1]
         for thread in ("sendq-io-0", "sendq-io-1", "sendq-kafka", "sendqctl"):
             self.assertRegex(whole_load, rf"\n  {thread} +pid +\d+ tid +\d+ +[\d.]+ / +[\d.]+\n", report)
+
+
+class EndToEndPartsTest(unittest.TestCase):
+    """benchmarks/e2e/run's reading of a process's CPU time, against what the kernel tells this process."""
+
+    def test_user_and_system_time_are_read_apart_and_in_that_order(self):
+        sys.path.insert(0, os.path.join(ROOT, "benchmarks", "support"))
+        import alternated_drains
+        e2e = alternated_drains.load_e2e()
+        # some of each, far enough apart that reading them swapped would show: system calls, then a
+        # loop in user space
+        while os.times().system < 0.15:
+            for _ in range(1000):
+                os.stat("/")
+        while os.times().user < os.times().system + 0.3:
+            sum(range(10_000))
+        user, system = e2e.proc_cpu_split(os.getpid())
+        times = os.times()
+        # /proc counts in clock ticks (10 ms here), os.times() finer
+        self.assertAlmostEqual(user, times.user, delta=0.05)
+        self.assertAlmostEqual(system, times.system, delta=0.05)
+        self.assertAlmostEqual(e2e.proc_cpu_seconds(os.getpid()), user + system, delta=0.05)
 
 
 class AlternatedDrainsTest(unittest.TestCase):
@@ -292,25 +316,47 @@ class WorkerInstructionsPartsTest(unittest.TestCase):
         self.assertEqual(self.tool.inclusive_of(annotated, "server.cpp:f"), 7000)
         self.assertEqual(self.tool.inclusive_of(annotated, "absent"), 0)
 
+    def test_by_role_adds_up_each_threads_counts_less_the_metrics_polling_event_by_event(self):
+        files = {"io-0": ("I/O threads (sendq-io-N)", {"Ir": 900, "DLmr": 30}, {"Ir": 100, "DLmr": 4}),
+                 "io-1": ("I/O threads (sendq-io-N)", {"Ir": 500, "DLmr": 10}, {"Ir": 0}),
+                 "kafka": ("Kafka thread (sendq-kafka)", {"Ir": 300, "DLmr": 7}, {"Ir": 0})}
+        real = self.tool.totals
+        self.tool.totals = lambda path: files[path]
+        self.addCleanup(setattr, self.tool, "totals", real)
+        self.assertEqual(self.tool.by_role(["io-0", "io-1", "kafka"]), {
+            "I/O threads (sendq-io-N)": {"Ir": 1300, "DLmr": 36},
+            "Kafka thread (sendq-kafka)": {"Ir": 300, "DLmr": 7},
+            self.tool.POLLING: {"Ir": 100, "DLmr": 4}})
+
+    def test_valgrind_runs_the_worker_under_callgrind_with_the_cache_asked_for(self):
+        self.assertEqual(self.tool.valgrind_options("/w/callgrind.%p", 0),
+                         ["--tool=callgrind", "--separate-threads=yes", "--callgrind-out-file=/w/callgrind.%p"])
+        self.assertEqual(self.tool.valgrind_options("/w/callgrind.%p", 8),
+                         ["--tool=callgrind", "--separate-threads=yes", "--cache-sim=yes", "--LL=8388608,16,64",
+                          "--callgrind-out-file=/w/callgrind.%p"])
+
     def test_the_table_per_delivery_with_and_without_misses(self):
         io, kafka, polling = "I/O threads (sendq-io-N)", "Kafka thread (sendq-kafka)", self.tool.POLLING
         small = {io: {"Ir": 1_000_000, "I1mr": 10, "D1mr": 100, "D1mw": 50, "ILmr": 1, "DLmr": 20, "DLmw": 9},
-                 kafka: {"Ir": 400_000, "DLmr": 4}, polling: {"Ir": 70_000}}
+                 kafka: {"Ir": 400_000, "D1mr": 20, "DLmr": 4}, polling: {"Ir": 70_000, "DLmr": 2}}
         large = {io: {"Ir": 3_000_000, "I1mr": 30, "D1mr": 300, "D1mw": 150, "ILmr": 3, "DLmr": 60, "DLmw": 27},
-                 kafka: {"Ir": 1_000_000, "DLmr": 10}, polling: {"Ir": 90_000}}
+                 kafka: {"Ir": 1_000_000, "D1mr": 60, "DLmr": 24}, polling: {"Ir": 90_000, "DLmr": 22}}
         per = self.tool.per_delivery(small, large, 20)
         self.assertEqual(per[io], {"Ir": 100_000, "I1mr": 1, "D1mr": 10, "D1mw": 5, "ILmr": 0.1, "DLmr": 2, "DLmw": 0.9})
         self.assertEqual(self.tool.report(per, 0).splitlines(), [
-            f"  {'':44} {'instructions':>12}",
-            f"  {io:44} {'100,000':>12}",
-            f"  {kafka:44} {'30,000':>12}",
-            f"  {'all threads':44} {'130,000':>12}",
-            f"  {polling:44} {'1,000':>12}"])
-        lines = self.tool.report(per, 8).splitlines()
-        self.assertEqual(lines[0], f"  {'':44} {'instructions':>12} {'L1 misses':>10} {'LL misses (8 MB)':>18}")
-        # L1: I1mr + D1mr + D1mw = 16; LL: ILmr + DLmr + DLmw = 3 (the Kafka thread's 0.3 added in all threads)
-        self.assertEqual(lines[1], f"  {io:44} {'100,000':>12} {'16':>10} {'3':>18}")
-        self.assertEqual(lines[3], f"  {'all threads':44} {'130,000':>12} {'16':>10} {'3':>18}")
+            f"  {'':48} {'instructions':>12}",
+            f"  {io:48} {'100,000':>12}",
+            f"  {kafka:48} {'30,000':>12}",
+            f"  {'all threads':48} {'130,000':>12}",
+            f"  {polling:48} {'1,000':>12}"])
+        # L1: I1mr + D1mr + D1mw; LL: ILmr + DLmr + DLmw. The I/O threads 16 and 3, the Kafka thread
+        # 2 and 1, so all threads 18 and 4; the polling's misses are shown apart, not in the sum.
+        self.assertEqual(self.tool.report(per, 8).splitlines(), [
+            f"  {'':48} {'instructions':>12} {'L1 misses':>10} {'LL misses (8 MB)':>18}",
+            f"  {io:48} {'100,000':>12} {'16':>10} {'3':>18}",
+            f"  {kafka:48} {'30,000':>12} {'2':>10} {'1':>18}",
+            f"  {'all threads':48} {'130,000':>12} {'18':>10} {'4':>18}",
+            f"  {polling:48} {'1,000':>12} {'0':>10} {'1':>18}"])
 
     def test_a_cache_size_that_is_not_a_power_of_two_is_refused_by_name(self):
         run = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "support", "worker_instructions.py"),
