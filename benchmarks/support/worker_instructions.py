@@ -112,7 +112,9 @@ def inclusive_of(annotated, pattern):
     best = 0
     for line in annotated.splitlines():
         if pattern in line and "=>" not in line:
-            best = max(best, int(line.split()[0].replace(",", "")))
+            count = line.split()[0]
+            # a function with none of the event is listed with "." (with --threshold=100)
+            best = max(best, 0 if count == "." else int(count.replace(",", "")))
     return best
 
 

@@ -312,9 +312,12 @@ class WorkerInstructionsPartsTest(unittest.TestCase):
 
     def test_an_inclusive_count_is_the_largest_line_of_the_function_not_a_call(self):
         annotated = ("  5,000 (50.0%)  server.cpp:f [w]\n  7,000 (70.0%)  server.cpp:f [w]\n"
-                     "  9,000 (90.0%)  > server.cpp:f => other.cpp:g (3x)\n  8,000 (80.0%)  main.cpp:main [w]\n")
+                     "  9,000 (90.0%)  > server.cpp:f => other.cpp:g (3x)\n  8,000 (80.0%)  main.cpp:main [w]\n"
+                     "      .           server.cpp:h [w]\n")
         self.assertEqual(self.tool.inclusive_of(annotated, "server.cpp:f"), 7000)
         self.assertEqual(self.tool.inclusive_of(annotated, "absent"), 0)
+        # none of the event: callgrind_annotate prints "."
+        self.assertEqual(self.tool.inclusive_of(annotated, "server.cpp:h"), 0)
 
     def test_by_role_adds_up_each_threads_counts_less_the_metrics_polling_event_by_event(self):
         files = {"io-0": ("I/O threads (sendq-io-N)", {"Ir": 900, "DLmr": 30}, {"Ir": 100, "DLmr": 4}),
