@@ -22,6 +22,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import sendq_harness as h  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+# The tools' own modules, imported by the tests of their parts.
+sys.path.insert(0, os.path.join(ROOT, "benchmarks", "support"))
 N = 20000  # drained in several of the benchmark's 50 ms polls, even on a faster machine
 
 
@@ -157,7 +159,6 @@ class EndToEndPartsTest(unittest.TestCase):
     """benchmarks/e2e/run's reading of a process's CPU time, against what the kernel tells this process."""
 
     def test_user_and_system_time_are_read_apart_and_in_that_order(self):
-        sys.path.insert(0, os.path.join(ROOT, "benchmarks", "support"))
         import alternated_drains
         e2e = alternated_drains.load_e2e()
         # some of each, far enough apart that reading them swapped would show: system calls, then a
@@ -222,7 +223,6 @@ class AlternatedDrainsPartsTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        sys.path.insert(0, os.path.join(ROOT, "benchmarks", "support"))
         import alternated_drains
         cls.tool = alternated_drains
 
@@ -277,7 +277,6 @@ class WorkerInstructionsPartsTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        sys.path.insert(0, os.path.join(ROOT, "benchmarks", "support"))
         import worker_instructions
         cls.tool = worker_instructions
 
