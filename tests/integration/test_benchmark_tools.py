@@ -36,7 +36,7 @@ EXPECTED_ROWS = [
     "CPU cores used during the drain (of N)", "results on the topic (N threads)",
     "memory drain: worker peak RSS (VmHWM), max_in_flight N,N", "memory drain: deliveries/s; CPU per delivery",
     "results on the topic (memory drain)", "worker deliveries/s (N thread)", "CPU cores used during the N-thread drain (of N)",
-    "N threads / N thread", "open-loop load (N/s asked)", "created_at → result pN", "created_at → result pN",
+    "N threads / N thread", "the most the CPUs allow over N thread, at the N-thread drain's costs", "open-loop load (N/s asked)", "created_at → result pN", "created_at → result pN",
     "created_at → result pN.N", "in the worker (consumed → result) pN / pN / pN.N", "during the open-loop load",
     "CPU cores used during the open-loop load (of N)",
     "the same load over N partitions, worker defaults (fetch.wait.max.ms N): created_at → result pN / pN / pN.N",
@@ -129,6 +129,11 @@ class EndToEndBenchmarkTest(unittest.TestCase):
         # a delivery costs the worker time in the kernel too (an HTTP exchange is two system calls)
         self.assertGreater(float(cpu[3]), 0.0)
         self.assertRegex(rows["2 threads / 1 thread"], r"^[\d.]+×$")
+        room = re.fullmatch(rf"([\d.]+)× \({os.cpu_count()} cores / ([\d.]+) in use; 1\.7× would take ([\d.]+) cores\)",
+                            rows["the most the CPUs allow over 1 thread, at the 1-thread drain's costs"])
+        self.assertIsNotNone(room, rows["the most the CPUs allow over 1 thread, at the 1-thread drain's costs"])
+        self.assertAlmostEqual(float(room[1]), os.cpu_count() / float(room[2]), delta=0.02)
+        self.assertAlmostEqual(float(room[3]), 1.7 * float(room[2]), delta=0.02)
         # the I/O threads' busy share, from their schedstat, for both drains
         cores = {re.sub(r"\d+", "N", m): v for m, v in pairs if m.startswith("CPU cores used during the")}
         self.assertRegex(cores["CPU cores used during the drain (of N)"], r"; I/O threads busy [\d.]+ and [\d.]+ of a core$")
@@ -156,7 +161,19 @@ class EndToEndBenchmarkTest(unittest.TestCase):
 
 
 class EndToEndPartsTest(unittest.TestCase):
-    """benchmarks/e2e/run's reading of a process's CPU time, against what the kernel tells this process."""
+    """benchmarks/e2e/run's reading of a process's CPU time, against what the kernel tells this process,
+    and its bound on how far more I/O threads could scale, on figures worked out by hand."""
+
+    def test_the_scaling_room_is_the_cpus_over_the_cores_the_one_thread_drain_used(self):
+        import alternated_drains
+        e2e = alternated_drains.load_e2e()
+        # the 1-thread drain of set AA's first run: 0.31 of 2 cores idle
+        room, used = e2e.scaling_room({"worker": 1.15, "nginx": 0.37, "idle": 0.31, "softirq": 0.24}, 2)
+        self.assertAlmostEqual(used, 1.69)
+        self.assertAlmostEqual(room, 2 / 1.69)
+        # a machine left half idle allows 2×, and one left with nothing idle no more than 1×
+        self.assertAlmostEqual(e2e.scaling_room({"idle": 2.0}, 4)[0], 2.0)
+        self.assertAlmostEqual(e2e.scaling_room({"idle": 0.0}, 2)[0], 1.0)
 
     def test_user_and_system_time_are_read_apart_and_in_that_order(self):
         import alternated_drains
