@@ -36,7 +36,7 @@ EXPECTED_ROWS = [
     "CPU cores used during the drain (of N)", "results on the topic (N threads)",
     "memory drain: worker peak RSS (VmHWM), max_in_flight N,N", "memory drain: deliveries/s; CPU per delivery",
     "results on the topic (memory drain)", "worker deliveries/s (N thread)", "CPU cores used during the N-thread drain (of N)",
-    "N threads / N thread", "the most the CPUs allow over N thread, at the N-thread drain's costs", "open-loop load (N/s asked)", "created_at → result pN", "created_at → result pN",
+    "N threads / N thread", "cores N.N× one thread would take, at the N-thread drain's cost a delivery", "open-loop load (N/s asked)", "created_at → result pN", "created_at → result pN",
     "created_at → result pN.N", "in the worker (consumed → result) pN / pN / pN.N", "during the open-loop load",
     "CPU cores used during the open-loop load (of N)",
     "the same load over N partitions, worker defaults (fetch.wait.max.ms N): created_at → result pN / pN / pN.N",
@@ -129,11 +129,17 @@ class EndToEndBenchmarkTest(unittest.TestCase):
         # a delivery costs the worker time in the kernel too (an HTTP exchange is two system calls)
         self.assertGreater(float(cpu[3]), 0.0)
         self.assertRegex(rows["2 threads / 1 thread"], r"^[\d.]+×$")
-        room = re.fullmatch(rf"([\d.]+)× \({os.cpu_count()} cores / ([\d.]+) in use; 1\.7× would take ([\d.]+) cores\)",
-                            rows["the most the CPUs allow over 1 thread, at the 1-thread drain's costs"])
-        self.assertIsNotNone(room, rows["the most the CPUs allow over 1 thread, at the 1-thread drain's costs"])
-        self.assertAlmostEqual(float(room[1]), os.cpu_count() / float(room[2]), delta=0.02)
-        self.assertAlmostEqual(float(room[3]), 1.7 * float(room[2]), delta=0.02)
+        label = "cores 1.7× one thread would take, at the 2-thread drain's cost a delivery"
+        need = re.fullmatch(rf"([\d.]+) of {os.cpu_count()} \(the 2-thread drain used ([\d.]+) for ([\d.]+)×\)", rows[label])
+        self.assertIsNotNone(need, rows[label])
+        # its inputs are the 2-thread drain's own rows: the cores it left idle and the scaling printed above
+        idle2 = float(re.search(r"idle ([\d.]+)", next(v for m, v in pairs if m.startswith("CPU cores used during the drain")))[1])
+        self.assertAlmostEqual(float(need[2]), os.cpu_count() - idle2, delta=0.011)
+        self.assertEqual(need[3] + "×", rows["2 threads / 1 thread"])
+        # 1.7 × used / scale, from figures printed to two decimals: within what that rounding can move it
+        used, scale = float(need[2]), float(need[3])
+        expected = 1.7 * used / scale
+        self.assertAlmostEqual(float(need[1]), expected, delta=0.006 + (1.7 * 0.005 + expected * 0.005) / scale)
         # the I/O threads' busy share, from their schedstat, for both drains
         cores = {re.sub(r"\d+", "N", m): v for m, v in pairs if m.startswith("CPU cores used during the")}
         self.assertRegex(cores["CPU cores used during the drain (of N)"], r"; I/O threads busy [\d.]+ and [\d.]+ of a core$")
@@ -162,18 +168,19 @@ class EndToEndBenchmarkTest(unittest.TestCase):
 
 class EndToEndPartsTest(unittest.TestCase):
     """benchmarks/e2e/run's reading of a process's CPU time, against what the kernel tells this process,
-    and its bound on how far more I/O threads could scale, on figures worked out by hand."""
+    and its projection of the cores 1.7× one thread would take, on figures worked out by hand."""
 
-    def test_the_scaling_room_is_the_cpus_over_the_cores_the_one_thread_drain_used(self):
+    def test_the_cores_for_one_point_seven_times_are_worked_out_from_the_two_thread_drain(self):
         import alternated_drains
         e2e = alternated_drains.load_e2e()
-        # the 1-thread drain of set AA's first run: 0.31 of 2 cores idle
-        room, used = e2e.scaling_room({"worker": 1.15, "nginx": 0.37, "idle": 0.31, "softirq": 0.24}, 2)
-        self.assertAlmostEqual(used, 1.69)
-        self.assertAlmostEqual(room, 2 / 1.69)
-        # a machine left half idle allows 2×, and one left with nothing idle no more than 1×
-        self.assertAlmostEqual(e2e.scaling_room({"idle": 2.0}, 4)[0], 2.0)
-        self.assertAlmostEqual(e2e.scaling_room({"idle": 0.0}, 2)[0], 1.0)
+        # set AB's third run: the 2-thread drain left 0.07 of 2 cores idle and delivered 1.33× the 1-thread one
+        need, used = e2e.cores_for_scale({"worker": 1.40, "nginx": 0.42, "idle": 0.07, "softirq": 0.27}, 1.33, 2)
+        self.assertAlmostEqual(used, 1.93)
+        self.assertAlmostEqual(need, 1.7 * 1.93 / 1.33)  # 2.47: more than the machine has
+        # a drain that scaled 1.7× on the cores it used needs just those; the softirq share is not subtracted again
+        self.assertAlmostEqual(e2e.cores_for_scale({"idle": 0.5, "softirq": 0.3}, 1.7, 2)[0], 1.5)
+        # another target, and a machine of more CPUs
+        self.assertAlmostEqual(e2e.cores_for_scale({"idle": 4.0}, 2.0, 8, target=3.0)[0], 6.0)
 
     def test_user_and_system_time_are_read_apart_and_in_that_order(self):
         import alternated_drains
