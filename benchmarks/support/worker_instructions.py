@@ -106,23 +106,41 @@ def file_totals(path):
     return {name: counts[i] if i < len(counts) else 0 for i, name in enumerate(names)}
 
 
+# One column of callgrind_annotate's table: a count with its share ("1,234 (12.5%)", "5 ( 0.5%)"),
+# a bare 0, or "." for none of that event.
+_COLUMN = re.compile(r"\s*(?:([\d,]+)(?:\s*\(\s*[\d.]+%\))?|(\.))")
+
+
 def inclusive_of(annotated, pattern):
-    """The largest inclusive count of a function whose line contains `pattern`, in the output of
-    callgrind_annotate --inclusive=yes for one event (0 when none does)."""
-    best = 0
+    """{event: the largest inclusive count of a function whose line contains `pattern`} in the output
+    of callgrind_annotate --inclusive=yes, for every event it shows (0 where no line matches)."""
+    shown = re.search(r"^Events shown:\s+(.*)$", annotated, re.M)
+    if not shown:
+        raise ValueError("no 'Events shown:' line in callgrind_annotate's output")
+    events = shown.group(1).split()
+    best = dict.fromkeys(events, 0)
     for line in annotated.splitlines():
-        if pattern in line and "=>" not in line:
-            count = line.split()[0]
-            # a function with none of the event is listed with "." (with --threshold=100)
-            best = max(best, 0 if count == "." else int(count.replace(",", "")))
+        if pattern not in line or "=>" in line:
+            continue
+        pos, counts = 0, []
+        for _ in events:
+            m = _COLUMN.match(line, pos)
+            if not m or m.end() == pos:
+                break
+            counts.append(0 if m.group(2) else int(m.group(1).replace(",", "")))
+            pos = m.end()
+        if len(counts) == len(events):
+            for event, count in zip(events, counts):
+                best[event] = max(best[event], count)
     return best
 
 
-def annotate(path, event):
-    # --threshold=100: every function, however small its share of `event` (by default the list
-    # stops at 99% of it, and the /metrics sessions' misses could fall below that).
-    return subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", f"--show={event}",
-                           f"--sort={event}", path], capture_output=True, text=True, check=True).stdout
+def annotate(path):
+    # --threshold=100: every function, however small its share of an event (by default the list
+    # stops at 99% of it, and the /metrics sessions' misses could fall below that). Every event the
+    # file has is shown, one column each, so the file is read once.
+    return subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", path],
+                          capture_output=True, text=True, check=True).stdout
 
 
 def valgrind_options(out_file, cache_mb):
@@ -143,14 +161,10 @@ def totals(path):
 
 def read_totals(path):
     counts = file_totals(path)
-    text = annotate(path, "Ir")
+    text = annotate(path)
     # The benchmark polls /metrics every 50 ms, served on the first I/O thread: a cost per second,
     # not per delivery (and a slower worker is polled more), so it is counted apart.
-    serving = {"Ir": inclusive_of(text, SERVER_SESSIONS)}
-    if serving["Ir"]:
-        for event in counts:
-            if event != "Ir" and counts[event]:
-                serving[event] = inclusive_of(annotate(path, event), SERVER_SESSIONS)
+    serving = inclusive_of(text, SERVER_SESSIONS)
     role = "librdkafka"
     for pattern, name in (("io_context::run()", "I/O threads (sendq-io-N)"),
                           ("pipeline::impl::consume_loop()", "Kafka thread (sendq-kafka)"),

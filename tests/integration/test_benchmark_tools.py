@@ -337,16 +337,31 @@ class WorkerInstructionsPartsTest(unittest.TestCase):
         for total, first, last in (("Ir", "I1mr", "ILmr"), ("Dr", "D1mr", "DLmr"), ("Dw", "D1mw", "DLmw")):
             self.assertLessEqual(counts[last], counts[first], last)
             self.assertLessEqual(counts[first], counts[total], first)
-        self.assertGreater(self.tool.inclusive_of(self.tool.annotate(out, "Ir"), "(below main)"), 0)
+        # one annotation gives every event's column: its totals line read back is the file's summary,
+        # and a function's inclusive count is never more than the program's
+        annotated = self.tool.annotate(out)
+        self.assertEqual(self.tool.inclusive_of(annotated, "PROGRAM TOTALS"), counts)
+        below_main = self.tool.inclusive_of(annotated, "(below main)")
+        self.assertEqual(list(below_main), list(counts))
+        self.assertGreater(below_main["Ir"], 0)
+        for event, count in below_main.items():
+            self.assertLessEqual(count, counts[event], event)
 
-    def test_an_inclusive_count_is_the_largest_line_of_the_function_not_a_call(self):
-        annotated = ("  5,000 (50.0%)  server.cpp:f [w]\n  7,000 (70.0%)  server.cpp:f [w]\n"
-                     "  9,000 (90.0%)  > server.cpp:f => other.cpp:g (3x)\n  8,000 (80.0%)  main.cpp:main [w]\n"
-                     "      .           server.cpp:h [w]\n")
-        self.assertEqual(self.tool.inclusive_of(annotated, "server.cpp:f"), 7000)
-        self.assertEqual(self.tool.inclusive_of(annotated, "absent"), 0)
-        # none of the event: callgrind_annotate prints "."
-        self.assertEqual(self.tool.inclusive_of(annotated, "server.cpp:h"), 0)
+    def test_an_inclusive_count_is_the_largest_line_of_the_function_not_a_call_event_by_event(self):
+        # callgrind_annotate's columns: a count and its share (with a space inside the brackets when
+        # under 10%), a bare 0, or "." for none of the event
+        annotated = ("Events shown:     Ir DLmr DLmw\n"
+                     "  5,000 (50.0%)  40 (40.0%)   9 ( 9.0%)  server.cpp:f [w]\n"
+                     "  7,000 (70.0%)  30 (30.0%)  12 (12.0%)  server.cpp:f [w]\n"
+                     "  9,000 (90.0%)  90 (90.0%)  90 (90.0%)  > server.cpp:f => other.cpp:g (3x)\n"
+                     "  8,000 (80.0%)  80 (80.0%)  80 (80.0%)  main.cpp:main [w]\n"
+                     "    600 ( 6.0%)   0            .           server.cpp:h [w]\n")
+        # the largest of each event over the function's lines, the call line left out
+        self.assertEqual(self.tool.inclusive_of(annotated, "server.cpp:f"), {"Ir": 7000, "DLmr": 40, "DLmw": 12})
+        self.assertEqual(self.tool.inclusive_of(annotated, "server.cpp:h"), {"Ir": 600, "DLmr": 0, "DLmw": 0})
+        self.assertEqual(self.tool.inclusive_of(annotated, "absent"), {"Ir": 0, "DLmr": 0, "DLmw": 0})
+        with self.assertRaisesRegex(ValueError, "Events shown"):
+            self.tool.inclusive_of("  5,000 (50.0%)  server.cpp:f\n", "server.cpp:f")
 
     def test_by_role_adds_up_each_threads_counts_less_the_metrics_polling_event_by_event(self):
         files = {"io-0": ("I/O threads (sendq-io-N)", {"Ir": 900, "DLmr": 30}, {"Ir": 100, "DLmr": 4}),
