@@ -362,4 +362,4 @@ class MissingCredentialsTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    h.main()

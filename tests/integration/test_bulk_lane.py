@@ -51,4 +51,4 @@ class BulkLaneTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    h.main()

@@ -244,4 +244,4 @@ class CtlEnqueueInputTest(unittest.TestCase):
             self.assertNotIn("enqueued", err, args)
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    h.main()

@@ -138,4 +138,4 @@ class ParkTooLargeTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    h.main()

@@ -740,4 +740,4 @@ class KafkaLostTest(unittest.TestCase):
             self.assertTrue(lines[-1]["msg"].startswith("fatal: Kafka did not acknowledge"), lines[-1])
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    h.main()

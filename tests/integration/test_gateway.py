@@ -259,4 +259,4 @@ class ExampleConfigurationTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    h.main()

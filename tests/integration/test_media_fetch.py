@@ -98,4 +98,4 @@ fetch_allowed_hosts = "127.0.0.1"
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    h.main()

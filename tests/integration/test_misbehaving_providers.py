@@ -232,4 +232,4 @@ class MisbehavingProvidersTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    h.main()

@@ -456,4 +456,4 @@ class KubernetesConfigTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    h.main()

@@ -238,4 +238,4 @@ class PrometheusTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    h.main()

@@ -144,4 +144,4 @@ class ThrottleAcrossReloadTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    h.main()

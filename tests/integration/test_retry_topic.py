@@ -58,4 +58,4 @@ class RetryTopicTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    h.main()

@@ -5,12 +5,14 @@ here, by its PID. Kafka is reached only with kcat, as a user would.
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import unittest
 import urllib.error
 import urllib.request
 
@@ -281,9 +283,33 @@ def kcat_results_by_id(bootstrap, count, timeout=120):
     return {r["id"]: r for r in (json.loads(v) for _, v, _ in kcat_consume_until(bootstrap, "sendq.results", count, timeout))}
 
 
+# Work folders made for tests, removed by main() when every test of the file passed.
+_TEST_WORKDIRS = []
+
+
 class Workdir:
+    """A fresh folder under the system's temp dir for one test's logs, configs and port files.
+
+    The demo and the soak run keep theirs and print where it is. A test file run through main()
+    removes the folders of its tests when they all passed, and keeps them (and names them) when one
+    failed, since the logs there are what explains a failure. SENDQ_KEEP_WORKDIRS=1 keeps them all.
+    """
+
     def __init__(self, name):
         self.path = tempfile.mkdtemp(prefix=f"sendq-{name}-")
+        _TEST_WORKDIRS.append(self.path)
+
+
+def main():
+    """unittest.main() for the integration tests, then the work folders' clean-up (Workdir)."""
+    program = unittest.main(verbosity=2, exit=False)
+    passed = program.result.wasSuccessful()
+    if passed and os.environ.get("SENDQ_KEEP_WORKDIRS", "") in ("", "0"):
+        for path in _TEST_WORKDIRS:
+            shutil.rmtree(path, ignore_errors=True)
+    elif _TEST_WORKDIRS:
+        print("logs and files of these tests kept in: " + " ".join(_TEST_WORKDIRS), file=sys.stderr)
+    sys.exit(0 if passed else 1)
 
 
 GATEWAY = os.path.join(BUILD, "services", "gateway", "sendq-gateway")
