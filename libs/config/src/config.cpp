@@ -197,13 +197,19 @@ void read_accounts(const toml::table* providers_table, config& c, const env_look
             value = *v.value<std::string>();
           } else if (v.is_integer()) {
             value = std::to_string(*v.value<int64_t>());
+          } else if (v.is_boolean()) {
+            value = *v.value<bool>() ? "true" : "false";  // fetch_allow_private = true
           } else {
-            fail(where + "." + key + ": must be a string or an integer");
+            fail(where + "." + key + ": must be a string, an integer or a boolean");
           }
           if (std::find(keys.begin(), keys.end(), name) == keys.end()) {
             std::string known;
             for (auto k2 : keys) known += (known.empty() ? "" : ", ") + std::string(k2);
             fail(where + "." + name + ": unknown key for provider " + provider + " (known: base_url, retry_ambiguous, follow_redirects, " + known + ")");
+          }
+          // toml keeps keys unique, but "token", "token_file" and "token_env" all set one key.
+          if (a.settings.contains(name)) {
+            fail(where + "." + name + ": given twice (directly and as " + name + "_file/" + name + "_env)");
           }
           if (is_secret_key(name) && !value.empty()) c.secrets.push_back(value);
           a.settings[name] = std::move(value);
@@ -285,9 +291,21 @@ void read_gateway(const toml::table* t, config& c, const env_lookup& env) {
     }
   }
   if (!g.api_keys_file.empty()) {
-    std::ifstream in(g.api_keys_file);
-    if (!in) fail("gateway.api_keys_file: cannot read '" + g.api_keys_file + "'");
+    // No keys means the gateway takes every caller, so a file that yields none (a directory, which
+    // std::ifstream opens and reads as empty, an unreadable or an empty file) stops start-up.
+    const std::string& path = g.api_keys_file;
+    std::error_code ec;
+    const auto st = std::filesystem::status(path, ec);
+    if (ec || !std::filesystem::exists(st)) fail("gateway.api_keys_file: cannot read '" + path + "'");
+    if (!std::filesystem::is_regular_file(st)) fail("gateway.api_keys_file: '" + path + "' is not a regular file");
+    std::ifstream in(path);
+    if (!in) fail("gateway.api_keys_file: cannot read '" + path + "'");
+    const auto before = g.api_keys.size();
     for (std::string line; std::getline(in, line);) add_api_key(c, line);
+    if (in.bad()) fail("gateway.api_keys_file: error reading '" + path + "'");
+    if (g.api_keys.size() == before) {
+      fail("gateway.api_keys_file: '" + path + "' holds no key (one a line; leave the setting out to run without keys)");
+    }
   }
   if (g.addr.empty() || g.addr.rfind(':') == std::string::npos) {
     fail("gateway.addr: '" + g.addr + "' must be host:port (SENDQ_GATEWAY_ADDR)");
@@ -369,6 +387,9 @@ void read_kafka(const toml::table& root, config& c, const env_lookup& env) {
                 {"results_topic", &k.results_topic}, {"dlq_topic", &k.dlq_topic}, {"retry_topic", &k.retry_topic}, {"bulk_topic", &k.bulk_topic},
                 {"embedded_bootstrap_file", &k.embedded_bootstrap_file}},
                env, {"librdkafka"});
+  if (const auto* node = root["kafka"]["librdkafka"].node(); node && !node->is_table()) {
+    fail("kafka.librdkafka: must be a table of librdkafka settings ([kafka.librdkafka], \"key\" = value)");
+  }
   if (const auto* lt = root["kafka"]["librdkafka"].as_table()) {
     for (const auto& [lk, lv] : *lt) {
       // librdkafka's keys are dotted ("sasl.password"); "<key>_file" / "<key>_env" read the value

@@ -101,6 +101,41 @@ TEST(config, refuses_secret_files_that_cannot_be_secrets) {
             "providers.gewe.a.token_file: cannot read '/nonexistent/token'");
 }
 
+TEST(config, refuses_a_secret_given_twice_in_two_forms) {
+  // given a token written in the file and named by an environment variable too
+  const std::string text = "[providers.gewe.a]\nbase_url = \"http://h\"\napp_id = \"x\"\ntoken = \"t1\"\n"
+                           "token_env = \"GEWE_TOKEN\"\n";
+  // when / then neither silently wins
+  EXPECT_EQ(error_of(text, {{"GEWE_TOKEN", "t2"}}),
+            "providers.gewe.a.token: given twice (directly and as token_file/token_env)");
+}
+
+TEST(config, a_provider_setting_may_be_a_boolean) {
+  const auto c = parse("[providers.gps.a]\nbase_url = \"http://h\"\ntoken = \"t\"\napp_id = \"1\"\n"
+                       "fetch_allow_private = true\n", env_of({}));
+  EXPECT_EQ(c.find_account("gps", "a")->get("fetch_allow_private"), "true");
+  EXPECT_EQ(error_of("[providers.gps.a]\nbase_url = \"http://h\"\ntoken = \"t\"\napp_id = \"1\"\n"
+                     "fetch_max_bytes = \"1MiB\"\n"),
+            "providers.gps.a: account a of gps: key \"fetch_max_bytes\" must be an integer of bytes in 1..67108864, "
+            "not \"1MiB\"");
+}
+
+TEST(config, refuses_an_api_keys_file_that_yields_no_key) {
+  // A gateway without keys takes every caller: a directory (which a stream opens and reads as
+  // empty), a missing file or one with only comments must not start it open.
+  const auto with_file = [](const std::string& path) { return "[gateway]\napi_keys_file = \"" + path + "\"\n"; };
+  EXPECT_EQ(error_of(with_file("/tmp")), "gateway.api_keys_file: '/tmp' is not a regular file");
+  EXPECT_EQ(error_of(with_file("/nonexistent/keys")), "gateway.api_keys_file: cannot read '/nonexistent/keys'");
+  const std::string empty = ::testing::TempDir() + "/sendq_no_keys";
+  std::ofstream(empty) << "# keys, one a line\n\n   \n";
+  EXPECT_EQ(error_of(with_file(empty)), "gateway.api_keys_file: '" + empty +
+                                            "' holds no key (one a line; leave the setting out to run without keys)");
+  // and a file with keys gives them, comments and blanks left out
+  const std::string keys = ::testing::TempDir() + "/sendq_keys";
+  std::ofstream(keys) << "# ops\nk1\n  k2  \n\n";
+  EXPECT_EQ(parse(with_file(keys), env_of({})).gateway.api_keys, (std::vector<std::string>{"k1", "k2"}));
+}
+
 TEST(config, refuses_a_kafka_record_limit_too_small_for_the_largest_request) {
   // 1 MiB requests (the default) need 1 MiB + 64 KiB records on sendq.retry.
   EXPECT_EQ(error_of("[kafka.librdkafka]\n\"message.max.bytes\" = 1000000\n"),
@@ -272,6 +307,8 @@ TEST(config, kafka_librdkafka_refuses_unusable_settings_naming_them) {
             "kafka.librdkafka.sasl.password: given twice (directly and as _file/_env)");
   EXPECT_EQ(error_of("[kafka.librdkafka]\n\"ssl.ca.location\" = [\"a\"]\n"),
             "kafka.librdkafka.ssl.ca.location: must be a string, integer or boolean");
+  EXPECT_EQ(error_of("[kafka]\nlibrdkafka = [\"security.protocol=ssl\"]\n"),
+            "kafka.librdkafka: must be a table of librdkafka settings ([kafka.librdkafka], \"key\" = value)");
 }
 TEST(config, kafka_librdkafka_refuses_settings_that_would_undo_the_workers_guarantees) {
   // auto-commit would commit offsets before the results are acknowledged

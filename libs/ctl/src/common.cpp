@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <ctime>
@@ -19,16 +20,31 @@ args::args(int argc, char** argv, int first) {
   for (int i = first; i < argc; ++i) argv_.emplace_back(argv[i]);
 }
 
+bool args::done() {
+  if (i_ < argv_.size()) return false;
+  check_value_taken();
+  return true;
+}
+
 std::string args::next() {
+  check_value_taken();
   std::string a = argv_[i_++];
-  inline_value_.reset();
   if (a.starts_with("--")) {
     if (auto eq = a.find('='); eq != std::string::npos) {
       inline_value_ = a.substr(eq + 1);
       a.resize(eq);
     }
   }
+  flag_ = a;
   return a;
+}
+
+void args::check_value_taken() {
+  // "--dry-run=false" would otherwise be a dry run, the "=false" dropped without a word.
+  if (inline_value_) {
+    const auto v = *std::exchange(inline_value_, std::nullopt);
+    throw usage_error(flag_ + " takes no value (given '" + v + "')");
+  }
 }
 
 std::string args::value(const std::string& name) {
@@ -82,18 +98,29 @@ std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+namespace {
+
+// Digits only, as a non-negative int64; nullopt when empty, not all digits, or too large.
+std::optional<std::int64_t> digits_value(std::string_view s) {
+  std::int64_t n = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  if (s.empty() || s[0] == '-' || s[0] == '+' || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return n;
+}
+
+}  // namespace
+
 std::optional<std::int64_t> parse_time(std::string_view s, std::int64_t now) {
   if (s == "now") return now;
   if (s.size() >= 3 && s[0] == '-') {
     const char unit = s.back();
-    const std::string digits(s.substr(1, s.size() - 2));
-    if (digits.find_first_not_of("0123456789") != std::string::npos || digits.empty()) return std::nullopt;
-    const std::int64_t n = std::stoll(digits);
+    const auto n = digits_value(s.substr(1, s.size() - 2));
     const std::int64_t ms = unit == 's' ? 1000 : unit == 'm' ? 60000 : unit == 'h' ? 3600000 : unit == 'd' ? 86400000 : 0;
-    if (!ms) return std::nullopt;
-    return now - n * ms;
+    if (!n || !ms) return std::nullopt;
+    // No Kafka record is older than 1970: further back means "from the start", without overflowing.
+    return *n > now / ms ? 0 : now - *n * ms;
   }
-  if (!s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos) return std::stoll(std::string(s));
+  if (!s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos) return digits_value(s);
   std::tm tm{};
   const std::string text(s);
   const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);

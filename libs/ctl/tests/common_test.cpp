@@ -30,6 +30,13 @@ TEST(ctl, times_read_relative_epoch_and_utc) {
   EXPECT_EQ(parse_time("2023-11-14T22:13:20Z", now), 1700000000000);
   EXPECT_FALSE(parse_time("yesterday", now));
   EXPECT_FALSE(parse_time("-5x", now));
+  // out of int64's range: refused, not thrown (std::stoll) nor wrapped
+  EXPECT_FALSE(parse_time("99999999999999999999", now));
+  EXPECT_FALSE(parse_time("-99999999999999999999s", now));
+  EXPECT_FALSE(parse_time("-+5s", now));
+  // further back than 1970 (n × unit would overflow for this one): from the start
+  EXPECT_EQ(parse_time("-999999999999d", now), 0);
+  EXPECT_EQ(parse_time("-20000d", now), 0);
 }
 
 TEST(ctl, progress_line_shows_bar_rate_and_eta) {
@@ -179,6 +186,23 @@ TEST(ctl, an_inverted_range_is_a_usage_error_naming_both_options) {
   EXPECT_EQ(usage_message([] { check_order(5, "--start-offset", 10, "--end-offset"); }), "(no usage error)");
   EXPECT_EQ(usage_message([] { check_order(5, "--since", 5, "--until"); }), "(no usage error)");
   EXPECT_EQ(usage_message([] { check_order(std::nullopt, "--since", 5, "--until"); }), "(no usage error)");
+}
+
+TEST(ctl, a_value_given_to_an_option_that_takes_none_is_a_usage_error) {
+  // given "--dry-run=false", whose "=false" would otherwise be dropped (a dry run all the same)
+  std::vector<std::string> words{"sendqctl", "--dry-run=false", "--from-beginning=no"};
+  std::vector<char*> argv;
+  for (auto& w : words) argv.push_back(w.data());
+  args in(static_cast<int>(argv.size()), argv.data(), 1);
+  // when the command takes the first as a flag and asks for the next
+  EXPECT_EQ(in.next(), "--dry-run");
+  // then the option is named
+  EXPECT_EQ(usage_message([&] { in.next(); }), "--dry-run takes no value (given 'false')");
+  // and so is the last one, when the command asks whether it is done
+  EXPECT_EQ(in.next(), "--from-beginning");
+  EXPECT_EQ(usage_message([&] { in.done(); }), "--from-beginning takes no value (given 'no')");
+  // and an option that takes a value still takes it after '='
+  EXPECT_EQ(parse_common({"--brokers=b:1"}).brokers, "b:1");
 }
 
 }  // namespace

@@ -5,10 +5,12 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <simdjson.h>
 
@@ -165,12 +167,21 @@ std::variant<legacy_request, legacy_error> legacy_to_send_request(std::string_vi
   std::optional<std::int64_t> message_type;
   std::optional<std::string> from, to, id;
   std::string info_json, ext_json;
+  unsigned seen = 0;  // a bit for each member of `known` below
   for (auto member : obj) {
     std::string_view key;
     if (auto e = read_key(member, padded, "body", key)) return *e;
     od::value v;
     if (member.value().get(v)) return legacy_error{std::string(key) + ": malformed JSON"};
     const std::string name(key);
+    // As on /v1/messages: a member given twice is refused, not "the last one wins" (which one a
+    // caller meant is not ours to guess).
+    static constexpr std::string_view known[] = {"messageType", "from", "to", "getMessageId", "messageInfo", "ext"};
+    if (const auto it = std::find(std::begin(known), std::end(known), key); it != std::end(known)) {
+      const auto bit = 1u << (it - std::begin(known));
+      if (seen & bit) return legacy_error{name + ": appears more than once"};
+      seen |= bit;
+    }
     if (key == "messageType") {
       std::int64_t n = 0;
       if (v.get_int64().get(n)) return legacy_error{"messageType: must be an integer (1 text ... 10 ext)"};
@@ -232,9 +243,13 @@ std::variant<legacy_request, legacy_error> legacy_to_send_request(std::string_vi
 
 std::string legacy_field_message(std::string_view type, std::string_view message) {
   const auto colon = message.find(':');
-  if (colon == std::string_view::npos || !message.starts_with("body")) return std::string(message);
+  if (colon == std::string_view::npos) return std::string(message);
   const auto path = message.substr(0, colon);
   const auto rest = message.substr(colon);
+  // The SendRequest's own names for the members the legacy body calls otherwise.
+  if (path == "id") return "getMessageId" + std::string(rest);
+  if (path == "type") return "messageType" + std::string(rest);
+  if (!message.starts_with("body")) return std::string(message);
   if (path == "body") return "messageInfo" + std::string(rest);
   const auto member = path.substr(5);  // after "body."
   const info_field* f = nullptr;

@@ -107,6 +107,24 @@ TEST(legacy, field_messages_are_renamed_to_the_legacy_names) {
   EXPECT_EQ(legacy_field_message("video", "body.thumb_size: too big"), "messageInfo.thumbFileLength: too big");
   EXPECT_EQ(legacy_field_message("text", "body.text: required"), "messageInfo.text: required");
   EXPECT_EQ(legacy_field_message("text", "from: required"), "from: required");
+  // the legacy body has no "id" nor "type": their errors name getMessageId and messageType
+  EXPECT_EQ(legacy_field_message("text", "id: must be 1 to 128 characters"), "getMessageId: must be 1 to 128 characters");
+  EXPECT_EQ(legacy_field_message("text", "type: not supported"), "messageType: not supported");
+}
+
+TEST(legacy, a_member_given_twice_is_refused_as_on_v1_messages) {
+  // given each member the mapping reads, given twice with different values
+  const std::string base = R"("messageType":1,"from":"f","to":"alice","getMessageId":"m1","messageInfo":{"text":"x"},"ext":{})";
+  for (const std::string repeated : {R"("to":"bob")", R"("from":"g")", R"("getMessageId":"m2")", R"("messageType":2)",
+                                     R"("messageInfo":{"text":"y"})", R"("ext":{"a":1})", R"("to":null)"}) {
+    // when
+    const auto err = error_of("{" + base + "," + repeated + "}");
+    // then the member is named, and nothing is sent to whichever came last
+    const auto name = repeated.substr(1, repeated.find('"', 1) - 1);
+    EXPECT_EQ(err, name + ": appears more than once") << repeated;
+  }
+  // and members the legacy service ignored may still repeat
+  EXPECT_EQ(error_of("{" + base + R"(,"channelType":1,"channelType":2})"), "");
 }
 
 TEST(legacy, reply_has_the_seed_shape) {

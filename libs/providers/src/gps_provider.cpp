@@ -112,6 +112,11 @@ std::string_view state_meaning(std::int64_t state) {
   return "";
 }
 
+// Bounds of the fetch policy's keys: a voice file of 64 MiB is already far past any AMR message, and
+// a fetch is part of one delivery, which no one waits 10 minutes for.
+constexpr std::int64_t max_fetch_bytes = 64 << 20;
+constexpr std::int64_t max_fetch_timeout_ms = 600'000;
+
 class gps_provider final : public provider {
  public:
   std::string_view name() const noexcept override { return provider_name; }
@@ -137,6 +142,25 @@ class gps_provider final : public provider {
     }
     if (a.get("language", "zh-CN").empty()) {
       return "account " + a.name + " of gps: key \"language\" must not be empty";
+    }
+    // The fetch policy's keys (libs/delivery/media_fetch) are read there without checks: check them here,
+    // where a wrong one stops start-up, instead of meaning "no limit" or a 0 ms timeout.
+    if (const auto v = a.get("fetch_allow_private", "false"); v != "true" && v != "false") {
+      return "account " + a.name + " of gps: key \"fetch_allow_private\" must be true or false, not " + quoted(v);
+    }
+    if (a.settings.contains("fetch_max_bytes")) {
+      const auto n = parse_int64(a.get("fetch_max_bytes"));
+      if (!n || *n < 1 || *n > max_fetch_bytes) {
+        return "account " + a.name + " of gps: key \"fetch_max_bytes\" must be an integer of bytes in 1.." +
+               std::to_string(max_fetch_bytes) + ", not " + quoted(a.get("fetch_max_bytes"));
+      }
+    }
+    if (a.settings.contains("fetch_timeout_ms")) {
+      const auto n = parse_int64(a.get("fetch_timeout_ms"));
+      if (!n || *n < 1 || *n > max_fetch_timeout_ms) {
+        return "account " + a.name + " of gps: key \"fetch_timeout_ms\" must be an integer of milliseconds in 1.." +
+               std::to_string(max_fetch_timeout_ms) + ", not " + quoted(a.get("fetch_timeout_ms"));
+      }
     }
     const auto format = a.get("format", "json");
     if (format != "json" && format != "xml") {

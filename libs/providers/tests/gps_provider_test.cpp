@@ -283,6 +283,33 @@ TEST(gps_provider, checks_its_account) {
   EXPECT_FALSE(gps->check_account(gps_account()));
 }
 
+TEST(gps_provider, checks_the_keys_of_its_fetch_policy) {
+  // given values the fetch would misread: "1MiB" as 1 byte, -1 as no limit, "5s" as 5 ms, "yes" as false
+  const std::vector<std::pair<std::string, std::string>> bad{
+      {"fetch_max_bytes", "1MiB"},    {"fetch_max_bytes", "-1"},       {"fetch_max_bytes", "0"},
+      {"fetch_max_bytes", "67108865"}, {"fetch_timeout_ms", "5s"},     {"fetch_timeout_ms", "abc"},
+      {"fetch_timeout_ms", "0"},      {"fetch_timeout_ms", "600001"}, {"fetch_allow_private", "yes"},
+      {"fetch_allow_private", "True"}};
+  for (const auto& [key, value] : bad) {
+    auto a = gps_account();
+    a.settings[key] = value;
+    // when
+    const auto err = gps->check_account(a);
+    // then the key and the value are named
+    ASSERT_TRUE(err) << key << " = " << value;
+    EXPECT_NE(err->find("\"" + key + "\" must be"), std::string::npos) << *err;
+    EXPECT_NE(err->find("\"" + value + "\""), std::string::npos) << *err;
+  }
+  // and the bounds themselves, and both spellings of the flag, are taken
+  for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
+           {"fetch_max_bytes", "1"}, {"fetch_max_bytes", "67108864"}, {"fetch_timeout_ms", "1"},
+           {"fetch_timeout_ms", "600000"}, {"fetch_allow_private", "true"}, {"fetch_allow_private", "false"}}) {
+    auto a = gps_account();
+    a.settings[key] = value;
+    EXPECT_FALSE(gps->check_account(a)) << key << " = " << value << ": " << *gps->check_account(a);
+  }
+}
+
 // --- XML (account format = "xml") --------------------------------------------------------
 
 TEST(gps_provider, builds_the_xml_form_of_seed_004_when_the_account_asks_for_it) {

@@ -21,8 +21,11 @@ struct usage_error : std::runtime_error {
 class args {
  public:
   args(int argc, char** argv, int first);
-  bool done() const { return i_ >= argv_.size(); }
-  /// The current argument; advances.
+  /// True when every argument was taken. Throws usage_error when the last option was given
+  /// "--flag=value" but takes no value.
+  bool done();
+  /// The current argument; advances. Throws usage_error when the previous option was given
+  /// "--flag=value" but takes no value (its value was not taken with value()).
   std::string next();
   /// The value of option `name` (already taken by next()); throws usage_error when missing.
   std::string value(const std::string& name);
@@ -32,6 +35,9 @@ class args {
   std::vector<std::string> argv_;
   std::size_t i_ = 0;
   std::optional<std::string> inline_value_;
+  std::string flag_;  // the option next() returned last, to name it
+
+  void check_value_taken();
 };
 
 /// The value of topic option `flag` (taken by args::next()); throws usage_error naming `flag` when
@@ -46,7 +52,8 @@ void check_order(std::optional<std::int64_t> first, const std::string& first_fla
 std::optional<double> parse_rate(std::string_view s);
 
 /// "now", "-15m" / "-2h" / "-30s" / "-1d" (relative to `now_ms`), epoch milliseconds (digits), or
-/// UTC "YYYY-MM-DDTHH:MM:SS[Z]" → epoch ms. nullopt when malformed.
+/// UTC "YYYY-MM-DDTHH:MM:SS[Z]" → epoch ms. nullopt when malformed or out of range;
+/// a relative time before 1970 is 0.
 std::optional<std::int64_t> parse_time(std::string_view s, std::int64_t now_ms);
 
 std::int64_t now_ms();
