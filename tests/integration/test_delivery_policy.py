@@ -611,6 +611,59 @@ class CircuitBreakerTest(unittest.TestCase):
             sim.stop()
 
 
+    def test_a_circuit_that_stays_open_ends_its_requests_at_the_age_limit_through_parks(self):
+        # given an endpoint that always answers 503, an age limit of 12 s, and open periods (5 s, then
+        # 10 s) long enough to park requests on sendq.retry (threshold 1 s)
+        workdir = h.Workdir("circuit-age").path
+        sim = h.Simulator(workdir)
+        sim.set_faults([{"match": "/message/postText", "action": "status", "status": 503}])
+        config = write_config(workdir, {"max_attempts": 30, "retry_backoff_ms": 50, "max_retry_backoff_ms": 200,
+                                        "retry_topic_threshold_ms": 1000, "max_request_age_ms": 12000})
+        worker = h.Worker(workdir, sim, config=config)
+        try:
+            worker.wait_ready()
+            reqs = [{"id": f"cba-{i:02d}", "provider": "gewe", "type": "text", "to": f"room{i}@chatroom",
+                     "body": {"text": f"cba {i}"}} for i in range(12)]
+            started, wall_started = time.monotonic(), time.time()
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [(r["to"], json.dumps(r)) for r in reqs])
+            # when the circuit opens and stays open
+            results = h.kcat_results_by_id(worker.bootstrap, len(reqs), timeout=60)
+            took = time.monotonic() - started
+            # then every request ended failed/timeout at the age limit, however many parks it went
+            # through (before, a parked request came back with its age reset: it cycled for ever)
+            self.assertEqual(set(results), {r["id"] for r in reqs})
+            for r in results.values():
+                self.assertEqual((r["status"], r["error"]["kind"]), ("failed", "timeout"), r)
+                self.assertIn("max_request_age_ms (12000 ms)", r["error"]["message"])
+            self.assertGreater(h.metric(worker.metrics(), "sendq_circuit_state", provider="gewe", account="default"), 0)
+            dlq = h.kcat_consume_until(worker.bootstrap, "sendq.dlq", len(reqs), timeout=30)
+            self.assertEqual(sorted(k for k, _, _ in dlq), sorted(results))
+            # and each parked copy said since when its request was held: when it was first read
+            parked = h.kcat_consume(worker.bootstrap, "sendq.retry", len(h.kcat_consume_all(worker.bootstrap, "sendq.retry")),
+                                    with_headers=True)
+            print(f"circuit age: {len(parked)} parks, all {len(reqs)} ended in {took:.1f} s", file=sys.stderr)
+            self.assertGreater(len(parked), 0, "no request was parked: the test would not cover parks")
+            first_held = {}
+            for _, value, headers in parked:
+                since = dict(kv.split("=", 1) for kv in headers.split(","))["sendq-held-since"]
+                first_held.setdefault(json.loads(value)["id"], set()).add(int(since))
+            # The first open period (5 s) fits in the age limit: each request parked once. Back after
+            # it, with 5 s held, the next (10 s) does not: it ends. Had its age restarted when it was
+            # read back, it would have parked again for those 10 s.
+            parks = {}
+            for _, value, _ in parked:
+                parks[json.loads(value)["id"]] = parks.get(json.loads(value)["id"], 0) + 1
+            self.assertEqual(parks, {r["id"]: 1 for r in reqs})
+            for rid, sinces in first_held.items():
+                # (each park converts it to the steady clock and back: a millisecond may round away)
+                self.assertLessEqual(max(sinces) - min(sinces), 5, f"{rid}: its parks carry different times {sinces}")
+                self.assertLessEqual(abs(min(sinces) / 1000 - (wall_started + 1)), 5, rid)
+            self.assertLess(took, 30)
+        finally:
+            worker.stop()
+            sim.stop()
+
+
 class DuplicateTest(unittest.TestCase):
     """Each test gets a simulator and a worker with the default policy (self.sim, self.worker)."""
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -31,6 +32,7 @@
 #include "sendq/delivery/offset_tracker.hpp"
 #include "sendq/delivery/outcome.hpp"
 #include "sendq/delivery/parked_keys.hpp"
+#include "sendq/delivery/pending_acks.hpp"
 #include "sendq/http/client.hpp"
 #include "sendq/kafka/consumer.hpp"
 #include "sendq/kafka/producer.hpp"
@@ -129,7 +131,12 @@ struct record : std::enable_shared_from_this<record> {
   std::int64_t offset = 0;
   std::uint64_t generation = 0;
   std::chrono::steady_clock::time_point consumed_at;
-  std::atomic<int> pending_acks{0};
+  // Since when the worker holds the request, for worker.max_request_age_ms: its first consumption,
+  // carried across parks on the retry topic (held_since_header), so that no wait repeats for ever.
+  std::chrono::steady_clock::time_point held_since;
+  // Its result and DLQ record (or retry record) until Kafka acknowledges them, and the duplicates
+  // that end after it.
+  pending_acks<std::shared_ptr<record>> acks;
   core::send_request req;             // decoded on the Kafka thread
   std::optional<core::failure> invalid;  // why it could not be decoded
   bool remember_id = true;            // false when parked on the retry topic (not ended yet)
@@ -141,6 +148,21 @@ struct record : std::enable_shared_from_this<record> {
 };
 
 using record_ptr = std::shared_ptr<record>;
+
+// Header of a parked record: since when (epoch ms) the worker has held its request, for
+// worker.max_request_age_ms across parks.
+constexpr std::string_view held_since_header = "sendq-held-since";
+
+// The steady time the header's epoch ms stands for, read at `consumed_at`; `consumed_at` itself
+// when the header does not read as a time in the past (another producer's record, a clock step).
+std::chrono::steady_clock::time_point held_since_of(std::string_view header, std::chrono::steady_clock::time_point consumed_at) {
+  std::int64_t since = 0;
+  const auto [end, ec] = std::from_chars(header.data(), header.data() + header.size(), since);
+  const std::int64_t now = now_ms();
+  if (ec != std::errc() || end != header.data() + header.size() || since <= 0 || since > now) return consumed_at;
+  // At most a year back: a bogus value must not overflow the time point.
+  return consumed_at - std::chrono::milliseconds(std::min<std::int64_t>(now - since, 365LL * 86'400'000));
+}
 
 // Admits at most `capacity` deliveries of one route on one I/O thread at a time; the others wait
 // here in FIFO order as bare records, their coroutine not started yet. Without it every in-flight
@@ -661,6 +683,10 @@ struct pipeline::impl : kafka::rebalance_listener {
     rec->partition = m.partition();
     rec->offset = m.offset();
     rec->consumed_at = std::chrono::steady_clock::now();
+    rec->held_since = rec->consumed_at;
+    if (topic == cfg.kafka.retry_topic) {
+      if (const auto since = m.header(held_since_header)) rec->held_since = held_since_of(*since, rec->consumed_at);
+    }
     rec->generation = tracker.track(rec->topic, rec->partition, rec->offset);
     rec->payload.assign(m.payload());
     rec->null_payload = m.payload().data() == nullptr;
@@ -720,7 +746,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       fail("Kafka did not acknowledge a result, DLQ or retry record: " + error);
       return;
     }
-    if (rec->pending_acks.fetch_sub(1) == 1) finish(*rec);
+    if (rec->acks.acknowledge()) finish(*rec);
   }
 
   // What the duplicate guard remembers of a request that ended without being delivered: its id
@@ -762,6 +788,9 @@ struct pipeline::impl : kafka::rebalance_listener {
       std::lock_guard lock(drain_mutex);
       drained.notify_all();
     }
+    // Duplicates that waited for its acknowledgement (run_lane) end after it. `before` counted
+    // them too, so the drain cannot be signalled while they are held.
+    for (auto& dup : rec.acks.take_followers()) skip_duplicate(*dup);
   }
 
   // ---- I/O threads ----
@@ -824,9 +853,15 @@ struct pipeline::impl : kafka::rebalance_listener {
     }
     auto next = lanes[shard_index(shard)]->next(key);
     // The same request twice in a row on its key: both were admitted before the first ended, so
-    // the duplicate guard could not tell. Once the first is delivered, the second is not sent.
+    // the duplicate guard could not tell. Once the first is delivered, the second is not sent. It
+    // ends once the first's result is acknowledged, not before: after a rebalance it may be the
+    // same record read again in a new generation, whose offset alone would let the commit pass.
     while (next && held->delivered && !(*next)->invalid && (*next)->req.id == held->req.id) {
-      skip_duplicate(**next);
+      switch (held->acks.follow(*next)) {
+        case pending_acks<record_ptr>::follow_result::waiting: break;
+        case pending_acks<record_ptr>::follow_result::ended_before: skip_duplicate(**next); break;
+        case pending_acks<record_ptr>::follow_result::last: finish(*held); break;
+      }
       next = lanes[shard_index(shard)]->next(key);
     }
     if (next) {
@@ -973,7 +1008,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       if (req.deadline_ms && expires_by(req, now_ms(), "passed before delivery", last_error, res)) {
         co_return attempt_end::final_result;
       }
-      if (std::chrono::steady_clock::now() - rec.consumed_at > max_age) {
+      if (std::chrono::steady_clock::now() - rec.held_since > max_age) {
         // A poison pill or a stalled provider must not hold its key and partition forever.
         res.status = delivery_status::failed;
         res.error = core::failure{error_kind::timeout, "request held longer than worker.max_request_age_ms (" +
@@ -1040,6 +1075,16 @@ struct pipeline::impl : kafka::rebalance_listener {
                        "the circuit breaker of " + provider + " stays open past it", last_error, res)) {
           co_return attempt_end::final_result;
         }
+        // Requests are not failed for an open circuit, but neither do they wait for ever: the
+        // breaker re-opens for as long as the endpoint fails, in memory or through parks.
+        if (now - rec.held_since + open_for > max_age) {
+          res.status = delivery_status::failed;
+          res.error = core::failure{error_kind::timeout, "the circuit breaker of " + provider +
+                                                             " stays open past worker.max_request_age_ms (" +
+                                                             std::to_string(max_age.count()) + " ms)" +
+                                                             (last_error.empty() ? std::string() : "; last: " + last_error)};
+          co_return attempt_end::final_result;
+        }
         if (open_for > std::chrono::milliseconds(cfg.worker.retry_topic_threshold_ms)) {
           const auto not_before = now_ms() + std::chrono::duration_cast<std::chrono::milliseconds>(open_for).count();
           if (auto refused = park(rec, attempt - 1, not_before); !refused.empty()) {
@@ -1073,7 +1118,10 @@ struct pipeline::impl : kafka::rebalance_listener {
       hr.timeout = std::chrono::milliseconds(cfg.worker.request_timeout_ms);
       hr.max_redirects = r.account->follow_redirects;
       if (req.deadline_ms) {
-        hr.timeout = std::min(hr.timeout, std::chrono::milliseconds(std::max<std::int64_t>(1, *req.deadline_ms - now_ms())));
+        const auto left = std::chrono::milliseconds(std::max<std::int64_t>(1, *req.deadline_ms - now_ms()));
+        hr.timeout = std::min(hr.timeout, left);
+        // The client may wait for a connection first: past the deadline it must not write.
+        hr.write_by = std::chrono::steady_clock::now() + left;
       }
       auto result = co_await http.send(r.endpoint, std::move(hr));
       res.attempts = attempt;
@@ -1169,7 +1217,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       if (req.deadline_ms && expires_by(req, now_ms() + wait.count(), next_in() + ", after it", o.message, res)) {
         co_return attempt_end::final_result;
       }
-      if (std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - rec.consumed_at) + wait >
+      if (std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - rec.held_since) + wait >
           max_age) {
         res.status = delivery_status::failed;  // as the age limit at the top of an attempt ends it
         res.error = core::failure{error_kind::timeout, next_in() + ", after the request would have been held longer than "
@@ -1204,9 +1252,12 @@ struct pipeline::impl : kafka::rebalance_listener {
     copy.not_before_ms = not_before;
     std::string json;
     core::encode_request(copy, json);
-    rec.pending_acks.store(1);
+    auto with_age = headers;
+    const auto held_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - rec.held_since);
+    with_age.emplace_back(std::string(held_since_header), std::to_string(now_ms() - held_ms.count()));
+    rec.acks.expect(1);
     rec.remember_id = false;
-    if (auto refused = produce_or_retry(cfg.kafka.retry_topic, copy.key, json, headers, rec.shared_from_this(), false, partition);
+    if (auto refused = produce_or_retry(cfg.kafka.retry_topic, copy.key, json, with_age, rec.shared_from_this(), false, partition);
         !refused.empty()) {
       rec.remember_id = true;
       // It carries its key (by default provider:to) besides the request: up to twice its size.
@@ -1244,7 +1295,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     core::encode_result(res, json);
     const bool to_dlq = res.status != delivery_status::delivered;
     rec->delivered = !to_dlq;
-    rec->pending_acks.store(to_dlq ? 2 : 1);
+    rec->acks.expect(to_dlq ? 2 : 1);
 
     // Metric labels must stay bounded: names that are not configured are reported as "unknown".
     const std::string_view provider_label = routed ? std::string_view(res.provider) : "unknown";

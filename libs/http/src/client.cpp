@@ -227,6 +227,7 @@ struct wire_request {
   std::string fields;  ///< "Name: value\r\n" each, framing included
   std::string body;
   std::string head;    ///< request line + fields + empty line, for `target`
+  std::optional<std::chrono::steady_clock::time_point> write_by;  ///< request::write_by
 
   void retarget(std::string t) {
     target = std::move(t);
@@ -438,6 +439,7 @@ wire_request build_request(const endpoint& ep, request& req) {
     append_field(w.fields, "Content-Length", std::string_view(digits, static_cast<std::size_t>(end - digits)));
   }
   w.body = std::move(req.body);
+  w.write_by = req.write_by;
   w.retarget(req.target.empty() ? std::string("/") : std::move(req.target));
   return w;
 }
@@ -704,6 +706,14 @@ struct client::impl : std::enable_shared_from_this<impl> {
         r.fail = std::move(*f);
         co_return r;
       }
+    }
+    if (req.write_by && steady::now() >= *req.write_by) {
+      // The wait for a connection, or the connect, took the caller's deadline: nothing is sent,
+      // and the connection, unused, may serve the next caller.
+      attempt_result r;
+      r.fail = {failure_kind::timeout_before_write, "deadline reached before the request was written"};
+      r.reusable = true;
+      co_return r;
     }
     c.tcp().expires_never();  // its timer bounded the connect; the exchange has the connection's own
     c.start_deadline(timeout);

@@ -803,6 +803,31 @@ TEST(http_client, waiting_for_a_free_connection_is_bounded_by_the_timeout) {
   }
 }
 
+TEST(http_client, a_request_is_not_written_past_its_write_by_after_waiting_for_a_connection) {
+  for (const bool one_thread : {false, true}) {
+    SCOPED_TRACE(one_thread ? "one_thread" : "strands");
+    // given: the only connection is stuck for 300 ms; a caller whose deadline is in 150 ms, with a
+    // timeout long enough to wait the stuck call out
+    one_stuck_connection s(300ms, one_thread);
+    auto late = get("/", 2s);
+    late.write_by = std::chrono::steady_clock::now() + 150ms;
+    // when it gets the connection, after its deadline
+    auto r = send(s.io, s.c, s.ep, std::move(late));
+    // then it is not sent: the server saw only the stuck call
+    ASSERT_FALSE(r.ok);
+    EXPECT_EQ(r.kind, failure_kind::timeout_before_write) << r.message;
+    EXPECT_EQ(r.message, "deadline reached before the request was written");
+    EXPECT_GE(r.elapsed, 250ms) << "it waited for the stuck call";
+    EXPECT_EQ(s.srv.requests(), 1);
+    ASSERT_EQ(s.stuck.wait_for(10s), std::future_status::ready);
+    // and one whose deadline is still ahead is written on that connection
+    auto on_time = get("/", 100ms);
+    on_time.write_by = std::chrono::steady_clock::now() + 5s;
+    EXPECT_EQ(send(s.io, s.c, s.ep, std::move(on_time)).kind, failure_kind::timeout_after_write);
+    EXPECT_EQ(s.srv.requests(), 2);
+  }
+}
+
 void each_waiter_times_out_at_its_own_deadline(bool one_thread) {
   // given: the only connection is stuck for 2.5 s; a caller waits with 1.5 s, then one with 200 ms
   one_stuck_connection s(2500ms, one_thread);
