@@ -55,9 +55,10 @@ std::string args::value(const std::string& name) {
 
 std::int64_t args::integer(const std::string& name, std::int64_t min, std::int64_t max) {
   const auto v = value(name);
-  char* end = nullptr;
-  const long long n = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end || n < min || n > max) {
+  std::int64_t n = 0;
+  // from_chars, not strtoll: a number past int64 is out of range, not clamped to INT64_MAX.
+  const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (v.empty() || ec != std::errc() || end != v.data() + v.size() || n < min || n > max) {
     throw usage_error(name + ": '" + v + "' is not an integer within " + std::to_string(min) + ".." + std::to_string(max));
   }
   return n;

@@ -205,5 +205,18 @@ TEST(ctl, a_value_given_to_an_option_that_takes_none_is_a_usage_error) {
   EXPECT_EQ(parse_common({"--brokers=b:1"}).brokers, "b:1");
 }
 
+TEST(ctl, an_integer_past_int64_is_out_of_range_not_the_largest_one) {
+  std::vector<std::string> words{"sendqctl", "--end-offset", "99999999999999999999", "--count", "-99999999999999999999"};
+  std::vector<char*> argv;
+  for (auto& w : words) argv.push_back(w.data());
+  args in(static_cast<int>(argv.size()), argv.data(), 1);
+  EXPECT_EQ(in.next(), "--end-offset");
+  EXPECT_EQ(usage_message([&] { in.integer("--end-offset", 0, INT64_MAX); }),
+            "--end-offset: '99999999999999999999' is not an integer within 0..9223372036854775807");
+  EXPECT_EQ(in.next(), "--count");
+  EXPECT_EQ(usage_message([&] { in.integer("--count", 1, 100); }),
+            "--count: '-99999999999999999999' is not an integer within 1..100");
+}
+
 }  // namespace
 }  // namespace sendq::ctl

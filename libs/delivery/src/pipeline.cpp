@@ -1008,7 +1008,10 @@ struct pipeline::impl : kafka::rebalance_listener {
       if (req.deadline_ms && expires_by(req, now_ms(), "passed before delivery", last_error, res)) {
         co_return attempt_end::final_result;
       }
-      if (std::chrono::steady_clock::now() - rec.held_since > max_age) {
+      // A park's read-back gets the attempt it was parked for: the park was only made when that
+      // attempt fell within the age limit, and the read-back comes a little after it is due.
+      const bool due_from_park = attempt == req.attempt + 1 && rec.topic == cfg.kafka.retry_topic;
+      if (!due_from_park && std::chrono::steady_clock::now() - rec.held_since > max_age) {
         // A poison pill or a stalled provider must not hold its key and partition forever.
         res.status = delivery_status::failed;
         res.error = core::failure{error_kind::timeout, "request held longer than worker.max_request_age_ms (" +
@@ -1117,11 +1120,12 @@ struct pipeline::impl : kafka::rebalance_listener {
       hr.body = std::move(call.body);
       hr.timeout = std::chrono::milliseconds(cfg.worker.request_timeout_ms);
       hr.max_redirects = r.account->follow_redirects;
+      std::optional<std::chrono::steady_clock::time_point> write_by;
       if (req.deadline_ms) {
         const auto left = std::chrono::milliseconds(std::max<std::int64_t>(1, *req.deadline_ms - now_ms()));
         hr.timeout = std::min(hr.timeout, left);
         // The client may wait for a connection first: past the deadline it must not write.
-        hr.write_by = std::chrono::steady_clock::now() + left;
+        hr.write_by = write_by = std::chrono::steady_clock::now() + left;
       }
       auto result = co_await http.send(r.endpoint, std::move(hr));
       res.attempts = attempt;
@@ -1147,11 +1151,16 @@ struct pipeline::impl : kafka::rebalance_listener {
       {
         // The breaker counts signs of a failing endpoint: transport failures and 5xx; throttling
         // and the provider refusing a request (4xx, business errors) say it is up.
+        // Not sent because our own deadline came while waiting for a connection says nothing of
+        // the endpoint either way: a probe's slot is handed back for another to try.
         const auto now = std::chrono::steady_clock::now();
+        const bool not_sent_for_deadline =
+            !result.ok && result.kind == http::failure_kind::timeout_before_write && write_by && now >= *write_by;
         const bool endpoint_failing =
             !o.throttled && (o.cls == providers::outcome_class::ambiguous ||
                              (o.cls == providers::outcome_class::retryable && (!result.ok || result.ok->status >= 500)));
-        if (endpoint_failing) r.breaker->record_failure(now, permit);
+        if (not_sent_for_deadline) r.breaker->release(permit);
+        else if (endpoint_failing) r.breaker->record_failure(now, permit);
         else r.breaker->record_success(now, permit);
         r.circuit_gauge->Set(gauge_value(r.breaker->state()));
         // What the reply says (a 429's pause, a slowdown, a success) goes to the limiter that paced
@@ -1252,9 +1261,14 @@ struct pipeline::impl : kafka::rebalance_listener {
     copy.not_before_ms = not_before;
     std::string json;
     core::encode_request(copy, json);
+    // Waits for the request's next attempt count towards its age; a bulkhead's (routine) park
+    // does not: it is a place in a queue, read back when the account has room, not a wait the
+    // request could repeat.
     auto with_age = headers;
-    const auto held_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - rec.held_since);
-    with_age.emplace_back(std::string(held_since_header), std::to_string(now_ms() - held_ms.count()));
+    if (!routine) {
+      const auto held_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - rec.held_since);
+      with_age.emplace_back(std::string(held_since_header), std::to_string(now_ms() - held_ms.count()));
+    }
     rec.acks.expect(1);
     rec.remember_id = false;
     if (auto refused = produce_or_retry(cfg.kafka.retry_topic, copy.key, json, with_age, rec.shared_from_this(), false, partition);

@@ -73,6 +73,11 @@ void circuit_breaker::record_failure(time_point now) { record(now, true, std::nu
 void circuit_breaker::record_success(time_point now, const permit& p) { record(now, false, p.epoch); }
 void circuit_breaker::record_failure(time_point now, const permit& p) { record(now, true, p.epoch); }
 
+void circuit_breaker::release(const permit& p) {
+  std::lock_guard lock(mutex_);
+  if (p.probe && p.epoch == epoch_ && state_ == breaker_state::half_open && probes_in_flight_ > 0) --probes_in_flight_;
+}
+
 void circuit_breaker::record(time_point now, bool failed, std::optional<std::uint64_t> epoch) {
   std::lock_guard lock(mutex_);
   if (epoch && *epoch != epoch_) return;

@@ -174,6 +174,33 @@ TEST(circuit_breaker, a_lost_probe_frees_its_slot_after_probe_timeout) {
   EXPECT_TRUE(b.try_acquire(t0 + 35s));
 }
 
+TEST(circuit_breaker, a_probe_released_unmade_frees_its_slot_at_once_and_changes_nothing_else) {
+  // given a half-open breaker whose one probe slot is taken
+  circuit_breaker b;
+  open_at(b, t0);
+  const auto probe = b.try_acquire(t0 + 5s);
+  ASSERT_TRUE(probe.probe);
+  EXPECT_FALSE(b.try_acquire(t0 + 5s));
+  // when the probe's call is not made (its request's deadline came first)
+  b.release(probe);
+  // then the next caller probes at once, not after probe_timeout, and the state is as it was
+  EXPECT_EQ(b.state(), breaker_state::half_open);
+  const auto next = b.try_acquire(t0 + 5s);
+  EXPECT_TRUE(next.probe);
+  EXPECT_FALSE(b.try_acquire(t0 + 5s));
+  // and a probe of an earlier half-open period frees nothing in a later one
+  b.record_failure(t0 + 6s, next);  // opens for 10 s
+  const auto later = b.try_acquire(t0 + 16s);
+  ASSERT_TRUE(later.probe);
+  b.release(next);
+  EXPECT_FALSE(b.try_acquire(t0 + 16s));
+  // and a closed breaker's permit is released without effect
+  circuit_breaker closed;
+  const auto p = closed.try_acquire(t0);
+  closed.release(p);
+  EXPECT_EQ(closed.state(), breaker_state::closed);
+}
+
 TEST(circuit_breaker, names_its_states) {
   EXPECT_EQ(to_string(breaker_state::closed), "closed");
   EXPECT_EQ(to_string(breaker_state::open), "open");

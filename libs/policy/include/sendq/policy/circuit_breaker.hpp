@@ -85,6 +85,9 @@ class circuit_breaker {
   /// slow call admitted while closed is not mistaken for a probe).
   void record_success(time_point now, const permit& p);
   void record_failure(time_point now, const permit& p);
+  /// The call admitted by `p` was not made (nothing reached the endpoint): no outcome. A probe's
+  /// slot is freed for the next caller; otherwise nothing changes.
+  void release(const permit& p);
 
   /// Current state. `open` is reported until a try_acquire() after open_until.
   breaker_state state() const;
