@@ -115,6 +115,8 @@ int main(int argc, char** argv) {
     sopts.refusal = [limit = sopts.body_limit](unsigned status, std::string_view reason) {
       return gateway::refusal_reply(status, reason, limit);
     };
+    sopts.on_head = [&gw](const http::server_request& head) { return gw.check_head(head); };
+    sopts.max_connections = static_cast<std::size_t>(cfg.gateway.max_connections);
     http::server srv(ioc.get_executor(), sopts,
                      http::async_handler([&gw](http::server_request r) { return gw.handle(std::move(r)); }));
     srv.start(listen.first, listen.second);
@@ -132,8 +134,12 @@ int main(int argc, char** argv) {
     std::vector<std::thread> threads;
     for (int i = 0; i < cfg.gateway.threads; ++i) threads.emplace_back([&ioc] { ioc.run(); });
     stop_requested.wait(false);
-    logger.info("gateway", "stopping: closing connections, flushing Kafka");
-    srv.stop();
+    // Requests being produced get their answer first (a client cut off would re-send, and the
+    // legacy endpoint gives a re-sent request a new id): as long as their ack wait, and a second.
+    const auto drain = gopts.ack_timeout + std::chrono::seconds(1);
+    logger.info("gateway", "stopping: answering requests in progress, closing connections, flushing Kafka",
+                {{"drain_ms", std::to_string(drain.count())}});
+    srv.stop(drain);
     sink.stop(std::chrono::milliseconds(cfg.gateway.produce_timeout_ms));  // acks still post to the strands
     work.reset();
     ioc.stop();

@@ -333,11 +333,11 @@ class BulkheadParkTest(unittest.TestCase):
             sim.stop()
 
     def test_a_wait_for_the_bulkhead_does_not_count_toward_the_age_limit(self):
-        # given an account that may hold 2 of 4 slots, held by 2 calls of 3 s, and an age limit of
-        # 2 s: the requests behind them wait on sendq.retry for 3 s or more
+        # given an account that may hold 2 of 4 slots, held by 2 calls of 5 s, and an age limit of
+        # 2 s: the requests behind them wait on sendq.retry for 5 s or more
         workdir = h.Workdir("bulkheadage").path
         sim = h.Simulator(workdir, ["--threads", "2"])
-        sim.set_faults([{"match": "slow-", "action": "latency", "latency_ms": 3000},
+        sim.set_faults([{"match": "slow-", "action": "latency", "latency_ms": 5000},
                         {"match": "flaky-", "action": "status", "status": 503, "times": 1}])
         config = write_config(workdir, {"max_in_flight": 4, "account_max_in_flight": 2, "max_request_age_ms": 2000,
                                         "retry_backoff_ms": 50})

@@ -192,6 +192,46 @@ class GatewayLimitsTest(unittest.TestCase):
         # and nothing was produced
         self.assertEqual(h.kcat_consume_all(self.kafka.bootstrap, "sendq.requests"), [])
 
+    def test_a_refused_body_is_answered_to_a_client_that_sends_it_whole(self):
+        # given a client (urllib, as most) that writes a 5 MB body before it reads anything
+        status, body = self.gw.post("/v1/messages", b"x" * 5_000_000)
+        # then it reads the 413 (closed with the body unread, it got a connection reset instead)
+        self.assertEqual(status, 413, body)
+        self.assertEqual(json.loads(body)["error"]["kind"], "too_large")
+
+    def test_keys_are_checked_before_the_body_and_connections_are_limited(self):
+        # given a gateway with a key and room for two connections
+        gw = h.Gateway(self.dir, self.kafka.bootstrap, name="gateway-keyed",
+                       env_extra={"SENDQ_GATEWAY_API_KEYS": "k1", "SENDQ_GATEWAY_MAX_CONNECTIONS": "2"})
+        try:
+            # when a caller without the key sends a 3 MB batch
+            batch = [{"id": f"nokey-{i}", "provider": "gewe", "type": "text", "to": "x@chatroom",
+                      "body": {"text": "a" * 3000}} for i in range(1000)]
+            status, body = gw.post("/v1/messages", batch)
+            # then it is refused before its body is taken (and reads why), and nothing is produced
+            self.assertEqual(status, 401, body)
+            self.assertEqual(json.loads(body)["error"]["kind"], "unauthorized")
+            self.assertEqual(h.kcat_consume_all(self.kafka.bootstrap, "sendq.requests"), [])
+            # and with two connections held open, a third is answered 503 busy, to retry
+            held = [socket.create_connection(("127.0.0.1", gw.port), timeout=10) for _ in range(2)]
+            try:
+                h.wait_for(lambda: gw.post("/v1/messages", batch[0], headers={"X-API-Key": "k1"})[0] == 503, 10,
+                           "a 503 once both connections are taken")
+                status, body = gw.post("/v1/messages", batch[0], headers={"X-API-Key": "k1"})
+                self.assertEqual(status, 503, body)
+                self.assertEqual(json.loads(body)["error"]["kind"], "busy")
+            finally:
+                for c in held:
+                    c.close()
+            # and once they are closed, the keyed request is taken
+            status, body = h.wait_for(lambda: (lambda r: r if r[0] == 202 else None)(
+                gw.post("/v1/messages", batch[0], headers={"X-API-Key": "k1"})), 10, "a 202 once connections are free")
+            self.assertEqual(json.loads(body), {"id": "nokey-0"})
+            self.assertEqual([json.loads(v)["id"] for _, v, _ in h.kcat_consume_all(self.kafka.bootstrap, "sendq.requests")],
+                             ["nokey-0"])
+        finally:
+            gw.stop()
+
     def test_the_servers_own_refusals_are_in_the_json_error_shape(self):
         # given a body over gateway.body_limit_bytes (4 MiB), announced by its header, and bytes that are not HTTP
         def exchange(raw):

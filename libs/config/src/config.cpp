@@ -264,7 +264,8 @@ void read_gateway(const toml::table* t, config& c, const env_lookup& env) {
                 {"body_limit_bytes", &g.body_limit_bytes, 1024, 256 << 20},
                 {"max_batch", &g.max_batch, 1, 100000},
                 {"max_in_flight", &g.max_in_flight, 1, 10000000},
-                {"produce_timeout_ms", &g.produce_timeout_ms, 100, 3600000}},
+                {"produce_timeout_ms", &g.produce_timeout_ms, 100, 3600000},
+                {"max_connections", &g.max_connections, 1, 1000000}},
                {{"addr", &g.addr}, {"topic", &g.topic}, {"api_keys_file", &g.api_keys_file},
                 {"legacy_account", &g.legacy_account}},
                env, {"api_keys"});
@@ -275,7 +276,11 @@ void read_gateway(const toml::table* t, config& c, const env_lookup& env) {
       if (!arr) fail("gateway.api_keys: must be an array of strings");
       for (const auto& v : *arr) {
         auto s = v.value<std::string>();
-        if (!v.is_string() || !s || s->empty()) fail("gateway.api_keys: every key must be a non-empty string");
+        // add_api_key would drop a blank or "#..." entry (the file's comment rule) without a word.
+        const bool blank = s && s->find_first_not_of(" \t\r\n") == std::string::npos;
+        if (!v.is_string() || !s || blank || s->front() == '#') {
+          fail("gateway.api_keys: every key must be a non-empty string, not starting with '#'");
+        }
         add_api_key(c, *s);
       }
     }
@@ -288,6 +293,12 @@ void read_gateway(const toml::table* t, config& c, const env_lookup& env) {
       const auto comma = rest.find(',');
       add_api_key(c, std::string(rest.substr(0, comma)));
       rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+    // Set but empty (a compose file's undefined ${VAR}) would replace the keys with none, and a
+    // gateway without keys takes every caller: refuse, as for an api_keys_file without a key.
+    if (g.api_keys.empty()) {
+      fail("SENDQ_GATEWAY_API_KEYS: set but holds no key (a comma-separated list; unset it to run without keys or "
+           "to use gateway.api_keys)");
     }
   }
   if (!g.api_keys_file.empty()) {

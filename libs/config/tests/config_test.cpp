@@ -209,6 +209,24 @@ api_keys = ["k1", "k2"]
             (std::vector<std::string>{"a", "b"}));
 }
 
+TEST(config, gateway_keys_that_would_leave_none_are_refused) {
+  // A variable set to nothing (or only separators, blanks, "#...") would replace the keys with none
+  // and open the gateway to every caller.
+  for (const std::string v : {"", " , ", "#abc", " ,# x"}) {
+    EXPECT_EQ(error_of("[gateway]\napi_keys = [\"k1\"]\n", {{"SENDQ_GATEWAY_API_KEYS", v}}),
+              "SENDQ_GATEWAY_API_KEYS: set but holds no key (a comma-separated list; unset it to run without keys or "
+              "to use gateway.api_keys)")
+        << "'" << v << "'";
+  }
+  for (const std::string k : {"  ", "#k"}) {
+    EXPECT_EQ(error_of("[gateway]\napi_keys = [\"" + k + "\"]\n"),
+              "gateway.api_keys: every key must be a non-empty string, not starting with '#'")
+        << "'" << k << "'";
+  }
+  // and one key among blanks is taken
+  EXPECT_EQ(parse("", env_of({{"SENDQ_GATEWAY_API_KEYS", " ,k2, "}})).gateway.api_keys, std::vector<std::string>{"k2"});
+}
+
 TEST(config, gateway_section_refuses_bad_keys_naming_them) {
   EXPECT_NE(error_of("[gateway]\napi_keys = \"one\"\n").find("gateway.api_keys"), std::string::npos);
   EXPECT_NE(error_of("[gateway]\nlisten = \"x\"\n").find("gateway.listen: unknown key"), std::string::npos);

@@ -149,6 +149,10 @@ struct record : std::enable_shared_from_this<record> {
 
 using record_ptr = std::shared_ptr<record>;
 
+// How late after its not_before a parked request may be read back and still get the attempt it
+// was parked for past worker.max_request_age_ms (the partition's pause, a poll, a busy moment).
+constexpr std::int64_t park_read_back_grace_ms = 5000;
+
 // Header of a parked record: since when (epoch ms) the worker has held its request, for
 // worker.max_request_age_ms across parks.
 constexpr std::string_view held_since_header = "sendq-held-since";
@@ -1009,8 +1013,10 @@ struct pipeline::impl : kafka::rebalance_listener {
         co_return attempt_end::final_result;
       }
       // A park's read-back gets the attempt it was parked for: the park was only made when that
-      // attempt fell within the age limit, and the read-back comes a little after it is due.
-      const bool due_from_park = attempt == req.attempt + 1 && rec.topic == cfg.kafka.retry_topic;
+      // attempt fell within the age limit, and the read-back comes a little after it is due. Not
+      // when it comes much later (behind a later head of its partition, after an outage).
+      const bool due_from_park = attempt == req.attempt + 1 && rec.topic == cfg.kafka.retry_topic &&
+                                 req.not_before_ms && now_ms() - *req.not_before_ms < park_read_back_grace_ms;
       if (!due_from_park && std::chrono::steady_clock::now() - rec.held_since > max_age) {
         // A poison pill or a stalled provider must not hold its key and partition forever.
         res.status = delivery_status::failed;
@@ -1155,7 +1161,8 @@ struct pipeline::impl : kafka::rebalance_listener {
         // the endpoint either way: a probe's slot is handed back for another to try.
         const auto now = std::chrono::steady_clock::now();
         const bool not_sent_for_deadline =
-            !result.ok && result.kind == http::failure_kind::timeout_before_write && write_by && now >= *write_by;
+            !result.ok && write_by && now >= *write_by &&
+            (result.kind == http::failure_kind::timeout_before_write || result.kind == http::failure_kind::connect);
         const bool endpoint_failing =
             !o.throttled && (o.cls == providers::outcome_class::ambiguous ||
                              (o.cls == providers::outcome_class::retryable && (!result.ok || result.ok->status >= 500)));

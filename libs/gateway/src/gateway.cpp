@@ -52,6 +52,29 @@ bool over_kafka_limit(std::string_view error) {
 
 std::string_view path_of(std::string_view target) { return target.substr(0, target.find('?')); }
 
+constexpr std::string_view messages_path = "/v1/messages";
+constexpr std::string_view legacy_path = "/sender/v1/handleBasicMessage";
+constexpr std::string_view messages_unauthorized =
+    "missing or unknown API key (send Authorization: Bearer <key> or X-API-Key)";
+constexpr std::string_view legacy_unauthorized =
+    "missing or unknown API key (Authorization: Bearer <key>, X-API-Key, or the sign parameter)";
+
+// The legacy endpoint's key: a header, as on /v1/messages, or its `sign` query parameter, so that
+// existing callers only change a configured value.
+std::string legacy_key(const http::server_request& req) {
+  if (const auto key = presented_key(req); !key.empty()) return std::string(key);
+  std::string sign;
+  const auto q = req.target.find('?');
+  std::string_view query = q == std::string::npos ? std::string_view() : std::string_view(req.target).substr(q + 1);
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const auto pair = query.substr(0, amp);
+    if (pair.starts_with("sign=")) sign = std::string(pair.substr(5));
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+  }
+  return sign;
+}
+
 // The sender adapter's own limits (seeds 000/001), checked up front so that legacy callers get
 // the old API's synchronous errors. Placeholder credentials: only the checks matter here.
 std::optional<core::failure> sender_checks(const core::send_request& r) {
@@ -72,6 +95,7 @@ http::server_response refusal_reply(unsigned status, std::string_view reason, st
   if (status == 413) {
     return error_reply(413, "too_large", "body: over gateway.body_limit_bytes (" + std::to_string(body_limit) + " bytes)");
   }
+  if (status == 503) return error_reply(503, "busy", "connection: " + std::string(reason) + " (gateway.max_connections); retry later");
   return error_reply(status, "bad_request", "request: not valid HTTP/1.1 (" + std::string(reason) + ")");
 }
 
@@ -118,8 +142,8 @@ std::string gateway::operation_time() const {
 
 net::awaitable<http::server_response> gateway::handle(http::server_request req) {
   const auto path = path_of(req.target);
-  const bool messages = path == "/v1/messages";
-  const bool legacy = path == "/sender/v1/handleBasicMessage";
+  const bool messages = path == messages_path;
+  const bool legacy = path == legacy_path;
   if (path == "/healthz") {
     if (req.method == "GET" || req.method == "HEAD") co_return http::server_response{200, "text/plain", "ok\n", {}};
     auto r = error_reply(405, "method_not_allowed", "use GET or HEAD");
@@ -134,6 +158,19 @@ net::awaitable<http::server_response> gateway::handle(http::server_request req) 
   }
   if (messages) co_return co_await handle_messages(req);
   co_return co_await handle_legacy(req);
+}
+
+std::optional<http::server_response> gateway::check_head(const http::server_request& head) const {
+  if (head.method != "POST") return std::nullopt;  // handle() answers those without a body to read
+  const auto path = path_of(head.target);
+  if (path == messages_path && !key_accepted(opts_.api_keys, presented_key(head))) {
+    return error_reply(401, "unauthorized", messages_unauthorized);
+  }
+  if (path == legacy_path && !key_accepted(opts_.api_keys, legacy_key(head))) {
+    return http::server_response{200, "application/json;charset=UTF-8",
+                                 legacy_reply(401, legacy_unauthorized, std::nullopt, operation_time(), opts_.host_name), {}};
+  }
+  return std::nullopt;
 }
 
 net::awaitable<std::optional<std::vector<std::string>>> gateway::produce_all(
@@ -177,9 +214,7 @@ net::awaitable<std::optional<std::vector<std::string>>> gateway::produce_all(
 }
 
 net::awaitable<http::server_response> gateway::handle_messages(const http::server_request& req) {
-  if (!key_accepted(opts_.api_keys, presented_key(req))) {
-    co_return error_reply(401, "unauthorized", "missing or unknown API key (send Authorization: Bearer <key> or X-API-Key)");
-  }
+  if (!key_accepted(opts_.api_keys, presented_key(req))) co_return error_reply(401, "unauthorized", messages_unauthorized);
   auto split = split_batch(req.body, opts_.max_batch);
   if (auto* e = std::get_if<batch_error>(&split)) {
     if (e->too_large) co_return error_reply(413, "too_large", e->message);
@@ -281,22 +316,7 @@ net::awaitable<http::server_response> gateway::handle_legacy(const http::server_
     return http::server_response{200, "application/json;charset=UTF-8",
                                  legacy_reply(code, message, id, now, opts_.host_name), {}};
   };
-  auto key = presented_key(req);
-  std::string sign;
-  if (key.empty()) {
-    const auto q = req.target.find('?');
-    std::string_view query = q == std::string::npos ? std::string_view() : std::string_view(req.target).substr(q + 1);
-    while (!query.empty()) {
-      const auto amp = query.find('&');
-      const auto pair = query.substr(0, amp);
-      if (pair.starts_with("sign=")) sign = std::string(pair.substr(5));
-      query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    }
-    key = sign;
-  }
-  if (!key_accepted(opts_.api_keys, key)) {
-    co_return reply(401, "missing or unknown API key (Authorization: Bearer <key>, X-API-Key, or the sign parameter)", std::nullopt);
-  }
+  if (!key_accepted(opts_.api_keys, legacy_key(req))) co_return reply(401, legacy_unauthorized, std::nullopt);
 
   const auto created = std::chrono::duration_cast<std::chrono::milliseconds>(seams_.now().time_since_epoch()).count();
   auto mapped = legacy_to_send_request(req.body, opts_.legacy_account, seams_.new_id(), created);

@@ -329,6 +329,31 @@ TEST_F(gateway_handler, legacy_callers_may_present_the_key_as_sign) {
   EXPECT_NE(post(gw, "/sender/v1/handleBasicMessage?apiVersion=01&sign=k", body).body.find(R"("code":200)"), std::string::npos);
 }
 
+TEST_F(gateway_handler, the_head_check_answers_as_the_handler_would_before_any_body) {
+  // given keys, and heads without a body (the server calls check_head before reading one)
+  opts.api_keys = {"k"};
+  auto gw = make();
+  const auto head = [](std::string method, std::string target, std::vector<std::pair<std::string, std::string>> h = {}) {
+    return http::server_request{std::move(method), std::move(target), std::move(h), {}};
+  };
+  // when / then: a POST without a good key is refused on both endpoints, in each one's shape
+  const auto messages = gw.check_head(head("POST", "/v1/messages", {{"authorization", "Bearer bad"}}));
+  ASSERT_TRUE(messages);
+  EXPECT_EQ(messages->status, 401u);
+  EXPECT_EQ(messages->body, post(gw, "/v1/messages", good, {{"authorization", "Bearer bad"}}).body);
+  const auto legacy = gw.check_head(head("POST", "/sender/v1/handleBasicMessage?sign=bad"));
+  ASSERT_TRUE(legacy);
+  EXPECT_EQ(legacy->status, 200u);
+  EXPECT_NE(legacy->body.find(R"("code":401,"message":"missing or unknown API key)"), std::string::npos) << legacy->body;
+  // and good keys, other methods and other paths pass to the handler
+  EXPECT_FALSE(gw.check_head(head("POST", "/v1/messages", {{"x-api-key", "k"}})));
+  EXPECT_FALSE(gw.check_head(head("POST", "/sender/v1/handleBasicMessage?apiVersion=01&sign=k")));
+  EXPECT_FALSE(gw.check_head(head("GET", "/v1/messages")));
+  EXPECT_FALSE(gw.check_head(head("GET", "/healthz")));
+  EXPECT_FALSE(gw.check_head(head("POST", "/nowhere")));
+  EXPECT_TRUE(sink.produced.empty());
+}
+
 TEST(auth, empty_key_list_accepts_everyone_and_empty_keys_never_match) {
   EXPECT_TRUE(key_accepted({}, ""));
   EXPECT_FALSE(key_accepted({"a"}, ""));

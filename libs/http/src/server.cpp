@@ -1,10 +1,12 @@
 // Small HTTP/1.1 server: one acceptor coroutine, one coroutine per connection, each connection on
 // its own strand. Sessions are tracked weakly so stop() can close them without owning them.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cctype>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -33,7 +35,25 @@ constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 struct session {
   explicit session(tcp::socket socket) : stream(std::move(socket)) {}
   beast::tcp_stream stream;
+  bool busy = false;  // a request read and not yet answered (only touched on the stream's strand)
 };
+
+// A refused request's body may still be on its way: closing with it unread would make the kernel
+// send a reset, and most clients, still writing, would then never read the refusal. So stop
+// sending, then read and drop what comes, for a bounded time and amount, before closing.
+net::awaitable<void> discard_then_close(beast::tcp_stream& stream) {
+  error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  stream.expires_after(std::chrono::seconds(2));
+  std::array<char, 16384> scratch;
+  std::size_t dropped = 0;
+  while (dropped < (16u << 20)) {
+    auto [rec, n] = co_await stream.async_read_some(net::buffer(scratch), nothrow);
+    if (rec) break;
+    dropped += n;
+  }
+  stream.close();
+}
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -96,15 +116,13 @@ struct server::impl : std::enable_shared_from_this<impl> {
     net::co_spawn(strand_, accept_loop(shared_from_this()), net::detached);
   }
 
-  void stop() {
-    std::vector<std::shared_ptr<session>> live;
+  void stop(std::chrono::milliseconds drain) {
+    std::vector<std::weak_ptr<session>> live;
     {
       std::lock_guard lock(mu_);
       if (stopped_) return;
       stopped_ = true;
-      for (auto& weak : sessions_) {
-        if (auto s = weak.lock()) live.push_back(std::move(s));
-      }
+      live = std::move(sessions_);
       sessions_.clear();
     }
     // Acceptor and sessions are closed on their own strands, where their I/O runs.
@@ -114,12 +132,30 @@ struct server::impl : std::enable_shared_from_this<impl> {
         self->acceptor_->close(ec);
       });
     }
-    for (auto& s : live) {
-      net::post(s->stream.get_executor(), [s] {
+    const auto close = [](const std::shared_ptr<session>& s, bool even_busy) {
+      net::post(s->stream.get_executor(), [s, even_busy] {
+        // On the session's strand, so `busy` is as its coroutine left it: a session answering
+        // a request ends after the answer (it sees stopped_), the others now.
+        if (s->busy && !even_busy) return;
         error_code ec;
         s->stream.socket().shutdown(tcp::socket::shutdown_both, ec);
         s->stream.close();
       });
+    };
+    const bool wait = drain.count() > 0;
+    for (auto& weak : live) {
+      if (auto s = weak.lock()) close(s, !wait);
+    }
+    if (!wait) return;
+    const auto deadline = std::chrono::steady_clock::now() + drain;
+    const auto all_ended = [&] {
+      return std::all_of(live.begin(), live.end(), [](const auto& w) { return w.expired(); });
+    };
+    while (!all_ended() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    for (auto& weak : live) {
+      if (auto s = weak.lock()) close(s, true);
     }
   }
 
@@ -139,11 +175,29 @@ struct server::impl : std::enable_shared_from_this<impl> {
         std::lock_guard lock(self->mu_);
         if (self->stopped_) co_return;
         std::erase_if(self->sessions_, [](const auto& w) { return w.expired(); });
+        if (self->opts_.max_connections && self->sessions_.size() >= self->opts_.max_connections) {
+          // Over the limit: answered and closed, not held (each connection costs a descriptor,
+          // which the process's Kafka clients need too).
+          auto ex = s->stream.get_executor();
+          net::co_spawn(ex, refuse_connection(self, std::move(s)), net::detached);
+          continue;
+        }
         self->sessions_.push_back(s);
       }
       auto ex = s->stream.get_executor();
       net::co_spawn(ex, run_session(self, std::move(s)), net::detached);
     }
+  }
+
+  server_response refusal(unsigned status, std::string_view reason) const {
+    return opts_.refusal ? opts_.refusal(status, reason) : plain(status, std::string(reason) + "\n");
+  }
+
+  static net::awaitable<void> refuse_connection(std::shared_ptr<impl> self, std::shared_ptr<session> s) {
+    s->stream.expires_after(std::chrono::seconds(2));
+    auto res = to_wire(self->refusal(503, "too many connections"), 11, false);
+    co_await bhttp::async_write(s->stream, res, nothrow);
+    co_await discard_then_close(s->stream);
   }
 
   static net::awaitable<void> run_session(std::shared_ptr<impl> self, std::shared_ptr<session> s) {
@@ -153,36 +207,57 @@ struct server::impl : std::enable_shared_from_this<impl> {
       bhttp::request_parser<bhttp::string_body> parser;
       parser.body_limit(self->opts_.body_limit);
       stream.expires_after(self->opts_.idle_timeout);
-      auto [ec, read] = co_await bhttp::async_read(stream, buffer, parser, nothrow);
+      auto [ec, read] = co_await bhttp::async_read_header(stream, buffer, parser, nothrow);
+      // Narrows the window in which a request is taken after stop() returned.
+      if (!ec && self->stopped_.load()) break;
+      if (!ec) {
+        s->busy = true;
+        const auto& head = parser.get();
+        if (self->opts_.on_head) {
+          server_request req;
+          req.method = std::string(head.method_string());
+          req.target = std::string(head.target());
+          for (const auto& field : head) req.headers.emplace_back(lower(field.name_string()), std::string(field.value()));
+          if (auto refused = self->opts_.on_head(req)) {
+            auto res = to_wire(std::move(*refused), head.version(), false);
+            co_await bhttp::async_write(stream, res, nothrow);
+            co_await discard_then_close(stream);
+            co_return;
+          }
+        }
+        // A client that asked to hear first (curl does for bodies over 1 MiB) would otherwise
+        // wait its own timeout before it sends the body.
+        if (beast::iequals(head[bhttp::field::expect], "100-continue") && !parser.is_done()) {
+          static constexpr std::string_view go_on = "HTTP/1.1 100 Continue\r\n\r\n";
+          co_await net::async_write(stream, net::buffer(go_on), nothrow);
+        }
+        std::tie(ec, read) = co_await bhttp::async_read(stream, buffer, parser, nothrow);
+      }
       if (ec) {
         // EOF, timeouts, resets and stop() end the session quietly; malformed requests get an answer.
         std::optional<server_response> reject;
-        const auto refuse = [&](unsigned status, std::string_view reason) {
-          return self->opts_.refusal ? self->opts_.refusal(status, reason) : plain(status, std::string(reason) + "\n");
-        };
         if (ec == bhttp::error::body_limit) {
-          reject = refuse(413, "request body too large");
+          reject = self->refusal(413, "request body too large");
         } else if (ec.category() == make_error_code(bhttp::error::bad_method).category() &&
                    ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
-          reject = refuse(400, "bad request");
+          reject = self->refusal(400, "bad request");
         }
         if (reject) {
           auto res = to_wire(std::move(*reject), 11, false);
           co_await bhttp::async_write(stream, res, nothrow);  // best effort: we close either way
+          co_await discard_then_close(stream);
+          co_return;
         }
         break;
       }
 
       auto msg = parser.release();
-      const bool keep_alive = msg.keep_alive();
       server_request req;
       req.method = std::string(msg.method_string());
       req.target = std::string(msg.target());
       for (const auto& field : msg) req.headers.emplace_back(lower(field.name_string()), std::string(field.value()));
       req.body = std::move(msg.body());
 
-      // Narrows the window in which a handler runs after stop() returned.
-      if (self->stopped_.load()) break;
       server_response reply;
       try {
         if (self->async_handler_) {
@@ -193,10 +268,13 @@ struct server::impl : std::enable_shared_from_this<impl> {
       } catch (...) {
         reply = plain(500, "internal error\n");
       }
+      // Stopping: this answer is the connection's last.
+      const bool keep_alive = msg.keep_alive() && !self->stopped_.load();
       auto res = to_wire(std::move(reply), msg.version(), keep_alive);
       if (msg.method() == bhttp::verb::head) res.body().clear();  // Content-Length stays
       stream.expires_after(self->opts_.idle_timeout);
       auto [wec, written] = co_await bhttp::async_write(stream, res, nothrow);
+      s->busy = false;
       if (wec || !keep_alive) break;
     }
     error_code ignored;
@@ -221,12 +299,12 @@ server::server(net::any_io_executor ex, server_options opts, handler h)
 server::server(net::any_io_executor ex, server_options opts, async_handler h)
     : impl_(std::make_shared<impl>(std::move(ex), opts, handler{}, std::move(h))) {}
 
-server::~server() { impl_->stop(); }
+server::~server() { impl_->stop(std::chrono::milliseconds(0)); }
 
 void server::start(const std::string& host, std::uint16_t port) { impl_->start(host, port); }
 
 std::uint16_t server::port() const { return impl_->port_.load(); }
 
-void server::stop() { impl_->stop(); }
+void server::stop(std::chrono::milliseconds drain) { impl_->stop(drain); }
 
 }  // namespace sendq::http

@@ -1,3 +1,6 @@
+#include <atomic>
+#include <future>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -212,6 +215,123 @@ TEST(http_server, stop_closes_open_connections) {
   // then: the client sees the close well before the server's idle timeout
   ASSERT_EQ(waiting.wait_for(10s), std::future_status::ready);
   EXPECT_EQ(waiting.get(), "closed");
+}
+
+TEST(http_server, answers_413_to_a_client_that_sends_the_whole_body_at_once) {
+  // given a client that writes headers and an over-limit body in one go, as most libraries do
+  io_runner io;
+  server_options opts;
+  opts.body_limit = 100;
+  server srv(io.executor(), opts, ok_handler);
+  srv.start("127.0.0.1", 0);
+  const std::string body(1 << 20, 'x');
+  // when
+  auto reply = run(io.executor(), raw_exchange(srv.port(), "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: " +
+                                                               std::to_string(body.size()) + "\r\n\r\n" + body));
+  // then its write completes and it reads the 413 (closed with the body unread, the kernel would
+  // reset the connection under the client's write)
+  EXPECT_EQ(reply.rfind("HTTP/1.1 413", 0), 0u) << reply.substr(0, 200);
+  srv.stop();
+}
+
+TEST(http_server, answers_100_continue_to_a_client_that_waits_for_it) {
+  io_runner io;
+  server srv(io.executor(), {}, [](const server_request& r) { return server_response{200, "text/plain", "got " + r.body, {}}; });
+  srv.start("127.0.0.1", 0);
+  auto reply = run(io.executor(), raw_exchange(srv.port(), "POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n"
+                                                           "Expect: 100-continue\r\nContent-Length: 5\r\n\r\nhello"));
+  EXPECT_EQ(reply.rfind("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200", 0), 0u) << reply;
+  EXPECT_NE(reply.find("got hello"), std::string::npos) << reply;
+  srv.stop();
+}
+
+TEST(http_server, on_head_refuses_a_request_before_its_body_is_read) {
+  // given a check that refuses every head without an "x-key", and a handler that counts bodies
+  io_runner io;
+  std::atomic<int> handled{0};
+  server_options opts;
+  opts.body_limit = 4 << 20;
+  opts.on_head = [](const server_request& head) -> std::optional<server_response> {
+    EXPECT_TRUE(head.body.empty());
+    if (head.header("x-key") == "k") return std::nullopt;
+    return server_response{401, "text/plain", "no key\n", {}};
+  };
+  server srv(io.executor(), opts, [&](const server_request& r) {
+    ++handled;
+    return server_response{200, "text/plain", "len " + std::to_string(r.body.size()), {}};
+  });
+  srv.start("127.0.0.1", 0);
+  const std::string body(2 << 20, 'x');
+  const auto post = [&](std::string extra) {
+    return "POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n" + extra + "Content-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
+  };
+  // when a request without the key sends a 2 MB body: refused, and the client still reads why
+  auto refused = run(io.executor(), raw_exchange(srv.port(), post("")));
+  EXPECT_EQ(refused.rfind("HTTP/1.1 401", 0), 0u) << refused.substr(0, 200);
+  EXPECT_NE(refused.find("no key"), std::string::npos);
+  // then the handler never saw it; one with the key is served whole
+  auto served = run(io.executor(), raw_exchange(srv.port(), post("X-Key: k\r\n")));
+  EXPECT_NE(served.find("len " + std::to_string(body.size())), std::string::npos) << served.substr(0, 200);
+  EXPECT_EQ(handled.load(), 1);
+  srv.stop();
+}
+
+TEST(http_server, answers_503_over_max_connections) {
+  // given a server for one connection, and one open
+  io_runner io;
+  server_options opts;
+  opts.max_connections = 1;
+  server srv(io.executor(), opts, ok_handler);
+  srv.start("127.0.0.1", 0);
+  std::promise<void> answered;
+  auto first = net::co_spawn(io.executor(), keep_alive_then_wait(srv.port(), answered), net::use_future);
+  ASSERT_EQ(answered.get_future().wait_for(10s), std::future_status::ready);
+  // when a second connects
+  auto second = run(io.executor(), raw_exchange(srv.port(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+  // then it is answered 503 and closed, and the first is still served
+  EXPECT_EQ(second.rfind("HTTP/1.1 503", 0), 0u) << second;
+  EXPECT_NE(second.find("too many connections"), std::string::npos) << second;
+  srv.stop();
+  ASSERT_EQ(first.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(first.get(), "closed");
+}
+
+TEST(http_server, stop_with_a_drain_answers_the_request_in_progress_and_closes_idle_ones_at_once) {
+  // given a request whose handler takes 500 ms (a broker's ack, say), and an idle keep-alive
+  // connection
+  io_runner io;
+  std::promise<void> started;
+  server srv(io.executor(), {}, [&](server_request r) -> net::awaitable<server_response> {
+    if (r.method != "POST") co_return server_response{200, "text/plain", "ok", {}};
+    started.set_value();
+    net::steady_timer t(co_await net::this_coro::executor, std::chrono::milliseconds(500));
+    co_await t.async_wait(nothrow);
+    co_return server_response{202, "text/plain", "accepted " + r.body, {}};
+  });
+  srv.start("127.0.0.1", 0);
+  std::promise<void> answered;
+  auto idle = net::co_spawn(io.executor(), keep_alive_then_wait(srv.port(), answered), net::use_future);
+  ASSERT_EQ(answered.get_future().wait_for(10s), std::future_status::ready);
+  auto started_future = started.get_future();
+  auto busy = net::co_spawn(io.executor(),
+                            raw_exchange(srv.port(), "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx"),
+                            net::use_future);
+  ASSERT_EQ(started_future.wait_for(10s), std::future_status::ready);
+  // when the server stops with a drain of 5 s
+  const auto t0 = std::chrono::steady_clock::now();
+  srv.stop(5s);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  // then the idle connection was closed, the request in progress got its whole answer, as the
+  // connection's last, and stop() returned once it was written (not after the whole drain)
+  ASSERT_EQ(idle.wait_for(1s), std::future_status::ready);
+  EXPECT_EQ(idle.get(), "closed");
+  ASSERT_EQ(busy.wait_for(1s), std::future_status::ready);
+  const auto reply = busy.get();
+  EXPECT_EQ(reply.rfind("HTTP/1.1 202", 0), 0u) << reply;
+  EXPECT_NE(reply.find("Connection: close"), std::string::npos) << reply;
+  EXPECT_NE(reply.find("accepted x"), std::string::npos) << reply;
+  EXPECT_LT(took, 4s);
 }
 
 TEST(http_server, serves_the_http_client) {

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -36,7 +37,8 @@ struct gateway_options {
 };
 
 /// The HTTP server's own refusals (http::server_options::refusal) in the gateway's JSON error
-/// shape: 413 `too_large` naming gateway.body_limit_bytes, 400 `bad_request` (malformed HTTP).
+/// shape: 413 `too_large` naming gateway.body_limit_bytes, 503 `busy` (over gateway.max_connections,
+/// with Retry-After), 400 `bad_request` (malformed HTTP).
 http::server_response refusal_reply(unsigned status, std::string_view reason, std::size_t body_limit);
 
 /// Seams for tests: id generator and wall clock.
@@ -53,6 +55,9 @@ class gateway {
 
   /// The server's async handler. Runs on the connection's strand (acks are posted back to it).
   boost::asio::awaitable<http::server_response> handle(http::server_request req);
+  /// The server's on_head check: the answer to a POST whose API key is missing or unknown, given
+  /// before its body is read (the same answer handle() would give); nullopt for the rest.
+  std::optional<http::server_response> check_head(const http::server_request& head) const;
 
   std::size_t in_flight() const { return in_flight_.load(); }
 

@@ -1,10 +1,12 @@
 #pragma once
-/// A small HTTP/1.1 server (Boost.Beast, coroutines) for sendq's own endpoints:
-/// /metrics, /healthz, /readyz, and later the gateway. Keep-alive, body limit, timeouts.
+/// A small HTTP/1.1 server (Boost.Beast, coroutines) for sendq's own endpoints: /metrics,
+/// /healthz, /readyz, and the gateway. Keep-alive, body limit, timeouts, 100-continue, a check of
+/// each request's head before its body, a connection limit, and a drain on stop.
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -37,6 +39,13 @@ struct server_options {
   /// body_limit) or 400 (malformed HTTP), with a short reason. Unset: that reason as text/plain.
   /// Lets a server whose other errors are JSON answer these in the same shape.
   std::function<server_response(unsigned status, std::string_view reason)> refusal;
+  /// Called once a request's head is read (method, target, headers; `body` empty), before its
+  /// body is: a response refuses the request there, and its body is read only to be discarded
+  /// (e.g. an API key check, so that a caller without a key cannot make the server hold a body).
+  /// Called on an I/O thread; it must not block. Unset: every head is taken.
+  std::function<std::optional<server_response>(const server_request& head)> on_head;
+  /// Connections open at once, at most; one over it is answered 503 and closed. 0 = no limit.
+  std::size_t max_connections = 0;
 };
 
 /// Handler is called on an I/O thread; it must not block.
@@ -59,7 +68,11 @@ class server {
   /// naming the address when it cannot bind (start-up error).
   void start(const std::string& host, std::uint16_t port);
   std::uint16_t port() const;  ///< the bound port
-  void stop();                 ///< stops accepting and closes open connections
+  /// Stops accepting and closes idle connections at once. Requests already read are answered
+  /// (with Connection: close) if they finish within `drain`, then every connection is closed.
+  /// With `drain` 0 (the default) every connection is closed at once. Blocks for up to `drain`:
+  /// not to be called on one of the server's I/O threads with a drain.
+  void stop(std::chrono::milliseconds drain = std::chrono::milliseconds(0));
 
  private:
   struct impl;
