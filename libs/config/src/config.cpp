@@ -277,8 +277,8 @@ void read_gateway(const toml::table* t, config& c, const env_lookup& env) {
       for (const auto& v : *arr) {
         auto s = v.value<std::string>();
         // add_api_key would drop a blank or "#..." entry (the file's comment rule) without a word.
-        const bool blank = s && s->find_first_not_of(" \t\r\n") == std::string::npos;
-        if (!v.is_string() || !s || blank || s->front() == '#') {
+        const auto first = s ? s->find_first_not_of(" \t\r\n") : std::string::npos;
+        if (!v.is_string() || !s || first == std::string::npos || (*s)[first] == '#') {
           fail("gateway.api_keys: every key must be a non-empty string, not starting with '#'");
         }
         add_api_key(c, *s);

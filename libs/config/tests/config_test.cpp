@@ -218,7 +218,7 @@ TEST(config, gateway_keys_that_would_leave_none_are_refused) {
               "to use gateway.api_keys)")
         << "'" << v << "'";
   }
-  for (const std::string k : {"  ", "#k"}) {
+  for (const std::string k : {"  ", "#k", " #k"}) {
     EXPECT_EQ(error_of("[gateway]\napi_keys = [\"" + k + "\"]\n"),
               "gateway.api_keys: every key must be a non-empty string, not starting with '#'")
         << "'" << k << "'";

@@ -95,7 +95,11 @@ http::server_response refusal_reply(unsigned status, std::string_view reason, st
   if (status == 413) {
     return error_reply(413, "too_large", "body: over gateway.body_limit_bytes (" + std::to_string(body_limit) + " bytes)");
   }
-  if (status == 503) return error_reply(503, "busy", "connection: " + std::string(reason) + " (gateway.max_connections); retry later");
+  if (status == 503) {
+    const bool full = reason == "too many connections";
+    return error_reply(503, "busy", "connection: " + std::string(reason) + (full ? " (gateway.max_connections)" : "") +
+                                        "; retry later");
+  }
   return error_reply(status, "bad_request", "request: not valid HTTP/1.1 (" + std::string(reason) + ")");
 }
 

@@ -41,10 +41,11 @@ struct session {
 // A refused request's body may still be on its way: closing with it unread would make the kernel
 // send a reset, and most clients, still writing, would then never read the refusal. So stop
 // sending, then read and drop what comes, for a bounded time and amount, before closing.
-net::awaitable<void> discard_then_close(beast::tcp_stream& stream) {
+net::awaitable<void> discard_then_close(beast::tcp_stream& stream,
+                                       std::chrono::milliseconds for_at_most = std::chrono::seconds(2)) {
   error_code ec;
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-  stream.expires_after(std::chrono::seconds(2));
+  stream.expires_after(for_at_most);
   std::array<char, 16384> scratch;
   std::size_t dropped = 0;
   while (dropped < (16u << 20)) {
@@ -193,11 +194,17 @@ struct server::impl : std::enable_shared_from_this<impl> {
     return opts_.refusal ? opts_.refusal(status, reason) : plain(status, std::string(reason) + "\n");
   }
 
+  // Connections over max_connections are not tracked, so their own cost is kept small: a short
+  // answer and a short discard, and none at all past a few dozen refusals at once (a flood of
+  // connections must not take the descriptors the limit is there to keep).
   static net::awaitable<void> refuse_connection(std::shared_ptr<impl> self, std::shared_ptr<session> s) {
-    s->stream.expires_after(std::chrono::seconds(2));
-    auto res = to_wire(self->refusal(503, "too many connections"), 11, false);
-    co_await bhttp::async_write(s->stream, res, nothrow);
-    co_await discard_then_close(s->stream);
+    if (self->refusing_.fetch_add(1) < 64) {
+      s->stream.expires_after(std::chrono::milliseconds(500));
+      auto res = to_wire(self->refusal(503, "too many connections"), 11, false);
+      co_await bhttp::async_write(s->stream, res, nothrow);
+      co_await discard_then_close(s->stream, std::chrono::milliseconds(250));
+    }
+    self->refusing_.fetch_sub(1);
   }
 
   static net::awaitable<void> run_session(std::shared_ptr<impl> self, std::shared_ptr<session> s) {
@@ -208,8 +215,14 @@ struct server::impl : std::enable_shared_from_this<impl> {
       parser.body_limit(self->opts_.body_limit);
       stream.expires_after(self->opts_.idle_timeout);
       auto [ec, read] = co_await bhttp::async_read_header(stream, buffer, parser, nothrow);
-      // Narrows the window in which a request is taken after stop() returned.
-      if (!ec && self->stopped_.load()) break;
+      if (!ec && self->stopped_.load()) {
+        // Stopping: a request that came after stop() is not taken, but answered, so that its
+        // client knows to send it again (elsewhere) rather than wonder whether it was taken.
+        auto res = to_wire(self->refusal(503, "stopping"), 11, false);
+        co_await bhttp::async_write(stream, res, nothrow);
+        co_await discard_then_close(stream);
+        co_return;
+      }
       if (!ec) {
         s->busy = true;
         const auto& head = parser.get();
@@ -227,7 +240,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
         }
         // A client that asked to hear first (curl does for bodies over 1 MiB) would otherwise
         // wait its own timeout before it sends the body.
-        if (beast::iequals(head[bhttp::field::expect], "100-continue") && !parser.is_done()) {
+        if (head.version() >= 11 && beast::iequals(head[bhttp::field::expect], "100-continue") && !parser.is_done()) {
           static constexpr std::string_view go_on = "HTTP/1.1 100 Continue\r\n\r\n";
           co_await net::async_write(stream, net::buffer(go_on), nothrow);
         }
@@ -275,7 +288,8 @@ struct server::impl : std::enable_shared_from_this<impl> {
       stream.expires_after(self->opts_.idle_timeout);
       auto [wec, written] = co_await bhttp::async_write(stream, res, nothrow);
       s->busy = false;
-      if (wec || !keep_alive) break;
+      // stop() may have come during the write: it left this session to end here.
+      if (wec || !keep_alive || self->stopped_.load()) break;
     }
     error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -291,6 +305,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
   std::mutex mu_;
   std::atomic<bool> stopped_{false};  // written under mu_
   std::vector<std::weak_ptr<session>> sessions_;
+  std::atomic<int> refusing_{0};  // connections over max_connections being answered
 };
 
 server::server(net::any_io_executor ex, server_options opts, handler h)

@@ -38,7 +38,7 @@ struct gateway_options {
 
 /// The HTTP server's own refusals (http::server_options::refusal) in the gateway's JSON error
 /// shape: 413 `too_large` naming gateway.body_limit_bytes, 503 `busy` (over gateway.max_connections,
-/// with Retry-After), 400 `bad_request` (malformed HTTP).
+/// or stopping; with Retry-After), 400 `bad_request` (malformed HTTP).
 http::server_response refusal_reply(unsigned status, std::string_view reason, std::size_t body_limit);
 
 /// Seams for tests: id generator and wall clock.
