@@ -110,7 +110,16 @@ int main(int argc, char** argv) {
     }
     std::cout << "embedded Kafka (in memory, NOT durable) bootstrap=" << bootstrap << " partitions=" << partitions
               << std::endl;
-    while (!stop) pause();
+    // sigsuspend, not pause(): a signal between the check and the wait would otherwise be lost,
+    // and the process would wait for a second one.
+    sigset_t blocked, waiting;
+    sigemptyset(&blocked);
+    sigaddset(&blocked, SIGINT);
+    sigaddset(&blocked, SIGTERM);
+    sigprocmask(SIG_BLOCK, &blocked, &waiting);
+    sigdelset(&waiting, SIGINT);
+    sigdelset(&waiting, SIGTERM);
+    while (!stop) sigsuspend(&waiting);
   } catch (const std::exception& e) {
     std::cerr << "sendq-embedded-kafka: " << e.what() << "\n";
     return 1;

@@ -69,6 +69,9 @@ from the same file (an invalid file is refused and the running configuration sta
 
 int main(int argc, char** argv) {
   using namespace sendq;
+  // A reload (systemd's ExecReload sends SIGHUP) before its handler is set up below must not kill
+  // the worker with SIGHUP's default action: ignored until then.
+  std::signal(SIGHUP, SIG_IGN);
   auto parsed = config::parse_command_line(argc, argv, "sendq-worker", usage,
                                            std::string(SENDQ_VERSION) + " (" + SENDQ_GIT_COMMIT + ")");
   if (auto* exit_code = std::get_if<int>(&parsed)) return *exit_code;

@@ -3,8 +3,10 @@
 // idempotency keys apply to what is sent again.
 #include <unistd.h>
 
+#include <algorithm>
 #include <iostream>
 #include <map>
+#include <stdexcept>
 #include <set>
 #include <unordered_map>
 
@@ -52,8 +54,8 @@ Filters (repeatable; a record must match every kind given):
 
 constexpr const char* redrive_usage = R"(Usage: sendqctl redrive [options]
 
-Moves DLQ records (default topic sendq.dlq) back: their original bytes and key are produced to
---topic. Kafka is append-only: the DLQ keeps its copy; use --since/--start-offset so that a
+Moves DLQ records (default topic sendq.dlq) back: their original bytes are produced to --topic,
+keyed by the request's ordering key (the DLQ's key is its id). Kafka is append-only: the DLQ keeps its copy; use --since/--start-offset so that a
 later redrive does not repeat this one.
 
 Filters:
@@ -76,7 +78,14 @@ bool take_range(args& in, const std::string& a, range_options& r) {
     if (!t) throw usage_error(a + ": '" + v + "' is not a time (epoch ms, 2024-05-01T10:00:00Z, now, -15m)");
     return *t;
   };
-  if (a == "--partition") r.partitions.push_back(static_cast<std::int32_t>(in.integer(a, 0, 1 << 20)));
+  if (a == "--partition") {
+    const auto p = static_cast<std::int32_t>(in.integer(a, 0, 1 << 20));
+    // librdkafka refuses an assignment that names a partition twice, with a vaguer message.
+    if (std::find(r.partitions.begin(), r.partitions.end(), p) != r.partitions.end()) {
+      throw usage_error("--partition " + std::to_string(p) + ": given twice");
+    }
+    r.partitions.push_back(p);
+  }
   else if (a == "--start-offset") r.start_offset = in.integer(a, 0, INT64_MAX);
   else if (a == "--end-offset") r.end_offset = in.integer(a, 0, INT64_MAX);
   else if (a == "--since") r.since = time();
@@ -119,9 +128,12 @@ std::vector<kafka::partition_range> resolve(kafka::reader& rd, const std::string
   return out;
 }
 
-// Reads every range, hands each message to `keep`, produces the kept ones. Returns the exit code.
-template <class Keep>
-int copy(const common& c, const std::string& from, const range_options& o, const std::string& verb, Keep keep) {
+// Reads every range, hands each message to `keep`, produces the kept ones under the key `key_of`
+// gives (the ordering key: the destination's partitioning keeps each key's order). Returns the
+// exit code: 1 when a record was refused, not acknowledged, or not read at all.
+template <class Keep, class KeyOf>
+int copy(const common& c, const std::string& from, const range_options& o, const std::string& verb, Keep keep,
+         KeyOf key_of) {
   log::logger logger(log::level::warn, false);
   logger.add_secrets(c.secrets);
   kafka::reader rd({c.brokers, c.librdkafka}, logger);
@@ -136,11 +148,14 @@ int copy(const common& c, const std::string& from, const range_options& o, const
   std::map<std::string, std::uint64_t> skipped;
   rd.assign(from, ranges);
   auto idle_since = std::chrono::steady_clock::now();
+  bool stopped_early = false;
   while (!rd.done()) {
     auto batch = rd.read(500, 200ms);
     if (batch.empty()) {
       if (std::chrono::steady_clock::now() - idle_since > 60s) {
-        std::cerr << verb << ": no progress for 60 s reading " << from << "; stopping early\n";
+        std::cerr << verb << ": no progress for 60 s reading " << from << " (broker down, no authorization?); "
+                  << "stopping early\n";
+        stopped_early = true;
         break;
       }
       continue;
@@ -159,7 +174,7 @@ int copy(const common& c, const std::string& from, const range_options& o, const
         if (out) {
           const std::string origin = std::string(m.topic()) + "/" + std::to_string(m.partition()) + "/" + std::to_string(m.offset());
           // Refused outright (e.g. over message.max.bytes): counted, and the exit status says so.
-          if (auto err = out->produce(o.topic, m.key(), m.payload(), {{"sendq-" + verb + "-from", origin}}); !err.empty()) {
+          if (auto err = out->produce(o.topic, key_of(m), m.payload(), {{"sendq-" + verb + "-from", origin}}); !err.empty()) {
             if (refused++ == 0) first_refusal = origin + ": " + err;
           }
         }
@@ -181,7 +196,11 @@ int copy(const common& c, const std::string& from, const range_options& o, const
   std::cout << (o.dry_run ? "would " : "") << verb << " " << matched << "\n";
   if (refused) std::cerr << "Kafka refused " << refused << " records (first: " << first_refusal << ")\n";
   if (!ok) std::cerr << "Kafka did not acknowledge " << out->failed() << " records (" << out->first_error() << ")\n";
-  return refused || !ok ? 1 : 0;
+  if (stopped_early) {
+    std::cerr << verb << ": " << (total > read ? total - read : 0) << " records of the range were not read: the copy is "
+              << "incomplete; run it again from where it stopped\n";
+  }
+  return refused || !ok || stopped_early ? 1 : 0;
 }
 
 }  // namespace
@@ -223,8 +242,15 @@ int run_replay(int argc, char** argv, int first) {
     logger.add_secrets(c.secrets);
     kafka::reader rd({c.brokers, c.librdkafka}, logger);
     rd.assign(results_topic, resolve(rd, results_topic, range_options{}));
+    auto idle_since = std::chrono::steady_clock::now();
     while (!rd.done()) {
-      for (auto& m : rd.read(1000, 200ms)) {
+      auto batch = rd.read(1000, 200ms);
+      if (!batch.empty()) idle_since = std::chrono::steady_clock::now();
+      if (std::chrono::steady_clock::now() - idle_since > 60s) {
+        throw std::runtime_error("--status: no progress for 60 s reading " + results_topic +
+                                 " (broker down, no authorization?); nothing replayed");
+      }
+      for (auto& m : batch) {
         if (auto r = parse_result(m.payload())) status_of[r->id] = r->status;
       }
     }
@@ -244,7 +270,7 @@ int run_replay(int argc, char** argv, int first) {
       if (!allowed(statuses, it->second)) return why = "status", false;
     }
     return true;
-  });
+  }, [](const kafka::message& m) { return std::string(m.key()); });  // requests are keyed by their ordering key
 }
 
 int run_redrive(int argc, char** argv, int first) {
@@ -268,6 +294,8 @@ int run_redrive(int argc, char** argv, int first) {
   }
   check_range(o);
   require_brokers(c);
+  core::request_decoder decoder;
+  core::send_request req;
   return copy(c, from, o, "redrive", [&](const kafka::message& m, std::string& why) {
     // The DLQ record of a request too large to copy has a null value and this header
     // (delivery/dead_letter.hpp): there are no bytes to send again.
@@ -275,6 +303,12 @@ int run_redrive(int argc, char** argv, int first) {
     const auto kind = m.header("sendq-error-kind");
     if (!allowed(kinds, kind.value_or(""))) return why = "kind", false;
     return true;
+  }, [&](const kafka::message& m) {
+    // A DLQ record is keyed by the request's id (CONTRACT.md); sendq.bulk, like sendq.requests, by
+    // the ordering key, which the request itself gives (by default provider:to). Undecodable ones
+    // keep their key: the worker rejects them again wherever they land.
+    if (decoder.decode(m.payload(), req)) return std::string(m.key());
+    return req.key;
   });
 }
 

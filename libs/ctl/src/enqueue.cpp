@@ -7,6 +7,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <stdexcept>
 
 #include "sendq/core/request_decoder.hpp"
 #include "sendq/ctl/commands.hpp"
@@ -76,10 +77,14 @@ int run_enqueue(int argc, char** argv, int first) {
     if (std::filesystem::is_directory(*file, ec)) throw usage_error("cannot read '" + *file + "': is a directory");
     f.open(*file);
     if (!f) throw usage_error("cannot read '" + *file + "'");
-    // Count lines first so that the bar has an ETA.
-    for (std::string line; std::getline(f, line);) total += line.empty() ? 0 : 1;
-    f.clear();
-    f.seekg(0);
+    // Count lines first so that the bar has an ETA, in a regular file only: a pipe or FIFO
+    // (<(zcat ...), /dev/stdin) cannot be read twice, and its one pass is the requests.
+    if (std::filesystem::is_regular_file(*file, ec)) {
+      for (std::string line; std::getline(f, line);) total += line.empty() ? 0 : 1;
+      f.clear();
+      f.seekg(0);
+      if (!f) throw std::runtime_error("cannot read '" + *file + "' again after counting its lines");
+    }
     input = &f;
   }
 

@@ -636,7 +636,13 @@ struct pipeline::impl : kafka::rebalance_listener {
   void hold_retry_partition(const std::string& topic, std::int32_t partition, std::int64_t offset,
                             std::chrono::steady_clock::time_point until) {
     consumer->pause({{topic, partition, 0}});
-    consumer->seek({{topic, partition, offset}});
+    if (auto err = consumer->seek({{topic, partition, offset}}); !err.empty()) {
+      // Resumed from where the fetcher stood, the record at `offset` would be skipped: never
+      // tracked, committed past, without a result. Stop instead; it is read again after a restart.
+      fail("seeking " + topic + "/" + std::to_string(partition) + " back to offset " + std::to_string(offset) +
+           " to hold a retry failed: " + err);
+      return;
+    }
     retry_paused[{topic, partition}] = until;
     std::erase_if(held, [&](const kafka::message& m) { return m.partition() == partition && m.topic() == topic; });
   }

@@ -280,13 +280,21 @@ void consumer::resume(const std::vector<partition_offset>& partitions) {
   if (l->cnt > 0) rd_kafka_resume_partitions(impl_->rk.get(), l.get());
 }
 
-void consumer::seek(const std::vector<partition_offset>& partitions) {
-  if (partitions.empty()) return;
+std::string consumer::seek(const std::vector<partition_offset>& partitions) {
+  if (partitions.empty()) return "";
   auto l = make_list(partitions);
   if (rd_kafka_error_t* e = rd_kafka_seek_partitions(impl_->rk.get(), l.get(), 5000)) {
-    impl_->log.warn("kafka", "seek failed", {{"error", rd_kafka_error_string(e)}});
+    std::string error = rd_kafka_error_string(e);
     rd_kafka_error_destroy(e);
+    return error;
   }
+  // The call can succeed while a partition's own seek failed (__STATE, __TIMED_OUT, ...).
+  for (int i = 0; i < l->cnt; ++i) {
+    if (const auto err = l->elems[i].err; err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return std::string(l->elems[i].topic) + "/" + std::to_string(l->elems[i].partition) + ": " + rd_kafka_err2str(err);
+    }
+  }
+  return "";
 }
 
 std::vector<partition_offset> consumer::assignment() const {

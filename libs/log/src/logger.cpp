@@ -1,5 +1,6 @@
 #include "sendq/log/logger.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 
@@ -46,7 +47,8 @@ logger::logger(level min, bool json, std::FILE* out) : min_(min), json_(json), o
 void logger::add_secrets(const std::vector<std::string>& secrets) {
   std::lock_guard lock(mutex_);
   for (const auto& s : secrets) {
-    if (s.size() >= 4) secrets_.push_back(s);  // shorter strings would redact ordinary text
+    // Shorter strings would redact ordinary text; a reload adds the same secrets again.
+    if (s.size() >= 4 && std::find(secrets_.begin(), secrets_.end(), s) == secrets_.end()) secrets_.push_back(s);
   }
 }
 

@@ -69,8 +69,10 @@ class consumer {
   /// resume(); messages already fetched are dropped by librdkafka and fetched again later.
   void pause(const std::vector<partition_offset>& partitions);
   void resume(const std::vector<partition_offset>& partitions);
-  /// Moves the fetch position of each partition to its `offset` (used with pause()).
-  void seek(const std::vector<partition_offset>& partitions);
+  /// Moves the fetch position of each partition to its `offset` (used with pause()). "" when
+  /// every one moved, else the first error (the call's own, or a partition's): a caller that
+  /// relies on the seek must not go on as if it had.
+  [[nodiscard]] std::string seek(const std::vector<partition_offset>& partitions);
   /// The current assignment (offsets unset).
   std::vector<partition_offset> assignment() const;
   /// Leaves the group (revocation runs the listener first).
