@@ -232,11 +232,15 @@ class CtlEnqueueInputTest(unittest.TestCase):
         os.mkfifo(fifo)
         lines = [json.dumps(request(i, prefix="enqfifo")) for i in range(25)]
         writer = subprocess.Popen(["sh", "-c", 'cat > "$0"', fifo], stdin=subprocess.PIPE)
-        writer.stdin.write(("\n".join(lines) + "\n").encode())
-        writer.stdin.close()
-        # when
-        rc, out, err = self.ctl("enqueue", fifo)
-        writer.wait(timeout=30)
+        try:
+            writer.stdin.write(("\n".join(lines) + "\n").encode())
+            writer.stdin.close()
+            # when
+            rc, out, err = self.ctl("enqueue", fifo)
+            writer.wait(timeout=30)
+        finally:
+            writer.kill()  # if sendqctl never opened the pipe, the writer would block on it for ever
+            writer.wait()
         # then all 25 are on the topic
         self.assertEqual(rc, 0, err)
         self.assertIn("enqueued 25 of 25", err)

@@ -204,11 +204,17 @@ class GatewayLimitsTest(unittest.TestCase):
         gw = h.Gateway(self.dir, self.kafka.bootstrap, name="gateway-keyed",
                        env_extra={"SENDQ_GATEWAY_API_KEYS": "k1", "SENDQ_GATEWAY_MAX_CONNECTIONS": "2"})
         try:
-            # when a caller without the key sends a 3 MB batch
+            # when a caller without the key announces a 3 MB body and sends only the headers
+            with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as s:
+                s.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: a\r\nContent-Length: 3000000\r\n\r\n")
+                head = s.recv(65536).decode()
+            # then it is refused at once, before any body (checked after the body, this would wait
+            # for it and time out)
+            self.assertTrue(head.startswith("HTTP/1.1 401"), head)
+            # and a caller without the key that sends a 3 MB batch whole still reads why
             batch = [{"id": f"nokey-{i}", "provider": "gewe", "type": "text", "to": "x@chatroom",
                       "body": {"text": "a" * 3000}} for i in range(1000)]
             status, body = gw.post("/v1/messages", batch)
-            # then it is refused before its body is taken (and reads why), and nothing is produced
             self.assertEqual(status, 401, body)
             self.assertEqual(json.loads(body)["error"]["kind"], "unauthorized")
             self.assertEqual(h.kcat_consume_all(self.kafka.bootstrap, "sendq.requests"), [])

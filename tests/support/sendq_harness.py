@@ -250,17 +250,18 @@ def kcat_consume(bootstrap, topic, count, timeout=120, with_headers=False):
     return out
 
 
-def kcat_consume_all(bootstrap, topic, timeout=60, with_partition=False):
+def kcat_consume_all(bootstrap, topic, timeout=60, with_partition=False, with_headers=False):
     """Every record on `topic` now (kcat -e stops at the end of each partition), as [(key, value, "")],
-    or with `with_partition` [(key, value, partition)]."""
-    fmt = "%p\t%k\t%s\n" if with_partition else "\t%k\t%s\n"
+    with `with_partition` [(key, value, partition)], with `with_headers` [(key, value, "name=value,...")]."""
+    assert not (with_partition and with_headers), "one or the other"
+    fmt = "%p\t%k\t%s\n" if with_partition else "%h\t%k\t%s\n" if with_headers else "\t%k\t%s\n"
     proc = subprocess.run(["kcat", "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-f", fmt, "-q"],
                           capture_output=True, timeout=timeout)
     out = []
     for line in proc.stdout.decode(errors="replace").splitlines():
         if line:
-            partition, key, value = line.split("\t", 2)
-            out.append((key, value, int(partition) if with_partition else ""))
+            first, key, value = line.split("\t", 2)
+            out.append((key, value, int(first) if with_partition else first if with_headers else ""))
     return out
 
 

@@ -39,14 +39,20 @@ struct string_key {
   std::string* target;
 };
 
-std::string read_secret_file(const std::string& path, const std::string& key) {
-  // A secret is a short regular file: refuse devices and FIFOs (a typo naming /dev/zero or a pipe
-  // would otherwise hang start-up) and anything too large to be a credential.
-  constexpr std::uintmax_t max_secret_bytes = 64 * 1024;
+// A file a setting names must be a regular file: a device or FIFO (a typo naming /dev/zero or a
+// pipe) would hang start-up, and a directory opens as a stream that reads as empty.
+void require_regular_file(const std::string& path, const std::string& setting) {
   std::error_code ec;
   const auto st = std::filesystem::status(path, ec);
-  if (ec || !std::filesystem::exists(st)) fail(key + "_file: cannot read '" + path + "'");
-  if (!std::filesystem::is_regular_file(st)) fail(key + "_file: '" + path + "' is not a regular file");
+  if (ec || !std::filesystem::exists(st)) fail(setting + ": cannot read '" + path + "'");
+  if (!std::filesystem::is_regular_file(st)) fail(setting + ": '" + path + "' is not a regular file");
+}
+
+std::string read_secret_file(const std::string& path, const std::string& key) {
+  // A secret is a short regular file: nothing too large to be a credential either.
+  constexpr std::uintmax_t max_secret_bytes = 64 * 1024;
+  require_regular_file(path, key + "_file");
+  std::error_code ec;
   if (std::filesystem::file_size(path, ec) > max_secret_bytes || ec) {
     fail(key + "_file: '" + path + "' is larger than 64 KiB, which no secret is");
   }
@@ -305,10 +311,7 @@ void read_gateway(const toml::table* t, config& c, const env_lookup& env) {
     // No keys means the gateway takes every caller, so a file that yields none (a directory, which
     // std::ifstream opens and reads as empty, an unreadable or an empty file) stops start-up.
     const std::string& path = g.api_keys_file;
-    std::error_code ec;
-    const auto st = std::filesystem::status(path, ec);
-    if (ec || !std::filesystem::exists(st)) fail("gateway.api_keys_file: cannot read '" + path + "'");
-    if (!std::filesystem::is_regular_file(st)) fail("gateway.api_keys_file: '" + path + "' is not a regular file");
+    require_regular_file(path, "gateway.api_keys_file");
     std::ifstream in(path);
     if (!in) fail("gateway.api_keys_file: cannot read '" + path + "'");
     const auto before = g.api_keys.size();

@@ -1164,14 +1164,11 @@ struct pipeline::impl : kafka::rebalance_listener {
         // The breaker counts signs of a failing endpoint: transport failures and 5xx; throttling
         // and the provider refusing a request (4xx, business errors) say it is up.
         // Not sent because our own deadline came while waiting for a connection says nothing of
-        // the endpoint either way: a probe's slot is handed back for another to try.
+        // the endpoint either way: a probe's slot is handed back for another to try. (A refused
+        // or timed-out connect is `connect`, and still counts.)
         const auto now = std::chrono::steady_clock::now();
-        // (The pool's wait fails as `connect` with the client's "no free connection" message; a
-        // real connect failure, refused or timed out, still counts.)
         const bool not_sent_for_deadline =
-            !result.ok && write_by && now >= *write_by &&
-            (result.kind == http::failure_kind::timeout_before_write ||
-             (result.kind == http::failure_kind::connect && result.message.starts_with("no free connection")));
+            !result.ok && result.kind == http::failure_kind::timeout_before_write && write_by && now >= *write_by;
         const bool endpoint_failing =
             !o.throttled && (o.cls == providers::outcome_class::ambiguous ||
                              (o.cls == providers::outcome_class::retryable && (!result.ok || result.ok->status >= 500)));

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace sendq::delivery {
@@ -34,6 +35,34 @@ TEST(pending_acks, a_follower_of_an_acknowledged_record_ends_at_once) {
   // and a record that never waited for any (never published) has nothing to wait for either
   acks never;
   EXPECT_EQ(never.follow(2), acks::follow_result::ended_before);
+}
+
+// A follower whose move acknowledges: the last acknowledgement then comes in while follow() holds
+// its own count, between taking it and giving it back, the window the race below only sometimes hits.
+struct acking_follower {
+  pending_acks<acking_follower>* acks;
+  int value;
+  acking_follower(pending_acks<acking_follower>* a, int v) : acks(a), value(v) {}
+  acking_follower(acking_follower&& o) noexcept : acks(std::exchange(o.acks, nullptr)), value(o.value) {
+    if (acks) acks->acknowledge();  // once, at the first move (into the follower list)
+    acks = nullptr;
+  }
+  acking_follower& operator=(acking_follower&&) = default;
+};
+
+TEST(pending_acks, a_follower_added_while_the_last_acknowledgement_comes_in_ends_the_record_itself) {
+  // given a record waiting for one acknowledgement
+  pending_acks<acking_follower> a;
+  a.expect(1);
+  // when that acknowledgement comes in while the follower is being added
+  const auto r = a.follow(acking_follower{&a, 7});
+  // then follow() says the record is to be ended by its caller, with the follower among its own
+  EXPECT_EQ(r, pending_acks<acking_follower>::follow_result::last);
+  const auto followers = a.take_followers();
+  ASSERT_EQ(followers.size(), 1u);
+  EXPECT_EQ(followers[0].value, 7);
+  // and nothing is left to wait for
+  EXPECT_EQ(a.follow(acking_follower{nullptr, 8}), pending_acks<acking_follower>::follow_result::ended_before);
 }
 
 // The race the count settles: the last acknowledgement arrives (on the producer thread) while a

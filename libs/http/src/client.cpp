@@ -735,8 +735,12 @@ struct client::impl : std::enable_shared_from_this<impl> {
 
     auto acquired = co_await acquire(pool, timeout, in_place);
     if (auto* f = std::get_if<failure>(&acquired)) {
-      out.kind = f->kind;
-      out.message = std::move(f->message);
+      // Nothing was written either way; when the caller's deadline is what ended the wait, say so
+      // as the attempt below would (the caller tells its own deadline from the endpoint's faults).
+      const bool deadline = wire.write_by && steady::now() >= *wire.write_by;
+      out.kind = deadline ? failure_kind::timeout_before_write : f->kind;
+      out.message = deadline ? "deadline reached while waiting for a free connection (" + f->message + ")"
+                             : std::move(f->message);
     } else {
       auto& slot = *std::get<std::unique_ptr<lease>>(acquired);
       if (slot.conn && req.allow_address) {

@@ -56,6 +56,14 @@ net::awaitable<void> discard_then_close(beast::tcp_stream& stream,
   stream.close();
 }
 
+// The connection's last answer: written (best effort, as the connection is closed either way),
+// then the rest of the request dropped (discard_then_close).
+net::awaitable<void> answer_then_close(beast::tcp_stream& stream, bhttp::response<bhttp::string_body> res,
+                                       std::chrono::milliseconds discard_for = std::chrono::seconds(2)) {
+  co_await bhttp::async_write(stream, res, nothrow);
+  co_await discard_then_close(stream, discard_for);
+}
+
 std::string lower(std::string_view s) {
   std::string out(s);
   std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -200,9 +208,8 @@ struct server::impl : std::enable_shared_from_this<impl> {
   static net::awaitable<void> refuse_connection(std::shared_ptr<impl> self, std::shared_ptr<session> s) {
     if (self->refusing_.fetch_add(1) < 64) {
       s->stream.expires_after(std::chrono::milliseconds(500));
-      auto res = to_wire(self->refusal(503, "too many connections"), 11, false);
-      co_await bhttp::async_write(s->stream, res, nothrow);
-      co_await discard_then_close(s->stream, std::chrono::milliseconds(250));
+      co_await answer_then_close(s->stream, to_wire(self->refusal(503, "too many connections"), 11, false),
+                                 std::chrono::milliseconds(250));
     }
     self->refusing_.fetch_sub(1);
   }
@@ -218,9 +225,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
       if (!ec && self->stopped_.load()) {
         // Stopping: a request that came after stop() is not taken, but answered, so that its
         // client knows to send it again (elsewhere) rather than wonder whether it was taken.
-        auto res = to_wire(self->refusal(503, "stopping"), 11, false);
-        co_await bhttp::async_write(stream, res, nothrow);
-        co_await discard_then_close(stream);
+        co_await answer_then_close(stream, to_wire(self->refusal(503, "stopping"), 11, false));
         co_return;
       }
       if (!ec) {
@@ -232,9 +237,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
           req.target = std::string(head.target());
           for (const auto& field : head) req.headers.emplace_back(lower(field.name_string()), std::string(field.value()));
           if (auto refused = self->opts_.on_head(req)) {
-            auto res = to_wire(std::move(*refused), head.version(), false);
-            co_await bhttp::async_write(stream, res, nothrow);
-            co_await discard_then_close(stream);
+            co_await answer_then_close(stream, to_wire(std::move(*refused), head.version(), false));
             co_return;
           }
         }
@@ -256,9 +259,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
           reject = self->refusal(400, "bad request");
         }
         if (reject) {
-          auto res = to_wire(std::move(*reject), 11, false);
-          co_await bhttp::async_write(stream, res, nothrow);  // best effort: we close either way
-          co_await discard_then_close(stream);
+          co_await answer_then_close(stream, to_wire(std::move(*reject), 11, false));
           co_return;
         }
         break;

@@ -806,18 +806,19 @@ TEST(http_client, waiting_for_a_free_connection_is_bounded_by_the_timeout) {
 TEST(http_client, a_request_is_not_written_past_its_write_by_after_waiting_for_a_connection) {
   for (const bool one_thread : {false, true}) {
     SCOPED_TRACE(one_thread ? "one_thread" : "strands");
-    // given: the only connection is stuck for 300 ms; a caller whose deadline is in 150 ms, with a
+    // given: the only connection is stuck for 1 s; a caller whose deadline is in 300 ms, with a
     // timeout long enough to wait the stuck call out
-    one_stuck_connection s(300ms, one_thread);
-    auto late = get("/", 2s);
-    late.write_by = std::chrono::steady_clock::now() + 150ms;
+    one_stuck_connection s(1s, one_thread);
+    auto late = get("/", 3s);
+    const auto deadline = std::chrono::steady_clock::now() + 300ms;
+    late.write_by = deadline;
     // when it gets the connection, after its deadline
     auto r = send(s.io, s.c, s.ep, std::move(late));
     // then it is not sent: the server saw only the stuck call
     ASSERT_FALSE(r.ok);
     EXPECT_EQ(r.kind, failure_kind::timeout_before_write) << r.message;
     EXPECT_EQ(r.message, "deadline reached before the request was written");
-    EXPECT_GE(r.elapsed, 250ms) << "it waited for the stuck call";
+    EXPECT_GE(std::chrono::steady_clock::now(), deadline) << "it waited for the stuck call";
     EXPECT_EQ(s.srv.requests(), 1);
     ASSERT_EQ(s.stuck.wait_for(10s), std::future_status::ready);
     // and one whose deadline is still ahead is written on that connection
@@ -825,6 +826,28 @@ TEST(http_client, a_request_is_not_written_past_its_write_by_after_waiting_for_a
     on_time.write_by = std::chrono::steady_clock::now() + 5s;
     EXPECT_EQ(send(s.io, s.c, s.ep, std::move(on_time)).kind, failure_kind::timeout_after_write);
     EXPECT_EQ(s.srv.requests(), 2);
+  }
+}
+
+TEST(http_client, a_wait_for_a_connection_that_the_deadline_ends_says_so) {
+  for (const bool one_thread : {false, true}) {
+    SCOPED_TRACE(one_thread ? "one_thread" : "strands");
+    // given: the only connection is stuck for 600 ms; a caller whose timeout is its deadline, 150 ms
+    one_stuck_connection s(600ms, one_thread);
+    auto late = get("/", 150ms);
+    late.write_by = std::chrono::steady_clock::now() + 150ms;
+    // when its wait for a connection ends
+    auto r = send(s.io, s.c, s.ep, std::move(late));
+    // then it is the deadline's doing, not the endpoint's: nothing written, as timeout_before_write
+    EXPECT_EQ(r.kind, failure_kind::timeout_before_write) << r.message;
+    EXPECT_EQ(r.message, "deadline reached while waiting for a free connection (no free connection within 150ms "
+                         "(max_connections_per_host=1))");
+    EXPECT_EQ(s.srv.requests(), 1);
+    ASSERT_EQ(s.stuck.wait_for(10s), std::future_status::ready);
+    // and without a deadline the same wait is the pool's, as before
+    one_stuck_connection again(600ms, one_thread);
+    EXPECT_EQ(send(again.io, again.c, again.ep, get("/", 150ms)).kind, failure_kind::connect);
+    ASSERT_EQ(again.stuck.wait_for(10s), std::future_status::ready);
   }
 }
 

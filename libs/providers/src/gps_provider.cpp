@@ -1,4 +1,6 @@
 // gps: the GPS-watch app's voice chat upload, api/Files/NewVoiceUpload (seed 004).
+#include <tuple>
+
 #include "base64.hpp"
 #include "build_support.hpp"
 #include "builtin_providers.hpp"
@@ -148,18 +150,14 @@ class gps_provider final : public provider {
     if (const auto v = a.get("fetch_allow_private", "false"); v != "true" && v != "false") {
       return "account " + a.name + " of gps: key \"fetch_allow_private\" must be true or false, not " + quoted(v);
     }
-    if (a.settings.contains("fetch_max_bytes")) {
-      const auto n = parse_int64(a.get("fetch_max_bytes"));
-      if (!n || *n < 1 || *n > max_fetch_bytes) {
-        return "account " + a.name + " of gps: key \"fetch_max_bytes\" must be an integer of bytes in 1.." +
-               std::to_string(max_fetch_bytes) + ", not " + quoted(a.get("fetch_max_bytes"));
-      }
-    }
-    if (a.settings.contains("fetch_timeout_ms")) {
-      const auto n = parse_int64(a.get("fetch_timeout_ms"));
-      if (!n || *n < 1 || *n > max_fetch_timeout_ms) {
-        return "account " + a.name + " of gps: key \"fetch_timeout_ms\" must be an integer of milliseconds in 1.." +
-               std::to_string(max_fetch_timeout_ms) + ", not " + quoted(a.get("fetch_timeout_ms"));
+    for (const auto& [key, unit, max] : {std::tuple<std::string_view, std::string_view, std::int64_t>{
+                                             "fetch_max_bytes", "bytes", max_fetch_bytes},
+                                         {"fetch_timeout_ms", "milliseconds", max_fetch_timeout_ms}}) {
+      if (!a.settings.contains(key)) continue;
+      const auto n = parse_int64(a.get(key));
+      if (!n || *n < 1 || *n > max) {
+        return "account " + a.name + " of gps: key " + quoted(key) + " must be an integer of " + std::string(unit) +
+               " in 1.." + std::to_string(max) + ", not " + quoted(a.get(key));
       }
     }
     const auto format = a.get("format", "json");

@@ -38,7 +38,8 @@ struct request {
   std::string body;
   std::chrono::milliseconds timeout{10000};  ///< whole exchange after the connection is ready
   /// When set, the request is not written at or after this time (the caller's deadline): a wait
-  /// for a pooled connection, or a connect, that reaches it ends as timeout_before_write, nothing sent.
+  /// for a pooled connection, or a connect, that reaches it ends as timeout_before_write, nothing
+  /// sent, its message saying the deadline was reached.
   std::optional<std::chrono::steady_clock::time_point> write_by;
   std::size_t body_limit = 0;  ///< response body cap in bytes; 0 = the client's body_limit
   /// Redirects (301, 302, 307, 308) to the same origin (scheme, host, port) followed at most this
