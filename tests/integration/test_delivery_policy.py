@@ -271,8 +271,21 @@ class BulkheadTest(unittest.TestCase):
             print(f"bulkhead: 600 requests of a healthy account in {took:.1f} s while a 3 s-per-call account had "
                   f"{slow_done:.0f} of 400 done; {h.metric(worker.metrics(), 'sendq_bulkhead_parked_total'):.0f} "
                   f"parks", file=sys.stderr)
-            self.assertLess(slow_done, 400)
+            # (one call per key at a time: 60 of them a 3 s round. Within two rounds, room for a
+            # sanitizer build; here it takes one second and none is done. The healthy account's parks
+            # used to wait behind the slow one's on shared retry partitions and came through with
+            # its rounds, after some 260 of its 400.)
+            self.assertLess(slow_done, 130)
             self.assertGreater(h.metric(worker.metrics(), "sendq_bulkhead_parked_total"), 0)
+            # each of its requests sent once, in its key's order, parked or not
+            fast_order = {}
+            for x in sim.requests():
+                if x["path"] == "/api/im/sendMsg":
+                    body = json.loads(x["body"])
+                    fast_order.setdefault(body["to"], []).append(int(body["content"].split()[1]))
+            self.assertEqual(sorted(n for contents in fast_order.values() for n in contents), list(range(600)))
+            for key, contents in fast_order.items():
+                self.assertEqual(contents, sorted(contents), f"{key} out of order")
             # and the slow account still finishes, each key in order
             results = h.kcat_consume_until(worker.bootstrap, "sendq.results", 1000, timeout=180)
             self.assertTrue(all(json.loads(v)["status"] == "delivered" for _, v, _ in results))

@@ -251,7 +251,7 @@ struct pipeline::impl : kafka::rebalance_listener {
   // requests of such a key are parked behind them, so that the key's order holds.
   parked_keys parks;
   // The retry topic's partitions this worker owns, sorted (Kafka thread only): a bulkhead park
-  // goes to one of them, so that this worker reads it back and ends the park (see park_partition).
+  // goes to one of them, so that this worker reads it back and ends the park (see bulkhead_parks).
   std::vector<std::int32_t> own_retry_partitions;
   offset_tracker tracker;
   // Per shard (same index): the lanes of the keys that run there, used by that shard's thread
@@ -582,31 +582,25 @@ struct pipeline::impl : kafka::rebalance_listener {
         (parks.holds(req.key) || (route->held->load() >= cfg.worker.account_max_in_flight &&
                                   in_flight.load() >= cfg.worker.max_in_flight / 2))) {
       // Over its cap while memory is getting short: this account waits, the others go on.
-      const std::string token = parks.park(req.key);
-      if (auto refused = park(rec, req.attempt, now_ms() + 200, true, {{std::string(parked_keys::header), token}},
-                              park_partition(req.key));
+      // The park goes to one of this worker's own retry partitions: left to the key's partition,
+      // it could belong to another worker of the group, which would deliver it and never end the
+      // park here (the key's later requests would all go through the retry topic until the next
+      // rebalance). parked_keys picks which one (the account's own, while there are enough).
+      const auto where = parks.park(req.key, route->account->provider + "\n" + route->account->name,
+                                    own_retry_partitions);
+      if (auto refused = park(rec, req.attempt, now_ms() + 200, true, {{std::string(parked_keys::header), where.token}},
+                              where.partition.value_or(kafka::any_partition));
           refused.empty()) {
         metrics.bulkhead_parked.Increment();
         return true;
       }
       // Too large to park: delivered now, over its account's cap, rather than left without a
       // result (when requests of its key are parked ahead of it, it passes them).
-      parks.release(token);
+      parks.release(where.token);
     }
     route->held->fetch_add(1);
     rec.account_held = route->held;
     return false;
-  }
-
-  // Where a bulkhead park of `key` goes on the retry topic: one of this worker's own partitions,
-  // the same for every park of the key while the assignment lasts (so they come back in order),
-  // chosen by the key's hash to spread keys. Left to the key's partition, the park could belong
-  // to another worker of the group, which would deliver it and never end the park here: the
-  // key's later requests would all go through the retry topic until the next rebalance. A
-  // worker that owns no retry partition (more workers than partitions) has no better choice.
-  std::int32_t park_partition(const std::string& key) const {
-    if (own_retry_partitions.empty()) return kafka::any_partition;
-    return own_retry_partitions[std::hash<std::string>{}(key) % own_retry_partitions.size()];
   }
 
   // Resumes the assignment except partitions parked until a retry is due (and the bulk lane

@@ -10,15 +10,24 @@
 ///   release(t1) → true    (k's last park is back: holds(k) is false again)
 ///   release(t1) → false   (already ended)
 ///
+/// It also picks each park's retry partition. A parked record at the head of its partition
+/// holds that partition until its account is under its cap again, so parks of different
+/// accounts sharing a partition would hold each other back: a healthy account's parks behind
+/// a stalled one's (found by the bulkhead test: 21 s instead of 1). So each account with parks
+/// out gets a partition of its own while there are enough, the one fewest such accounts use,
+/// and a key's parks all go where its first outstanding one went (its order).
+///
 /// Not thread-safe: the pipeline uses it on its Kafka thread only.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace sendq::delivery {
 
@@ -30,15 +39,34 @@ class parked_keys {
   /// `nonce` sets this process's tokens apart from those of earlier or other workers.
   explicit parked_keys(std::uint64_t nonce = random_nonce()) : prefix_(to_hex(nonce) + "-") {}
 
-  /// True while `key` has a park not ended yet.
-  bool holds(const std::string& key) const { return counts_.count(key) != 0; }
+  /// A park: the token its record must carry, and the retry partition it must go to (none
+  /// when no partitions were given: the producer's partitioner picks).
+  struct parked {
+    std::string token;
+    std::optional<std::int32_t> partition;
+  };
 
-  /// Counts a park of `key`. Returns the token its parked record must carry.
-  std::string park(const std::string& key) {
-    std::string token = prefix_ + std::to_string(++sequence_);
-    tokens_.emplace(token, key);
-    ++counts_[key];
-    return token;
+  /// True while `key` has a park not ended yet.
+  bool holds(const std::string& key) const { return keys_.count(key) != 0; }
+
+  /// Counts a park of `key`, a request of `account`, to one of `partitions` (this worker's own
+  /// retry partitions).
+  parked park(const std::string& key, const std::string& account = {},
+              const std::vector<std::int32_t>& partitions = {}) {
+    parked out{prefix_ + std::to_string(++sequence_), std::nullopt};
+    auto& k = keys_[key];
+    auto& a = accounts_[account];
+    if (a.count == 0 && !partitions.empty()) {
+      a.partition = k.count > 0 ? k.partition : least_used(partitions, account);
+      if (a.partition) ++use_[*a.partition];
+    }
+    ++a.count;
+    // Behind the key's earlier parks, wherever they went; else in the account's partition.
+    out.partition = k.count > 0 ? k.partition : a.partition;
+    k.partition = out.partition;
+    ++k.count;
+    tokens_.emplace(out.token, owner{key, account});
+    return out;
   }
 
   /// Ends the park `token` (its record came back, or the park was refused). False, and nothing
@@ -46,7 +74,13 @@ class parked_keys {
   bool release(std::string_view token) {
     auto it = tokens_.find(token);
     if (it == tokens_.end()) return false;
-    if (auto c = counts_.find(it->second); --c->second <= 0) counts_.erase(c);
+    if (auto k = keys_.find(it->second.key); --k->second.count <= 0) keys_.erase(k);
+    if (auto a = accounts_.find(it->second.account); --a->second.count <= 0) {
+      if (a->second.partition) {
+        if (auto u = use_.find(*a->second.partition); --u->second <= 0) use_.erase(u);
+      }
+      accounts_.erase(a);
+    }
     tokens_.erase(it);
     return true;
   }
@@ -54,7 +88,9 @@ class parked_keys {
   /// Forgets every park: their records are no longer this process's to read (partitions revoked).
   void clear() {
     tokens_.clear();
-    counts_.clear();
+    keys_.clear();
+    accounts_.clear();
+    use_.clear();
   }
 
   /// Parks not ended yet.
@@ -77,10 +113,42 @@ class parked_keys {
     std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
 
+  // Of `partitions`, one that the fewest accounts with parks out use; among those, one chosen by
+  // the account's hash (spread, and the same one for the same state).
+  std::int32_t least_used(const std::vector<std::int32_t>& partitions, const std::string& account) {
+    long fewest = -1;
+    std::vector<std::int32_t> best;
+    for (const auto p : partitions) {
+      const auto u = use_.find(p);
+      const long n = u == use_.end() ? 0 : u->second;
+      if (fewest < 0 || n < fewest) {
+        fewest = n;
+        best.clear();
+      }
+      if (n == fewest) best.push_back(p);
+    }
+    return best[std::hash<std::string>{}(account) % best.size()];
+  }
+
+  struct key_parks {
+    long count = 0;
+    std::optional<std::int32_t> partition;
+  };
+  struct account_parks {
+    long count = 0;
+    std::optional<std::int32_t> partition;  // the account's own, while it has parks out
+  };
+  struct owner {
+    std::string key;
+    std::string account;
+  };
+
   std::string prefix_;
   std::uint64_t sequence_ = 0;
-  std::unordered_map<std::string, std::string, token_hash, std::equal_to<>> tokens_;  // token -> key
-  std::unordered_map<std::string, long> counts_;                                      // key -> parks not ended
+  std::unordered_map<std::string, owner, token_hash, std::equal_to<>> tokens_;  // token -> its park
+  std::unordered_map<std::string, key_parks> keys_;                             // key -> parks not ended
+  std::unordered_map<std::string, account_parks> accounts_;                     // account -> parks not ended
+  std::unordered_map<std::int32_t, long> use_;                                  // partition -> accounts using it
 };
 
 }  // namespace sendq::delivery
