@@ -173,13 +173,23 @@ class MisbehavingProvidersTest(unittest.TestCase):
                                        "(HTTP 200, Content-Length 67108864)")
         self.assert_recovers("huge")
 
-    def test_08_html_instead_of_json_is_a_provider_error(self):
+    def test_08_html_instead_of_json_is_ambiguous(self):
+        # a 200 whose body is not the provider's reply (a proxy's page, a broken release): the
+        # request may have been taken, so it is ambiguous (CONTRACT.md), not a permanent refusal
         results = self.faulted("html", {"action": "non_json"})
-        for p, r in results.items():
+        type(self).sender_retries += MAX_ATTEMPTS - 1
+        type(self).ambiguous_attempts += MAX_ATTEMPTS + 3
+        s = results["sender"]  # dedupes by getMessageId: retried
+        self.assertEqual((s["status"], s["error"]["kind"], s["attempts"], s["http_status"]),
+                         ("failed", "retries_exhausted", MAX_ATTEMPTS, 200), s)
+        self.assertIn("sender reply unusable: ", s["error"]["message"])
+        for p in ("gewe", "im", "gps"):
+            r = results[p]
             self.assertEqual((r["status"], r["error"]["kind"], r["attempts"], r["http_status"]),
-                             ("failed", "provider_error", 1, 200), r)
+                             ("failed", "ambiguous", 1, 200), r)
             self.assertIn(f"{p} reply unusable: ", r["error"]["message"])
             self.assertIn("(Content-Type text/html; charset=utf-8)", r["error"]["message"])
+            self.assertIn(f"may have been delivered; {p} does not deduplicate, so it is not retried", r["error"]["message"])
         self.assert_recovers("html")
 
     def test_09_redirects_are_not_followed_by_default(self):

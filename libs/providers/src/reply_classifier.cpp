@@ -91,9 +91,12 @@ reply_outcome business_error(std::string provider_code, std::string message) {
 
 reply_outcome malformed_reply(std::string_view provider, std::string_view content_type,
                               std::string_view what) {
+  // Only a 2xx reply gets here (classify_status took the others): the provider may well have
+  // taken the request and answered with what a proxy or a broken release made of the body, so
+  // the request may have taken effect: ambiguous (CONTRACT.md), not a permanent refusal.
   reply_outcome out;
-  out.cls = outcome_class::permanent;
-  out.kind = core::error_kind::provider_error;
+  out.cls = outcome_class::ambiguous;
+  out.kind = core::error_kind::ambiguous;
   out.message = std::string(provider) + " reply unusable: " + std::string(what);
   if (!content_type.empty()) out.message += " (Content-Type " + std::string(content_type) + ")";
   return out;

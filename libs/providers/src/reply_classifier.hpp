@@ -34,7 +34,8 @@ reply_outcome delivered(std::string provider_message_id, std::string provider_co
 /// A business error the provider reported in a 2xx body: permanent `provider_error`.
 reply_outcome business_error(std::string provider_code, std::string message);
 
-/// A 2xx body that is not the documented JSON: permanent `provider_error` saying what is wrong.
+/// A 2xx body that is not the documented reply: `ambiguous` (the request may have taken effect),
+/// saying what is wrong.
 reply_outcome malformed_reply(std::string_view provider, std::string_view content_type,
                               std::string_view what);
 

@@ -308,9 +308,9 @@ class sender_provider final : public provider {
       if (message != nullptr && message->kind == json_kind::string) text += ": " + message->text;
       return business_error(code_text, std::move(text));
     }
-    if (auto err = expect_kind(m, "data.getMessageId", json_kind::string, json_kind::number)) {
-      return malformed_reply(provider_name, content_type, "code 200 but " + *err);
-    }
+    // getMessageId is our own id sent back: a code 200 without it is still a success, known by
+    // the id we sent (the empty id tells the pipeline so).
+    if (expect_kind(m, "data.getMessageId", json_kind::string, json_kind::number)) return delivered("", code_text);
     return delivered(find_member(m, "data.getMessageId")->text, code_text);
   }
 };

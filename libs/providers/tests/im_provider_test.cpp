@@ -199,7 +199,7 @@ TEST(im_provider, fails_permanently_when_success_is_false) {
   EXPECT_NE(o.message.find("用户不存在"), std::string::npos) << o.message;
 }
 
-TEST(im_provider, fails_permanently_on_a_reply_that_is_not_the_documented_json) {
+TEST(im_provider, a_2xx_reply_that_is_not_the_documented_json_is_ambiguous) {
   const std::string replies[] = {
       "{",
       R"({"data":{"_id":"x"}})",
@@ -213,8 +213,8 @@ TEST(im_provider, fails_permanently_on_a_reply_that_is_not_the_documented_json) 
     // when
     const auto o = im->classify(200, "application/json", reply);
     // then
-    EXPECT_EQ(o.cls, outcome_class::permanent) << reply;
-    EXPECT_EQ(o.kind, error_kind::provider_error) << reply;
+    EXPECT_EQ(o.cls, outcome_class::ambiguous) << reply;
+    EXPECT_EQ(o.kind, error_kind::ambiguous) << reply;
     EXPECT_NE(o.message.find("im reply unusable"), std::string::npos) << o.message;
   }
 }

@@ -154,8 +154,8 @@ TEST(provider, no_provider_delivers_a_truncated_reply) {
       // when
       const auto o = p->classify(200, "application/json", std::string_view(reply).substr(0, n));
       // then
-      EXPECT_EQ(o.cls, outcome_class::permanent) << name << " at " << n;
-      EXPECT_EQ(o.kind, error_kind::provider_error) << name << " at " << n;
+      EXPECT_EQ(o.cls, outcome_class::ambiguous) << name << " at " << n;  // a 2xx: it may have been taken
+      EXPECT_EQ(o.kind, error_kind::ambiguous) << name << " at " << n;
       EXPECT_FALSE(o.message.empty());
     }
   }

@@ -407,15 +407,12 @@ TEST(sender_provider, fails_permanently_on_another_code) {
   EXPECT_NE(o.message.find("签名错误"), std::string::npos) << o.message;
 }
 
-TEST(sender_provider, fails_permanently_on_a_reply_that_is_not_the_documented_json) {
+TEST(sender_provider, a_2xx_reply_that_is_not_the_documented_json_is_ambiguous) {
   const std::string replies[] = {
       "<html>oops</html>",
       R"({"message":"no code"})",
       R"({"code":"200","data":{"getMessageId":"1"}})",
       R"({"code":200.5,"data":{"getMessageId":"1"}})",
-      R"({"code":200,"data":{}})",
-      R"({"code":200,"data":"1"})",
-      R"({"code":200,"data":{"getMessageId":null}})",
       R"({"code":200,"data":{"getMessageId":"1"}} trailing)",
       "",
   };
@@ -423,9 +420,22 @@ TEST(sender_provider, fails_permanently_on_a_reply_that_is_not_the_documented_js
     // when
     const auto o = sender->classify(200, "application/json", reply);
     // then
-    EXPECT_EQ(o.cls, outcome_class::permanent) << reply;
-    EXPECT_EQ(o.kind, error_kind::provider_error) << reply;
+    EXPECT_EQ(o.cls, outcome_class::ambiguous) << reply;
+    EXPECT_EQ(o.kind, error_kind::ambiguous) << reply;
     EXPECT_NE(o.message.find("sender reply unusable"), std::string::npos) << o.message;
+  }
+}
+
+TEST(sender_provider, code_200_without_a_get_message_id_is_delivered_known_by_our_id) {
+  // getMessageId is our own id echoed: without it, code 200 is still a success
+  for (const std::string reply : {R"({"code":200,"data":{}})", R"({"code":200,"data":"1"})",
+                                  R"({"code":200,"message":"成功","data":null})", R"({"code":200,"data":{"getMessageId":null}})"}) {
+    // when
+    const auto o = sender->classify(200, "application/json", reply);
+    // then (the empty id: the pipeline records the request's id)
+    EXPECT_EQ(o.cls, outcome_class::delivered) << reply;
+    EXPECT_EQ(o.provider_message_id, "") << reply;
+    EXPECT_EQ(o.provider_code, "200") << reply;
   }
 }
 
