@@ -174,7 +174,12 @@ class FilesTest(unittest.TestCase):
     def test_compose_file(self):
         (c,) = load_yaml_docs(os.path.join(DEPLOY, "compose", "docker-compose.yml"))
         s = c["services"]
-        self.assertEqual(set(s), {"kafka", "kafka-init", "simulator", "worker", "prometheus", "grafana"})
+        self.assertEqual(set(s), {"kafka", "kafka-init", "simulator", "worker", "gateway", "prometheus", "grafana"})
+        gw = s["gateway"]
+        self.assertEqual(gw["environment"]["SENDQ_KAFKA_BROKERS"], "kafka:9092")
+        self.assertEqual(gw["command"], ["sendq-gateway", "--config", "/etc/sendq/sendq.toml"])
+        self.assertIn("http://127.0.0.1:8080/healthz", gw["healthcheck"]["test"])
+        self.assertEqual(gw["environment"]["SENDQ_GATEWAY_ADDR"], "0.0.0.0:8080")
         self.assertIn("broker,controller", s["kafka"]["environment"]["KAFKA_PROCESS_ROLES"])
         env = s["worker"]["environment"]
         self.assertEqual(env["SENDQ_KAFKA_BROKERS"], "kafka:9092")
@@ -192,6 +197,30 @@ class FilesTest(unittest.TestCase):
                     self.assertTrue(os.path.exists(os.path.join(compose_dir, src)), v)
         self.assertTrue(os.path.exists(os.path.join(compose_dir, s["worker"]["build"]["context"],
                                                     s["worker"]["build"]["dockerfile"])))
+
+    def test_the_runtime_image_installs_every_library_the_binaries_link(self):
+        # The image's runtime stage installs libraries by hand; a dependency added later (jemalloc)
+        # was missing there, and the worker could not start in the image. Each library the built
+        # binaries need must come from a package that stage installs, or from debian:12-slim itself.
+        with open(os.path.join(DEPLOY, "compose", "Dockerfile")) as f:
+            dockerfile = f.read()
+        runtime = dockerfile[dockerfile.index("AS runtime"):]
+        install = re.search(r"apt-get install -y --no-install-recommends((?:\s*\\\n)?[^&]*)&&", runtime)
+        self.assertIsNotNone(install, "the runtime stage's apt-get install")
+        installed = set(install.group(1).replace("\\", " ").split())
+        base = {"libc6", "libstdc++6", "libgcc-s1"}  # in debian:12-slim (apt needs them)
+        for binary in (h.WORKER, h.SIMULATOR, h.GATEWAY, h.SENDQCTL):
+            out = subprocess.run(["readelf", "-d", binary], capture_output=True, text=True, check=True).stdout
+            needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]", out)
+            self.assertIn("libc.so.6", needed, binary)
+            for lib in needed:
+                if re.match(r"lib(asan|tsan|ubsan|lsan)\.", lib):
+                    continue  # a sanitizer build's runtime: such builds never go into the image
+                owners = subprocess.run(["dpkg", "-S", f"*/{lib}"], capture_output=True, text=True).stdout
+                packages = {line.split(":")[0] for line in owners.splitlines() if ":" in line}
+                self.assertTrue(packages & (installed | base),
+                                f"{os.path.basename(binary)} needs {lib} (package {sorted(packages)}), which the "
+                                f"runtime stage of deploy/compose/Dockerfile does not install")
 
     def test_kubernetes_manifests(self):
         (k,) = load_yaml_docs(os.path.join(K8S, "kustomization.yaml"))
@@ -249,23 +278,27 @@ class FilesTest(unittest.TestCase):
         (scrape,) = load_yaml_docs(os.path.join(K8S, "prometheus-scrape-config.yaml"))
         self.assertEqual(scrape["scrape_configs"][0]["job_name"], "sendq-worker")
 
-    def test_systemd_unit(self):
-        unit = os.path.join(DEPLOY, "systemd", "sendq-worker.service")
-        with open(unit) as f:
-            text = f.read()
-        for line in ("ExecStart=/usr/local/bin/sendq-worker --config /etc/sendq/sendq.toml", "Restart=on-failure",
-                     "EnvironmentFile=/etc/sendq/env", "KillSignal=SIGTERM", "TimeoutStopSec=30",
-                     "ExecReload=/bin/kill -HUP $MAINPID", "NoNewPrivileges=yes", "ProtectSystem=strict"):
-            self.assertIn(line + "\n", text)
+    def test_systemd_units(self):
         self.assertTrue(shutil.which("systemd-analyze"),
                         "systemd-analyze is missing: scripts/setup installs it (Debian package systemd)")
         tmp = h.Workdir("systemd").path
-        copy = os.path.join(tmp, "sendq-worker.service")
-        with open(copy, "w") as f:  # verify checks that ExecStart exists: point it at the build
-            f.write(text.replace("/usr/local/bin/sendq-worker", h.WORKER))
-        r = run(["systemd-analyze", "verify", copy])
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.assertEqual(r.stdout + r.stderr, "")
+        for name, binary, env_file, stop_timeout in (("sendq-worker", h.WORKER, "/etc/sendq/env", 30),
+                                                     ("sendq-gateway", h.GATEWAY, "/etc/sendq/gateway.env", 70)):
+            with self.subTest(unit=name):
+                with open(os.path.join(DEPLOY, "systemd", name + ".service")) as f:
+                    text = f.read()
+                for line in (f"ExecStart=/usr/local/bin/{name} --config /etc/sendq/sendq.toml", "Restart=on-failure",
+                             f"EnvironmentFile={env_file}", "KillSignal=SIGTERM", f"TimeoutStopSec={stop_timeout}",
+                             "RestartPreventExitStatus=2", "NoNewPrivileges=yes", "ProtectSystem=strict"):
+                    self.assertIn(line + "\n", text)
+                # only the worker reloads on SIGHUP; the gateway has no reload
+                self.assertEqual("ExecReload=/bin/kill -HUP $MAINPID\n" in text, name == "sendq-worker")
+                copy = os.path.join(tmp, name + ".service")
+                with open(copy, "w") as f:  # verify checks that ExecStart exists: point it at the build
+                    f.write(text.replace(f"/usr/local/bin/{name}", os.path.abspath(binary)))
+                r = run(["systemd-analyze", "verify", copy])
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                self.assertEqual(r.stdout + r.stderr, "")
 
 
 class WorkerTest(unittest.TestCase):
