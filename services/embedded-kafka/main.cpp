@@ -32,10 +32,15 @@ Options:
                         OFFSET_METADATA_TOO_LARGE, an error librdkafka does not retry: the
                         client sees its commit refused, as during a rebalance
   -h, --help            this help
+
+Signals: SIGINT, SIGTERM stop it. SIGUSR1 (tests): the next Heartbeat request, from any client,
+fails with FENCED_INSTANCE_ID, a fatal error for a librdkafka consumer.
 )";
 
 volatile std::sig_atomic_t stop = 0;
+volatile std::sig_atomic_t fence = 0;
 void on_signal(int) { stop = 1; }
+void on_fence(int) { fence = 1; }
 
 }  // namespace
 
@@ -97,6 +102,7 @@ int main(int argc, char** argv) {
   }
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  std::signal(SIGUSR1, on_fence);
   try {
     sendq::kafka::embedded_cluster cluster(brokers, {}, partitions);
     for (const auto& [name, n] : topics) cluster.create_topic(name, n > 0 ? n : partitions);
@@ -116,10 +122,19 @@ int main(int argc, char** argv) {
     sigemptyset(&blocked);
     sigaddset(&blocked, SIGINT);
     sigaddset(&blocked, SIGTERM);
+    sigaddset(&blocked, SIGUSR1);
     sigprocmask(SIG_BLOCK, &blocked, &waiting);
     sigdelset(&waiting, SIGINT);
     sigdelset(&waiting, SIGTERM);
-    while (!stop) sigsuspend(&waiting);
+    sigdelset(&waiting, SIGUSR1);
+    while (!stop) {
+      sigsuspend(&waiting);
+      if (fence) {
+        fence = 0;
+        cluster.fence_next_heartbeat();
+        std::cout << "the next Heartbeat request fails with FENCED_INSTANCE_ID" << std::endl;
+      }
+    }
   } catch (const std::exception& e) {
     std::cerr << "sendq-embedded-kafka: " << e.what() << "\n";
     return 1;

@@ -466,13 +466,13 @@ class GroupBulkheadParkTest(unittest.TestCase):
 
 class TrickleTest(unittest.TestCase):
     def test_slots_freed_one_by_one_are_refilled_without_waiting_for_a_batch(self):
-        # given 156 of 160 slots held by calls that take 6 s (at capacity the Kafka thread waits
+        # given 156 of 160 slots held by calls that take 10 s (at capacity the Kafka thread waits
         # for 10 slots, 1/16, before it admits a batch)
         workdir = h.Workdir("trickle").path
         sim = h.Simulator(workdir, ["--threads", "2"])
-        sim.set_faults([{"match": "crawl-", "action": "latency", "latency_ms": 6000}])
+        sim.set_faults([{"match": "crawl-", "action": "latency", "latency_ms": 10000}])
         config = write_config(workdir, {"max_in_flight": 160, "account_max_in_flight": 1000,
-                                        "request_timeout_ms": 15000})
+                                        "request_timeout_ms": 20000})
         worker = h.Worker(workdir, sim, config=config)
         try:
             worker.wait_ready()
@@ -565,7 +565,9 @@ class StuckRequestTest(unittest.TestCase):
         workdir = h.Workdir("stuck").path
         sim = h.Simulator(workdir)
         sim.set_faults([{"match": "stuck-1", "action": "timeout"}])
-        config = write_config(workdir, {"max_request_age_ms": 1000, "request_timeout_ms": 1500, "max_attempts": 10,
+        # (the call times out after 5 s: the age shows for 4 s before the request ends, time for a
+        # loaded machine's scrapes to see it)
+        config = write_config(workdir, {"max_request_age_ms": 1000, "request_timeout_ms": 5000, "max_attempts": 10,
                                         "retry_backoff_ms": 10})
         worker = h.Worker(workdir, sim, config=config)
         try:
@@ -600,6 +602,12 @@ class RebalanceTest(unittest.TestCase):
             reqs = [request(i, prefix="reb") for i in range(n)]
             h.kcat_produce(kafka.bootstrap, "sendq.requests", [(r["to"], json.dumps(r, ensure_ascii=False)) for r in reqs])
             h.wait_for(lambda: h.metric(w1.metrics(), "sendq_deliveries_total") >= 500, 60, "w1 under way")
+
+            def lag_series(worker):
+                return {(dict(labels)["partition"], dict(labels)["topic"])
+                        for name, labels in worker.metrics() if name == "sendq_consumer_lag_messages"}
+            h.wait_for(lambda: len({p for p, t in lag_series(w1) if t == "sendq.requests"}) == 8, 30,
+                       "w1's lag of all 8 partitions (statistics every 5 s)")
             # when a second worker joins the group mid-run (w1's partitions are revoked and reassigned)
             w2 = h.Worker(workdir, sim, config=config, brokers=kafka.bootstrap, name="w2")
             w2.wait_ready(timeout=90)
@@ -621,6 +629,12 @@ class RebalanceTest(unittest.TestCase):
             self.assertGreater(d2, 0)
             self.assertLessEqual(repeated, bound)
             self.assertTrue(all(v[0]["status"] == "delivered" for v in by_id.values()))
+
+            # and each worker reports the lag of its own partitions only: w1 dropped the series of
+            # those it gave up (left, they stayed at their last value, and the group's max() with them)
+            h.wait_for(lambda: lag_series(w2) and not (lag_series(w1) & lag_series(w2)), 30,
+                       "the two workers' lag series apart")
+            self.assertIn("sendq.requests", {t for _, t in lag_series(w1) | lag_series(w2)})
         finally:
             w1.stop()
             if w2:
@@ -814,8 +828,8 @@ class ShutdownTest(unittest.TestCase):
 class KafkaLostTest(unittest.TestCase):
     def test_results_kafka_will_not_take_stop_the_worker_with_exit_status_1(self):
         # given a worker on a Kafka of its own process that gives up on a record after 2 s
-        # (message.timeout.ms), and provider calls taking 4 s
-        with on_own_kafka("kafka-lost", "lost-", 4000, {"shutdown_grace_ms": 30000}, partitions=2,
+        # (message.timeout.ms), and provider calls taking 8 s (time to stop Kafka while they are out)
+        with on_own_kafka("kafka-lost", "lost-", 8000, {"shutdown_grace_ms": 30000}, partitions=2,
                           accounts_extra='[kafka.librdkafka]\n"message.timeout.ms" = "2000"\n') as run:
             worker = run.worker
             worker.wait_ready()
@@ -839,6 +853,54 @@ class KafkaLostTest(unittest.TestCase):
             self.assertEqual(len(not_acked), 1)
             self.assertEqual(lines[-1]["level"], "error")
             self.assertTrue(lines[-1]["msg"].startswith("fatal: Kafka did not acknowledge"), lines[-1])
+
+
+class FencedConsumerTest(unittest.TestCase):
+    def test_a_fatal_consumer_error_stops_the_worker_and_the_next_one_takes_over(self):
+        # given a worker on a Kafka of its own process, which has delivered a first request
+        with on_own_kafka("fenced", "never-matches-", 1, {}, partitions=2) as run:
+            run.worker.wait_ready()
+
+            def req(rid):
+                return {"id": rid, "provider": "im", "type": "text", "from": "u1", "to": f"user-{rid}", "body": {"text": rid}}
+
+            before = req("fenced-before")
+            h.kcat_produce(run.kafka.bootstrap, "sendq.requests", [(before["to"], json.dumps(before))])
+            h.wait_for(lambda: h.metric(run.worker.metrics(), "sendq_deliveries_total") >= 1, 30, "the first delivery")
+            group = Consumer({"bootstrap.servers": run.kafka.bootstrap, "group.id": "sendq-worker"})
+            try:
+                parts = [TopicPartition("sendq.requests", p) for p in range(2)]
+                ends = [group.get_watermark_offsets(tp, timeout=10)[1] for tp in parts]
+                used = [i for i, e in enumerate(ends) if e > 0]  # (an empty one has no commit)
+                self.assertEqual(len(used), 1)
+                h.wait_for(lambda: [group.committed(parts, timeout=10)[i].offset for i in used] == [ends[i] for i in used],
+                           30, f"its offsets {ends} committed")
+            finally:
+                group.close()
+            # when the group coordinator fences it (FENCED_INSTANCE_ID on its next heartbeat: a
+            # static member replaced by a newer instance), a fatal error for its consumer, which
+            # then reads nothing more
+            run.kafka.proc.send_signal(signal.SIGUSR1)
+            # then it stops by itself, exit status 1, naming the error, rather than staying up
+            # and ready with nothing consumed
+            rc = run.worker.proc.wait(timeout=60)
+            self.assertEqual(rc, 1)
+            with open(run.worker.log_path) as f:
+                lines = [json.loads(line) for line in f if line.startswith("{")]
+            stopping = [x["msg"] for x in lines if x.get("msg", "").startswith("stopping: ")]
+            self.assertEqual(len(stopping), 1, stopping)
+            self.assertIn("the Kafka consumer hit a fatal error: FENCED_INSTANCE_ID", stopping[0])
+            # and a worker started in its place delivers what comes next, and not the first again
+            run.worker.log.close()
+            run.worker = h.Worker(run.workdir, run.sim, config=run.config, brokers=run.kafka.bootstrap, name="worker2")
+            run.worker.wait_ready(timeout=90)
+            after = req("fenced-after")
+            h.kcat_produce(run.kafka.bootstrap, "sendq.requests", [(after["to"], json.dumps(after))])
+            results = h.kcat_results_by_id(run.kafka.bootstrap, 2)
+            self.assertEqual(set(results), {"fenced-before", "fenced-after"})
+            self.assertTrue(all(r["status"] == "delivered" for r in results.values()))
+            self.assertEqual(h.metric(run.worker.metrics(), "sendq_deliveries_total"), 1)
+
 
 if __name__ == "__main__":
     h.main()

@@ -14,13 +14,17 @@ from policy_support import gewe_account, results_by_id, write_config  # noqa: E4
 
 
 # A limiter's slots are fixed in time: a thread that wakes late sends the slots it missed at once,
-# so a window may hold one call more per worker. Each worker applying the limit whole gives 37-38.
-LATE_WAKE_UP = 2
+# so a window may hold the slots of a stall before it too. Over 2.9 s the account's 20/s allow 58;
+# 6 more cover a stall of 150 ms on a loaded machine (a 900 ms window with 2 more had room for a
+# 100 ms one only). Each worker applying the limit whole gives some 116.
+WINDOW_MS = 2900
+ALLOWED_IN_WINDOW = 58
+LATE_WAKE_UP = 6
 
 
-def busiest_900ms(times):
-    """The most calls (times in ms, sorted) that fall within any 900 ms."""
-    return max(sum(1 for t in times[i:] if t < start + 900) for i, start in enumerate(times))
+def busiest_window(times):
+    """The most calls (times in ms, sorted) that fall within any WINDOW_MS."""
+    return max(sum(1 for t in times[i:] if t < start + WINDOW_MS) for i, start in enumerate(times))
 
 
 class RateLimitTest(unittest.TestCase):
@@ -144,13 +148,12 @@ class GroupRateLimitTest(unittest.TestCase):
             self.assertTrue(all(d > 0 for d in delivered), delivered)
             times = sorted(x["time_ms"] for x in sim.requests() if '"toWxid":"grp-' in x["body"])
             self.assertEqual(len(times), 100)
-            # (each worker's limiter spaces its 10/s 100 ms apart, counted when a call is sent: 100 ms
-            # of the second is left for a late wake-up and the way to the simulator)
-            busiest = busiest_900ms(times)
+            # (each worker's limiter spaces its 10/s 100 ms apart, counted when a call is sent)
+            busiest = busiest_window(times)
             span = (times[-1] - times[0]) / 1000
             print(f"group rate limit: {delivered} delivered by the two workers; at most {busiest} calls in any "
-                  f"900 ms (the account allows 20/s); all 100 in {span:.1f} s", file=sys.stderr)
-            self.assertLessEqual(busiest, 20 + LATE_WAKE_UP)
+                  f"{WINDOW_MS} ms (the account allows 20/s); all 100 in {span:.1f} s", file=sys.stderr)
+            self.assertLessEqual(busiest, ALLOWED_IN_WINDOW + LATE_WAKE_UP)
             # and 100 calls at 20/s take at least 4 s (each worker's 50 at 10/s: 4.9 s)
             self.assertGreaterEqual(span, 4.0)
         finally:
@@ -201,10 +204,10 @@ class GroupRateLimitTest(unittest.TestCase):
             self.assertTrue(shared(workers[0], 2) and shared(workers[1], 2))
             self.assertGreaterEqual(h.metric(workers[1].metrics(), "sendq_deliveries_total"), 50)
             times = sorted(x["time_ms"] for x in calls)
-            busiest = busiest_900ms(times)
+            busiest = busiest_window(times)
             print(f"group rate limit, a worker joining: {len(by_id)} ids, {len(times)} calls, at most {busiest} in "
-                  f"any 900 ms (the account allows 20/s)", file=sys.stderr)
-            self.assertLessEqual(busiest, 20 + LATE_WAKE_UP)
+                  f"any {WINDOW_MS} ms (the account allows 20/s)", file=sys.stderr)
+            self.assertLessEqual(busiest, ALLOWED_IN_WINDOW + LATE_WAKE_UP)
         finally:
             for w in workers:
                 w.stop()

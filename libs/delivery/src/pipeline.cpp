@@ -10,6 +10,7 @@
 #include <future>
 #include <random>
 #include <map>
+#include <set>
 #include <tuple>
 #include <thread>
 #include <unordered_map>
@@ -253,6 +254,8 @@ struct pipeline::impl : kafka::rebalance_listener {
   // The retry topic's partitions this worker owns, sorted (Kafka thread only): a bulkhead park
   // goes to one of them, so that this worker reads it back and ends the park (see bulkhead_parks).
   std::vector<std::int32_t> own_retry_partitions;
+  // Every partition assigned now (Kafka thread only): consumer lag is reported for these only.
+  std::set<partition_key> assigned_now;
   offset_tracker tracker;
   // Per shard (same index): the lanes of the keys that run there, used by that shard's thread
   // (and waiting() by the Kafka thread). One shared set cost the Kafka thread and the I/O threads
@@ -445,7 +448,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     next_share_attempt = {};
     if (owned_request_partitions > 0 && own_retry_partitions.empty()) {
       log.warn("pipeline", "no partition of the retry topic is this worker's: a key's requests that the bulkhead "
-               "parks go through it until the next rebalance (give it as many partitions as there are workers)",
+               "parks go through it until the next rebalance (give it a few partitions per worker)",
                {{"topic", cfg.kafka.retry_topic}});
     }
     std::sort(own_retry_partitions.begin(), own_retry_partitions.end());
@@ -453,6 +456,8 @@ struct pipeline::impl : kafka::rebalance_listener {
     paused_for_capacity = false;
     bulk_paused = false;
     retry_paused.clear();
+    assigned_now.clear();
+    for (const auto& a : p) assigned_now.insert({a.topic, a.partition});
   }
   void on_revoked(const std::vector<kafka::partition_offset>& p) override {
     // Commit what is finished for these partitions; unfinished records are redelivered to the
@@ -462,10 +467,18 @@ struct pipeline::impl : kafka::rebalance_listener {
     // Fetched but not admitted: the next owner reads them again. Admitted after a re-assignment,
     // they would be tracked ahead of the re-read from the committed offset.
     std::erase_if(held, [&](const kafka::message& m) { return kafka::in_partitions(m, p); });
+    // Their lag is the next owner's to report: a series left here would stay at its last value
+    // (statistics leave out partitions not fetched), and max() over the group would keep it. A
+    // statistics report made before the revocation and served after it is left out by on_lag.
+    for (const auto& part : p) {
+      const prometheus::Labels labels{{"topic", part.topic}, {"partition", std::to_string(part.partition)}};
+      if (metrics.consumer_lag.Has(labels)) metrics.consumer_lag.Remove(&metrics.consumer_lag.Add(labels));
+    }
     metrics.assigned_partitions.Set(0);
     paused_for_capacity = false;
     bulk_paused = false;
     retry_paused.clear();
+    assigned_now.clear();
     own_retry_partitions.clear();
     // Every partition goes at once (eager rebalancing), the retry topic's too: parked records are
     // read again from their committed offsets by whichever worker gets them, maybe not this one,
@@ -505,6 +518,11 @@ struct pipeline::impl : kafka::rebalance_listener {
 
       const long free = capacity - in_flight.load();
       auto batch = consumer->poll(static_cast<std::size_t>(std::clamp<long>(free, 1, 512)), 100ms);
+      if (const auto& fatal = consumer->fatal_error(); !fatal.empty()) {
+        // Nothing more would be read, and /readyz would go on saying ready: stop (exit 1), so
+        // that systemd or Kubernetes starts a fresh consumer. What is in flight is redelivered.
+        fail("the Kafka consumer hit a fatal error: " + fatal);
+      }
       if (share_stale) update_rate_limit_share();
       for (auto& m : batch) held.push_back(std::move(m));
       while (!held.empty() && in_flight.load() < capacity) {
@@ -585,9 +603,14 @@ struct pipeline::impl : kafka::rebalance_listener {
       // The park goes to one of this worker's own retry partitions: left to the key's partition,
       // it could belong to another worker of the group, which would deliver it and never end the
       // park here (the key's later requests would all go through the retry topic until the next
-      // rebalance). parked_keys picks which one (the account's own, while there are enough).
+      // rebalance). parked_keys picks which one (the account's own, while there are enough), of
+      // those not paused for a retry that is not due yet, when there are such.
+      std::vector<std::int32_t> candidates;
+      for (const auto p : own_retry_partitions) {
+        if (!retry_paused.count({cfg.kafka.retry_topic, p})) candidates.push_back(p);
+      }
       const auto where = parks.park(req.key, route->account->provider + "\n" + route->account->name,
-                                    own_retry_partitions);
+                                    candidates.empty() ? own_retry_partitions : candidates);
       if (auto refused = park(rec, req.attempt, now_ms() + 200, true, {{std::string(parked_keys::header), where.token}},
                               where.partition.value_or(kafka::any_partition));
           refused.empty()) {
@@ -1450,6 +1473,7 @@ void pipeline::start(failure_handler on_failure) {
                               d.cfg.kafka.librdkafka,
                               [&d](const std::vector<kafka::partition_lag>& lags) {
                                 for (const auto& l : lags) {
+                                  if (!d.assigned_now.count({l.topic, l.partition})) continue;  // revoked since
                                   d.metrics.consumer_lag
                                       .Add({{"topic", l.topic}, {"partition", std::to_string(l.partition)}})
                                       .Set(static_cast<double>(l.lag));

@@ -118,3 +118,27 @@ TEST(parked_keys, more_accounts_than_partitions_share_the_least_used_and_without
   EXPECT_FALSE(none.partition.has_value());
   EXPECT_TRUE(parks.holds("d"));
 }
+
+TEST(parked_keys, a_park_that_follows_its_key_into_another_lane_does_not_pin_its_account_there) {
+  // given three partitions, "gewe" parking key "k" in its lane and "im" in another
+  parked_keys parks(1);
+  const std::vector<std::int32_t> partitions{0, 1, 2};
+  const auto g = parks.park("k", "gewe", partitions);
+  const auto i = parks.park("i", "im", partitions);
+  ASSERT_NE(g.partition, i.partition);
+  // when "sender" parks a request of "k" (behind k's park), then one of its own key
+  const auto follows = parks.park("k", "sender", partitions);
+  const auto own = parks.park("s", "sender", partitions);
+  // then the first goes behind "k", and the second to the lane no other account uses
+  EXPECT_EQ(follows.partition, g.partition);
+  EXPECT_NE(own.partition, g.partition);
+  EXPECT_NE(own.partition, i.partition);
+  // and once gewe's park is back, a fourth account is not put behind sender's park of "k"
+  // while a partition without another account's parks exists
+  EXPECT_TRUE(parks.release(g.token));
+  EXPECT_TRUE(parks.release(i.token));
+  const auto fourth = parks.park("f", "gps", partitions);
+  EXPECT_NE(fourth.partition, g.partition);
+  EXPECT_NE(fourth.partition, own.partition);
+  EXPECT_EQ(fourth.partition, i.partition);
+}

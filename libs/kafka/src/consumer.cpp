@@ -50,6 +50,7 @@ struct consumer::impl {
   std::size_t fetch_restarts = 0;
   std::set<std::pair<std::string, std::int32_t>> paused;  // by pause(), until resume()
   std::vector<message>* polled = nullptr;  // the batch poll() is collecting, while it runs
+  std::string fatal;                       // librdkafka's fatal error, once raised (poll thread only)
 
   impl(log::logger& l, rebalance_listener& r) : log(l), listener(r) {}
 
@@ -185,7 +186,15 @@ consumer::consumer(const consumer_options& opts, log::logger& log, rebalance_lis
   }
 }
 
-consumer::~consumer() { close(); }
+consumer::~consumer() {
+  close();
+  if (!impl_->fatal.empty() && impl_->rk) {
+    // After a fatal error, rd_kafka_destroy() waits for ever for the group's leave (librdkafka
+    // 2.0.2; seen with a fenced static member): destroy without closing the consumer again.
+    impl_->queue.reset();
+    rd_kafka_destroy_flags(impl_->rk.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+  }
+}
 
 // librdkafka 2.0.2 stops fetching once the consumer queue holds queued.min.messages or
 // queued.max.messages.kbytes, and looks again only when its broker thread wakes: on I/O, on an op
@@ -225,6 +234,8 @@ void consumer::restart_stopped_fetch() {
 
 std::size_t consumer::fetch_restarts() const { return impl_->fetch_restarts; }
 
+const std::string& consumer::fatal_error() const { return impl_->fatal; }
+
 std::vector<message> consumer::poll(std::size_t max, std::chrono::milliseconds timeout) {
   restart_stopped_fetch();
   std::vector<message> out;
@@ -239,7 +250,16 @@ std::vector<message> consumer::poll(std::size_t max, std::chrono::milliseconds t
     wait = 0;
     if (!m) break;
     if (m->err) {
-      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+        // The consumer cannot go on (a static member fenced by another with its
+        // group.instance.id, say): nothing more will be fetched. The underlying error says why.
+        char reason[512] = "";
+        const auto cause = rd_kafka_fatal_error(impl_->rk.get(), reason, sizeof reason);
+        if (impl_->fatal.empty()) {
+          impl_->fatal = std::string(rd_kafka_err2name(cause)) + ": " + (*reason ? reason : rd_kafka_message_errstr(m));
+          impl_->log.error("kafka", "fatal consumer error", {{"error", impl_->fatal}});
+        }
+      } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         impl_->log.warn("kafka", "consumer error", {{"error", rd_kafka_message_errstr(m)}});
       }
       rd_kafka_message_destroy(m);
@@ -307,6 +327,7 @@ std::vector<partition_offset> consumer::assignment() const {
 void consumer::close() {
   if (impl_->closed || !impl_->rk) return;
   impl_->closed = true;
+  if (!impl_->fatal.empty()) return;  // no longer a member: nothing to leave (see ~consumer)
   rd_kafka_consumer_close(impl_->rk.get());
 }
 

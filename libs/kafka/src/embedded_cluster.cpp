@@ -39,6 +39,11 @@ void embedded_cluster::fail_next_offset_commits(std::size_t count) {
   rd_kafka_mock_push_request_errors_array(impl_->cluster, offset_commit_api, errors.size(), errors.data());
 }
 
+void embedded_cluster::fence_next_heartbeat() {
+  constexpr std::int16_t heartbeat_api = 12;  // RD_KAFKAP_Heartbeat
+  rd_kafka_mock_push_request_errors(impl_->cluster, heartbeat_api, 1, RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID);
+}
+
 void embedded_cluster::create_topic(const std::string& topic, int partitions) {
   const auto e = rd_kafka_mock_topic_create(impl_->cluster, topic.c_str(), partitions, 1);
   if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {

@@ -14,8 +14,9 @@
 /// holds that partition until its account is under its cap again, so parks of different
 /// accounts sharing a partition would hold each other back: a healthy account's parks behind
 /// a stalled one's (found by the bulkhead test: 21 s instead of 1). So each account with parks
-/// out gets a partition of its own while there are enough, the one fewest such accounts use,
-/// and a key's parks all go where its first outstanding one went (its order).
+/// out has a partition of its own (its lane) while there are enough: the one with the fewest
+/// other accounts' parks in it. A key's parks all go where its first outstanding one went (its
+/// order); that one park may sit in another account's lane, which stays that account's.
 ///
 /// Not thread-safe: the pipeline uses it on its Kafka thread only.
 #include <cstddef>
@@ -50,22 +51,20 @@ class parked_keys {
   bool holds(const std::string& key) const { return keys_.count(key) != 0; }
 
   /// Counts a park of `key`, a request of `account`, to one of `partitions` (this worker's own
-  /// retry partitions).
+  /// retry partitions; the pipeline leaves out those paused for a retry not due yet, when it can).
   parked park(const std::string& key, const std::string& account = {},
               const std::vector<std::int32_t>& partitions = {}) {
     parked out{prefix_ + std::to_string(++sequence_), std::nullopt};
-    auto& k = keys_[key];
     auto& a = accounts_[account];
-    if (a.count == 0 && !partitions.empty()) {
-      a.partition = k.count > 0 ? k.partition : least_used(partitions, account);
-      if (a.partition) ++use_[*a.partition];
-    }
+    if (a.count == 0 && !partitions.empty()) a.lane = least_used(partitions, account);
     ++a.count;
-    // Behind the key's earlier parks, wherever they went; else in the account's partition.
-    out.partition = k.count > 0 ? k.partition : a.partition;
+    auto& k = keys_[key];
+    // Behind the key's earlier parks, wherever they went; else in the account's lane.
+    out.partition = k.count > 0 ? k.partition : a.lane;
     k.partition = out.partition;
     ++k.count;
-    tokens_.emplace(out.token, owner{key, account});
+    if (out.partition) ++in_partition_[*out.partition][account];
+    tokens_.emplace(out.token, owner{key, account, out.partition});
     return out;
   }
 
@@ -74,12 +73,13 @@ class parked_keys {
   bool release(std::string_view token) {
     auto it = tokens_.find(token);
     if (it == tokens_.end()) return false;
-    if (auto k = keys_.find(it->second.key); --k->second.count <= 0) keys_.erase(k);
-    if (auto a = accounts_.find(it->second.account); --a->second.count <= 0) {
-      if (a->second.partition) {
-        if (auto u = use_.find(*a->second.partition); --u->second <= 0) use_.erase(u);
-      }
-      accounts_.erase(a);
+    const owner& o = it->second;
+    if (auto k = keys_.find(o.key); --k->second.count <= 0) keys_.erase(k);
+    if (auto a = accounts_.find(o.account); --a->second.count <= 0) accounts_.erase(a);
+    if (o.partition) {
+      auto p = in_partition_.find(*o.partition);
+      if (auto c = p->second.find(o.account); --c->second <= 0) p->second.erase(c);
+      if (p->second.empty()) in_partition_.erase(p);
     }
     tokens_.erase(it);
     return true;
@@ -90,7 +90,7 @@ class parked_keys {
     tokens_.clear();
     keys_.clear();
     accounts_.clear();
-    use_.clear();
+    in_partition_.clear();
   }
 
   /// Parks not ended yet.
@@ -113,15 +113,15 @@ class parked_keys {
     std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
 
-  // Of `partitions`, one that the fewest accounts with parks out use; among those, one chosen by
-  // the account's hash (spread, and the same one for the same state).
-  std::int32_t least_used(const std::vector<std::int32_t>& partitions, const std::string& account) {
-    long fewest = -1;
+  // Of `partitions`, one with parks of the fewest other accounts in it; among those, one chosen
+  // by the account's hash (spread, and the same one for the same state).
+  std::int32_t least_used(const std::vector<std::int32_t>& partitions, const std::string& account) const {
+    std::size_t fewest = SIZE_MAX;
     std::vector<std::int32_t> best;
     for (const auto p : partitions) {
-      const auto u = use_.find(p);
-      const long n = u == use_.end() ? 0 : u->second;
-      if (fewest < 0 || n < fewest) {
+      std::size_t n = 0;
+      if (const auto it = in_partition_.find(p); it != in_partition_.end()) n = it->second.size() - it->second.count(account);
+      if (n < fewest) {
         fewest = n;
         best.clear();
       }
@@ -136,11 +136,12 @@ class parked_keys {
   };
   struct account_parks {
     long count = 0;
-    std::optional<std::int32_t> partition;  // the account's own, while it has parks out
+    std::optional<std::int32_t> lane;  // where its parks go (those of keys without parks out)
   };
   struct owner {
     std::string key;
     std::string account;
+    std::optional<std::int32_t> partition;
   };
 
   std::string prefix_;
@@ -148,7 +149,8 @@ class parked_keys {
   std::unordered_map<std::string, owner, token_hash, std::equal_to<>> tokens_;  // token -> its park
   std::unordered_map<std::string, key_parks> keys_;                             // key -> parks not ended
   std::unordered_map<std::string, account_parks> accounts_;                     // account -> parks not ended
-  std::unordered_map<std::int32_t, long> use_;                                  // partition -> accounts using it
+  // partition -> account -> parks in it not ended
+  std::unordered_map<std::int32_t, std::unordered_map<std::string, long>> in_partition_;
 };
 
 }  // namespace sendq::delivery

@@ -60,7 +60,8 @@ class consumer {
   consumer& operator=(const consumer&) = delete;
 
   /// Waits up to `timeout` for the first message, then takes what is ready, up to `max`.
-  /// Consumer errors (not partition EOF) are logged and skipped. Never returns a message of a
+  /// Consumer errors (not partition EOF) are logged and skipped; a fatal one is kept too
+  /// (fatal_error()). Never returns a message of a
   /// partition revoked during the call (it was taken before the revocation).
   std::vector<message> poll(std::size_t max, std::chrono::milliseconds timeout);
   /// Commits positions (next offset to read). `sync` waits for the broker's answer.
@@ -86,6 +87,9 @@ class consumer {
   std::optional<std::size_t> partition_count(const std::string& topic, std::chrono::milliseconds timeout) const;
   /// How often poll() restarted a fetcher that had stopped on a full queue (see consumer.cpp).
   std::size_t fetch_restarts() const;
+  /// librdkafka's fatal error ("NAME: reason") once poll() has seen one, else "". The consumer
+  /// fetches nothing more then: its owner must stop.
+  const std::string& fatal_error() const;
 
  private:
   void restart_stopped_fetch();

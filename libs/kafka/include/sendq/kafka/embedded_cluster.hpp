@@ -24,6 +24,9 @@ class embedded_cluster {
   void create_topic(const std::string& topic, int partitions);
   /// Tests: the next `count` OffsetCommit requests, from any client, fail.
   void fail_next_offset_commits(std::size_t count);
+  /// Tests: the next Heartbeat request, from any client, fails with FENCED_INSTANCE_ID, which
+  /// librdkafka takes as a fatal consumer error (a static member replaced by a newer instance).
+  void fence_next_heartbeat();
 
  private:
   struct impl;
