@@ -103,6 +103,17 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   std::signal(SIGUSR1, on_fence);
+  // Blocked before librdkafka's threads exist (they inherit the mask), so that a signal is taken
+  // by sigsuspend below, never by one of them while this thread is not waiting.
+  sigset_t blocked, waiting;
+  sigemptyset(&blocked);
+  sigaddset(&blocked, SIGINT);
+  sigaddset(&blocked, SIGTERM);
+  sigaddset(&blocked, SIGUSR1);
+  sigprocmask(SIG_BLOCK, &blocked, &waiting);
+  sigdelset(&waiting, SIGINT);
+  sigdelset(&waiting, SIGTERM);
+  sigdelset(&waiting, SIGUSR1);
   try {
     sendq::kafka::embedded_cluster cluster(brokers, {}, partitions);
     for (const auto& [name, n] : topics) cluster.create_topic(name, n > 0 ? n : partitions);
@@ -117,23 +128,16 @@ int main(int argc, char** argv) {
     std::cout << "embedded Kafka (in memory, NOT durable) bootstrap=" << bootstrap << " partitions=" << partitions
               << std::endl;
     // sigsuspend, not pause(): a signal between the check and the wait would otherwise be lost,
-    // and the process would wait for a second one.
-    sigset_t blocked, waiting;
-    sigemptyset(&blocked);
-    sigaddset(&blocked, SIGINT);
-    sigaddset(&blocked, SIGTERM);
-    sigaddset(&blocked, SIGUSR1);
-    sigprocmask(SIG_BLOCK, &blocked, &waiting);
-    sigdelset(&waiting, SIGINT);
-    sigdelset(&waiting, SIGTERM);
-    sigdelset(&waiting, SIGUSR1);
+    // and the process would wait for a second one (the signals are blocked from before the
+    // cluster's threads start, so only this wait takes them).
     while (!stop) {
-      sigsuspend(&waiting);
       if (fence) {
         fence = 0;
         cluster.fence_next_heartbeat();
         std::cout << "the next Heartbeat request fails with FENCED_INSTANCE_ID" << std::endl;
+        continue;
       }
+      sigsuspend(&waiting);
     }
   } catch (const std::exception& e) {
     std::cerr << "sendq-embedded-kafka: " << e.what() << "\n";

@@ -64,7 +64,8 @@ int main(int argc, char** argv) {
   config::config cfg;
   std::pair<std::string, std::uint16_t> listen;
   try {
-    cfg = config::load(cl, config::process_env());
+    // Not [providers]: their secrets are the worker's (sign_env, token_file...), not set here.
+    cfg = config::load(cl, config::process_env(), config::sections::without_providers);
     if (cfg.kafka.brokers.empty()) {
       throw config::config_error(
           "SENDQ_KAFKA_BROKERS (kafka.brokers) is required: the gateway cannot share a worker's in-process "

@@ -219,7 +219,8 @@ int main(int argc, char** argv) {
     stop_threads();
     const long left = pipeline.unfinished();
     if (left > 0) logger.warn("worker", "stopped with requests unfinished; they will be redelivered", {{"count", std::to_string(left)}});
-    const auto why = pipeline.failure();  // Kafka refused a record for good: exit 1, said last
+    // Kafka refused a record for good, or the consumer hit a fatal error: exit 1, said last.
+    const auto why = pipeline.failure();
     if (!why.empty()) logger.error("worker", "fatal: " + why);
     const int status = why.empty() ? 0 : 1;
     if (left > 0) {

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import socket
+import subprocess
 import sys
 import unittest
 from concurrent.futures import ThreadPoolExecutor
@@ -297,6 +298,34 @@ class ExampleConfigurationTest(unittest.TestCase):
             try:
                 status, body = gw.post("/v1/messages", request(0, prefix="example"))
                 # then
+                self.assertEqual(status, 202, body)
+            finally:
+                gw.stop()
+        finally:
+            kafka.stop()
+
+    def test_the_gateway_starts_on_the_workers_file_without_the_provider_secrets(self):
+        # given the example with the sender's sign read from a variable only the worker has (the
+        # systemd units give the worker /etc/sendq/env and the gateway its own gateway.env)
+        work = h.Workdir("gateway-secrets").path
+        with open(h.DEMO_CONFIG) as f:
+            text = f.read()
+        shared = text.replace('sign = "demo-sign"', 'sign_env = "SENDQ_TEST_SENDER_SIGN_NOT_SET_HERE"', 1)
+        self.assertNotEqual(shared, text, "the example has no sender sign line")
+        path = os.path.join(work, "sendq.toml")
+        with open(path, "w") as f:
+            f.write(shared)
+        env = {k: v for k, v in os.environ.items() if k != "SENDQ_TEST_SENDER_SIGN_NOT_SET_HERE"}
+        kafka = h.EmbeddedKafka(work)
+        try:
+            # when the gateway starts on it (the worker would stop: exit 2 naming the variable)
+            worker = subprocess.run([h.WORKER, "--config", path], capture_output=True, text=True, timeout=60, env=env)
+            self.assertEqual(worker.returncode, 2)
+            self.assertIn("SENDQ_TEST_SENDER_SIGN_NOT_SET_HERE", worker.stderr)
+            gw = h.Gateway(work, kafka.bootstrap, env_extra={"SENDQ_CONFIG": path}, name="gateway-secrets")
+            try:
+                # then it accepts requests: it needs no provider secret
+                status, body = gw.post("/v1/messages", request(1, prefix="secrets"))
                 self.assertEqual(status, 202, body)
             finally:
                 gw.stop()

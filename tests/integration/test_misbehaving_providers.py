@@ -235,7 +235,7 @@ class MisbehavingProvidersTest(unittest.TestCase):
             self.assertEqual(h.metric(m, "sendq_deliveries_total", provider=provider, account=account, status=status,
                                       error_kind=kind), n, (provider, account, status, kind))
         self.assertEqual(h.metric(m, "sendq_deliveries_total"), type(self).produced)
-        # sender's ambiguous attempts (timeout, slow drip, huge body) were retried, nothing else was
+        # sender's ambiguous attempts (timeout, slow drip, huge body, HTML) were retried, nothing else was
         self.assertEqual(h.metric(m, "sendq_retries_total"), type(self).sender_retries)
         self.assertEqual(h.metric(m, "sendq_retries_total", provider="sender"), type(self).sender_retries)
         self.assertEqual(h.metric(m, "sendq_attempts_total", outcome="ambiguous"), type(self).ambiguous_attempts)

@@ -33,8 +33,8 @@ std::variant<command_line, int> parse_command_line(int argc, char** argv, std::s
   return cl;
 }
 
-config load(const command_line& cl, const env_lookup& env) {
-  auto c = load(cl.config_path, env);
+config load(const command_line& cl, const env_lookup& env, sections which) {
+  auto c = load(cl.config_path, env, which);
   if (cl.log_level) {
     const auto& l = *cl.log_level;
     if (l != "debug" && l != "info" && l != "warn" && l != "error") {

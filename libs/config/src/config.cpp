@@ -448,7 +448,7 @@ void read_kafka(const toml::table& root, config& c, const env_lookup& env) {
 
 }  // namespace
 
-config parse(std::string_view toml_text, const env_lookup& env, std::string_view source_name) {
+config parse(std::string_view toml_text, const env_lookup& env, std::string_view source_name, sections which) {
   const toml::table root = parse_toml(toml_text, source_name);
   config c;
   for (const auto& [k, v] : root) {
@@ -504,13 +504,13 @@ config parse(std::string_view toml_text, const env_lookup& env, std::string_view
   if (c.log.format != "json" && c.log.format != "text" && c.log.format != "auto") {
     fail("log.format: '" + c.log.format + "' is not one of json, text, auto");
   }
-  read_accounts(root["providers"].as_table(), c, env);
+  if (which == sections::all) read_accounts(root["providers"].as_table(), c, env);
   return c;
 }
 
-config load(const std::string& path, const env_lookup& env) {
-  if (path.empty()) return parse("", env, "<defaults>");
-  return parse(read_file(path), env, path);
+config load(const std::string& path, const env_lookup& env, sections which) {
+  if (path.empty()) return parse("", env, "<defaults>", which);
+  return parse(read_file(path), env, path, which);
 }
 
 config parse_kafka_only(std::string_view toml_text, const env_lookup& env, std::string_view source_name) {

@@ -227,6 +227,21 @@ TEST(config, gateway_keys_that_would_leave_none_are_refused) {
   EXPECT_EQ(parse("", env_of({{"SENDQ_GATEWAY_API_KEYS", " ,k2, "}})).gateway.api_keys, std::vector<std::string>{"k2"});
 }
 
+TEST(config, the_gateways_sections_leave_the_providers_and_their_secrets_unread) {
+  // given the worker's file, whose provider secrets come from variables the gateway does not have
+  const std::string text = "[gateway]\naddr = \"127.0.0.1:9\"\n[worker]\nmax_request_bytes = 4096\n"
+                           "[providers.gewe.default]\nbase_url = \"http://127.0.0.1:1\"\napp_id = \"app\"\n"
+                           "token_env = \"GEWE_TOKEN\"\n";
+  // when the worker reads it, the unset variable is an error naming it
+  EXPECT_EQ(error_of(text), "providers.gewe.default.token_env: environment variable GEWE_TOKEN is not set");
+  // then the gateway reads the rest without it, and holds no account
+  const auto c = parse(text, env_of({}), "<string>", sections::without_providers);
+  EXPECT_EQ(c.gateway.addr, "127.0.0.1:9");
+  EXPECT_EQ(c.worker.max_request_bytes, 4096);
+  EXPECT_TRUE(c.accounts.empty());
+  EXPECT_TRUE(c.secrets.empty());
+}
+
 TEST(config, gateway_section_refuses_bad_keys_naming_them) {
   EXPECT_NE(error_of("[gateway]\napi_keys = \"one\"\n").find("gateway.api_keys"), std::string::npos);
   EXPECT_NE(error_of("[gateway]\nlisten = \"x\"\n").find("gateway.listen: unknown key"), std::string::npos);

@@ -142,3 +142,20 @@ TEST(parked_keys, a_park_that_follows_its_key_into_another_lane_does_not_pin_its
   EXPECT_NE(fourth.partition, own.partition);
   EXPECT_EQ(fourth.partition, i.partition);
 }
+
+TEST(parked_keys, an_accounts_lane_counts_as_used_before_any_of_its_parks_is_in_it) {
+  // given four partitions; "gewe" parks key "k", and "sender"'s first park follows "k" into gewe's
+  // partition: sender's lane is chosen then, and holds none of its parks yet
+  parked_keys parks(1);
+  const std::vector<std::int32_t> partitions{0, 1, 2, 3};
+  const auto g = parks.park("k", "gewe", partitions);
+  const auto follows = parks.park("k", "sender", partitions);
+  ASSERT_EQ(follows.partition, g.partition);
+  // when "im" starts parking, and then sender parks a key of its own
+  const auto im = parks.park("i", "im", partitions);
+  const auto own = parks.park("s", "sender", partitions);
+  // then im took neither gewe's partition nor sender's lane: two were free
+  EXPECT_NE(own.partition, g.partition);
+  EXPECT_NE(im.partition, g.partition);
+  EXPECT_NE(im.partition, own.partition);
+}

@@ -471,7 +471,7 @@ TEST(gps_provider, reads_the_xml_reply_in_either_member_order_with_a_nil_message
   EXPECT_EQ(o.message, "gps State 1000 (device does not exist)");
 }
 
-TEST(gps_provider, fails_permanently_on_xml_that_is_not_the_documented_normal_result) {
+TEST(gps_provider, xml_that_is_not_the_documented_normal_result_is_ambiguous) {
   const std::string ns =
       R"( xmlns="http://schemas.datacontract.org/2004/07/NewGPS2012.AppApi.Models.ResModel")";
   const std::string replies[] = {

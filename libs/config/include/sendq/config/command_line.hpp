@@ -21,7 +21,7 @@ std::variant<command_line, int> parse_command_line(int argc, char** argv, std::s
                                                    std::string_view usage, std::string_view version);
 
 /// load(cl.config_path) with the --log-level override applied. Throws config_error.
-config load(const command_line& cl, const env_lookup& env);
+config load(const command_line& cl, const env_lookup& env, sections which = sections::all);
 
 /// Whether logs should be JSON lines: log.format json, or auto when stderr is not a terminal.
 bool json_logs(const config& c);

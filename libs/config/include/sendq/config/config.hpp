@@ -107,17 +107,23 @@ struct config {
 using env_lookup = std::function<std::optional<std::string>(const std::string&)>;
 env_lookup process_env();
 
+/// Which sections load() reads. The gateway shares the worker's file but calls no provider: it
+/// neither needs nor should hold the providers' secrets (their `<key>_env` variables and
+/// `<key>_file` files are the worker's), so it leaves [providers] unread and unchecked.
+enum class sections { all, without_providers };
+
 /// Reads `path` ("" = no file: defaults only), applies environment overrides
 /// (SENDQ_KAFKA_BROKERS, SENDQ_<PROVIDER>_BASE_URL, SENDQ_METRICS_ADDR, SENDQ_<SECTION>_<KEY>,
 /// SENDQ_GATEWAY_API_KEYS as a comma-separated list),
 /// resolves `<key>_file` / `<key>_env` secrets, and validates. Throws config_error.
-config load(const std::string& path, const env_lookup& env);
+config load(const std::string& path, const env_lookup& env, sections which = sections::all);
 
 /// Kafka's rule for topic names: 1 to 249 of `A-Z a-z 0-9 . _ -`, not "." or "..".
 bool is_topic_name(std::string_view name);
 
 /// Same, from TOML text (tests).
-config parse(std::string_view toml_text, const env_lookup& env, std::string_view source_name = "<string>");
+config parse(std::string_view toml_text, const env_lookup& env, std::string_view source_name = "<string>",
+             sections which = sections::all);
 
 /// Only the [kafka] section (brokers, topics, [kafka.librdkafka]) of `path` with its environment
 /// overrides, and the secrets among its settings; other sections are neither read nor checked.

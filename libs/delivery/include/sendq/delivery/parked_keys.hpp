@@ -113,14 +113,21 @@ class parked_keys {
     std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
 
-  // Of `partitions`, one with parks of the fewest other accounts in it; among those, one chosen
-  // by the account's hash (spread, and the same one for the same state).
+  // Of `partitions`, one used by the fewest other accounts (their parks are in it, or it is their
+  // lane, maybe before any park of theirs went there); among those, one chosen by the account's
+  // hash (spread, and the same one for the same state). Runs once per account that starts parking.
   std::int32_t least_used(const std::vector<std::int32_t>& partitions, const std::string& account) const {
     std::size_t fewest = SIZE_MAX;
     std::vector<std::int32_t> best;
     for (const auto p : partitions) {
-      std::size_t n = 0;
-      if (const auto it = in_partition_.find(p); it != in_partition_.end()) n = it->second.size() - it->second.count(account);
+      std::unordered_map<std::string_view, bool> users;
+      if (const auto it = in_partition_.find(p); it != in_partition_.end()) {
+        for (const auto& [name, parks] : it->second) users[name] = true;
+      }
+      for (const auto& [name, a] : accounts_) {
+        if (a.lane == p) users[name] = true;
+      }
+      const std::size_t n = users.size() - users.count(account);
       if (n < fewest) {
         fewest = n;
         best.clear();
