@@ -288,25 +288,29 @@ class ExampleConfigurationTest(unittest.TestCase):
         for key in ("api_keys", "api_keys_file"):
             self.assertRegex(raw.decode(), rf"(?m)^# {key} = ")
 
-    def test_the_gateway_starts_on_the_example(self):
-        # given
-        work = h.Workdir("gateway-example").path
+    def post_through_a_gateway_on(self, work, config_path, prefix):
+        """Starts a Kafka and a gateway on `config_path` (SENDQ_GATEWAY_ADDR picks a free port over
+        the file's addr), posts one request; (status, body)."""
         kafka = h.EmbeddedKafka(work)
         try:
-            # when (SENDQ_GATEWAY_ADDR picks a free port over the file's addr)
-            gw = h.Gateway(work, kafka.bootstrap, env_extra={"SENDQ_CONFIG": h.DEMO_CONFIG}, name="gateway-example")
+            gw = h.Gateway(work, kafka.bootstrap, env_extra={"SENDQ_CONFIG": config_path}, name=f"gateway-{prefix}")
             try:
-                status, body = gw.post("/v1/messages", request(0, prefix="example"))
-                # then
-                self.assertEqual(status, 202, body)
+                return gw.post("/v1/messages", request(0, prefix=prefix))
             finally:
                 gw.stop()
         finally:
             kafka.stop()
 
+    def test_the_gateway_starts_on_the_example(self):
+        # when
+        status, body = self.post_through_a_gateway_on(h.Workdir("gateway-example").path, h.DEMO_CONFIG, "example")
+        # then
+        self.assertEqual(status, 202, body)
+
     def test_the_gateway_starts_on_the_workers_file_without_the_provider_secrets(self):
         # given the example with the sender's sign read from a variable only the worker has (the
-        # systemd units give the worker /etc/sendq/env and the gateway its own gateway.env)
+        # systemd units give the worker /etc/sendq/env and the gateway its own gateway.env), on
+        # which the worker stops, exit 2 naming the variable
         work = h.Workdir("gateway-secrets").path
         with open(h.DEMO_CONFIG) as f:
             text = f.read()
@@ -316,22 +320,13 @@ class ExampleConfigurationTest(unittest.TestCase):
         with open(path, "w") as f:
             f.write(shared)
         env = {k: v for k, v in os.environ.items() if k != "SENDQ_TEST_SENDER_SIGN_NOT_SET_HERE"}
-        kafka = h.EmbeddedKafka(work)
-        try:
-            # when the gateway starts on it (the worker would stop: exit 2 naming the variable)
-            worker = subprocess.run([h.WORKER, "--config", path], capture_output=True, text=True, timeout=60, env=env)
-            self.assertEqual(worker.returncode, 2)
-            self.assertIn("SENDQ_TEST_SENDER_SIGN_NOT_SET_HERE", worker.stderr)
-            gw = h.Gateway(work, kafka.bootstrap, env_extra={"SENDQ_CONFIG": path}, name="gateway-secrets")
-            try:
-                # then it accepts requests: it needs no provider secret
-                status, body = gw.post("/v1/messages", request(1, prefix="secrets"))
-                self.assertEqual(status, 202, body)
-            finally:
-                gw.stop()
-        finally:
-            kafka.stop()
-
+        worker = subprocess.run([h.WORKER, "--config", path], capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(worker.returncode, 2)
+        self.assertIn("SENDQ_TEST_SENDER_SIGN_NOT_SET_HERE", worker.stderr)
+        # when the gateway starts on it
+        status, body = self.post_through_a_gateway_on(work, path, "secrets")
+        # then it accepts requests: it needs no provider secret
+        self.assertEqual(status, 202, body)
 
 if __name__ == "__main__":
     h.main()
