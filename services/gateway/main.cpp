@@ -40,8 +40,9 @@ Endpoints:
   GET  /healthz
 
 Options:
-  --config FILE      TOML configuration (default: $SENDQ_CONFIG); the [gateway] and [kafka]
-                     sections apply (docs/configuration.md).
+  --config FILE      TOML configuration (default: $SENDQ_CONFIG): the worker's file will do. Its
+                     [gateway], [kafka], [log] and worker.max_request_bytes apply; [providers]
+                     and their secrets are not read (docs/configuration.md).
   --log-level LEVEL  debug, info, warn or error.
   --version, -h/--help
 

@@ -328,5 +328,6 @@ class ExampleConfigurationTest(unittest.TestCase):
         # then it accepts requests: it needs no provider secret
         self.assertEqual(status, 202, body)
 
+
 if __name__ == "__main__":
     h.main()

@@ -121,7 +121,7 @@ class GroupRateLimitTest(unittest.TestCase):
     def test_two_workers_of_a_group_keep_to_one_accounts_limit_together(self):
         """worker.rate_limit_scope = "group" (the default): each of two workers holding 2 of the 4
         request partitions takes half of the account's 20/s, so that together they keep to 20/s
-        (at most 58 calls, with 6 for a late wake-up, in any 2.9 s), where each applying it whole
+        (at most 58 + 6 = 64 calls in any 2.9 s: 20/s, and 6 for a late wake-up), where each applying it whole
         would send up to 40/s."""
         workdir = h.Workdir("grouprate").path
         kafka = h.EmbeddedKafka(workdir, partitions=4)

@@ -1178,18 +1178,18 @@ struct pipeline::impl : kafka::rebalance_listener {
         return metrics.attempts.Add({{"provider", provider}, {"outcome", std::string(to_string(o.cls))}});
       }).Increment();
       {
-        // The breaker counts signs of a failing endpoint: transport failures and 5xx; throttling
-        // and the provider refusing a request (4xx, business errors) say it is up, and so does a
-        // 2xx whose body could not be read (ambiguous: the provider may be delivering still).
+        // The breaker counts signs of a failing endpoint: transport failures, 5xx, and a 2xx whose
+        // body is not the provider's reply (a maintenance page or a proxy's: waiting it out beats
+        // ending every request ambiguous); throttling and the provider refusing a request (4xx,
+        // business errors) say it is up.
         // Not sent because our own deadline came while waiting for a connection says nothing of
         // the endpoint either way: a probe's slot is handed back for another to try. (A refused
         // or timed-out connect is `connect`, and still counts.)
         const auto now = std::chrono::steady_clock::now();
         const bool not_sent_for_deadline =
             !result.ok && result.kind == http::failure_kind::timeout_before_write && write_by && now >= *write_by;
-        const bool answered_2xx = result.ok && result.ok->status / 100 == 2;
         const bool endpoint_failing =
-            !o.throttled && ((o.cls == providers::outcome_class::ambiguous && !answered_2xx) ||
+            !o.throttled && (o.cls == providers::outcome_class::ambiguous ||
                              (o.cls == providers::outcome_class::retryable && (!result.ok || result.ok->status >= 500)));
         if (not_sent_for_deadline) r.breaker->release(permit);
         else if (endpoint_failing) r.breaker->record_failure(now, permit);

@@ -144,18 +144,22 @@ TEST(parked_keys, a_park_that_follows_its_key_into_another_lane_does_not_pin_its
 }
 
 TEST(parked_keys, an_accounts_lane_counts_as_used_before_any_of_its_parks_is_in_it) {
-  // given four partitions; "gewe" parks key "k", and "sender"'s first park follows "k" into gewe's
-  // partition: sender's lane is chosen then, and holds none of its parks yet
-  parked_keys parks(1);
-  const std::vector<std::int32_t> partitions{0, 1, 2, 3};
-  const auto g = parks.park("k", "gewe", partitions);
-  const auto follows = parks.park("k", "sender", partitions);
-  ASSERT_EQ(follows.partition, g.partition);
-  // when "im" starts parking, and then sender parks a key of its own
-  const auto im = parks.park("i", "im", partitions);
-  const auto own = parks.park("s", "sender", partitions);
-  // then im took neither gewe's partition nor sender's lane: two were free
-  EXPECT_NE(own.partition, g.partition);
-  EXPECT_NE(im.partition, g.partition);
-  EXPECT_NE(im.partition, own.partition);
+  // (a third account picks among the partitions by its name's hash: several names, so that one
+  // would pick sender's lane if that lane counted as free)
+  for (const std::string third : {"im", "gps", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}) {
+    // given four partitions; "gewe" parks key "k", and "sender"'s first park follows "k" into
+    // gewe's partition: sender's lane is chosen then, and holds none of its parks yet
+    parked_keys parks(1);
+    const std::vector<std::int32_t> partitions{0, 1, 2, 3};
+    const auto g = parks.park("k", "gewe", partitions);
+    const auto follows = parks.park("k", "sender", partitions);
+    ASSERT_EQ(follows.partition, g.partition);
+    // when a third account starts parking, and then sender parks a key of its own
+    const auto other = parks.park("x", third, partitions);
+    const auto own = parks.park("s", "sender", partitions);
+    // then the third took neither gewe's partition nor sender's lane: two were free
+    EXPECT_NE(own.partition, g.partition);
+    EXPECT_NE(other.partition, g.partition) << third;
+    EXPECT_NE(other.partition, own.partition) << third;
+  }
 }
