@@ -635,41 +635,31 @@ class RebalanceLagTest(unittest.TestCase):
     def test_each_worker_reports_the_lag_of_its_own_partitions_only(self):
         # given a worker that has reported the lag of all 8 request partitions, with a backlog
         # (8 in flight, 200 ms calls; statistics every second instead of five)
-        workdir = h.Workdir("rebalance-lag").path
-        kafka = h.EmbeddedKafka(workdir, partitions=8)
-        sim = h.Simulator(workdir, ["--threads", "2"])
-        sim.set_faults([{"match": "lag-", "action": "latency", "latency_ms": 200}])
-        config = write_config(workdir, {"max_in_flight": 8},
-                              accounts_extra='[kafka.librdkafka]\n"statistics.interval.ms" = "1000"\n')
-        w1 = h.Worker(workdir, sim, config=config, brokers=kafka.bootstrap, name="w1")
-        w2 = None
-
         def lag_series(worker):
             return {(dict(labels)["partition"], dict(labels)["topic"])
                     for name, labels in worker.metrics() if name == "sendq_consumer_lag_messages"}
-        try:
+        with on_own_kafka("rebalance-lag", "lag-", 200, {"max_in_flight": 8},
+                          accounts_extra='[kafka.librdkafka]\n"statistics.interval.ms" = "1000"\n') as run:
+            w1 = run.worker
             w1.wait_ready()
             reqs = [request(i, prefix="lag") for i in range(400)]
-            h.kcat_produce(kafka.bootstrap, "sendq.requests", [(r["to"], json.dumps(r, ensure_ascii=False)) for r in reqs])
+            h.kcat_produce(run.kafka.bootstrap, "sendq.requests",
+                           [(r["to"], json.dumps(r, ensure_ascii=False)) for r in reqs])
             h.wait_for(lambda: len({p for p, t in lag_series(w1) if t == "sendq.requests"}) == 8, 60,
                        "w1's lag of all 8 partitions")
             # when a second worker joins and takes half of them
-            w2 = h.Worker(workdir, sim, config=config, brokers=kafka.bootstrap, name="w2")
-            w2.wait_ready(timeout=90)
-            # then each reports its own partitions' lag only: w1 dropped the series of those it gave
-            # up (left, they stayed at their last value, and the group's max() in the lag alert and
-            # the dashboard with them)
-            h.wait_for(lambda: lag_series(w2) and not (lag_series(w1) & lag_series(w2)), 30,
-                       "the two workers' lag series apart")
-            requests_partitions = {p for p, t in lag_series(w1) | lag_series(w2) if t == "sendq.requests"}
-            self.assertTrue(requests_partitions <= {str(p) for p in range(8)}, requests_partitions)
-        finally:
-            w1.stop()
-            if w2:
+            w2 = h.Worker(run.workdir, run.sim, config=run.config, brokers=run.kafka.bootstrap, name="w2")
+            try:
+                w2.wait_ready(timeout=90)
+                # then each reports its own partitions' lag only: w1 dropped the series of those it
+                # gave up (left, they stayed at their last value, and the group's max() in the lag
+                # alert and the dashboard with them)
+                h.wait_for(lambda: lag_series(w2) and not (lag_series(w1) & lag_series(w2)), 30,
+                           "the two workers' lag series apart")
+                requests_partitions = {p for p, t in lag_series(w1) | lag_series(w2) if t == "sendq.requests"}
+                self.assertTrue(requests_partitions <= {str(p) for p in range(8)}, requests_partitions)
+            finally:
                 w2.stop()
-            sim.stop()
-            kafka.stop()
-
 
 class CircuitBreakerTest(unittest.TestCase):
     def test_a_failing_endpoint_opens_the_circuit_and_requests_wait_instead_of_failing(self):
