@@ -119,6 +119,8 @@ int main(int argc, char** argv) {
     };
     sopts.on_head = [&gw](const http::server_request& head) { return gw.check_head(head); };
     sopts.max_connections = static_cast<std::size_t>(cfg.gateway.max_connections);
+    // A body is held until its answer (its records and librdkafka's copies of them too): bounded here.
+    sopts.max_body_bytes_in_flight = static_cast<std::size_t>(cfg.gateway.max_body_bytes_in_flight);
     http::server srv(ioc.get_executor(), sopts,
                      http::async_handler([&gw](http::server_request r) { return gw.handle(std::move(r)); }));
     srv.start(listen.first, listen.second);

@@ -167,7 +167,8 @@ class GatewayLimitsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = h.Workdir("gateway-limits").path
-        cls.kafka = h.EmbeddedKafka(cls.dir, partitions=1, topics=["sendq.requests"])
+        # sendq.bodies: the body budget's test produces there, as the others check sendq.requests is empty
+        cls.kafka = h.EmbeddedKafka(cls.dir, partitions=1, topics=["sendq.requests", "sendq.bodies"])
         cls.gw = h.Gateway(cls.dir, cls.kafka.bootstrap)
 
     @classmethod
@@ -236,6 +237,38 @@ class GatewayLimitsTest(unittest.TestCase):
             self.assertEqual(json.loads(body), {"id": "nokey-0"})
             self.assertEqual([json.loads(v)["id"] for _, v, _ in h.kcat_consume_all(self.kafka.bootstrap, "sendq.requests")],
                              ["nokey-0"])
+        finally:
+            gw.stop()
+
+    def test_bodies_held_at_once_are_bounded_by_max_body_bytes_in_flight(self):
+        # given a gateway with room for 100,000 bytes of bodies, and a caller holding 60,000 of
+        # them (its head announces them; its body is on its way)
+        gw = h.Gateway(self.dir, self.kafka.bootstrap, name="gateway-bodies",
+                       env_extra={"SENDQ_GATEWAY_TOPIC": "sendq.bodies", "SENDQ_GATEWAY_BODY_LIMIT_BYTES": "65536",
+                                  "SENDQ_GATEWAY_MAX_BODY_BYTES_IN_FLIGHT": "100000"})
+        big = lambda i: {"id": f"bodies-{i}", "provider": "gewe", "type": "text", "to": "x@chatroom",
+                         "body": {"text": "b" * 59000}}
+        try:
+            slow = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+            slow.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: a\r\nContent-Length: 60000\r\n\r\n{\"id\":")
+            # when another request of about 60,000 bytes comes (once the slow one's head is read)
+            status, body, headers = h.wait_for(lambda: (lambda r: r if r[0] == 503 else None)(
+                gw.post("/v1/messages", big(1), with_headers=True)), 10, "a 503 while the slow body is held")
+            # then it is refused, to retry, naming the setting; nothing was produced
+            self.assertEqual(json.loads(body), {"error": {"kind": "busy", "message": (
+                "body: the request bodies held would go over gateway.max_body_bytes_in_flight; retry later")}})
+            self.assertEqual(headers.get("Retry-After"), "1")
+            self.assertEqual(h.kcat_consume_all(self.kafka.bootstrap, "sendq.bodies"), [])
+            # and a small one still fits beside it
+            status, body = gw.post("/v1/messages", {**big(2), "body": {"text": "small"}})
+            self.assertEqual((status, json.loads(body)), (202, {"id": "bodies-2"}))
+            # and once the slow caller goes away, its bytes are given back
+            slow.close()
+            status, body = h.wait_for(lambda: (lambda r: r if r[0] == 202 else None)(gw.post("/v1/messages", big(3))), 10,
+                                      "a 202 once the slow body is let go")
+            self.assertEqual(json.loads(body), {"id": "bodies-3"})
+            self.assertEqual([json.loads(v)["id"] for _, v, _ in h.kcat_consume_all(self.kafka.bootstrap, "sendq.bodies")],
+                             ["bodies-2", "bodies-3"])
         finally:
             gw.stop()
 

@@ -340,15 +340,17 @@ class Gateway:
                 return False
         wait_for(up, 30, "the gateway's /healthz")
 
-    def post(self, path, body, headers=None, timeout=30):
+    def post(self, path, body, headers=None, timeout=30, with_headers=False):
+        """(status, body), or (status, body, response headers) with `with_headers`."""
         data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
         req = urllib.request.Request(self.url + path, data=data, method="POST",
                                      headers={"Content-Type": "application/json", **(headers or {})})
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
-                return r.status, r.read().decode()
+                out = r.status, r.read().decode(), dict(r.headers)
         except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
+            out = e.code, e.read().decode(), dict(e.headers)
+        return out if with_headers else out[:2]
 
     def stop(self):
         rc = stop_process(self.proc)

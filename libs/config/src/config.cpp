@@ -271,7 +271,8 @@ void read_gateway(const toml::table* t, config& c, const env_lookup& env) {
                 {"max_batch", &g.max_batch, 1, 100000},
                 {"max_in_flight", &g.max_in_flight, 1, 10000000},
                 {"produce_timeout_ms", &g.produce_timeout_ms, 100, 3600000},
-                {"max_connections", &g.max_connections, 1, 1000000}},
+                {"max_connections", &g.max_connections, 1, 1000000},
+                {"max_body_bytes_in_flight", &g.max_body_bytes_in_flight, 1024, 2147483647}},
                {{"addr", &g.addr}, {"topic", &g.topic}, {"api_keys_file", &g.api_keys_file},
                 {"legacy_account", &g.legacy_account}},
                env, {"api_keys"});
@@ -320,6 +321,11 @@ void read_gateway(const toml::table* t, config& c, const env_lookup& env) {
     if (g.api_keys.size() == before) {
       fail("gateway.api_keys_file: '" + path + "' holds no key (one a line; leave the setting out to run without keys)");
     }
+  }
+  if (g.max_body_bytes_in_flight < g.body_limit_bytes) {
+    fail("gateway.max_body_bytes_in_flight: " + std::to_string(g.max_body_bytes_in_flight) +
+         " is less than gateway.body_limit_bytes (" + std::to_string(g.body_limit_bytes) +
+         "): it must hold at least one body of the largest size taken");
   }
   if (g.addr.empty() || g.addr.rfind(':') == std::string::npos) {
     fail("gateway.addr: '" + g.addr + "' must be host:port (SENDQ_GATEWAY_ADDR)");

@@ -248,6 +248,15 @@ TEST(config, gateway_section_refuses_bad_keys_naming_them) {
   EXPECT_NE(error_of("[gateway]\naddr = \"nope\"\n").find("gateway.addr"), std::string::npos);
 }
 
+TEST(config, gateway_body_budget_defaults_to_64_mib_and_must_hold_one_body_of_the_limit) {
+  EXPECT_EQ(parse("", env_of({})).gateway.max_body_bytes_in_flight, 64 << 20);
+  EXPECT_EQ(parse("", env_of({{"SENDQ_GATEWAY_MAX_BODY_BYTES_IN_FLIGHT", "8388608"}})).gateway.max_body_bytes_in_flight,
+            8 << 20);
+  EXPECT_EQ(error_of("[gateway]\nbody_limit_bytes = 2048\nmax_body_bytes_in_flight = 2047\n"),
+            "gateway.max_body_bytes_in_flight: 2047 is less than gateway.body_limit_bytes (2048): it must hold at least "
+            "one body of the largest size taken");
+}
+
 #include "sendq/config/command_line.hpp"
 
 TEST(command_line, reads_config_and_log_level_and_stops_for_help_and_bad_options) {

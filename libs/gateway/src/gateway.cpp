@@ -95,6 +95,9 @@ http::server_response refusal_reply(unsigned status, std::string_view reason, st
   if (status == 413) {
     return error_reply(413, "too_large", "body: over gateway.body_limit_bytes (" + std::to_string(body_limit) + " bytes)");
   }
+  if (status == 503 && reason == "too much request body in memory") {
+    return error_reply(503, "busy", "body: the request bodies held would go over gateway.max_body_bytes_in_flight; retry later");
+  }
   if (status == 503) {
     const bool full = reason == "too many connections";
     return error_reply(503, "busy", "connection: " + std::string(reason) + (full ? " (gateway.max_connections)" : "") +

@@ -32,6 +32,37 @@ using boost::system::error_code;
 
 constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 
+// A request's share of server_options::max_body_bytes_in_flight, given back when it ends
+// (answered, refused, or the connection lost).
+class body_reservation {
+ public:
+  body_reservation() = default;
+  body_reservation(const body_reservation&) = delete;
+  body_reservation& operator=(const body_reservation&) = delete;
+  ~body_reservation() { release(); }
+
+  // Takes `bytes` of `held` if that stays within `limit`, or if nothing is held (a body alone is
+  // always taken, so that one at body_limit is never refused for ever). limit 0 = no limit.
+  bool take(std::atomic<std::size_t>& held, std::size_t bytes, std::size_t limit) {
+    if (limit == 0 || bytes == 0) return true;
+    auto now = held.load();
+    do {
+      if (now != 0 && now + bytes > limit) return false;
+    } while (!held.compare_exchange_weak(now, now + bytes));
+    held_ = &held;
+    bytes_ = bytes;
+    return true;
+  }
+  void release() {
+    if (held_) held_->fetch_sub(bytes_);
+    held_ = nullptr;
+  }
+
+ private:
+  std::atomic<std::size_t>* held_ = nullptr;
+  std::size_t bytes_ = 0;
+};
+
 struct session {
   explicit session(tcp::socket socket) : stream(std::move(socket)) {}
   beast::tcp_stream stream;
@@ -220,6 +251,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
     for (;;) {
       bhttp::request_parser<bhttp::string_body> parser;
       parser.body_limit(self->opts_.body_limit);
+      body_reservation body_held;
       stream.expires_after(self->opts_.idle_timeout);
       auto [ec, read] = co_await bhttp::async_read_header(stream, buffer, parser, nothrow);
       if (!ec && self->stopped_.load()) {
@@ -240,6 +272,14 @@ struct server::impl : std::enable_shared_from_this<impl> {
             co_await answer_then_close(stream, to_wire(std::move(*refused), head.version(), false));
             co_return;
           }
+        }
+        // Checked before the body is read, so a refused one is never held.
+        const auto length = parser.content_length();
+        const std::size_t body_bytes = length ? static_cast<std::size_t>(std::min<std::uint64_t>(*length, self->opts_.body_limit))
+                                              : (parser.chunked() ? self->opts_.body_limit : 0);
+        if (!body_held.take(self->body_bytes_, body_bytes, self->opts_.max_body_bytes_in_flight)) {
+          co_await answer_then_close(stream, to_wire(self->refusal(503, "too much request body in memory"), head.version(), false));
+          co_return;
         }
         // A client that asked to hear first (curl does for bodies over 1 MiB) would otherwise
         // wait its own timeout before it sends the body.
@@ -282,6 +322,8 @@ struct server::impl : std::enable_shared_from_this<impl> {
       } catch (...) {
         reply = plain(500, "internal error\n");
       }
+      std::string().swap(req.body);  // a synchronous handler's request still had it
+      body_held.release();
       // Stopping: this answer is the connection's last.
       const bool keep_alive = msg.keep_alive() && !self->stopped_.load();
       auto res = to_wire(std::move(reply), msg.version(), keep_alive);
@@ -307,6 +349,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
   std::atomic<bool> stopped_{false};  // written under mu_
   std::vector<std::weak_ptr<session>> sessions_;
   std::atomic<int> refusing_{0};  // connections over max_connections being answered
+  std::atomic<std::size_t> body_bytes_{0};  // request bodies held (opts_.max_body_bytes_in_flight)
 };
 
 server::server(net::any_io_executor ex, server_options opts, handler h)

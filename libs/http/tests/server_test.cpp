@@ -303,6 +303,49 @@ TEST(http_server, answers_503_over_max_connections) {
   EXPECT_EQ(first.get(), "closed");
 }
 
+TEST(http_server, answers_503_when_a_body_would_take_the_bodies_held_over_max_body_bytes_in_flight) {
+  // given room for 3,000 bytes of bodies, and a handler that holds a body starting "slow" for 1.5 s
+  io_runner io;
+  server_options opts;
+  opts.body_limit = 4000;
+  opts.max_body_bytes_in_flight = 3000;
+  std::promise<void> started;
+  server srv(io.executor(), opts, [&](server_request r) -> net::awaitable<server_response> {
+    if (r.body.starts_with("slow")) {
+      started.set_value();
+      net::steady_timer t(co_await net::this_coro::executor, std::chrono::milliseconds(1500));
+      co_await t.async_wait(nothrow);
+    }
+    co_return server_response{200, "text/plain", "len " + std::to_string(r.body.size()), {}};
+  });
+  srv.start("127.0.0.1", 0);
+  const auto post = [](std::string body) {
+    return "POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: " + std::to_string(body.size()) +
+           "\r\n\r\n" + body;
+  };
+  auto started_future = started.get_future();
+  auto slow = net::co_spawn(io.executor(), raw_exchange(srv.port(), post("slow" + std::string(1996, 'x'))),
+                            net::use_future);
+  ASSERT_EQ(started_future.wait_for(10s), std::future_status::ready);
+  // when, while its 2,000 bytes are held, one of 2,000 and one of 900 come
+  const auto over = run(io.executor(), raw_exchange(srv.port(), post(std::string(2000, 'y'))));
+  const auto fits = run(io.executor(), raw_exchange(srv.port(), post(std::string(900, 'z'))));
+  // then the first is answered 503 and closed, naming why, and the second is served
+  EXPECT_EQ(over.rfind("HTTP/1.1 503", 0), 0u) << over.substr(0, 200);
+  EXPECT_NE(over.find("too much request body in memory"), std::string::npos) << over.substr(0, 200);
+  EXPECT_NE(fits.find("len 900"), std::string::npos) << fits.substr(0, 200);
+  EXPECT_EQ(slow.wait_for(0ms), std::future_status::timeout) << "the slow request ended early";
+  // and once the slow one is answered, its bytes are given back: 2,000 are taken again, and a
+  // body over the whole room (3,500 of 4,000 allowed) is taken when it is alone
+  ASSERT_EQ(slow.wait_for(10s), std::future_status::ready);
+  EXPECT_NE(slow.get().find("len 2000"), std::string::npos);
+  const auto again = run(io.executor(), raw_exchange(srv.port(), post(std::string(2000, 'y'))));
+  EXPECT_NE(again.find("len 2000"), std::string::npos) << again.substr(0, 200);
+  const auto alone = run(io.executor(), raw_exchange(srv.port(), post(std::string(3500, 'w'))));
+  EXPECT_NE(alone.find("len 3500"), std::string::npos) << alone.substr(0, 200);
+  srv.stop();
+}
+
 TEST(http_server, stop_with_a_drain_answers_the_request_in_progress_and_closes_idle_ones_at_once) {
   // given a request whose handler takes 1.5 s (a broker's ack, say), and an idle keep-alive
   // connection

@@ -77,6 +77,7 @@ struct gateway_config {
   int max_in_flight = 20000;             ///< records produced and not yet acknowledged; beyond: 503 (a batch larger than this: 413)
   int produce_timeout_ms = 30000;        ///< broker acknowledgement wait (also librdkafka message.timeout.ms)
   int max_connections = 512;             ///< client connections open at once; one more is answered 503 and closed
+  int max_body_bytes_in_flight = 64 << 20;  ///< request bodies held at once (read or awaiting acks); one more: 503
   std::string topic;                     ///< "" = kafka.requests_topic
   std::vector<std::string> api_keys;     ///< accepted keys; empty (and no file) = no authentication
   std::string api_keys_file;             ///< one key per line (# comments); added to api_keys

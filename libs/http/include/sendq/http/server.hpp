@@ -46,6 +46,11 @@ struct server_options {
   std::function<std::optional<server_response>(const server_request& head)> on_head;
   /// Connections open at once, at most; one over it is answered 503 and closed. 0 = no limit.
   std::size_t max_connections = 0;
+  /// Request bodies held at once (being read or handled), in bytes, at most: a request whose
+  /// body would take them over (its Content-Length; body_limit when chunked) is answered 503
+  /// ("too much request body in memory") and closed before its body is read. A request alone is
+  /// always taken. Without it, max_connections × body_limit bounds them. 0 = no limit.
+  std::size_t max_body_bytes_in_flight = 0;
 };
 
 /// Handler is called on an I/O thread; it must not block.
