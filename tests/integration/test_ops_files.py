@@ -224,14 +224,18 @@ class FilesTest(unittest.TestCase):
 
     def test_kubernetes_manifests(self):
         (k,) = load_yaml_docs(os.path.join(K8S, "kustomization.yaml"))
-        docs = {}
+        docs = {}  # (kind, name) -> document
         for res in k["resources"]:
             for d in load_yaml_docs(os.path.join(K8S, res)):
-                docs[d["kind"]] = d
+                docs[d["kind"], d["metadata"]["name"]] = d
                 self.assertNotIn("namespace", d["metadata"], f"{res} must not name a namespace")
-        self.assertEqual(set(docs), {"ConfigMap", "Secret", "Deployment", "Service", "PodDisruptionBudget", "PodMonitor"})
+        self.assertEqual(set(docs), {("ConfigMap", "sendq-worker-config"), ("Secret", "sendq-provider-credentials"),
+                                     ("Secret", "sendq-gateway-api-keys"), ("Deployment", "sendq-worker"),
+                                     ("Service", "sendq-worker"), ("PodDisruptionBudget", "sendq-worker"),
+                                     ("PodMonitor", "sendq-worker"), ("Deployment", "sendq-gateway"),
+                                     ("Service", "sendq-gateway"), ("PodDisruptionBudget", "sendq-gateway")})
 
-        dep = docs["Deployment"]
+        dep = docs["Deployment", "sendq-worker"]
         spec = dep["spec"]["template"]["spec"]
         (c,) = spec["containers"]
         self.assertEqual(dep["spec"]["replicas"], 3)
@@ -243,14 +247,16 @@ class FilesTest(unittest.TestCase):
         self.assertFalse(c["securityContext"]["allowPrivilegeEscalation"])
         self.assertTrue(spec["securityContext"]["runAsNonRoot"])
 
-        toml_cfg = tomllib.loads(docs["ConfigMap"]["data"]["sendq.toml"])
+        toml_cfg = tomllib.loads(docs["ConfigMap", "sendq-worker-config"]["data"]["sendq.toml"])
         self.assertTrue(toml_cfg["kafka"]["brokers"], "the ConfigMap must not use the embedded Kafka")
         self.assertEqual(toml_cfg["metrics"]["addr"], "0.0.0.0:9464")
         self.assertGreater(spec["terminationGracePeriodSeconds"] * 1000, toml_cfg["worker"]["shutdown_grace_ms"])
 
         # every *_env names a variable the container sets from the Secret; every *_file a mounted key
-        secret_keys = set(docs["Secret"]["stringData"])
+        secret_keys = set(docs["Secret", "sendq-provider-credentials"]["stringData"])
         env_from_secret = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in c["env"] if "valueFrom" in e}
+        self.assertEqual({e["valueFrom"]["secretKeyRef"]["name"] for e in c["env"] if "valueFrom" in e},
+                         {"sendq-provider-credentials"})
         mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
         secret_volume = next(v for v in spec["volumes"] if "secret" in v)
         files = {os.path.join(mounts[secret_volume["name"]], i["path"]): i["key"] for i in secret_volume["secret"]["items"]}
@@ -266,17 +272,48 @@ class FilesTest(unittest.TestCase):
                         used.add(files[value])
         self.assertEqual(used, secret_keys, "Secret keys and the config's *_env / *_file must match")
 
-        self.assertEqual(docs["PodDisruptionBudget"]["spec"]["maxUnavailable"], 1)
-        self.assertEqual(docs["PodMonitor"]["apiVersion"], "monitoring.coreos.com/v1")
-        self.assertEqual(docs["PodMonitor"]["spec"]["podMetricsEndpoints"][0]["port"], "metrics")
+        self.assertEqual(docs["PodDisruptionBudget", "sendq-worker"]["spec"]["maxUnavailable"], 1)
+        monitor = docs["PodMonitor", "sendq-worker"]
+        self.assertEqual(monitor["apiVersion"], "monitoring.coreos.com/v1")
+        self.assertEqual(monitor["spec"]["podMetricsEndpoints"][0]["port"], "metrics")
         labels = dep["spec"]["template"]["metadata"]["labels"]
-        self.assertEqual(labels[docs["PodMonitor"]["spec"]["jobLabel"]], "sendq-worker", "job label of the alerts")
-        for kind in ("Service", "PodDisruptionBudget"):
-            sel = docs[kind]["spec"]["selector"]
-            sel = sel.get("matchLabels", sel)
-            self.assertTrue(all(labels.get(k) == v for k, v in sel.items()), kind)
+        self.assertEqual(labels[monitor["spec"]["jobLabel"]], "sendq-worker", "job label of the alerts")
+        self.assertEqual(monitor["spec"]["selector"]["matchLabels"], {"app.kubernetes.io/name": "sendq-worker"},
+                         "the PodMonitor must not select the gateway's pods (they have no /metrics)")
         (scrape,) = load_yaml_docs(os.path.join(K8S, "prometheus-scrape-config.yaml"))
         self.assertEqual(scrape["scrape_configs"][0]["job_name"], "sendq-worker")
+
+        # the gateway: the workers' ConfigMap, its keys from its own Secret, the port its Service names
+        gdep = docs["Deployment", "sendq-gateway"]
+        gspec = gdep["spec"]["template"]["spec"]
+        (g,) = gspec["containers"]
+        self.assertEqual(g["command"] + g["args"], ["sendq-gateway", "--config", "/etc/sendq/sendq.toml"])
+        genv = {e["name"]: e for e in g["env"]}
+        self.assertEqual(genv["SENDQ_GATEWAY_ADDR"]["value"], "0.0.0.0:8080")
+        self.assertEqual(genv["SENDQ_GATEWAY_API_KEYS"]["valueFrom"]["secretKeyRef"],
+                         {"name": "sendq-gateway-api-keys", "key": "api-keys"})
+        self.assertIn("api-keys", docs["Secret", "sendq-gateway-api-keys"]["stringData"])
+        self.assertEqual([p["containerPort"] for p in g["ports"] if p["name"] == "http"], [8080])
+        self.assertEqual(g["readinessProbe"]["httpGet"], {"path": "/healthz", "port": "http"})
+        self.assertEqual(gspec["volumes"], [{"name": "config", "configMap": {"name": "sendq-worker-config"}}])
+        self.assertTrue(g["securityContext"]["readOnlyRootFilesystem"])
+        self.assertFalse(g["securityContext"]["allowPrivilegeEscalation"])
+        self.assertTrue(gspec["securityContext"]["runAsNonRoot"])
+        # its grace covers the drain: produce_timeout_ms + 2 s of answers, then produce_timeout_ms of flush, and the preStop pause
+        produce_timeout_s = toml_cfg.get("gateway", {}).get("produce_timeout_ms", 30000) / 1000
+        pre_stop = int(g["lifecycle"]["preStop"]["exec"]["command"][1])
+        self.assertGreater(gspec["terminationGracePeriodSeconds"], 2 * produce_timeout_s + 2 + pre_stop)
+        self.assertEqual(docs["Service", "sendq-gateway"]["spec"]["ports"][0]["targetPort"], "http")
+
+        for name in ("sendq-worker", "sendq-gateway"):
+            pod_labels = docs["Deployment", name]["spec"]["template"]["metadata"]["labels"]
+            for kind in ("Service", "PodDisruptionBudget"):
+                sel = docs[kind, name]["spec"]["selector"]
+                sel = sel.get("matchLabels", sel)
+                self.assertTrue(all(pod_labels.get(k) == v for k, v in sel.items()), (kind, name))
+                other = "sendq-gateway" if name == "sendq-worker" else "sendq-worker"
+                other_labels = docs["Deployment", other]["spec"]["template"]["metadata"]["labels"]
+                self.assertFalse(all(other_labels.get(k) == v for k, v in sel.items()), f"{kind} {name} selects {other}")
 
     def test_systemd_units(self):
         self.assertTrue(shutil.which("systemd-analyze"),
@@ -486,6 +523,41 @@ class KubernetesConfigTest(unittest.TestCase):
             rc = worker.stop() if worker else None
             sim.stop()
         self.assertEqual(rc, 0, f"worker log: {worker.log_path if worker else '-'}")
+
+    def test_the_gateway_serves_on_the_configmap_with_the_environment_of_its_deployment(self):
+        # given the gateway pod's environment (a free loopback port for its 0.0.0.0:8080) and the
+        # ConfigMap's sendq.toml, whose provider secrets (*_env) the gateway pod does not have
+        (cm,) = load_yaml_docs(os.path.join(K8S, "configmap.yaml"))
+        dep = load_yaml_docs(os.path.join(K8S, "gateway-deployment.yaml"))[0]
+        secret = next(d for d in load_yaml_docs(os.path.join(K8S, "secret.yaml"))
+                      if d["metadata"]["name"] == "sendq-gateway-api-keys")
+        (c,) = dep["spec"]["template"]["spec"]["containers"]
+        env = {}
+        for e in c["env"]:
+            env[e["name"]] = e["value"] if "value" in e else secret["stringData"][e["valueFrom"]["secretKeyRef"]["key"]]
+        tmp = h.Workdir("k8s-gateway").path
+        config = os.path.join(tmp, "sendq.toml")
+        with open(config, "w") as f:
+            f.write(cm["data"]["sendq.toml"])
+        kafka = h.EmbeddedKafka(tmp, topics=["sendq.requests"])
+        gw = None
+        try:
+            env.pop("SENDQ_GATEWAY_ADDR")  # h.Gateway's loopback port instead
+            gw = h.Gateway(tmp, kafka.bootstrap, env_extra={**env, "SENDQ_CONFIG": config}, name="gateway-k8s")
+            # when a caller without a key and one with the Secret's second key post a request
+            req = {"id": "k8s-1", "provider": "gewe", "type": "text", "to": "x@chatroom", "body": {"text": "hi"}}
+            second_key = env["SENDQ_GATEWAY_API_KEYS"].split(",")[1]
+            refused = gw.post("/v1/messages", req)
+            taken = gw.post("/v1/messages", req, headers={"X-API-Key": second_key})
+            # then the first is refused, the second produced to the ConfigMap's requests topic
+            self.assertEqual(refused[0], 401, refused)
+            self.assertEqual((taken[0], json.loads(taken[1])), (202, {"id": "k8s-1"}))
+            self.assertEqual([json.loads(v)["id"] for _, v, _ in h.kcat_consume_all(kafka.bootstrap, "sendq.requests")],
+                             ["k8s-1"])
+        finally:
+            rc = gw.stop() if gw else None
+            kafka.stop()
+        self.assertEqual(rc, 0, f"gateway log: {gw.log_path if gw else '-'}")
 
 
 if __name__ == "__main__":
