@@ -83,7 +83,7 @@ std::vector<kafka::partition_offset> offset_tracker::release(const std::vector<k
     auto it = partitions_.find(key{po.topic, po.partition});
     if (it == partitions_.end()) continue;
     auto& p = it->second;
-    if (p.committable > p.committed) out.push_back({p.topic, p.partition, p.committable});
+    if (p.committable >= 0) out.push_back({p.topic, p.partition, p.committable});
     for (const auto& e : p.entries) {
       if (!e.done) --pending_;
     }

@@ -460,8 +460,9 @@ struct pipeline::impl : kafka::rebalance_listener {
     for (const auto& a : p) assigned_now.insert({a.topic, a.partition});
   }
   void on_revoked(const std::vector<kafka::partition_offset>& p) override {
-    // Commit what is finished for these partitions; unfinished records are redelivered to the
-    // next owner (at-least-once), and their late completions are ignored by the tracker.
+    // Commit what is finished for these partitions, synchronously, every position: one whose
+    // asynchronous commit is still in flight may fail in this rebalance. Unfinished records are
+    // redelivered to the next owner (at-least-once); their late completions are ignored.
     auto finished = tracker.release(p);
     if (!finished.empty()) consumer->commit(finished, true);
     // Fetched but not admitted: the next owner reads them again. Admitted after a re-assignment,

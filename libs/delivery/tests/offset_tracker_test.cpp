@@ -72,6 +72,29 @@ TEST(offset_tracker, release_returns_finished_positions_not_yet_committed) {
   EXPECT_EQ(r[0].offset, 41);
 }
 
+// The asynchronous commit of a position handed out may still be in flight at the revocation, and
+// fail there (the rebalance): the synchronous commit on revocation must carry it again, or the
+// next owner re-sends everything since the commit before.
+TEST(offset_tracker, release_returns_positions_handed_out_already_too) {
+  // given a partition at 41 handed out to an asynchronous commit, and one at 8 not handed out
+  offset_tracker t;
+  auto g = t.track("t", 3, 40);
+  t.done("t", 3, 40, g);
+  ASSERT_EQ(t.take_committable().size(), 1u);
+  auto g2 = t.track("t", 4, 7);
+  t.track("t", 4, 8);
+  t.done("t", 4, 7, g2);
+  t.track("t", 5, 1);  // nothing finished: no position
+  // when both are revoked
+  auto r = t.release({{"t", 3, 0}, {"t", 4, 0}, {"t", 5, 0}});
+  // then both positions are returned, and the unfinished partition has none
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].partition, 3);
+  EXPECT_EQ(r[0].offset, 41);
+  EXPECT_EQ(r[1].partition, 4);
+  EXPECT_EQ(r[1].offset, 8);
+}
+
 // A record fetched before a rebalance can come after the re-read of its partition has started
 // lower: the later ones must still hold back every commit until they finish.
 TEST(offset_tracker, an_offset_tracked_out_of_order_holds_back_the_commit_past_it) {

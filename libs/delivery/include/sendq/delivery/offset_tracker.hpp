@@ -29,7 +29,9 @@ class offset_tracker {
   /// The commit of these positions failed: take_committable() hands them out again, for the
   /// partitions still tracked (a partition revoked since is committed by its next owner).
   void commit_failed(const std::vector<kafka::partition_offset>& positions);
-  /// Same, restricted to `partitions`, then forgets them (on revocation).
+  /// Every finished position of `partitions`, handed out already or not (an asynchronous commit
+  /// of it may still be in flight, and fail in the rebalance with its report not yet seen), then
+  /// forgets them (on revocation: the caller commits these synchronously).
   std::vector<kafka::partition_offset> release(const std::vector<kafka::partition_offset>& partitions);
   /// Records tracked and not yet finished.
   std::size_t pending() const;
