@@ -292,7 +292,8 @@ class FilesTest(unittest.TestCase):
         self.assertEqual(genv["SENDQ_GATEWAY_ADDR"]["value"], "0.0.0.0:8080")
         self.assertEqual(genv["SENDQ_GATEWAY_API_KEYS"]["valueFrom"]["secretKeyRef"],
                          {"name": "sendq-gateway-api-keys", "key": "api-keys"})
-        self.assertIn("api-keys", docs["Secret", "sendq-gateway-api-keys"]["stringData"])
+        self.assertEqual(docs["Secret", "sendq-gateway-api-keys"]["stringData"], {"api-keys": ""},
+                         "a placeholder key in the template would be a working key anyone can read")
         self.assertEqual([p["containerPort"] for p in g["ports"] if p["name"] == "http"], [8080])
         self.assertEqual(g["readinessProbe"]["httpGet"], {"path": "/healthz", "port": "http"})
         self.assertEqual(gspec["volumes"], [{"name": "config", "configMap": {"name": "sendq-worker-config"}}])
@@ -525,30 +526,40 @@ class KubernetesConfigTest(unittest.TestCase):
         self.assertEqual(rc, 0, f"worker log: {worker.log_path if worker else '-'}")
 
     def test_the_gateway_serves_on_the_configmap_with_the_environment_of_its_deployment(self):
-        # given the gateway pod's environment (a free loopback port for its 0.0.0.0:8080) and the
-        # ConfigMap's sendq.toml, whose provider secrets (*_env) the gateway pod does not have
+        # given the gateway pod's command line and environment (a free loopback port for its
+        # 0.0.0.0:8080) and the ConfigMap's sendq.toml at its mount path's place, whose provider
+        # secrets (*_env) the gateway pod does not have
         (cm,) = load_yaml_docs(os.path.join(K8S, "configmap.yaml"))
         dep = load_yaml_docs(os.path.join(K8S, "gateway-deployment.yaml"))[0]
         secret = next(d for d in load_yaml_docs(os.path.join(K8S, "secret.yaml"))
                       if d["metadata"]["name"] == "sendq-gateway-api-keys")
         (c,) = dep["spec"]["template"]["spec"]["containers"]
+        (mount,) = c["volumeMounts"]
         env = {}
         for e in c["env"]:
             env[e["name"]] = e["value"] if "value" in e else secret["stringData"][e["valueFrom"]["secretKeyRef"]["key"]]
+        env.pop("SENDQ_GATEWAY_ADDR")  # h.Gateway's loopback port instead
         tmp = h.Workdir("k8s-gateway").path
         config = os.path.join(tmp, "sendq.toml")
         with open(config, "w") as f:
             f.write(cm["data"]["sendq.toml"])
+        args = [config if a == mount["mountPath"] else a for a in c["args"]]
+        self.assertEqual(c["command"], ["sendq-gateway"])
+        # when it starts with the Secret template's empty key list, it refuses to (no placeholder key works)
+        r = subprocess.run([h.GATEWAY, *args], capture_output=True, text=True, timeout=30,
+                           env={**os.environ, **env, "SENDQ_KAFKA_BROKERS": "127.0.0.1:9"})
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("SENDQ_GATEWAY_API_KEYS: set but holds no key", r.stderr)
+        # and with keys in the Secret it serves
+        env["SENDQ_GATEWAY_API_KEYS"] = "key-of-a,key-of-b"
         kafka = h.EmbeddedKafka(tmp, topics=["sendq.requests"])
         gw = None
         try:
-            env.pop("SENDQ_GATEWAY_ADDR")  # h.Gateway's loopback port instead
-            gw = h.Gateway(tmp, kafka.bootstrap, env_extra={**env, "SENDQ_CONFIG": config}, name="gateway-k8s")
-            # when a caller without a key and one with the Secret's second key post a request
+            gw = h.Gateway(tmp, kafka.bootstrap, env_extra=env, name="gateway-k8s", args=args)
+            # when a caller without a key and one with the second key post a request
             req = {"id": "k8s-1", "provider": "gewe", "type": "text", "to": "x@chatroom", "body": {"text": "hi"}}
-            second_key = env["SENDQ_GATEWAY_API_KEYS"].split(",")[1]
             refused = gw.post("/v1/messages", req)
-            taken = gw.post("/v1/messages", req, headers={"X-API-Key": second_key})
+            taken = gw.post("/v1/messages", req, headers={"X-API-Key": "key-of-b"})
             # then the first is refused, the second produced to the ConfigMap's requests topic
             self.assertEqual(refused[0], 401, refused)
             self.assertEqual((taken[0], json.loads(taken[1])), (202, {"id": "k8s-1"}))
@@ -558,7 +569,6 @@ class KubernetesConfigTest(unittest.TestCase):
             rc = gw.stop() if gw else None
             kafka.stop()
         self.assertEqual(rc, 0, f"gateway log: {gw.log_path if gw else '-'}")
-
 
 if __name__ == "__main__":
     h.main()

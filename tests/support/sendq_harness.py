@@ -320,7 +320,7 @@ SENDQCTL = os.path.join(BUILD, "services", "ctl", "sendqctl")
 class Gateway:
     """sendq-gateway on a free loopback port, producing to `brokers`."""
 
-    def __init__(self, workdir, brokers, env_extra=None, name="gateway"):
+    def __init__(self, workdir, brokers, env_extra=None, name="gateway", args=()):
         self.port = free_port()
         env = dict(os.environ)
         env.update({"SENDQ_KAFKA_BROKERS": brokers, "SENDQ_GATEWAY_ADDR": f"127.0.0.1:{self.port}",
@@ -328,7 +328,7 @@ class Gateway:
         env.update(env_extra or {})
         self.log_path = os.path.join(workdir, f"{name}.log")
         self.log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([GATEWAY], stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.proc = subprocess.Popen([GATEWAY, *args], stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.url = f"http://127.0.0.1:{self.port}"
 
         def up():

@@ -24,9 +24,8 @@ std::uint64_t offset_tracker::track(const std::string& topic, std::int32_t parti
                      e);
   }
   // Never commit past an unfinished offset, even one that comes after its successors finished.
-  // A position handed out already is not taken back by the running commits: take_committable()
-  // waits until the partition is past it again (only the final commit, take_committable(true),
-  // goes back to it).
+  // A position handed out already is not taken back by any commit: take_committable() waits
+  // until the partition is past it again, and the final and the revocation commits keep it.
   if (p.committable > offset) p.committable = offset;
   ++pending_;
   return p.generation;
@@ -56,9 +55,11 @@ std::vector<kafka::partition_offset> offset_tracker::take_committable(bool all) 
   std::lock_guard lock(mutex_);
   std::vector<kafka::partition_offset> out;
   for (auto& [k, p] : partitions_) {
-    if (p.committable > p.committed || (all && p.committable >= 0)) {
+    if (p.committable > p.committed) {
       out.push_back({p.topic, p.partition, p.committable});
       p.committed = p.committable;
+    } else if (all && p.committable >= 0) {
+      out.push_back({p.topic, p.partition, p.committed});
     }
   }
   return out;
@@ -83,7 +84,7 @@ std::vector<kafka::partition_offset> offset_tracker::release(const std::vector<k
     auto it = partitions_.find(key{po.topic, po.partition});
     if (it == partitions_.end()) continue;
     auto& p = it->second;
-    if (p.committable >= 0) out.push_back({p.topic, p.partition, p.committable});
+    if (p.committable >= 0) out.push_back({p.topic, p.partition, std::max(p.committable, p.committed)});
     for (const auto& e : p.entries) {
       if (!e.done) --pending_;
     }

@@ -193,6 +193,27 @@ TEST(offset_tracker, a_failed_commit_of_a_revoked_partition_is_left_to_its_next_
   EXPECT_TRUE(t.take_committable().empty());
 }
 
+// An offset tracked again below a position handed out (a record fetched before a rebalance) was
+// finished before: neither the final nor the revocation commit goes back to it, or the next
+// reader would re-send everything after it.
+TEST(offset_tracker, the_final_and_revocation_commits_never_go_below_a_position_handed_out) {
+  // given 40-45 finished and position 46 handed out, then 42 tracked again (unfinished)
+  offset_tracker t;
+  auto g = t.track("t", 0, 40);
+  for (std::int64_t o = 41; o <= 45; ++o) t.track("t", 0, o);
+  for (std::int64_t o = 40; o <= 45; ++o) t.done("t", 0, o, g);
+  ASSERT_EQ(t.take_committable().at(0).offset, 46);
+  t.track("t", 0, 42);
+  // when the final commit takes every position, then 46, not 42
+  auto c = t.take_committable(true);
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].offset, 46);
+  // and the revocation's as well
+  auto r = t.release({{"t", 0, 0}});
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].offset, 46);
+}
+
 TEST(offset_tracker, the_final_commit_has_every_partitions_position) {
   // given two partitions with positions handed out already, one of them also with a newer one
   offset_tracker t;

@@ -147,28 +147,42 @@ std::string gateway::operation_time() const {
   return buf;
 }
 
-net::awaitable<http::server_response> gateway::handle(http::server_request req) {
+namespace {
+
+// The answer to a request that does not reach an endpoint's handler (/healthz, an unknown path, a
+// method other than POST), which needs no body: check_head() gives it before any body is read.
+std::optional<http::server_response> route_reply(const http::server_request& req) {
   const auto path = path_of(req.target);
-  const bool messages = path == messages_path;
-  const bool legacy = path == legacy_path;
   if (path == "/healthz") {
-    if (req.method == "GET" || req.method == "HEAD") co_return http::server_response{200, "text/plain", "ok\n", {}};
+    if (req.method == "GET" || req.method == "HEAD") return http::server_response{200, "text/plain", "ok\n", {}};
     auto r = error_reply(405, "method_not_allowed", "use GET or HEAD");
     r.headers.emplace_back("Allow", "GET, HEAD");
-    co_return r;
+    return r;
   }
-  if (!messages && !legacy) co_return error_reply(404, "not_found", "no such endpoint: POST /v1/messages or POST /sender/v1/handleBasicMessage");
+  if (path != messages_path && path != legacy_path) {
+    return error_reply(404, "not_found", "no such endpoint: POST /v1/messages or POST /sender/v1/handleBasicMessage");
+  }
   if (req.method != "POST") {
     auto r = error_reply(405, "method_not_allowed", "use POST");
     r.headers.emplace_back("Allow", "POST");
-    co_return r;
+    return r;
   }
-  if (messages) co_return co_await handle_messages(req);
+  return std::nullopt;
+}
+
+}  // namespace
+
+net::awaitable<http::server_response> gateway::handle(http::server_request req) {
+  if (auto r = route_reply(req)) co_return std::move(*r);
+  if (path_of(req.target) == messages_path) co_return co_await handle_messages(req);
   co_return co_await handle_legacy(req);
 }
 
 std::optional<http::server_response> gateway::check_head(const http::server_request& head) const {
-  if (head.method != "POST") return std::nullopt;  // handle() answers those without a body to read
+  // Only a POST to an endpoint has its body read (and counted against max_body_bytes_in_flight):
+  // the others are answered now, so that no caller holds bodies through another path or method.
+  // /healthz's 200 is left to handle(), which keeps the connection open.
+  if (auto r = route_reply(head)) return r->status == 200 ? std::nullopt : std::move(r);
   const auto path = path_of(head.target);
   if (path == messages_path && !key_accepted(opts_.api_keys, presented_key(head))) {
     return error_reply(401, "unauthorized", messages_unauthorized);

@@ -1,6 +1,7 @@
 #include "sendq/gateway/gateway.hpp"
 
 #include <algorithm>
+#include <tuple>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -40,10 +41,10 @@ struct gateway_handler : ::testing::Test {
   gateway_options opts;
 
   http::server_response post(gateway& gw, std::string target, std::string body,
-                             std::vector<std::pair<std::string, std::string>> headers = {}) {
+                             std::vector<std::pair<std::string, std::string>> headers = {}, std::string method = "POST") {
     ioc.restart();
     http::server_response out;
-    http::server_request req{"POST", std::move(target), std::move(headers), std::move(body)};
+    http::server_request req{std::move(method), std::move(target), std::move(headers), std::move(body)};
     net::co_spawn(ioc, gw.handle(std::move(req)), [&](std::exception_ptr e, http::server_response r) {
       if (e) ADD_FAILURE() << "handler threw";
       out = std::move(r);
@@ -345,12 +346,20 @@ TEST_F(gateway_handler, the_head_check_answers_as_the_handler_would_before_any_b
   ASSERT_TRUE(legacy);
   EXPECT_EQ(legacy->status, 200u);
   EXPECT_NE(legacy->body.find(R"("code":401,"message":"missing or unknown API key)"), std::string::npos) << legacy->body;
-  // and good keys, other methods and other paths pass to the handler
+  // and good keys and /healthz's probes pass to the handler
   EXPECT_FALSE(gw.check_head(head("POST", "/v1/messages", {{"x-api-key", "k"}})));
   EXPECT_FALSE(gw.check_head(head("POST", "/sender/v1/handleBasicMessage?apiVersion=01&sign=k")));
-  EXPECT_FALSE(gw.check_head(head("GET", "/v1/messages")));
   EXPECT_FALSE(gw.check_head(head("GET", "/healthz")));
-  EXPECT_FALSE(gw.check_head(head("POST", "/nowhere")));
+  EXPECT_FALSE(gw.check_head(head("HEAD", "/healthz")));
+  // and other methods and paths are answered before their body, key or not, as the handler would:
+  // a body there would only be held (and counted against gateway.max_body_bytes_in_flight)
+  for (const auto& [method, target, status] : {std::tuple{"GET", "/v1/messages", 405u}, {"PUT", "/v1/messages", 405u},
+                                               {"POST", "/nowhere", 404u}, {"PUT", "/x", 404u}, {"POST", "/healthz", 405u}}) {
+    const auto r = gw.check_head(head(method, target));
+    ASSERT_TRUE(r) << method << " " << target;
+    EXPECT_EQ(r->status, status) << method << " " << target;
+    EXPECT_EQ(r->body, post(gw, target, good, {}, method).body) << method << " " << target;
+  }
   EXPECT_TRUE(sink.produced.empty());
 }
 

@@ -23,15 +23,17 @@ class offset_tracker {
   void done(const std::string& topic, std::int32_t partition, std::int64_t offset, std::uint64_t generation);
   /// Positions that advanced since the last call (offset = next to read), for commit. With
   /// `all`, every tracked partition's position (the final commit at shutdown: the result of the
-  /// last asynchronous commit may never have been seen), even one below a position handed out
-  /// before (an offset tracked again below it is unfinished: at-least-once re-reads it).
+  /// last asynchronous commit may never have been seen). Never below a position handed out
+  /// before: everything under that was finished, so an offset tracked again below it (a record
+  /// fetched before a rebalance) is a second read, and going back would re-send what came after.
   std::vector<kafka::partition_offset> take_committable(bool all = false);
   /// The commit of these positions failed: take_committable() hands them out again, for the
   /// partitions still tracked (a partition revoked since is committed by its next owner).
   void commit_failed(const std::vector<kafka::partition_offset>& positions);
   /// Every finished position of `partitions`, handed out already or not (an asynchronous commit
-  /// of it may still be in flight, and fail in the rebalance with its report not yet seen), then
-  /// forgets them (on revocation: the caller commits these synchronously).
+  /// of it may still be in flight, and fail in the rebalance with its report not yet seen), as
+  /// take_committable(true) gives them, then forgets them (on revocation: the caller commits
+  /// these synchronously).
   std::vector<kafka::partition_offset> release(const std::vector<kafka::partition_offset>& partitions);
   /// Records tracked and not yet finished.
   std::size_t pending() const;

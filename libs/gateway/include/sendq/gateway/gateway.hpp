@@ -55,8 +55,9 @@ class gateway {
 
   /// The server's async handler. Runs on the connection's strand (acks are posted back to it).
   boost::asio::awaitable<http::server_response> handle(http::server_request req);
-  /// The server's on_head check: the answer to a POST whose API key is missing or unknown, given
-  /// before its body is read (the same answer handle() would give); nullopt for the rest.
+  /// The server's on_head check, before a body is read: the answer handle() would give to a POST
+  /// whose API key is missing or unknown, and to any request for another path or method (404,
+  /// 405), whose body would only be held; nullopt for /healthz's probes and keyed POSTs.
   std::optional<http::server_response> check_head(const http::server_request& head) const;
 
   std::size_t in_flight() const { return in_flight_.load(); }
