@@ -18,6 +18,8 @@
 #include "sendq/gateway/kafka_sink.hpp"
 #include "sendq/http/server.hpp"
 #include "sendq/log/logger.hpp"
+#include "sendq/metrics/gateway_metrics.hpp"
+#include "sendq/metrics/metrics_endpoint.hpp"
 
 #ifndef SENDQ_VERSION
 #define SENDQ_VERSION "0.0.0"
@@ -38,6 +40,7 @@ Endpoints:
                                          202 {"id"} / {"ids"}, 400 naming the field, 401, 413, 503
   POST /sender/v1/handleBasicMessage     the legacy sender API (seeds 000/001), its reply shape
   GET  /healthz
+  GET  /metrics, /healthz, /readyz on gateway.metrics_addr (default 127.0.0.1:9465)
 
 Options:
   --config FILE      TOML configuration (default: $SENDQ_CONFIG): the worker's file will do. Its
@@ -50,6 +53,7 @@ Environment (overrides the file):
   SENDQ_KAFKA_BROKERS      bootstrap servers (required: the gateway has no embedded Kafka;
                            for a local try, run sendq-embedded-kafka --bootstrap-file F)
   SENDQ_GATEWAY_ADDR       host:port to listen on (default 127.0.0.1:8080)
+  SENDQ_GATEWAY_METRICS_ADDR  host:port of /metrics (default 127.0.0.1:9465; "" for none)
   SENDQ_GATEWAY_API_KEYS   comma-separated API keys (Authorization: Bearer <key> or X-API-Key)
   SENDQ_GATEWAY_<KEY>      any scalar key of [gateway], e.g. SENDQ_GATEWAY_MAX_BATCH=500
 )";
@@ -108,13 +112,16 @@ int main(int argc, char** argv) {
     char host[256] = {};
     gethostname(host, sizeof host - 1);
     gopts.host_name = host;
-    gateway::gateway gw(gopts, sink, logger);
+    auto registry = std::make_shared<prometheus::Registry>();
+    metrics::gateway_metrics gateway_metrics(*registry, SENDQ_VERSION, SENDQ_GIT_COMMIT);
+    gateway::gateway gw(gopts, sink, logger, {}, &gateway_metrics);
 
     boost::asio::io_context ioc(cfg.gateway.threads);
     auto work = boost::asio::make_work_guard(ioc);
     http::server_options sopts;
     sopts.body_limit = static_cast<std::size_t>(cfg.gateway.body_limit_bytes);
-    sopts.refusal = [limit = sopts.body_limit](unsigned status, std::string_view reason) {
+    sopts.refusal = [limit = sopts.body_limit, &gateway_metrics](unsigned status, std::string_view reason) {
+      gateway_metrics.count_refusal(status, reason);
       return gateway::refusal_reply(status, reason, limit);
     };
     sopts.on_head = [&gw](const http::server_request& head) { return gw.check_head(head); };
@@ -124,11 +131,26 @@ int main(int argc, char** argv) {
     http::server srv(ioc.get_executor(), sopts,
                      http::async_handler([&gw](http::server_request r) { return gw.handle(std::move(r)); }));
     srv.start(listen.first, listen.second);
+    // Apart from the callers' port: an SRE's scrape and probes, not the callers' business.
+    std::atomic<bool> stop_requested{false};
+    std::optional<metrics::metrics_endpoint> endpoint;
+    if (!cfg.gateway.metrics_addr.empty()) {
+      endpoint.emplace(ioc.get_executor(), registry,
+                       [&stop_requested] { return stop_requested.load() ? std::string("stopping") : std::string(); });
+      try {
+        endpoint->start(cfg.gateway.metrics_addr);
+      } catch (const std::exception& e) {
+        throw std::runtime_error("gateway.metrics_addr (SENDQ_GATEWAY_METRICS_ADDR) " + cfg.gateway.metrics_addr + ": " +
+                                 e.what());
+      }
+      logger.info("gateway", "serving /metrics, /healthz, /readyz",
+                  {{"addr", cfg.gateway.metrics_addr.substr(0, cfg.gateway.metrics_addr.rfind(':')) + ":" +
+                                std::to_string(endpoint->port())}});
+    }
     logger.info("gateway", "listening", {{"addr", listen.first + ":" + std::to_string(srv.port())},
                                          {"topic", gopts.topic}, {"brokers", cfg.kafka.brokers},
                                          {"api_keys", std::to_string(cfg.gateway.api_keys.size())}});
 
-    std::atomic<bool> stop_requested{false};
     boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
     signals.async_wait([&](const boost::system::error_code& ec, int) {
       if (ec) return;
@@ -145,6 +167,7 @@ int main(int argc, char** argv) {
                 {{"drain_ms", std::to_string(drain.count())}});
     srv.stop(drain);
     sink.stop(std::chrono::milliseconds(cfg.gateway.produce_timeout_ms));  // acks still post to the strands
+    if (endpoint) endpoint->stop();
     work.reset();
     ioc.stop();
     for (auto& t : threads) t.join();

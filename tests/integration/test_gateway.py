@@ -167,8 +167,9 @@ class GatewayLimitsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = h.Workdir("gateway-limits").path
-        # sendq.bodies: the body budget's test produces there, as the others check sendq.requests is empty
-        cls.kafka = h.EmbeddedKafka(cls.dir, partitions=1, topics=["sendq.requests", "sendq.bodies"])
+        # sendq.bodies and sendq.counted: the body budget's and the metrics' tests produce there, as the
+        # others check sendq.requests is empty
+        cls.kafka = h.EmbeddedKafka(cls.dir, partitions=1, topics=["sendq.requests", "sendq.bodies", "sendq.counted"])
         cls.gw = h.Gateway(cls.dir, cls.kafka.bootstrap)
 
     @classmethod
@@ -270,6 +271,46 @@ class GatewayLimitsTest(unittest.TestCase):
             self.assertEqual(json.loads(body), {"id": "bodies-3"})
             self.assertEqual([json.loads(v)["id"] for _, v, _ in h.kcat_consume_all(self.kafka.bootstrap, "sendq.bodies")],
                              ["bodies-2", "bodies-3"])
+        finally:
+            gw.stop()
+
+    def test_metrics_count_requests_by_endpoint_and_code_records_and_refusals(self):
+        # given a gateway with a key, its /metrics on a port of its own
+        gw = h.Gateway(self.dir, self.kafka.bootstrap, name="gateway-metrics",
+                       env_extra={"SENDQ_GATEWAY_TOPIC": "sendq.counted", "SENDQ_GATEWAY_API_KEYS": "k1"})
+        key = {"X-API-Key": "k1"}
+        req = lambda i: {"id": f"counted-{i}", "provider": "gewe", "type": "text", "to": "x@chatroom", "body": {"text": "hi"}}
+        legacy = {"to": "t", "from": "f", "messageType": 1, "messageInfo": {"text": "hi"}}
+        try:
+            # when: one request and a batch of three (202), one without `to` (400), one without the key
+            # (401), a legacy one (its code 200), an unknown path (404), and a body over the limit (413)
+            self.assertEqual(gw.post("/v1/messages", req(0), key)[0], 202)
+            self.assertEqual(gw.post("/v1/messages", [req(1), req(2), req(3)], key)[0], 202)
+            self.assertEqual(gw.post("/v1/messages", {**req(4), "to": None}, key)[0], 400)
+            self.assertEqual(gw.post("/v1/messages", req(5))[0], 401)
+            status, body = gw.post("/sender/v1/handleBasicMessage?sign=k1", legacy)
+            self.assertEqual((status, json.loads(body)["code"]), (200, 200), body)
+            self.assertEqual(gw.post("/nowhere", req(6), key)[0], 404)
+            self.assertEqual(gw.post("/v1/messages", b"x" * 5_000_000, key)[0], 413)
+            # then /metrics counts each by endpoint and code, the records by result, the server's refusal
+            # by reason; nothing is left in flight; and the gateway is ready
+            status, text = h.http_get(gw.metrics_url + "/metrics")
+            self.assertEqual(status, 200)
+            m = h.parse_metrics(text)
+            counts = {dict(ls)["endpoint"] + " " + dict(ls)["code"]: v for (n, ls), v in m.items()
+                      if n == "sendq_gateway_requests_total"}
+            self.assertEqual(counts, {"messages 202": 2, "messages 400": 1, "messages 401": 1, "legacy 200": 1,
+                                      "other 404": 1})
+            self.assertEqual(h.metric(m, "sendq_gateway_records_total", result="acknowledged"), 5)
+            self.assertEqual(h.metric(m, "sendq_gateway_records_total", result="failed"), 0)
+            self.assertEqual(h.metric(m, "sendq_gateway_records_in_flight"), 0)
+            self.assertEqual(h.metric(m, "sendq_gateway_refused_total", reason="body_limit"), 1)
+            self.assertEqual(h.metric(m, "sendq_gateway_request_duration_seconds_count", endpoint="messages"), 4)
+            self.assertEqual(h.http_get(gw.metrics_url + "/readyz")[0], 200)
+            produced = [json.loads(v).get("id") for _, v, _ in h.kcat_consume_all(self.kafka.bootstrap, "sendq.counted")]
+            self.assertEqual(sorted(i for i in produced if i and i.startswith("counted-")),
+                             ["counted-0", "counted-1", "counted-2", "counted-3"])
+            self.assertEqual(len(produced), 5, "the legacy request is the fifth record")
         finally:
             gw.stop()
 

@@ -45,7 +45,7 @@ class KafkaSecurityTest(unittest.TestCase):
             if k.startswith("SENDQ_") and k != "SENDQ_BUILD_DIR":
                 del self.env[k]  # the file alone decides
         self.env.update({"SENDQ_METRICS_ADDR": "127.0.0.1:0", "SENDQ_GATEWAY_ADDR": "127.0.0.1:0",
-                         "SENDQ_LOG_FORMAT": "json"})
+                         "SENDQ_GATEWAY_METRICS_ADDR": "127.0.0.1:0", "SENDQ_LOG_FORMAT": "json"})
 
     def config(self, librdkafka):
         return write_config(self.workdir, accounts_extra=kafka_section(self.brokers, librdkafka))

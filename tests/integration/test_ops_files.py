@@ -180,6 +180,14 @@ class FilesTest(unittest.TestCase):
         self.assertEqual(gw["command"], ["sendq-gateway", "--config", "/etc/sendq/sendq.toml"])
         self.assertIn("http://127.0.0.1:8080/healthz", gw["healthcheck"]["test"])
         self.assertEqual(gw["environment"]["SENDQ_GATEWAY_ADDR"], "0.0.0.0:8080")
+        # its metrics port is the one prometheus.yml scrapes as job sendq-gateway, on the gateway service
+        with open(PROM_CONFIG) as f:
+            jobs = {j["job_name"]: j for j in yaml.safe_load(f)["scrape_configs"]}
+        (sd,) = jobs["sendq-gateway"]["dns_sd_configs"]
+        self.assertEqual((sd["names"], sd["port"]), (["gateway"], 9465))
+        self.assertEqual(gw["environment"]["SENDQ_GATEWAY_METRICS_ADDR"], "0.0.0.0:9465")
+        (sd,) = jobs["sendq-worker"]["dns_sd_configs"]
+        self.assertEqual((sd["names"], sd["port"]), (["worker"], 9464))
         self.assertIn("broker,controller", s["kafka"]["environment"]["KAFKA_PROCESS_ROLES"])
         env = s["worker"]["environment"]
         self.assertEqual(env["SENDQ_KAFKA_BROKERS"], "kafka:9092")
@@ -232,7 +240,8 @@ class FilesTest(unittest.TestCase):
         self.assertEqual(set(docs), {("ConfigMap", "sendq-worker-config"), ("Secret", "sendq-provider-credentials"),
                                      ("Secret", "sendq-gateway-api-keys"), ("Deployment", "sendq-worker"),
                                      ("Service", "sendq-worker"), ("PodDisruptionBudget", "sendq-worker"),
-                                     ("PodMonitor", "sendq-worker"), ("Deployment", "sendq-gateway"),
+                                     ("PodMonitor", "sendq-worker"), ("PodMonitor", "sendq-gateway"),
+                                     ("Deployment", "sendq-gateway"),
                                      ("Service", "sendq-gateway"), ("PodDisruptionBudget", "sendq-gateway")})
 
         dep = docs["Deployment", "sendq-worker"]
@@ -295,7 +304,14 @@ class FilesTest(unittest.TestCase):
         self.assertEqual(docs["Secret", "sendq-gateway-api-keys"]["stringData"], {"api-keys": ""},
                          "a placeholder key in the template would be a working key anyone can read")
         self.assertEqual([p["containerPort"] for p in g["ports"] if p["name"] == "http"], [8080])
-        self.assertEqual(g["readinessProbe"]["httpGet"], {"path": "/healthz", "port": "http"})
+        self.assertEqual([p["containerPort"] for p in g["ports"] if p["name"] == "metrics"], [9465])
+        self.assertEqual(genv["SENDQ_GATEWAY_METRICS_ADDR"]["value"], "0.0.0.0:9465")
+        self.assertEqual(g["readinessProbe"]["httpGet"], {"path": "/readyz", "port": "metrics"})
+        self.assertEqual(g["livenessProbe"]["httpGet"], {"path": "/healthz", "port": "metrics"})
+        gmon = docs["PodMonitor", "sendq-gateway"]
+        self.assertEqual(gmon["spec"]["selector"]["matchLabels"], {"app.kubernetes.io/name": "sendq-gateway"})
+        self.assertEqual(gmon["spec"]["podMetricsEndpoints"][0]["port"], "metrics")
+        self.assertEqual(gdep["spec"]["template"]["metadata"]["labels"][gmon["spec"]["jobLabel"]], "sendq-gateway")
         self.assertEqual(gspec["volumes"], [{"name": "config", "configMap": {"name": "sendq-worker-config"}}])
         self.assertTrue(g["securityContext"]["readOnlyRootFilesystem"])
         self.assertFalse(g["securityContext"]["allowPrivilegeEscalation"])
@@ -538,7 +554,9 @@ class KubernetesConfigTest(unittest.TestCase):
         env = {}
         for e in c["env"]:
             env[e["name"]] = e["value"] if "value" in e else secret["stringData"][e["valueFrom"]["secretKeyRef"]["key"]]
-        env.pop("SENDQ_GATEWAY_ADDR")  # h.Gateway's loopback port instead
+        # h.Gateway's loopback ports instead of 0.0.0.0
+        self.assertEqual((env.pop("SENDQ_GATEWAY_ADDR"), env.pop("SENDQ_GATEWAY_METRICS_ADDR")),
+                         ("0.0.0.0:8080", "0.0.0.0:9465"))
         tmp = h.Workdir("k8s-gateway").path
         config = os.path.join(tmp, "sendq.toml")
         with open(config, "w") as f:
@@ -565,6 +583,9 @@ class KubernetesConfigTest(unittest.TestCase):
             self.assertEqual((taken[0], json.loads(taken[1])), (202, {"id": "k8s-1"}))
             self.assertEqual([json.loads(v)["id"] for _, v, _ in h.kcat_consume_all(kafka.bootstrap, "sendq.requests")],
                              ["k8s-1"])
+            # and its readiness probe's path answers on the metrics port
+            probe = c["readinessProbe"]["httpGet"]["path"]
+            self.assertEqual(h.http_get(gw.metrics_url + probe)[0], 200)
         finally:
             rc = gw.stop() if gw else None
             kafka.stop()

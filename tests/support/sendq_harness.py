@@ -322,14 +322,16 @@ class Gateway:
 
     def __init__(self, workdir, brokers, env_extra=None, name="gateway", args=()):
         self.port = free_port()
+        self.metrics_port = free_port()
         env = dict(os.environ)
         env.update({"SENDQ_KAFKA_BROKERS": brokers, "SENDQ_GATEWAY_ADDR": f"127.0.0.1:{self.port}",
-                    "SENDQ_LOG_FORMAT": "json"})
+                    "SENDQ_GATEWAY_METRICS_ADDR": f"127.0.0.1:{self.metrics_port}", "SENDQ_LOG_FORMAT": "json"})
         env.update(env_extra or {})
         self.log_path = os.path.join(workdir, f"{name}.log")
         self.log = open(self.log_path, "a")
         self.proc = subprocess.Popen([GATEWAY, *args], stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.url = f"http://127.0.0.1:{self.port}"
+        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}"
 
         def up():
             if self.proc.poll() is not None:

@@ -273,7 +273,7 @@ void read_gateway(const toml::table* t, config& c, const env_lookup& env) {
                 {"produce_timeout_ms", &g.produce_timeout_ms, 100, 3600000},
                 {"max_connections", &g.max_connections, 1, 1000000},
                 {"max_body_bytes_in_flight", &g.max_body_bytes_in_flight, 1024, 2147483647}},
-               {{"addr", &g.addr}, {"topic", &g.topic}, {"api_keys_file", &g.api_keys_file},
+               {{"addr", &g.addr}, {"metrics_addr", &g.metrics_addr}, {"topic", &g.topic}, {"api_keys_file", &g.api_keys_file},
                 {"legacy_account", &g.legacy_account}},
                env, {"api_keys"});
   if (!g.topic.empty()) check_topic_name("gateway.topic", g.topic);  // "" = kafka.requests_topic
@@ -329,6 +329,9 @@ void read_gateway(const toml::table* t, config& c, const env_lookup& env) {
   }
   if (g.addr.empty() || g.addr.rfind(':') == std::string::npos) {
     fail("gateway.addr: '" + g.addr + "' must be host:port (SENDQ_GATEWAY_ADDR)");
+  }
+  if (!g.metrics_addr.empty() && g.metrics_addr.rfind(':') == std::string::npos) {
+    fail("gateway.metrics_addr: '" + g.metrics_addr + "' must be host:port, or \"\" for none (SENDQ_GATEWAY_METRICS_ADDR)");
   }
 }
 

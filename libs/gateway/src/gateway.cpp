@@ -16,6 +16,7 @@
 #include "sendq/gateway/legacy.hpp"
 #include "sendq/kafka/producer.hpp"
 #include "sendq/log/logger.hpp"
+#include "sendq/metrics/gateway_metrics.hpp"
 #include "sendq/providers/provider.hpp"
 
 namespace sendq::gateway {
@@ -113,8 +114,9 @@ struct gateway::produced {
   std::size_t remaining;  // touched only on the connection's strand
 };
 
-gateway::gateway(gateway_options opts, record_sink& sink, log::logger& log, gateway_seams seams)
-    : opts_(std::move(opts)), sink_(sink), log_(log), seams_(std::move(seams)) {
+gateway::gateway(gateway_options opts, record_sink& sink, log::logger& log, gateway_seams seams,
+                 metrics::gateway_metrics* metrics)
+    : opts_(std::move(opts)), sink_(sink), log_(log), seams_(std::move(seams)), metrics_(metrics) {
   if (!seams_.new_id) seams_.new_id = [] { return generate_message_id(); };
   if (!seams_.now) seams_.now = [] { return std::chrono::system_clock::now(); };
 }
@@ -173,21 +175,43 @@ std::optional<http::server_response> route_reply(const http::server_request& req
 }  // namespace
 
 net::awaitable<http::server_response> gateway::handle(http::server_request req) {
-  if (auto r = route_reply(req)) co_return std::move(*r);
-  if (path_of(req.target) == messages_path) co_return co_await handle_messages(req);
-  co_return co_await handle_legacy(req);
+  const auto started = std::chrono::steady_clock::now();
+  const auto path = path_of(req.target);
+  const auto count = [&](std::string_view endpoint, unsigned code) {
+    if (!metrics_) return;
+    metrics_->count_request(endpoint, code,
+                            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  };
+  if (auto r = route_reply(req)) {
+    if (path != "/healthz") count("other", r->status);  // probes are not counted
+    co_return std::move(*r);
+  }
+  if (path == messages_path) {
+    auto r = co_await handle_messages(req);
+    count("messages", r.status);
+    co_return r;
+  }
+  auto [r, code] = co_await handle_legacy(req);
+  count("legacy", static_cast<unsigned>(code));
+  co_return std::move(r);
 }
 
 std::optional<http::server_response> gateway::check_head(const http::server_request& head) const {
   // Only a POST to an endpoint has its body read (and counted against max_body_bytes_in_flight):
   // the others are answered now, so that no caller holds bodies through another path or method.
   // /healthz's 200 is left to handle(), which keeps the connection open.
-  if (auto r = route_reply(head)) return r->status == 200 ? std::nullopt : std::move(r);
+  if (auto r = route_reply(head)) {
+    if (r->status == 200) return std::nullopt;
+    if (metrics_) metrics_->count_request("other", r->status, 0);
+    return r;
+  }
   const auto path = path_of(head.target);
   if (path == messages_path && !key_accepted(opts_.api_keys, presented_key(head))) {
+    if (metrics_) metrics_->count_request("messages", 401, 0);
     return error_reply(401, "unauthorized", messages_unauthorized);
   }
   if (path == legacy_path && !key_accepted(opts_.api_keys, legacy_key(head))) {
+    if (metrics_) metrics_->count_request("legacy", 401, 0);
     return http::server_response{200, "application/json;charset=UTF-8",
                                  legacy_reply(401, legacy_unauthorized, std::nullopt, operation_time(), opts_.host_name), {}};
   }
@@ -205,10 +229,18 @@ net::awaitable<std::optional<std::vector<std::string>>> gateway::produce_all(
   }
   auto ex = co_await net::this_coro::executor;
   auto state = std::make_shared<produced>(ex, n);
+  // Counted as each record ends: acknowledged or failed (in its report, or refused at once).
+  const auto ended = [this](bool ok) {
+    if (!metrics_) return;
+    metrics_->records_in_flight.Decrement();
+    metrics_->records.Add({{"result", ok ? "acknowledged" : "failed"}}).Increment();
+  };
+  if (metrics_) metrics_->records_in_flight.Increment(static_cast<double>(n));
   for (std::size_t i = 0; i < n; ++i) {
     auto err = sink_.produce(opts_.topic, records[i].first, records[i].second,
-                             [this, state, ex, i](const std::string& error) {
+                             [this, state, ex, i, ended](const std::string& error) {
                                in_flight_.fetch_sub(1);
+                               ended(error.empty());
                                // Back to the connection's strand, where `state` is read.
                                net::post(ex, [state, i, error] {
                                  state->errors[i] = error.empty() ? std::string() : error;
@@ -217,6 +249,7 @@ net::awaitable<std::optional<std::vector<std::string>>> gateway::produce_all(
                              });
     if (!err.empty()) {
       in_flight_.fetch_sub(1);
+      ended(false);
       state->errors[i] = "not queued: " + err;
       --state->remaining;
     }
@@ -328,14 +361,15 @@ net::awaitable<http::server_response> gateway::handle_messages(const http::serve
   co_return r;
 }
 
-net::awaitable<http::server_response> gateway::handle_legacy(const http::server_request& req) {
+net::awaitable<std::pair<http::server_response, int>> gateway::handle_legacy(const http::server_request& req) {
   // The legacy API answers in its own shape with HTTP 200 and the outcome in `code`, as its
   // callers expect. Its `sign` query parameter may carry the API key, so existing callers only
   // change a configured value.
   const auto now = operation_time();
   auto reply = [&](int code, std::string_view message, std::optional<std::string_view> id) {
-    return http::server_response{200, "application/json;charset=UTF-8",
-                                 legacy_reply(code, message, id, now, opts_.host_name), {}};
+    return std::pair{http::server_response{200, "application/json;charset=UTF-8",
+                                           legacy_reply(code, message, id, now, opts_.host_name), {}},
+                     code};
   };
   if (!key_accepted(opts_.api_keys, legacy_key(req))) co_return reply(401, legacy_unauthorized, std::nullopt);
 

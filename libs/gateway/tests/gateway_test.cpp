@@ -1,6 +1,7 @@
 #include "sendq/gateway/gateway.hpp"
 
 #include <algorithm>
+#include <map>
 #include <tuple>
 
 #include <boost/asio/co_spawn.hpp>
@@ -9,6 +10,7 @@
 
 #include "sendq/gateway/auth.hpp"
 #include "sendq/log/logger.hpp"
+#include "sendq/metrics/gateway_metrics.hpp"
 
 namespace sendq::gateway {
 namespace {
@@ -196,6 +198,57 @@ TEST_F(gateway_handler, a_record_over_kafkas_message_size_limit_is_413_not_a_503
                            [](const auto& h) { return h.first == "Retry-After"; }));
   EXPECT_NE(legacy_refused.body.find(R"("code":413,"message":"message: )"), std::string::npos) << legacy_refused.body;
   EXPECT_NE(legacy_refused.body.find("over Kafka's message size limit"), std::string::npos) << legacy_refused.body;
+}
+
+TEST_F(gateway_handler, counts_requests_by_endpoint_and_code_and_records_by_result) {
+  // given a gateway with metrics, a key, and a sink that fails the second record it is given
+  prometheus::Registry registry;
+  metrics::gateway_metrics m(registry, "1.2.3", "abc");
+  opts.api_keys = {"k"};
+  gateway gw(opts, sink, log, {}, &m);
+  const std::vector<std::pair<std::string, std::string>> key{{"x-api-key", "k"}};
+  const std::string legacy = R"({"to":"t","from":"f","messageType":1,"messageInfo":{"text":"x"}})";
+  // when: a 202, a 400, a legacy 200 and a legacy 400, a 503 for an unacknowledged record, and
+  // heads answered before their body (401, 404)
+  ASSERT_EQ(post(gw, "/v1/messages", good, key).status, 202u);
+  ASSERT_EQ(post(gw, "/v1/messages", "{}", key).status, 400u);
+  ASSERT_EQ(post(gw, "/sender/v1/handleBasicMessage?sign=k", legacy).status, 200u);
+  ASSERT_EQ(post(gw, "/sender/v1/handleBasicMessage?sign=k", "{}").status, 200u);
+  sink.ack_error = "Local: Message timed out";
+  ASSERT_EQ(post(gw, "/v1/messages", good, key).status, 503u);
+  ASSERT_TRUE(gw.check_head({"POST", "/v1/messages", {}, {}}));
+  ASSERT_TRUE(gw.check_head({"GET", "/nowhere", {}, {}}));
+  ASSERT_FALSE(gw.check_head({"GET", "/healthz", {}, {}}));
+  post(gw, "/healthz", "", {}, "GET");
+  // then each is counted under its endpoint and code (the legacy API's own code), the probe not at all
+  const auto value = [&](const std::string& name, const std::map<std::string, std::string>& labels) {
+    for (const auto& family : registry.Collect()) {
+      if (family.name != name) continue;
+      for (const auto& metric : family.metric) {
+        std::map<std::string, std::string> got;
+        for (const auto& l : metric.label) got[l.name] = l.value;
+        if (got == labels) return family.type == prometheus::MetricType::Gauge ? metric.gauge.value : metric.counter.value;
+      }
+    }
+    return -1.0;
+  };
+  EXPECT_EQ(value("sendq_gateway_requests_total", {{"endpoint", "messages"}, {"code", "202"}}), 1);
+  EXPECT_EQ(value("sendq_gateway_requests_total", {{"endpoint", "messages"}, {"code", "400"}}), 1);
+  EXPECT_EQ(value("sendq_gateway_requests_total", {{"endpoint", "messages"}, {"code", "503"}}), 1);
+  EXPECT_EQ(value("sendq_gateway_requests_total", {{"endpoint", "messages"}, {"code", "401"}}), 1);
+  EXPECT_EQ(value("sendq_gateway_requests_total", {{"endpoint", "legacy"}, {"code", "200"}}), 1);
+  EXPECT_EQ(value("sendq_gateway_requests_total", {{"endpoint", "legacy"}, {"code", "400"}}), 1);
+  EXPECT_EQ(value("sendq_gateway_requests_total", {{"endpoint", "other"}, {"code", "404"}}), 1);
+  std::size_t series = 0;
+  for (const auto& family : registry.Collect()) {
+    if (family.name == "sendq_gateway_requests_total") series = family.metric.size();
+  }
+  EXPECT_EQ(series, 7u) << "the /healthz probe was counted";
+  // and the records by result, none left in flight
+  EXPECT_EQ(value("sendq_gateway_records_total", {{"result", "acknowledged"}}), 2);
+  EXPECT_EQ(value("sendq_gateway_records_total", {{"result", "failed"}}), 1);
+  EXPECT_EQ(value("sendq_gateway_records_in_flight", {}), 0);
+  EXPECT_EQ(value("sendq_build_info", {{"version", "1.2.3"}, {"commit", "abc"}}), 1);
 }
 
 TEST_F(gateway_handler, over_the_in_flight_limit_answers_503_without_producing) {

@@ -71,6 +71,7 @@ struct metrics_config {
 /// The gateway (sendq-gateway): HTTP in, `sendq.requests` out. Ignored by the worker.
 struct gateway_config {
   std::string addr = "127.0.0.1:8080";  ///< host:port to listen on (SENDQ_GATEWAY_ADDR)
+  std::string metrics_addr = "127.0.0.1:9465";  ///< /metrics, /healthz, /readyz; "" = none (SENDQ_GATEWAY_METRICS_ADDR)
   int threads = 2;                       ///< I/O threads
   int body_limit_bytes = 4 << 20;        ///< larger request bodies get 413
   int max_batch = 1000;                  ///< SendRequests in one JSON array, at most

@@ -22,6 +22,9 @@
 namespace sendq::log {
 class logger;
 }
+namespace sendq::metrics {
+struct gateway_metrics;
+}
 
 namespace sendq::gateway {
 
@@ -49,8 +52,9 @@ struct gateway_seams {
 
 class gateway {
  public:
-  /// `sink` must outlive the gateway.
-  gateway(gateway_options opts, record_sink& sink, log::logger& log, gateway_seams seams = {});
+  /// `sink` and `metrics` (none: not counted) must outlive the gateway.
+  gateway(gateway_options opts, record_sink& sink, log::logger& log, gateway_seams seams = {},
+          metrics::gateway_metrics* metrics = nullptr);
   ~gateway();
 
   /// The server's async handler. Runs on the connection's strand (acks are posted back to it).
@@ -65,7 +69,8 @@ class gateway {
  private:
   struct produced;
   boost::asio::awaitable<http::server_response> handle_messages(const http::server_request& req);
-  boost::asio::awaitable<http::server_response> handle_legacy(const http::server_request& req);
+  /// The reply, and the legacy API's code in it (its HTTP status is always 200).
+  boost::asio::awaitable<std::pair<http::server_response, int>> handle_legacy(const http::server_request& req);
   /// Produces `values` (key, value) and waits for their acks; per-record errors ("" = acked),
   /// or nullopt when over max_in_flight (nothing produced).
   boost::asio::awaitable<std::optional<std::vector<std::string>>> produce_all(
@@ -78,6 +83,7 @@ class gateway {
   record_sink& sink_;
   log::logger& log_;
   gateway_seams seams_;
+  metrics::gateway_metrics* metrics_;
   std::atomic<std::size_t> in_flight_{0};
   std::mutex decoders_mu_;
   std::vector<std::unique_ptr<core::request_decoder>> decoders_;  // one per concurrent use, reused
