@@ -104,7 +104,7 @@ class PromtoolTest(unittest.TestCase):
     def test_check_rules(self):
         r = run(["promtool", "check", "rules", RULES])
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.assertIn("SUCCESS: 6 rules found", r.stdout + r.stderr)
+        self.assertIn("SUCCESS: 8 rules found", r.stdout + r.stderr)
 
     def test_rule_unit_tests(self):
         r = run(["promtool", "test", "rules", RULE_TESTS])
@@ -118,7 +118,14 @@ class PromtoolTest(unittest.TestCase):
             tests = yaml.safe_load(f)
         alerts = [r["alert"] for g in rules["groups"] for r in g["rules"]]
         self.assertEqual(sorted(alerts), sorted(["SendqWorkerDown", "SendqConsumerLagGrowing", "SendqFailureRatioHigh",
-                                                 "SendqDlqGrowing", "SendqCircuitOpenTooLong", "SendqOldestRequestStuck"]))
+                                                 "SendqDlqGrowing", "SendqCircuitOpenTooLong", "SendqOldestRequestStuck",
+                                                 "SendqGatewayDown", "SendqGatewayRecordsNotAcknowledged"]))
+        # each runbook link has its section in deploy/README.md
+        with open(os.path.join(DEPLOY, "README.md")) as f:
+            sections = {line[4:].strip().lower() for line in f if line.startswith("### ")}
+        for rule in (r for g in rules["groups"] for r in g["rules"]):
+            self.assertIn(rule["alert"].lower(), sections, f"deploy/README.md has no ### {rule['alert']}")
+            self.assertIn(f"deploy/README.md#{rule['alert'].lower()}", rule["annotations"]["runbook"])
         for rule in (r for g in rules["groups"] for r in g["rules"]):
             self.assertIn(rule["labels"].get("severity"), ("page", "ticket"), rule["alert"])
             for a in ("summary", "description", "runbook"):
@@ -469,7 +476,8 @@ class WorkerTest(unittest.TestCase):
         with open(DASHBOARD) as f:
             dashboard_names = {n for e in dashboard_expressions(json.load(f)) for n in METRIC_NAME.findall(e)}
         with open(RULES) as f:
-            rule_names = {n for e in rule_expressions(yaml.safe_load(f)) for n in METRIC_NAME.findall(e)}
+            rule_names = {n for e in rule_expressions(yaml.safe_load(f)) for n in METRIC_NAME.findall(e)
+                          if not n.startswith("sendq_gateway_")}  # the gateway's: GatewayMetricsTest
         self.assertGreaterEqual(len(dashboard_names), 15, dashboard_names)
         self.assertGreaterEqual(len(rule_names), 5, rule_names)
 
@@ -516,6 +524,32 @@ class WorkerTest(unittest.TestCase):
         m = h.parse_metrics(self.metrics_text)
         self.assertEqual(h.metric(m, "sendq_config_reloads_total", result="ok"), 1)
         self.assertEqual(self.worker.proc.poll(), None, "the worker keeps running after SIGHUP")
+
+
+class GatewayMetricsTest(unittest.TestCase):
+    def test_every_gateway_metric_of_the_rules_exists(self):
+        # given a gateway that produced one record
+        tmp = h.Workdir("ops-gateway").path
+        kafka = h.EmbeddedKafka(tmp, topics=["sendq.requests"])
+        try:
+            gw = h.Gateway(tmp, kafka.bootstrap, name="gateway-ops")
+            try:
+                req = {"id": "ops-gw-1", "provider": "gewe", "type": "text", "to": "x@chatroom", "body": {"text": "hi"}}
+                self.assertEqual(gw.post("/v1/messages", req)[0], 202)
+                status, text = h.http_get(gw.metrics_url + "/metrics")
+            finally:
+                gw.stop()
+        finally:
+            kafka.stop()
+        # then every sendq_gateway_* name the alert rules use is in its /metrics
+        self.assertEqual(status, 200)
+        with open(RULES) as f:
+            names = {n for e in rule_expressions(yaml.safe_load(f)) for n in METRIC_NAME.findall(e)
+                     if n.startswith("sendq_gateway_")}
+        self.assertEqual(names, {"sendq_gateway_records_total"})
+        types, samples = exposed_families(text)
+        self.assertEqual({n: is_exposed(n, types, samples) for n in names}, {n: True for n in names},
+                         f"exposed: {sorted(types)}")
 
 
 class KubernetesConfigTest(unittest.TestCase):
