@@ -78,6 +78,9 @@ int main(int argc, char** argv) {
           "`sendq-embedded-kafka --bootstrap-file F` and use the address it prints for both the worker and the gateway");
     }
     listen = http::parse_host_port(cfg.gateway.addr, "gateway.addr (SENDQ_GATEWAY_ADDR)");
+    if (!cfg.gateway.metrics_addr.empty()) {
+      (void)http::parse_host_port(cfg.gateway.metrics_addr, "gateway.metrics_addr (SENDQ_GATEWAY_METRICS_ADDR)");
+    }
   } catch (const std::exception& e) {
     std::cerr << "sendq-gateway: configuration error: " << e.what() << "\n";
     return 2;
@@ -93,10 +96,15 @@ int main(int argc, char** argv) {
     kafka::producer_options popts;
     popts.brokers = cfg.kafka.brokers;
     popts.librdkafka = cfg.kafka.librdkafka;
-    // The ack wait and librdkafka's own delivery timeout agree, so a timed-out answer is final.
-    if (!popts.librdkafka.contains("message.timeout.ms")) {
-      popts.librdkafka["message.timeout.ms"] = std::to_string(cfg.gateway.produce_timeout_ms);
+    // The ack wait and librdkafka's own delivery timeout agree, so a timed-out answer is final and
+    // every record's report comes within the wait (and is counted as the caller was answered). A
+    // message.timeout.ms in [kafka.librdkafka], which the workers read too, does not apply here.
+    const auto timeout = std::to_string(cfg.gateway.produce_timeout_ms);
+    if (const auto it = popts.librdkafka.find("message.timeout.ms"); it != popts.librdkafka.end() && it->second != timeout) {
+      logger.info("gateway", "kafka.librdkafka.message.timeout.ms does not apply to the gateway: gateway.produce_timeout_ms does",
+                  {{"message.timeout.ms", it->second}, {"produce_timeout_ms", timeout}});
     }
+    popts.librdkafka["message.timeout.ms"] = timeout;
     gateway::kafka_sink sink(popts, logger);
 
     gateway::gateway_options gopts;

@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 import unittest
 from concurrent.futures import ThreadPoolExecutor
 
@@ -311,6 +312,37 @@ class GatewayLimitsTest(unittest.TestCase):
             self.assertEqual(sorted(i for i in produced if i and i.startswith("counted-")),
                              ["counted-0", "counted-1", "counted-2", "counted-3"])
             self.assertEqual(len(produced), 5, "the legacy request is the fifth record")
+        finally:
+            gw.stop()
+
+    def test_an_unacknowledged_record_is_answered_and_counted_within_produce_timeout_ms(self):
+        # given Kafka that never answers, and the workers' [kafka.librdkafka] with a delivery timeout
+        # of ten minutes, which must not hold the gateway's records past its own produce_timeout_ms
+        config = os.path.join(self.dir, "slow-timeout.toml")
+        with open(config, "w") as f:
+            f.write('[kafka.librdkafka]\n"message.timeout.ms" = "600000"\n')
+        gw = h.Gateway(self.dir, f"127.0.0.1:{h.free_port()}", name="gateway-timeout",
+                       env_extra={"SENDQ_CONFIG": config, "SENDQ_GATEWAY_PRODUCE_TIMEOUT_MS": "1000"})
+        try:
+            # when a request is posted
+            started = time.monotonic()
+            req = request(0, prefix="gw-timeout")
+            status, body = gw.post("/v1/messages", req)
+            took = time.monotonic() - started
+            # then it is answered 503 (to send again) after about a second, naming the record
+            self.assertEqual(status, 503, body)
+            self.assertLess(took, 20, "the gateway waited for the workers' message.timeout.ms")
+            answer = json.loads(body)
+            self.assertEqual(answer["error"]["kind"], "unavailable")
+            self.assertEqual([f["id"] for f in answer["failed"]], [req["id"]])
+            # and its record is counted failed (librdkafka's report may come just after the answer;
+            # with the workers' ten minutes it would not come at all), none left in flight
+            m = h.wait_for(lambda: (lambda m: m if h.metric(m, "sendq_gateway_records_total", result="failed") else None)(
+                h.parse_metrics(h.http_get(gw.metrics_url + "/metrics")[1])), 10, "the record's report")
+            self.assertEqual(h.metric(m, "sendq_gateway_records_total", result="failed"), 1)
+            self.assertEqual(h.metric(m, "sendq_gateway_records_total", result="acknowledged"), 0)
+            self.assertEqual(h.metric(m, "sendq_gateway_records_in_flight"), 0)
+            self.assertEqual(h.metric(m, "sendq_gateway_requests_total", endpoint="messages", code="503"), 1)
         finally:
             gw.stop()
 

@@ -297,7 +297,9 @@ class FilesTest(unittest.TestCase):
         self.assertEqual(monitor["spec"]["selector"]["matchLabels"], {"app.kubernetes.io/name": "sendq-worker"},
                          "the PodMonitor must not select the gateway's pods (they have no /metrics)")
         (scrape,) = load_yaml_docs(os.path.join(K8S, "prometheus-scrape-config.yaml"))
-        self.assertEqual(scrape["scrape_configs"][0]["job_name"], "sendq-worker")
+        kept = {j["job_name"]: [r["regex"] for r in j["relabel_configs"] if r.get("action") == "keep"]
+                for j in scrape["scrape_configs"]}
+        self.assertEqual(kept, {"sendq-worker": ["sendq-worker", "metrics"], "sendq-gateway": ["sendq-gateway", "metrics"]})
 
         # the gateway: the workers' ConfigMap, its keys from its own Secret, the port its Service names
         gdep = docs["Deployment", "sendq-gateway"]

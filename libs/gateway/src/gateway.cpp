@@ -198,10 +198,12 @@ net::awaitable<http::server_response> gateway::handle(http::server_request req) 
 
 std::optional<http::server_response> gateway::check_head(const http::server_request& head) const {
   // Only a POST to an endpoint has its body read (and counted against max_body_bytes_in_flight):
-  // the others are answered now, so that no caller holds bodies through another path or method.
-  // /healthz's 200 is left to handle(), which keeps the connection open.
+  // another path or method with a body is answered now, so that no caller holds bodies through it.
+  // The rest (/healthz, a GET without a body) are left to handle(), which keeps the connection.
   if (auto r = route_reply(head)) {
-    if (r->status == 200) return std::nullopt;
+    const auto length = head.header("content-length");
+    const bool has_body = !head.header("transfer-encoding").empty() || (!length.empty() && length != "0");
+    if (r->status == 200 || !has_body) return std::nullopt;
     if (metrics_) metrics_->count_request("other", r->status, 0);
     return r;
   }

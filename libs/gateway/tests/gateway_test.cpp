@@ -217,7 +217,7 @@ TEST_F(gateway_handler, counts_requests_by_endpoint_and_code_and_records_by_resu
   sink.ack_error = "Local: Message timed out";
   ASSERT_EQ(post(gw, "/v1/messages", good, key).status, 503u);
   ASSERT_TRUE(gw.check_head({"POST", "/v1/messages", {}, {}}));
-  ASSERT_TRUE(gw.check_head({"GET", "/nowhere", {}, {}}));
+  ASSERT_TRUE(gw.check_head({"PUT", "/nowhere", {{"content-length", "5"}}, {}}));
   ASSERT_FALSE(gw.check_head({"GET", "/healthz", {}, {}}));
   post(gw, "/healthz", "", {}, "GET");
   // then each is counted under its endpoint and code (the legacy API's own code), the probe not at all
@@ -399,20 +399,25 @@ TEST_F(gateway_handler, the_head_check_answers_as_the_handler_would_before_any_b
   ASSERT_TRUE(legacy);
   EXPECT_EQ(legacy->status, 200u);
   EXPECT_NE(legacy->body.find(R"("code":401,"message":"missing or unknown API key)"), std::string::npos) << legacy->body;
-  // and good keys and /healthz's probes pass to the handler
+  // and good keys, /healthz's probes and other requests without a body pass to the handler
   EXPECT_FALSE(gw.check_head(head("POST", "/v1/messages", {{"x-api-key", "k"}})));
   EXPECT_FALSE(gw.check_head(head("POST", "/sender/v1/handleBasicMessage?apiVersion=01&sign=k")));
   EXPECT_FALSE(gw.check_head(head("GET", "/healthz")));
-  EXPECT_FALSE(gw.check_head(head("HEAD", "/healthz")));
-  // and other methods and paths are answered before their body, key or not, as the handler would:
-  // a body there would only be held (and counted against gateway.max_body_bytes_in_flight)
+  EXPECT_FALSE(gw.check_head(head("HEAD", "/healthz?x=1")));
+  EXPECT_FALSE(gw.check_head(head("GET", "/nowhere")));
+  EXPECT_FALSE(gw.check_head(head("HEAD", "/v1/messages", {{"content-length", "0"}})));
+  // and other methods and paths with a body are answered before it, key or not, as the handler
+  // would: it would only be held (and counted against gateway.max_body_bytes_in_flight)
   for (const auto& [method, target, status] : {std::tuple{"GET", "/v1/messages", 405u}, {"PUT", "/v1/messages", 405u},
                                                {"POST", "/nowhere", 404u}, {"PUT", "/x", 404u}, {"POST", "/healthz", 405u}}) {
-    const auto r = gw.check_head(head(method, target));
+    const auto r = gw.check_head(head(method, target, {{"content-length", "10"}}));
     ASSERT_TRUE(r) << method << " " << target;
     EXPECT_EQ(r->status, status) << method << " " << target;
     EXPECT_EQ(r->body, post(gw, target, good, {}, method).body) << method << " " << target;
   }
+  const auto chunked = gw.check_head(head("POST", "/x", {{"transfer-encoding", "chunked"}}));
+  ASSERT_TRUE(chunked);
+  EXPECT_EQ(chunked->status, 404u);
   EXPECT_TRUE(sink.produced.empty());
 }
 

@@ -269,7 +269,9 @@ struct server::impl : std::enable_shared_from_this<impl> {
           req.target = std::string(head.target());
           for (const auto& field : head) req.headers.emplace_back(lower(field.name_string()), std::string(field.value()));
           if (auto refused = self->opts_.on_head(req)) {
-            co_await answer_then_close(stream, to_wire(std::move(*refused), head.version(), false));
+            auto res = to_wire(std::move(*refused), head.version(), false);
+            if (head.method() == bhttp::verb::head) res.body().clear();  // Content-Length stays
+            co_await answer_then_close(stream, std::move(res));
             co_return;
           }
         }

@@ -60,8 +60,9 @@ class gateway {
   /// The server's async handler. Runs on the connection's strand (acks are posted back to it).
   boost::asio::awaitable<http::server_response> handle(http::server_request req);
   /// The server's on_head check, before a body is read: the answer handle() would give to a POST
-  /// whose API key is missing or unknown, and to any request for another path or method (404,
-  /// 405), whose body would only be held; nullopt for /healthz's probes and keyed POSTs.
+  /// whose API key is missing or unknown, and to a request with a body for another path or method
+  /// (404, 405), which would only be held; nullopt for the rest (keyed POSTs, /healthz's probes,
+  /// other requests without a body: handle() answers them and keeps the connection).
   std::optional<http::server_response> check_head(const http::server_request& head) const;
 
   std::size_t in_flight() const { return in_flight_.load(); }
