@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "sendq/metrics/build_info.hpp"
 #include "sendq/metrics/worker_metrics.hpp"
 
 namespace sendq::metrics {
@@ -23,12 +24,7 @@ gateway_metrics::gateway_metrics(prometheus::Registry& r, std::string_view versi
                             .Help("Records produced whose acknowledgement has not come yet").Register(r).Add({})),
       refused(BuildCounter().Name("sendq_gateway_refused_total")
                   .Help("Requests the HTTP server answered before any handler, by reason").Register(r)) {
-  BuildGauge()
-      .Name("sendq_build_info")
-      .Help("Build version and commit")
-      .Register(r)
-      .Add({{"version", std::string(version)}, {"commit", std::string(commit)}})
-      .Set(1);
+  register_build_info(r, version, commit);
 }
 
 void gateway_metrics::count_request(std::string_view endpoint, unsigned code, double seconds) {

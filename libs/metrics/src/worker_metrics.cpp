@@ -1,5 +1,7 @@
 #include "sendq/metrics/worker_metrics.hpp"
 
+#include "sendq/metrics/build_info.hpp"
+
 namespace sendq::metrics {
 
 using prometheus::BuildCounter;
@@ -51,12 +53,7 @@ worker_metrics::worker_metrics(prometheus::Registry& r, std::string_view version
                           .Help("Requests parked on the retry topic because their account held its maximum").Register(r).Add({})),
       config_reloads(BuildCounter().Name("sendq_config_reloads_total")
                          .Help("Configuration reloads on SIGHUP by result").Register(r)) {
-  BuildGauge()
-      .Name("sendq_build_info")
-      .Help("Build version and commit")
-      .Register(r)
-      .Add({{"version", std::string(version)}, {"commit", std::string(commit)}})
-      .Set(1);
+  register_build_info(r, version, commit);
 }
 
 prometheus::Counter& worker_metrics::delivery_counter(std::string_view provider, std::string_view account,
