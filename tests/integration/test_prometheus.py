@@ -231,7 +231,7 @@ class PrometheusTest(unittest.TestCase):
             return rules if rules and all(not r["lastEvaluation"].startswith("0001") for r in rules) else None
 
         rules = h.wait_for(evaluated, 30, "every alert rule to be evaluated")
-        self.assertEqual(len(rules), 6)
+        self.assertEqual(len(rules), 8)
         for r in rules:
             self.assertEqual(r["health"], "ok", f"{r['name']}: {r.get('lastError')}")
             self.assertEqual(r["state"], "inactive", f"{r['name']} on a healthy run: {r.get('alerts')}")
