@@ -306,7 +306,8 @@ class GatewayLimitsTest(unittest.TestCase):
             self.assertEqual(h.metric(m, "sendq_gateway_records_total", result="failed"), 0)
             self.assertEqual(h.metric(m, "sendq_gateway_records_in_flight"), 0)
             self.assertEqual(h.metric(m, "sendq_gateway_refused_total", reason="body_limit"), 1)
-            self.assertEqual(h.metric(m, "sendq_gateway_request_duration_seconds_count", endpoint="messages"), 4)
+            # the durations of the handled ones only (the 401 was answered from its head)
+            self.assertEqual(h.metric(m, "sendq_gateway_request_duration_seconds_count", endpoint="messages"), 3)
             self.assertEqual(h.http_get(gw.metrics_url + "/readyz")[0], 200)
             produced = [json.loads(v).get("id") for _, v, _ in h.kcat_consume_all(self.kafka.bootstrap, "sendq.counted")]
             self.assertEqual(sorted(i for i in produced if i and i.startswith("counted-")),
@@ -345,6 +346,15 @@ class GatewayLimitsTest(unittest.TestCase):
             self.assertEqual(h.metric(m, "sendq_gateway_requests_total", endpoint="messages", code="503"), 1)
         finally:
             gw.stop()
+
+    def test_a_bad_metrics_addr_is_a_configuration_error(self):
+        # given a metrics port that is not a number
+        env = {**os.environ, "SENDQ_KAFKA_BROKERS": self.kafka.bootstrap, "SENDQ_GATEWAY_ADDR": f"127.0.0.1:{h.free_port()}",
+               "SENDQ_GATEWAY_METRICS_ADDR": "127.0.0.1:abc"}
+        # when the gateway starts, then it stops with exit 2 (a configuration error), naming the setting
+        r = subprocess.run([h.GATEWAY], capture_output=True, text=True, timeout=30, env=env)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("gateway.metrics_addr (SENDQ_GATEWAY_METRICS_ADDR)", r.stderr)
 
     def test_the_servers_own_refusals_are_in_the_json_error_shape(self):
         # given a body over gateway.body_limit_bytes (4 MiB), announced by its header, and bytes that are not HTTP

@@ -152,7 +152,8 @@ std::string gateway::operation_time() const {
 namespace {
 
 // The answer to a request that does not reach an endpoint's handler (/healthz, an unknown path, a
-// method other than POST), which needs no body: check_head() gives it before any body is read.
+// method other than POST), which needs no body: check_head() gives it before the body of one that
+// has a body, handle() the others.
 std::optional<http::server_response> route_reply(const http::server_request& req) {
   const auto path = path_of(req.target);
   if (path == "/healthz") {
@@ -204,16 +205,16 @@ std::optional<http::server_response> gateway::check_head(const http::server_requ
     const auto length = head.header("content-length");
     const bool has_body = !head.header("transfer-encoding").empty() || (!length.empty() && length != "0");
     if (r->status == 200 || !has_body) return std::nullopt;
-    if (metrics_) metrics_->count_request("other", r->status, 0);
+    if (metrics_) metrics_->count_early_answer("other", r->status);
     return r;
   }
   const auto path = path_of(head.target);
   if (path == messages_path && !key_accepted(opts_.api_keys, presented_key(head))) {
-    if (metrics_) metrics_->count_request("messages", 401, 0);
+    if (metrics_) metrics_->count_early_answer("messages", 401);
     return error_reply(401, "unauthorized", messages_unauthorized);
   }
   if (path == legacy_path && !key_accepted(opts_.api_keys, legacy_key(head))) {
-    if (metrics_) metrics_->count_request("legacy", 401, 0);
+    if (metrics_) metrics_->count_early_answer("legacy", 401);
     return http::server_response{200, "application/json;charset=UTF-8",
                                  legacy_reply(401, legacy_unauthorized, std::nullopt, operation_time(), opts_.host_name), {}};
   }

@@ -16,7 +16,7 @@ gateway_metrics::gateway_metrics(prometheus::Registry& r, std::string_view versi
                    .Help("Requests answered, by endpoint and code (HTTP status; the legacy API's own code)")
                    .Register(r)),
       request_duration(BuildHistogram().Name("sendq_gateway_request_duration_seconds")
-                           .Help("From a request read to its answer (Kafka's acknowledgements included; 0 for one refused from its head)")
+                           .Help("From a request read to its answer, Kafka's acknowledgements included (not counted for one answered from its head)")
                            .Register(r)),
       records(BuildCounter().Name("sendq_gateway_records_total")
                   .Help("Records produced to Kafka, by result (acknowledged, failed)").Register(r)),
@@ -30,6 +30,10 @@ gateway_metrics::gateway_metrics(prometheus::Registry& r, std::string_view versi
 void gateway_metrics::count_request(std::string_view endpoint, unsigned code, double seconds) {
   requests.Add({{"endpoint", std::string(endpoint)}, {"code", std::to_string(code)}}).Increment();
   request_duration.Add({{"endpoint", std::string(endpoint)}}, worker_metrics::http_buckets()).Observe(seconds);
+}
+
+void gateway_metrics::count_early_answer(std::string_view endpoint, unsigned code) {
+  requests.Add({{"endpoint", std::string(endpoint)}, {"code", std::to_string(code)}}).Increment();
 }
 
 void gateway_metrics::count_refusal(unsigned status, std::string_view reason) {
