@@ -49,6 +49,7 @@ void offset_tracker::done(const std::string& topic, std::int32_t partition, std:
     p.committable = p.entries.front().offset + 1;
     p.entries.pop_front();
   }
+  p.finished_to = std::max(p.finished_to, p.committable);
 }
 
 std::vector<kafka::partition_offset> offset_tracker::take_committable(bool all) {
@@ -59,7 +60,7 @@ std::vector<kafka::partition_offset> offset_tracker::take_committable(bool all) 
       out.push_back({p.topic, p.partition, p.committable});
       p.committed = p.committable;
     } else if (all && p.committable >= 0) {
-      out.push_back({p.topic, p.partition, p.committed});
+      out.push_back({p.topic, p.partition, std::max(p.committable, p.finished_to)});
     }
   }
   return out;
@@ -84,7 +85,7 @@ std::vector<kafka::partition_offset> offset_tracker::release(const std::vector<k
     auto it = partitions_.find(key{po.topic, po.partition});
     if (it == partitions_.end()) continue;
     auto& p = it->second;
-    if (p.committable >= 0) out.push_back({p.topic, p.partition, std::max(p.committable, p.committed)});
+    if (p.committable >= 0) out.push_back({p.topic, p.partition, std::max(p.committable, p.finished_to)});
     for (const auto& e : p.entries) {
       if (!e.done) --pending_;
     }

@@ -214,6 +214,24 @@ TEST(offset_tracker, the_final_and_revocation_commits_never_go_below_a_position_
   EXPECT_EQ(r[0].offset, 46);
 }
 
+// A failed commit hands its position out again; the position itself was right, so a final commit
+// after a record tracked again below it still goes to it, not one short of it.
+TEST(offset_tracker, the_final_commit_after_a_failed_commit_keeps_the_position_reached) {
+  // given 40-45 finished, 46 handed out and its commit failed, then 42 tracked again and finished
+  offset_tracker t;
+  auto g = t.track("t", 0, 40);
+  for (std::int64_t o = 41; o <= 45; ++o) t.track("t", 0, o);
+  for (std::int64_t o = 40; o <= 45; ++o) t.done("t", 0, o, g);
+  ASSERT_EQ(t.take_committable().at(0).offset, 46);
+  t.commit_failed({{"t", 0, 46}});
+  t.track("t", 0, 42);
+  t.done("t", 0, 42, g);
+  // when the final commit takes every position, then 46 (not 45, nor 43)
+  auto c = t.take_committable(true);
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].offset, 46);
+}
+
 TEST(offset_tracker, the_final_commit_has_every_partitions_position) {
   // given two partitions with positions handed out already, one of them also with a newer one
   offset_tracker t;

@@ -282,6 +282,24 @@ TEST(http_server, on_head_refuses_a_request_before_its_body_is_read) {
   srv.stop();
 }
 
+TEST(http_server, an_answer_to_a_head_request_from_on_head_has_no_body) {
+  // given a check that refuses every head with a body of its own
+  io_runner io;
+  server_options opts;
+  opts.on_head = [](const server_request&) -> std::optional<server_response> {
+    return server_response{404, "text/plain", "not here\n", {}};
+  };
+  server srv(io.executor(), opts, ok_handler);
+  srv.start("127.0.0.1", 0);
+  // when a HEAD request (with a body, so that a check before it matters) is refused
+  const auto reply = run(io.executor(), raw_exchange(srv.port(), "HEAD /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"));
+  // then the answer has its status and length, and nothing after its head
+  EXPECT_EQ(reply.rfind("HTTP/1.1 404", 0), 0u) << reply;
+  EXPECT_NE(reply.find("Content-Length: 9"), std::string::npos) << reply;
+  EXPECT_EQ(reply.substr(reply.size() - 4), "\r\n\r\n") << reply;
+  srv.stop();
+}
+
 TEST(http_server, answers_503_over_max_connections) {
   // given a server for one connection, and one open
   io_runner io;

@@ -52,7 +52,8 @@ class offset_tracker {
     std::uint64_t generation = 0;
     std::deque<entry> entries;      // in consumption (offset) order
     std::int64_t committable = -1;  // next offset to read, once the head entries are done
-    std::int64_t committed = -1;    // last value handed out by take_committable
+    std::int64_t committed = -1;    // last value handed out by take_committable (lowered again when its commit failed)
+    std::int64_t finished_to = -1;  // highest position reached: everything below it finished
   };
   using key = std::pair<std::string, std::int32_t>;
   mutable std::mutex mutex_;
