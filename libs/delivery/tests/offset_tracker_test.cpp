@@ -7,6 +7,24 @@
 
 using sendq::delivery::offset_tracker;
 
+namespace {
+
+// Tracks offsets first..last of partition 0 of "t" and finishes them all; their generation.
+std::uint64_t finish_run(offset_tracker& t, std::int64_t first, std::int64_t last) {
+  const auto g = t.track("t", 0, first);
+  for (std::int64_t o = first + 1; o <= last; ++o) t.track("t", 0, o);
+  for (std::int64_t o = first; o <= last; ++o) t.done("t", 0, o, g);
+  return g;
+}
+
+// The offset of the one position in `positions`; -1 (and a failure) when there is not exactly one.
+std::int64_t only_offset(const std::vector<sendq::kafka::partition_offset>& positions) {
+  EXPECT_EQ(positions.size(), 1u);
+  return positions.size() == 1 ? positions[0].offset : -1;
+}
+
+}  // namespace
+
 TEST(offset_tracker, commits_only_up_to_the_lowest_unfinished_offset) {
   // given three records of one partition
   offset_tracker t;
@@ -67,9 +85,7 @@ TEST(offset_tracker, release_returns_finished_positions_not_yet_committed) {
   auto g = t.track("t", 3, 40);
   t.track("t", 3, 41);
   t.done("t", 3, 40, g);
-  auto r = t.release({{"t", 3, 0}});
-  ASSERT_EQ(r.size(), 1u);
-  EXPECT_EQ(r[0].offset, 41);
+  EXPECT_EQ(only_offset(t.release({{"t", 3, 0}})), 41);
 }
 
 // The asynchronous commit of a position handed out may still be in flight at the revocation, and
@@ -199,19 +215,13 @@ TEST(offset_tracker, a_failed_commit_of_a_revoked_partition_is_left_to_its_next_
 TEST(offset_tracker, the_final_and_revocation_commits_never_go_below_a_position_handed_out) {
   // given 40-45 finished and position 46 handed out, then 42 tracked again (unfinished)
   offset_tracker t;
-  auto g = t.track("t", 0, 40);
-  for (std::int64_t o = 41; o <= 45; ++o) t.track("t", 0, o);
-  for (std::int64_t o = 40; o <= 45; ++o) t.done("t", 0, o, g);
-  ASSERT_EQ(t.take_committable().at(0).offset, 46);
+  finish_run(t, 40, 45);
+  ASSERT_EQ(only_offset(t.take_committable()), 46);
   t.track("t", 0, 42);
   // when the final commit takes every position, then 46, not 42
-  auto c = t.take_committable(true);
-  ASSERT_EQ(c.size(), 1u);
-  EXPECT_EQ(c[0].offset, 46);
+  EXPECT_EQ(only_offset(t.take_committable(true)), 46);
   // and the revocation's as well
-  auto r = t.release({{"t", 0, 0}});
-  ASSERT_EQ(r.size(), 1u);
-  EXPECT_EQ(r[0].offset, 46);
+  EXPECT_EQ(only_offset(t.release({{"t", 0, 0}})), 46);
 }
 
 // A failed commit hands its position out again; the position itself was right, so a final commit
@@ -219,17 +229,13 @@ TEST(offset_tracker, the_final_and_revocation_commits_never_go_below_a_position_
 TEST(offset_tracker, the_final_commit_after_a_failed_commit_keeps_the_position_reached) {
   // given 40-45 finished, 46 handed out and its commit failed, then 42 tracked again and finished
   offset_tracker t;
-  auto g = t.track("t", 0, 40);
-  for (std::int64_t o = 41; o <= 45; ++o) t.track("t", 0, o);
-  for (std::int64_t o = 40; o <= 45; ++o) t.done("t", 0, o, g);
-  ASSERT_EQ(t.take_committable().at(0).offset, 46);
+  const auto g = finish_run(t, 40, 45);
+  ASSERT_EQ(only_offset(t.take_committable()), 46);
   t.commit_failed({{"t", 0, 46}});
   t.track("t", 0, 42);
   t.done("t", 0, 42, g);
   // when the final commit takes every position, then 46 (not 45, nor 43)
-  auto c = t.take_committable(true);
-  ASSERT_EQ(c.size(), 1u);
-  EXPECT_EQ(c[0].offset, 46);
+  EXPECT_EQ(only_offset(t.take_committable(true)), 46);
 }
 
 TEST(offset_tracker, the_final_commit_has_every_partitions_position) {

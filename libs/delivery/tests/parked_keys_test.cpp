@@ -3,9 +3,23 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 using sendq::delivery::parked_keys;
+
+// Given for the lane tests: "gewe" parks key "k" and "im" key "i", each in a lane of its own.
+struct parked_keys_two_lanes : ::testing::Test {
+  parked_keys parks{1};
+  std::vector<std::int32_t> partitions;
+  parked_keys::parked g, i;
+  void park_both(std::vector<std::int32_t> among) {
+    partitions = std::move(among);
+    g = parks.park("k", "gewe", partitions);
+    i = parks.park("i", "im", partitions);
+    ASSERT_NE(g.partition, i.partition);
+  }
+};
 
 TEST(parked_keys, holds_a_key_until_each_of_its_parks_has_ended_once) {
   // given two parks of one key
@@ -83,13 +97,9 @@ TEST(parked_keys, each_account_with_parks_out_gets_a_partition_of_its_own_while_
   EXPECT_NE(other.partition, fast1.partition);
 }
 
-TEST(parked_keys, a_key_follows_its_earlier_parks_and_a_freed_partition_is_given_again) {
+TEST_F(parked_keys_two_lanes, a_key_follows_its_earlier_parks_and_a_freed_partition_is_given_again) {
   // given two partitions, used by "gewe" and "im"
-  parked_keys parks(1);
-  const std::vector<std::int32_t> partitions{5, 9};
-  const auto g = parks.park("k", "gewe", partitions);
-  const auto i = parks.park("i", "im", partitions);
-  ASSERT_NE(g.partition, i.partition);
+  ASSERT_NO_FATAL_FAILURE(park_both({5, 9}));
   // when a request of key "k" of another account is parked (an ordering key set across accounts)
   const auto other_account = parks.park("k", "sender", partitions);
   // then it goes behind "k"'s park, whatever its account's partition would be
@@ -119,13 +129,9 @@ TEST(parked_keys, more_accounts_than_partitions_share_the_least_used_and_without
   EXPECT_TRUE(parks.holds("d"));
 }
 
-TEST(parked_keys, a_park_that_follows_its_key_into_another_lane_does_not_pin_its_account_there) {
+TEST_F(parked_keys_two_lanes, a_park_that_follows_its_key_into_another_lane_does_not_pin_its_account_there) {
   // given three partitions, "gewe" parking key "k" in its lane and "im" in another
-  parked_keys parks(1);
-  const std::vector<std::int32_t> partitions{0, 1, 2};
-  const auto g = parks.park("k", "gewe", partitions);
-  const auto i = parks.park("i", "im", partitions);
-  ASSERT_NE(g.partition, i.partition);
+  ASSERT_NO_FATAL_FAILURE(park_both({0, 1, 2}));
   // when "sender" parks a request of "k" (behind k's park), then one of its own key
   const auto follows = parks.park("k", "sender", partitions);
   const auto own = parks.park("s", "sender", partitions);

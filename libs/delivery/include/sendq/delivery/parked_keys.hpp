@@ -28,6 +28,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace sendq::delivery {
@@ -120,12 +121,12 @@ class parked_keys {
     std::size_t fewest = SIZE_MAX;
     std::vector<std::int32_t> best;
     for (const auto p : partitions) {
-      std::unordered_map<std::string_view, bool> users;
+      std::unordered_set<std::string_view> users;
       if (const auto it = in_partition_.find(p); it != in_partition_.end()) {
-        for (const auto& [name, parks] : it->second) users[name] = true;
+        for (const auto& [name, parks] : it->second) users.insert(name);
       }
       for (const auto& [name, a] : accounts_) {
-        if (a.lane == p) users[name] = true;
+        if (a.lane == p) users.insert(name);
       }
       const std::size_t n = users.size() - users.count(account);
       if (n < fewest) {
