@@ -41,16 +41,18 @@ class body_reservation {
   body_reservation& operator=(const body_reservation&) = delete;
   ~body_reservation() { release(); }
 
-  // Takes `bytes` of `held` if that stays within `limit`, or if nothing is held (a body alone is
-  // always taken, so that one at body_limit is never refused for ever). limit 0 = no limit.
-  bool take(std::atomic<std::size_t>& held, std::size_t bytes, std::size_t limit) {
-    if (limit == 0 || bytes == 0) return true;
+  // Grows this request's share of `held` to `total` bytes if that stays within `limit`, or if
+  // nothing else is held (a body alone is always taken, so that one at body_limit is never
+  // refused for ever). limit 0 = no limit.
+  bool grow_to(std::atomic<std::size_t>& held, std::size_t total, std::size_t limit) {
+    if (limit == 0 || total <= bytes_) return true;
+    const auto extra = total - bytes_;
     auto now = held.load();
     do {
-      if (now != 0 && now + bytes > limit) return false;
-    } while (!held.compare_exchange_weak(now, now + bytes));
+      if (now != bytes_ && now + extra > limit) return false;
+    } while (!held.compare_exchange_weak(now, now + extra));
     held_ = &held;
-    bytes_ = bytes;
+    bytes_ = total;
     return true;
   }
   void release() {
@@ -236,11 +238,12 @@ struct server::impl : std::enable_shared_from_this<impl> {
   // Connections over max_connections are not tracked, so their own cost is kept small: a short
   // answer and a short discard, and none at all past a few dozen refusals at once (a flood of
   // connections must not take the descriptors the limit is there to keep).
+  // The refusal is made either way, so that a server counting refusals in it counts these too.
   static net::awaitable<void> refuse_connection(std::shared_ptr<impl> self, std::shared_ptr<session> s) {
+    auto answer = self->refusal(503, "too many connections");
     if (self->refusing_.fetch_add(1) < 64) {
       s->stream.expires_after(std::chrono::milliseconds(500));
-      co_await answer_then_close(s->stream, to_wire(self->refusal(503, "too many connections"), 11, false),
-                                 std::chrono::milliseconds(250));
+      co_await answer_then_close(s->stream, to_wire(std::move(answer), 11, false), std::chrono::milliseconds(250));
     }
     self->refusing_.fetch_sub(1);
   }
@@ -275,11 +278,11 @@ struct server::impl : std::enable_shared_from_this<impl> {
             co_return;
           }
         }
-        // Checked before the body is read, so a refused one is never held.
+        // A body of known length is checked before it is read, so a refused one is never held. A
+        // chunked one has no length to check: it is counted as it arrives (below).
         const auto length = parser.content_length();
-        const std::size_t body_bytes = length ? static_cast<std::size_t>(std::min<std::uint64_t>(*length, self->opts_.body_limit))
-                                              : (parser.chunked() ? self->opts_.body_limit : 0);
-        if (!body_held.take(self->body_bytes_, body_bytes, self->opts_.max_body_bytes_in_flight)) {
+        const std::size_t body_bytes = length ? static_cast<std::size_t>(std::min<std::uint64_t>(*length, self->opts_.body_limit)) : 0;
+        if (!body_held.grow_to(self->body_bytes_, body_bytes, self->opts_.max_body_bytes_in_flight)) {
           co_await answer_then_close(stream, to_wire(self->refusal(503, "too much request body in memory"), head.version(), false));
           co_return;
         }
@@ -289,7 +292,19 @@ struct server::impl : std::enable_shared_from_this<impl> {
           static constexpr std::string_view go_on = "HTTP/1.1 100 Continue\r\n\r\n";
           co_await net::async_write(stream, net::buffer(go_on), nothrow);
         }
-        std::tie(ec, read) = co_await bhttp::async_read(stream, buffer, parser, nothrow);
+        if (parser.chunked() && self->opts_.max_body_bytes_in_flight) {
+          bool over = false;
+          while (!ec && !parser.is_done() && !over) {
+            std::tie(ec, read) = co_await bhttp::async_read_some(stream, buffer, parser, nothrow);
+            over = !body_held.grow_to(self->body_bytes_, parser.get().body().size(), self->opts_.max_body_bytes_in_flight);
+          }
+          if (over) {
+            co_await answer_then_close(stream, to_wire(self->refusal(503, "too much request body in memory"), head.version(), false));
+            co_return;
+          }
+        } else {
+          std::tie(ec, read) = co_await bhttp::async_read(stream, buffer, parser, nothrow);
+        }
       }
       if (ec) {
         // EOF, timeouts, resets and stop() end the session quietly; malformed requests get an answer.

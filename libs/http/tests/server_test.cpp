@@ -1,4 +1,5 @@
 #include <atomic>
+#include <cstdio>
 #include <future>
 #include <optional>
 #include <stdexcept>
@@ -321,6 +322,45 @@ TEST(http_server, answers_503_over_max_connections) {
   EXPECT_EQ(first.get(), "closed");
 }
 
+TEST(http_server, a_flood_over_max_connections_is_refused_and_every_refusal_counted_even_those_closed_unanswered) {
+  // given a server for one connection, one open, and a refusal that counts itself
+  io_runner io;
+  server_options opts;
+  opts.max_connections = 1;
+  std::atomic<int> refusals{0};
+  opts.refusal = [&](unsigned status, std::string_view reason) {
+    ++refusals;
+    return server_response{status, "text/plain", std::string(reason) + "\n", {}};
+  };
+  server srv(io.executor(), opts, ok_handler);
+  srv.start("127.0.0.1", 0);
+  std::promise<void> answered;
+  auto first = net::co_spawn(io.executor(), keep_alive_then_wait(srv.port(), answered), net::use_future);
+  ASSERT_EQ(answered.get_future().wait_for(10s), std::future_status::ready);
+  // when 100 more connect at once and hold their connections open (more than the 64 the server
+  // answers at once: each answer waits up to 250 ms for its client to finish)
+  net::io_context client_io;
+  std::vector<tcp::socket> flood;
+  for (int i = 0; i < 100; ++i) {
+    flood.emplace_back(client_io).connect({net::ip::make_address("127.0.0.1"), srv.port()});
+  }
+  // then every one is refused and counted, though not every one is answered
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (refusals.load() < 100 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  int answered_503 = 0;
+  for (auto& socket : flood) {
+    std::string got;
+    boost::system::error_code ec;
+    net::read(socket, net::dynamic_buffer(got), ec);  // to the server's close
+    if (got.rfind("HTTP/1.1 503", 0) == 0) ++answered_503;
+  }
+  EXPECT_EQ(refusals.load(), 100);
+  EXPECT_GE(answered_503, 1);
+  EXPECT_LT(answered_503, 100) << "every connection was answered: the flood did not reach the unanswered ones";
+  EXPECT_EQ(first.wait_for(0ms), std::future_status::timeout) << "the first connection was closed too";
+  srv.stop();
+}
+
 TEST(http_server, answers_503_when_a_body_would_take_the_bodies_held_over_max_body_bytes_in_flight) {
   // given room for 3,000 bytes of bodies, and a handler that holds a body starting "slow" for 1.5 s
   io_runner io;
@@ -361,6 +401,57 @@ TEST(http_server, answers_503_when_a_body_would_take_the_bodies_held_over_max_bo
   EXPECT_NE(again.find("len 2000"), std::string::npos) << again.substr(0, 200);
   const auto alone = run(io.executor(), raw_exchange(srv.port(), post(std::string(3500, 'w'))));
   EXPECT_NE(alone.find("len 3500"), std::string::npos) << alone.substr(0, 200);
+  srv.stop();
+}
+
+TEST(http_server, a_chunked_body_counts_against_max_body_bytes_in_flight_as_it_arrives) {
+  // given room for 3,000 bytes of bodies, a body limit of 4,000, and a handler that holds a
+  // body starting "slow" for 1.5 s
+  io_runner io;
+  server_options opts;
+  opts.body_limit = 4000;
+  opts.max_body_bytes_in_flight = 3000;
+  std::promise<void> started;
+  server srv(io.executor(), opts, [&](server_request r) -> net::awaitable<server_response> {
+    if (r.body.starts_with("slow")) {
+      started.set_value();
+      net::steady_timer t(co_await net::this_coro::executor, std::chrono::milliseconds(1500));
+      co_await t.async_wait(nothrow);
+    }
+    co_return server_response{200, "text/plain", "len " + std::to_string(r.body.size()), {}};
+  });
+  srv.start("127.0.0.1", 0);
+  const auto chunked = [](std::string body) {  // in chunks of 450 bytes
+    std::string req = "POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for (std::size_t i = 0; i < body.size(); i += 450) {
+      const auto part = body.substr(i, 450);
+      char size[16];
+      std::snprintf(size, sizeof size, "%zx\r\n", part.size());
+      req += size + part + "\r\n";
+    }
+    return req + "0\r\n\r\n";
+  };
+  auto started_future = started.get_future();
+  auto slow = net::co_spawn(io.executor(), raw_exchange(srv.port(), chunked("slow" + std::string(1996, 'x'))),
+                            net::use_future);
+  ASSERT_EQ(started_future.wait_for(10s), std::future_status::ready);
+  // when, while its 2,000 bytes are held, chunked bodies of 900 and of 1,350 come
+  const auto fits = run(io.executor(), raw_exchange(srv.port(), chunked(std::string(900, 'z'))));
+  const auto over = run(io.executor(), raw_exchange(srv.port(), chunked(std::string(1350, 'y'))));
+  // then the first is served (a chunked body no longer reserves the whole body_limit, which
+  // would have left no room), and the second is answered 503 once what it sent goes over
+  EXPECT_NE(fits.find("len 900"), std::string::npos) << fits.substr(0, 200);
+  EXPECT_EQ(over.rfind("HTTP/1.1 503", 0), 0u) << over.substr(0, 200);
+  EXPECT_NE(over.find("too much request body in memory"), std::string::npos) << over.substr(0, 200);
+  EXPECT_EQ(slow.wait_for(0ms), std::future_status::timeout) << "the slow request ended early";
+  // and once the slow one is answered, its bytes are given back: the 1,350 are taken, and a
+  // chunked body of 3,600 is taken when it is alone
+  ASSERT_EQ(slow.wait_for(10s), std::future_status::ready);
+  EXPECT_NE(slow.get().find("len 2000"), std::string::npos);
+  const auto again = run(io.executor(), raw_exchange(srv.port(), chunked(std::string(1350, 'y'))));
+  EXPECT_NE(again.find("len 1350"), std::string::npos) << again.substr(0, 200);
+  const auto alone = run(io.executor(), raw_exchange(srv.port(), chunked(std::string(3600, 'w'))));
+  EXPECT_NE(alone.find("len 3600"), std::string::npos) << alone.substr(0, 200);
   srv.stop();
 }
 

@@ -37,7 +37,8 @@ struct server_options {
   std::chrono::seconds idle_timeout{30};
   /// The answer to a request the server refuses before any handler sees it: 413 (body over
   /// body_limit) or 400 (malformed HTTP), with a short reason. Unset: that reason as text/plain.
-  /// Lets a server whose other errors are JSON answer these in the same shape.
+  /// Lets a server whose other errors are JSON answer these in the same shape. Also called for
+  /// a connection over max_connections closed unanswered (past a few dozen refused at once).
   std::function<server_response(unsigned status, std::string_view reason)> refusal;
   /// Called once a request's head is read (method, target, headers; `body` empty), before its
   /// body is: a response refuses the request there, and its body is read only to be discarded
@@ -47,9 +48,10 @@ struct server_options {
   /// Connections open at once, at most; one over it is answered 503 and closed. 0 = no limit.
   std::size_t max_connections = 0;
   /// Request bodies held at once (being read or handled), in bytes, at most: a request whose
-  /// body would take them over (its Content-Length; body_limit when chunked) is answered 503
-  /// ("too much request body in memory") and closed before its body is read. A request alone is
-  /// always taken. Without it, max_connections × body_limit bounds them. 0 = no limit.
+  /// body would take them over is answered 503 ("too much request body in memory") and closed:
+  /// before its body is read when it has a Content-Length, as soon as the part read takes them
+  /// over when it is chunked. A request alone is always taken. Without it, max_connections ×
+  /// body_limit bounds them. 0 = no limit.
   std::size_t max_body_bytes_in_flight = 0;
 };
 
