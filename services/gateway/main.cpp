@@ -105,6 +105,10 @@ int main(int argc, char** argv) {
                   {{"message.timeout.ms", it->second}, {"produce_timeout_ms", timeout}});
     }
     popts.librdkafka["message.timeout.ms"] = timeout;
+    // As the workers' producer: room for a request of worker.max_request_bytes and its key (the
+    // librdkafka default, 1000000, is below the default 1 MiB request).
+    popts.librdkafka.try_emplace("message.max.bytes", std::to_string(config::producer_message_max_bytes(
+                                                          static_cast<std::size_t>(cfg.worker.max_request_bytes))));
     gateway::kafka_sink sink(popts, logger);
 
     gateway::gateway_options gopts;

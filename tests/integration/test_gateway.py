@@ -170,7 +170,8 @@ class GatewayLimitsTest(unittest.TestCase):
         cls.dir = h.Workdir("gateway-limits").path
         # sendq.bodies and sendq.counted: the body budget's and the metrics' tests produce there, as the
         # others check sendq.requests is empty
-        cls.kafka = h.EmbeddedKafka(cls.dir, partitions=1, topics=["sendq.requests", "sendq.bodies", "sendq.counted"])
+        cls.kafka = h.EmbeddedKafka(cls.dir, partitions=1,
+                                    topics=["sendq.requests", "sendq.bodies", "sendq.counted", "sendq.large"])
         cls.gw = h.Gateway(cls.dir, cls.kafka.bootstrap)
 
     @classmethod
@@ -195,6 +196,22 @@ class GatewayLimitsTest(unittest.TestCase):
         self.assertIn("over the limit of 1048576", json.loads(lbody)["message"])
         # and nothing was produced
         self.assertEqual(h.kcat_consume_all(self.kafka.bootstrap, "sendq.requests"), [])
+
+    def test_a_request_just_under_the_workers_max_request_bytes_is_produced(self):
+        # given a request of 1,040,000 bytes: under worker.max_request_bytes (1 MiB), over
+        # librdkafka's default message.max.bytes (1,000,000), which the gateway's producer had
+        gw = h.Gateway(self.dir, self.kafka.bootstrap, name="gateway-large", env_extra={"SENDQ_GATEWAY_TOPIC": "sendq.large"})
+        try:
+            request = {"id": "gw-large", "provider": "gewe", "type": "text", "to": "x@chatroom", "body": {"text": ""}}
+            request["body"]["text"] = "a" * (1040000 - len(json.dumps(request)))
+            self.assertEqual(len(json.dumps(request)), 1040000)
+            # when it is posted, then it is taken, and on the topic whole
+            status, body = gw.post("/v1/messages", request)
+            self.assertEqual((status, json.loads(body)), (202, {"id": "gw-large"}))
+            [(key, value, _)] = h.kcat_consume_all(self.kafka.bootstrap, "sendq.large")
+            self.assertEqual(json.loads(value), request)
+        finally:
+            gw.stop()
 
     def test_a_refused_body_is_answered_to_a_client_that_sends_it_whole(self):
         # given a client (urllib, as most) that writes a 5 MB body before it reads anything

@@ -389,3 +389,9 @@ TEST(config, is_topic_name_follows_kafkas_rule) {
   EXPECT_FALSE(is_topic_name("bad topic"));
   EXPECT_FALSE(is_topic_name("a/b"));
 }
+
+TEST(config, the_producers_take_any_accepted_request_with_room_for_its_key_and_headers) {
+  EXPECT_EQ(producer_message_max_bytes(64), 1000000u);  // never below librdkafka's default
+  EXPECT_EQ(producer_message_max_bytes(1 << 20), (1u << 20) + 64 * 1024);
+  EXPECT_GT(producer_message_max_bytes(64u << 20), 64u << 20);
+}

@@ -2,8 +2,6 @@
 
 #include <algorithm>
 
-#include "sendq/config/config.hpp"
-
 namespace sendq::delivery {
 
 kafka::header_list dlq_headers(const core::delivery_result& res) {
@@ -32,10 +30,6 @@ void cap_error_message(std::string& message, std::size_t max_bytes) {
   while (cut > 0 && (static_cast<unsigned char>(message[cut]) & 0xC0) == 0x80) --cut;
   message.resize(cut);
   message += marker;
-}
-
-std::size_t producer_message_max_bytes(std::size_t max_request_bytes) {
-  return std::max<std::size_t>(1000000, max_request_bytes + config::kafka_record_headroom_bytes);
 }
 
 }  // namespace sendq::delivery

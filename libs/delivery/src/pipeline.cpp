@@ -1459,7 +1459,7 @@ void pipeline::start(failure_handler on_failure) {
   // A result, DLQ record or parked request carries up to a whole accepted request: let the
   // producer take one (kafka.librdkafka may still set message.max.bytes).
   auto producer_settings = d.cfg.kafka.librdkafka;
-  producer_settings.try_emplace("message.max.bytes", std::to_string(producer_message_max_bytes(
+  producer_settings.try_emplace("message.max.bytes", std::to_string(config::producer_message_max_bytes(
                                                          static_cast<std::size_t>(d.cfg.worker.max_request_bytes))));
   // Results may wait up to 10 ms to be batched (the producer's default is 2): with a partition's
   // queue empty more often, a produce call on an I/O thread wakes librdkafka's broker thread more

@@ -58,8 +58,3 @@ TEST(dead_letter, long_error_messages_are_cut_at_a_character_boundary) {
   EXPECT_EQ(big.size(), max_error_message_bytes);
 }
 
-TEST(dead_letter, the_producer_takes_any_accepted_request_with_room_for_headers) {
-  EXPECT_EQ(producer_message_max_bytes(64), 1000000u);  // never below librdkafka's default
-  EXPECT_EQ(producer_message_max_bytes(1 << 20), (1u << 20) + 64 * 1024);
-  EXPECT_GT(producer_message_max_bytes(64u << 20), 64u << 20);
-}

@@ -159,6 +159,15 @@ consumer::consumer(const consumer_options& opts, log::logger& log, rebalance_lis
     impl_->on_lag = opts.on_lag;
   }
   detail::set_all(conf.get(), opts.librdkafka);
+  // librdkafka refuses a consumer whose fetch.max.bytes is below message.max.bytes: a larger
+  // message.max.bytes (for larger requests) raises the fetch with it, unless that is set too.
+  if (!opts.librdkafka.contains("fetch.max.bytes")) {
+    char v[32];
+    std::size_t n = sizeof v;
+    if (rd_kafka_conf_get(conf.get(), "message.max.bytes", v, &n) == RD_KAFKA_CONF_OK && std::strtoll(v, nullptr, 10) > 4194304) {
+      detail::set(conf.get(), "fetch.max.bytes", v);
+    }
+  }
   impl_->on_commit_failed = opts.on_commit_failed;
   rd_kafka_conf_set_opaque(conf.get(), impl_.get());
   rd_kafka_conf_set_offset_commit_cb(conf.get(), &impl::on_commit);

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -159,6 +160,32 @@ TEST(kafka, says_when_a_record_is_over_message_max_bytes) {
   EXPECT_FALSE(kafka::is_message_too_large("Local: Queue full"));
   EXPECT_EQ(p.produce("big", "k", std::string(100, 'x'), {}, nullptr), "");
   EXPECT_EQ(p.flush(10s), 0);
+}
+
+TEST(kafka, a_consumer_takes_a_message_max_bytes_over_its_own_fetch_max_bytes) {
+  // given settings for requests larger than the consumer's 4 MiB fetch (librdkafka refuses a
+  // consumer whose fetch.max.bytes is below message.max.bytes)
+  log::logger logger(log::level::error, false);
+  kafka::embedded_cluster cluster(1, {"large"}, 1);
+  const std::map<std::string, std::string> settings{{"message.max.bytes", "9000000"}};
+  kafka::producer p({cluster.bootstrap(), settings}, logger, [](void*, const std::string&) {});
+  ASSERT_EQ(p.produce("large", "k", std::string(100000, 'x'), {}, nullptr), "");
+  ASSERT_EQ(p.flush(10s), 0);
+  // when a consumer is made with them, then it is, and reads the record
+  recording_listener listener;
+  std::optional<kafka::consumer> c;
+  ASSERT_NO_THROW(c.emplace(kafka::consumer_options{cluster.bootstrap(), "g-large", {"large"}, settings}, logger, listener));
+  const auto got = consume_n(*c, 1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0], std::string(100000, 'x'));
+  // and one that sets fetch.max.bytes itself is left to librdkafka, which names both settings
+  try {
+    kafka::consumer refused({cluster.bootstrap(), "g-large2", {"large"}, {{"message.max.bytes", "9000000"}, {"fetch.max.bytes", "5000000"}}},
+                            logger, listener);
+    ADD_FAILURE() << "a fetch.max.bytes below message.max.bytes was taken";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("fetch.max.bytes"), std::string::npos) << e.what();
+  }
 }
 
 TEST(kafka, a_new_consumer_of_the_group_resumes_at_the_committed_offset) {

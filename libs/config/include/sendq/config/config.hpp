@@ -24,6 +24,14 @@ struct config_error : std::runtime_error {
 /// record overhead): the worker's producer limit is max_request_bytes plus this.
 inline constexpr std::size_t kafka_record_headroom_bytes = 64 * 1024;
 
+/// The producers' message.max.bytes (the worker's and the gateway's, unless kafka.librdkafka sets
+/// it): a record carries up to a whole accepted request, plus its key and headers. Never below
+/// librdkafka's default (1000000).
+inline std::size_t producer_message_max_bytes(std::size_t max_request_bytes) {
+  return max_request_bytes + kafka_record_headroom_bytes > 1000000 ? max_request_bytes + kafka_record_headroom_bytes
+                                                                   : 1000000;
+}
+
 struct kafka_config {
   std::string brokers;                       ///< "" = start the embedded (mock, non-durable) cluster
   std::string group_id = "sendq-worker";     ///< consumer group

@@ -25,8 +25,4 @@ void mark_value_omitted(kafka::header_list& headers, std::size_t original_bytes,
 inline constexpr std::size_t max_error_message_bytes = 1024;
 void cap_error_message(std::string& message, std::size_t max_bytes = max_error_message_bytes);
 
-/// The worker producer's message.max.bytes: a result, a DLQ record or a parked request carries up
-/// to a whole accepted request, plus headers. Never below librdkafka's default (1000000).
-std::size_t producer_message_max_bytes(std::size_t max_request_bytes);
-
 }  // namespace sendq::delivery
