@@ -122,8 +122,10 @@ int main(int argc, char** argv) {
     if (!bootstrap_file.empty()) {
       // Write then rename, so that readers never see a partial address.
       const auto tmp = bootstrap_file + ".tmp";
-      std::ofstream(tmp) << bootstrap << "\n";
-      std::rename(tmp.c_str(), bootstrap_file.c_str());
+      std::ofstream out(tmp);
+      if (!(out << bootstrap << "\n" << std::flush) || std::rename(tmp.c_str(), bootstrap_file.c_str()) != 0) {
+        throw std::runtime_error("--bootstrap-file: cannot write '" + bootstrap_file + "'");
+      }
     }
     std::cout << "embedded Kafka (in memory, NOT durable) bootstrap=" << bootstrap << " partitions=" << partitions
               << std::endl;

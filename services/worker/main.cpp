@@ -26,6 +26,7 @@
 #include "sendq/config/config.hpp"
 #include "sendq/delivery/pipeline.hpp"
 #include "sendq/http/client.hpp"
+#include "sendq/http/server.hpp"
 #include "sendq/kafka/embedded_cluster.hpp"
 #include "sendq/log/logger.hpp"
 #include "sendq/metrics/metrics_endpoint.hpp"
@@ -80,6 +81,9 @@ int main(int argc, char** argv) {
   config::config cfg;
   try {
     cfg = config::load(cl, config::process_env());
+    // Checked here, not when the endpoint starts after Kafka and the pipeline: a configuration
+    // error exits 2, which systemd does not restart.
+    if (!cfg.metrics.addr.empty()) (void)http::parse_host_port(cfg.metrics.addr, "metrics.addr (SENDQ_METRICS_ADDR)");
   } catch (const std::exception& e) {
     std::cerr << "sendq-worker: configuration error: " << e.what() << "\n";
     return 2;
@@ -100,7 +104,12 @@ int main(int argc, char** argv) {
                             "lost on exit; NOT durable — set SENDQ_KAFKA_BROKERS for a real cluster)",
                   {{"bootstrap", brokers}, {"partitions", std::to_string(cfg.kafka.embedded_partitions)}});
       if (!cfg.kafka.embedded_bootstrap_file.empty()) {
-        std::ofstream(cfg.kafka.embedded_bootstrap_file) << brokers << "\n";
+        // Whatever waits for the file would otherwise wait for ever.
+        std::ofstream out(cfg.kafka.embedded_bootstrap_file);
+        if (!(out << brokers << "\n" << std::flush)) {
+          throw std::runtime_error("kafka.embedded_bootstrap_file (SENDQ_KAFKA_EMBEDDED_BOOTSTRAP_FILE): cannot write '" +
+                                   cfg.kafka.embedded_bootstrap_file + "'");
+        }
       }
     }
     if (cfg.accounts.empty()) {
@@ -163,13 +172,21 @@ int main(int argc, char** argv) {
 
     // SIGHUP: reload accounts and rate limits; a bad file is refused and the old one stays.
     boost::asio::signal_set hangup(ioc, SIGHUP);
+    std::size_t running_accounts = cfg.accounts.size();
     std::function<void()> arm_hangup = [&] {
       hangup.async_wait([&](const boost::system::error_code& ec, int) {
         if (ec) return;
         try {
           auto next = config::load(cl, config::process_env());
+          // An emptied file (a truncating editor, a bad deploy) would otherwise reload as no
+          // accounts at all, and every request from then on would end rejected.
+          if (next.accounts.empty() && running_accounts > 0) {
+            throw config::config_error("it has no provider accounts, where the running one has " +
+                                       std::to_string(running_accounts) + " (restart the worker to run with none)");
+          }
           logger.add_secrets(next.secrets);
           pipeline.reload(next);
+          running_accounts = next.accounts.size();
           worker_metrics.config_reloads.Add({{"result", "ok"}}).Increment();
           logger.info("worker", "configuration reloaded (accounts and rate limits)",
                       {{"accounts", std::to_string(next.accounts.size())}, {"file", cl.config_path}});

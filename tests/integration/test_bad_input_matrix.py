@@ -314,6 +314,28 @@ class MissingCredentialsTest(unittest.TestCase):
         self.assertIn(f"metrics.addr (SENDQ_METRICS_ADDR) 127.0.0.1:{port}: ", out)
         self.assertIn("Address already in use", out)
 
+    def test_settings_found_bad_at_start_exit_2_naming_them_before_anything_starts(self):
+        # (exit 2 is what systemd's RestartPreventExitStatus and the docs take for a configuration
+        # error: a bad metrics.addr used to be found after Kafka and the pipeline, exiting 1)
+        with open(h.DEMO_CONFIG) as f:
+            base = f.read()
+        for name, env, says in [
+                ("metrics.addr without a port", {"SENDQ_METRICS_ADDR": "9464"}, "metrics.addr (SENDQ_METRICS_ADDR)"),
+                ("metrics.addr port out of range", {"SENDQ_METRICS_ADDR": "127.0.0.1:70000"}, "metrics.addr (SENDQ_METRICS_ADDR)"),
+                ("empty group id", {"SENDQ_KAFKA_GROUP_ID": ""}, "kafka.group_id: must not be empty")]:
+            with self.subTest(name):
+                p = self.run_worker(base, env)
+                out = (p.stdout + p.stderr).decode(errors="replace")
+                self.assertEqual(p.returncode, 2, out)
+                self.assertIn("sendq-worker: configuration error: " + says, out)
+                self.assertNotIn("embedded Kafka", out, "it started Kafka before it found the error")
+        # and a --config that is a directory (a bind mount of a missing file) is not read as empty
+        workdir = h.Workdir("config-dir").path
+        p = subprocess.run([h.WORKER, "--config", workdir], capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertEqual(p.stderr.decode(), f"sendq-worker: configuration error: {workdir}: the configuration file is not a "
+                                            "regular file\n")
+
     def test_librdkafka_settings_that_would_undo_at_least_once_stop_the_start(self):
         # (with a cooperative assignor the worker used to start, log "partitions assigned" and
         # fetch nothing: librdkafka refuses an eager assign() under the cooperative protocol)

@@ -93,6 +93,38 @@ class ReloadAndSecretsTest(unittest.TestCase):
             sim.stop()
 
 
+class EmptiedFileReloadTest(unittest.TestCase):
+    def test_a_reload_that_would_leave_no_accounts_is_refused(self):
+        # given a worker whose only account is in its file (no SENDQ_<PROVIDER>_BASE_URL)
+        workdir = h.Workdir("emptied").path
+        sim = h.Simulator(workdir)
+        config = os.path.join(workdir, "sendq.toml")
+        with open(config, "w") as f:
+            f.write(gewe_account("default", sim.base_url))
+        worker = h.Worker(workdir, sim, config=config, provider_urls=False)
+        try:
+            worker.wait_ready()
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [("a", json.dumps(gewe_text("before-empty")))])
+            self.assertEqual(h.kcat_results_by_id(worker.bootstrap, 1, timeout=30)["before-empty"]["status"], "delivered")
+            # when the file is emptied (a truncating editor, a bad deploy: valid TOML, no accounts) and reloaded
+            open(config, "w").close()
+            worker.proc.send_signal(signal.SIGHUP)
+            h.wait_for(lambda: "configuration reload refused" in open(worker.log_path).read(), 10, "the refusal")
+            # then the reload is refused, saying why, and the account goes on delivering (it used
+            # to reload as no accounts: every request from then on ended rejected)
+            refusal = [json.loads(l) for l in open(worker.log_path) if "configuration reload refused" in l][0]
+            self.assertEqual(refusal["error"], "it has no provider accounts, where the running one has 1 "
+                                               "(restart the worker to run with none)")
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [("b", json.dumps(gewe_text("after-empty")))])
+            results = h.kcat_results_by_id(worker.bootstrap, 2, timeout=30)
+            self.assertEqual((results["after-empty"]["status"], results["after-empty"]["account"]), ("delivered", "default"))
+            m = worker.metrics()
+            self.assertEqual((h.metric(m, "sendq_config_reloads_total", result="error"),
+                              h.metric(m, "sendq_config_reloads_total", result="ok")), (1, 0))
+        finally:
+            h.stop_worker_and_simulator(worker, sim)
+
+
 class ThrottleAcrossReloadTest(unittest.TestCase):
     def test_a_429_answered_after_a_reload_holds_the_account_on_its_new_limiter(self):
         # given an account limited to 100/s, and a provider that answers its first call after

@@ -118,7 +118,10 @@ class EmbeddedKafka:
 
 
 class Worker:
-    def __init__(self, workdir, simulator, config=DEMO_CONFIG, env_extra=None, metrics_port=None, brokers="", name="worker"):
+    def __init__(self, workdir, simulator, config=DEMO_CONFIG, env_extra=None, metrics_port=None, brokers="", name="worker",
+                 provider_urls=True):
+        """provider_urls: point every provider at `simulator` by SENDQ_<PROVIDER>_BASE_URL (which
+        also makes an account of each); else the config's accounts are all there is."""
         self.workdir = workdir
         self.bootstrap_file = os.path.join(workdir, "bootstrap")
         if os.path.exists(self.bootstrap_file):
@@ -132,7 +135,10 @@ class Worker:
             "SENDQ_LOG_FORMAT": "json",
         })
         for p in ("SENDER", "GEWE", "IM", "GPS"):
-            env[f"SENDQ_{p}_BASE_URL"] = simulator.base_url
+            if provider_urls:
+                env[f"SENDQ_{p}_BASE_URL"] = simulator.base_url
+            else:
+                env.pop(f"SENDQ_{p}_BASE_URL", None)
         env.update(env_extra or {})
         self.log_path = os.path.join(workdir, f"{name}.log")
         self.log = open(self.log_path, "a")

@@ -277,6 +277,9 @@ void read_gateway(const toml::table* t, config& c, const env_lookup& env) {
                 {"legacy_account", &g.legacy_account}},
                env, {"api_keys"});
   if (!g.topic.empty()) check_topic_name("gateway.topic", g.topic);  // "" = kafka.requests_topic
+  // The legacy API's requests take it as their account, which the worker refuses empty: each
+  // caller would be told about a field it never sent.
+  if (g.legacy_account.empty()) fail("gateway.legacy_account: must not be empty (the account legacy API requests are sent on)");
   if (t) {
     if (const auto* node = t->get("api_keys")) {
       const auto* arr = node->as_array();
@@ -366,6 +369,12 @@ toml::table parse_toml(std::string_view toml_text, std::string_view source_name)
 }
 
 std::string read_file(const std::string& path) {
+  // A directory opens as a stream that reads as empty (a Docker bind mount of a missing file is
+  // one): the worker would run on the defaults, with no accounts. A FIFO or device would hang.
+  std::error_code ec;
+  if (const auto st = std::filesystem::status(path, ec); !ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st)) {
+    throw config_error(path + ": the configuration file is not a regular file");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw config_error(path + ": cannot open the configuration file");
   std::stringstream ss;
@@ -410,6 +419,8 @@ void read_kafka(const toml::table& root, config& c, const env_lookup& env) {
                 {"results_topic", &k.results_topic}, {"dlq_topic", &k.dlq_topic}, {"retry_topic", &k.retry_topic}, {"bulk_topic", &k.bulk_topic},
                 {"embedded_bootstrap_file", &k.embedded_bootstrap_file}},
                env, {"librdkafka"});
+  // librdkafka makes no group of an empty id, and the consumer's subscribe then fails naming none.
+  if (k.group_id.empty()) fail("kafka.group_id: must not be empty (the consumer group the workers share)");
   if (const auto* node = root["kafka"]["librdkafka"].node(); node && !node->is_table()) {
     fail("kafka.librdkafka: must be a table of librdkafka settings ([kafka.librdkafka], \"key\" = value)");
   }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 
@@ -394,4 +395,27 @@ TEST(config, the_producers_take_any_accepted_request_with_room_for_its_key_and_h
   EXPECT_EQ(producer_message_max_bytes(64), 1000000u);  // never below librdkafka's default
   EXPECT_EQ(producer_message_max_bytes(1 << 20), (1u << 20) + 64 * 1024);
   EXPECT_GT(producer_message_max_bytes(64u << 20), 64u << 20);
+}
+
+TEST(config, names_the_key_of_an_empty_group_id_or_legacy_account) {
+  EXPECT_EQ(error_of("[kafka]\ngroup_id = \"\"\n"), "kafka.group_id: must not be empty (the consumer group the workers share)");
+  EXPECT_EQ(error_of("", {{"SENDQ_KAFKA_GROUP_ID", ""}}), "kafka.group_id: must not be empty (the consumer group the workers share)");
+  EXPECT_EQ(error_of("[gateway]\nlegacy_account = \"\"\n"),
+            "gateway.legacy_account: must not be empty (the account legacy API requests are sent on)");
+}
+
+TEST(config, a_configuration_path_that_is_not_a_regular_file_is_refused) {
+  const auto dir = std::filesystem::temp_directory_path().string();
+  try {
+    (void)load(dir, env_of({}));
+    ADD_FAILURE() << "a directory was read as a configuration file";
+  } catch (const config_error& e) {
+    EXPECT_EQ(std::string(e.what()), dir + ": the configuration file is not a regular file");
+  }
+  try {
+    (void)load("/nonexistent/sendq.toml", env_of({}));
+    ADD_FAILURE() << "a missing file was read";
+  } catch (const config_error& e) {
+    EXPECT_EQ(std::string(e.what()), "/nonexistent/sendq.toml: cannot open the configuration file");
+  }
 }
