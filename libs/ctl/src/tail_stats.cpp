@@ -72,7 +72,7 @@ std::vector<kafka::partition_range> ranges_from(kafka::reader& rd, const std::st
   std::vector<kafka::partition_range> out;
   for (std::size_t i = 0; i < parts.size(); ++i) {
     const auto [low, high] = rd.watermarks(topic, parts[i], 10s);
-    // -1 from a time lookup (none, or the mock cluster): scan from the start, filter by timestamp.
+    // -1 from a time lookup (the mock cluster cannot look up times): scan from the start, filter by timestamp.
     const std::int64_t begin = since ? (begins[i] >= 0 ? begins[i] : low) : from_beginning ? low : high;
     const std::int64_t end = follow ? -1 : until && ends[i] >= 0 ? ends[i] : high;
     out.push_back({parts[i], begin, end});

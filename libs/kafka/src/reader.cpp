@@ -92,9 +92,25 @@ std::vector<std::int64_t> reader::offsets_for_time(const std::string& topic, con
   std::vector<std::int64_t> out;
   for (std::size_t i = 0; i < partitions.size(); ++i) {
     const auto& el = l->elems[i];
-    // -1: no record at or after that time, or the broker cannot tell (librdkafka's mock cluster).
     out.push_back(el.err || el.offset < 0 ? -1 : el.offset);
   }
+  // -1 is a real broker's answer when no record is that recent, and the mock cluster's always: a
+  // caller would then scan the whole partition (all its retention, on a quiet partition of a real
+  // cluster). The partition's last record tells them apart: older than the time, none is newer.
+  for (std::size_t i = 0; i < partitions.size(); ++i) {
+    if (out[i] >= 0) continue;
+    const auto [low, high] = watermarks(topic, partitions[i], timeout);
+    if (high <= low) {
+      out[i] = high;
+      continue;
+    }
+    assign(topic, {{partitions[i], high - 1, high}});
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::vector<message> last;
+    while (last.empty() && !done() && std::chrono::steady_clock::now() < deadline) last = read(1, std::chrono::milliseconds(100));
+    if (!last.empty() && last.front().timestamp_ms() >= 0 && last.front().timestamp_ms() < epoch_ms) out[i] = high;
+  }
+  assign(topic, {});
   return out;
 }
 
@@ -114,6 +130,9 @@ void reader::assign(const std::string& topic, const std::vector<partition_range>
   }
   const auto e = rd_kafka_assign(impl_->rk.get(), l.get());
   if (e) throw std::runtime_error("kafka: assign " + topic + ": " + rd_kafka_err2str(e));
+  // A partition finished in an earlier assignment was paused (unassign_partition), and librdkafka
+  // keeps an application's pause across assignments.
+  if (l->cnt > 0) rd_kafka_resume_partitions(impl_->rk.get(), l.get());
 }
 
 std::vector<message> reader::read(std::size_t max, std::chrono::milliseconds timeout) {

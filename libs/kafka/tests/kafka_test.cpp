@@ -329,6 +329,13 @@ TEST(kafka_reader, reads_from_a_time_to_the_high_watermark_with_headers) {
   // then exactly the later three, and the reader is done
   EXPECT_TRUE(r.done());
   EXPECT_EQ(got, (std::vector<std::string>{"after0", "after1", "after2"}));
+  // and a time after every record gives each partition's high watermark (nothing to read), not
+  // -1: on a real cluster, a scan of the whole partition (the mock answers -1 to every time)
+  const auto later = r.offsets_for_time("r1", parts, cut + 3'600'000, 5s);
+  std::vector<std::int64_t> highs;
+  for (const auto part : parts) highs.push_back(r.watermarks("r1", part, 5s).second);
+  EXPECT_EQ(later, highs);
+  EXPECT_EQ(highs[0] + highs[1], 6);
 }
 
 // librdkafka 2.0.2 stops fetching once its queue holds queued.min.messages and, unless woken, looks

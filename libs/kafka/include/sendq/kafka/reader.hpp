@@ -45,9 +45,9 @@ class reader {
   /// [low, high) watermarks of a partition (queried from the broker).
   std::pair<std::int64_t, std::int64_t> watermarks(const std::string& topic, std::int32_t partition,
                                                    std::chrono::milliseconds timeout);
-  /// The first offset whose timestamp is >= `epoch_ms` in each partition, or -1 where the broker
-  /// found none or cannot look up times (librdkafka's mock cluster): callers then scan and filter
-  /// by message timestamp.
+  /// The first offset whose timestamp is >= `epoch_ms` in each partition (the high watermark
+  /// where every record is older), or -1 where the broker cannot look up times (librdkafka's mock
+  /// cluster): callers then scan and filter by message timestamp. Replaces any assignment.
   std::vector<std::int64_t> offsets_for_time(const std::string& topic, const std::vector<std::int32_t>& partitions,
                                              std::int64_t epoch_ms, std::chrono::milliseconds timeout);
   /// Starts reading `ranges` of `topic` (replaces any previous assignment). Empty ranges are skipped.
