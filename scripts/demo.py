@@ -10,15 +10,39 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import sendq_harness as h  # noqa: E402
 
 
+USAGE = """Usage: scripts/demo [--once]
+
+Runs the provider simulator and the worker (with its embedded, in-memory Kafka), sends a sample
+of every provider and type plus two bad requests, and prints the results and where to look.
+  --once      stop after printing the results (implied without a terminal)
+  -h, --help  this help
+"""
+
+
 def main():
-    once = "--once" in sys.argv or not sys.stdin.isatty()
+    args = sys.argv[1:]
+    if "-h" in args or "--help" in args:
+        print(USAGE, end="")
+        return
+    unknown = [a for a in args if a != "--once"]
+    if unknown:
+        print(f"scripts/demo: unknown argument {unknown[0]!r}\n{USAGE}", end="", file=sys.stderr)
+        sys.exit(2)
+    once = "--once" in args or not sys.stdin.isatty()
+    # SIGTERM and SIGHUP (a closed terminal) stop the demo the way Ctrl-C does, so that the
+    # simulator and the worker it started are stopped too, not left running.
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGHUP, interrupt)
     workdir = h.Workdir("demo").path
     print(f"demo: logs in {workdir}")
-    sim = h.Simulator(workdir)
-    print(f"demo: provider simulator on {sim.base_url} (all four provider APIs)")
-    worker = h.Worker(workdir, sim, metrics_port=9464 if port_free(9464) else None)
+    sim = worker = None
     ok = False
     try:
+        sim = h.Simulator(workdir)
+        print(f"demo: provider simulator on {sim.base_url} (all four provider APIs)")
+        worker = h.Worker(workdir, sim, metrics_port=9464 if port_free(9464) else None)
         print(f"demo: worker started; embedded Kafka at {worker.bootstrap} (in memory, NOT durable)")
         worker.wait_ready()
         samples = []
@@ -56,13 +80,14 @@ def main():
         print(f"  received: curl -s {sim.base_url}/_sim/requests   (what the simulated providers got)")
         if not once:
             print("\nRunning until Ctrl-C.")
-            try:
-                signal.pause()
-            except KeyboardInterrupt:
-                pass
+            signal.pause()
+    except KeyboardInterrupt:
+        pass
     finally:
-        worker.stop()
-        sim.stop()
+        if worker:
+            worker.stop()
+        if sim:
+            sim.stop()
         print("demo: stopped")
     if not ok:
         print("demo: FAILED: a sample did not end as expected (see the table above)", file=sys.stderr)

@@ -143,7 +143,11 @@ class Worker:
         self.log_path = os.path.join(workdir, f"{name}.log")
         self.log = open(self.log_path, "a")
         self.proc = subprocess.Popen([WORKER, "--config", config], stdout=self.log, stderr=subprocess.STDOUT, env=env)
-        self.bootstrap = brokers or wait_for(self._read_bootstrap, 30, "the embedded Kafka bootstrap file")
+        try:
+            self.bootstrap = brokers or wait_for(self._read_bootstrap, 30, "the embedded Kafka bootstrap file")
+        except BaseException:  # not left running when it never came up (or the wait was interrupted)
+            self.stop()
+            raise
         self.metrics_url = f"http://127.0.0.1:{self.metrics_port}"
 
     def _read_bootstrap(self):
