@@ -84,6 +84,12 @@ int main(int argc, char** argv) {
     // Checked here, not when the endpoint starts after Kafka and the pipeline: a configuration
     // error exits 2, which systemd does not restart.
     if (!cfg.metrics.addr.empty()) (void)http::parse_host_port(cfg.metrics.addr, "metrics.addr (SENDQ_METRICS_ADDR)");
+    if (cfg.kafka.brokers.empty() && cfg.kafka.embedded == "never") {
+      throw config::config_error(
+          "kafka.brokers (SENDQ_KAFKA_BROKERS) is empty, and kafka.embedded (SENDQ_KAFKA_EMBEDDED) is \"never\": "
+          "set the cluster's bootstrap servers (the embedded Kafka is in memory, not durable, and no other "
+          "client would see its topics)");
+    }
   } catch (const std::exception& e) {
     std::cerr << "sendq-worker: configuration error: " << e.what() << "\n";
     return 2;

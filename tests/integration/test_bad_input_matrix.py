@@ -322,13 +322,15 @@ class MissingCredentialsTest(unittest.TestCase):
         for name, env, says in [
                 ("metrics.addr without a port", {"SENDQ_METRICS_ADDR": "9464"}, "metrics.addr (SENDQ_METRICS_ADDR)"),
                 ("metrics.addr port out of range", {"SENDQ_METRICS_ADDR": "127.0.0.1:70000"}, "metrics.addr (SENDQ_METRICS_ADDR)"),
-                ("empty group id", {"SENDQ_KAFKA_GROUP_ID": ""}, "kafka.group_id: must not be empty")]:
+                ("empty group id", {"SENDQ_KAFKA_GROUP_ID": ""}, "kafka.group_id: must not be empty"),
+                ("no brokers where the embedded Kafka is not wanted", {"SENDQ_KAFKA_EMBEDDED": "never"},
+                 "kafka.brokers (SENDQ_KAFKA_BROKERS) is empty, and kafka.embedded (SENDQ_KAFKA_EMBEDDED) is \"never\"")]:
             with self.subTest(name):
                 p = self.run_worker(base, env)
                 out = (p.stdout + p.stderr).decode(errors="replace")
                 self.assertEqual(p.returncode, 2, out)
                 self.assertIn("sendq-worker: configuration error: " + says, out)
-                self.assertNotIn("embedded Kafka", out, "it started Kafka before it found the error")
+                self.assertNotIn("started the embedded Kafka", out, "it started Kafka before it found the error")
         # and a --config that is a directory (a bind mount of a missing file) is not read as empty
         workdir = h.Workdir("config-dir").path
         p = subprocess.run([h.WORKER, "--config", workdir], capture_output=True, timeout=30)

@@ -417,10 +417,11 @@ void read_kafka(const toml::table& root, config& c, const env_lookup& env) {
   read_section(root["kafka"].as_table(), "kafka", {{"embedded_partitions", &k.embedded_partitions, 1, 1024}},
                {{"brokers", &k.brokers}, {"group_id", &k.group_id}, {"requests_topic", &k.requests_topic},
                 {"results_topic", &k.results_topic}, {"dlq_topic", &k.dlq_topic}, {"retry_topic", &k.retry_topic}, {"bulk_topic", &k.bulk_topic},
-                {"embedded_bootstrap_file", &k.embedded_bootstrap_file}},
+                {"embedded_bootstrap_file", &k.embedded_bootstrap_file}, {"embedded", &k.embedded}},
                env, {"librdkafka"});
   // librdkafka makes no group of an empty id, and the consumer's subscribe then fails naming none.
   if (k.group_id.empty()) fail("kafka.group_id: must not be empty (the consumer group the workers share)");
+  if (k.embedded != "auto" && k.embedded != "never") fail("kafka.embedded: '" + k.embedded + "' is not one of auto, never");
   if (const auto* node = root["kafka"]["librdkafka"].node(); node && !node->is_table()) {
     fail("kafka.librdkafka: must be a table of librdkafka settings ([kafka.librdkafka], \"key\" = value)");
   }

@@ -397,6 +397,13 @@ TEST(config, the_producers_take_any_accepted_request_with_room_for_its_key_and_h
   EXPECT_GT(producer_message_max_bytes(64u << 20), 64u << 20);
 }
 
+TEST(config, kafka_embedded_is_auto_or_never) {
+  EXPECT_EQ(parse("", env_of({})).kafka.embedded, "auto");
+  EXPECT_EQ(parse("[kafka]\nembedded = \"never\"\n", env_of({})).kafka.embedded, "never");
+  EXPECT_EQ(parse("", env_of({{"SENDQ_KAFKA_EMBEDDED", "never"}})).kafka.embedded, "never");
+  EXPECT_EQ(error_of("[kafka]\nembedded = \"no\"\n"), "kafka.embedded: 'no' is not one of auto, never");
+}
+
 TEST(config, names_the_key_of_an_empty_group_id_or_legacy_account) {
   EXPECT_EQ(error_of("[kafka]\ngroup_id = \"\"\n"), "kafka.group_id: must not be empty (the consumer group the workers share)");
   EXPECT_EQ(error_of("", {{"SENDQ_KAFKA_GROUP_ID", ""}}), "kafka.group_id: must not be empty (the consumer group the workers share)");

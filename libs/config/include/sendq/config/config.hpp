@@ -42,6 +42,9 @@ struct kafka_config {
   std::string bulk_topic = "sendq.bulk";     ///< replays and re-drives: a bounded share, live traffic first
   int embedded_partitions = 8;               ///< partitions per topic on the embedded cluster
   std::string embedded_bootstrap_file;       ///< write the embedded bootstrap address here ("" = don't)
+  /// "auto": no brokers starts the embedded cluster; "never": no brokers is a configuration error
+  /// (production units set it, so a lost broker setting cannot run a worker on a private mock).
+  std::string embedded = "auto";
   /// Passed through to librdkafka as is (TLS, SASL, tuning) by every client: the worker's consumer
   /// and producer, the gateway's producer, sendqctl. `<key>_file` / `<key>_env` are resolved.
   std::map<std::string, std::string> librdkafka;
