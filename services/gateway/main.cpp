@@ -2,6 +2,7 @@
 // sendq.requests out, answering after the broker's ack. This file only wires components together.
 #include <atomic>
 #include <csignal>
+#include <functional>
 #include <iostream>
 #include <optional>
 #include <thread>
@@ -56,12 +57,17 @@ Environment (overrides the file):
   SENDQ_GATEWAY_METRICS_ADDR  host:port of /metrics (default 127.0.0.1:9465; "" for none)
   SENDQ_GATEWAY_API_KEYS   comma-separated API keys (Authorization: Bearer <key> or X-API-Key)
   SENDQ_GATEWAY_<KEY>      any scalar key of [gateway], e.g. SENDQ_GATEWAY_MAX_BATCH=500
+
+Signals: SIGTERM/SIGINT stop taking requests, answer those in progress (up to
+gateway.produce_timeout_ms and a second), flush Kafka, and exit. SIGHUP is logged and ignored:
+the gateway does not reload its configuration (restart it).
 )";
 
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace sendq;
+  std::signal(SIGHUP, SIG_IGN);  // until its handler is set up below: not SIGHUP's default action (exit)
   auto parsed = config::parse_command_line(argc, argv, "sendq-gateway", usage,
                                            std::string(SENDQ_VERSION) + " (" + SENDQ_GIT_COMMIT + ")");
   if (auto* exit_code = std::get_if<int>(&parsed)) return *exit_code;
@@ -169,6 +175,16 @@ int main(int argc, char** argv) {
       stop_requested = true;
       stop_requested.notify_all();
     });
+    // A habit of `systemctl reload` or a stray kill -HUP must not end it at once, without a drain.
+    boost::asio::signal_set hangup(ioc, SIGHUP);
+    std::function<void()> arm_hangup = [&] {
+      hangup.async_wait([&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        logger.warn("gateway", "SIGHUP ignored: the gateway does not reload its configuration; restart it to change it");
+        arm_hangup();
+      });
+    };
+    arm_hangup();
     std::vector<std::thread> threads;
     for (int i = 0; i < cfg.gateway.threads; ++i) threads.emplace_back([&ioc] { ioc.run(); });
     stop_requested.wait(false);

@@ -6,6 +6,7 @@ and a video message, and the simulator receives the seed's request for each."""
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -212,6 +213,21 @@ class GatewayLimitsTest(unittest.TestCase):
             self.assertEqual(json.loads(value), request)
         finally:
             gw.stop()
+
+    def test_sighup_is_logged_and_ignored(self):
+        # given a running gateway, when it gets SIGHUP (a habit of `systemctl reload`)
+        gw = h.Gateway(self.dir, self.kafka.bootstrap, name="gateway-hup")
+        try:
+            gw.proc.send_signal(signal.SIGHUP)
+            # then it says it does not reload, and goes on serving (it used to exit at once)
+            line = h.wait_for(lambda: next((json.loads(l) for l in open(gw.log_path) if "SIGHUP" in l), None), 10,
+                              "the SIGHUP log line")
+            self.assertEqual((line["level"], line["msg"]),
+                             ("warn", "SIGHUP ignored: the gateway does not reload its configuration; restart it to change it"))
+            self.assertIsNone(gw.proc.poll())
+            self.assertEqual(h.http_get(gw.url + "/healthz")[0], 200)
+        finally:
+            self.assertEqual(gw.stop(), 0)
 
     def test_a_refused_body_is_answered_to_a_client_that_sends_it_whole(self):
         # given a client (urllib, as most) that writes a 5 MB body before it reads anything
