@@ -73,6 +73,19 @@ class ValidationTest(unittest.TestCase):
                                             f"{[(r['id'], r['error']) for r in rejected if r['id'] == rid][:3]}")
                 pool.remove(match)
 
+            # proto/examples/results/rejected_undecodable.json is what the worker writes for a record
+            # that is not a JSON object (not_json.txt): every field but the record's own position and times.
+            with open(os.path.join(EXAMPLES, "..", "results", "rejected_undecodable.json")) as f:
+                example = json.load(f)
+            undecodable = [r for r in rejected if r["error"]["message"] == example["error"]["message"]]
+            self.assertTrue(undecodable, f"no result says {example['error']['message']!r}")
+            own = ("id", "created_at", "completed_at", "latency_ms", "source")
+            got = undecodable[0]
+            self.assertEqual({k: v for k, v in got.items() if k not in own}, {k: v for k, v in example.items() if k not in own})
+            src = got["source"]
+            self.assertEqual(got["id"], f"{src['topic']}:{src['partition']}:{src['offset']}")
+            self.assertEqual(got["latency_ms"], got["completed_at"] - got["created_at"])
+
             # The DLQ has one record per rejected request, and no provider saw any of them.
             dlq = h.kcat_consume_until(worker.bootstrap, "sendq.dlq", len(cases), timeout=60)
             self.assertEqual(len(dlq), len(cases))

@@ -4,6 +4,13 @@
 
 namespace sendq::delivery {
 
+std::string position_id(std::string_view topic, std::int32_t partition, std::int64_t offset) {
+  std::string id = std::string(topic) + ":" + std::to_string(partition) + ":" + std::to_string(offset);
+  constexpr std::size_t max_id = 128;
+  if (id.size() > max_id) id.erase(0, id.size() - max_id);  // the partition and offset are kept
+  return id;
+}
+
 kafka::header_list dlq_headers(const core::delivery_result& res) {
   const std::string_view kind = res.error ? core::to_string(res.error->kind) : "";
   return {

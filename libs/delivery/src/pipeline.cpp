@@ -1321,7 +1321,7 @@ struct pipeline::impl : kafka::rebalance_listener {
 
   void fill_identity(const core::send_request& req, core::delivery_result& res, const std::shared_ptr<record>& rec) {
     // Undecodable records have no usable id: name them by their position so they can be found.
-    res.id = req.id.empty() ? rec->topic + ":" + std::to_string(rec->partition) + ":" + std::to_string(rec->offset) : req.id;
+    res.id = req.id.empty() ? position_id(rec->topic, rec->partition, rec->offset) : req.id;
     res.provider = req.provider;
     res.account = req.account;
     // A type that was missing or not one of the types is reported as "", not as the default (text).

@@ -16,6 +16,14 @@ std::string header(const kafka::header_list& h, std::string_view name) {
 
 }  // namespace
 
+TEST(dead_letter, a_record_without_a_usable_id_is_named_by_its_position_within_the_contracts_128_characters) {
+  EXPECT_EQ(position_id("sendq.requests", 2, 5120), "sendq.requests:2:5120");
+  const std::string topic(249, 't');  // Kafka's longest topic name
+  const auto id = position_id(topic, 17, 123456789);
+  EXPECT_EQ(id.size(), 128u);
+  EXPECT_EQ(id, std::string(128 - 13, 't') + ":17:123456789");
+}
+
 TEST(dead_letter, headers_say_why_and_where_the_request_came_from) {
   core::delivery_result r;
   r.status = core::delivery_status::rejected;

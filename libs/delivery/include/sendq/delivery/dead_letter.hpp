@@ -22,6 +22,10 @@ void mark_value_omitted(kafka::header_list& headers, std::size_t original_bytes,
 
 /// Longest error message written to a result, a DLQ header or the log. Messages may quote input
 /// (a 900 KB `type` value); longer ones are cut at a UTF-8 boundary and say so.
+/// The id of a result for a record without a usable one: "<topic>:<partition>:<offset>", cut to
+/// its last 128 characters (the contract's id limit; a topic name may have 249).
+std::string position_id(std::string_view topic, std::int32_t partition, std::int64_t offset);
+
 inline constexpr std::size_t max_error_message_bytes = 1024;
 void cap_error_message(std::string& message, std::size_t max_bytes = max_error_message_bytes);
 
