@@ -37,6 +37,11 @@ class gewe_provider final : public provider {
     if (auto f = read_provider_fields(provider_name, r.provider_fields_json, {"ats"}, fields)) {
       return *f;
     }
+    // Only postText has ats (CONTRACT.md): on another type it would be dropped without a word.
+    if (r.type != core::message_type::text && find_member(fields, "ats")) {
+      return invalid_field("provider_fields.ats: only for type text (postText's ats), not " +
+                           std::string(core::to_string(r.type)));
+    }
     const auto& b = r.body;
     std::string body;
     body.reserve(256);

@@ -254,6 +254,17 @@ TEST(gewe_provider, rejects_unknown_provider_fields) {
   EXPECT_TRUE(names_field(f, "provider_fields.atz"));
 }
 
+TEST(gewe_provider, rejects_ats_on_a_type_other_than_text) {
+  // given a voice message with ats (only postText has them)
+  auto r = voice_request();
+  r.provider_fields_json = R"({"ats":"wxid_a"})";
+  // when
+  const auto f = rejected(*gewe, r, gewe_account());
+  // then it is refused naming the field, not sent without them
+  EXPECT_EQ(f.kind, error_kind::invalid_field);
+  EXPECT_EQ(f.message, "provider_fields.ats: only for type text (postText's ats), not voice");
+}
+
 TEST(gewe_provider, rejects_ats_that_is_not_a_string) {
   // given
   auto r = gewe_request(message_type::text);
