@@ -20,15 +20,25 @@ Every command takes --brokers (default $SENDQ_KAFKA_BROKERS); producing ones tak
 A TLS or SASL cluster: --config FILE reads the worker's [kafka] section (brokers and the
 [kafka.librdkafka] settings, secrets from _env/_file), -X KEY=VALUE sets one librdkafka setting.
 A progress bar with rate and ETA is drawn on stderr when it is a terminal.
+--version prints the version. Exit status: 0 done, 1 Kafka refused or did not acknowledge
+something (or a read failed), 2 a usage error, 3 enqueue rejected some lines.
 )";
 
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace sendq::ctl;
-  if (argc < 2 || std::string(argv[1]) == "-h" || std::string(argv[1]) == "--help") {
+  if (argc < 2) {
+    std::cerr << usage;
+    return 2;
+  }
+  if (std::string(argv[1]) == "-h" || std::string(argv[1]) == "--help") {
     std::cout << usage;
-    return argc < 2 ? 2 : 0;
+    return 0;
+  }
+  if (std::string(argv[1]) == "--version") {
+    std::cout << "sendqctl " << SENDQ_VERSION << " (" << SENDQ_GIT_COMMIT << ")\n";
+    return 0;
   }
   const std::string cmd = argv[1];
   try {

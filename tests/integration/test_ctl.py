@@ -267,6 +267,12 @@ class CtlEnqueueInputTest(unittest.TestCase):
             (("redrive", "--dlq-topic", "a b", "--dry-run"), ["--dlq-topic: 'a b' is not a Kafka topic name"]),
             (("replay", "--start-offset", "10", "--end-offset", "5", "--dry-run"), ["--start-offset (10) is after --end-offset (5)"]),
             (("stats", "--since", "now", "--until", "-1h"), ["--since now (", "is after --until -1h ("]),
+            (("tail", "--status", "deliverd"), ["--status: 'deliverd' is not one of delivered, failed, rejected, expired"]),
+            (("tail", "--kind", "http_500"), ["--kind: 'http_500' is not an error kind (invalid_json, invalid_field, ",
+                                             ", tls, internal)"]),
+            (("redrive", "--kind", "timeot", "--dry-run"), ["--kind: 'timeot' is not an error kind ("]),
+            (("stats", "--rate", "10/s"), ["--rate: stats produces nothing (--rate is for enqueue, replay, redrive)"]),
+            (("tail", "--rate", "10/s"), ["--rate: tail produces nothing"]),
         ]
         for args, wanted in cases:
             rc, out, err = self.ctl(*args)
@@ -274,6 +280,15 @@ class CtlEnqueueInputTest(unittest.TestCase):
             for w in wanted:
                 self.assertIn(w, err, args)
             self.assertNotIn("enqueued", err, args)
+
+    def test_no_command_is_a_usage_error_on_stderr_and_version_names_the_build(self):
+        p = h.sendqctl()
+        self.assertEqual((p.returncode, p.stdout.decode()), (2, ""))
+        self.assertTrue(p.stderr.decode().startswith("Usage: sendqctl COMMAND"), p.stderr)
+        p = h.sendqctl("--version")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stdout.decode(), r"^sendqctl \d+\.\d+\.\d+ \(([0-9a-f]{7,}|unknown)\)\n$")
+
 
 if __name__ == "__main__":
     h.main()

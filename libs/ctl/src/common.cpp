@@ -13,6 +13,7 @@
 #include <simdjson.h>
 
 #include "sendq/config/config.hpp"
+#include "sendq/core/failure.hpp"
 
 namespace sendq::ctl {
 
@@ -273,6 +274,29 @@ bool take_common(args& in, const std::string& a, common& c) {
     return true;
   }
   return false;
+}
+
+std::string status_value(args& in, const std::string& a) {
+  auto s = in.value(a);
+  if (s != "delivered" && s != "failed" && s != "rejected" && s != "expired") {
+    throw usage_error(a + ": '" + s + "' is not one of delivered, failed, rejected, expired");
+  }
+  return s;
+}
+
+std::string kind_value(args& in, const std::string& a) {
+  auto k = in.value(a);
+  std::string known;
+  for (int i = 0; i <= static_cast<int>(core::error_kind::internal); ++i) {
+    const auto name = core::to_string(static_cast<core::error_kind>(i));
+    if (k == name) return k;
+    known += (known.empty() ? "" : ", ") + std::string(name);
+  }
+  throw usage_error(a + ": '" + k + "' is not an error kind (" + known + ")");
+}
+
+void refuse_rate(const common& c, std::string_view command) {
+  if (c.rate > 0) throw usage_error("--rate: " + std::string(command) + " produces nothing (--rate is for enqueue, replay, redrive)");
 }
 
 void require_brokers(common& c) {

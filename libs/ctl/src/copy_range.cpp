@@ -224,13 +224,8 @@ int run_replay(int argc, char** argv, int first) {
     else if (a == "--results-topic") results_topic = topic_value(in, a);
     else if (a == "--provider") providers.push_back(in.value(a));
     else if (a == "--account") accounts.push_back(in.value(a));
-    else if (a == "--status") {
-      auto s = in.value(a);
-      if (s != "delivered" && s != "failed" && s != "rejected" && s != "expired") {
-        throw usage_error("--status: '" + s + "' is not one of delivered, failed, rejected, expired");
-      }
-      statuses.push_back(std::move(s));
-    } else throw usage_error("unknown option '" + a + "'");
+    else if (a == "--status") statuses.push_back(status_value(in, a));
+    else throw usage_error("unknown option '" + a + "'");
   }
   check_range(o);
   require_brokers(c);
@@ -289,7 +284,7 @@ int run_redrive(int argc, char** argv, int first) {
     }
     if (take_common(in, a, c) || take_range(in, a, o)) continue;
     if (a == "--dlq-topic") from = topic_value(in, a);
-    else if (a == "--kind") kinds.push_back(in.value(a));
+    else if (a == "--kind") kinds.push_back(kind_value(in, a));
     else throw usage_error("unknown option '" + a + "'");
   }
   check_range(o);

@@ -102,8 +102,8 @@ int run_tail(int argc, char** argv, int first) {
     if (a == "--results-topic") topic = topic_value(in, a);
     else if (a == "--provider") providers.push_back(in.value(a));
     else if (a == "--account") accounts.push_back(in.value(a));
-    else if (a == "--status") statuses.push_back(in.value(a));
-    else if (a == "--kind") kinds.push_back(in.value(a));
+    else if (a == "--status") statuses.push_back(status_value(in, a));
+    else if (a == "--kind") kinds.push_back(kind_value(in, a));
     else if (a == "--from-beginning") from_beginning = true;
     else if (a == "--since") {
       const auto v = in.value(a);
@@ -115,6 +115,7 @@ int run_tail(int argc, char** argv, int first) {
     else if (a == "--table") table = true;
     else throw usage_error("unknown option '" + a + "'");
   }
+  refuse_rate(c, "tail");
   require_brokers(c);
   std::signal(SIGINT, on_sigint);
   std::signal(SIGTERM, on_sigint);
@@ -177,6 +178,7 @@ int run_stats(int argc, char** argv, int first) {
     else if (a == "--json") json = true;
     else throw usage_error("unknown option '" + a + "'");
   }
+  refuse_rate(c, "stats");
   require_brokers(c);
   const auto now = now_ms();
   const auto since = parse_time(since_text, now), until = parse_time(until_text, now);

@@ -120,6 +120,12 @@ struct common {
 /// Takes the shared option `a` if it is one (--brokers, --rate, --config, -X); false otherwise.
 /// --config reads only the file's [kafka] section (config::load_kafka_only).
 bool take_common(args& in, const std::string& a, common& c);
+/// The value of --status: one of delivered, failed, rejected, expired (else usage_error).
+std::string status_value(args& in, const std::string& a);
+/// The value of --kind: one of the contract's error kinds (else usage_error naming them).
+std::string kind_value(args& in, const std::string& a);
+/// usage_error when --rate was given to `command`, which produces nothing.
+void refuse_rate(const common& c, std::string_view command);
 /// After the options: settles brokers (--brokers, $SENDQ_KAFKA_BROKERS, then --config's) and the
 /// librdkafka settings (-X over --config); throws usage_error when there is no broker.
 void require_brokers(common& c);
