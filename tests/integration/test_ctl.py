@@ -5,6 +5,7 @@ nothing); redrive filtered by error kind moves exactly the matching DLQ records;
 read the results."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -247,6 +248,27 @@ class CtlEnqueueInputTest(unittest.TestCase):
         got = [json.loads(v)["id"] for _, v, _ in h.kcat_consume_all(self.b, "sendq.requests")
                if json.loads(v)["id"].startswith("enqfifo")]
         self.assertEqual(sorted(got), sorted(json.loads(line)["id"] for line in lines))
+
+    def test_ctrl_c_while_waiting_on_input_flushes_what_was_read_and_summarizes(self):
+        # given an enqueue reading an open pipe (a terminal or a slow producer), three lines in
+        p = subprocess.Popen([h.SENDQCTL, "enqueue", "-", "--brokers", self.b], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            lines = [json.dumps(request(i, prefix="enqint")) for i in range(3)]
+            p.stdin.write(("\n".join(lines) + "\n").encode())
+            p.stdin.flush()
+            h.wait_for(lambda: len([1 for _, v, _ in h.kcat_consume_all(self.b, "sendq.requests")
+                                    if json.loads(v)["id"].startswith("enqint")]) == 3, 30, "the three lines on the topic")
+            # when it is interrupted while it waits for more (it used to die there, without its summary)
+            p.send_signal(signal.SIGINT)
+            _, err = p.communicate(timeout=70)
+        finally:
+            p.kill()
+            p.wait()
+        # then it stops, says how far it got, and exits 130
+        self.assertEqual(p.returncode, 130, err)
+        self.assertEqual(err.decode(), "enqueued 3 of 3 requests to sendq.requests\n"
+                                       "interrupted after line 3: the lines after it were not read\n")
 
     def test_a_directory_or_two_files_are_usage_errors(self):
         path = self.write("ok.jsonl", [json.dumps(request(0, prefix="enqtwo"))])

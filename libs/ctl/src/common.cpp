@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <csignal>
 #include <cmath>
 #include <cstdlib>
 #include <ctime>
@@ -298,6 +299,27 @@ std::string kind_value(args& in, const std::string& a) {
 void refuse_rate(const common& c, std::string_view command) {
   if (c.rate > 0) throw usage_error("--rate: " + std::string(command) + " produces nothing (--rate is for enqueue, replay, redrive)");
 }
+
+namespace {
+volatile std::sig_atomic_t stop_signal = 0;
+void on_stop_signal(int sig) {
+  stop_signal = 1;
+  std::signal(sig, SIG_DFL);  // async-signal-safe; the next one is not waited on
+}
+}  // namespace
+
+void stop_on_signals() {
+  // Without SA_RESTART: a read waiting on a terminal or a pipe returns (EINTR), so that a command
+  // blocked on its input stops too.
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+bool interrupted() noexcept { return stop_signal != 0; }
 
 void require_brokers(common& c) {
   if (c.brokers.empty()) c.brokers = c.config_brokers;

@@ -149,7 +149,12 @@ int copy(const common& c, const std::string& from, const range_options& o, const
   rd.assign(from, ranges);
   auto idle_since = std::chrono::steady_clock::now();
   bool stopped_early = false;
+  stop_on_signals();
   while (!rd.done()) {
+    if (interrupted()) {
+      stopped_early = true;
+      break;
+    }
     auto batch = rd.read(500, 200ms);
     if (batch.empty()) {
       if (std::chrono::steady_clock::now() - idle_since > 60s) {
@@ -197,9 +202,10 @@ int copy(const common& c, const std::string& from, const range_options& o, const
   if (refused) std::cerr << "Kafka refused " << refused << " records (first: " << first_refusal << ")\n";
   if (!ok) std::cerr << "Kafka did not acknowledge " << out->failed() << " records (" << out->first_error() << ")\n";
   if (stopped_early) {
-    std::cerr << verb << ": " << (total > read ? total - read : 0) << " records of the range were not read: the copy is "
-              << "incomplete; run it again from where it stopped\n";
+    std::cerr << verb << ": " << (interrupted() ? "interrupted: " : "") << (total > read ? total - read : 0)
+              << " records of the range were not read: the copy is incomplete; run it again from where it stopped\n";
   }
+  if (interrupted()) return exit_interrupted;
   return refused || !ok || stopped_early ? 1 : 0;
 }
 

@@ -98,7 +98,8 @@ int run_enqueue(int argc, char** argv, int first) {
   std::vector<std::string> examples;
   std::uint64_t lineno = 0, rejected = 0, refused = 0;
   std::string first_refusal;
-  for (std::string line; std::getline(*input, line);) {
+  stop_on_signals();
+  for (std::string line; !interrupted() && std::getline(*input, line);) {
     ++lineno;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const auto where = [&] { return "line " + std::to_string(lineno) + (r.id.empty() ? "" : " (id " + r.id + ")"); };
@@ -144,6 +145,10 @@ int run_enqueue(int argc, char** argv, int first) {
   if (!ok) {
     std::cerr << "Kafka did not acknowledge " << out.failed() << " records"
               << (out.first_error().empty() ? "" : " (" + out.first_error() + ")") << "\n";
+  }
+  if (interrupted()) {
+    std::cerr << "interrupted after line " << lineno << ": the lines after it were not read\n";
+    return exit_interrupted;
   }
   if (refused || !ok) return 1;
   return rejected ? 3 : 0;

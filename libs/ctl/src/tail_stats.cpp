@@ -54,9 +54,6 @@ Options:
   -h, --help
 )";
 
-volatile std::sig_atomic_t interrupted = 0;
-void on_sigint(int) { interrupted = 1; }
-
 std::string trim(std::string s, std::size_t n) {
   if (s.size() > n) s = s.substr(0, n - 1) + "~";
   return s;
@@ -117,8 +114,7 @@ int run_tail(int argc, char** argv, int first) {
   }
   refuse_rate(c, "tail");
   require_brokers(c);
-  std::signal(SIGINT, on_sigint);
-  std::signal(SIGTERM, on_sigint);
+  stop_on_signals();
   log::logger logger(log::level::warn, false);
   logger.add_secrets(c.secrets);
   kafka::reader rd({c.brokers, c.librdkafka}, logger);
@@ -129,7 +125,7 @@ int run_tail(int argc, char** argv, int first) {
   }
   std::int64_t shown = 0;
   auto last = std::chrono::steady_clock::now();
-  while (!interrupted && (count < 0 || shown < count)) {
+  while (!interrupted() && (count < 0 || shown < count)) {
     auto batch = rd.read(500, 200ms);
     if (batch.empty()) {
       if (idle_exit > 0 && std::chrono::steady_clock::now() - last > std::chrono::seconds(idle_exit)) break;

@@ -126,6 +126,12 @@ std::string status_value(args& in, const std::string& a);
 std::string kind_value(args& in, const std::string& a);
 /// usage_error when --rate was given to `command`, which produces nothing.
 void refuse_rate(const common& c, std::string_view command);
+/// SIGINT and SIGTERM from now on set interrupted() (a command then stops reading, flushes what
+/// it produced and prints its summary); a second one ends the process at once.
+void stop_on_signals();
+bool interrupted() noexcept;
+/// Exit status of a command stopped by stop_on_signals (128 + SIGINT, as a shell reports it).
+inline constexpr int exit_interrupted = 130;
 /// After the options: settles brokers (--brokers, $SENDQ_KAFKA_BROKERS, then --config's) and the
 /// librdkafka settings (-X over --config); throws usage_error when there is no broker.
 void require_brokers(common& c);
