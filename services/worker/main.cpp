@@ -62,7 +62,8 @@ Environment (overrides the file):
   SENDQ_<SECTION>_<KEY>    any scalar key, e.g. SENDQ_WORKER_THREADS=4
 
 Signals: SIGTERM/SIGINT stop taking work, finish in-flight requests within
-worker.shutdown_grace_ms, commit, and exit. SIGHUP reloads provider accounts and rate limits
+worker.shutdown_grace_ms, commit, and exit; a second one stops waiting for the requests in flight
+(what finished is committed, the rest redelivered). SIGHUP reloads provider accounts and rate limits
 from the same file (an invalid file is refused and the running configuration stays).
 )";
 
@@ -169,12 +170,24 @@ int main(int argc, char** argv) {
 
     std::atomic<bool> stop_requested{false};
     boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
-    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
-      if (ec) return;
-      logger.info("worker", "signal received: draining", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
-      stop_requested = true;
-      stop_requested.notify_all();
-    });
+    // The first signal drains; a second (an operator's second Ctrl-C) stops waiting for the
+    // requests in flight: what finished is committed, the rest is redelivered after a restart.
+    std::function<void()> arm_signals = [&] {
+      signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+        if (!stop_requested.exchange(true)) {
+          logger.info("worker", "signal received: draining", {{"signal", name}});
+          stop_requested.notify_all();
+        } else {
+          logger.warn("worker", "second signal: not waiting for the requests in flight (they will be redelivered)",
+                      {{"signal", name}});
+          pipeline.hurry();
+        }
+        arm_signals();
+      });
+    };
+    arm_signals();
 
     // SIGHUP: reload accounts and rate limits; a bad file is refused and the old one stays.
     boost::asio::signal_set hangup(ioc, SIGHUP);

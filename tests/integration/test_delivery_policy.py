@@ -843,6 +843,38 @@ class ShutdownTest(unittest.TestCase):
             self.assertEqual(repeated, [], "a clean shutdown commits everything it finished, and only that")
 
 
+    def test_a_second_sigterm_stops_without_waiting_for_the_requests_in_flight(self):
+        # given a worker with a minute's grace and five provider calls that take 30 s each
+        with on_own_kafka("sigterm2", "slowterm-", 30000, {"shutdown_grace_ms": 60000}) as run:
+            kafka = run.kafka
+            run.worker.wait_ready()
+            reqs = [{"id": f"slowterm-{i}", "provider": "gewe", "type": "text", "to": f"wxid_slowterm{i}",
+                     "body": {"text": f"slowterm-{i}"}} for i in range(5)]
+            h.kcat_produce(kafka.bootstrap, "sendq.requests", [(r["id"], json.dumps(r)) for r in reqs])
+            h.wait_for(lambda: len(run.sim.requests()) == 5, 30, "the five calls in flight")
+            # when SIGTERM comes, and a second one once it drains
+            run.worker.proc.send_signal(signal.SIGTERM)
+            h.wait_for(lambda: "signal received: draining" in open(run.worker.log_path).read(), 10, "the drain")
+            started = time.monotonic()
+            run.worker.proc.send_signal(signal.SIGTERM)
+            rc = run.worker.proc.wait(timeout=20)
+            took = time.monotonic() - started
+            # then it leaves at once (not after the calls' 30 s or the grace's 60 s), saying why,
+            # with no result for the five and none of their offsets committed
+            self.assertEqual(rc, 0)
+            self.assertLess(took, 15)
+            with open(run.worker.log_path) as f:
+                log = f.read()
+            self.assertIn("second signal: not waiting for the requests in flight (they will be redelivered)", log)
+            self.assertEqual(h.kcat_consume_all(kafka.bootstrap, "sendq.results"), [])
+            # and a restarted worker delivers all five (the provider is quick again)
+            run.sim.set_faults([])
+            run.worker.log.close()
+            run.worker = h.Worker(run.workdir, run.sim, config=run.config, brokers=kafka.bootstrap, name="worker2")
+            results = h.kcat_results_by_id(kafka.bootstrap, 5, timeout=60)
+            self.assertEqual({i: r["status"] for i, r in results.items()}, {r["id"]: "delivered" for r in reqs})
+
+
 class KafkaLostTest(unittest.TestCase):
     def test_results_kafka_will_not_take_stop_the_worker_with_exit_status_1(self):
         # given a worker on a Kafka of its own process that gives up on a record after 2 s

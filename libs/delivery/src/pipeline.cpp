@@ -280,6 +280,7 @@ struct pipeline::impl : kafka::rebalance_listener {
   std::map<partition_key, std::chrono::steady_clock::time_point> retry_paused;  // resume when due
   std::atomic<bool> stopping{false};
   std::atomic<bool> stopped{false};
+  std::atomic<bool> hurried{false};  // hurry(): the drain does not wait for in-flight requests
   // Set once start() has made the consumer: readiness() runs on the metrics server's thread, which
   // serves /readyz before and while start() runs, so it must not look at `consumer` before this.
   std::atomic<bool> started{false};
@@ -550,7 +551,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       std::unique_lock lock(drain_mutex);
       const auto grace = std::chrono::milliseconds(cfg.worker.shutdown_grace_ms);
       // After a failure the unfinished results cannot be acknowledged: do not wait for them.
-      if (!drained.wait_for(lock, grace, [&] { return in_flight.load() == 0 || failed.load(); })) {
+      if (!drained.wait_for(lock, grace, [&] { return in_flight.load() == 0 || failed.load() || hurried.load(); })) {
         log.warn("pipeline", "grace period over with requests unfinished; they will be redelivered",
                  {{"in_flight", std::to_string(in_flight.load())}});
       }
@@ -1509,6 +1510,15 @@ void pipeline::stop() {
   }
   d.producer_run = false;
   if (d.producer_thread.joinable()) d.producer_thread.join();
+}
+
+void pipeline::hurry() {
+  auto& d = *impl_;
+  {
+    std::lock_guard lock(d.drain_mutex);  // not between the drain's check and its wait
+    d.hurried = true;
+  }
+  d.drained.notify_all();
 }
 
 void pipeline::reload(const config::config& next) {

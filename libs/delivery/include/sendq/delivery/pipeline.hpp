@@ -62,6 +62,9 @@ class pipeline {
   /// Stops taking new records, waits up to shutdown_grace_ms for in-flight ones, produces their
   /// results, commits what is finished, and leaves the group. Idempotent.
   void stop();
+  /// Cuts stop()'s wait for in-flight requests short (an operator's second SIGTERM): stop() then
+  /// commits what finished and leaves; the rest is redelivered after a restart. Any thread.
+  void hurry();
   /// Replaces the provider accounts and rate limits (SIGHUP) without stopping: deliveries in
   /// flight finish with the accounts they started with; circuit breakers of kept accounts keep
   /// their state. Throws (and changes nothing) when `next` is unusable. Worker settings and
