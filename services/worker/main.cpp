@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
 
   config::config cfg;
   try {
-    cfg = config::load(cl, config::process_env());
+    cfg = config::load(cl, config::process_env(), config::sections::without_gateway_keys);
     // Checked here, not when the endpoint starts after Kafka and the pipeline: a configuration
     // error exits 2, which systemd does not restart.
     if (!cfg.metrics.addr.empty()) (void)http::parse_host_port(cfg.metrics.addr, "metrics.addr (SENDQ_METRICS_ADDR)");
@@ -196,7 +196,7 @@ int main(int argc, char** argv) {
       hangup.async_wait([&](const boost::system::error_code& ec, int) {
         if (ec) return;
         try {
-          auto next = config::load(cl, config::process_env());
+          auto next = config::load(cl, config::process_env(), config::sections::without_gateway_keys);
           // An emptied file (a truncating editor, a bad deploy) would otherwise reload as no
           // accounts at all, and every request from then on would end rejected.
           if (next.accounts.empty() && running_accounts > 0) {

@@ -263,7 +263,7 @@ void add_api_key(config& c, std::string key) {
   c.gateway.api_keys.push_back(std::move(key));
 }
 
-void read_gateway(const toml::table* t, config& c, const env_lookup& env) {
+void read_gateway(const toml::table* t, config& c, const env_lookup& env, bool read_keys) {
   auto& g = c.gateway;
   read_section(t, "gateway",
                {{"threads", &g.threads, 1, 256},
@@ -296,7 +296,7 @@ void read_gateway(const toml::table* t, config& c, const env_lookup& env) {
     }
   }
   // Keys in the environment are a comma-separated list (they replace the file's inline ones).
-  if (auto v = env("SENDQ_GATEWAY_API_KEYS")) {
+  if (auto v = read_keys ? env("SENDQ_GATEWAY_API_KEYS") : std::nullopt) {
     g.api_keys.clear();
     std::string_view rest = *v;
     while (!rest.empty()) {
@@ -311,7 +311,7 @@ void read_gateway(const toml::table* t, config& c, const env_lookup& env) {
            "to use gateway.api_keys)");
     }
   }
-  if (!g.api_keys_file.empty()) {
+  if (read_keys && !g.api_keys_file.empty()) {
     // No keys means the gateway takes every caller, so a file that yields none (a directory, which
     // std::ifstream opens and reads as empty, an unreadable or an empty file) stops start-up.
     const std::string& path = g.api_keys_file;
@@ -517,7 +517,7 @@ config parse(std::string_view toml_text, const env_lookup& env, std::string_view
     }
   }
   read_section(root["metrics"].as_table(), "metrics", {}, {{"addr", &c.metrics.addr}}, env);
-  read_gateway(root["gateway"].as_table(), c, env);
+  read_gateway(root["gateway"].as_table(), c, env, which != sections::without_gateway_keys);
   read_section(root["log"].as_table(), "log", {}, {{"level", &c.log.level}, {"format", &c.log.format}}, env);
   if (c.log.level != "debug" && c.log.level != "info" && c.log.level != "warn" && c.log.level != "error") {
     fail("log.level: '" + c.log.level + "' is not one of debug, info, warn, error");
@@ -525,7 +525,7 @@ config parse(std::string_view toml_text, const env_lookup& env, std::string_view
   if (c.log.format != "json" && c.log.format != "text" && c.log.format != "auto") {
     fail("log.format: '" + c.log.format + "' is not one of json, text, auto");
   }
-  if (which == sections::all) read_accounts(root["providers"].as_table(), c, env);
+  if (which != sections::without_providers) read_accounts(root["providers"].as_table(), c, env);
   return c;
 }
 

@@ -243,6 +243,21 @@ TEST(config, the_gateways_sections_leave_the_providers_and_their_secrets_unread)
   EXPECT_TRUE(c.secrets.empty());
 }
 
+TEST(config, the_worker_reads_the_shared_file_without_the_gateways_api_keys) {
+  // given the gateway's keys in a file only its own user may read (here: none at all), and an
+  // empty SENDQ_GATEWAY_API_KEYS in the worker's environment
+  const std::string text = std::string("[gateway]\napi_keys_file = \"/nonexistent/gateway-keys\"\n") + std::string(gewe_account);
+  const std::map<std::string, std::string> env{{"SENDQ_GATEWAY_API_KEYS", ""}};
+  // when the gateway reads it, then each is an error naming it
+  EXPECT_NE(error_of(text).find("gateway.api_keys_file: cannot read '/nonexistent/gateway-keys'"), std::string::npos);
+  EXPECT_NE(error_of("", env).find("SENDQ_GATEWAY_API_KEYS: set but holds no key"), std::string::npos);
+  // and the worker, which takes no callers, reads the rest, accounts included
+  const auto c = parse(text, env_of(env), "<string>", sections::without_gateway_keys);
+  EXPECT_TRUE(c.gateway.api_keys.empty());
+  ASSERT_EQ(c.accounts.size(), 1u);
+  EXPECT_EQ(c.accounts[0].provider, "gewe");
+}
+
 TEST(config, gateway_section_refuses_bad_keys_naming_them) {
   EXPECT_NE(error_of("[gateway]\napi_keys = \"one\"\n").find("gateway.api_keys"), std::string::npos);
   EXPECT_NE(error_of("[gateway]\nlisten = \"x\"\n").find("gateway.listen: unknown key"), std::string::npos);

@@ -120,10 +120,12 @@ struct config {
 using env_lookup = std::function<std::optional<std::string>(const std::string&)>;
 env_lookup process_env();
 
-/// Which sections load() reads. The gateway shares the worker's file but calls no provider: it
-/// neither needs nor should hold the providers' secrets (their `<key>_env` variables and
-/// `<key>_file` files are the worker's), so it leaves [providers] unread and unchecked.
-enum class sections { all, without_providers };
+/// Which sections load() reads of the file the worker and the gateway share. The gateway calls no
+/// provider: it neither needs nor should hold the providers' secrets (their `<key>_env` variables
+/// and `<key>_file` files are the worker's), so it leaves [providers] unread and unchecked. The
+/// worker leaves out the gateway's API keys (SENDQ_GATEWAY_API_KEYS, gateway.api_keys_file, which
+/// only the gateway's user may be able to read).
+enum class sections { all, without_providers, without_gateway_keys };
 
 /// Reads `path` ("" = no file: defaults only), applies environment overrides
 /// (SENDQ_KAFKA_BROKERS, SENDQ_<PROVIDER>_BASE_URL, SENDQ_METRICS_ADDR, SENDQ_<SECTION>_<KEY>,
