@@ -165,19 +165,22 @@ class gewe_provider final : public provider {
     if (id == nullptr) {
       return malformed_reply(provider_name, content_type, "ret 200 but missing \"data.newMsgId\"");
     }
-    // A non-negative 64-bit integer, or the same digits as a string.
-    const bool digits_only =
-        !id->text.empty() && id->text.find_first_not_of("0123456789") == std::string::npos;
-    std::uint64_t as_string = 0;
-    const bool string_fits =
-        id->kind == json_kind::string &&
-        std::from_chars(id->text.data(), id->text.data() + id->text.size(), as_string).ec ==
-            std::errc{};
+    // A 64-bit integer (seed 002: "integer"; negative too, as a Java Long may be), or the same
+    // digits as a string.
+    const std::string_view digits = std::string_view(id->text).substr(id->text.starts_with('-') ? 1 : 0);
+    const bool digits_only = !digits.empty() && digits.find_first_not_of("0123456789") == std::string_view::npos;
+    std::uint64_t as_unsigned = 0;
+    std::int64_t as_signed = 0;
+    const char* first = id->text.data();
+    const char* last = first + id->text.size();
+    const bool string_fits = id->kind == json_kind::string &&
+                             (id->text.starts_with('-') ? std::from_chars(first, last, as_signed).ec == std::errc{}
+                                                        : std::from_chars(first, last, as_unsigned).ec == std::errc{});
     const bool usable =
         digits_only && ((id->kind == json_kind::number && id->integer) || string_fits);
     if (!usable) {
       return malformed_reply(provider_name, content_type,
-                             "ret 200 but \"data.newMsgId\" is not a non-negative integer (" +
+                             "ret 200 but \"data.newMsgId\" is not a 64-bit integer (" +
                                  (id->text.empty() ? std::string(describe(id->kind)) : id->text) +
                                  ")");
     }

@@ -325,6 +325,19 @@ TEST(gewe_provider, fails_permanently_when_ret_is_not_200_even_with_http_200) {
   EXPECT_NE(o.message.find("appId不存在"), std::string::npos) << o.message;
 }
 
+TEST(gewe_provider, a_negative_new_msg_id_is_an_integer_too) {
+  // (seed 002 types newMsgId "integer"; ambiguous, a delivered message ended failed, not retried)
+  for (const auto& [reply, id] : {std::pair{R"({"ret":200,"msg":"ok","data":{"newMsgId":-5}})", "-5"},
+                                  std::pair{R"({"ret":200,"msg":"ok","data":{"newMsgId":"-9223372036854775808"}})",
+                                            "-9223372036854775808"}}) {
+    const auto o = gewe->classify(200, "application/json", reply);
+    EXPECT_EQ(o.cls, outcome_class::delivered) << reply << " " << o.message;
+    EXPECT_EQ(o.provider_message_id, id) << reply;
+  }
+  const auto o = gewe->classify(200, "application/json", R"({"ret":200,"data":{"newMsgId":"-9223372036854775809"}})");
+  EXPECT_EQ(o.cls, outcome_class::ambiguous) << o.message;
+}
+
 TEST(gewe_provider, a_2xx_reply_that_is_not_the_documented_json_is_ambiguous) {
   const std::string replies[] = {
       "not json",
@@ -333,7 +346,6 @@ TEST(gewe_provider, a_2xx_reply_that_is_not_the_documented_json_is_ambiguous) {
       R"({"ret":"200","data":{"newMsgId":1}})",
       R"({"ret":200,"msg":"ok"})",
       R"({"ret":200,"data":{"newMsgId":2.321462558768366e18}})",
-      R"({"ret":200,"data":{"newMsgId":-5}})",
       R"({"ret":200,"data":{"newMsgId":"12a"}})",
       R"({"ret":200,"data":{"newMsgId":true}})",
       R"({"ret":200,"data":{"newMsgId":123456789012345678901234567890}})",
