@@ -111,6 +111,7 @@ int main(int argc, char** argv) {
                   {{"message.timeout.ms", it->second}, {"produce_timeout_ms", timeout}});
     }
     popts.librdkafka["message.timeout.ms"] = timeout;
+    popts.reachability_interval_ms = 1000;  // /readyz says when no broker is reachable
     // As the workers' producer: room for a request of worker.max_request_bytes and its key (the
     // librdkafka default, 1000000, is below the default 1 MiB request).
     popts.librdkafka.try_emplace("message.max.bytes", std::to_string(config::producer_message_max_bytes(
@@ -153,8 +154,10 @@ int main(int argc, char** argv) {
     std::atomic<bool> stop_requested{false};
     std::optional<metrics::metrics_endpoint> endpoint;
     if (!cfg.gateway.metrics_addr.empty()) {
+      // Not ready while stopping, or while no Kafka broker is reachable: a load balancer then sends
+      // callers to a gateway that can take their records (each one here would wait, then 503).
       endpoint.emplace(ioc.get_executor(), registry,
-                       [&stop_requested] { return stop_requested.load() ? std::string("stopping") : std::string(); });
+                       [&stop_requested, &sink] { return stop_requested.load() ? std::string("stopping") : sink.unreachable(); });
       try {
         endpoint->start(cfg.gateway.metrics_addr);
       } catch (const std::exception& e) {

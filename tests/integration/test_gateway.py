@@ -214,6 +214,26 @@ class GatewayLimitsTest(unittest.TestCase):
         finally:
             gw.stop()
 
+    def test_readyz_says_when_no_kafka_broker_is_reachable(self):
+        # given a gateway on a Kafka of its own, ready
+        workdir = h.Workdir("gateway-unreachable").path  # its own: the class's Kafka has its bootstrap file
+        kafka = h.EmbeddedKafka(workdir, partitions=1, topics=["sendq.requests"])
+        gw = h.Gateway(workdir, kafka.bootstrap)
+        try:
+            h.wait_for(lambda: h.http_get(gw.metrics_url + "/readyz")[0] == 200, 10, "ready")
+            # when that Kafka goes away
+            kafka.stop()
+            # then /readyz answers 503 saying so (a load balancer sends callers elsewhere), and the
+            # gateway keeps running
+            status, body = h.wait_for(lambda: (lambda r: r if r[0] == 503 else None)(h.http_get(gw.metrics_url + "/readyz")),
+                                      20, "/readyz 503")
+            self.assertRegex(body, r"^no Kafka broker reachable for \d+ s: .+\n$")
+            self.assertIsNone(gw.proc.poll())
+            self.assertEqual(h.http_get(gw.url + "/healthz")[0], 200)
+        finally:
+            gw.stop()
+            kafka.stop()
+
     def test_sighup_is_logged_and_ignored(self):
         # given a running gateway, when it gets SIGHUP (a habit of `systemctl reload`)
         gw = h.Gateway(self.dir, self.kafka.bootstrap, name="gateway-hup")

@@ -12,6 +12,7 @@ namespace sendq::kafka {
 struct embedded_cluster::impl {
   detail::kafka_handle owner;  // the mock cluster runs on this handle's thread
   rd_kafka_mock_cluster_t* cluster = nullptr;
+  int brokers = 0;
 };
 
 embedded_cluster::embedded_cluster(int brokers, const std::vector<std::string>& topics, int partitions)
@@ -22,6 +23,7 @@ embedded_cluster::embedded_cluster(int brokers, const std::vector<std::string>& 
   impl_->owner.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf.release(), err, sizeof err));
   if (!impl_->owner) throw std::runtime_error(std::string("embedded kafka: ") + err);
   impl_->cluster = rd_kafka_mock_cluster_new(impl_->owner.get(), brokers);
+  impl_->brokers = brokers;
   if (!impl_->cluster) throw std::runtime_error("embedded kafka: cannot start the mock cluster");
   for (const auto& t : topics) create_topic(t, partitions);
 }
@@ -42,6 +44,16 @@ void embedded_cluster::fail_next_offset_commits(std::size_t count) {
 void embedded_cluster::fence_next_heartbeat() {
   constexpr std::int16_t heartbeat_api = 12;  // RD_KAFKAP_Heartbeat
   rd_kafka_mock_push_request_errors(impl_->cluster, heartbeat_api, 1, RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID);
+}
+
+void embedded_cluster::set_brokers_down(bool down) {
+  for (std::int32_t id = 1; id <= impl_->brokers; ++id) {  // the mock numbers its brokers from 1
+    if (down) {
+      rd_kafka_mock_broker_set_down(impl_->cluster, id);
+    } else {
+      rd_kafka_mock_broker_set_up(impl_->cluster, id);
+    }
+  }
 }
 
 void embedded_cluster::create_topic(const std::string& topic, int partitions) {

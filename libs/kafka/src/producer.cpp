@@ -1,7 +1,11 @@
 #include "sendq/kafka/producer.hpp"
 
+#include <atomic>
+#include <chrono>
 #include <mutex>
 #include <shared_mutex>
+
+#include <simdjson.h>
 
 #include "rdkafka_handles.hpp"
 #include "sendq/log/logger.hpp"
@@ -20,7 +24,21 @@ struct producer::impl {
   std::shared_mutex topics_mu;
   std::vector<std::pair<std::string, rd_kafka_topic_t*>> topics;
 
+  // Reachability (producer_options::reachability_interval_ms): when librdkafka said all brokers
+  // were down (steady-clock ms; 0 = reachable), and its words.
+  bool follow_reachability = false;
+  std::atomic<std::int64_t> down_since_ms{0};
+  mutable std::mutex down_mu;
+  std::string down_reason;
+
   impl(log::logger& l, delivery_callback cb) : log(l), on_delivery(std::move(cb)) {}
+
+  static std::int64_t steady_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  }
+  void reachable_again(const char* how) {
+    if (down_since_ms.exchange(0) != 0) log.info("kafka", "a Kafka broker is reachable again", {{"seen_by", how}});
+  }
   ~impl() {
     for (auto& [name, rkt] : topics) rd_kafka_topic_destroy(rkt);  // before the handle they belong to
   }
@@ -44,7 +62,32 @@ struct producer::impl {
 
   static void on_report(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
     auto* self = static_cast<impl*>(opaque);
+    if (self->follow_reachability && !m->err) self->reachable_again("an acknowledged record");
     self->on_delivery(m->_private, m->err ? std::string(rd_kafka_err2str(m->err)) : std::string());
+  }
+
+  // Set only when reachability is followed: librdkafka then hands its errors here instead of
+  // logging them, so they are logged here as it would.
+  static void on_error(rd_kafka_t*, int err, const char* reason, void* opaque) {
+    auto* self = static_cast<impl*>(opaque);
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+      {
+        std::lock_guard lock(self->down_mu);
+        self->down_reason = reason;
+      }
+      std::int64_t expected = 0;
+      self->down_since_ms.compare_exchange_strong(expected, steady_ms());
+    }
+    // A connection's failure is in librdkafka's own log lines already (log_cb).
+    if (err != RD_KAFKA_RESP_ERR__TRANSPORT) {
+      self->log.warn("librdkafka", reason, {{"error", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err))}});
+    }
+  }
+
+  static int on_stats(rd_kafka_t*, char* json, size_t len, void* opaque) {
+    auto* self = static_cast<impl*>(opaque);
+    if (brokers_up_from_statistics(std::string_view(json, len)) > 0) self->reachable_again("a connected broker");
+    return 0;  // librdkafka frees the JSON
   }
 
   static void on_log(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
@@ -71,9 +114,17 @@ producer::producer(const producer_options& opts, log::logger& log, delivery_call
   detail::set(conf.get(), "compression.type", "lz4");
   detail::set(conf.get(), "queue.buffering.max.messages", "1000000");
   detail::set(conf.get(), "log.connection.close", "false");
+  if (opts.reachability_interval_ms > 0) {
+    detail::set(conf.get(), "statistics.interval.ms", std::to_string(opts.reachability_interval_ms));
+  }
   detail::set_all(conf.get(), opts.librdkafka);
   rd_kafka_conf_set_opaque(conf.get(), impl_.get());
   rd_kafka_conf_set_dr_msg_cb(conf.get(), &impl::on_report);
+  if (opts.reachability_interval_ms > 0) {
+    impl_->follow_reachability = true;
+    rd_kafka_conf_set_error_cb(conf.get(), &impl::on_error);
+    rd_kafka_conf_set_stats_cb(conf.get(), &impl::on_stats);
+  }
   rd_kafka_conf_set_log_cb(conf.get(), &impl::on_log);
   char err[512];
   impl_->rk.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err, sizeof err));
@@ -117,5 +168,29 @@ int producer::flush(std::chrono::milliseconds timeout) {
 }
 
 int producer::queue_length() const { return rd_kafka_outq_len(impl_->rk.get()); }
+
+std::string producer::unreachable() const {
+  const auto since = impl_->down_since_ms.load();
+  if (since == 0) return {};
+  std::lock_guard lock(impl_->down_mu);
+  return "no Kafka broker reachable for " + std::to_string((impl::steady_ms() - since) / 1000) + " s: " + impl_->down_reason;
+}
+
+int brokers_up_from_statistics(std::string_view json) {
+  namespace od = simdjson::ondemand;
+  const simdjson::padded_string padded(json);
+  od::parser parser;
+  od::document doc;
+  od::object brokers;
+  if (parser.iterate(padded).get(doc) || doc.find_field_unordered("brokers").get_object().get(brokers)) return -1;
+  int up = 0;
+  for (auto field : brokers) {
+    od::object broker;
+    std::string_view state;
+    if (field.value().get_object().get(broker)) return -1;
+    if (!broker.find_field_unordered("state").get_string().get(state) && state == "UP") ++up;
+  }
+  return up;
+}
 
 }  // namespace sendq::kafka

@@ -235,6 +235,43 @@ TEST(kafka_statistics, consumer_lag_of_the_fetched_partitions_in_document_order)
   EXPECT_EQ(lags[1].lag, 0);
 }
 
+TEST(kafka_statistics, brokers_up_counts_the_connected_ones_bootstrap_included) {
+  EXPECT_EQ(kafka::brokers_up_from_statistics(R"({"name":"rdkafka#producer-1","brokers":{
+      "127.0.0.1:9092/bootstrap":{"name":"127.0.0.1:9092/bootstrap","nodeid":-1,"state":"UP"},
+      "127.0.0.1:9092/1":{"name":"127.0.0.1:9092/1","nodeid":1,"state":"UP"},
+      "127.0.0.1:9093/2":{"name":"127.0.0.1:9093/2","nodeid":2,"state":"DOWN"}},"topics":{}})"),
+            2);
+  EXPECT_EQ(kafka::brokers_up_from_statistics(R"({"brokers":{"a/1":{"state":"CONNECT"},"b/2":{"state":"INIT"}}})"), 0);
+  EXPECT_EQ(kafka::brokers_up_from_statistics(R"({"brokers":{}})"), 0);
+  EXPECT_EQ(kafka::brokers_up_from_statistics(R"({"topics":{}})"), -1);
+  EXPECT_EQ(kafka::brokers_up_from_statistics("not json"), -1);
+}
+
+TEST(kafka, a_producer_says_when_no_broker_is_reachable_and_when_one_is_again) {
+  // given a producer that follows reachability, connected
+  log::logger logger(log::level::error, false);
+  kafka::embedded_cluster cluster(1, {"reach"}, 1);
+  kafka::producer_options opts{cluster.bootstrap(), {}};
+  opts.reachability_interval_ms = 200;
+  kafka::producer p(opts, logger, [](void*, const std::string&) {});
+  ASSERT_EQ(p.produce("reach", "k", "v", {}, nullptr), "");
+  ASSERT_EQ(p.flush(10s), 0);
+  EXPECT_EQ(p.unreachable(), "");
+  const auto poll_until = [&](auto done) {
+    const auto deadline = std::chrono::steady_clock::now() + 15s;
+    while (!done() && std::chrono::steady_clock::now() < deadline) p.poll(50ms);
+    return done();
+  };
+  // when the broker goes down, then it says so
+  cluster.set_brokers_down(true);
+  ASSERT_TRUE(poll_until([&] { return !p.unreachable().empty(); }));
+  EXPECT_EQ(p.unreachable().rfind("no Kafka broker reachable for ", 0), 0u) << p.unreachable();
+  EXPECT_NE(p.unreachable().find("brokers are down"), std::string::npos) << p.unreachable();
+  // and when it is up again, then it is reachable again, with no record produced meanwhile
+  cluster.set_brokers_down(false);
+  EXPECT_TRUE(poll_until([&] { return p.unreachable().empty(); })) << p.unreachable();
+}
+
 TEST(kafka_statistics, anything_else_gives_no_lag) {
   EXPECT_TRUE(kafka::consumer_lags_from_statistics("").empty());
   EXPECT_TRUE(kafka::consumer_lags_from_statistics("not json").empty());

@@ -21,6 +21,9 @@ class kafka_sink final : public record_sink {
                       ack_callback on_ack) override;
   /// Waits up to `timeout` for every queued record, then stops the report thread.
   void stop(std::chrono::milliseconds timeout);
+  /// "" while a Kafka broker is reachable, else why not (with producer_options::
+  /// reachability_interval_ms set; see kafka::producer::unreachable). Any thread.
+  std::string unreachable() const { return producer_->unreachable(); }
 
  private:
   std::unique_ptr<kafka::producer> producer_;

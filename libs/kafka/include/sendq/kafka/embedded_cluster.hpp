@@ -27,6 +27,8 @@ class embedded_cluster {
   /// Tests: the next Heartbeat request, from any client, fails with FENCED_INSTANCE_ID, which
   /// librdkafka takes as a fatal consumer error (a static member replaced by a newer instance).
   void fence_next_heartbeat();
+  /// Tests: every broker drops its connections and refuses new ones (down), or takes them again.
+  void set_brokers_down(bool down);
 
  private:
   struct impl;

@@ -20,7 +20,14 @@ namespace sendq::kafka {
 struct producer_options {
   std::string brokers;
   std::map<std::string, std::string> librdkafka;  ///< passthrough settings (override ours)
+  /// Follow whether any broker is reachable (unreachable()): librdkafka's statistics every this
+  /// many milliseconds; 0 = not followed.
+  int reachability_interval_ms = 0;
 };
+
+/// Brokers librdkafka's statistics JSON shows connected (state "UP"), bootstrap entries included;
+/// -1 when the document is not such statistics.
+int brokers_up_from_statistics(std::string_view json);
 
 using header_list = std::vector<std::pair<std::string, std::string>>;
 
@@ -55,6 +62,10 @@ class producer {
   int flush(std::chrono::milliseconds timeout);
   /// Records queued or in flight to the broker (producer queue depth).
   int queue_length() const;
+  /// With producer_options::reachability_interval_ms: "" while Kafka is reachable, else why not
+  /// ("no Kafka broker reachable for 12 s: ..."). From librdkafka's report that all brokers are
+  /// down until a broker is connected again or a record is acknowledged. Any thread.
+  std::string unreachable() const;
 
  private:
   struct impl;
