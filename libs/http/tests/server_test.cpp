@@ -361,33 +361,61 @@ TEST(http_server, a_flood_over_max_connections_is_refused_and_every_refusal_coun
   srv.stop();
 }
 
-TEST(http_server, answers_503_when_a_body_would_take_the_bodies_held_over_max_body_bytes_in_flight) {
-  // given room for 3,000 bytes of bodies, and a handler that holds a body starting "slow" for 1.5 s
+// A server with room for 3,000 bytes of bodies (4,000 at most each), whose handler holds a body
+// starting "slow" for 1.5 s and answers every body with its length.
+struct body_budget_server {
+  static server_options options() {
+    server_options opts;
+    opts.body_limit = 4000;
+    opts.max_body_bytes_in_flight = 3000;
+    return opts;
+  }
   io_runner io;
-  server_options opts;
-  opts.body_limit = 4000;
-  opts.max_body_bytes_in_flight = 3000;
   std::promise<void> started;
-  server srv(io.executor(), opts, [&](server_request r) -> net::awaitable<server_response> {
-    if (r.body.starts_with("slow")) {
-      started.set_value();
-      net::steady_timer t(co_await net::this_coro::executor, std::chrono::milliseconds(1500));
-      co_await t.async_wait(nothrow);
-    }
-    co_return server_response{200, "text/plain", "len " + std::to_string(r.body.size()), {}};
-  });
-  srv.start("127.0.0.1", 0);
-  const auto post = [](std::string body) {
-    return "POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: " + std::to_string(body.size()) +
-           "\r\n\r\n" + body;
-  };
-  auto started_future = started.get_future();
-  auto slow = net::co_spawn(io.executor(), raw_exchange(srv.port(), post("slow" + std::string(1996, 'x'))),
-                            net::use_future);
-  ASSERT_EQ(started_future.wait_for(10s), std::future_status::ready);
-  // when, while its 2,000 bytes are held, one of 2,000 and one of 900 come
-  const auto over = run(io.executor(), raw_exchange(srv.port(), post(std::string(2000, 'y'))));
-  const auto fits = run(io.executor(), raw_exchange(srv.port(), post(std::string(900, 'z'))));
+  server srv{io.executor(), options(), [this](server_request r) -> net::awaitable<server_response> {
+               if (r.body.starts_with("slow")) {
+                 started.set_value();
+                 net::steady_timer t(co_await net::this_coro::executor, std::chrono::milliseconds(1500));
+                 co_await t.async_wait(nothrow);
+               }
+               co_return server_response{200, "text/plain", "len " + std::to_string(r.body.size()), {}};
+             }};
+  body_budget_server() { srv.start("127.0.0.1", 0); }
+  ~body_budget_server() { srv.stop(); }
+  // Sends `raw` (a body starting "slow"), and returns once its handler holds it: the future
+  // gets the answer, 1.5 s later.
+  std::future<std::string> hold(std::string raw) {
+    auto held = started.get_future();
+    auto answer = net::co_spawn(io.executor(), raw_exchange(srv.port(), std::move(raw)), net::use_future);
+    EXPECT_EQ(held.wait_for(10s), std::future_status::ready);
+    return answer;
+  }
+  std::string exchange(std::string raw) { return run(io.executor(), raw_exchange(srv.port(), std::move(raw))); }
+};
+
+std::string post_with_length(std::string body) {
+  return "POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\n\r\n" + body;
+}
+
+std::string post_chunked(std::string body) {  // in chunks of 450 bytes
+  std::string req = "POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (std::size_t i = 0; i < body.size(); i += 450) {
+    const auto part = body.substr(i, 450);
+    char size[16];
+    std::snprintf(size, sizeof size, "%zx\r\n", part.size());
+    req += size + part + "\r\n";
+  }
+  return req + "0\r\n\r\n";
+}
+
+TEST(http_server, answers_503_when_a_body_would_take_the_bodies_held_over_max_body_bytes_in_flight) {
+  // given a body of 2,000 bytes held
+  body_budget_server s;
+  auto slow = s.hold(post_with_length("slow" + std::string(1996, 'x')));
+  // when one of 2,000 and one of 900 come
+  const auto over = s.exchange(post_with_length(std::string(2000, 'y')));
+  const auto fits = s.exchange(post_with_length(std::string(900, 'z')));
   // then the first is answered 503 and closed, naming why, and the second is served
   EXPECT_EQ(over.rfind("HTTP/1.1 503", 0), 0u) << over.substr(0, 200);
   EXPECT_NE(over.find("too much request body in memory"), std::string::npos) << over.substr(0, 200);
@@ -397,47 +425,19 @@ TEST(http_server, answers_503_when_a_body_would_take_the_bodies_held_over_max_bo
   // body over the whole room (3,500 of 4,000 allowed) is taken when it is alone
   ASSERT_EQ(slow.wait_for(10s), std::future_status::ready);
   EXPECT_NE(slow.get().find("len 2000"), std::string::npos);
-  const auto again = run(io.executor(), raw_exchange(srv.port(), post(std::string(2000, 'y'))));
+  const auto again = s.exchange(post_with_length(std::string(2000, 'y')));
   EXPECT_NE(again.find("len 2000"), std::string::npos) << again.substr(0, 200);
-  const auto alone = run(io.executor(), raw_exchange(srv.port(), post(std::string(3500, 'w'))));
+  const auto alone = s.exchange(post_with_length(std::string(3500, 'w')));
   EXPECT_NE(alone.find("len 3500"), std::string::npos) << alone.substr(0, 200);
-  srv.stop();
 }
 
 TEST(http_server, a_chunked_body_counts_against_max_body_bytes_in_flight_as_it_arrives) {
-  // given room for 3,000 bytes of bodies, a body limit of 4,000, and a handler that holds a
-  // body starting "slow" for 1.5 s
-  io_runner io;
-  server_options opts;
-  opts.body_limit = 4000;
-  opts.max_body_bytes_in_flight = 3000;
-  std::promise<void> started;
-  server srv(io.executor(), opts, [&](server_request r) -> net::awaitable<server_response> {
-    if (r.body.starts_with("slow")) {
-      started.set_value();
-      net::steady_timer t(co_await net::this_coro::executor, std::chrono::milliseconds(1500));
-      co_await t.async_wait(nothrow);
-    }
-    co_return server_response{200, "text/plain", "len " + std::to_string(r.body.size()), {}};
-  });
-  srv.start("127.0.0.1", 0);
-  const auto chunked = [](std::string body) {  // in chunks of 450 bytes
-    std::string req = "POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n";
-    for (std::size_t i = 0; i < body.size(); i += 450) {
-      const auto part = body.substr(i, 450);
-      char size[16];
-      std::snprintf(size, sizeof size, "%zx\r\n", part.size());
-      req += size + part + "\r\n";
-    }
-    return req + "0\r\n\r\n";
-  };
-  auto started_future = started.get_future();
-  auto slow = net::co_spawn(io.executor(), raw_exchange(srv.port(), chunked("slow" + std::string(1996, 'x'))),
-                            net::use_future);
-  ASSERT_EQ(started_future.wait_for(10s), std::future_status::ready);
-  // when, while its 2,000 bytes are held, chunked bodies of 900 and of 1,350 come
-  const auto fits = run(io.executor(), raw_exchange(srv.port(), chunked(std::string(900, 'z'))));
-  const auto over = run(io.executor(), raw_exchange(srv.port(), chunked(std::string(1350, 'y'))));
+  // given a chunked body of 2,000 bytes held
+  body_budget_server s;
+  auto slow = s.hold(post_chunked("slow" + std::string(1996, 'x')));
+  // when chunked bodies of 900 and of 1,350 come
+  const auto fits = s.exchange(post_chunked(std::string(900, 'z')));
+  const auto over = s.exchange(post_chunked(std::string(1350, 'y')));
   // then the first is served (a chunked body no longer reserves the whole body_limit, which
   // would have left no room), and the second is answered 503 once what it sent goes over
   EXPECT_NE(fits.find("len 900"), std::string::npos) << fits.substr(0, 200);
@@ -448,11 +448,10 @@ TEST(http_server, a_chunked_body_counts_against_max_body_bytes_in_flight_as_it_a
   // chunked body of 3,600 is taken when it is alone
   ASSERT_EQ(slow.wait_for(10s), std::future_status::ready);
   EXPECT_NE(slow.get().find("len 2000"), std::string::npos);
-  const auto again = run(io.executor(), raw_exchange(srv.port(), chunked(std::string(1350, 'y'))));
+  const auto again = s.exchange(post_chunked(std::string(1350, 'y')));
   EXPECT_NE(again.find("len 1350"), std::string::npos) << again.substr(0, 200);
-  const auto alone = run(io.executor(), raw_exchange(srv.port(), chunked(std::string(3600, 'w'))));
+  const auto alone = s.exchange(post_chunked(std::string(3600, 'w')));
   EXPECT_NE(alone.find("len 3600"), std::string::npos) << alone.substr(0, 200);
-  srv.stop();
 }
 
 TEST(http_server, stop_with_a_drain_answers_the_request_in_progress_and_closes_idle_ones_at_once) {
