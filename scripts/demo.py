@@ -84,6 +84,10 @@ def main():
     except KeyboardInterrupt:
         pass
     finally:
+        # A second signal must not cut the clean-up short, leaving a process behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         if worker:
             worker.stop()
         if sim:

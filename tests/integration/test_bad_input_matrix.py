@@ -17,6 +17,7 @@ Missing credentials are a configuration error: the worker refuses to start, nami
 """
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -337,6 +338,35 @@ class MissingCredentialsTest(unittest.TestCase):
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertEqual(p.stderr.decode(), f"sendq-worker: configuration error: {workdir}: the configuration file is not a "
                                             "regular file\n")
+
+    def test_the_gateways_api_keys_are_not_read_by_the_worker(self):
+        # given the shared file naming a key file only the gateway's user could read (here: none),
+        # and an empty SENDQ_GATEWAY_API_KEYS in the worker's environment (both stopped it, exit 2)
+        workdir = h.Workdir("worker-gateway-keys").path
+        with open(h.DEMO_CONFIG) as f:
+            text = f.read()
+        line = '# api_keys_file = "/etc/sendq/gateway-api-keys"'
+        self.assertIn(line, text)
+        config = os.path.join(workdir, "sendq.toml")
+        with open(config, "w") as f:
+            f.write(text.replace(line, 'api_keys_file = "/nonexistent/gateway-api-keys"'))
+        sim = h.Simulator(workdir)
+        worker = h.Worker(workdir, sim, config=config, env_extra={"SENDQ_GATEWAY_API_KEYS": ""})
+        try:
+            # when the worker starts and reloads, then it runs, and delivers
+            worker.wait_ready()
+            worker.proc.send_signal(signal.SIGHUP)
+            h.wait_for(lambda: "configuration reloaded" in open(worker.log_path).read(), 10, "the reload")
+            req = {"id": "keys-not-mine", "provider": "gewe", "type": "text", "to": "x@chatroom", "body": {"text": "hi"}}
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [("k", json.dumps(req))])
+            self.assertEqual(h.kcat_results_by_id(worker.bootstrap, 1, timeout=30)["keys-not-mine"]["status"], "delivered")
+        finally:
+            h.stop_worker_and_simulator(worker, sim)
+        # and the gateway on the same file still refuses to start without its keys
+        p = subprocess.run([h.GATEWAY, "--config", config], capture_output=True, timeout=30,
+                           env=dict(os.environ, SENDQ_KAFKA_BROKERS="127.0.0.1:1"))
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("gateway.api_keys_file: cannot read '/nonexistent/gateway-api-keys'", p.stderr.decode())
 
     def test_librdkafka_settings_that_would_undo_at_least_once_stop_the_start(self):
         # (with a cooperative assignor the worker used to start, log "partitions assigned" and

@@ -250,25 +250,42 @@ class CtlEnqueueInputTest(unittest.TestCase):
         self.assertEqual(sorted(got), sorted(json.loads(line)["id"] for line in lines))
 
     def test_ctrl_c_while_waiting_on_input_flushes_what_was_read_and_summarizes(self):
-        # given an enqueue reading an open pipe (a terminal or a slow producer), three lines in
-        p = subprocess.Popen([h.SENDQCTL, "enqueue", "-", "--brokers", self.b], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            lines = [json.dumps(request(i, prefix="enqint")) for i in range(3)]
-            p.stdin.write(("\n".join(lines) + "\n").encode())
-            p.stdin.flush()
-            h.wait_for(lambda: len([1 for _, v, _ in h.kcat_consume_all(self.b, "sendq.requests")
-                                    if json.loads(v)["id"].startswith("enqint")]) == 3, 30, "the three lines on the topic")
-            # when it is interrupted while it waits for more (it used to die there, without its summary)
-            p.send_signal(signal.SIGINT)
-            _, err = p.communicate(timeout=70)
-        finally:
-            p.kill()
-            p.wait()
-        # then it stops, says how far it got, and exits 130
-        self.assertEqual(p.returncode, 130, err)
-        self.assertEqual(err.decode(), "enqueued 3 of 3 requests to sendq.requests\n"
-                                       "interrupted after line 3: the lines after it were not read\n")
+        for source in ("stdin", "fifo"):
+            with self.subTest(source):
+                # given an enqueue reading an open pipe (a terminal, a slow producer, <(...)), three lines in
+                prefix = f"enqint{source}"
+                lines = [json.dumps(request(i, prefix=prefix)) for i in range(3)]
+                writer = None
+                if source == "stdin":
+                    p = subprocess.Popen([h.SENDQCTL, "enqueue", "-", "--brokers", self.b], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                    p.stdin.write(("\n".join(lines) + "\n").encode())
+                    p.stdin.flush()
+                else:
+                    fifo = os.path.join(self.dir, "interrupted.fifo")
+                    os.mkfifo(fifo)
+                    # the writer keeps the FIFO open after its lines
+                    writer = subprocess.Popen(["sh", "-c", 'cat > "$0"', fifo], stdin=subprocess.PIPE)
+                    writer.stdin.write(("\n".join(lines) + "\n").encode())
+                    writer.stdin.flush()
+                    p = subprocess.Popen([h.SENDQCTL, "enqueue", fifo, "--brokers", self.b],
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                try:
+                    h.wait_for(lambda: len([1 for _, v, _ in h.kcat_consume_all(self.b, "sendq.requests")
+                                            if json.loads(v)["id"].startswith(prefix)]) == 3, 30, "the three lines on the topic")
+                    # when it is interrupted while it waits for more (it used to die there, without its summary)
+                    p.send_signal(signal.SIGINT)
+                    _, err = p.communicate(timeout=70)
+                finally:
+                    p.kill()
+                    p.wait()
+                    if writer:
+                        writer.kill()
+                        writer.wait()
+                # then it stops, says how far it got, and exits 130
+                self.assertEqual(p.returncode, 130, err)
+                self.assertEqual(err.decode(), "enqueued 3 of 3 requests to sendq.requests\n"
+                                               "interrupted after line 3: the lines after it were not read\n")
 
     def test_a_directory_or_two_files_are_usage_errors(self):
         path = self.write("ok.jsonl", [json.dumps(request(0, prefix="enqtwo"))])

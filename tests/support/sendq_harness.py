@@ -64,7 +64,11 @@ class Simulator:
         self.log = open(os.path.join(workdir, "simulator.log"), "w")
         self.proc = subprocess.Popen([SIMULATOR, "--listen", "127.0.0.1:0", "--port-file", self.port_file, *extra_args],
                                      stdout=self.log, stderr=subprocess.STDOUT)
-        self.port = int(wait_for(lambda: self._read_port(), 20, "the simulator's port file"))
+        try:
+            self.port = int(wait_for(lambda: self._read_port(), 20, "the simulator's port file"))
+        except BaseException:  # not left running when it never came up (or the wait was interrupted)
+            self.stop()
+            raise
         self.base_url = f"http://127.0.0.1:{self.port}"
 
     def _read_port(self):
@@ -350,7 +354,11 @@ class Gateway:
                 return http_get(self.url + "/healthz", timeout=2)[0] == 200
             except OSError:
                 return False
-        wait_for(up, 30, "the gateway's /healthz")
+        try:
+            wait_for(up, 30, "the gateway's /healthz")
+        except BaseException:  # not left running when it never came up
+            self.stop()
+            raise
 
     def post(self, path, body, headers=None, timeout=30, with_headers=False):
         """(status, body), or (status, body, response headers) with `with_headers`."""

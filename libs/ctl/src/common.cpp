@@ -302,9 +302,11 @@ void refuse_rate(const common& c, std::string_view command) {
 
 namespace {
 volatile std::sig_atomic_t stop_signal = 0;
-void on_stop_signal(int sig) {
+void on_stop_signal(int) {
   stop_signal = 1;
-  std::signal(sig, SIG_DFL);  // async-signal-safe; the next one is not waited on
+  // async-signal-safe; the next one, of either kind, is not waited on
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
 }
 }  // namespace
 

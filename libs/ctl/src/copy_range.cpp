@@ -179,7 +179,11 @@ int copy(const common& c, const std::string& from, const range_options& o, const
         if (out) {
           const std::string origin = std::string(m.topic()) + "/" + std::to_string(m.partition()) + "/" + std::to_string(m.offset());
           // Refused outright (e.g. over message.max.bytes): counted, and the exit status says so.
-          if (auto err = out->produce(o.topic, key_of(m), m.payload(), {{"sendq-" + verb + "-from", origin}}); !err.empty()) {
+          if (auto err = out->produce(o.topic, key_of(m), m.payload(), {{"sendq-" + verb + "-from", origin}});
+              err == detail::interrupted_error) {
+            --matched;  // not produced: the summary below says the copy stopped
+            break;
+          } else if (!err.empty()) {
             if (refused++ == 0) first_refusal = origin + ": " + err;
           }
         }

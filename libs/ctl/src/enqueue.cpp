@@ -2,10 +2,13 @@
 // before producing; a summary of what was rejected and why.
 #include <unistd.h>
 
+#include <cstdio>
+#include <ext/stdio_sync_filebuf.h>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 
@@ -69,23 +72,34 @@ int run_enqueue(int argc, char** argv, int first) {
   require_brokers(c);
 
   std::ifstream f;
+  // A pipe or FIFO is read through stdio, as stdin is: a read waiting on it then ends at a signal
+  // (std::ifstream's would go on waiting), so Ctrl-C stops the command there too.
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe_file(nullptr, &std::fclose);
+  std::optional<__gnu_cxx::stdio_sync_filebuf<char>> pipe_buf;
+  std::optional<std::istream> pipe_input;
   std::istream* input = &std::cin;
   std::uint64_t total = 0;
   if (file && *file != "-") {
     // A directory opens as a stream on Linux and then reads as empty: refuse it like a missing file.
     std::error_code ec;
     if (std::filesystem::is_directory(*file, ec)) throw usage_error("cannot read '" + *file + "': is a directory");
-    f.open(*file);
-    if (!f) throw usage_error("cannot read '" + *file + "'");
-    // Count lines first so that the bar has an ETA, in a regular file only: a pipe or FIFO
-    // (<(zcat ...), /dev/stdin) cannot be read twice, and its one pass is the requests.
     if (std::filesystem::is_regular_file(*file, ec)) {
+      f.open(*file);
+      if (!f) throw usage_error("cannot read '" + *file + "'");
+      // Count lines first so that the bar has an ETA, in a regular file only: a pipe or FIFO
+      // (<(zcat ...), /dev/stdin) cannot be read twice, and its one pass is the requests.
       for (std::string line; std::getline(f, line);) total += line.empty() ? 0 : 1;
       f.clear();
       f.seekg(0);
       if (!f) throw std::runtime_error("cannot read '" + *file + "' again after counting its lines");
+      input = &f;
+    } else {
+      pipe_file.reset(std::fopen(file->c_str(), "r"));
+      if (!pipe_file) throw usage_error("cannot read '" + *file + "'");
+      pipe_buf.emplace(pipe_file.get());
+      pipe_input.emplace(&*pipe_buf);
+      input = &*pipe_input;
     }
-    input = &f;
   }
 
   log::logger logger(log::level::warn, false);
@@ -100,12 +114,17 @@ int run_enqueue(int argc, char** argv, int first) {
   std::string first_refusal;
   stop_on_signals();
   for (std::string line; !interrupted() && std::getline(*input, line);) {
+    if (interrupted()) break;  // a read cut short by the signal may have given half a line
     ++lineno;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const auto where = [&] { return "line " + std::to_string(lineno) + (r.id.empty() ? "" : " (id " + r.id + ")"); };
     auto failure = decoder.decode(line, r);
     if (!failure) {
       auto err = out.produce(topic, r.key, line, {});
+      if (err == detail::interrupted_error) {  // waiting for room in a full queue: not produced
+        --lineno;
+        break;
+      }
       // Over the producer's message.max.bytes: no retry can help, so it is a rejected line
       // (the decoder's own limit is larger). Any other refusal is Kafka's, counted apart.
       if (kafka::is_message_too_large(err)) {

@@ -11,6 +11,9 @@
 
 namespace sendq::ctl::detail {
 
+/// produce()'s answer when a signal came while it waited for room in a full queue.
+inline constexpr std::string_view interrupted_error = "interrupted";
+
 class sink {
  public:
   sink(const kafka::producer_options& opts, double rate, log::logger& log)
@@ -33,6 +36,7 @@ class sink {
       auto err = producer_.produce(topic, key, value, headers, nullptr);
       if (err.empty()) break;
       if (!kafka::is_queue_full(err)) return err;
+      if (interrupted()) return std::string(interrupted_error);  // not waiting on a Kafka that is away
       producer_.poll(std::chrono::milliseconds(50));  // queue full: let acks drain
     }
     ++sent_;

@@ -80,7 +80,8 @@ struct producer::impl {
     }
     // A connection's failure is in librdkafka's own log lines already (log_cb).
     if (err != RD_KAFKA_RESP_ERR__TRANSPORT) {
-      self->log.warn("librdkafka", reason, {{"error", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err))}});
+      const auto level = err == RD_KAFKA_RESP_ERR__FATAL ? log::level::error : log::level::warn;
+      self->log.write(level, "librdkafka", reason, {{"error", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err))}});
     }
   }
 
@@ -114,10 +115,13 @@ producer::producer(const producer_options& opts, log::logger& log, delivery_call
   detail::set(conf.get(), "compression.type", "lz4");
   detail::set(conf.get(), "queue.buffering.max.messages", "1000000");
   detail::set(conf.get(), "log.connection.close", "false");
+  detail::set_all(conf.get(), opts.librdkafka);
+  // After the passthrough settings: a statistics.interval.ms of 0 there (shared with the workers)
+  // would leave an outage's unreadiness to be cleared only by an acknowledged record, which an
+  // unready gateway is never sent.
   if (opts.reachability_interval_ms > 0) {
     detail::set(conf.get(), "statistics.interval.ms", std::to_string(opts.reachability_interval_ms));
   }
-  detail::set_all(conf.get(), opts.librdkafka);
   rd_kafka_conf_set_opaque(conf.get(), impl_.get());
   rd_kafka_conf_set_dr_msg_cb(conf.get(), &impl::on_report);
   if (opts.reachability_interval_ms > 0) {

@@ -109,6 +109,8 @@ std::vector<std::int64_t> reader::offsets_for_time(const std::string& topic, con
     std::vector<message> last;
     while (last.empty() && !done() && std::chrono::steady_clock::now() < deadline) last = read(1, std::chrono::milliseconds(100));
     if (!last.empty() && last.front().timestamp_ms() >= 0 && last.front().timestamp_ms() < epoch_ms) out[i] = high;
+    // The end reached with no record (the last offset a transaction marker): none is newer.
+    if (last.empty() && done()) out[i] = high;
   }
   assign(topic, {});
   return out;

@@ -272,6 +272,27 @@ TEST(kafka, a_producer_says_when_no_broker_is_reachable_and_when_one_is_again) {
   EXPECT_TRUE(poll_until([&] { return p.unreachable().empty(); })) << p.unreachable();
 }
 
+TEST(kafka, an_idle_producer_is_reachable_again_without_a_record) {
+  // given a producer that follows reachability and has produced nothing (an idle gateway, or
+  // one started while Kafka was away: unready, so no caller sends it a record)
+  log::logger logger(log::level::error, false);
+  kafka::embedded_cluster cluster(1, {"idle"}, 1);
+  kafka::producer_options opts{cluster.bootstrap(), {}};
+  opts.reachability_interval_ms = 200;
+  kafka::producer p(opts, logger, [](void*, const std::string&) {});
+  const auto poll_until = [&](auto done) {
+    const auto deadline = std::chrono::steady_clock::now() + 15s;
+    while (!done() && std::chrono::steady_clock::now() < deadline) p.poll(50ms);
+    return done();
+  };
+  p.poll(500ms);  // connected (the idempotent producer asks for its id at once)
+  // when the broker goes down and comes back, then the producer says so both times
+  cluster.set_brokers_down(true);
+  ASSERT_TRUE(poll_until([&] { return !p.unreachable().empty(); }));
+  cluster.set_brokers_down(false);
+  EXPECT_TRUE(poll_until([&] { return p.unreachable().empty(); })) << p.unreachable();
+}
+
 TEST(kafka_statistics, anything_else_gives_no_lag) {
   EXPECT_TRUE(kafka::consumer_lags_from_statistics("").empty());
   EXPECT_TRUE(kafka::consumer_lags_from_statistics("not json").empty());
