@@ -40,6 +40,14 @@ std::vector<std::string> consume_n(kafka::consumer& c, std::size_t n, std::vecto
   return got;
 }
 
+// Serves `p`'s callbacks until `done()` holds, for up to 15 s; returns done().
+template <typename Done>
+bool poll_until(kafka::producer& p, Done done) {
+  const auto deadline = std::chrono::steady_clock::now() + 15s;
+  while (!done() && std::chrono::steady_clock::now() < deadline) p.poll(50ms);
+  return done();
+}
+
 }  // namespace
 
 TEST(kafka, produces_acknowledged_records_and_consumes_them_in_order) {
@@ -257,19 +265,14 @@ TEST(kafka, a_producer_says_when_no_broker_is_reachable_and_when_one_is_again) {
   ASSERT_EQ(p.produce("reach", "k", "v", {}, nullptr), "");
   ASSERT_EQ(p.flush(10s), 0);
   EXPECT_EQ(p.unreachable(), "");
-  const auto poll_until = [&](auto done) {
-    const auto deadline = std::chrono::steady_clock::now() + 15s;
-    while (!done() && std::chrono::steady_clock::now() < deadline) p.poll(50ms);
-    return done();
-  };
   // when the broker goes down, then it says so
   cluster.set_brokers_down(true);
-  ASSERT_TRUE(poll_until([&] { return !p.unreachable().empty(); }));
+  ASSERT_TRUE(poll_until(p, [&] { return !p.unreachable().empty(); }));
   EXPECT_EQ(p.unreachable().rfind("no Kafka broker reachable for ", 0), 0u) << p.unreachable();
   EXPECT_NE(p.unreachable().find("brokers are down"), std::string::npos) << p.unreachable();
   // and when it is up again, then it is reachable again, with no record produced meanwhile
   cluster.set_brokers_down(false);
-  EXPECT_TRUE(poll_until([&] { return p.unreachable().empty(); })) << p.unreachable();
+  EXPECT_TRUE(poll_until(p, [&] { return p.unreachable().empty(); })) << p.unreachable();
 }
 
 TEST(kafka, an_idle_producer_is_reachable_again_without_a_record) {
@@ -280,17 +283,12 @@ TEST(kafka, an_idle_producer_is_reachable_again_without_a_record) {
   kafka::producer_options opts{cluster.bootstrap(), {}};
   opts.reachability_interval_ms = 200;
   kafka::producer p(opts, logger, [](void*, const std::string&) {});
-  const auto poll_until = [&](auto done) {
-    const auto deadline = std::chrono::steady_clock::now() + 15s;
-    while (!done() && std::chrono::steady_clock::now() < deadline) p.poll(50ms);
-    return done();
-  };
   p.poll(500ms);  // connected (the idempotent producer asks for its id at once)
   // when the broker goes down and comes back, then the producer says so both times
   cluster.set_brokers_down(true);
-  ASSERT_TRUE(poll_until([&] { return !p.unreachable().empty(); }));
+  ASSERT_TRUE(poll_until(p, [&] { return !p.unreachable().empty(); }));
   cluster.set_brokers_down(false);
-  EXPECT_TRUE(poll_until([&] { return p.unreachable().empty(); })) << p.unreachable();
+  EXPECT_TRUE(poll_until(p, [&] { return p.unreachable().empty(); })) << p.unreachable();
 }
 
 TEST(kafka_statistics, anything_else_gives_no_lag) {
