@@ -5,6 +5,7 @@ here, by its PID. Kafka is reached only with kcat, as a user would.
 """
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -24,7 +25,30 @@ EMBEDDED_KAFKA = os.path.join(BUILD, "services", "embedded-kafka", "sendq-embedd
 DEMO_CONFIG = os.path.join(ROOT, "deploy", "sendq.example.toml")
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
+    """A port free now, for a service about to be started. Picked at random below the kernel's
+    ephemeral range: a port from bind(0) can be handed to a client's outgoing connection (Kafka
+    clients open many) before the service binds it, and with eight tests at a time that happens."""
+    low, _ = _ephemeral_range()
+    if low > 11000:
+        rng = random.SystemRandom()
+        for _ in range(200):
+            port = rng.randrange(10000, low)
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
