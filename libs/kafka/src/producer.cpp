@@ -121,14 +121,12 @@ producer::producer(const producer_options& opts, log::logger& log, delivery_call
   // unready gateway is never sent.
   if (opts.reachability_interval_ms > 0) {
     detail::set(conf.get(), "statistics.interval.ms", std::to_string(opts.reachability_interval_ms));
-  }
-  rd_kafka_conf_set_opaque(conf.get(), impl_.get());
-  rd_kafka_conf_set_dr_msg_cb(conf.get(), &impl::on_report);
-  if (opts.reachability_interval_ms > 0) {
     impl_->follow_reachability = true;
     rd_kafka_conf_set_error_cb(conf.get(), &impl::on_error);
     rd_kafka_conf_set_stats_cb(conf.get(), &impl::on_stats);
   }
+  rd_kafka_conf_set_opaque(conf.get(), impl_.get());
+  rd_kafka_conf_set_dr_msg_cb(conf.get(), &impl::on_report);
   rd_kafka_conf_set_log_cb(conf.get(), &impl::on_log);
   char err[512];
   impl_->rk.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err, sizeof err));
