@@ -18,8 +18,8 @@ function(sendq_unit_test name)
   target_link_libraries(${name} PRIVATE ${A_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
   target_compile_definitions(${name} PRIVATE SENDQ_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
   if(SENDQ_SANITIZE)
-    # The tests' own files at -O0 (the code under test keeps SENDQ_SANITIZE_FLAGS): they are half of
-    # a sanitizer build's compile time, and optimizing them finds nothing more.
+    # The tests' own files at -O0 (the code under test keeps SENDQ_SANITIZE_FLAGS): optimizing them
+    # was half of a sanitizer build's compile time.
     target_compile_options(${name} PRIVATE ${SENDQ_SANITIZE_TEST_FLAGS})
   endif()
   if(SENDQ_SANITIZE MATCHES "thread")
