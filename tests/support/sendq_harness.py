@@ -329,7 +329,8 @@ _TEST_WORKDIRS = []
 class Workdir:
     """A fresh folder under the system's temp dir for one test's logs, configs and port files.
 
-    The demo and the soak run keep theirs and print where it is. A test file run through main()
+    The demo and the soak run keep theirs and print where it is (ctest's demo_once removes its
+    folder when it passed). A test file run through main()
     removes the folders of its tests when they all passed, and keeps them (and names them) when one
     failed, since the logs there are what explains a failure. SENDQ_KEEP_WORKDIRS=1 keeps them all.
     """
