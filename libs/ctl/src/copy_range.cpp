@@ -112,12 +112,14 @@ std::vector<kafka::partition_range> resolve(kafka::reader& rd, const std::string
     }
     parts = o.partitions;
   }
+  std::vector<std::pair<std::int64_t, std::int64_t>> marks;  // queried once, shared with the time lookups
+  for (auto p : parts) marks.push_back(rd.watermarks(topic, p, 10s));
   std::vector<std::int64_t> since, until;
-  if (o.since) since = rd.offsets_for_time(topic, parts, *o.since, 10s);
-  if (o.until) until = rd.offsets_for_time(topic, parts, *o.until, 10s);
+  if (o.since) since = rd.offsets_for_time(topic, parts, *o.since, 10s, &marks);
+  if (o.until) until = rd.offsets_for_time(topic, parts, *o.until, 10s, &marks);
   std::vector<kafka::partition_range> out;
   for (std::size_t i = 0; i < parts.size(); ++i) {
-    const auto [low, high] = rd.watermarks(topic, parts[i], 10s);
+    const auto [low, high] = marks[i];
     std::int64_t begin = low, end = high;
     if (o.start_offset) begin = std::max(begin, *o.start_offset);
     if (o.since && since[i] >= 0) begin = std::max(begin, since[i]);  // else: scan, filtered by timestamp

@@ -63,12 +63,14 @@ std::vector<kafka::partition_range> ranges_from(kafka::reader& rd, const std::st
                                                 std::optional<std::int64_t> since, std::optional<std::int64_t> until,
                                                 bool from_beginning, bool follow) {
   const auto parts = rd.partitions(topic, 10s);
+  std::vector<std::pair<std::int64_t, std::int64_t>> marks;  // queried once, shared with the time lookups
+  for (auto p : parts) marks.push_back(rd.watermarks(topic, p, 10s));
   std::vector<std::int64_t> begins, ends;
-  if (since) begins = rd.offsets_for_time(topic, parts, *since, 10s);
-  if (until) ends = rd.offsets_for_time(topic, parts, *until, 10s);
+  if (since) begins = rd.offsets_for_time(topic, parts, *since, 10s, &marks);
+  if (until) ends = rd.offsets_for_time(topic, parts, *until, 10s, &marks);
   std::vector<kafka::partition_range> out;
   for (std::size_t i = 0; i < parts.size(); ++i) {
-    const auto [low, high] = rd.watermarks(topic, parts[i], 10s);
+    const auto [low, high] = marks[i];
     // -1 from a time lookup (the mock cluster cannot look up times): scan from the start, filter by timestamp.
     const std::int64_t begin = since ? (begins[i] >= 0 ? begins[i] : low) : from_beginning ? low : high;
     const std::int64_t end = follow ? -1 : until && ends[i] >= 0 ? ends[i] : high;

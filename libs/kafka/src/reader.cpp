@@ -84,7 +84,12 @@ std::pair<std::int64_t, std::int64_t> reader::watermarks(const std::string& topi
 }
 
 std::vector<std::int64_t> reader::offsets_for_time(const std::string& topic, const std::vector<std::int32_t>& partitions,
-                                                   std::int64_t epoch_ms, std::chrono::milliseconds timeout) {
+                                                   std::int64_t epoch_ms, std::chrono::milliseconds timeout,
+                                                   const std::vector<std::pair<std::int64_t, std::int64_t>>* known) {
+  if (known != nullptr && known->size() != partitions.size()) {
+    throw std::invalid_argument("kafka: offsets_for_time: " + std::to_string(known->size()) + " watermarks for " +
+                                std::to_string(partitions.size()) + " partitions");
+  }
   detail::partition_list l(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
   for (auto p : partitions) rd_kafka_topic_partition_list_add(l.get(), topic.c_str(), p)->offset = epoch_ms;
   const auto e = rd_kafka_offsets_for_times(impl_->rk.get(), l.get(), static_cast<int>(timeout.count()));
@@ -99,7 +104,7 @@ std::vector<std::int64_t> reader::offsets_for_time(const std::string& topic, con
   // cluster). The partition's last record tells them apart: older than the time, none is newer.
   for (std::size_t i = 0; i < partitions.size(); ++i) {
     if (out[i] >= 0) continue;
-    const auto [low, high] = watermarks(topic, partitions[i], timeout);
+    const auto [low, high] = known != nullptr ? (*known)[i] : watermarks(topic, partitions[i], timeout);
     if (high <= low) {
       out[i] = high;
       continue;

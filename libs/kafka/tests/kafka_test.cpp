@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <thread>
 
 #include "sendq/kafka/consumer.hpp"
@@ -392,6 +393,16 @@ TEST(kafka_reader, reads_from_a_time_to_the_high_watermark_with_headers) {
   for (const auto part : parts) highs.push_back(r.watermarks("r1", part, 5s).second);
   EXPECT_EQ(later, highs);
   EXPECT_EQ(highs[0] + highs[1], 6);
+  // and watermarks the caller passes are used, not queried again: the same answer from the real
+  // ones; partitions the caller saw empty give their high watermark as given (0), unread
+  std::vector<std::pair<std::int64_t, std::int64_t>> marks;
+  for (const auto part : parts) marks.push_back(r.watermarks("r1", part, 5s));
+  EXPECT_EQ(r.offsets_for_time("r1", parts, cut + 3'600'000, 5s, &marks), highs);
+  const std::vector<std::pair<std::int64_t, std::int64_t>> empty(parts.size(), {0, 0});
+  EXPECT_EQ(r.offsets_for_time("r1", parts, cut, 5s, &empty), (std::vector<std::int64_t>{0, 0}));
+  // a count that does not match the partitions is the caller's mistake, named
+  marks.pop_back();
+  EXPECT_THROW(r.offsets_for_time("r1", parts, cut, 5s, &marks), std::invalid_argument);
 }
 
 // librdkafka 2.0.2 stops fetching once its queue holds queued.min.messages and, unless woken, looks

@@ -48,8 +48,11 @@ class reader {
   /// The first offset whose timestamp is >= `epoch_ms` in each partition (the high watermark
   /// where every record is older), or -1 where the broker cannot look up times (librdkafka's mock
   /// cluster): callers then scan and filter by message timestamp. Replaces any assignment.
+  /// `known`, when given, holds each partition's watermarks (as watermarks() returns them, in the
+  /// order of `partitions`): a caller that needs them anyway spares a query per partition.
   std::vector<std::int64_t> offsets_for_time(const std::string& topic, const std::vector<std::int32_t>& partitions,
-                                             std::int64_t epoch_ms, std::chrono::milliseconds timeout);
+                                             std::int64_t epoch_ms, std::chrono::milliseconds timeout,
+                                             const std::vector<std::pair<std::int64_t, std::int64_t>>* known = nullptr);
   /// Starts reading `ranges` of `topic` (replaces any previous assignment). Empty ranges are skipped.
   void assign(const std::string& topic, const std::vector<partition_range>& ranges);
   /// Up to `max` messages, waiting up to `timeout` for the first. Records at or past a
