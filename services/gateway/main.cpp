@@ -59,7 +59,7 @@ Environment (overrides the file):
   SENDQ_GATEWAY_<KEY>      any scalar key of [gateway], e.g. SENDQ_GATEWAY_MAX_BATCH=500
 
 Signals: SIGTERM/SIGINT stop taking requests, answer those in progress (up to
-gateway.produce_timeout_ms and a second), flush Kafka, and exit. SIGHUP is logged and ignored:
+gateway.produce_timeout_ms + 2 s), flush Kafka (up to gateway.produce_timeout_ms), and exit. SIGHUP is logged and ignored:
 the gateway does not reload its configuration (restart it).
 )";
 

@@ -96,6 +96,12 @@ def load_yaml_docs(path):
         return [d for d in yaml.safe_load_all(f) if d is not None]
 
 
+def documented_metrics():
+    """The sendq_* names deploy/README.md's metrics tables give."""
+    with open(os.path.join(DEPLOY, "README.md")) as f:
+        return set(re.findall(r"`(sendq_[a-z0-9_]+)`", f.read()))
+
+
 class PromtoolTest(unittest.TestCase):
     def setUp(self):
         if not shutil.which("promtool"):
@@ -508,6 +514,15 @@ class WorkerTest(unittest.TestCase):
         self.assertEqual(missing, {}, "used but not in the worker's /metrics (a family with no series prints "
                                       f"nothing); exposed: {sorted(types)}")
 
+    def test_every_exposed_metric_is_documented(self):
+        self.assertIsNotNone(self.metrics_text, "the worker never became ready")
+        types, _ = exposed_families(self.metrics_text)
+        names = {n for n in types if n.startswith("sendq_")}
+        self.assertIn("sendq_bulkhead_parked_total", names)
+        self.assertGreaterEqual(len(names), 20, sorted(names))
+        self.assertEqual(sorted(names - documented_metrics()), [],
+                         "on the worker's /metrics but not in deploy/README.md's metrics table")
+
     def test_histograms_and_delivery_labels(self):
         self.assertIsNotNone(self.metrics_text, "the worker never became ready")
         types, _ = exposed_families(self.metrics_text)
@@ -562,6 +577,11 @@ class GatewayMetricsTest(unittest.TestCase):
         types, samples = exposed_families(text)
         self.assertEqual({n: is_exposed(n, types, samples) for n in names}, {n: True for n in names},
                          f"exposed: {sorted(types)}")
+        # and every family the gateway exposes is in deploy/README.md's metrics table
+        exposed = {n for n in types if n.startswith("sendq_")}
+        self.assertGreaterEqual(len(exposed), 5, sorted(exposed))
+        self.assertEqual(sorted(exposed - documented_metrics()), [],
+                         "on the gateway's /metrics but not in deploy/README.md's metrics table")
 
 
 class KubernetesConfigTest(unittest.TestCase):
