@@ -267,7 +267,8 @@ net::awaitable<std::optional<std::vector<std::string>>> gateway::produce_all(
       }
     }
   }
-  co_return std::move(state->errors);
+  // A copy, not a move: a report that comes after the wait still writes its slot of `state->errors`.
+  co_return state->errors;
 }
 
 net::awaitable<http::server_response> gateway::handle_messages(const http::server_request& req) {

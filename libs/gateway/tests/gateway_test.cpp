@@ -268,6 +268,23 @@ TEST_F(gateway_handler, over_the_in_flight_limit_answers_503_without_producing) 
   EXPECT_EQ(gw.in_flight(), 1u);
 }
 
+TEST_F(gateway_handler, an_ack_that_comes_after_the_503_only_frees_its_slot) {
+  // given a record whose ack did not come within the wait: the caller got its 503
+  sink.hold_acks = true;
+  auto gw = make();
+  ASSERT_EQ(post(gw, "/v1/messages", good).status, 503u);
+  ASSERT_EQ(sink.held.size(), 1u);
+  ASSERT_EQ(gw.in_flight(), 1u);
+  // when the broker's report arrives after all (a stalled broker acknowledges late)
+  sink.held[0]("");
+  ioc.restart();
+  ioc.run();
+  // then it frees the record's slot, and the request that already ended is not written to
+  EXPECT_EQ(gw.in_flight(), 0u);
+  sink.hold_acks = false;
+  EXPECT_EQ(post(gw, "/v1/messages", good).status, 202u);
+}
+
 TEST_F(gateway_handler, a_batch_larger_than_max_in_flight_is_413_naming_both_not_a_503_that_never_passes) {
   // given
   opts.max_in_flight = 1;
