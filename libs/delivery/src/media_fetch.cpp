@@ -16,6 +16,8 @@ std::string trim(std::string_view s) {
   return std::string(s);
 }
 
+constexpr char hex[] = "0123456789ABCDEF";
+
 bool v4_is_special(const unsigned char a[4]) {
   return a[0] == 127 || a[0] == 10 || (a[0] == 172 && (a[1] & 0xF0) == 16) || (a[0] == 192 && a[1] == 168) ||
          (a[0] == 169 && a[1] == 254) || (a[0] == 100 && (a[1] & 0xC0) == 64);
@@ -42,8 +44,19 @@ fetch_policy fetch_policy_of(const providers::account& a) {
 std::optional<core::failure> check_fetch_url(std::string_view url, const fetch_policy& p, http::endpoint& ep,
                                              std::string& target) {
   using core::error_kind;
+  // A control byte (CR, LF, ...) could end the request line and start another request on the
+  // connection: no real URL has one, so it is refused, not encoded.
+  for (std::size_t i = 0; i < url.size(); ++i) {
+    const auto c = static_cast<unsigned char>(url[i]);
+    if (c < 0x20 || c == 0x7f) {
+      return core::failure{error_kind::invalid_field, std::string("body.url: control character 0x") + hex[c >> 4] +
+                                                          hex[c & 15] + " at byte " + std::to_string(i) +
+                                                          " (a URL cannot contain one)"};
+    }
+  }
+  url = url.substr(0, url.find('#'));  // the fragment is the client's, never sent
   std::string err;
-  auto parsed = http::endpoint::parse(url.substr(0, url.find_first_of("?#")), &err);
+  auto parsed = http::endpoint::parse(url.substr(0, url.find('?')), &err);
   if (!parsed) return core::failure{error_kind::invalid_field, "body.url: only http and https URLs can be fetched (" + err + ")"};
   if (p.allowed_hosts.empty()) {
     return core::failure{error_kind::invalid_field,
@@ -56,8 +69,22 @@ std::optional<core::failure> check_fetch_url(std::string_view url, const fetch_p
   ep = *parsed;
   // The path (with its query) is fetched as given; the endpoint keeps no base path for it.
   const auto scheme_end = url.find("://") + 3;
-  const auto path_start = url.find('/', scheme_end);
-  target = path_start == std::string_view::npos ? "/" : std::string(url.substr(path_start));
+  const auto path_start = std::min(url.find_first_of("/?", scheme_end), url.size());
+  target.clear();
+  if (path_start == url.size() || url[path_start] == '?') target = "/";
+  // Spaces and bytes past ASCII (file names in other scripts) are percent-encoded, as browsers
+  // and curl send them; so are the other characters RFC 3986 leaves out of a URL.
+  for (char ch : url.substr(path_start)) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c <= 0x20 || c >= 0x7f || c == '"' || c == '<' || c == '>' || c == '\\' || c == '^' || c == '`' ||
+        c == '{' || c == '|' || c == '}') {
+      target.push_back('%');
+      target.push_back(hex[c >> 4]);
+      target.push_back(hex[c & 15]);
+    } else {
+      target.push_back(ch);
+    }
+  }
   ep.base_path.clear();
   return std::nullopt;
 }

@@ -33,6 +33,11 @@ providers::reply_outcome classify_transport(http::failure_kind kind, std::string
       o.cls = outcome_class::ambiguous;
       o.kind = core::error_kind::timeout;
       break;
+    case http::failure_kind::invalid_request:
+      // Nothing was written, and the same request would be refused the same way again.
+      o.cls = outcome_class::permanent;
+      o.kind = core::error_kind::invalid_field;
+      break;
     case http::failure_kind::body_too_large:
     case http::failure_kind::bad_response:
       // The provider answered, so it saw the request; we cannot tell how it ended.

@@ -24,6 +24,13 @@ TEST(outcome, certificate_failures_are_permanent) {
   EXPECT_EQ(o.kind, core::error_kind::tls);
 }
 
+TEST(outcome, a_request_the_client_would_not_send_is_permanent_and_names_the_part) {
+  auto o = delivery::classify_transport(http::failure_kind::invalid_request, "request not sent: target: byte 0x0D at 8");
+  EXPECT_EQ(o.cls, outcome_class::permanent);
+  EXPECT_EQ(o.kind, core::error_kind::invalid_field);
+  EXPECT_EQ(o.message, "invalid_request: request not sent: target: byte 0x0D at 8");
+}
+
 TEST(outcome, ambiguous_outcomes_are_retried_only_where_the_provider_deduplicates_or_the_account_allows) {
   auto sender = providers::make_provider("sender");
   auto gewe = providers::make_provider("gewe");

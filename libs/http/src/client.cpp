@@ -728,6 +728,12 @@ struct client::impl : std::enable_shared_from_this<impl> {
     const auto start = steady::now();
     call_result out;
     const auto timeout = req.timeout;
+    if (auto why = unsendable(req)) {
+      out.kind = failure_kind::invalid_request;
+      out.message = "request not sent: " + *why;
+      out.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - start);
+      co_return out;
+    }
     wire_request wire = build_request(ep, req);
     host_pool& pool = pool_for(ep);
     // On the client's single-threaded io_context already: its connections' I/O may run right here.

@@ -178,8 +178,54 @@ std::string_view to_string(failure_kind k) noexcept {
     case failure_kind::timeout_after_write: return "timeout_after_write";
     case failure_kind::body_too_large: return "body_too_large";
     case failure_kind::bad_response: return "bad_response";
+    case failure_kind::invalid_request: return "invalid_request";
   }
   return "unknown";
+}
+
+namespace {
+
+// RFC 9110 tchar.
+bool is_token_char(unsigned char c) {
+  if (std::isalnum(c)) return true;
+  switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool is_token(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return is_token_char(static_cast<unsigned char>(c)); });
+}
+
+std::string byte_name(unsigned char c) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  return std::string("0x") + hex[c >> 4] + hex[c & 15];
+}
+
+}  // namespace
+
+// Values are never echoed: a header may carry a secret. Positions and byte values are enough.
+std::optional<std::string> unsendable(const request& req) {
+  if (!is_token(req.method)) return "method: not an HTTP token";
+  for (std::size_t i = 0; i < req.target.size(); ++i) {
+    const auto c = static_cast<unsigned char>(req.target[i]);
+    if (c <= 0x20 || c == 0x7f) return "target: byte " + byte_name(c) + " at " + std::to_string(i) + " (spaces and control characters end the request line)";
+  }
+  for (const auto& [name, value] : req.headers) {
+    if (!is_token(name)) {
+      const bool printable = std::all_of(name.begin(), name.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+      return "header name " + (printable ? "'" + name + "'" : std::string("(with a space or control byte)")) + ": not an HTTP token";
+    }
+    for (std::size_t i = 0; i < value.size(); ++i) {
+      const auto c = static_cast<unsigned char>(value[i]);
+      if (c == '\r' || c == '\n' || c == 0) return "header " + name + ": byte " + byte_name(c) + " at " + std::to_string(i) + " of its value (CR, LF and NUL end the field)";
+    }
+  }
+  return std::nullopt;
 }
 
 std::string_view server_request::header(std::string_view lower_name) const {

@@ -118,6 +118,45 @@ TEST(http_client, writes_our_default_fields_unless_the_caller_sets_them_and_fram
   srv.stop();
 }
 
+TEST(http_client, a_request_that_would_smuggle_another_is_not_sent_and_says_which_part) {
+  // given a server that counts what reaches it
+  io_runner io;
+  int requests = 0;
+  server srv(io.executor(), {}, [&](const server_request&) {
+    ++requests;
+    return server_response{200, "text/plain", "ok", {}};
+  });
+  srv.start("127.0.0.1", 0);
+  client c(io.executor(), {});
+  const auto ep = ep_of(srv.port());
+  request in_target = get("/a.amr?x\r\n\r\nGET /other HTTP/1.1");
+  request in_value = post("/send", "{}");
+  in_value.headers = {{"X-Token", "secret\r\nX-Injected: 1"}};
+  request in_name = post("/send", "{}");
+  in_name.headers = {{"X Bad", "1"}};
+  request in_method = post("/send", "{}");
+  in_method.method = "POST /x";
+  // when
+  const auto target = send(io, c, ep, in_target);
+  const auto value = send(io, c, ep, in_value);
+  const auto name = send(io, c, ep, in_name);
+  const auto method = send(io, c, ep, in_method);
+  const auto fine = send(io, c, ep, get("/ok?q=%20"));
+  // then none was written, each says what is wrong (never the header's value), and the client still works
+  for (const auto* r : {&target, &value, &name, &method}) {
+    EXPECT_FALSE(r->ok);
+    EXPECT_EQ(r->kind, failure_kind::invalid_request) << r->message;
+  }
+  EXPECT_EQ(target.message, "request not sent: target: byte 0x0D at 8 (spaces and control characters end the request line)");
+  EXPECT_EQ(value.message, "request not sent: header X-Token: byte 0x0D at 6 of its value (CR, LF and NUL end the field)");
+  EXPECT_EQ(name.message, "request not sent: header name (with a space or control byte): not an HTTP token");
+  EXPECT_EQ(method.message, "request not sent: method: not an HTTP token");
+  EXPECT_EQ(value.message.find("secret"), std::string::npos);
+  ASSERT_TRUE(fine.ok) << fine.message;
+  EXPECT_EQ(requests, 1);
+  srv.stop();
+}
+
 TEST(http_client, reuses_keep_alive_connection) {
   // given
   io_runner io;

@@ -80,7 +80,15 @@ enum class failure_kind {
   timeout_after_write,  ///< no (complete) response in time
   body_too_large,       ///< the response is over the body limit
   bad_response,         ///< not parseable as HTTP/1.x
+  /// Not sent at all: the method, target or a header could not go on the wire as they are (a
+  /// control character, CR or LF where they would end the line: request smuggling).
+  invalid_request,
 };
+
+/// Why `req` cannot be written as HTTP/1.1 (names the part), or nullopt when it can: the method and
+/// header names must be tokens, the target free of spaces and control characters, header values
+/// free of CR, LF and NUL. The client checks this before any connection is used.
+std::optional<std::string> unsendable(const request& req);
 std::string_view to_string(failure_kind k) noexcept;
 
 struct call_result {
