@@ -807,6 +807,25 @@ class DuplicateTest(unittest.TestCase):
         self.assertEqual([json.loads(c["body"])["content"] for c in self.sim.requests()], ["dupslow", "after"])
         self.assertEqual(len(h.kcat_consume_all(self.worker.bootstrap, "sendq.results")), 2)
 
+    def test_a_copy_with_other_requests_of_its_key_between_is_sent_once(self):
+        # given a request whose call takes 1.5 s, another request of the key, then a copy of the
+        # first (a re-send, or the record read again after a rebalance) and one more: all admitted
+        # while the first is being sent, so the duplicate guard cannot tell at admission
+        self.sim.set_faults([{"match": "dupgap", "action": "latency", "latency_ms": 1500}])
+        req = {"id": "dup-gap-1", "provider": "gewe", "type": "text", "to": "wxid_dupgap", "body": {"text": "dupgap"}}
+        between = dict(req, id="dup-gap-2", body={"text": "between"})
+        after = dict(req, id="dup-gap-3", body={"text": "after"})
+        h.kcat_produce(self.worker.bootstrap, "sendq.requests",
+                       [("k", json.dumps(req)), ("k", json.dumps(between)), ("k", json.dumps(req)), ("k", json.dumps(after))])
+        results = h.kcat_consume_until(self.worker.bootstrap, "sendq.results", 3, timeout=30)
+        h.wait_for(lambda: h.metric(self.worker.metrics(), "sendq_duplicates_total") == 1, 10, "the copy counted")
+        # then the provider saw the first once, in the key's order, and each id has one result
+        self.assertEqual([json.loads(c["body"])["content"] for c in self.sim.requests()], ["dupgap", "between", "after"])
+        self.assertEqual(sorted((json.loads(v)["id"], json.loads(v)["status"]) for _, v, _ in results),
+                         [(req["id"], "delivered"), (between["id"], "delivered"), (after["id"], "delivered")])
+        self.assertEqual(len(h.kcat_consume_all(self.worker.bootstrap, "sendq.results")), 3)
+        self.assertEqual(h.metric(self.worker.metrics(), "sendq_requests_consumed_total"), 4)
+
 
 class ShutdownTest(unittest.TestCase):
     def test_sigterm_finishes_in_flight_work_commits_and_a_restart_resumes(self):

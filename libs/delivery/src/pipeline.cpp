@@ -261,6 +261,15 @@ struct pipeline::impl : kafka::rebalance_listener {
   // (and waiting() by the Kafka thread). One shared set cost the Kafka thread and the I/O threads
   // a contended lock and cache misses on each other's map nodes per delivery.
   std::vector<std::unique_ptr<key_lanes<record_ptr>>> lanes;
+  // Per shard (same index, that shard's thread only): records that ran while later requests of
+  // their key waited, until they end. A later copy of one of them (a re-send, or the same record
+  // read again after a rebalance) found here follows it instead of being sent again, however many
+  // requests of the key came between (see lane_copy_ended).
+  struct lane_firsts {
+    std::unordered_map<std::string_view, record_ptr> by_id;  // the view is into the record's id
+    std::deque<record_ptr> order;                             // oldest first, for sweep()
+  };
+  std::vector<lane_firsts> firsts;
   duplicate_guard duplicates;
   core::request_decoder decoder;  // Kafka thread only
   std::atomic<long> in_flight{0};
@@ -309,6 +318,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     gates.resize(shards.size());
     pending.resize(shards.size());
     for (std::size_t i = 0; i < shards.size(); ++i) lanes.push_back(std::make_unique<key_lanes<record_ptr>>());
+    firsts.resize(shards.size());
     // The HTTP client of each shard gets max_connections_per_host / shards (services/worker).
     gate_capacity = std::max<std::size_t>(1, static_cast<std::size_t>(cfg.worker.max_connections_per_host) / shards.size());
     table = build_table(cfg.accounts, nullptr);
@@ -880,22 +890,63 @@ struct pipeline::impl : kafka::rebalance_listener {
       });
       gate->waiting.pop_front();
     }
-    auto next = lanes[shard_index(shard)]->next(key);
-    // The same request twice in a row on its key: both were admitted before the first ended, so
-    // the duplicate guard could not tell. Once the first is delivered, the second is not sent. It
-    // ends once the first's result is acknowledged, not before: after a rebalance it may be the
-    // same record read again in a new generation, whose offset alone would let the commit pass.
-    while (next && held->delivered && !(*next)->invalid && (*next)->req.id == held->req.id) {
-      switch (held->acks.follow(*next)) {
-        case pending_acks<record_ptr>::follow_result::waiting: break;
-        case pending_acks<record_ptr>::follow_result::ended_before: skip_duplicate(**next); break;
-        case pending_acks<record_ptr>::follow_result::last: finish(*held); break;
-      }
-      next = lanes[shard_index(shard)]->next(key);
-    }
+    auto& lane = *lanes[shard_index(shard)];
+    auto next = lane.next(key);
+    // Only a request that ran while others of its key waited can have a copy among them: one
+    // admitted before it ended, which the duplicate guard could not tell.
+    if (next && !held->invalid && !held->req.id.empty()) remember_lane_first(shard, held);
+    while (next && lane_copy_ended(shard, *next)) next = lane.next(key);
     if (next) {
       net::post(shard.executor, [this, next = std::move(*next), &shard]() mutable { start_lane(std::move(next), shard); });
     }
+  }
+
+  // Keeps `rec` (it ran while later requests of its key waited) until it ends, for
+  // lane_copy_ended. Drops the records that ended from the front first: the set holds about what
+  // ran in busy lanes within one acknowledgement's time.
+  void remember_lane_first(io_shard& shard, const record_ptr& rec) {
+    auto& f = firsts[shard_index(shard)];
+    sweep(f);
+    if (auto it = f.by_id.find(rec->req.id); it != f.by_id.end()) f.by_id.erase(it);  // the newer copy stands for the id
+    f.by_id.emplace(rec->req.id, rec);
+    f.order.push_back(rec);
+  }
+
+  static void sweep(lane_firsts& f) {
+    while (!f.order.empty() && f.order.front()->acks.ended()) {
+      const auto& front = f.order.front();
+      if (auto it = f.by_id.find(front->req.id); it != f.by_id.end() && it->second == front) f.by_id.erase(it);
+      f.order.pop_front();
+    }
+  }
+
+  // A request that waited in its key's lane, about to start: true when a copy of it that ran
+  // earlier in the lane ended it (or will, as its follower), so it is not sent. A copy is the same
+  // id after a delivered request, or the same record read again (rebalance) whatever its result.
+  // It ends once the first's result is acknowledged, not before: after a rebalance it may be the
+  // same record read again in a new generation, whose offset alone would let the commit pass.
+  bool lane_copy_ended(io_shard& shard, const record_ptr& rec) {
+    if (rec->invalid || rec->req.id.empty()) return false;
+    auto& f = firsts[shard_index(shard)];
+    sweep(f);
+    if (auto it = f.by_id.find(rec->req.id); it != f.by_id.end() && it->second != rec) {
+      record& first = *it->second;
+      const bool same_record = first.topic == rec->topic && first.partition == rec->partition && first.offset == rec->offset;
+      if (first.delivered || same_record) {
+        switch (first.acks.follow(rec)) {
+          case pending_acks<record_ptr>::follow_result::waiting: break;
+          case pending_acks<record_ptr>::follow_result::ended_before: skip_duplicate(*rec); break;
+          case pending_acks<record_ptr>::follow_result::last: finish(first); break;
+        }
+        return true;
+      }
+    }
+    // A copy that ended and was swept already: the guard has it now.
+    if (duplicates.seen(rec->req.id, position_key(*rec), std::chrono::steady_clock::now())) {
+      skip_duplicate(*rec);
+      return true;
+    }
+    return false;
   }
 
   net::awaitable<void> deliver(record_ptr rec, io_shard& shard) {
