@@ -139,6 +139,9 @@ RESULT_TYPE = {"unknown_type": "", "huge_type_value": "", "type_missing": "", "t
 # Produced after the bad ones: all delivered (the boundary one is exactly max_request_bytes long).
 VALID = [
     ("valid_at_limit", padded_to(req("bim-ok-limit", body=b'{"text":"' + b"y" * (MAX_REQUEST_BYTES - 200) + b'"}'), MAX_REQUEST_BYTES)),
+    # Deadlines far off ("none" as INT64_MAX, 9999-12-31): delivered, not wrapped into the past.
+    ("valid_deadline_int64_max", req("bim-ok-dmax", to="wxid_dmax", extra=b',"deadline":9223372036854775807')),
+    ("valid_deadline_9999", req("bim-ok-d9999", to="wxid_d9999", extra=b',"deadline":253402300799999')),
 ] + [(f"valid_{i}", req(f"bim-ok-{i}", to=f"wxid_after_{i}")) for i in range(8)]
 
 # Records too large even for the worker's producer (max_request_bytes + 64 KiB): no copy in the DLQ.

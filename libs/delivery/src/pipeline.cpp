@@ -1204,7 +1204,10 @@ struct pipeline::impl : kafka::rebalance_listener {
       hr.max_redirects = r.account->follow_redirects;
       std::optional<std::chrono::steady_clock::time_point> write_by;
       if (req.deadline_ms) {
-        const auto left = std::chrono::milliseconds(std::max<std::int64_t>(1, *req.deadline_ms - now_ms()));
+        // Capped at a year: a deadline further off (9999-12-31, INT64_MAX as "none") changes
+        // nothing here, and a steady time point that far would overflow its nanoseconds.
+        constexpr std::int64_t year_ms = 366LL * 86'400'000;
+        const auto left = std::chrono::milliseconds(std::clamp<std::int64_t>(*req.deadline_ms - now_ms(), 1, year_ms));
         hr.timeout = std::min(hr.timeout, left);
         // The client may wait for a connection first: past the deadline it must not write.
         hr.write_by = write_by = std::chrono::steady_clock::now() + left;
