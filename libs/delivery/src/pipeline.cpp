@@ -665,15 +665,18 @@ struct pipeline::impl : kafka::rebalance_listener {
   void hold_retry_partition(const std::string& topic, std::int32_t partition, std::int64_t offset,
                             std::chrono::steady_clock::time_point until) {
     consumer->pause({{topic, partition, 0}});
-    if (auto err = consumer->seek({{topic, partition, offset}}); !err.empty()) {
+    const auto err = consumer->seek({{topic, partition, offset}});
+    // Nothing of the partition at or after `offset` is admitted until it is due: tracked, a later
+    // record would let the commit pass the one held here.
+    retry_paused[{topic, partition}] = err.empty() ? until : std::chrono::steady_clock::time_point::max();
+    std::erase_if(held, [&](const kafka::message& m) { return m.partition() == partition && m.topic() == topic; });
+    if (!err.empty()) {
       // Resumed from where the fetcher stood, the record at `offset` would be skipped: never
-      // tracked, committed past, without a result. Stop instead; it is read again after a restart.
+      // tracked, committed past, without a result. The partition stays paused (never due) and the
+      // worker stops; the record is read again after a restart.
       fail("seeking " + topic + "/" + std::to_string(partition) + " back to offset " + std::to_string(offset) +
            " to hold a retry failed: " + err);
-      return;
     }
-    retry_paused[{topic, partition}] = until;
-    std::erase_if(held, [&](const kafka::message& m) { return m.partition() == partition && m.topic() == topic; });
   }
 
   void resume_due_retry_partitions() {
@@ -1456,8 +1459,9 @@ struct pipeline::impl : kafka::rebalance_listener {
     for (int i = 0;; ++i) {
       auto err = producer->produce(topic, key, value, headers, ticket, partition);
       if (err.empty()) return {};
-      if (kafka::is_queue_full(err) && !failed.load()) {
-        // A full local queue drains as the producer thread polls.
+      if (kafka::is_queue_full(err) && !failed.load() && producer_run.load()) {
+        // A full local queue drains as the producer thread polls (once it has stopped, at
+        // shutdown, nothing drains it: waiting would hold this I/O thread, and the exit, for ever).
         if (i % 100 == 0) log.warn("pipeline", "producer queue full; waiting", {{"error", err}});
         std::this_thread::sleep_for(5ms);
         continue;
@@ -1477,6 +1481,13 @@ struct pipeline::impl : kafka::rebalance_listener {
         if (topic == cfg.kafka.retry_topic) return err;
       }
       if (failed.load()) return {};  // said once: the others are counted at exit
+      if (!producer_run.load()) {
+        log.warn("pipeline", "stopping: a record was not written, the producer has stopped; its offset stays "
+                 "uncommitted and the request is read again after a restart",
+                 {{"topic", topic}, {"error", err}, {"partition", std::to_string(rec->partition)},
+                  {"offset", std::to_string(rec->offset)}});
+        return {};
+      }
       log.error("pipeline", "record refused by the producer; offset stays uncommitted",
                 {{"topic", topic}, {"error", err}, {"bytes", std::to_string(key.size() + value.size())},
                  {"partition", std::to_string(rec->partition)}, {"offset", std::to_string(rec->offset)}});
