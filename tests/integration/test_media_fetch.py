@@ -21,7 +21,10 @@ BIG = b"#!AMR\n" + b"\0" * 300000
 
 
 class Files(http.server.BaseHTTPRequestHandler):
+    gets = []  # paths asked for, in order (every server of this class)
+
     def do_GET(self):
+        Files.gets.append(self.path)
         body = {"/v/ok.amr": AMR, "/v/big.amr": BIG}.get(self.path)
         self.send_response(200 if body else 404)
         self.send_header("Content-Length", str(len(body or b"")))
@@ -95,6 +98,51 @@ fetch_allowed_hosts = "127.0.0.1"
             worker.stop()
             sim.stop()
             files.shutdown()
+            files.server_close()
+
+    def test_a_fetched_file_waits_on_the_retry_topic_as_its_url_and_is_fetched_again(self):
+        # given an account that fetches from the file server, a worker that parks back-offs over
+        # 1 s, and a provider that answers the first call 503 with Retry-After: 2
+        files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Files)
+        threading.Thread(target=files.serve_forever, daemon=True).start()
+        Files.gets.clear()
+        port = files.server_address[1]
+        workdir = h.Workdir("fetch-park").path
+        sim = h.Simulator(workdir)
+        sim.set_faults([{"match": "860000000000777", "action": "status", "status": 503, "retry_after": 2, "times": 1}])
+        accounts = f"""
+[providers.gps.loopback_ok]
+base_url = "{sim.base_url}"
+token = "demo-gps-token"
+app_id = "demo-gps-app"
+fetch_allowed_hosts = "127.0.0.1"
+fetch_allow_private = "true"
+"""
+        config = write_config(workdir, {"retry_topic_threshold_ms": 1000, "max_attempts": 3}, accounts_extra=accounts)
+        worker = h.Worker(workdir, sim, config=config)
+        try:
+            worker.wait_ready()
+            req = dict(gps("fetch-park", f"http://127.0.0.1:{port}/v/ok.amr", "loopback_ok"), to="860000000000777")
+            # when its request comes
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [(req["id"], json.dumps(req))])
+            # then it waits on the retry topic as it came, with its URL, not the file it fetched (a
+            # parked request is written from its original body: it stays small)
+            parked = json.loads(h.kcat_consume_until(worker.bootstrap, "sendq.retry", 1, timeout=30)[0][1])
+            self.assertEqual((parked["id"], parked["attempt"]), ("fetch-park", 1))
+            self.assertEqual(parked["body"]["url"], req["body"]["url"])
+            self.assertNotIn("data_base64", parked["body"])
+            # and, read back, is fetched again and delivered with the file as Command
+            result = h.kcat_results_by_id(worker.bootstrap, 1, timeout=60)["fetch-park"]
+            self.assertEqual((result["status"], result["attempts"]), ("delivered", 2), result)
+            self.assertEqual(Files.gets, ["/v/ok.amr", "/v/ok.amr"])
+            calls = sim.requests()
+            self.assertEqual(len(calls), 2)
+            self.assertEqual([json.loads(c["body"])["Command"] for c in calls], [base64.b64encode(AMR).decode()] * 2)
+        finally:
+            worker.stop()
+            sim.stop()
+            files.shutdown()
+            files.server_close()
 
 
 if __name__ == "__main__":
