@@ -625,22 +625,35 @@ struct client::impl : std::enable_shared_from_this<impl> {
     if (!ec) {
       targets.emplace_back(address, ep.port);
     } else {
-      // The resolver has no deadline of its own: a timer cancels it. Both run on this
-      // connection's strand, like this coroutine.
-      auto ex = co_await net::this_coro::executor;
-      auto resolver = std::make_shared<tcp::resolver>(ex);
-      net::steady_timer timer(ex, deadline);
-      timer.async_wait([resolver](error_code e) {
-        if (!e) resolver->cancel();
-      });
-      auto [rec, results] = co_await resolver->async_resolve(ep.host, std::to_string(ep.port), nothrow);
-      timer.cancel();
-      if (rec) {
-        co_return failure{failure_kind::connect, rec == net::error::operation_aborted
-                                                     ? "resolving " + ep.host + " timed out"
-                                                     : "resolving " + ep.host + " failed: " + rec.message()};
+      // The resolver has no deadline of its own, and cancelling it does not stop a getaddrinfo
+      // that has started (Asio runs it on a thread of its own): this waits on a timer instead,
+      // which the lookup's handler cancels when it ends first. A lookup still running at the
+      // deadline is left to end on its own; its handler only touches `lookup`, which it owns.
+      // Both run on this connection's strand, like this coroutine.
+      struct pending_lookup {
+        explicit pending_lookup(const net::any_io_executor& ex) : resolver(ex), timer(ex) {}
+        tcp::resolver resolver;
+        net::steady_timer timer;
+        bool done = false;
+        error_code ec;
+        tcp::resolver::results_type results;
+      };
+      auto lookup = std::make_shared<pending_lookup>(co_await net::this_coro::executor);
+      lookup->timer.expires_at(deadline);
+      lookup->resolver.async_resolve(ep.host, std::to_string(ep.port),
+                                     [lookup](error_code e, tcp::resolver::results_type r) {
+                                       lookup->done = true;
+                                       lookup->ec = e;
+                                       lookup->results = std::move(r);
+                                       lookup->timer.cancel();
+                                     });
+      co_await lookup->timer.async_wait(nothrow);
+      if (!lookup->done) {
+        lookup->resolver.cancel();  // one not started yet is dropped
+        co_return failure{failure_kind::connect, "resolving " + ep.host + " timed out"};
       }
-      for (const auto& entry : results) targets.push_back(entry.endpoint());
+      if (lookup->ec) co_return failure{failure_kind::connect, "resolving " + ep.host + " failed: " + lookup->ec.message()};
+      for (const auto& entry : lookup->results) targets.push_back(entry.endpoint());
     }
     if (allow) {
       std::erase_if(targets, [&](const tcp::endpoint& t) { return !allow(t.address().to_string()); });
