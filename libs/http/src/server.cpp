@@ -311,9 +311,12 @@ struct server::impl : std::enable_shared_from_this<impl> {
         std::optional<server_response> reject;
         if (ec == bhttp::error::body_limit) {
           reject = self->refusal(413, "request body too large");
+        } else if (ec == bhttp::error::header_limit) {
+          reject = self->refusal(431, "request header fields too large");
         } else if (ec.category() == make_error_code(bhttp::error::bad_method).category() &&
                    ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
-          reject = self->refusal(400, "bad request");
+          // Beast's words say which part is wrong: "bad method", "bad Content-Length", "bad chunk".
+          reject = self->refusal(400, ec.message());
         }
         if (reject) {
           co_await answer_then_close(stream, to_wire(std::move(*reject), 11, false));

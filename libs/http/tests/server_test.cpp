@@ -107,12 +107,18 @@ TEST(http_server, answers_its_own_refusals_with_the_refusal_option_when_set) {
   // when a body over the limit, then garbage, arrive
   auto too_large = run(io.executor(), raw_exchange(srv.port(), "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n"));
   auto garbage = run(io.executor(), raw_exchange(srv.port(), "NOT HTTP AT ALL\r\n\r\n"));
+  auto bad_length = run(io.executor(), raw_exchange(srv.port(), "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1x\r\n\r\n"));
+  auto big_head = run(io.executor(), raw_exchange(srv.port(), "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(9000, 'a') + "\r\n\r\n"));
   // then each is answered by the option, with its status
   EXPECT_EQ(too_large.rfind("HTTP/1.1 413", 0), 0u) << too_large;
   EXPECT_NE(too_large.find("Content-Type: application/json"), std::string::npos) << too_large;
   EXPECT_NE(too_large.find(R"({"status":413,"why":"request body too large"})"), std::string::npos) << too_large;
   EXPECT_EQ(garbage.rfind("HTTP/1.1 400", 0), 0u) << garbage;
-  EXPECT_NE(garbage.find(R"({"status":400,"why":"bad request"})"), std::string::npos) << garbage;
+  EXPECT_NE(garbage.find(R"({"status":400,"why":"bad version"})"), std::string::npos) << garbage;
+  // and each says what was wrong: Beast's words for the part, 431 for a head over the limit
+  EXPECT_NE(bad_length.find(R"({"status":400,"why":"bad Content-Length"})"), std::string::npos) << bad_length;
+  EXPECT_EQ(big_head.rfind("HTTP/1.1 431", 0), 0u) << big_head;
+  EXPECT_NE(big_head.find(R"({"status":431,"why":"request header fields too large"})"), std::string::npos) << big_head;
   srv.stop();
 }
 
