@@ -404,7 +404,9 @@ net::awaitable<std::pair<http::server_response, int>> gateway::handle_legacy(con
   }
   if (!errors->front().empty()) {
     log_.warn("gateway", "legacy message not acknowledged", {{"id", lr.id}, {"error", errors->front()}});
-    co_return reply(503, "not stored (" + errors->front() + "); retry with the same getMessageId", std::nullopt);
+    // It may still be written: the id goes back with the 503, so that a caller who sent none can
+    // re-send with it and the worker's duplicate guard (and the sender API) see one message.
+    co_return reply(503, "not stored (" + errors->front() + "); retry with the same getMessageId (data.getMessageId)", lr.id);
   }
   co_return reply(200, "成功", lr.id);
 }

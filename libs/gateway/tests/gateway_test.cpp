@@ -358,6 +358,22 @@ TEST_F(gateway_handler, legacy_voice_answers_the_seed_shape_with_the_generated_i
   EXPECT_NE(sink.produced[0].second.find(R"("provider":"sender")"), std::string::npos);
 }
 
+TEST_F(gateway_handler, legacy_503_for_an_unacknowledged_record_gives_its_generated_id_to_resend_with) {
+  // given a broker that did not acknowledge in time, and a caller that sent no getMessageId
+  sink.ack_error = "Local: Message timed out";
+  auto gw = make();
+  // when
+  auto r = post(gw, "/sender/v1/handleBasicMessage", R"({"to":"t","from":"f","messageType":1,"messageInfo":{"text":"x"}})");
+  // then the 503 carries the id the record was produced under: re-sent with it, it is one message
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_NE(r.body.find(R"x("code":503,"message":"not stored (Local: Message timed out); retry with the same getMessageId )x"
+                        R"x((data.getMessageId)","data":{"getMessageId":"0123456789abcdef0123456789abcdef"})x"),
+            std::string::npos)
+      << r.body;
+  ASSERT_EQ(sink.produced.size(), 1u);
+  EXPECT_NE(sink.produced[0].second.find(R"("id":"0123456789abcdef0123456789abcdef")"), std::string::npos);
+}
+
 TEST_F(gateway_handler, legacy_limits_of_the_seed_answer_code_400_naming_the_legacy_field) {
   auto gw = make();
   auto r = post(gw, "/sender/v1/handleBasicMessage",
