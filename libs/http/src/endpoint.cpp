@@ -1,6 +1,7 @@
 // URL and address parsing, plus the small value helpers of the public headers. No Asio here so
 // this TU stays cheap to compile.
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <stdexcept>
@@ -185,25 +186,40 @@ std::string_view to_string(failure_kind k) noexcept {
 
 namespace {
 
-// RFC 9110 tchar.
-bool is_token_char(unsigned char c) {
-  if (std::isalnum(c)) return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-      return true;
-    default:
-      return false;
-  }
-}
+// RFC 9110 tchar, as a table: this runs for every request sent.
+constexpr std::array<bool, 256> token_chars = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = t[c + 32] = true;
+  for (unsigned char c : std::string_view("!#$%&'*+-.^_`|~")) t[c] = true;
+  return t;
+}();
 
 bool is_token(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return is_token_char(static_cast<unsigned char>(c)); });
+  bool ok = !s.empty();
+  for (unsigned char c : s) ok &= token_chars[c];
+  return ok;
 }
 
-std::string byte_name(unsigned char c) {
+// Without an early exit, so that the compiler vectorizes them; the position is looked for only
+// when there is something wrong.
+bool ends_the_request_line(unsigned char c) { return c <= 0x20 || c == 0x7f; }
+bool ends_a_field(unsigned char c) { return c == '\r' || c == '\n' || c == 0; }
+
+template <class Pred>
+bool any_of_bytes(std::string_view s, Pred bad) {
+  bool found = false;
+  for (unsigned char c : s) found |= bad(c);
+  return found;
+}
+
+template <class Pred>
+std::string where(std::string_view s, Pred bad) {
   static constexpr char hex[] = "0123456789ABCDEF";
-  return std::string("0x") + hex[c >> 4] + hex[c & 15];
+  const auto at = static_cast<std::size_t>(
+      std::find_if(s.begin(), s.end(), [&](char c) { return bad(static_cast<unsigned char>(c)); }) - s.begin());
+  const auto c = static_cast<unsigned char>(s[at]);
+  return std::string("byte 0x") + hex[c >> 4] + hex[c & 15] + " at " + std::to_string(at);
 }
 
 }  // namespace
@@ -211,18 +227,16 @@ std::string byte_name(unsigned char c) {
 // Values are never echoed: a header may carry a secret. Positions and byte values are enough.
 std::optional<std::string> unsendable(const request& req) {
   if (!is_token(req.method)) return "method: not an HTTP token";
-  for (std::size_t i = 0; i < req.target.size(); ++i) {
-    const auto c = static_cast<unsigned char>(req.target[i]);
-    if (c <= 0x20 || c == 0x7f) return "target: byte " + byte_name(c) + " at " + std::to_string(i) + " (spaces and control characters end the request line)";
+  if (any_of_bytes(req.target, ends_the_request_line)) {
+    return "target: " + where(req.target, ends_the_request_line) + " (spaces and control characters end the request line)";
   }
   for (const auto& [name, value] : req.headers) {
     if (!is_token(name)) {
-      const bool printable = std::all_of(name.begin(), name.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+      const bool printable = !any_of_bytes(name, [](unsigned char c) { return c <= 0x20 || c >= 0x7f; });
       return "header name " + (printable ? "'" + name + "'" : std::string("(with a space or control byte)")) + ": not an HTTP token";
     }
-    for (std::size_t i = 0; i < value.size(); ++i) {
-      const auto c = static_cast<unsigned char>(value[i]);
-      if (c == '\r' || c == '\n' || c == 0) return "header " + name + ": byte " + byte_name(c) + " at " + std::to_string(i) + " of its value (CR, LF and NUL end the field)";
+    if (any_of_bytes(value, ends_a_field)) {
+      return "header " + name + ": " + where(value, ends_a_field) + " of its value (CR, LF and NUL end the field)";
     }
   }
   return std::nullopt;
