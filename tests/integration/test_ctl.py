@@ -203,8 +203,8 @@ class CtlEnqueueInputTest(unittest.TestCase):
             f.write("\n".join(lines) + "\n")
         return path
 
-    def test_a_line_over_the_producers_message_max_bytes_is_rejected_as_too_large(self):
-        # given a valid line of 2,000,000 characters of text (under the decoder's 4 MiB, over librdkafka's ~1 MB)
+    def test_a_line_over_the_workers_max_request_bytes_is_rejected_as_too_large(self):
+        # given a valid line of 2,000,000 characters of text (over the worker's default limit, 1 MiB)
         big = {"id": "enq-big", "provider": "gewe", "type": "text", "to": "x@chatroom", "body": {"text": "a" * 2000000}}
         path = self.write("big.jsonl", [json.dumps(request(0, prefix="enqbig-ok")), json.dumps(big)])
         # when
@@ -213,7 +213,26 @@ class CtlEnqueueInputTest(unittest.TestCase):
         self.assertEqual(rc, 3, err)
         self.assertIn("enqueued 1 of 2 requests", err)
         self.assertIn("rejected 1 (too_large 1)", err)
-        self.assertIn("line 2 (id enq-big): too_large: message: ", err)
+        self.assertIn("rejected line 2: too_large: message: 2000095 bytes is over the limit of 1048576", err)
+
+    def test_lines_up_to_the_workers_max_request_bytes_are_produced_whole(self):
+        # given a line under the worker's default limit (1 MiB) but over librdkafka's default
+        # message.max.bytes (1,000,000), and a 2,000,000-character one with a config that allows it
+        near = {"id": "enq-near", "provider": "gewe", "type": "text", "to": "x@chatroom", "body": {"text": "n" * 1040000}}
+        big = {"id": "enq-big-ok", "provider": "gewe", "type": "text", "to": "x@chatroom", "body": {"text": "b" * 2000000}}
+        config = os.path.join(self.dir, "big.toml")
+        with open(config, "w") as f:
+            f.write("[worker]\nmax_request_bytes = 3000000\n")
+        # when
+        rc_near, _, err_near = self.ctl("enqueue", self.write("near.jsonl", [json.dumps(near)]))
+        rc_big, _, err_big = self.ctl("enqueue", self.write("big-ok.jsonl", [json.dumps(big)]), "--config", config)
+        # then both are produced (the producer takes what the worker's would), and are on the topic whole
+        self.assertEqual((rc_near, rc_big), (0, 0), err_near + err_big)
+        self.assertIn("enqueued 1 of 1 requests", err_near)
+        self.assertIn("enqueued 1 of 1 requests", err_big)
+        on_topic = {json.loads(v)["id"]: json.loads(v)["body"]["text"] for _, v, _ in h.kcat_consume_all(self.b, "sendq.requests")
+                    if json.loads(v)["id"] in ("enq-near", "enq-big-ok")}
+        self.assertEqual(on_topic, {"enq-near": "n" * 1040000, "enq-big-ok": "b" * 2000000})
 
     def test_any_other_refusal_by_the_producer_ends_with_exit_1_naming_the_line(self):
         # given a transactional producer, which refuses every record outside a transaction (enqueue

@@ -399,6 +399,16 @@ void refuse_unsafe_librdkafka(const std::map<std::string, std::string>& settings
            "acknowledged (at-least-once); leave it out");
     }
   }
+  // A result, retry or DLQ record counts as written once the broker acknowledges it, and then its
+  // request's offset may be committed: with fewer than all in-sync replicas, a broker lost at that
+  // moment loses the record after the commit.
+  for (const char* key : {"acks", "request.required.acks"}) {
+    if (const auto v = value_of(key); v && *v != "all" && *v != "-1") {
+      fail(std::string("kafka.librdkafka.") + key + ": '" + settings.at(key) +
+           "' is not allowed: a result, retry or DLQ record must be on every in-sync replica before its request's "
+           "offset is committed (at-least-once); use all (-1) or leave it out");
+    }
+  }
   if (value_of("group.id")) {
     fail("kafka.librdkafka.group.id: set the consumer group with kafka.group_id (SENDQ_KAFKA_GROUP_ID)");
   }
@@ -539,6 +549,18 @@ config parse_kafka_only(std::string_view toml_text, const env_lookup& env, std::
   config c;
   if (const auto* kafka = root.get("kafka"); kafka && !kafka->is_table()) fail("kafka: must be a table");
   read_kafka(root, c, env);
+  // And worker.max_request_bytes: the tools' producers take records as large as the worker's. The
+  // rest of [worker] is the worker's to check.
+  if (const auto* worker = root.get("worker"); worker && !worker->is_table()) fail("worker: must be a table");
+  const toml::table* worker = root["worker"].as_table();
+  std::vector<std::string> others;
+  if (worker) {
+    for (const auto& [k, v] : *worker) {
+      if (k.str() != "max_request_bytes") others.emplace_back(k.str());
+    }
+  }
+  read_section(worker, "worker", {{"max_request_bytes", &c.worker.max_request_bytes, 64, 64 << 20}}, {}, env,
+               std::vector<std::string_view>(others.begin(), others.end()));
   return c;
 }
 

@@ -353,6 +353,18 @@ brokers = "k1:9093"
   EXPECT_EQ(k.kafka.librdkafka, want);
   EXPECT_EQ(k.kafka.brokers, "k1:9093");
   EXPECT_EQ(k.secrets, c.secrets);
+  // and worker.max_request_bytes (the tools' producers take records that large), with its range
+  // and its variable, the rest of [worker] left to the worker
+  EXPECT_EQ(k.worker.max_request_bytes, 1 << 20);
+  const std::string worker = "[worker]\nmax_request_bytes = 3000000\nthreads = 999999\nunknown_to_tools = 1\n";
+  EXPECT_EQ(parse_kafka_only(worker, env_of({})).worker.max_request_bytes, 3000000);
+  EXPECT_EQ(parse_kafka_only(worker, env_of({{"SENDQ_WORKER_MAX_REQUEST_BYTES", "5000000"}})).worker.max_request_bytes, 5000000);
+  try {
+    parse_kafka_only("[worker]\nmax_request_bytes = 1\n", env_of({}));
+    ADD_FAILURE() << "a max_request_bytes under 64 was taken";
+  } catch (const config_error& e) {
+    EXPECT_EQ(std::string(e.what()), "worker.max_request_bytes: 1 is outside 64..67108864");
+  }
 }
 
 TEST(config, kafka_librdkafka_refuses_unusable_settings_naming_them) {
@@ -386,9 +398,16 @@ TEST(config, kafka_librdkafka_refuses_settings_that_would_undo_the_workers_guara
                   "' is not supported: the worker's rebalancing is eager (all partitions revoked, then assigned); "
                   "use range, roundrobin or both (librdkafka's default is range,roundrobin)");
   }
+  // a record acknowledged by the leader alone may be lost after its request's offset is committed
+  EXPECT_EQ(error_of("[kafka.librdkafka]\nacks = 1\n"),
+            "kafka.librdkafka.acks: '1' is not allowed: a result, retry or DLQ record must be on every in-sync "
+            "replica before its request's offset is committed (at-least-once); use all (-1) or leave it out");
+  EXPECT_EQ(error_of("[kafka.librdkafka]\n\"request.required.acks\" = \"0\"\n").rfind(
+                "kafka.librdkafka.request.required.acks: '0' is not allowed", 0),
+            0u);
   // what keeps them is taken
   EXPECT_EQ(error_of("[kafka.librdkafka]\n\"enable.auto.commit\" = false\n\"enable.auto.offset.store\" = \"false\"\n"
-                     "\"partition.assignment.strategy\" = \"roundrobin\"\n"),
+                     "\"partition.assignment.strategy\" = \"roundrobin\"\nacks = \"all\"\n\"request.required.acks\" = -1\n"),
             "");
   EXPECT_EQ(error_of("[kafka.librdkafka]\n\"enable.auto.commit\" = 0\n\"enable.auto.offset.store\" = \"F\"\n"), "");
 }

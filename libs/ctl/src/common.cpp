@@ -260,6 +260,7 @@ bool take_common(args& in, const std::string& a, common& c) {
       };
       auto k = config::load_kafka_only(path, env);
       c.config_brokers = k.kafka.brokers;
+      c.max_request_bytes = static_cast<std::size_t>(k.worker.max_request_bytes);
       c.librdkafka = std::move(k.kafka.librdkafka);
       c.secrets = std::move(k.secrets);
     } catch (const config::config_error& e) {
@@ -322,6 +323,12 @@ void stop_on_signals() {
 }
 
 bool interrupted() noexcept { return stop_signal != 0; }
+
+std::map<std::string, std::string> producer_settings(const common& c) {
+  auto out = c.librdkafka;
+  out.try_emplace("message.max.bytes", std::to_string(config::producer_message_max_bytes(c.max_request_bytes)));
+  return out;
+}
 
 void require_brokers(common& c) {
   if (c.brokers.empty()) c.brokers = c.config_brokers;

@@ -34,7 +34,8 @@ Common:
   --dry-run          read, filter and count, produce nothing
   --brokers B        bootstrap servers (default $SENDQ_KAFKA_BROKERS)
   --config FILE      Kafka settings from the worker's TOML file: kafka.brokers (under --brokers
-                     and $SENDQ_KAFKA_BROKERS) and [kafka.librdkafka] (TLS, SASL; _env/_file)
+                     and $SENDQ_KAFKA_BROKERS) and [kafka.librdkafka] (TLS, SASL; _env/_file);
+                     worker.max_request_bytes (default 1 MiB): records up to it are produced
   -X KEY=VALUE       one librdkafka setting (repeatable; wins over --config), e.g. -X debug=broker
   -h, --help
 )";
@@ -130,6 +131,10 @@ std::vector<kafka::partition_range> resolve(kafka::reader& rd, const std::string
   return out;
 }
 
+// Records are copied as they are; they are decoded only to filter them and to find their key, so
+// any size a worker may accept (worker.max_request_bytes is at most 64 MiB) is read.
+constexpr std::size_t any_accepted_size = 64u << 20;
+
 // Reads every range, hands each message to `keep`, produces the kept ones under the key `key_of`
 // gives (the ordering key: the destination's partitioning keeps each key's order). Returns the
 // exit code: 1 when a record was refused, not acknowledged, or not read at all.
@@ -143,7 +148,7 @@ int copy(const common& c, const std::string& from, const range_options& o, const
   std::uint64_t total = 0;
   for (const auto& r : ranges) total += static_cast<std::uint64_t>(r.end - r.begin);
   std::optional<detail::sink> out;
-  if (!o.dry_run) out.emplace(kafka::producer_options{c.brokers, c.librdkafka}, c.rate, logger);
+  if (!o.dry_run) out.emplace(kafka::producer_options{c.brokers, producer_settings(c)}, c.rate, logger);
   progress bar(verb, total, c.progress);
   std::uint64_t read = 0, matched = 0, refused = 0;
   std::string first_refusal;
@@ -262,7 +267,7 @@ int run_replay(int argc, char** argv, int first) {
       }
     }
   }
-  core::request_decoder decoder;
+  core::request_decoder decoder(any_accepted_size);
   core::send_request req;
   return copy(c, from, o, "replay", [&](const kafka::message& m, std::string& why) {
     if (decoder.decode(m.payload(), req)) {
@@ -301,7 +306,7 @@ int run_redrive(int argc, char** argv, int first) {
   }
   check_range(o);
   require_brokers(c);
-  core::request_decoder decoder;
+  core::request_decoder decoder(any_accepted_size);
   core::send_request req;
   return copy(c, from, o, "redrive", [&](const kafka::message& m, std::string& why) {
     // The DLQ record of a request too large to copy has a null value and this header

@@ -30,7 +30,9 @@ Options:
   --rate N/s         at most N records per second (default unlimited)
   --brokers B        bootstrap servers (default $SENDQ_KAFKA_BROKERS)
   --config FILE      Kafka settings from the worker's TOML file: kafka.brokers (under --brokers
-                     and $SENDQ_KAFKA_BROKERS) and [kafka.librdkafka] (TLS, SASL; _env/_file)
+                     and $SENDQ_KAFKA_BROKERS) and [kafka.librdkafka] (TLS, SASL; _env/_file);
+                     worker.max_request_bytes (default 1 MiB): records up to it are produced, larger
+                     lines are rejected (too_large)
   -X KEY=VALUE       one librdkafka setting (repeatable; wins over --config), e.g. -X debug=broker
   --show-rejects N   print the first N rejected lines (default 20)
   -h, --help
@@ -104,8 +106,8 @@ int run_enqueue(int argc, char** argv, int first) {
 
   log::logger logger(log::level::warn, false);
   logger.add_secrets(c.secrets);
-  detail::sink out({c.brokers, c.librdkafka}, c.rate, logger);
-  core::request_decoder decoder;
+  detail::sink out({c.brokers, producer_settings(c)}, c.rate, logger);
+  core::request_decoder decoder(c.max_request_bytes);  // the worker's limit: a larger line would only be rejected there
   core::send_request r;
   progress bar("enqueue", total, isatty(STDERR_FILENO));
   std::map<std::string, std::uint64_t> rejected_by_kind;

@@ -141,7 +141,8 @@ config parse(std::string_view toml_text, const env_lookup& env, std::string_view
              sections which = sections::all);
 
 /// Only the [kafka] section (brokers, topics, [kafka.librdkafka]) of `path` with its environment
-/// overrides, and the secrets among its settings; other sections are neither read nor checked.
+/// overrides, and the secrets among its settings, plus worker.max_request_bytes; the rest is
+/// neither read nor checked.
 /// For tools (sendqctl) that reach the same cluster as the worker. Throws config_error.
 config load_kafka_only(const std::string& path, const env_lookup& env);
 config parse_kafka_only(std::string_view toml_text, const env_lookup& env, std::string_view source_name = "<string>");

@@ -115,8 +115,14 @@ struct common {
   std::vector<std::string> secrets;  ///< passwords among them: redacted from log lines
   std::string config_brokers;        ///< --config's kafka.brokers
   std::map<std::string, std::string> x_settings;  ///< -X KEY=VALUE
+  /// --config's worker.max_request_bytes (else the worker's default): what enqueue accepts, and
+  /// with the record's headroom the producers' message.max.bytes (unless -X or --config set it).
+  std::size_t max_request_bytes = 1 << 20;
 };
 
+/// librdkafka settings for the command's producer: `c.librdkafka`, with message.max.bytes raised to
+/// take a record of max_request_bytes (as the worker's and the gateway's producers do).
+std::map<std::string, std::string> producer_settings(const common& c);
 /// Takes the shared option `a` if it is one (--brokers, --rate, --config, -X); false otherwise.
 /// --config reads only the file's [kafka] section (config::load_kafka_only).
 bool take_common(args& in, const std::string& a, common& c);
