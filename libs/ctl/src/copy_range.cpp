@@ -137,7 +137,8 @@ constexpr std::size_t any_accepted_size = 64u << 20;
 
 // Reads every range, hands each message to `keep`, produces the kept ones under the key `key_of`
 // gives (the ordering key: the destination's partitioning keeps each key's order). Returns the
-// exit code: 1 when a record was refused, not acknowledged, or not read at all.
+// exit code: 1 when a record was refused, not acknowledged, or not read at all (a stall, or
+// records deleted by retention before they were read: reader::gaps).
 template <class Keep, class KeyOf>
 int copy(const common& c, const std::string& from, const range_options& o, const std::string& verb, Keep keep,
          KeyOf key_of) {
@@ -216,8 +217,9 @@ int copy(const common& c, const std::string& from, const range_options& o, const
     std::cerr << verb << ": " << (interrupted() ? "interrupted: " : "") << (total > read ? total - read : 0)
               << " records of the range were not read: the copy is incomplete; run it again from where it stopped\n";
   }
+  for (const auto& gap : rd.gaps()) std::cerr << verb << ": " << from << " " << gap << ": the copy is incomplete\n";
   if (interrupted()) return exit_interrupted;
-  return refused || !ok || stopped_early ? 1 : 0;
+  return refused || !ok || stopped_early || !rd.gaps().empty() ? 1 : 0;
 }
 
 }  // namespace

@@ -211,6 +211,12 @@ int run_stats(int argc, char** argv, int first) {
     }
   }
   bar.finish();
+  if (!rd.gaps().empty()) {
+    // As for a stall: counts of part of the window would read as the whole.
+    for (const auto& gap : rd.gaps()) std::cerr << "stats: " << topic << " " << gap << "\n";
+    std::cerr << "stats: counts would be partial, none printed\n";
+    return 1;
+  }
   if (json) {
     std::cout << "{\"since\":" << *since << ",\"until\":" << *until << ",\"providers\":{";
     bool firstp = true;

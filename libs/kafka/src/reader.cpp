@@ -14,6 +14,7 @@ struct reader::impl {
   std::string topic;
   std::map<std::int32_t, std::int64_t> ends;  // bounded partitions still open: end offset
   bool follows = false;
+  std::vector<std::string> gaps;  // see reader::gaps()
 
   explicit impl(log::logger& l) : log(l) {}
 
@@ -40,6 +41,9 @@ reader::reader(const reader_options& opts, log::logger& log) : impl_(std::make_u
   detail::set(conf.get(), "enable.auto.commit", "false");
   detail::set(conf.get(), "enable.auto.offset.store", "false");
   detail::set(conf.get(), "enable.partition.eof", "true");
+  // A range's next record deleted by retention while it is read: an error, not a silent jump to
+  // the partition's end (librdkafka's default, "latest"), which would end the range early.
+  detail::set(conf.get(), "auto.offset.reset", "error");
   detail::set(conf.get(), "log.connection.close", "false");
   detail::set_all(conf.get(), opts.librdkafka);
   rd_kafka_conf_set_opaque(conf.get(), impl_.get());
@@ -156,6 +160,14 @@ std::vector<message> reader::read(std::size_t max, std::chrono::milliseconds tim
       if (it != impl_->ends.end() && raw->offset >= it->second) impl_->unassign_partition(raw->partition);
       continue;
     }
+    if (raw->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET || raw->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+      // The records from here on are gone (retention): this partition cannot be read to its end.
+      impl_->gaps.push_back("partition " + std::to_string(raw->partition) + ": the record at offset " +
+                            std::to_string(raw->offset) + " is no longer on the broker (" + rd_kafka_message_errstr(raw) +
+                            "); the rest of its range was not read");
+      impl_->unassign_partition(raw->partition);
+      continue;
+    }
     if (raw->err) {
       impl_->log.warn("kafka", "read error", {{"error", rd_kafka_message_errstr(raw)}});
       continue;
@@ -175,6 +187,8 @@ std::vector<message> reader::read(std::size_t max, std::chrono::milliseconds tim
 }
 
 bool reader::done() const { return impl_->ends.empty() && !impl_->follows; }
+
+const std::vector<std::string>& reader::gaps() const { return impl_->gaps; }
 
 std::optional<std::string_view> reader::header(const message& m, std::string_view name) {
   return m.header(name);

@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <set>
 #include <stdexcept>
 #include <thread>
@@ -403,6 +404,41 @@ TEST(kafka_reader, reads_from_a_time_to_the_high_watermark_with_headers) {
   // a count that does not match the partitions is the caller's mistake, named
   marks.pop_back();
   EXPECT_THROW(r.offsets_for_time("r1", parts, cut, 5s, &marks), std::invalid_argument);
+}
+
+TEST(kafka_reader, a_range_whose_records_were_deleted_meanwhile_is_a_gap_not_an_early_end) {
+  // given a partition the mock cluster has trimmed (it keeps about 5 MB): its oldest records are gone
+  log::logger logger(log::level::error, false);
+  kafka::embedded_cluster cluster(1, {"trim"}, 1);
+  kafka::producer p({cluster.bootstrap(), {}}, logger, [](void*, const std::string&) {});
+  std::mt19937 random(7);  // values that do not compress: the mock counts the bytes it stores
+  for (int i = 0; i < 1'000; ++i) {
+    std::string value(10'000, ' ');
+    for (auto& c : value) c = static_cast<char>('!' + random() % 90);
+    ASSERT_EQ(p.produce("trim", "k", value, {}, nullptr), "");
+  }
+  ASSERT_EQ(p.flush(30s), 0);
+  kafka::reader r({cluster.bootstrap(), {}}, logger);
+  const auto [low, high] = r.watermarks("trim", 0, 5s);
+  ASSERT_GT(low, 0) << "the mock kept every record: nothing to test";
+  ASSERT_EQ(high, 1'000);
+  // when a range is read from before the oldest record left (as a slow replay finds it)
+  r.assign("trim", {{0, 0, high}});
+  std::size_t got = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!r.done() && std::chrono::steady_clock::now() < deadline) got += r.read(100, 100ms).size();
+  // then the reader stops there and says so, instead of jumping to the end as if the range were read
+  EXPECT_TRUE(r.done());
+  EXPECT_EQ(got, 0u);
+  ASSERT_EQ(r.gaps().size(), 1u);
+  EXPECT_EQ(r.gaps()[0].rfind("partition 0: the record at offset 0 is no longer on the broker (", 0), 0u) << r.gaps()[0];
+  // and a range of what is left reads whole, with no gap
+  kafka::reader whole({cluster.bootstrap(), {}}, logger);
+  whole.assign("trim", {{0, low, high}});
+  got = 0;
+  while (!whole.done() && std::chrono::steady_clock::now() < deadline + 20s) got += whole.read(100, 100ms).size();
+  EXPECT_EQ(got, static_cast<std::size_t>(high - low));
+  EXPECT_TRUE(whole.gaps().empty());
 }
 
 // librdkafka 2.0.2 stops fetching once its queue holds queued.min.messages and, unless woken, looks

@@ -60,6 +60,9 @@ class reader {
   std::vector<message> read(std::size_t max, std::chrono::milliseconds timeout);
   /// True when every bounded partition reached its end (and none follows without end).
   bool done() const;
+  /// Partitions left before the end of their range because their next record was deleted
+  /// meanwhile (retention), one line each saying where; empty when nothing was skipped.
+  const std::vector<std::string>& gaps() const;
 
   /// A header's value of `m` (the last one named `name`), or nullopt.
   static std::optional<std::string_view> header(const message& m, std::string_view name);
