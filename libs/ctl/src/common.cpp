@@ -131,20 +131,23 @@ std::optional<std::int64_t> parse_time(std::string_view s, std::int64_t now) {
   return static_cast<std::int64_t>(timegm(&tm)) * 1000;
 }
 
-void rate_limiter::acquire() {
-  if (rate_ <= 0) return;
+bool rate_limiter::acquire() {
+  if (rate_ <= 0) return !stopped_();
   for (;;) {
+    if (stopped_()) return false;
     const auto now = std::chrono::steady_clock::now();
     tokens_ = std::min(std::max(1.0, rate_ / 10), tokens_ + std::chrono::duration<double>(now - last_).count() * rate_);
     last_ = now;
     if (tokens_ >= 1) {
       tokens_ -= 1;
-      return;
+      return true;
     }
     // Sleep at least a millisecond and let tokens build up meanwhile: at 18,000/s a sleep per
-    // record was a context switch per record, and the paced producer used 0.8 of a core.
-    std::this_thread::sleep_for(std::max(std::chrono::duration<double>((1 - tokens_) / rate_),
-                                         std::chrono::duration<double>(min_sleep_seconds)));
+    // record was a context switch per record, and the paced producer used 0.8 of a core. At most
+    // a tenth of a second: at 1/m, Ctrl-C would otherwise wait up to a minute.
+    std::this_thread::sleep_for(std::clamp(std::chrono::duration<double>((1 - tokens_) / rate_),
+                                           std::chrono::duration<double>(min_sleep_seconds),
+                                           std::chrono::duration<double>(max_sleep_seconds)));
   }
 }
 

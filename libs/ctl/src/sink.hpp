@@ -31,7 +31,7 @@ class sink {
   /// unknown topic). Only a full local queue is waited out: any other refusal would repeat forever.
   std::string produce(const std::string& topic, std::string_view key, std::string_view value,
                       const kafka::header_list& headers) {
-    limiter_.acquire();
+    if (!limiter_.acquire()) return std::string(interrupted_error);  // a signal came while it waited
     for (;;) {
       auto err = producer_.produce(topic, key, value, headers, nullptr);
       if (err.empty()) break;

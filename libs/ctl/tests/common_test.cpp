@@ -3,11 +3,13 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace sendq::ctl {
@@ -57,7 +59,7 @@ TEST(ctl, results_parse_the_fields_the_tools_filter_on) {
 TEST(ctl, rate_limiter_spaces_records) {
   rate_limiter l(200);
   const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < 41; ++i) l.acquire();
+  for (int i = 0; i < 41; ++i) ASSERT_TRUE(l.acquire());
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(150));
 }
 
@@ -66,7 +68,7 @@ TEST(ctl, rate_limiter_spaces_records) {
 TEST(ctl, rate_limiter_keeps_a_high_rate_while_sleeping_a_millisecond_at_a_time) {
   rate_limiter l(50000);
   const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < 10001; ++i) l.acquire();
+  for (int i = 0; i < 10001; ++i) ASSERT_TRUE(l.acquire());
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(199));
 }
 
@@ -216,6 +218,28 @@ TEST(ctl, an_integer_past_int64_is_out_of_range_not_the_largest_one) {
   EXPECT_EQ(in.next(), "--count");
   EXPECT_EQ(usage_message([&] { in.integer("--count", 1, 100); }),
             "--count: '-99999999999999999999' is not an integer within 1..100");
+}
+
+std::atomic<bool> stop_waiting{false};
+bool stop_requested() { return stop_waiting.load(); }
+
+TEST(ctl, rate_limiter_gives_up_soon_after_a_stop_however_slow_the_rate) {
+  // given a rate of one a minute, its one token taken
+  rate_limiter l(1.0 / 60, &stop_requested);
+  ASSERT_TRUE(l.acquire());
+  // when a stop comes 300 ms into the wait for the next
+  std::thread stopper([] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    stop_waiting = true;
+  });
+  const auto start = std::chrono::steady_clock::now();
+  const bool got = l.acquire();
+  const auto waited = std::chrono::steady_clock::now() - start;
+  stopper.join();
+  // then it gives up without a token, after the stop rather than a minute later
+  EXPECT_FALSE(got);
+  EXPECT_GE(waited, std::chrono::milliseconds(290));
+  EXPECT_LT(waited, std::chrono::seconds(10));
 }
 
 }  // namespace

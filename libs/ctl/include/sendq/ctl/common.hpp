@@ -60,15 +60,20 @@ std::int64_t now_ms();
 
 /// Blocking token bucket for a tool's main loop: acquire() sleeps until a token is free. It sleeps
 /// 1 ms at least, so at high rates records leave in small bursts (rate / 1000 at a time), not one
-/// per wake-up; the bucket holds up to a tenth of a second's tokens.
+/// per wake-up; the bucket holds up to a tenth of a second's tokens. It looks at `stopped` (by
+/// default interrupted(): SIGINT, SIGTERM) at least every 100 ms while it waits, and then gives up:
+/// acquire() returns false, and the caller produces nothing more.
+bool interrupted() noexcept;  // (with stop_on_signals, below)
 class rate_limiter {
  public:
-  explicit rate_limiter(double per_second) : rate_(per_second) {}
-  void acquire();
+  explicit rate_limiter(double per_second, bool (*stopped)() = &interrupted) : rate_(per_second), stopped_(stopped) {}
+  [[nodiscard]] bool acquire();
 
  private:
   static constexpr double min_sleep_seconds = 0.001;
+  static constexpr double max_sleep_seconds = 0.1;
   double rate_;
+  bool (*stopped_)();
   double tokens_ = 1;
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
