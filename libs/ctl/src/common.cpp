@@ -131,6 +131,18 @@ std::optional<std::int64_t> parse_time(std::string_view s, std::int64_t now) {
   return static_cast<std::int64_t>(timegm(&tm)) * 1000;
 }
 
+std::int64_t time_value(std::string_view flag, const std::string& text, std::int64_t now) {
+  const auto t = parse_time(text, now);
+  const std::string forms = "epoch milliseconds, 2024-05-01T10:00:00Z, now, -15m";
+  if (!t) throw usage_error(std::string(flag) + ": '" + text + "' is not a time (" + forms + ")");
+  const bool digits = text.find_first_not_of("0123456789") == std::string::npos;
+  if (digits && *t > 0 && *t < 100'000'000'000) {
+    throw usage_error(std::string(flag) + ": '" + text + "' looks like epoch seconds; give milliseconds (" + text +
+                      "000) or another form (" + forms + ")");
+  }
+  return *t;
+}
+
 bool rate_limiter::acquire() {
   if (rate_ <= 0) return !stopped_();
   for (;;) {

@@ -73,12 +73,7 @@ struct range_options {
 };
 
 bool take_range(args& in, const std::string& a, range_options& r) {
-  const auto time = [&] {
-    const auto v = in.value(a);
-    auto t = parse_time(v, now_ms());
-    if (!t) throw usage_error(a + ": '" + v + "' is not a time (epoch ms, 2024-05-01T10:00:00Z, now, -15m)");
-    return *t;
-  };
+  const auto time = [&] { return time_value(a, in.value(a), now_ms()); };
   if (a == "--partition") {
     const auto p = static_cast<std::int32_t>(in.integer(a, 0, 1 << 20));
     // librdkafka refuses an assignment that names a partition twice, with a vaguer message.

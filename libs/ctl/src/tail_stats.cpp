@@ -105,9 +105,7 @@ int run_tail(int argc, char** argv, int first) {
     else if (a == "--kind") kinds.push_back(kind_value(in, a));
     else if (a == "--from-beginning") from_beginning = true;
     else if (a == "--since") {
-      const auto v = in.value(a);
-      since = parse_time(v, now_ms());
-      if (!since) throw usage_error("--since: '" + v + "' is not a time");
+      since = time_value(a, in.value(a), now_ms());
     } else if (a == "--count") count = in.integer(a, 1, INT64_MAX);
     else if (a == "--idle-exit") idle_exit = in.integer(a, 1, 86400);
     else if (a == "--json") table = false;
@@ -179,9 +177,7 @@ int run_stats(int argc, char** argv, int first) {
   refuse_rate(c, "stats");
   require_brokers(c);
   const auto now = now_ms();
-  const auto since = parse_time(since_text, now), until = parse_time(until_text, now);
-  if (!since) throw usage_error("--since: '" + since_text + "' is not a time");
-  if (!until) throw usage_error("--until: '" + until_text + "' is not a time");
+  const std::optional<std::int64_t> since = time_value("--since", since_text, now), until = time_value("--until", until_text, now);
   check_order(since, "--since " + since_text, until, "--until " + until_text);
   log::logger logger(log::level::warn, false);
   logger.add_secrets(c.secrets);

@@ -41,6 +41,24 @@ TEST(ctl, times_read_relative_epoch_and_utc) {
   EXPECT_EQ(parse_time("-20000d", now), 0);
 }
 
+TEST(ctl, a_time_option_names_itself_and_takes_epoch_seconds_for_the_mistake_they_are) {
+  const std::int64_t now = 1700000000000;
+  EXPECT_EQ(time_value("--since", "1699999999000", now), 1699999999000);
+  EXPECT_EQ(time_value("--since", "0", now), 0);
+  EXPECT_EQ(time_value("--until", "-1h", now), now - 3600000);
+  const auto error_of = [&](const std::string& text) {
+    try {
+      time_value("--since", text, now);
+    } catch (const usage_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(taken)");
+  };
+  EXPECT_EQ(error_of("1714557600"), "--since: '1714557600' looks like epoch seconds; give milliseconds (1714557600000) or "
+                                    "another form (epoch milliseconds, 2024-05-01T10:00:00Z, now, -15m)");
+  EXPECT_EQ(error_of("yesterday"), "--since: 'yesterday' is not a time (epoch milliseconds, 2024-05-01T10:00:00Z, now, -15m)");
+}
+
 TEST(ctl, progress_line_shows_bar_rate_and_eta) {
   EXPECT_EQ(progress::line("replay", 50, 100, 1.0), "replay [===============>              ] 50/100  50/s  ETA 1s");
   EXPECT_EQ(progress::line("enqueue", 10, 0, 2.0), "enqueue 10  5/s");

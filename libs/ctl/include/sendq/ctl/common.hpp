@@ -55,6 +55,10 @@ std::optional<double> parse_rate(std::string_view s);
 /// UTC "YYYY-MM-DDTHH:MM:SS[Z]" → epoch ms. nullopt when malformed or out of range;
 /// a relative time before 1970 is 0.
 std::optional<std::int64_t> parse_time(std::string_view s, std::int64_t now_ms);
+/// parse_time of option `flag`'s `text`, or a usage_error naming the flag and the forms it takes.
+/// Epoch digits under 10^11 (before 1973 in milliseconds) are refused as epoch seconds, with the
+/// value in milliseconds to give instead; 0 stays the epoch itself.
+std::int64_t time_value(std::string_view flag, const std::string& text, std::int64_t now_ms);
 
 std::int64_t now_ms();
 
