@@ -199,6 +199,8 @@ void read_accounts(const toml::table* providers_table, config& c, const env_look
             auto e = env(*v.value<std::string>());
             if (!e) fail(where + "." + key + ": environment variable " + *v.value<std::string>() + " is not set");
             value = *e;
+            // As from a file: a secret mounted into a variable from one (Kubernetes) often ends in a newline.
+            while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
           } else if (v.is_string()) {
             value = *v.value<std::string>();
           } else if (v.is_integer()) {
@@ -216,6 +218,16 @@ void read_accounts(const toml::table* providers_table, config& c, const env_look
           // toml keeps keys unique, but "token", "token_file" and "token_env" all set one key.
           if (a.settings.contains(name)) {
             fail(where + "." + name + ": given twice (directly and as " + name + "_file/" + name + "_env)");
+          }
+          // Settings go into headers, URLs and bodies: a control byte (CR or LF in a token) would
+          // fail every request of the account, or end a header early. Named, never echoed.
+          if (const auto bad = std::find_if(value.begin(), value.end(),
+                                            [](char ch) { return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f; });
+              bad != value.end()) {
+            static constexpr char hex[] = "0123456789ABCDEF";
+            const auto b = static_cast<unsigned char>(*bad);
+            fail(where + "." + name + ": control character 0x" + std::string{hex[b >> 4], hex[b & 15]} + " at byte " +
+                 std::to_string(bad - value.begin()) + " (a line break or tab in a token or URL?)");
           }
           if (is_secret_key(name) && !value.empty()) c.secrets.push_back(value);
           a.settings[name] = std::move(value);

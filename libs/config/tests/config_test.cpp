@@ -86,6 +86,17 @@ app_id = "y"
   EXPECT_EQ(c.secrets.size(), 2u);
 }
 
+TEST(config, a_secret_from_a_variable_loses_its_trailing_newline_and_a_control_byte_elsewhere_is_refused) {
+  const std::string text = "[providers.gewe.a]\nbase_url = \"http://h\"\napp_id = \"x\"\ntoken_env = \"GEWE_TOKEN\"\n";
+  // a variable set from a file (a Kubernetes secret) ends in a newline: dropped, as from token_file
+  EXPECT_EQ(parse(text, env_of({{"GEWE_TOKEN", "tok-123\r\n"}})).find_account("gewe", "a")->get("token"), "tok-123");
+  // a line break inside would end the X-GEWE-TOKEN header early: refused, naming the key, not the value
+  EXPECT_EQ(error_of(text, {{"GEWE_TOKEN", "tok\n123"}}),
+            "providers.gewe.a.token: control character 0x0A at byte 3 (a line break or tab in a token or URL?)");
+  EXPECT_EQ(error_of("[providers.gewe.a]\nbase_url = \"http://h\"\napp_id = \"x\\t\"\ntoken = \"t\"\n"),
+            "providers.gewe.a.app_id: control character 0x09 at byte 1 (a line break or tab in a token or URL?)");
+}
+
 TEST(config, refuses_secret_files_that_cannot_be_secrets) {
   const auto with_token_file = [](const std::string& path) {
     return "[providers.gewe.a]\nbase_url = \"http://h\"\napp_id = \"x\"\ntoken_file = \"" + path + "\"\n";

@@ -89,6 +89,14 @@ std::optional<core::failure> video_info(const core::send_request& r, std::string
   if (b.duration_ms) {
     if (auto f = check_duration(b.duration_ms, "sender video")) return f;
   }
+  // imageWidth and imageHeight are Java Integers (seed 001): past 2^31-1 the provider refuses the
+  // body, or wraps the value.
+  for (const auto& [value, field] : {std::pair{b.width, "body.width"}, std::pair{b.height, "body.height"}}) {
+    if (value && *value > 2147483647) {
+      return invalid_field(std::string(field) + ": " + std::to_string(*value) +
+                           " is over 2147483647, the most sender takes (imageWidth/imageHeight are Integer, seed 001)");
+    }
+  }
   core::json_writer w(info);
   w.begin_object().field("videoMessage", *b.name);
   if (b.thumb_name) w.field("thumbMessage", *b.thumb_name);

@@ -302,6 +302,25 @@ TEST(sender_provider, rejects_a_video_of_10_mb_or_more_as_too_large) {
   EXPECT_TRUE(names_field(f, "body.size"));
 }
 
+TEST(sender_provider, rejects_a_video_width_or_height_past_a_java_integer_naming_it) {
+  // given dimensions sender's Integer fields cannot hold, and the largest they can
+  auto wide = video_request();
+  wide.body.width = 3000000000;
+  auto tall = video_request();
+  tall.body.height = 2147483648;
+  auto largest = video_request();
+  largest.body.width = largest.body.height = 2147483647;
+  // when / then the first two are refused, each naming its field; the third is sent
+  const auto f = rejected(*sender, wide, sender_account());
+  EXPECT_EQ(f.kind, error_kind::invalid_field);
+  EXPECT_EQ(f.message, "body.width: 3000000000 is over 2147483647, the most sender takes (imageWidth/imageHeight are "
+                       "Integer, seed 001)");
+  EXPECT_TRUE(names_field(rejected(*sender, tall, sender_account()), "body.height"));
+  const auto built = sender->build(largest, sender_account());
+  ASSERT_TRUE(std::holds_alternative<providers::http_call>(built));
+  EXPECT_NE(std::get<providers::http_call>(built).body.find("\"imageWidth\":2147483647"), std::string::npos);
+}
+
 TEST(sender_provider, rejects_a_thumbnail_over_64_kb_as_too_large) {
   // given
   auto r = video_request();
