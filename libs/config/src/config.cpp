@@ -48,6 +48,11 @@ void require_regular_file(const std::string& path, const std::string& setting) {
   if (!std::filesystem::is_regular_file(st)) fail(setting + ": '" + path + "' is not a regular file");
 }
 
+// A secret kept in a file, or mounted from one into a variable (Kubernetes), often ends in one.
+void drop_trailing_newlines(std::string& v) {
+  while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.pop_back();
+}
+
 std::string read_secret_file(const std::string& path, const std::string& key) {
   // A secret is a short regular file: nothing too large to be a credential either.
   constexpr std::uintmax_t max_secret_bytes = 64 * 1024;
@@ -61,7 +66,7 @@ std::string read_secret_file(const std::string& path, const std::string& key) {
   std::stringstream ss;
   ss << in.rdbuf();
   std::string v = ss.str();
-  while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.pop_back();
+  drop_trailing_newlines(v);
   return v;
 }
 
@@ -199,8 +204,7 @@ void read_accounts(const toml::table* providers_table, config& c, const env_look
             auto e = env(*v.value<std::string>());
             if (!e) fail(where + "." + key + ": environment variable " + *v.value<std::string>() + " is not set");
             value = *e;
-            // As from a file: a secret mounted into a variable from one (Kubernetes) often ends in a newline.
-            while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
+            drop_trailing_newlines(value);
           } else if (v.is_string()) {
             value = *v.value<std::string>();
           } else if (v.is_integer()) {
@@ -220,10 +224,11 @@ void read_accounts(const toml::table* providers_table, config& c, const env_look
             fail(where + "." + name + ": given twice (directly and as " + name + "_file/" + name + "_env)");
           }
           // Settings go into headers, URLs and bodies: a control byte (CR or LF in a token) would
-          // fail every request of the account, or end a header early. Named, never echoed.
+          // fail every request of the account, or end a header early. Named, never echoed. A
+          // signing key only feeds the HMAC or MD5 and may hold any bytes.
           if (const auto bad = std::find_if(value.begin(), value.end(),
                                             [](char ch) { return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f; });
-              bad != value.end()) {
+              name != "sign_secret" && bad != value.end()) {
             static constexpr char hex[] = "0123456789ABCDEF";
             const auto b = static_cast<unsigned char>(*bad);
             fail(where + "." + name + ": control character 0x" + std::string{hex[b >> 4], hex[b & 15]} + " at byte " +

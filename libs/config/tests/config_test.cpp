@@ -95,6 +95,12 @@ TEST(config, a_secret_from_a_variable_loses_its_trailing_newline_and_a_control_b
             "providers.gewe.a.token: control character 0x0A at byte 3 (a line break or tab in a token or URL?)");
   EXPECT_EQ(error_of("[providers.gewe.a]\nbase_url = \"http://h\"\napp_id = \"x\\t\"\ntoken = \"t\"\n"),
             "providers.gewe.a.app_id: control character 0x09 at byte 1 (a line break or tab in a token or URL?)");
+  // but a signing key only feeds the HMAC: any bytes
+  const std::string sender = "[providers.sender.a]\nbase_url = \"http://h\"\napi_version = \"01\"\nclient = \"c\"\n"
+                             "channel = \"c\"\nversion = \"2.0\"\nsign_algorithm = \"hmac_sha256_sorted\"\n"
+                             "sign_secret_env = \"SIGN_KEY\"\n";
+  EXPECT_EQ(parse(sender, env_of({{"SIGN_KEY", std::string("k\x01\tz\0y", 6)}})).find_account("sender", "a")->get("sign_secret"),
+            std::string("k\x01\tz\0y", 6));
 }
 
 TEST(config, refuses_secret_files_that_cannot_be_secrets) {

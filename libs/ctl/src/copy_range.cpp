@@ -108,8 +108,7 @@ std::vector<kafka::partition_range> resolve(kafka::reader& rd, const std::string
     }
     parts = o.partitions;
   }
-  std::vector<std::pair<std::int64_t, std::int64_t>> marks;  // queried once, shared with the time lookups
-  for (auto p : parts) marks.push_back(rd.watermarks(topic, p, 10s));
+  const auto marks = rd.watermarks(topic, parts, 10s);  // queried once, shared with the time lookups
   std::vector<std::int64_t> since, until;
   if (o.since) since = rd.offsets_for_time(topic, parts, *o.since, 10s, &marks);
   if (o.until) until = rd.offsets_for_time(topic, parts, *o.until, 10s, &marks);

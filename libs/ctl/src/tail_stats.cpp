@@ -63,8 +63,7 @@ std::vector<kafka::partition_range> ranges_from(kafka::reader& rd, const std::st
                                                 std::optional<std::int64_t> since, std::optional<std::int64_t> until,
                                                 bool from_beginning, bool follow) {
   const auto parts = rd.partitions(topic, 10s);
-  std::vector<std::pair<std::int64_t, std::int64_t>> marks;  // queried once, shared with the time lookups
-  for (auto p : parts) marks.push_back(rd.watermarks(topic, p, 10s));
+  const auto marks = rd.watermarks(topic, parts, 10s);  // queried once, shared with the time lookups
   std::vector<std::int64_t> begins, ends;
   if (since) begins = rd.offsets_for_time(topic, parts, *since, 10s, &marks);
   if (until) ends = rd.offsets_for_time(topic, parts, *until, 10s, &marks);
@@ -124,9 +123,12 @@ int run_tail(int argc, char** argv, int first) {
               << std::setw(9) << "TYPE" << std::setw(10) << "STATUS" << std::setw(9) << "LATENCY" << "ERROR\n";
   }
   std::int64_t shown = 0;
+  std::size_t gaps_told = 0;
   auto last = std::chrono::steady_clock::now();
   while (!interrupted() && (count < 0 || shown < count)) {
     auto batch = rd.read(500, 200ms);
+    // Results deleted (retention) before they were read: said, not skipped in silence.
+    for (; gaps_told < rd.gaps().size(); ++gaps_told) std::cerr << "tail: " << topic << " " << rd.gaps()[gaps_told] << "\n";
     if (batch.empty()) {
       if (idle_exit > 0 && std::chrono::steady_clock::now() - last > std::chrono::seconds(idle_exit)) break;
       continue;

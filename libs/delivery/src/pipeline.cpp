@@ -142,6 +142,9 @@ struct record : std::enable_shared_from_this<record> {
   std::optional<core::failure> invalid;  // why it could not be decoded
   bool remember_id = true;            // false when parked on the retry topic (not ended yet)
   bool delivered = false;             // its result says delivered (set when published)
+  // finish() ran (the duplicate guard has its id): lane_firsts may let go of it. Not acks.ended(),
+  // which turns true before finish() has told the guard.
+  std::atomic<bool> finished{false};
   bool bulk = false;                  // from the bulk lane (replays, re-drives)
   std::shared_ptr<std::atomic<long>> account_held;  // its account's bulkhead counter, when counted
   std::string result_id;              // key of its result and DLQ record, once published
@@ -263,11 +266,15 @@ struct pipeline::impl : kafka::rebalance_listener {
   std::vector<std::unique_ptr<key_lanes<record_ptr>>> lanes;
   // Per shard (same index, that shard's thread only): records that ran while later requests of
   // their key waited, until they end. A later copy of one of them (a re-send, or the same record
-  // read again after a rebalance) found here follows it instead of being sent again, however many
-  // requests of the key came between (see lane_copy_ended).
+  // read again after a rebalance) admitted before it ended and waiting in its lane follows it
+  // instead of being sent again, however many requests of the key came between (see
+  // lane_copy_ended). A copy admitted while the lane was idle, in the moment between the first's
+  // call and its result's acknowledgement, is sent again, as before: the guard learns an id only
+  // when its record ends.
   struct lane_firsts {
     std::unordered_map<std::string_view, record_ptr> by_id;  // the view is into the record's id
     std::deque<record_ptr> order;                             // oldest first, for sweep()
+    std::size_t compacted = 0;                                // order's size after the last full pass
   };
   std::vector<lane_firsts> firsts;
   duplicate_guard duplicates;
@@ -299,6 +306,7 @@ struct pipeline::impl : kafka::rebalance_listener {
   std::thread kafka_thread;
   std::thread producer_thread;
   std::atomic<bool> producer_run{true};
+  std::atomic<bool> unwritten_at_stop{false};  // produce_or_retry said so once
   // Set once by fail(): Kafka refused a record for good, so the pipeline stops.
   std::atomic<bool> failed{false};
   mutable std::mutex failure_mutex;
@@ -814,6 +822,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       const auto now = std::chrono::steady_clock::now();
       rec.delivered ? duplicates.remember(rec.req.id, now) : duplicates.remember(position_key(rec), now);
     }
+    rec.finished.store(true, std::memory_order_release);  // after the guard has it (lane_firsts)
     tracker.done(rec.topic, rec.partition, rec.offset, rec.generation);
     if (rec.bulk) bulk_in_flight.fetch_sub(1);
     if (rec.account_held) rec.account_held->fetch_sub(1);
@@ -895,9 +904,10 @@ struct pipeline::impl : kafka::rebalance_listener {
     }
     auto& lane = *lanes[shard_index(shard)];
     auto next = lane.next(key);
-    // Only a request that ran while others of its key waited can have a copy among them: one
+    // Only a request that ran while others of its key waited can have a copy among them that was
     // admitted before it ended, which the duplicate guard could not tell.
     if (next && !held->invalid && !held->req.id.empty()) remember_lane_first(shard, held);
+    if (auto& f = firsts[shard_index(shard)]; !f.order.empty()) sweep(f);  // a branch when none are kept
     while (next && lane_copy_ended(shard, *next)) next = lane.next(key);
     if (next) {
       net::post(shard.executor, [this, next = std::move(*next), &shard]() mutable { start_lane(std::move(next), shard); });
@@ -905,21 +915,28 @@ struct pipeline::impl : kafka::rebalance_listener {
   }
 
   // Keeps `rec` (it ran while later requests of its key waited) until it ends, for
-  // lane_copy_ended. Drops the records that ended from the front first: the set holds about what
-  // ran in busy lanes within one acknowledgement's time.
+  // lane_copy_ended. run_lane sweeps the ended ones out as deliveries go on: the set holds about
+  // what ran in busy lanes within one acknowledgement's time.
   void remember_lane_first(io_shard& shard, const record_ptr& rec) {
     auto& f = firsts[shard_index(shard)];
-    sweep(f);
     if (auto it = f.by_id.find(rec->req.id); it != f.by_id.end()) f.by_id.erase(it);  // the newer copy stands for the id
     f.by_id.emplace(rec->req.id, rec);
     f.order.push_back(rec);
   }
 
+  // Lets go of the records that ended: from the front, and (when the set has doubled since the
+  // last full pass) everywhere, so that one record waiting long for its acknowledgement does not
+  // hold every later one. Amortized constant time a record.
   static void sweep(lane_firsts& f) {
-    while (!f.order.empty() && f.order.front()->acks.ended()) {
-      const auto& front = f.order.front();
-      if (auto it = f.by_id.find(front->req.id); it != f.by_id.end() && it->second == front) f.by_id.erase(it);
-      f.order.pop_front();
+    const auto drop = [&f](const record_ptr& r) {
+      if (!r->finished.load(std::memory_order_acquire)) return false;
+      if (auto it = f.by_id.find(r->req.id); it != f.by_id.end() && it->second == r) f.by_id.erase(it);
+      return true;
+    };
+    while (!f.order.empty() && drop(f.order.front())) f.order.pop_front();
+    if (f.order.size() > 2 * f.compacted + 64) {
+      std::erase_if(f.order, drop);
+      f.compacted = f.order.size();
     }
   }
 
@@ -931,7 +948,6 @@ struct pipeline::impl : kafka::rebalance_listener {
   bool lane_copy_ended(io_shard& shard, const record_ptr& rec) {
     if (rec->invalid || rec->req.id.empty()) return false;
     auto& f = firsts[shard_index(shard)];
-    sweep(f);
     if (auto it = f.by_id.find(rec->req.id); it != f.by_id.end() && it->second != rec) {
       record& first = *it->second;
       const bool same_record = first.topic == rec->topic && first.partition == rec->partition && first.offset == rec->offset;
@@ -1370,7 +1386,7 @@ struct pipeline::impl : kafka::rebalance_listener {
              std::to_string(copy.key.size() + json.size()) + " bytes with its key, over the producer's message.max.bytes (" +
              producer_max_bytes + ")";
     }
-    if (const auto level = routine ? log::level::debug : log::level::info; log.enabled(level)) {
+    if (const auto level = routine ? log::level::debug : log::level::info; producer_run.load() && log.enabled(level)) {
       log.write(level, "pipeline", "parked on the retry topic",
                 {{"id", copy.id}, {"attempts", std::to_string(attempts_made)}, {"not_before", std::to_string(not_before)}});
     }
@@ -1482,10 +1498,12 @@ struct pipeline::impl : kafka::rebalance_listener {
       }
       if (failed.load()) return {};  // said once: the others are counted at exit
       if (!producer_run.load()) {
-        log.warn("pipeline", "stopping: a record was not written, the producer has stopped; its offset stays "
-                 "uncommitted and the request is read again after a restart",
-                 {{"topic", topic}, {"error", err}, {"partition", std::to_string(rec->partition)},
-                  {"offset", std::to_string(rec->offset)}});
+        if (!unwritten_at_stop.exchange(true)) {  // once: a full queue at shutdown refuses thousands
+          log.warn("pipeline", "stopping: records are not written, the producer has stopped; their offsets stay "
+                   "uncommitted and the requests are read again after a restart",
+                   {{"topic", topic}, {"error", err}, {"partition", std::to_string(rec->partition)},
+                    {"offset", std::to_string(rec->offset)}});
+        }
         return {};
       }
       log.error("pipeline", "record refused by the producer; offset stays uncommitted",

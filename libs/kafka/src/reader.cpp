@@ -15,6 +15,7 @@ struct reader::impl {
   std::map<std::int32_t, std::int64_t> ends;  // bounded partitions still open: end offset
   bool follows = false;
   std::vector<std::string> gaps;  // see reader::gaps()
+  std::map<std::int32_t, std::int64_t> begins;  // where assign() started each partition
 
   explicit impl(log::logger& l) : log(l) {}
 
@@ -22,6 +23,27 @@ struct reader::impl {
     auto* self = static_cast<impl*>(rd_kafka_opaque(rk));
     const auto l = level <= 3 ? log::level::error : level == 4 ? log::level::warn : log::level::debug;
     if (self && self->log.enabled(l)) self->log.write(l, "librdkafka", buf, {{"facility", fac}});
+  }
+
+  // librdkafka leaves a partition whose offset reset failed in a state that seek refuses
+  // ("Erroneous state"): assign again, that partition from its oldest record left, the others
+  // from where they stand (where they started when nothing was read from them yet).
+  void restart_from_oldest(std::int32_t p) {
+    rd_kafka_topic_partition_list_t* raw = nullptr;
+    if (rd_kafka_assignment(rk.get(), &raw) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    detail::partition_list l(raw);
+    rd_kafka_position(rk.get(), l.get());
+    for (int i = 0; i < l->cnt; ++i) {
+      auto& e = l->elems[i];
+      if (e.partition == p) {
+        e.offset = RD_KAFKA_OFFSET_BEGINNING;
+      } else if (e.offset < 0) {
+        e.offset = begins[e.partition];
+      }
+    }
+    if (const auto err = rd_kafka_assign(rk.get(), l.get())) {
+      log.warn("kafka", "reading " + topic + " again from its oldest records failed", {{"error", rd_kafka_err2str(err)}});
+    }
   }
 
   // A bounded partition is finished: stop fetching it (records past its end are dropped).
@@ -41,11 +63,12 @@ reader::reader(const reader_options& opts, log::logger& log) : impl_(std::make_u
   detail::set(conf.get(), "enable.auto.commit", "false");
   detail::set(conf.get(), "enable.auto.offset.store", "false");
   detail::set(conf.get(), "enable.partition.eof", "true");
-  // A range's next record deleted by retention while it is read: an error, not a silent jump to
-  // the partition's end (librdkafka's default, "latest"), which would end the range early.
-  detail::set(conf.get(), "auto.offset.reset", "error");
   detail::set(conf.get(), "log.connection.close", "false");
   detail::set_all(conf.get(), opts.librdkafka);
+  // A range's next record deleted by retention while it is read: an error (read() notes the gap),
+  // not a silent jump to the partition's end, librdkafka's default. Set after the passthrough
+  // settings: a worker's file may set auto.offset.reset for its own consumer.
+  detail::set(conf.get(), "auto.offset.reset", "error");
   rd_kafka_conf_set_opaque(conf.get(), impl_.get());
   rd_kafka_conf_set_log_cb(conf.get(), &impl::on_log);
   char err[512];
@@ -73,6 +96,15 @@ std::vector<std::int32_t> reader::partitions(const std::string& topic, std::chro
   std::vector<std::int32_t> out;
   for (int i = 0; i < md->topics[0].partition_cnt; ++i) out.push_back(md->topics[0].partitions[i].id);
   std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::pair<std::int64_t, std::int64_t>> reader::watermarks(const std::string& topic,
+                                                                      const std::vector<std::int32_t>& partitions,
+                                                                      std::chrono::milliseconds timeout) {
+  std::vector<std::pair<std::int64_t, std::int64_t>> out;
+  out.reserve(partitions.size());
+  for (auto p : partitions) out.push_back(watermarks(topic, p, timeout));
   return out;
 }
 
@@ -128,11 +160,13 @@ std::vector<std::int64_t> reader::offsets_for_time(const std::string& topic, con
 void reader::assign(const std::string& topic, const std::vector<partition_range>& ranges) {
   impl_->topic = topic;
   impl_->ends.clear();
+  impl_->begins.clear();
   impl_->follows = false;
   detail::partition_list l(rd_kafka_topic_partition_list_new(static_cast<int>(ranges.size())));
   for (const auto& r : ranges) {
     if (r.end >= 0 && r.begin >= r.end) continue;
     rd_kafka_topic_partition_list_add(l.get(), topic.c_str(), r.partition)->offset = r.begin;
+    impl_->begins[r.partition] = r.begin;
     if (r.end >= 0) {
       impl_->ends[r.partition] = r.end;
     } else {
@@ -161,11 +195,17 @@ std::vector<message> reader::read(std::size_t max, std::chrono::milliseconds tim
       continue;
     }
     if (raw->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET || raw->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
-      // The records from here on are gone (retention): this partition cannot be read to its end.
+      // The records from here on are gone (retention). A bounded range cannot be read to its end;
+      // a followed partition goes on from its oldest record left.
+      const bool bounded = impl_->ends.count(raw->partition) != 0;
       impl_->gaps.push_back("partition " + std::to_string(raw->partition) + ": the record at offset " +
                             std::to_string(raw->offset) + " is no longer on the broker (" + rd_kafka_message_errstr(raw) +
-                            "); the rest of its range was not read");
-      impl_->unassign_partition(raw->partition);
+                            (bounded ? "); the rest of its range was not read" : "); going on from the oldest record left"));
+      if (bounded) {
+        impl_->unassign_partition(raw->partition);
+      } else {
+        impl_->restart_from_oldest(raw->partition);
+      }
       continue;
     }
     if (raw->err) {

@@ -439,6 +439,16 @@ TEST(kafka_reader, a_range_whose_records_were_deleted_meanwhile_is_a_gap_not_an_
   while (!whole.done() && std::chrono::steady_clock::now() < deadline + 20s) got += whole.read(100, 100ms).size();
   EXPECT_EQ(got, static_cast<std::size_t>(high - low));
   EXPECT_TRUE(whole.gaps().empty());
+  // and a followed partition (tail) notes the gap and goes on from the oldest record left
+  kafka::reader follower({cluster.bootstrap(), {}}, logger);
+  follower.assign("trim", {{0, 0, -1}});
+  std::vector<kafka::message> first;
+  const auto follow_deadline = std::chrono::steady_clock::now() + 20s;
+  while (first.empty() && std::chrono::steady_clock::now() < follow_deadline) first = follower.read(1, 100ms);
+  ASSERT_FALSE(first.empty());
+  EXPECT_EQ(first.front().offset(), low);
+  ASSERT_EQ(follower.gaps().size(), 1u);
+  EXPECT_NE(follower.gaps()[0].find("going on from the oldest record left"), std::string::npos) << follower.gaps()[0];
 }
 
 // librdkafka 2.0.2 stops fetching once its queue holds queued.min.messages and, unless woken, looks

@@ -45,6 +45,10 @@ class reader {
   /// [low, high) watermarks of a partition (queried from the broker).
   std::pair<std::int64_t, std::int64_t> watermarks(const std::string& topic, std::int32_t partition,
                                                    std::chrono::milliseconds timeout);
+  /// The watermarks of each of `partitions`, in their order.
+  std::vector<std::pair<std::int64_t, std::int64_t>> watermarks(const std::string& topic,
+                                                                const std::vector<std::int32_t>& partitions,
+                                                                std::chrono::milliseconds timeout);
   /// The first offset whose timestamp is >= `epoch_ms` in each partition (the high watermark
   /// where every record is older), or -1 where the broker cannot look up times (librdkafka's mock
   /// cluster): callers then scan and filter by message timestamp. Replaces any assignment.
@@ -60,8 +64,9 @@ class reader {
   std::vector<message> read(std::size_t max, std::chrono::milliseconds timeout);
   /// True when every bounded partition reached its end (and none follows without end).
   bool done() const;
-  /// Partitions left before the end of their range because their next record was deleted
-  /// meanwhile (retention), one line each saying where; empty when nothing was skipped.
+  /// Where records were deleted (retention) before they were read, one line each: a bounded
+  /// partition then ends there, short of its range; a followed one goes on from its oldest record
+  /// left. Empty when nothing was skipped.
   const std::vector<std::string>& gaps() const;
 
   /// A header's value of `m` (the last one named `name`), or nullopt.
