@@ -35,6 +35,26 @@ class Files(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def start_files():
+    """A file server on a free loopback port, in a thread of its own; Files.gets logs its requests."""
+    Files.gets.clear()
+    files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Files)
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    return files, files.server_address[1]
+
+
+def loopback_account(base_url, extra=""):
+    """The gps account loopback_ok, which fetches from 127.0.0.1 (where start_files serves)."""
+    return f"""
+[providers.gps.loopback_ok]
+base_url = "{base_url}"
+token = "demo-gps-token"
+app_id = "demo-gps-app"
+fetch_allowed_hosts = "127.0.0.1"
+fetch_allow_private = "true"
+{extra}"""
+
+
 def gps(rid, url, account):
     return {"id": rid, "provider": "gps", "account": account, "type": "voice", "from": "100200", "to": "860000000000001",
             "body": {"url": url, "format": "amr", "duration_ms": 3000}, "created_at": 1794999000000}
@@ -42,26 +62,17 @@ def gps(rid, url, account):
 
 class MediaFetchTest(unittest.TestCase):
     def test_fetches_allowed_urls_and_refuses_the_rest(self):
-        files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Files)
-        threading.Thread(target=files.serve_forever, daemon=True).start()
-        port = files.server_address[1]
+        files, port = start_files()
         workdir = h.Workdir("fetch").path
         sim = h.Simulator(workdir)
-        accounts = f"""
-[providers.gps.loopback_ok]
-base_url = "{{base}}"
-token = "demo-gps-token"
-app_id = "demo-gps-app"
-fetch_allowed_hosts = "127.0.0.1"
-fetch_allow_private = "true"
-fetch_max_bytes = "100000"
+        accounts = loopback_account(sim.base_url, 'fetch_max_bytes = "100000"\n') + f"""
 [providers.gps.strict]
-base_url = "{{base}}"
+base_url = "{sim.base_url}"
 token = "demo-gps-token"
 app_id = "demo-gps-app"
 fetch_allowed_hosts = "127.0.0.1"
 """
-        config = write_config(workdir, {}, accounts_extra=accounts.replace("{base}", sim.base_url))
+        config = write_config(workdir, {}, accounts_extra=accounts)
         worker = h.Worker(workdir, sim, config=config)
         try:
             worker.wait_ready()
@@ -103,22 +114,12 @@ fetch_allowed_hosts = "127.0.0.1"
     def test_a_fetched_file_waits_on_the_retry_topic_as_its_url_and_is_fetched_again(self):
         # given an account that fetches from the file server, a worker that parks back-offs over
         # 1 s, and a provider that answers the first call 503 with Retry-After: 2
-        files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Files)
-        threading.Thread(target=files.serve_forever, daemon=True).start()
-        Files.gets.clear()
-        port = files.server_address[1]
+        files, port = start_files()
         workdir = h.Workdir("fetch-park").path
         sim = h.Simulator(workdir)
         sim.set_faults([{"match": "860000000000777", "action": "status", "status": 503, "retry_after": 2, "times": 1}])
-        accounts = f"""
-[providers.gps.loopback_ok]
-base_url = "{sim.base_url}"
-token = "demo-gps-token"
-app_id = "demo-gps-app"
-fetch_allowed_hosts = "127.0.0.1"
-fetch_allow_private = "true"
-"""
-        config = write_config(workdir, {"retry_topic_threshold_ms": 1000, "max_attempts": 3}, accounts_extra=accounts)
+        config = write_config(workdir, {"retry_topic_threshold_ms": 1000, "max_attempts": 3},
+                              accounts_extra=loopback_account(sim.base_url))
         worker = h.Worker(workdir, sim, config=config)
         try:
             worker.wait_ready()
