@@ -142,8 +142,8 @@ struct record : std::enable_shared_from_this<record> {
   std::optional<core::failure> invalid;  // why it could not be decoded
   bool remember_id = true;            // false when parked on the retry topic (not ended yet)
   bool delivered = false;             // its result says delivered (set when published)
-  // finish() ran (the duplicate guard has its id): lane_firsts may let go of it. Not acks.ended(),
-  // which turns true before finish() has told the guard.
+  // finish() ran (the duplicate guard has its id): lane_firsts may let go of it. Not the acks'
+  // count reaching zero, which comes before finish() has told the guard.
   std::atomic<bool> finished{false};
   bool bulk = false;                  // from the bulk lane (replays, re-drives)
   std::shared_ptr<std::atomic<long>> account_held;  // its account's bulkhead counter, when counted

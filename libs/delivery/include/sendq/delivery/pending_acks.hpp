@@ -46,8 +46,6 @@ class pending_acks {
   /// The held followers, once the last acknowledgement came in (by whoever ends the record).
   std::vector<Follower> take_followers() { return std::exchange(followers_, {}); }
 
-  /// Nothing left to acknowledge (after expect(): the record ended, or is ending).
-  bool ended() const { return count_.load() == 0; }
 
  private:
   std::atomic<int> count_{0};
