@@ -67,7 +67,9 @@ the gateway does not reload its configuration (restart it).
 
 int main(int argc, char** argv) {
   using namespace sendq;
-  std::signal(SIGHUP, SIG_IGN);  // until its handler is set up below: not SIGHUP's default action (exit)
+  // Before any thread exists: a SIGHUP or a stop during start-up waits for the handlers below,
+  // and only the I/O threads take these signals.
+  config::hold_stop_signals();
   auto parsed = config::parse_command_line(argc, argv, "sendq-gateway", usage,
                                            std::string(SENDQ_VERSION) + " (" + SENDQ_GIT_COMMIT + ")");
   if (auto* exit_code = std::get_if<int>(&parsed)) return *exit_code;
@@ -189,7 +191,10 @@ int main(int argc, char** argv) {
     };
     arm_hangup();
     std::vector<std::thread> threads;
-    for (int i = 0; i < cfg.gateway.threads; ++i) threads.emplace_back([&ioc] { ioc.run(); });
+    for (int i = 0; i < cfg.gateway.threads; ++i) threads.emplace_back([&ioc] {
+      config::take_stop_signals();
+      ioc.run();
+    });
     stop_requested.wait(false);
     // Requests being produced get their answer first (a client cut off would re-send, and the
     // legacy endpoint gives a re-sent request a new id): as long as their ack wait, and a second.

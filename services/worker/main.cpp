@@ -71,9 +71,9 @@ from the same file (an invalid file is refused and the running configuration sta
 
 int main(int argc, char** argv) {
   using namespace sendq;
-  // A reload (systemd's ExecReload sends SIGHUP) before its handler is set up below must not kill
-  // the worker with SIGHUP's default action: ignored until then.
-  std::signal(SIGHUP, SIG_IGN);
+  // Before any thread exists: a reload (systemd's ExecReload sends SIGHUP) or a stop during
+  // start-up waits for the handlers below, and only the I/O threads take these signals.
+  config::hold_stop_signals();
   auto parsed = config::parse_command_line(argc, argv, "sendq-worker", usage,
                                            std::string(SENDQ_VERSION) + " (" + SENDQ_GIT_COMMIT + ")");
   if (auto* exit_code = std::get_if<int>(&parsed)) return *exit_code;
@@ -223,6 +223,7 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < contexts.size(); ++i) {
       threads.emplace_back([&c = contexts[i], i] {
         pthread_setname_np(pthread_self(), ("sendq-io-" + std::to_string(i)).c_str());  // for top -H and perf
+        config::take_stop_signals();
         c->run();
       });
     }

@@ -47,12 +47,7 @@ class FaultsTest(unittest.TestCase):
         # A short deadline keeps the timeout faults (the simulator hangs) fast. Sanitizer-built services
         # run several times slower: SENDQ_TEST_TIMEOUT_SCALE=3 gives them room (docs/hardening.md).
         # Read before anything starts, so that a bad value leaves nothing running.
-        scale = os.environ.get("SENDQ_TEST_TIMEOUT_SCALE", "1")
-        try:
-            timeout_ms = int(1000 * float(scale))
-        except ValueError:
-            self.fail(f"SENDQ_TEST_TIMEOUT_SCALE: not a number: {scale!r}")
-        self.assertGreater(timeout_ms, 0, f"SENDQ_TEST_TIMEOUT_SCALE: must be more than 0, not {scale!r}")
+        timeout_ms = int(1000 * h.timeout_scale())
         # given a simulator failing 20% of calls (503, 429 + Retry-After, reset, timeout)
         workdir = h.Workdir("faults").path
         sim = h.Simulator(workdir, ["--fault-rate", "0.2", "--seed", "42", "--threads", "2"])
@@ -467,12 +462,14 @@ class GroupBulkheadParkTest(unittest.TestCase):
 class TrickleTest(unittest.TestCase):
     def test_slots_freed_one_by_one_are_refilled_without_waiting_for_a_batch(self):
         # given 156 of 160 slots held by calls that take 10 s (at capacity the Kafka thread waits
-        # for 10 slots, 1/16, before it admits a batch)
+        # for 10 slots, 1/16, before it admits a batch); 30 s for a TSan-built worker, whose 100
+        # quick requests once took longer than 10 s on a loaded machine
+        scale = h.timeout_scale()
         workdir = h.Workdir("trickle").path
         sim = h.Simulator(workdir, ["--threads", "2"])
-        sim.set_faults([{"match": "crawl-", "action": "latency", "latency_ms": 10000}])
+        sim.set_faults([{"match": "crawl-", "action": "latency", "latency_ms": int(10000 * scale)}])
         config = write_config(workdir, {"max_in_flight": 160, "account_max_in_flight": 1000,
-                                        "request_timeout_ms": 20000})
+                                        "request_timeout_ms": int(20000 * scale)})
         worker = h.Worker(workdir, sim, config=config)
         try:
             worker.wait_ready()
@@ -488,10 +485,10 @@ class TrickleTest(unittest.TestCase):
             # then they all end while the slow calls still hold theirs: each freed slot is
             # refilled within a short wait (20 ms), not after a second (25 s for these; a quarter
             # of a second would already take as long as the slow calls)
-            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_deliveries_total", provider="im") >= 100, 30,
+            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_deliveries_total", provider="im") >= 100, 30 * scale,
                        "the quick requests")
             self.assertEqual(h.metric(worker.metrics(), "sendq_deliveries_total", provider="gewe"), 0)
-            results = h.kcat_consume_until(worker.bootstrap, "sendq.results", 256, timeout=60)
+            results = h.kcat_consume_until(worker.bootstrap, "sendq.results", 256, timeout=60 * scale)
             by_id = results_by_id(results)
             self.assertEqual(sorted(by_id), sorted([r["id"] for r in slow] + [r["id"] for r in fast]))
             self.assertTrue(all(len(v) == 1 and v[0]["status"] == "delivered" for v in by_id.values()), by_id)

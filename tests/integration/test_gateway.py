@@ -240,8 +240,8 @@ class GatewayLimitsTest(unittest.TestCase):
         try:
             gw.proc.send_signal(signal.SIGHUP)
             # then it says it does not reload, and goes on serving (it used to exit at once)
-            line = h.wait_for(lambda: next((json.loads(l) for l in open(gw.log_path) if "SIGHUP" in l), None), 10,
-                              "the SIGHUP log line")
+            line = h.wait_for(lambda: next((json.loads(l) for l in open(gw.log_path) if "SIGHUP" in l), None),
+                              10 * h.timeout_scale(), "the SIGHUP log line")
             self.assertEqual((line["level"], line["msg"]),
                              ("warn", "SIGHUP ignored: the gateway does not reload its configuration; restart it to change it"))
             self.assertIsNone(gw.proc.poll())

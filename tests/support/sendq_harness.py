@@ -54,6 +54,19 @@ def free_port():
         return s.getsockname()[1]
 
 
+def timeout_scale():
+    """How many times slower the services under test run: SENDQ_TEST_TIMEOUT_SCALE, set by
+    scripts/sanitize for ThreadSanitizer builds (docs/hardening.md); 1 otherwise."""
+    value = os.environ.get("SENDQ_TEST_TIMEOUT_SCALE", "1")
+    try:
+        scale = float(value)
+    except ValueError:
+        raise ValueError(f"SENDQ_TEST_TIMEOUT_SCALE: not a number: {value!r}") from None
+    if not scale > 0:
+        raise ValueError(f"SENDQ_TEST_TIMEOUT_SCALE: must be more than 0, not {value!r}")
+    return scale
+
+
 def wait_for(predicate, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -1,6 +1,9 @@
 #include "sendq/config/command_line.hpp"
 
+#include <pthread.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <cstdlib>
 #include <iostream>
@@ -46,5 +49,17 @@ config load(const command_line& cl, const env_lookup& env, sections which) {
 }
 
 bool json_logs(const config& c) { return c.log.format == "json" || (c.log.format == "auto" && !isatty(STDERR_FILENO)); }
+
+namespace {
+void mask_stop_signals(int how) {
+  sigset_t set;
+  sigemptyset(&set);
+  for (const int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, sig);
+  pthread_sigmask(how, &set, nullptr);
+}
+}  // namespace
+
+void hold_stop_signals() { mask_stop_signals(SIG_BLOCK); }
+void take_stop_signals() { mask_stop_signals(SIG_UNBLOCK); }
 
 }  // namespace sendq::config

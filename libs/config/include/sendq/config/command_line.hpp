@@ -26,4 +26,14 @@ config load(const command_line& cl, const env_lookup& env, sections which = sect
 /// Whether logs should be JSON lines: log.format json, or auto when stderr is not a terminal.
 bool json_logs(const config& c);
 
+/// SIGINT, SIGTERM and SIGHUP go to the I/O threads, which run their handlers. hold_stop_signals()
+/// blocks them in the calling thread: main's first step, so that every thread made after it
+/// inherits the mask (a signal that comes during start-up waits, instead of SIGHUP's default
+/// action ending the process); take_stop_signals() unblocks them: an I/O thread's first step.
+/// Otherwise the kernel hands them to any thread: main, blocked in a futex wait (ThreadSanitizer
+/// holds a signal back until its thread next enters an intercepted call: a SIGHUP went unhandled),
+/// or librdkafka's mock cluster thread, whose poll then fails with EINTR and stops the embedded Kafka.
+void hold_stop_signals();
+void take_stop_signals();
+
 }  // namespace sendq::config
