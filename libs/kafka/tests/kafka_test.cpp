@@ -52,6 +52,17 @@ bool poll_until(kafka::producer& p, Done done) {
 
 }  // namespace
 
+TEST(kafka, an_embedded_topic_of_no_partitions_is_an_error_naming_it) {
+  // given a topic of no partitions; when the cluster starts, then it says which topic (and the
+  // mock cluster it had started is freed: ASan's leak check runs this test too)
+  try {
+    kafka::embedded_cluster cluster(1, {"empty"}, 0);
+    FAIL() << "a topic of no partitions was created";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "embedded kafka: cannot create topic empty: partitions must be at least 1, not 0");
+  }
+}
+
 TEST(kafka, produces_acknowledged_records_and_consumes_them_in_order) {
   // given
   log::logger logger(log::level::error, false);
