@@ -899,13 +899,16 @@ std::optional<failure> request_decoder::impl::decode_document(std::size_t size, 
   }
   if (!doc.current_location().error()) return failure{error_kind::invalid_json, "message: trailing content after the JSON object"};
 
-  // Required members, in the order a person would fix them.
-  if (!(seen & m_id)) d.note(error_kind::invalid_field, "id: required");
-  if (!(seen & m_provider)) d.note(error_kind::invalid_field, "provider: required");
-  if (!(seen & m_type)) d.note(error_kind::invalid_field, "type: required");
-  if (!(seen & m_to)) d.note(error_kind::invalid_field, "to: required");
-  else if (out.to.empty()) d.note(error_kind::invalid_field, "to: must not be empty");
-  if (!(seen & m_body)) d.note(error_kind::invalid_field, "body: required");
+  // Required members: every missing one named at once ("id, to: required"), in the contract's order.
+  if ((seen & (m_id | m_provider | m_type | m_to | m_body)) != (m_id | m_provider | m_type | m_to | m_body)) {
+    std::string missing;
+    for (const auto& [bit, name] : {std::pair{m_id, "id"}, std::pair{m_provider, "provider"}, std::pair{m_type, "type"},
+                                    std::pair{m_to, "to"}, std::pair{m_body, "body"}}) {
+      if (!(seen & bit)) missing.append(missing.empty() ? "" : ", ").append(name);
+    }
+    d.note(error_kind::invalid_field, missing + ": required");
+  }
+  if ((seen & m_to) && out.to.empty()) d.note(error_kind::invalid_field, "to: must not be empty");
 
   if (body_done) {
     if (!d.first) d.check_body(out);

@@ -93,6 +93,8 @@ INSTANTIATE_TEST_SUITE_P(
         bad_case{"invalid_utf8", "{\"id\":\"a\xff\"}", error_kind::invalid_json, "message: not valid JSON"},
         bad_case{"missing_to", R"({"id":"a1","provider":"im","type":"text","body":{"text":"hi"}})", error_kind::invalid_field, "to: required"},
         bad_case{"missing_id", R"({"provider":"im","type":"text","to":"u","body":{"text":"hi"}})", error_kind::invalid_field, "id: required"},
+        bad_case{"several_missing", R"({"type":"text","provider":"im"})", error_kind::invalid_field, "id, to, body: required"},
+        bad_case{"all_missing", R"({})", error_kind::invalid_field, "id, provider, type, to, body: required"},
         bad_case{"bad_id", R"({"id":"a b","provider":"im","type":"text","to":"u","body":{"text":"hi"}})", error_kind::invalid_field, "id: must be 1 to 128"},
         bad_case{"long_id", R"({"id":")" + std::string(129, 'x') + R"(","provider":"im","type":"text","to":"u","body":{"text":"hi"}})", error_kind::invalid_field, "id: must be 1 to 128"},
         bad_case{"id_not_string", R"({"id":5,"provider":"im","type":"text","to":"u","body":{"text":"hi"}})", error_kind::invalid_field, "id: must be a string"},
