@@ -18,7 +18,9 @@ Commands:
 
 Every command takes --brokers (default $SENDQ_KAFKA_BROKERS); producing ones take --rate N/s.
 A TLS or SASL cluster: --config FILE reads the worker's [kafka] section (brokers and the
-[kafka.librdkafka] settings, secrets from _env/_file), -X KEY=VALUE sets one librdkafka setting.
+[kafka.librdkafka] settings, secrets from _env/_file) and worker.max_request_bytes (default 1 MiB:
+records up to it are produced, enqueue rejects longer lines as too_large); -X KEY=VALUE sets one
+librdkafka setting.
 A progress bar with rate and ETA is drawn on stderr when it is a terminal.
 --version prints the version. Exit status: 0 done, 1 Kafka refused or did not acknowledge
 something (or a read failed, or records of the range were deleted by retention before they were

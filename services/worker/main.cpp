@@ -55,7 +55,8 @@ Options:
 
 Environment (overrides the file):
   SENDQ_KAFKA_BROKERS      bootstrap servers; unset or empty starts the embedded Kafka
-                           (librdkafka's mock cluster: in memory, ~5 MB per partition, NOT durable)
+                           (librdkafka's mock cluster: in memory, ~5 MB per partition, NOT durable),
+                           unless SENDQ_KAFKA_EMBEDDED=never: then a configuration error (exit 2)
   SENDQ_SENDER_BASE_URL, SENDQ_GEWE_BASE_URL, SENDQ_IM_BASE_URL, SENDQ_GPS_BASE_URL
                            base URL of each provider's default account
   SENDQ_METRICS_ADDR       host:port serving /metrics, /healthz and /readyz (default 127.0.0.1:9464)

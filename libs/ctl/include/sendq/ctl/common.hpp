@@ -133,7 +133,7 @@ struct common {
 /// take a record of max_request_bytes (as the worker's and the gateway's producers do).
 std::map<std::string, std::string> producer_settings(const common& c);
 /// Takes the shared option `a` if it is one (--brokers, --rate, --config, -X); false otherwise.
-/// --config reads only the file's [kafka] section (config::load_kafka_only).
+/// --config reads the file's [kafka] section and worker.max_request_bytes (config::load_kafka_only).
 bool take_common(args& in, const std::string& a, common& c);
 /// The value of --status: one of delivered, failed, rejected, expired (else usage_error).
 std::string status_value(args& in, const std::string& a);
