@@ -824,6 +824,32 @@ class DuplicateTest(unittest.TestCase):
         self.assertEqual(h.metric(self.worker.metrics(), "sendq_requests_consumed_total"), 4)
 
 
+class IdleLaneCopyTest(unittest.TestCase):
+    def test_a_copy_that_finds_the_lane_idle_before_the_firsts_result_is_acknowledged_is_not_sent(self):
+        # given a worker whose results are acknowledged 2 s after they are handed to Kafka
+        # (linger.ms), and a request delivered: its key's lane is idle, its result not yet acknowledged
+        workdir = h.Workdir("idle-lane-copy").path
+        sim = h.Simulator(workdir)
+        worker = h.Worker(workdir, sim, config=write_config(workdir, {}, accounts_extra='[kafka.librdkafka]\n"linger.ms" = 2000\n'))
+        try:
+            worker.wait_ready()
+            req = {"id": "idle-copy-1", "provider": "gewe", "type": "text", "to": "wxid_idlecopy", "body": {"text": "idlecopy"}}
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [("k", json.dumps(req))])
+            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_deliveries_total", provider="gewe", status="delivered") == 1,
+                       10, "the first delivery")
+            # when a copy of it comes then (a producer re-sending after a timeout of its own)
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [("k", json.dumps(req))])
+            # then it is not sent again: it ends with the first, and the id has one result
+            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_duplicates_total") == 1, 15, "the copy counted")
+            results = h.kcat_consume_until(worker.bootstrap, "sendq.results", 1, timeout=30)
+            self.assertEqual([(json.loads(v)["id"], json.loads(v)["status"]) for _, v, _ in results], [(req["id"], "delivered")])
+            self.assertEqual([json.loads(c["body"])["content"] for c in sim.requests()], ["idlecopy"])
+            self.assertEqual(h.metric(worker.metrics(), "sendq_requests_consumed_total"), 2)
+            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_requests_in_flight") == 0, 15, "both records to end")
+        finally:
+            worker.stop()
+            sim.stop()
+
 class ShutdownTest(unittest.TestCase):
     def test_sigterm_finishes_in_flight_work_commits_and_a_restart_resumes(self):
         # given a worker on a Kafka of its own process, provider calls taking 200 ms

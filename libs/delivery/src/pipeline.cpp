@@ -264,13 +264,12 @@ struct pipeline::impl : kafka::rebalance_listener {
   // (and waiting() by the Kafka thread). One shared set cost the Kafka thread and the I/O threads
   // a contended lock and cache misses on each other's map nodes per delivery.
   std::vector<std::unique_ptr<key_lanes<record_ptr>>> lanes;
-  // Per shard (same index, that shard's thread only): records that ran while later requests of
-  // their key waited, until they end. A later copy of one of them (a re-send, or the same record
-  // read again after a rebalance) admitted before it ended and waiting in its lane follows it
-  // instead of being sent again, however many requests of the key came between (see
-  // lane_copy_ended). A copy admitted while the lane was idle, in the moment between the first's
-  // call and its result's acknowledgement, is sent again, as before: the guard learns an id only
-  // when its record ends.
+  // Per shard (same index, that shard's thread only): records whose lane run is over but which
+  // have not ended (their result not yet acknowledged) and that either ran while later requests
+  // of their key waited or were delivered. A later copy of one (a re-send, or the same record read
+  // again after a rebalance) admitted before it ended follows it instead of being sent again,
+  // whether it waited in the lane, however many requests of the key came between, or found the
+  // lane idle (see lane_copy_ended; the duplicate guard learns an id only when its record ends).
   struct lane_firsts {
     std::unordered_map<std::string_view, record_ptr> by_id;  // the view is into the record's id
     std::deque<record_ptr> order;                             // oldest first, for sweep()
@@ -409,7 +408,7 @@ struct pipeline::impl : kafka::rebalance_listener {
           // Posted in offset order, so each key's lane is filled in order. `r` keeps the key
           // alive through the call: `rec` is moved into it.
           const record* r = rec.get();
-          if (auto first = lanes[i]->push(r->req.key, std::move(rec))) start_lane(std::move(*first), shard);
+          if (auto first = lanes[i]->push(r->req.key, std::move(rec))) start_lane_unless_copy(std::move(*first), shard);
         }
       });
       pending[i] = {};
@@ -864,6 +863,20 @@ struct pipeline::impl : kafka::rebalance_listener {
 
   // Starts the delivery of `rec`, the head of its key's lane, when its route's gate has room;
   // otherwise it waits at the gate (I/O thread of `shard`).
+  // Starts a request that found its key's lane idle, unless it is a copy of one that ran there
+  // and has not ended (lane_copy_ended): then the next of the key, if any came meanwhile. The
+  // duplicate guard checked it at admission, moments ago, so it is not asked again here.
+  void start_lane_unless_copy(record_ptr rec, io_shard& shard) {
+    if (!lane_copy_ended(shard, rec, false)) {
+      start_lane(std::move(rec), shard);
+      return;
+    }
+    auto& lane = *lanes[shard_index(shard)];
+    auto next = lane.next(rec->req.key);
+    while (next && lane_copy_ended(shard, *next)) next = lane.next(rec->req.key);
+    if (next) start_lane(std::move(*next), shard);
+  }
+
   void start_lane(record_ptr rec, io_shard& shard) {
     auto* gate = gate_of(shard, rec->req);
     if (gate && gate->free == 0) {
@@ -904,9 +917,14 @@ struct pipeline::impl : kafka::rebalance_listener {
     }
     auto& lane = *lanes[shard_index(shard)];
     auto next = lane.next(key);
-    // Only a request that ran while others of its key waited can have a copy among them that was
-    // admitted before it ended, which the duplicate guard could not tell.
-    if (next && !held->invalid && !held->req.id.empty()) remember_lane_first(shard, held);
+    // Kept until it ends, for a copy admitted before then, which the duplicate guard cannot tell:
+    // one among the requests of its key that waited, or one that will find the lane idle (a
+    // delivered request's re-send; the copy of one that was not delivered is sent, as the guard
+    // lets it be).
+    if ((next || held->delivered) && !held->invalid && !held->req.id.empty() &&
+        !held->finished.load(std::memory_order_acquire)) {
+      remember_lane_first(shard, held);
+    }
     if (auto& f = firsts[shard_index(shard)]; !f.order.empty()) sweep(f);  // a branch when none are kept
     while (next && lane_copy_ended(shard, *next)) next = lane.next(key);
     if (next) {
@@ -914,13 +932,15 @@ struct pipeline::impl : kafka::rebalance_listener {
     }
   }
 
-  // Keeps `rec` (it ran while later requests of its key waited) until it ends, for
-  // lane_copy_ended. run_lane sweeps the ended ones out as deliveries go on: the set holds about
-  // what ran in busy lanes within one acknowledgement's time.
+  // Keeps `rec` (its lane run is over; see firsts) until it ends, for lane_copy_ended. run_lane
+  // sweeps the ended ones out as deliveries go on: the set holds about what was delivered within
+  // one acknowledgement's time.
   void remember_lane_first(io_shard& shard, const record_ptr& rec) {
     auto& f = firsts[shard_index(shard)];
-    if (auto it = f.by_id.find(rec->req.id); it != f.by_id.end()) f.by_id.erase(it);  // the newer copy stands for the id
-    f.by_id.emplace(rec->req.id, rec);
+    if (auto [it, added] = f.by_id.try_emplace(rec->req.id, rec); !added) {
+      f.by_id.erase(it);  // the newer copy stands for the id (and the key must view its id)
+      f.by_id.emplace(rec->req.id, rec);
+    }
     f.order.push_back(rec);
   }
 
@@ -940,12 +960,13 @@ struct pipeline::impl : kafka::rebalance_listener {
     }
   }
 
-  // A request that waited in its key's lane, about to start: true when a copy of it that ran
-  // earlier in the lane ended it (or will, as its follower), so it is not sent. A copy is the same
+  // A request about to start in its key's lane: true when a copy of it that ran earlier in the
+  // lane ended it (or will, as its follower), so it is not sent. `ask_guard`: also true when the
+  // duplicate guard has the id (a copy that ended and was swept from firsts while this one waited). A copy is the same
   // id after a delivered request, or the same record read again (rebalance) whatever its result.
   // It ends once the first's result is acknowledged, not before: after a rebalance it may be the
   // same record read again in a new generation, whose offset alone would let the commit pass.
-  bool lane_copy_ended(io_shard& shard, const record_ptr& rec) {
+  bool lane_copy_ended(io_shard& shard, const record_ptr& rec, bool ask_guard = true) {
     if (rec->invalid || rec->req.id.empty()) return false;
     auto& f = firsts[shard_index(shard)];
     if (auto it = f.by_id.find(rec->req.id); it != f.by_id.end() && it->second != rec) {
@@ -961,7 +982,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       }
     }
     // A copy that ended and was swept already: the guard has it now.
-    if (duplicates.seen(rec->req.id, position_key(*rec), std::chrono::steady_clock::now())) {
+    if (ask_guard && duplicates.seen(rec->req.id, position_key(*rec), std::chrono::steady_clock::now())) {
       skip_duplicate(*rec);
       return true;
     }
