@@ -207,6 +207,7 @@ int main(int argc, char** argv) {
     work.reset();
     ioc.stop();
     for (auto& t : threads) t.join();
+    config::take_stop_signals();  // no thread takes them now: a SIGTERM must still end a stuck exit
     logger.info("gateway", "stopped");
   } catch (const std::exception& e) {
     logger.error("gateway", std::string("fatal: ") + e.what());

@@ -232,6 +232,7 @@ int main(int argc, char** argv) {
       work.clear();
       for (auto& c : contexts) c->stop();
       for (auto& t : threads) t.join();
+      config::take_stop_signals();  // no thread takes them now: a SIGTERM must still end a stuck exit
     };
 
     try {

@@ -462,12 +462,13 @@ class GroupBulkheadParkTest(unittest.TestCase):
 class TrickleTest(unittest.TestCase):
     def test_slots_freed_one_by_one_are_refilled_without_waiting_for_a_batch(self):
         # given 156 of 160 slots held by calls that take 10 s (at capacity the Kafka thread waits
-        # for 10 slots, 1/16, before it admits a batch); 30 s for a TSan-built worker, whose 100
-        # quick requests once took longer than 10 s on a loaded machine
+        # for 10 slots, 1/16, before it admits a batch); 20 s for a TSan-built worker, whose 100
+        # quick requests once took longer than 10 s on a loaded machine (refills a second apart
+        # would still take 25 s)
         scale = h.timeout_scale()
         workdir = h.Workdir("trickle").path
         sim = h.Simulator(workdir, ["--threads", "2"])
-        sim.set_faults([{"match": "crawl-", "action": "latency", "latency_ms": int(10000 * scale)}])
+        sim.set_faults([{"match": "crawl-", "action": "latency", "latency_ms": 20000 if scale > 1 else 10000}])
         config = write_config(workdir, {"max_in_flight": 160, "account_max_in_flight": 1000,
                                         "request_timeout_ms": int(20000 * scale)})
         worker = h.Worker(workdir, sim, config=config)
@@ -825,30 +826,48 @@ class DuplicateTest(unittest.TestCase):
 
 
 class IdleLaneCopyTest(unittest.TestCase):
-    def test_a_copy_that_finds_the_lane_idle_before_the_firsts_result_is_acknowledged_is_not_sent(self):
-        # given a worker whose results are acknowledged 2 s after they are handed to Kafka
-        # (linger.ms), and a request delivered: its key's lane is idle, its result not yet acknowledged
-        workdir = h.Workdir("idle-lane-copy").path
+    def copy_in_the_gap(self, name, worker_settings):
+        """Delivers a request, then produces a copy of it while the first's result waits for Kafka's
+        acknowledgement (linger.ms holds it 5 s) and its key's lane is idle. Returns the worker's
+        metrics, its results and the provider's calls once both records ended."""
+        workdir = h.Workdir(name).path
         sim = h.Simulator(workdir)
-        worker = h.Worker(workdir, sim, config=write_config(workdir, {}, accounts_extra='[kafka.librdkafka]\n"linger.ms" = 2000\n'))
+        linger_ms = int(5000 * h.timeout_scale())
+        worker = h.Worker(workdir, sim, config=write_config(workdir, worker_settings,
+                                                            accounts_extra=f'[kafka.librdkafka]\n"linger.ms" = {linger_ms}\n'))
         try:
             worker.wait_ready()
             req = {"id": "idle-copy-1", "provider": "gewe", "type": "text", "to": "wxid_idlecopy", "body": {"text": "idlecopy"}}
             h.kcat_produce(worker.bootstrap, "sendq.requests", [("k", json.dumps(req))])
-            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_deliveries_total", provider="gewe", status="delivered") == 1,
-                       10, "the first delivery")
-            # when a copy of it comes then (a producer re-sending after a timeout of its own)
+            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_deliveries_total", provider="gewe") == 1, 10, "the first delivery")
             h.kcat_produce(worker.bootstrap, "sendq.requests", [("k", json.dumps(req))])
-            # then it is not sent again: it ends with the first, and the id has one result
-            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_duplicates_total") == 1, 15, "the copy counted")
-            results = h.kcat_consume_until(worker.bootstrap, "sendq.results", 1, timeout=30)
-            self.assertEqual([(json.loads(v)["id"], json.loads(v)["status"]) for _, v, _ in results], [(req["id"], "delivered")])
-            self.assertEqual([json.loads(c["body"])["content"] for c in sim.requests()], ["idlecopy"])
-            self.assertEqual(h.metric(worker.metrics(), "sendq_requests_consumed_total"), 2)
-            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_requests_in_flight") == 0, 15, "both records to end")
+            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_requests_consumed_total") == 2, 10, "the copy consumed")
+            # (the copy came in the gap: the first's result was not on Kafka yet once it was read)
+            self.assertEqual(h.kcat_consume_all(worker.bootstrap, "sendq.results"), [],
+                             "the first's result was acknowledged before the copy was read: no gap to test")
+            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_requests_in_flight") == 0, 3 * linger_ms / 1000, "both to end")
+            return worker.metrics(), h.kcat_consume_all(worker.bootstrap, "sendq.results"), sim.requests()
         finally:
             worker.stop()
             sim.stop()
+
+    def test_a_copy_that_finds_the_lane_idle_before_the_firsts_result_is_acknowledged_is_not_sent(self):
+        # given a delivered request whose result is not yet acknowledged, when a copy of it comes
+        # (a producer re-sending after a timeout of its own)
+        metrics, results, calls = self.copy_in_the_gap("idle-lane-copy", {})
+        # then it is not sent again: it ends with the first, and the id has one result
+        self.assertEqual([json.loads(c["body"])["content"] for c in calls], ["idlecopy"])
+        self.assertEqual([(json.loads(v)["id"], json.loads(v)["status"]) for _, v, _ in results], [("idle-copy-1", "delivered")])
+        self.assertEqual(h.metric(metrics, "sendq_duplicates_total"), 1)
+
+    def test_with_the_duplicate_guard_off_the_copy_is_sent(self):
+        # given the guard off (dedupe_max_ids = 0), then the same copy is sent and has its own result
+        metrics, results, calls = self.copy_in_the_gap("idle-lane-copy-off", {"dedupe_max_ids": 0})
+        self.assertEqual([json.loads(c["body"])["content"] for c in calls], ["idlecopy", "idlecopy"])
+        self.assertEqual([(json.loads(v)["id"], json.loads(v)["status"]) for _, v, _ in results],
+                         [("idle-copy-1", "delivered"), ("idle-copy-1", "delivered")])
+        self.assertEqual(h.metric(metrics, "sendq_duplicates_total"), 0)
+
 
 class ShutdownTest(unittest.TestCase):
     def test_sigterm_finishes_in_flight_work_commits_and_a_restart_resumes(self):

@@ -145,6 +145,7 @@ struct record : std::enable_shared_from_this<record> {
   // finish() ran (the duplicate guard has its id): lane_firsts may let go of it. Not the acks'
   // count reaching zero, which comes before finish() has told the guard.
   std::atomic<bool> finished{false};
+  std::uint64_t ended_seq = 0;        // impl::ended_count when it finished (written before `finished`)
   bool bulk = false;                  // from the bulk lane (replays, re-drives)
   std::shared_ptr<std::atomic<long>> account_held;  // its account's bulkhead counter, when counted
   std::string result_id;              // key of its result and DLQ record, once published
@@ -270,12 +271,19 @@ struct pipeline::impl : kafka::rebalance_listener {
   // again after a rebalance) admitted before it ended follows it instead of being sent again,
   // whether it waited in the lane, however many requests of the key came between, or found the
   // lane idle (see lane_copy_ended; the duplicate guard learns an id only when its record ends).
+  // A record that ended stays until the shard has started every request admitted before it
+  // ended (their admission did not find its id in the guard): until a batch of the Kafka
+  // thread's, or a tick, admitted after it has run here (safe_upto).
   struct lane_firsts {
     std::unordered_map<std::string_view, record_ptr> by_id;  // the view is into the record's id
     std::deque<record_ptr> order;                             // oldest first, for sweep()
     std::size_t compacted = 0;                                // order's size after the last full pass
+    std::uint64_t safe_upto = 0;                              // records with ended_seq up to it may go
   };
   std::vector<lane_firsts> firsts;
+  // Records finished so far: each takes the next value as its ended_seq, after the guard has its
+  // id. The Kafka thread reads it before the guard checks of a poll batch (start_pending).
+  std::atomic<std::uint64_t> ended_count{0};
   duplicate_guard duplicates;
   core::request_decoder decoder;  // Kafka thread only
   std::atomic<long> in_flight{0};
@@ -326,6 +334,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     pending.resize(shards.size());
     for (std::size_t i = 0; i < shards.size(); ++i) lanes.push_back(std::make_unique<key_lanes<record_ptr>>());
     firsts.resize(shards.size());
+    last_post.resize(shards.size());
     // The HTTP client of each shard gets max_connections_per_host / shards (services/worker).
     gate_capacity = std::max<std::size_t>(1, static_cast<std::size_t>(cfg.worker.max_connections_per_host) / shards.size());
     table = build_table(cfg.accounts, nullptr);
@@ -395,10 +404,20 @@ struct pipeline::impl : kafka::rebalance_listener {
 
   // Hands each shard its admitted records in one post, instead of one cross-thread post (a lock
   // and an eventfd wake-up of the I/O thread) per record.
-  void start_pending() {
+  // `ended_before`: ended_count read before the batch's guard checks (see lane_firsts). A shard
+  // given no batch for a second gets a tick with it, so that its lane set does not keep ended
+  // records (and their payloads) while its traffic has stopped.
+  void start_pending(std::uint64_t ended_before) {
+    const auto now = std::chrono::steady_clock::now();
     for (std::size_t i = 0; i < shards.size(); ++i) {
-      if (pending[i].empty()) continue;
-      net::post(shards[i].executor, [this, i, batch = std::move(pending[i])]() mutable {
+      if (pending[i].empty()) {
+        if (now - last_post[i] < 1s) continue;
+        last_post[i] = now;
+        net::post(shards[i].executor, [this, i, ended_before] { let_go_of_ended(i, ended_before); });
+        continue;
+      }
+      last_post[i] = now;
+      net::post(shards[i].executor, [this, i, ended_before, batch = std::move(pending[i])]() mutable {
         auto& shard = shards[i];
         for (auto& [rec, lane] : batch) {
           if (!lane) {
@@ -410,9 +429,18 @@ struct pipeline::impl : kafka::rebalance_listener {
           const record* r = rec.get();
           if (auto first = lanes[i]->push(r->req.key, std::move(rec))) start_lane_unless_copy(std::move(*first), shard);
         }
+        let_go_of_ended(i, ended_before);
       });
       pending[i] = {};
     }
+  }
+  std::vector<std::chrono::steady_clock::time_point> last_post;  // per shard, Kafka thread only
+
+  // Shard `i`'s thread: every request admitted before `ended_before` records had ended has started.
+  void let_go_of_ended(std::size_t i, std::uint64_t ended_before) {
+    auto& f = firsts[i];
+    f.safe_upto = std::max(f.safe_upto, ended_before);
+    if (!f.order.empty()) sweep(f);
   }
 
   // Where the requests of `key` run: always the same shard, so that they never change threads.
@@ -543,13 +571,14 @@ struct pipeline::impl : kafka::rebalance_listener {
         fail("the Kafka consumer hit a fatal error: " + fatal);
       }
       if (share_stale) update_rate_limit_share();
+      const auto ended_before = ended_count.load(std::memory_order_acquire);  // before admit()'s guard checks
       for (auto& m : batch) held.push_back(std::move(m));
       while (!held.empty() && in_flight.load() < capacity) {
         auto m = std::move(held.front());
         held.pop_front();  // before admit(), which may drop other held messages of a partition
         admit(std::move(m));
       }
-      start_pending();
+      start_pending(ended_before);
 
       const auto now = std::chrono::steady_clock::now();
       if (now - last_commit >= commit_every) {
@@ -821,7 +850,8 @@ struct pipeline::impl : kafka::rebalance_listener {
       const auto now = std::chrono::steady_clock::now();
       rec.delivered ? duplicates.remember(rec.req.id, now) : duplicates.remember(position_key(rec), now);
     }
-    rec.finished.store(true, std::memory_order_release);  // after the guard has it (lane_firsts)
+    rec.ended_seq = ended_count.fetch_add(1, std::memory_order_acq_rel) + 1;  // after the guard has it (lane_firsts)
+    rec.finished.store(true, std::memory_order_release);
     tracker.done(rec.topic, rec.partition, rec.offset, rec.generation);
     if (rec.bulk) bulk_in_flight.fetch_sub(1);
     if (rec.account_held) rec.account_held->fetch_sub(1);
@@ -864,8 +894,8 @@ struct pipeline::impl : kafka::rebalance_listener {
   // Starts the delivery of `rec`, the head of its key's lane, when its route's gate has room;
   // otherwise it waits at the gate (I/O thread of `shard`).
   // Starts a request that found its key's lane idle, unless it is a copy of one that ran there
-  // and has not ended (lane_copy_ended): then the next of the key, if any came meanwhile. The
-  // duplicate guard checked it at admission, moments ago, so it is not asked again here.
+  // (lane_copy_ended): then the next of the key, if any came meanwhile. The duplicate guard is not
+  // asked again: a first that ended after this request's admission is still in firsts (safe_upto).
   void start_lane_unless_copy(record_ptr rec, io_shard& shard) {
     if (!lane_copy_ended(shard, rec, false)) {
       start_lane(std::move(rec), shard);
@@ -917,12 +947,11 @@ struct pipeline::impl : kafka::rebalance_listener {
     }
     auto& lane = *lanes[shard_index(shard)];
     auto next = lane.next(key);
-    // Kept until it ends, for a copy admitted before then, which the duplicate guard cannot tell:
-    // one among the requests of its key that waited, or one that will find the lane idle (a
-    // delivered request's re-send; the copy of one that was not delivered is sent, as the guard
-    // lets it be).
-    if ((next || held->delivered) && !held->invalid && !held->req.id.empty() &&
-        !held->finished.load(std::memory_order_acquire)) {
+    // Kept until it ends, and every request admitted before then has started, for a copy the
+    // duplicate guard could not tell at admission: one among the requests of its key that waited,
+    // or one that finds the lane idle (a delivered request's re-send; the copy of one that was not
+    // delivered is sent, as the guard lets it be).
+    if ((next || held->delivered) && !held->invalid && !held->req.id.empty() && duplicates.enabled()) {
       remember_lane_first(shard, held);
     }
     if (auto& f = firsts[shard_index(shard)]; !f.order.empty()) sweep(f);  // a branch when none are kept
@@ -944,12 +973,12 @@ struct pipeline::impl : kafka::rebalance_listener {
     f.order.push_back(rec);
   }
 
-  // Lets go of the records that ended: from the front, and (when the set has doubled since the
+  // Lets go of the records that ended (before safe_upto): from the front, and (when the set has doubled since the
   // last full pass) everywhere, so that one record waiting long for its acknowledgement does not
   // hold every later one. Amortized constant time a record.
   static void sweep(lane_firsts& f) {
     const auto drop = [&f](const record_ptr& r) {
-      if (!r->finished.load(std::memory_order_acquire)) return false;
+      if (!r->finished.load(std::memory_order_acquire) || r->ended_seq > f.safe_upto) return false;
       if (auto it = f.by_id.find(r->req.id); it != f.by_id.end() && it->second == r) f.by_id.erase(it);
       return true;
     };
@@ -962,12 +991,13 @@ struct pipeline::impl : kafka::rebalance_listener {
 
   // A request about to start in its key's lane: true when a copy of it that ran earlier in the
   // lane ended it (or will, as its follower), so it is not sent. `ask_guard`: also true when the
-  // duplicate guard has the id (a copy that ended and was swept from firsts while this one waited). A copy is the same
+  // duplicate guard has the id (a copy that ended and was swept from firsts while this one
+  // waited in the lane). A copy is the same
   // id after a delivered request, or the same record read again (rebalance) whatever its result.
   // It ends once the first's result is acknowledged, not before: after a rebalance it may be the
   // same record read again in a new generation, whose offset alone would let the commit pass.
   bool lane_copy_ended(io_shard& shard, const record_ptr& rec, bool ask_guard = true) {
-    if (rec->invalid || rec->req.id.empty()) return false;
+    if (rec->invalid || rec->req.id.empty() || !duplicates.enabled()) return false;
     auto& f = firsts[shard_index(shard)];
     if (auto it = f.by_id.find(rec->req.id); it != f.by_id.end() && it->second != rec) {
       record& first = *it->second;

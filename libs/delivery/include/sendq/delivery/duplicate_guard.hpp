@@ -23,6 +23,8 @@ class duplicate_guard {
   using clock = std::chrono::steady_clock;
   duplicate_guard(std::chrono::milliseconds window, std::size_t max_ids);
 
+  /// False when the guard is off (no ids, or a window of 0): it then remembers nothing.
+  bool enabled() const noexcept { return max_ids_ > 0 && window_.count() > 0; }
   /// True when `id` ended within the window.
   bool seen(std::string_view id, clock::time_point now);
   /// True when either `id` or `other` ended within the window: two lookups under one lock.
