@@ -306,6 +306,35 @@ class CtlEnqueueInputTest(unittest.TestCase):
                 self.assertEqual(err.decode(), "enqueued 3 of 3 requests to sendq.requests\n"
                                                "interrupted after line 3: the lines after it were not read\n")
 
+    def test_an_interrupted_replay_says_where_each_partition_goes_on_from(self):
+        # given 8 requests on one partition of an archive topic
+        recs = [request(i, prefix="resume") for i in range(8)]
+        h.kcat_produce(self.b, "archive.resume", [("one", json.dumps(r)) for r in recs])
+        part = h.kcat_consume_all(self.b, "archive.resume", with_partition=True)[0][2]
+
+        def copied():
+            return [json.loads(v)["id"] for _, v, _ in h.kcat_consume_all(self.b, "sendq.bulk")
+                    if json.loads(v)["id"].startswith("resume")]
+        # when a replay of them at one a second is interrupted after its second
+        p = subprocess.Popen([h.SENDQCTL, "replay", "--brokers", self.b, "--from-topic", "archive.resume", "--rate", "1/s"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            h.wait_for(lambda: len(copied()) >= 2, 30, "two records copied")
+            p.send_signal(signal.SIGINT)
+            _, err = p.communicate(timeout=70)
+        finally:
+            p.kill()
+            p.wait()
+        # then it exits 130 and says the first offset it did not copy, and how to go on from there
+        done = copied()
+        self.assertEqual(p.returncode, 130, err)
+        self.assertEqual(done, [r["id"] for r in recs[:len(done)]])
+        self.assertLess(len(done), 8)
+        self.assertIn(f"replay: interrupted: {8 - len(done)} records of the range were not read: the copy is incomplete; "
+                      f"run it again from where it stopped\n"
+                      f"replay: partition {part}: not copied from offset {len(done)} (the range ends before 8); "
+                      f"resume with --partition {part} --start-offset {len(done)}\n", err.decode())
+
     def test_a_directory_or_two_files_are_usage_errors(self):
         path = self.write("ok.jsonl", [json.dumps(request(0, prefix="enqtwo"))])
         rc, out, err = self.ctl("enqueue", self.dir)

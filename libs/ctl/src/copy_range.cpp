@@ -148,6 +148,9 @@ int copy(const common& c, const std::string& from, const range_options& o, const
   std::uint64_t read = 0, matched = 0, refused = 0;
   std::string first_refusal;
   std::map<std::string, std::uint64_t> skipped;
+  // Per partition, the first offset not yet handled: where a stopped copy goes on from.
+  std::map<std::int32_t, std::int64_t> next_offset;
+  for (const auto& r : ranges) next_offset[r.partition] = r.begin;
   rd.assign(from, ranges);
   auto idle_since = std::chrono::steady_clock::now();
   bool stopped_early = false;
@@ -183,7 +186,8 @@ int copy(const common& c, const std::string& from, const range_options& o, const
           // Refused outright (e.g. over message.max.bytes): counted, and the exit status says so.
           if (auto err = out->produce(o.topic, key_of(m), m.payload(), {{"sendq-" + verb + "-from", origin}});
               err == detail::interrupted_error) {
-            --matched;  // not produced: the summary below says the copy stopped
+            --matched;  // not produced: the summary below says the copy stopped, and goes on from it
+            stopped_early = true;  // (the reader may have fetched the whole range: rd.done())
             break;
           } else if (!err.empty()) {
             if (refused++ == 0) first_refusal = origin + ": " + err;
@@ -192,6 +196,7 @@ int copy(const common& c, const std::string& from, const range_options& o, const
       } else {
         ++skipped[why];
       }
+      next_offset[m.partition()] = m.offset() + 1;
       bar.tick();
     }
   }
@@ -208,8 +213,16 @@ int copy(const common& c, const std::string& from, const range_options& o, const
   if (refused) std::cerr << "Kafka refused " << refused << " records (first: " << first_refusal << ")\n";
   if (!ok) std::cerr << "Kafka did not acknowledge " << out->failed() << " records (" << out->first_error() << ")\n";
   if (stopped_early) {
-    std::cerr << verb << ": " << (interrupted() ? "interrupted: " : "") << (total > read ? total - read : 0)
+    std::int64_t left = 0;  // by offsets: a record read but not produced (the signal came as it waited) counts
+    for (const auto& r : ranges) left += std::max<std::int64_t>(0, r.end - next_offset[r.partition]);
+    std::cerr << verb << ": " << (interrupted() ? "interrupted: " : "") << left
               << " records of the range were not read: the copy is incomplete; run it again from where it stopped\n";
+    for (const auto& r : ranges) {
+      if (const auto at = next_offset[r.partition]; at < r.end) {
+        std::cerr << verb << ": partition " << r.partition << ": not copied from offset " << at << " (the range ends before "
+                  << r.end << "); resume with --partition " << r.partition << " --start-offset " << at << "\n";
+      }
+    }
   }
   for (const auto& gap : rd.gaps()) std::cerr << verb << ": " << from << " " << gap << ": the copy is incomplete\n";
   if (interrupted()) return exit_interrupted;
