@@ -217,7 +217,14 @@ int copy(const common& c, const std::string& from, const range_options& o, const
     for (const auto& r : ranges) left += std::max<std::int64_t>(0, r.end - next_offset[r.partition]);
     std::cerr << verb << ": " << (interrupted() ? "interrupted: " : "") << left
               << " records of the range were not read: the copy is incomplete; run it again from where it stopped\n";
+    // Where each partition goes on from: known only when Kafka acknowledged every record produced
+    // (an unacknowledged one lies before the offset reached), and of no use after a dry run.
+    if (!ok) {
+      std::cerr << verb << ": Kafka did not acknowledge every record produced, so where the copy stopped is not known: "
+                << "run it again over the whole range (an id already delivered is not sent again)\n";
+    }
     for (const auto& r : ranges) {
+      if (!ok || o.dry_run) break;
       if (const auto at = next_offset[r.partition]; at < r.end) {
         std::cerr << verb << ": partition " << r.partition << ": not copied from offset " << at << " (the range ends before "
                   << r.end << "); resume with --partition " << r.partition << " --start-offset " << at << "\n";

@@ -1637,6 +1637,14 @@ void pipeline::stop() {
   if (d.stopped.exchange(true)) return;
   d.stopping = true;
   if (d.kafka_thread.joinable()) d.kafka_thread.join();
+  // The Kafka thread's last batches and ticks may still wait on the shards: they run before
+  // stop() returns (unless a shard's thread is not running), not after the pipeline is gone.
+  for (auto& s : d.shards) {
+    auto ran = std::make_shared<std::promise<void>>();
+    auto done = ran->get_future();
+    net::post(s.executor, [ran] { ran->set_value(); });
+    done.wait_for(2s);
+  }
   if (d.producer) {
     if (int left = d.producer->flush(10s); left > 0) {
       d.log.error("pipeline", "records not acknowledged at shutdown", {{"count", std::to_string(left)}});
