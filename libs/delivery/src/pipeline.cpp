@@ -265,12 +265,12 @@ struct pipeline::impl : kafka::rebalance_listener {
   // (and waiting() by the Kafka thread). One shared set cost the Kafka thread and the I/O threads
   // a contended lock and cache misses on each other's map nodes per delivery.
   std::vector<std::unique_ptr<key_lanes<record_ptr>>> lanes;
-  // Per shard (same index, that shard's thread only): records whose lane run is over but which
-  // have not ended (their result not yet acknowledged) and that either ran while later requests
-  // of their key waited or were delivered. A later copy of one (a re-send, or the same record read
-  // again after a rebalance) admitted before it ended follows it instead of being sent again,
-  // whether it waited in the lane, however many requests of the key came between, or found the
-  // lane idle (see lane_copy_ended; the duplicate guard learns an id only when its record ends).
+  // Per shard (same index, that shard's thread only): records whose lane run is over and that
+  // either ran while later requests of their key waited or were delivered. A later copy of one (a
+  // re-send, or the same record read again after a rebalance) admitted before it ended follows it
+  // instead of being sent again, whether it waited in the lane, however many requests of the key
+  // came between, or found the lane idle (see lane_copy_ended; the duplicate guard learns an id
+  // only when its record ends).
   // A record that ended stays until the shard has started every request admitted before it
   // ended (their admission did not find its id in the guard): until a batch of the Kafka
   // thread's, or a tick, admitted after it has run here (safe_upto).
@@ -891,8 +891,6 @@ struct pipeline::impl : kafka::rebalance_listener {
     return it->second.get();
   }
 
-  // Starts the delivery of `rec`, the head of its key's lane, when its route's gate has room;
-  // otherwise it waits at the gate (I/O thread of `shard`).
   // Starts a request that found its key's lane idle, unless it is a copy of one that ran there
   // (lane_copy_ended): then the next of the key, if any came meanwhile. The duplicate guard is not
   // asked again: a first that ended after this request's admission is still in firsts (safe_upto).
@@ -907,6 +905,8 @@ struct pipeline::impl : kafka::rebalance_listener {
     if (next) start_lane(std::move(*next), shard);
   }
 
+  // Starts the delivery of `rec`, the head of its key's lane, when its route's gate has room;
+  // otherwise it waits at the gate (I/O thread of `shard`).
   void start_lane(record_ptr rec, io_shard& shard) {
     auto* gate = gate_of(shard, rec->req);
     if (gate && gate->free == 0) {
@@ -973,9 +973,9 @@ struct pipeline::impl : kafka::rebalance_listener {
     f.order.push_back(rec);
   }
 
-  // Lets go of the records that ended (before safe_upto): from the front, and (when the set has doubled since the
-  // last full pass) everywhere, so that one record waiting long for its acknowledgement does not
-  // hold every later one. Amortized constant time a record.
+  // Lets go of the records that ended (up to safe_upto): from the front, and (when the set has
+  // doubled since the last full pass) everywhere, so that one record waiting long for its
+  // acknowledgement does not hold every later one. Amortized constant time a record.
   static void sweep(lane_firsts& f) {
     const auto drop = [&f](const record_ptr& r) {
       if (!r->finished.load(std::memory_order_acquire) || r->ended_seq > f.safe_upto) return false;
@@ -992,8 +992,8 @@ struct pipeline::impl : kafka::rebalance_listener {
   // A request about to start in its key's lane: true when a copy of it that ran earlier in the
   // lane ended it (or will, as its follower), so it is not sent. `ask_guard`: also true when the
   // duplicate guard has the id (a copy that ended and was swept from firsts while this one
-  // waited in the lane). A copy is the same
-  // id after a delivered request, or the same record read again (rebalance) whatever its result.
+  // waited in the lane). A copy is the same id after a delivered request, or the same record read
+  // again (rebalance) whatever its result.
   // It ends once the first's result is acknowledged, not before: after a rebalance it may be the
   // same record read again in a new generation, whose offset alone would let the commit pass.
   bool lane_copy_ended(io_shard& shard, const record_ptr& rec, bool ask_guard = true) {
