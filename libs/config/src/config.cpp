@@ -1,5 +1,7 @@
 #include "sendq/config/config.hpp"
 
+#include "sendq/core/failure.hpp"
+
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -226,13 +228,8 @@ void read_accounts(const toml::table* providers_table, config& c, const env_look
           // Settings go into headers, URLs and bodies: a control byte (CR or LF in a token) would
           // fail every request of the account, or end a header early. Named, never echoed. A
           // signing key only feeds the HMAC or MD5 and may hold any bytes.
-          if (const auto bad = std::find_if(value.begin(), value.end(),
-                                            [](char ch) { return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f; });
-              name != "sign_secret" && bad != value.end()) {
-            static constexpr char hex[] = "0123456789ABCDEF";
-            const auto b = static_cast<unsigned char>(*bad);
-            fail(where + "." + name + ": control character 0x" + std::string{hex[b >> 4], hex[b & 15]} + " at byte " +
-                 std::to_string(bad - value.begin()) + " (a line break or tab in a token or URL?)");
+          if (const auto bad = core::first_control_character(value); bad && name != "sign_secret") {
+            fail(where + "." + name + ": " + *bad + " (a line break or tab in a token or URL?)");
           }
           if (is_secret_key(name) && !value.empty()) c.secrets.push_back(value);
           a.settings[name] = std::move(value);

@@ -4,6 +4,17 @@
 
 namespace sendq::core {
 
+std::optional<std::string> first_control_character(std::string_view text) {
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7f) {
+      static constexpr char hex[] = "0123456789ABCDEF";
+      return std::string("control character 0x") + hex[c >> 4] + hex[c & 15] + " at byte " + std::to_string(i);
+    }
+  }
+  return std::nullopt;
+}
+
 std::string_view to_string(error_kind k) noexcept {
   switch (k) {
     case error_kind::invalid_json: return "invalid_json";

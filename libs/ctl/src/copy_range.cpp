@@ -222,12 +222,13 @@ int copy(const common& c, const std::string& from, const range_options& o, const
     if (!ok) {
       std::cerr << verb << ": Kafka did not acknowledge every record produced, so where the copy stopped is not known: "
                 << "run it again over the whole range (an id already delivered is not sent again)\n";
-    }
-    for (const auto& r : ranges) {
-      if (!ok || o.dry_run) break;
-      if (const auto at = next_offset[r.partition]; at < r.end) {
-        std::cerr << verb << ": partition " << r.partition << ": not copied from offset " << at << " (the range ends before "
-                  << r.end << "); resume with --partition " << r.partition << " --start-offset " << at << "\n";
+    } else if (!o.dry_run) {
+      for (const auto& r : ranges) {
+        if (const auto at = next_offset[r.partition]; at < r.end) {
+          std::cerr << verb << ": partition " << r.partition << ": not copied from offset " << at
+                    << " (the range ends before " << r.end << "); resume with --partition " << r.partition
+                    << " --start-offset " << at << "\n";
+        }
       }
     }
   }

@@ -46,13 +46,8 @@ std::optional<core::failure> check_fetch_url(std::string_view url, const fetch_p
   using core::error_kind;
   // A control byte (CR, LF, ...) could end the request line and start another request on the
   // connection: no real URL has one, so it is refused, not encoded.
-  for (std::size_t i = 0; i < url.size(); ++i) {
-    const auto c = static_cast<unsigned char>(url[i]);
-    if (c < 0x20 || c == 0x7f) {
-      return core::failure{error_kind::invalid_field, std::string("body.url: control character 0x") + hex[c >> 4] +
-                                                          hex[c & 15] + " at byte " + std::to_string(i) +
-                                                          " (a URL cannot contain one)"};
-    }
+  if (const auto bad = core::first_control_character(url)) {
+    return core::failure{error_kind::invalid_field, "body.url: " + *bad + " (a URL cannot contain one)"};
   }
   url = url.substr(0, url.find('#'));  // the fragment is the client's, never sent
   std::string err;

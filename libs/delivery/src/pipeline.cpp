@@ -142,10 +142,10 @@ struct record : std::enable_shared_from_this<record> {
   std::optional<core::failure> invalid;  // why it could not be decoded
   bool remember_id = true;            // false when parked on the retry topic (not ended yet)
   bool delivered = false;             // its result says delivered (set when published)
-  // finish() ran (the duplicate guard has its id): lane_firsts may let go of it. Not the acks'
-  // count reaching zero, which comes before finish() has told the guard.
-  std::atomic<bool> finished{false};
-  std::uint64_t ended_seq = 0;        // impl::ended_count when it finished (written before `finished`)
+  // 0 until finish() ran (the duplicate guard has its id), then its impl::ended_count: when
+  // lane_firsts may let go of it. Not the acks' count reaching zero, which comes before finish()
+  // has told the guard.
+  std::atomic<std::uint64_t> ended_seq{0};
   bool bulk = false;                  // from the bulk lane (replays, re-drives)
   std::shared_ptr<std::atomic<long>> account_held;  // its account's bulkhead counter, when counted
   std::string result_id;              // key of its result and DLQ record, once published
@@ -850,8 +850,8 @@ struct pipeline::impl : kafka::rebalance_listener {
       const auto now = std::chrono::steady_clock::now();
       rec.delivered ? duplicates.remember(rec.req.id, now) : duplicates.remember(position_key(rec), now);
     }
-    rec.ended_seq = ended_count.fetch_add(1, std::memory_order_acq_rel) + 1;  // after the guard has it (lane_firsts)
-    rec.finished.store(true, std::memory_order_release);
+    // After the guard has it (lane_firsts).
+    rec.ended_seq.store(ended_count.fetch_add(1, std::memory_order_acq_rel) + 1, std::memory_order_release);
     tracker.done(rec.topic, rec.partition, rec.offset, rec.generation);
     if (rec.bulk) bulk_in_flight.fetch_sub(1);
     if (rec.account_held) rec.account_held->fetch_sub(1);
@@ -978,7 +978,8 @@ struct pipeline::impl : kafka::rebalance_listener {
   // acknowledgement does not hold every later one. Amortized constant time a record.
   static void sweep(lane_firsts& f) {
     const auto drop = [&f](const record_ptr& r) {
-      if (!r->finished.load(std::memory_order_acquire) || r->ended_seq > f.safe_upto) return false;
+      const auto ended = r->ended_seq.load(std::memory_order_acquire);
+      if (ended == 0 || ended > f.safe_upto) return false;
       if (auto it = f.by_id.find(r->req.id); it != f.by_id.end() && it->second == r) f.by_id.erase(it);
       return true;
     };

@@ -1,5 +1,6 @@
 #pragma once
 /// Failure kinds and the failure value carried on the per-message path.
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -34,5 +35,9 @@ struct failure {
   error_kind kind = error_kind::internal;
   std::string message;
 };
+
+/// "control character 0x0A at byte 3" for the first byte of `text` below 0x20 or 0x7F (CR, LF,
+/// tab, NUL...), else nullopt: where it is, never the text itself (it may be a secret).
+std::optional<std::string> first_control_character(std::string_view text);
 
 }  // namespace sendq::core

@@ -46,7 +46,6 @@ class pending_acks {
   /// The held followers, once the last acknowledgement came in (by whoever ends the record).
   std::vector<Follower> take_followers() { return std::exchange(followers_, {}); }
 
-
  private:
   std::atomic<int> count_{0};
   std::vector<Follower> followers_;
