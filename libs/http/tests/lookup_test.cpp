@@ -1,0 +1,131 @@
+// A name lookup slower than connect_timeout. Asio runs getaddrinfo on a thread of its own and
+// cannot stop one that has started, so the client waits on its deadline instead (client.cpp,
+// connect). This file stands in for a DNS server that answers late: it defines getaddrinfo for
+// the whole test binary (the executable's definition comes before libc's, and before a
+// sanitizer's interceptor, which is a weak alias) and delays the names under `.slow-lookup.test`
+// only; every other name goes to the next getaddrinfo as it is.
+#include <dlfcn.h>
+#include <netdb.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "sendq/http/client.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+std::atomic<int> lookup_delay_ms{0};
+std::atomic<int> slow_lookups_started{0};
+std::atomic<int> slow_lookups_ended{0};
+
+constexpr std::string_view slow_suffix = ".slow-lookup.test";
+
+bool is_slow_name(const char* node) {
+  if (node == nullptr) return false;
+  const std::string_view name(node);
+  return name.size() > slow_suffix.size() && name.ends_with(slow_suffix);
+}
+
+}  // namespace
+
+extern "C" int getaddrinfo(const char* node, const char* service, const struct addrinfo* hints,
+                           struct addrinfo** res) {
+  using lookup_fn = int (*)(const char*, const char*, const struct addrinfo*, struct addrinfo**);
+  static const auto next = reinterpret_cast<lookup_fn>(dlsym(RTLD_NEXT, "getaddrinfo"));
+  if (next == nullptr) return EAI_FAIL;
+  if (!is_slow_name(node)) return next(node, service, hints, res);
+  ++slow_lookups_started;
+  std::this_thread::sleep_for(std::chrono::milliseconds(lookup_delay_ms.load()));
+  const int rc = next("127.0.0.1", service, hints, res);
+  ++slow_lookups_ended;
+  return rc;
+}
+
+namespace sendq::http {
+namespace {
+
+using namespace testing;  // sendq::http::testing
+
+endpoint slow_name_endpoint(std::uint16_t port) {
+  auto ep = endpoint::parse("http://api.slow-lookup.test:" + std::to_string(port));
+  if (!ep) throw std::runtime_error("bad test URL");
+  return *ep;
+}
+
+request get_root() {
+  request r;
+  r.method = "GET";
+  r.target = "/";
+  r.timeout = 10s;
+  return r;
+}
+
+bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
+TEST(http_client_lookup, a_lookup_slower_than_connect_timeout_fails_the_call_without_waiting_for_it) {
+  // given: a server that answers, behind a name whose lookup takes 3 s, and a 200 ms connect_timeout
+  io_runner io;
+  test_server srv(test_server::mode::echo);
+  client_options opts;
+  opts.connect_timeout = 200ms;
+  client c(io.executor(), opts);
+  slow_lookups_started = 0;
+  slow_lookups_ended = 0;
+  lookup_delay_ms = 3000;
+
+  // when
+  auto r = run(io.executor(), c.send(slow_name_endpoint(srv.port()), get_root()));
+
+  // then: a connect failure naming the host and the lookup, returned while the lookup still runs
+  const int ended_when_failed = slow_lookups_ended.load();
+  ASSERT_FALSE(r.ok);
+  EXPECT_EQ(r.kind, failure_kind::connect) << r.message;
+  EXPECT_EQ(r.message, "resolving api.slow-lookup.test timed out");
+  EXPECT_EQ(slow_lookups_started.load(), 1);
+  EXPECT_EQ(ended_when_failed, 0);
+  EXPECT_EQ(srv.accepted(), 0);
+
+  // and the late answer changes nothing: the same client connects once names resolve again
+  ASSERT_TRUE(wait_until([] { return slow_lookups_ended.load() == 1; }, 30s));
+  lookup_delay_ms = 0;
+  auto again = run(io.executor(), c.send(slow_name_endpoint(srv.port()), get_root()));
+  ASSERT_TRUE(again.ok) << again.message;
+  EXPECT_EQ(again.ok->status, 200u);
+  EXPECT_EQ(srv.accepted(), 1);
+}
+
+TEST(http_client_lookup, a_slow_lookup_within_connect_timeout_connects) {
+  io_runner io;
+  test_server srv(test_server::mode::echo);
+  client_options opts;
+  opts.connect_timeout = 10s;
+  client c(io.executor(), opts);
+  slow_lookups_started = 0;
+  slow_lookups_ended = 0;
+  lookup_delay_ms = 300;
+
+  auto r = run(io.executor(), c.send(slow_name_endpoint(srv.port()), get_root()));
+
+  ASSERT_TRUE(r.ok) << r.message;
+  EXPECT_EQ(r.ok->status, 200u);
+  EXPECT_EQ(slow_lookups_ended.load(), 1);
+  EXPECT_EQ(srv.accepted(), 1);
+}
+
+}  // namespace
+}  // namespace sendq::http
