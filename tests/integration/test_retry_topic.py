@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Issue 4: a retry due in 60 s travels through sendq.retry and is sent after 60 s, not before,
-without a busy loop (the retry partition is paused until the head is due)."""
+without a busy loop (the retry partition is paused until the head is due). RetryCopyTest: what
+the worker's copy on sendq.retry carries."""
 import json
 import os
 import sys
@@ -52,6 +53,61 @@ class RetryTopicTest(unittest.TestCase):
             with open(worker.log_path) as f:
                 pauses = sum(1 for line in f if "retry not due yet" in line)
             self.assertLessEqual(pauses, 3, "the partition is paused until due, not polled in a loop")
+        finally:
+            worker.stop()
+            sim.stop()
+
+
+class RetryCopyTest(unittest.TestCase):
+    """The worker's copy on sendq.retry is larger than the request (it makes account, key,
+    created_at, attempt and not_before explicit), and attempt/not_before count on that topic only."""
+
+    def test_a_request_just_under_max_request_bytes_is_delivered_after_waiting_on_the_retry_topic(self):
+        workdir = h.Workdir("retrycopy").path
+        sim = h.Simulator(workdir)
+        sim.set_faults([{"match": "near-limit", "action": "status", "status": 503, "retry_after": 1, "times": 1}])
+        config = write_config(workdir, {"max_request_bytes": 4096, "retry_topic_threshold_ms": 500, "max_attempts": 5})
+        worker = h.Worker(workdir, sim, config=config)
+        try:
+            worker.wait_ready()
+            req = {"id": "near-limit", "provider": "sender", "type": "text", "from": "u1", "to": "t1", "body": {"text": ""}}
+            req["body"]["text"] = "x" * (4096 - 8 - len(json.dumps(req, separators=(",", ":"))))
+            value = json.dumps(req, separators=(",", ":"))
+            self.assertGreater(len(value), 4096 - 16)
+            self.assertLessEqual(len(value), 4096)
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [(req["id"], value)])
+            # the copy that waits is over max_request_bytes: the case under test
+            parked = h.kcat_consume_until(worker.bootstrap, "sendq.retry", 1, timeout=30)
+            self.assertGreater(len(parked[0][1]), 4096)
+            self.assertEqual(json.loads(parked[0][1])["attempt"], 1)
+            results = h.kcat_consume_until(worker.bootstrap, "sendq.results", 1, timeout=60)
+            r = json.loads(results[0][1])
+            self.assertEqual((r["id"], r["status"], r["attempts"]), ("near-limit", "delivered", 2), r)
+            calls = sim.requests()
+            self.assertEqual(len(calls), 2)
+            self.assertEqual([json.loads(c["body"])["messageInfo"]["text"] for c in calls], [req["body"]["text"]] * 2)
+        finally:
+            worker.stop()
+            sim.stop()
+
+    def test_attempt_and_not_before_on_the_requests_topic_do_not_count(self):
+        # given: a request that carries attempt 7 and a not_before an hour away (as a dead letter that
+        # had waited on sendq.retry does when redriven), max_attempts 3, and one 503 before success
+        workdir = h.Workdir("retryfields").path
+        sim = h.Simulator(workdir)
+        sim.set_faults([{"match": "carries-attempt", "action": "status", "status": 503, "times": 1}])
+        config = write_config(workdir, {"max_attempts": 3})
+        worker = h.Worker(workdir, sim, config=config)
+        try:
+            worker.wait_ready()
+            req = {"id": "carries-attempt", "provider": "sender", "type": "text", "from": "u1", "to": "t1",
+                   "body": {"text": "again"}, "attempt": 7, "not_before": int(time.time() * 1000) + 3600000}
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [(req["id"], json.dumps(req))])
+            # then: sent now, retried once, and counted from 1
+            results = h.kcat_consume_until(worker.bootstrap, "sendq.results", 1, timeout=60)
+            r = json.loads(results[0][1])
+            self.assertEqual((r["id"], r["status"], r["attempts"]), ("carries-attempt", "delivered", 2), r)
+            self.assertEqual([json.loads(c["body"])["getMessageId"] for c in sim.requests()], ["carries-attempt"] * 2)
         finally:
             worker.stop()
             sim.stop()

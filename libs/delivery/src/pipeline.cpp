@@ -286,6 +286,10 @@ struct pipeline::impl : kafka::rebalance_listener {
   std::atomic<std::uint64_t> ended_count{0};
   duplicate_guard duplicates;
   core::request_decoder decoder;  // Kafka thread only
+  // For sendq.retry, which holds the worker's own copies: with the members a copy makes explicit
+  // (account, key, created_at, attempt, not_before), one of a request just under max_request_bytes
+  // is over it. Its producer allows max_request_bytes + 64 KiB (config::kafka_record_headroom_bytes).
+  core::request_decoder retry_decoder;  // Kafka thread only
   std::atomic<long> in_flight{0};
   std::atomic<std::uint64_t> jitter_state{0x9e3779b97f4a7c15ULL};
 
@@ -328,7 +332,8 @@ struct pipeline::impl : kafka::rebalance_listener {
       : cfg(c), brokers(std::move(b)), log(l), metrics(m), shards(std::move(s)), limiters(c.limits),
         bulk_limiters(scaled(c.limits, c.worker.bulk_share_percent)), configured_limits(c.limits),
         duplicates(std::chrono::milliseconds(c.worker.dedupe_window_ms), static_cast<std::size_t>(c.worker.dedupe_max_ids)),
-        decoder(static_cast<std::size_t>(c.worker.max_request_bytes)) {
+        decoder(static_cast<std::size_t>(c.worker.max_request_bytes)),
+        retry_decoder(static_cast<std::size_t>(c.worker.max_request_bytes) + config::kafka_record_headroom_bytes) {
     if (shards.empty()) throw std::invalid_argument("pipeline: at least one I/O shard is needed");
     gates.resize(shards.size());
     pending.resize(shards.size());
@@ -734,10 +739,17 @@ struct pipeline::impl : kafka::rebalance_listener {
     if (retry_paused.count(pk)) return;  // fetched before the pause: it is fetched again when due
 
     auto rec = std::make_shared<record>();
-    rec->invalid = decoder.decode(m.payload(), rec->req);
+    const bool from_retry_topic = topic == cfg.kafka.retry_topic;
+    rec->invalid = (from_retry_topic ? retry_decoder : decoder).decode(m.payload(), rec->req);
+    // attempt and not_before mean something on sendq.retry only. Elsewhere (a client's request, a
+    // redriven dead letter that had waited there) the request starts afresh.
+    if (!from_retry_topic) {
+      rec->req.attempt = 0;
+      rec->req.not_before_ms.reset();
+    }
     // The retry topic holds requests until `not_before`: pause its partition and come back then,
     // rather than polling in a loop.
-    if (!rec->invalid && topic == cfg.kafka.retry_topic && rec->req.not_before_ms && *rec->req.not_before_ms > now_ms()) {
+    if (!rec->invalid && from_retry_topic && rec->req.not_before_ms && *rec->req.not_before_ms > now_ms()) {
       // At most a day at a time (then looked at again): a not_before from any producer of this
       // topic must not overflow the steady_clock time point.
       const auto wait = std::chrono::milliseconds(std::min<std::int64_t>(*rec->req.not_before_ms - now_ms(), 86'400'000));
