@@ -345,6 +345,13 @@ net::awaitable<attempt_result> exchange(Stream& stream, connection& c, const wir
     co_return r;
   }
 
+  // Beast takes any three digits; RFC 9110 §15 defines 100-599, and a result carries no other.
+  if (parser.status > 599 || parser.status < 100) {
+    r.fail = {failure_kind::bad_response,
+              "status " + std::to_string(parser.status) + " is not an HTTP status (100-599)"};
+    r.stale = false;
+    co_return r;  // not reusable: the connection is closed
+  }
   response resp;
   resp.status = parser.status;
   resp.content_type = std::move(parser.content_type);

@@ -244,6 +244,18 @@ TEST(http_client, non_http_reply_is_bad_response) {
   EXPECT_EQ(r.kind, failure_kind::bad_response) << r.message;
 }
 
+TEST(http_client, a_status_outside_100_to_599_is_a_bad_response_naming_it) {
+  for (const std::string status : {"999", "600", "099", "000"}) {
+    io_runner io;
+    test_server srv(mode::fixed, 0ms, "HTTP/1.1 " + status + " Odd\r\nContent-Length: 2\r\n\r\nok");
+    client c(io.executor(), {});
+    auto r = send(io, c, ep_of(srv.port()), get());
+    ASSERT_FALSE(r.ok) << status;
+    EXPECT_EQ(r.kind, failure_kind::bad_response) << r.message;
+    EXPECT_EQ(r.message, "status " + std::to_string(std::stoi(status)) + " is not an HTTP status (100-599)");
+  }
+}
+
 TEST(http_client, parses_retry_after_seconds_and_ignores_dates) {
   // given
   io_runner io;
