@@ -466,6 +466,7 @@ void read_kafka(const toml::table& root, config& c, const env_lookup& env) {
         auto e = env(*lv.value<std::string>());
         if (!e) fail(where + ": environment variable " + *lv.value<std::string>() + " is not set");
         value = *e;
+        drop_trailing_newlines(value);
       } else if (lv.is_string()) {
         value = *lv.value<std::string>();
       } else if (lv.is_integer()) {

@@ -354,9 +354,10 @@ brokers = "k1:9093"
 "socket.keepalive.enable" = true
 "message.max.bytes" = 2000000
 )";
-  // when it is read
-  auto c = parse(text, env_of({{"KAFKA_PW", "env-pw-456"}}));
-  // then every setting is there under librdkafka's own name, as a string
+  // when it is read, the variable ending in a newline as a Kubernetes Secret's value may
+  auto c = parse(text, env_of({{"KAFKA_PW", "env-pw-456\n"}}));
+  // then every setting is there under librdkafka's own name, as a string, the secrets without
+  // their trailing newlines (as provider secrets are read)
   const std::map<std::string, std::string> want{
       {"security.protocol", "sasl_ssl"},  {"ssl.ca.location", "/etc/sendq/ca.pem"},
       {"sasl.mechanism", "SCRAM-SHA-512"}, {"sasl.username", "sendq"},

@@ -79,7 +79,8 @@ struct metrics_config {
   std::string addr = "127.0.0.1:9464";  ///< host:port of /metrics, /healthz, /readyz ("" = off)
 };
 
-/// The gateway (sendq-gateway): HTTP in, `sendq.requests` out. Ignored by the worker.
+/// The gateway (sendq-gateway): HTTP in, `sendq.requests` out. The worker checks it (a bad value
+/// stops it) but does not use it.
 struct gateway_config {
   std::string addr = "127.0.0.1:8080";  ///< host:port to listen on (SENDQ_GATEWAY_ADDR)
   std::string metrics_addr = "127.0.0.1:9465";  ///< /metrics, /healthz, /readyz; "" = none (SENDQ_GATEWAY_METRICS_ADDR)
