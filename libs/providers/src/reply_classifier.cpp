@@ -12,10 +12,17 @@ status_verdict verdict_of(unsigned http_status) noexcept {
     case 502:
     case 504:
       return status_verdict::ambiguous;
+    // The server says it cannot do this at all (a wrong path or method, an HTTP version it does
+    // not speak): the next try would get the same answer.
+    case 501:
+    case 505:
+      return status_verdict::server_error;
   }
   if (http_status >= 200 && http_status < 300) return status_verdict::body_decides;
   if (http_status >= 400 && http_status < 500) return status_verdict::client_error;
-  if (http_status >= 500 && http_status < 600) return status_verdict::server_error;
+  // Any other 5xx (507, a CDN's 520-524, ...) is a server failing like 500 does: the request may
+  // have been taken or not, and the circuit breaker counts it.
+  if (http_status >= 500 && http_status < 600) return status_verdict::ambiguous;
   return status_verdict::unexpected;
 }
 

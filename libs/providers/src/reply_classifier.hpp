@@ -16,7 +16,7 @@ enum class status_verdict {
   retryable,     ///< 408, 429, 503: surely not taken effect
   ambiguous,     ///< 500, 502, 504: may have taken effect
   client_error,  ///< any other 4xx: permanent
-  server_error,  ///< any other 5xx: permanent
+  server_error,  ///< 501, 505: permanent
   unexpected,    ///< 1xx, 3xx or not an HTTP status at all: permanent
 };
 

@@ -121,6 +121,7 @@ TEST(provider, every_provider_fails_permanently_on_other_4xx_and_5xx) {
     const auto not_found = p->classify(404, "text/html", "<h1>Not Found</h1>");
     const auto unauthorized = p->classify(401, "", "");
     const auto not_implemented = p->classify(501, "", "");
+    const auto origin_timeout = p->classify(522, "text/html", "<h1>Connection timed out</h1>");
     const auto redirect = p->classify(302, "", "");
     // then
     EXPECT_EQ(not_found.cls, outcome_class::permanent) << name;
@@ -130,6 +131,10 @@ TEST(provider, every_provider_fails_permanently_on_other_4xx_and_5xx) {
     EXPECT_EQ(unauthorized.kind, error_kind::http_4xx) << name;
     EXPECT_EQ(not_implemented.cls, outcome_class::permanent) << name;
     EXPECT_EQ(not_implemented.kind, error_kind::http_5xx) << name;
+    EXPECT_EQ(origin_timeout.cls, outcome_class::ambiguous) << name;
+    EXPECT_EQ(origin_timeout.kind, error_kind::ambiguous) << name;
+    EXPECT_NE(origin_timeout.message.find("HTTP 522 (the message may have been taken)"), std::string::npos)
+        << origin_timeout.message;
     EXPECT_EQ(redirect.cls, outcome_class::permanent) << name;
   }
 }

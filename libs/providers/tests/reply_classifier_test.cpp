@@ -21,7 +21,11 @@ TEST(reply_classifier, sorts_statuses_into_verdicts) {
   EXPECT_EQ(verdict_of(404), status_verdict::client_error);
   EXPECT_EQ(verdict_of(499), status_verdict::client_error);
   EXPECT_EQ(verdict_of(501), status_verdict::server_error);
-  EXPECT_EQ(verdict_of(599), status_verdict::server_error);
+  EXPECT_EQ(verdict_of(505), status_verdict::server_error);
+  EXPECT_EQ(verdict_of(507), status_verdict::ambiguous);
+  EXPECT_EQ(verdict_of(520), status_verdict::ambiguous);
+  EXPECT_EQ(verdict_of(522), status_verdict::ambiguous);
+  EXPECT_EQ(verdict_of(599), status_verdict::ambiguous);
   EXPECT_EQ(verdict_of(0), status_verdict::unexpected);
   EXPECT_EQ(verdict_of(100), status_verdict::unexpected);
   EXPECT_EQ(verdict_of(304), status_verdict::unexpected);
