@@ -84,6 +84,7 @@ fetch_allowed_hosts = "127.0.0.1"
                 gps("fetch-scheme", f"ftp://127.0.0.1:{port}/v/ok.amr", "loopback_ok"),
                 gps("fetch-big", f"{base}/v/big.amr", "loopback_ok"),
                 gps("fetch-404", f"{base}/v/missing.amr", "loopback_ok"),
+                dict(gps("fetch-late", f"{base}/v/late.amr", "loopback_ok"), deadline=1794999001000),
             ]
             h.kcat_produce(worker.bootstrap, "sendq.requests", [(r["id"], json.dumps(r)) for r in reqs])
             results = h.kcat_results_by_id(worker.bootstrap, len(reqs), timeout=60)
@@ -100,6 +101,12 @@ fetch_allowed_hosts = "127.0.0.1"
                 "fetch-big": ("rejected", "too_large", "fetch_max_bytes"),
                 "fetch-404": ("failed", "http_4xx", "HTTP 404"),
             }
+            # and one whose deadline had passed ends expired, its file not fetched
+            late = results["fetch-late"]
+            self.assertEqual((late["status"], late["error"]["kind"], late["error"]["message"]),
+                             ("expired", "expired", "deadline: passed before delivery"), late)
+            self.assertNotIn("/v/late.amr", Files.gets)
+            self.assertIn("/v/ok.amr", Files.gets)
             for rid, (status, kind, words) in expect.items():
                 r = results[rid]
                 self.assertEqual((r["status"], r["error"]["kind"]), (status, kind), r)
