@@ -1063,15 +1063,8 @@ struct pipeline::impl : kafka::rebalance_listener {
         // Not `cond ? co_await ... : nullopt`: GCC 12 destroys that temporary too early (ASan:
         // heap-use-after-free of the failure's message in integration_media_fetch).
         std::optional<std::pair<delivery_status, core::failure>> fetch_failed;
-        bool expired = false;
-        if (needs_media_inline(*routed, req)) {
-          // No fetch for a request that may not be sent any more.
-          expired = req.deadline_ms && expires_by(req, now_ms(), "passed before delivery", {}, res);
-          if (!expired) fetch_failed = co_await inline_media(*routed, *rec, *shard.http);
-        }
-        if (expired) {
-          // res says so
-        } else if (fetch_failed) {
+        if (needs_media_inline(*routed, req)) fetch_failed = co_await inline_media(*routed, *rec, *shard.http);
+        if (fetch_failed) {
           res.status = fetch_failed->first;
           res.error = std::move(fetch_failed->second);
         } else if (co_await send_with_retries(*routed, *rec, res, *shard.http) == attempt_end::parked) {
@@ -1124,6 +1117,10 @@ struct pipeline::impl : kafka::rebalance_listener {
     http::endpoint ep;
     std::string target;
     if (auto f = check_fetch_url(*req.body.url, policy, ep, target)) co_return std::pair{delivery_status::rejected, *f};
+    // No fetch for a request that may not be sent any more (what is invalid is rejected first).
+    if (req.deadline_ms && now_ms() >= *req.deadline_ms) {
+      co_return std::pair{delivery_status::expired, core::failure{error_kind::expired, "deadline: passed before delivery"}};
+    }
     http::request get;
     get.method = "GET";
     get.target = target;
