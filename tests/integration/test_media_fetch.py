@@ -25,7 +25,18 @@ class Files(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         Files.gets.append(self.path)
-        body = {"/v/ok.amr": AMR, "/v/big.amr": BIG}.get(self.path)
+        if self.path == "/v/flaky.amr" and Files.gets.count(self.path) < 3:
+            # answers 503 twice, then the file: the worker's third and last try gets it
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.path == "/v/down.amr":
+            self.send_response(502)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = {"/v/ok.amr": AMR, "/v/big.amr": BIG, "/v/flaky.amr": AMR}.get(self.path)
         self.send_response(200 if body else 404)
         self.send_header("Content-Length", str(len(body or b"")))
         self.end_headers()
@@ -85,14 +96,23 @@ fetch_allowed_hosts = "127.0.0.1"
                 gps("fetch-big", f"{base}/v/big.amr", "loopback_ok"),
                 gps("fetch-404", f"{base}/v/missing.amr", "loopback_ok"),
                 dict(gps("fetch-late", f"{base}/v/late.amr", "loopback_ok"), deadline=1794999001000),
+                gps("fetch-flaky", f"{base}/v/flaky.amr", "loopback_ok"),
+                gps("fetch-down", f"{base}/v/down.amr", "loopback_ok"),
             ]
             h.kcat_produce(worker.bootstrap, "sendq.requests", [(r["id"], json.dumps(r)) for r in reqs])
             results = h.kcat_results_by_id(worker.bootstrap, len(reqs), timeout=60)
-            # then the allowed one was delivered with the file's base64 as Command
+            # then the allowed one was delivered with the file's base64 as Command, and so was the
+            # one whose file server answered 503 twice (a failure that may pass is tried again)
             self.assertEqual(results["fetch-ok"]["status"], "delivered", results["fetch-ok"])
+            self.assertEqual(results["fetch-flaky"]["status"], "delivered", results["fetch-flaky"])
             calls = sim.requests()
-            self.assertEqual(len(calls), 1, "only the allowed fetch reached the provider")
-            self.assertEqual(json.loads(calls[0]["body"])["Command"], base64.b64encode(AMR).decode())
+            self.assertEqual(sorted(json.loads(c["body"])["IdentityID"] for c in calls), ["fetch-flaky", "fetch-ok"],
+                             "only the allowed fetches reached the provider")
+            self.assertEqual([json.loads(c["body"])["Command"] for c in calls], [base64.b64encode(AMR).decode()] * 2)
+            self.assertEqual(Files.gets.count("/v/flaky.amr"), 3)
+            # and one that kept failing was tried three times, then ended failed naming the status
+            self.assertEqual(Files.gets.count("/v/down.amr"), 3)
+            self.assertEqual(Files.gets.count("/v/missing.amr"), 1, "a 404 is not tried again")
             # and each refusal names the field and why
             expect = {
                 "fetch-private": ("rejected", "invalid_field", "private, loopback or link-local"),
@@ -100,6 +120,7 @@ fetch_allowed_hosts = "127.0.0.1"
                 "fetch-scheme": ("rejected", "invalid_field", "only http and https"),
                 "fetch-big": ("rejected", "too_large", "fetch_max_bytes"),
                 "fetch-404": ("failed", "http_4xx", "HTTP 404"),
+                "fetch-down": ("failed", "http_5xx", "HTTP 502"),
             }
             # and one whose deadline had passed ends expired, its file not fetched
             late = results["fetch-late"]

@@ -1121,14 +1121,43 @@ struct pipeline::impl : kafka::rebalance_listener {
     if (req.deadline_ms && now_ms() >= *req.deadline_ms) {
       co_return std::pair{delivery_status::expired, core::failure{error_kind::expired, "deadline: passed before delivery"}};
     }
-    http::request get;
-    get.method = "GET";
-    get.target = target;
-    get.content_type.clear();
-    get.timeout = policy.timeout;
-    get.body_limit = policy.max_bytes;
-    get.allow_address = [allow = policy.allow_private](const std::string& ip) { return address_allowed(ip, allow); };
-    auto got = co_await http.send(ep, std::move(get));
+    // A failure that may pass (no connection, a timeout, 408, 429, 5xx) is tried again, up to
+    // three tries in all, half a second then a second apart, while the deadline allows.
+    constexpr int max_fetch_tries = 3;
+    http::call_result got;
+    for (int tries = 1;; ++tries) {
+      http::request get;
+      get.method = "GET";
+      get.target = target;
+      get.content_type.clear();
+      get.timeout = policy.timeout;
+      get.body_limit = policy.max_bytes;
+      get.allow_address = [allow = policy.allow_private](const std::string& ip) { return address_allowed(ip, allow); };
+      got = co_await http.send(ep, std::move(get));
+      const bool may_pass = [&] {
+        if (got.ok) return got.ok->status == 408 || got.ok->status == 429 || got.ok->status >= 500;
+        if (got.message.find("address policy") != std::string::npos) return false;
+        switch (got.kind) {
+          case http::failure_kind::connect:
+          case http::failure_kind::reset_before_write:
+          case http::failure_kind::timeout_before_write:
+          case http::failure_kind::reset_after_write:  // a GET: sending it again is safe
+          case http::failure_kind::timeout_after_write:
+            return true;
+          default:
+            return false;
+        }
+      }();
+      if (!may_pass || tries == max_fetch_tries) break;
+      const auto pause = std::chrono::milliseconds(500 * tries);
+      if (req.deadline_ms && now_ms() + pause.count() >= *req.deadline_ms) break;
+      log.debug("pipeline", "fetching the voice file failed; trying again",
+                {{"id", req.id}, {"try", std::to_string(tries)},
+                 {"error", got.ok ? "HTTP " + std::to_string(got.ok->status) : got.message}});
+      net::steady_timer timer(co_await net::this_coro::executor);
+      timer.expires_after(pause);
+      co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+    }
     if (!got.ok) {
       if (got.kind == http::failure_kind::body_too_large) {
         co_return std::pair{delivery_status::rejected,
