@@ -676,10 +676,6 @@ void request_decoder::impl::check_body(send_request& out) {
                                           std::string(to_string(out.type)));
     }
   };
-  // An optional member that is there must say something: an empty URL or name would be sent as is.
-  auto not_empty = [&](const std::optional<std::string>& v, std::string_view name) {
-    if (v && v->empty()) note(error_kind::invalid_field, "body." + std::string(name) + ": must not be empty");
-  };
   switch (out.type) {
     case message_type::text:
       need(b.text, "text");
@@ -688,9 +684,6 @@ void request_decoder::impl::check_body(send_request& out) {
       need(b.url, "url");
       break;
     case message_type::voice:
-      not_empty(b.url, "url");
-      not_empty(b.name, "name");
-      not_empty(b.data_base64, "data_base64");
       if (!b.url && !b.name && !b.data_base64) {
         note(error_kind::invalid_field, "body.url: voice needs one of body.url, body.name or body.data_base64");
       }
@@ -707,8 +700,6 @@ void request_decoder::impl::check_body(send_request& out) {
       break;
     case message_type::video:
       need(b.name, "name");
-      not_empty(b.url, "url");
-      not_empty(b.thumb_url, "thumb_url");
       break;
     case message_type::location:
       if (!b.lat) note(error_kind::invalid_field, "body.lat: required for type location");
