@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
@@ -31,7 +32,7 @@ class Files(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        if self.path == "/v/down.amr":
+        if self.path in ("/v/down.amr", "/v/down-late.amr"):
             self.send_response(502)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -98,6 +99,12 @@ fetch_allowed_hosts = "127.0.0.1"
                 dict(gps("fetch-late", f"{base}/v/late.amr", "loopback_ok"), deadline=1794999001000),
                 gps("fetch-flaky", f"{base}/v/flaky.amr", "loopback_ok"),
                 gps("fetch-down", f"{base}/v/down.amr", "loopback_ok"),
+                # the provider's own check refuses it (gps takes amr only): rejected, nothing fetched
+                dict(gps("fetch-mp3", f"{base}/v/mp3.amr", "loopback_ok"),
+                     body={"url": f"{base}/v/mp3.amr", "format": "mp3", "duration_ms": 3000}),
+                # failing tries whose next one would come after the deadline: expired
+                dict(gps("fetch-running-late", f"{base}/v/down-late.amr", "loopback_ok"),
+                     deadline=int(time.time() * 1000) + 1500),
             ]
             h.kcat_produce(worker.bootstrap, "sendq.requests", [(r["id"], json.dumps(r)) for r in reqs])
             results = h.kcat_results_by_id(worker.bootstrap, len(reqs), timeout=60)
@@ -113,6 +120,14 @@ fetch_allowed_hosts = "127.0.0.1"
             # and one that kept failing was tried three times, then ended failed naming the status
             self.assertEqual(Files.gets.count("/v/down.amr"), 3)
             self.assertEqual(Files.gets.count("/v/missing.amr"), 1, "a 404 is not tried again")
+            self.assertNotIn("/v/mp3.amr", Files.gets)
+            mp3 = results["fetch-mp3"]
+            self.assertEqual((mp3["status"], mp3["error"]["kind"]), ("rejected", "invalid_field"), mp3)
+            self.assertTrue(mp3["error"]["message"].startswith("body.format:"), mp3["error"])
+            running_late = results["fetch-running-late"]
+            self.assertEqual((running_late["status"], running_late["error"]["kind"]), ("expired", "expired"), running_late)
+            self.assertTrue(running_late["error"]["message"].startswith("deadline: "), running_late["error"])
+            self.assertLessEqual(Files.gets.count("/v/down-late.amr"), 2)
             # and each refusal names the field and why
             expect = {
                 "fetch-private": ("rejected", "invalid_field", "private, loopback or link-local"),

@@ -60,7 +60,8 @@ class RetryTopicTest(unittest.TestCase):
 
 class RetryCopyTest(unittest.TestCase):
     """The worker's copy on sendq.retry is larger than the request (it makes account, key,
-    created_at, attempt and not_before explicit), and attempt/not_before count on that topic only."""
+    created_at, attempt and not_before explicit), and attempt counts on that topic only. (A
+    not_before elsewhere was never waited for; the second test checks that it still is not.)"""
 
     def test_a_request_just_under_max_request_bytes_is_delivered_after_waiting_on_the_retry_topic(self):
         workdir = h.Workdir("retrycopy").path
@@ -86,6 +87,16 @@ class RetryCopyTest(unittest.TestCase):
             calls = sim.requests()
             self.assertEqual(len(calls), 2)
             self.assertEqual([json.loads(c["body"])["messageInfo"]["text"] for c in calls], [req["body"]["text"]] * 2)
+            # and such a copy on sendq.bulk (a dead letter that had waited on sendq.retry, redriven) is
+            # read with the same allowance, and starts from attempt 1 there
+            copy = json.loads(parked[0][1])
+            copy["id"] = "near-limit-again"
+            redriven = json.dumps(copy, separators=(",", ":"))
+            self.assertGreater(len(redriven), 4096)
+            h.kcat_produce(worker.bootstrap, "sendq.bulk", [("k", redriven)])
+            results = h.kcat_consume_until(worker.bootstrap, "sendq.results", 2, timeout=60)
+            r = {json.loads(x[1])["id"]: json.loads(x[1]) for x in results}["near-limit-again"]
+            self.assertEqual((r["id"], r["status"], r["attempts"]), ("near-limit-again", "delivered", 1), r)
         finally:
             worker.stop()
             sim.stop()

@@ -286,10 +286,11 @@ struct pipeline::impl : kafka::rebalance_listener {
   std::atomic<std::uint64_t> ended_count{0};
   duplicate_guard duplicates;
   core::request_decoder decoder;  // Kafka thread only
-  // For sendq.retry, which holds the worker's own copies: with the members a copy makes explicit
-  // (account, key, created_at, attempt, not_before), one of a request just under max_request_bytes
-  // is over it. Its producer allows max_request_bytes + 64 KiB (config::kafka_record_headroom_bytes).
-  core::request_decoder retry_decoder;  // Kafka thread only
+  // For the topics that carry the worker's own copies: sendq.retry, and sendq.bulk, where a
+  // redriven dead letter that had waited on sendq.retry is such a copy. A copy makes account, key
+  // and created_at explicit and adds attempt and not_before, so one of a request just under
+  // max_request_bytes is over it: they are read with the limit of the producer that wrote them.
+  core::request_decoder copy_decoder;  // Kafka thread only
   std::atomic<long> in_flight{0};
   std::atomic<std::uint64_t> jitter_state{0x9e3779b97f4a7c15ULL};
 
@@ -328,12 +329,23 @@ struct pipeline::impl : kafka::rebalance_listener {
   std::mutex slot_mutex;
   std::condition_variable slot_freed;
 
+  // The producer's message.max.bytes: what kafka.librdkafka sets (config checked it is an integer
+  // of at least max_request_bytes + 64 KiB), else config::producer_message_max_bytes.
+  static std::size_t producer_limit(const config::config& c) {
+    if (const auto it = c.kafka.librdkafka.find("message.max.bytes"); it != c.kafka.librdkafka.end()) {
+      std::size_t limit = 0;
+      const auto [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), limit);
+      if (ec == std::errc{}) return limit;
+    }
+    return config::producer_message_max_bytes(static_cast<std::size_t>(c.worker.max_request_bytes));
+  }
+
   impl(const config::config& c, std::string b, log::logger& l, metrics::worker_metrics& m, std::vector<io_shard> s)
       : cfg(c), brokers(std::move(b)), log(l), metrics(m), shards(std::move(s)), limiters(c.limits),
         bulk_limiters(scaled(c.limits, c.worker.bulk_share_percent)), configured_limits(c.limits),
         duplicates(std::chrono::milliseconds(c.worker.dedupe_window_ms), static_cast<std::size_t>(c.worker.dedupe_max_ids)),
         decoder(static_cast<std::size_t>(c.worker.max_request_bytes)),
-        retry_decoder(static_cast<std::size_t>(c.worker.max_request_bytes) + config::kafka_record_headroom_bytes) {
+        copy_decoder(producer_limit(c)) {
     if (shards.empty()) throw std::invalid_argument("pipeline: at least one I/O shard is needed");
     gates.resize(shards.size());
     pending.resize(shards.size());
@@ -740,7 +752,7 @@ struct pipeline::impl : kafka::rebalance_listener {
 
     auto rec = std::make_shared<record>();
     const bool from_retry_topic = topic == cfg.kafka.retry_topic;
-    rec->invalid = (from_retry_topic ? retry_decoder : decoder).decode(m.payload(), rec->req);
+    rec->invalid = (from_retry_topic || topic == cfg.kafka.bulk_topic ? copy_decoder : decoder).decode(m.payload(), rec->req);
     // attempt and not_before mean something on sendq.retry only. Elsewhere (a client's request, a
     // redriven dead letter that had waited there) the request starts afresh.
     if (!from_retry_topic) {
@@ -1117,20 +1129,40 @@ struct pipeline::impl : kafka::rebalance_listener {
     http::endpoint ep;
     std::string target;
     if (auto f = check_fetch_url(*req.body.url, policy, ep, target)) co_return std::pair{delivery_status::rejected, *f};
-    // No fetch for a request that may not be sent any more (what is invalid is rejected first).
-    if (req.deadline_ms && now_ms() >= *req.deadline_ms) {
-      co_return std::pair{delivery_status::expired, core::failure{error_kind::expired, "deadline: passed before delivery"}};
+    // The provider's own checks first, on the request with a stand-in file (an AMR header): what
+    // it would refuse is rejected without a fetch (and not made expired by a passed deadline).
+    {
+      core::send_request probe = req;
+      probe.body.data_base64 = "IyFBTVIK";  // base64 of "#!AMR\n"
+      auto built = r.provider->build(probe, *r.account);
+      if (auto* f = std::get_if<core::failure>(&built)) co_return std::pair{delivery_status::rejected, std::move(*f)};
     }
-    // A failure that may pass (no connection, a timeout, 408, 429, 5xx) is tried again, up to
-    // three tries in all, half a second then a second apart, while the deadline allows.
+    const auto expired = [&](std::string why) {
+      return std::pair{delivery_status::expired, core::failure{error_kind::expired, "deadline: " + std::move(why)}};
+    };
+    if (req.deadline_ms && now_ms() >= *req.deadline_ms) co_return expired("passed before delivery");
+    const auto why_not = [](const http::call_result& c) {
+      return c.ok ? "HTTP " + std::to_string(c.ok->status) : c.message;
+    };
+    // A failure that may pass (no connection, a reset, a timeout, 408, 429, 5xx) is tried again,
+    // three tries in all, half a second then a second apart. fetch_timeout_ms bounds the whole
+    // fetch, its tries and pauses included, and so does the request's deadline.
     constexpr int max_fetch_tries = 3;
+    const auto fetch_until = std::chrono::steady_clock::now() + policy.timeout;
     http::call_result got;
     for (int tries = 1;; ++tries) {
+      auto until = fetch_until;
+      if (req.deadline_ms) {
+        until = std::min(until, std::chrono::steady_clock::now() +
+                                    std::chrono::milliseconds(std::max<std::int64_t>(*req.deadline_ms - now_ms(), 1)));
+      }
       http::request get;
       get.method = "GET";
       get.target = target;
       get.content_type.clear();
-      get.timeout = policy.timeout;
+      get.timeout = std::max(std::chrono::ceil<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()),
+                             std::chrono::milliseconds(1));
+      get.write_by = until;
       get.body_limit = policy.max_bytes;
       get.allow_address = [allow = policy.allow_private](const std::string& ip) { return address_allowed(ip, allow); };
       got = co_await http.send(ep, std::move(get));
@@ -1148,12 +1180,16 @@ struct pipeline::impl : kafka::rebalance_listener {
             return false;
         }
       }();
-      if (!may_pass || tries == max_fetch_tries) break;
+      if (!may_pass) break;
+      if (req.deadline_ms && now_ms() >= *req.deadline_ms) co_return expired("passed while fetching body.url (last: " + why_not(got) + ")");
+      if (tries == max_fetch_tries) break;
       const auto pause = std::chrono::milliseconds(500 * tries);
-      if (req.deadline_ms && now_ms() + pause.count() >= *req.deadline_ms) break;
+      if (req.deadline_ms && now_ms() + pause.count() >= *req.deadline_ms) {
+        co_return expired("the next try of fetching body.url is past it (last: " + why_not(got) + ")");
+      }
+      if (std::chrono::steady_clock::now() + pause >= fetch_until) break;  // fetch_timeout_ms is spent
       log.debug("pipeline", "fetching the voice file failed; trying again",
-                {{"id", req.id}, {"try", std::to_string(tries)},
-                 {"error", got.ok ? "HTTP " + std::to_string(got.ok->status) : got.message}});
+                {{"id", req.id}, {"try", std::to_string(tries)}, {"error", why_not(got)}});
       net::steady_timer timer(co_await net::this_coro::executor);
       timer.expires_after(pause);
       co_await timer.async_wait(net::as_tuple(net::use_awaitable));
@@ -1170,9 +1206,11 @@ struct pipeline::impl : kafka::rebalance_listener {
                                                                          " resolves only to private, loopback or link-local "
                                                                          "addresses, which this account does not fetch from"}};
       }
-      co_return std::pair{delivery_status::failed,
-                          core::failure{got.kind == http::failure_kind::connect ? error_kind::connect : error_kind::timeout,
-                                        "body.url: fetching the voice file failed: " + got.message}};
+      const auto kind = got.kind == http::failure_kind::tls ? error_kind::tls
+                        : got.kind == http::failure_kind::timeout_before_write || got.kind == http::failure_kind::timeout_after_write
+                            ? error_kind::timeout
+                            : error_kind::connect;
+      co_return std::pair{delivery_status::failed, core::failure{kind, "body.url: fetching the voice file failed: " + got.message}};
     }
     if (got.ok->status != 200) {
       co_return std::pair{delivery_status::failed,

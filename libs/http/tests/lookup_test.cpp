@@ -1,9 +1,10 @@
 // A name lookup slower than connect_timeout. Asio runs getaddrinfo on a thread of its own and
 // cannot stop one that has started, so the client waits on its deadline instead (client.cpp,
 // connect). This file stands in for a DNS server that answers late: it defines getaddrinfo for
-// the whole test binary (the executable's definition comes before libc's, and before a
-// sanitizer's interceptor, which is a weak alias) and delays the names under `.slow-lookup.test`
-// only; every other name goes to the next getaddrinfo as it is.
+// the whole test binary and delays the names under `.slow-lookup.test` only; every other name
+// goes to the next getaddrinfo as it is. The executable's definition is found first: before
+// libc's, and before a sanitizer's (GCC's runtimes are shared libraries, loaded after the
+// executable, whose wrapper RTLD_NEXT then still reaches; a static runtime's is a weak alias).
 #include <dlfcn.h>
 #include <netdb.h>
 

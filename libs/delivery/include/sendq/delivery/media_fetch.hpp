@@ -21,7 +21,7 @@ struct fetch_policy {
   std::vector<std::string> allowed_hosts;  ///< exact host names; empty = fetching refused
   bool allow_private = false;              ///< loopback/private/link-local addresses allowed
   std::size_t max_bytes = 1024 * 1024;     ///< larger files are refused (too_large)
-  std::chrono::milliseconds timeout{5000};  ///< one try of the fetch (up to three are made)
+  std::chrono::milliseconds timeout{5000};  ///< the whole fetch, its tries included
 };
 
 /// The account's policy from its keys fetch_allowed_hosts ("a.example, b.example"),
