@@ -78,19 +78,32 @@ bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds lim
   return true;
 }
 
-TEST(http_client_lookup, a_lookup_slower_than_connect_timeout_fails_the_call_without_waiting_for_it) {
-  // given: a server that answers, behind a name whose lookup takes 3 s, and a 200 ms connect_timeout
+// A server that answers, behind a name whose lookup takes `delay`, and a client with `connect_timeout`.
+struct slow_name_setup {
+  slow_name_setup(std::chrono::milliseconds connect_timeout, std::chrono::milliseconds delay)
+      : srv(test_server::mode::echo), c(io.executor(), options(connect_timeout)) {
+    slow_lookups_started = 0;
+    slow_lookups_ended = 0;
+    lookup_delay_ms = static_cast<int>(delay.count());
+  }
+  static client_options options(std::chrono::milliseconds connect_timeout) {
+    client_options o;
+    o.connect_timeout = connect_timeout;
+    return o;
+  }
+  call_result get() { return run(io.executor(), c.send(slow_name_endpoint(srv.port()), get_root())); }
+
   io_runner io;
-  test_server srv(test_server::mode::echo);
-  client_options opts;
-  opts.connect_timeout = 200ms;
-  client c(io.executor(), opts);
-  slow_lookups_started = 0;
-  slow_lookups_ended = 0;
-  lookup_delay_ms = 3000;
+  test_server srv;
+  client c;
+};
+
+TEST(http_client_lookup, a_lookup_slower_than_connect_timeout_fails_the_call_without_waiting_for_it) {
+  // given: a lookup of 3 s and a 200 ms connect_timeout
+  slow_name_setup s(200ms, 3000ms);
 
   // when
-  auto r = run(io.executor(), c.send(slow_name_endpoint(srv.port()), get_root()));
+  auto r = s.get();
 
   // then: a connect failure naming the host and the lookup, returned while the lookup still runs
   const int ended_when_failed = slow_lookups_ended.load();
@@ -99,33 +112,26 @@ TEST(http_client_lookup, a_lookup_slower_than_connect_timeout_fails_the_call_wit
   EXPECT_EQ(r.message, "resolving api.slow-lookup.test timed out");
   EXPECT_EQ(slow_lookups_started.load(), 1);
   EXPECT_EQ(ended_when_failed, 0);
-  EXPECT_EQ(srv.accepted(), 0);
+  EXPECT_EQ(s.srv.accepted(), 0);
 
   // and the late answer changes nothing: the same client connects once names resolve again
   ASSERT_TRUE(wait_until([] { return slow_lookups_ended.load() == 1; }, 30s));
   lookup_delay_ms = 0;
-  auto again = run(io.executor(), c.send(slow_name_endpoint(srv.port()), get_root()));
+  auto again = s.get();
   ASSERT_TRUE(again.ok) << again.message;
   EXPECT_EQ(again.ok->status, 200u);
-  EXPECT_EQ(srv.accepted(), 1);
+  EXPECT_EQ(s.srv.accepted(), 1);
 }
 
 TEST(http_client_lookup, a_slow_lookup_within_connect_timeout_connects) {
-  io_runner io;
-  test_server srv(test_server::mode::echo);
-  client_options opts;
-  opts.connect_timeout = 10s;
-  client c(io.executor(), opts);
-  slow_lookups_started = 0;
-  slow_lookups_ended = 0;
-  lookup_delay_ms = 300;
+  slow_name_setup s(10s, 300ms);
 
-  auto r = run(io.executor(), c.send(slow_name_endpoint(srv.port()), get_root()));
+  auto r = s.get();
 
   ASSERT_TRUE(r.ok) << r.message;
   EXPECT_EQ(r.ok->status, 200u);
   EXPECT_EQ(slow_lookups_ended.load(), 1);
-  EXPECT_EQ(srv.accepted(), 1);
+  EXPECT_EQ(s.srv.accepted(), 1);
 }
 
 }  // namespace
