@@ -4,6 +4,7 @@
 #include <csignal>
 #include <functional>
 #include <iostream>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <variant>
@@ -114,6 +115,19 @@ int main(int argc, char** argv) {
     }
     popts.librdkafka["message.timeout.ms"] = timeout;
     popts.reachability_interval_ms = 1000;  // /readyz says when no broker is reachable
+    // After a fatal producer error every record would be refused while the gateway looked live
+    // and ready: stop (draining what is under way) and exit 1, for a supervisor to restart it.
+    std::atomic<bool> stop_requested{false};
+    std::mutex fatal_mu;
+    std::string fatal;
+    popts.on_fatal = [&](const std::string& why) {
+      {
+        std::lock_guard lock(fatal_mu);
+        fatal = why;
+      }
+      stop_requested = true;
+      stop_requested.notify_all();
+    };
     // As the workers' producer: room for a request of worker.max_request_bytes and its key (the
     // librdkafka default, 1000000, is below the default 1 MiB request).
     popts.librdkafka.try_emplace("message.max.bytes", std::to_string(config::producer_message_max_bytes(
@@ -153,7 +167,6 @@ int main(int argc, char** argv) {
                      http::async_handler([&gw](http::server_request r) { return gw.handle(std::move(r)); }));
     srv.start(listen.first, listen.second);
     // Apart from the callers' port: an SRE's scrape and probes, not the callers' business.
-    std::atomic<bool> stop_requested{false};
     std::optional<metrics::metrics_endpoint> endpoint;
     if (!cfg.gateway.metrics_addr.empty()) {
       // Not ready while stopping, or while no Kafka broker is reachable: a load balancer then sends
@@ -196,6 +209,9 @@ int main(int argc, char** argv) {
       ioc.run();
     });
     stop_requested.wait(false);
+    if (std::lock_guard lock(fatal_mu); !fatal.empty()) {
+      logger.error("gateway", "the Kafka producer hit a fatal error; stopping", {{"error", fatal}});
+    }
     // Requests being produced get their answer first (a client cut off would re-send, and the
     // legacy endpoint gives a re-sent request a new id): as long as their ack wait, and a second.
     const auto drain = gopts.ack_timeout + std::chrono::seconds(1);
@@ -208,6 +224,10 @@ int main(int argc, char** argv) {
     ioc.stop();
     for (auto& t : threads) t.join();
     config::take_stop_signals();  // no thread takes them now: a SIGTERM must still end a stuck exit
+    if (std::lock_guard lock(fatal_mu); !fatal.empty()) {
+      logger.error("gateway", "fatal: the Kafka producer hit a fatal error: " + fatal);
+      return 1;
+    }
     logger.info("gateway", "stopped");
   } catch (const std::exception& e) {
     logger.error("gateway", std::string("fatal: ") + e.what());

@@ -108,10 +108,11 @@ http::server_response refusal_reply(unsigned status, std::string_view reason, st
 }
 
 struct gateway::produced {
-  explicit produced(net::any_io_executor ex, std::size_t n) : timer(ex), errors(n), remaining(n) {}
+  explicit produced(net::any_io_executor ex, std::size_t n) : timer(ex), errors(n), ended(n, false), remaining(n) {}
   net::steady_timer timer;
   std::vector<std::string> errors;
-  std::size_t remaining;  // touched only on the connection's strand
+  std::vector<bool> ended;  // a report (or a refusal) came for that record: its `errors` slot is final
+  std::size_t remaining;    // touched only on the connection's strand
 };
 
 gateway::gateway(gateway_options opts, record_sink& sink, log::logger& log, gateway_seams seams,
@@ -246,7 +247,8 @@ net::awaitable<std::optional<std::vector<std::string>>> gateway::produce_all(
                                ended(error.empty());
                                // Back to the connection's strand, where `state` is read.
                                net::post(ex, [state, i, error] {
-                                 state->errors[i] = error.empty() ? std::string() : error;
+                                 state->errors[i] = error;
+                                 state->ended[i] = true;
                                  if (--state->remaining == 0) state->timer.cancel();
                                });
                              });
@@ -254,17 +256,22 @@ net::awaitable<std::optional<std::vector<std::string>>> gateway::produce_all(
       in_flight_.fetch_sub(1);
       ended(false);
       state->errors[i] = "not queued: " + err;
+      state->ended[i] = true;
       --state->remaining;
     }
   }
   if (state->remaining > 0) {
     state->timer.expires_after(opts_.ack_timeout);
     auto [ec] = co_await state->timer.async_wait(nothrow);
-    // Cancelled = every ack arrived. Expired: the rest may still be written later.
+    // Cancelled = every ack arrived. Expired: the rest may still be written later. Only those are
+    // named: a record already acknowledged must not be reported failed (its caller would send it
+    // again).
     if (!ec && state->remaining > 0) {
-      for (auto& e : state->errors) {
-        if (e.empty()) e = "no broker acknowledgement within " + std::to_string(opts_.ack_timeout.count()) + " ms";
+      auto errors = state->errors;
+      for (std::size_t i = 0; i < n; ++i) {
+        if (!state->ended[i]) errors[i] = "no broker acknowledgement within " + std::to_string(opts_.ack_timeout.count()) + " ms";
       }
+      co_return errors;
     }
   }
   // A copy, not a move: a report that comes after the wait still writes its slot of `state->errors`.

@@ -23,11 +23,12 @@ struct fake_sink final : record_sink {
   std::string ack_error;
   std::string queue_error;
   bool hold_acks = false;  // keep the callbacks: the records stay in flight
+  std::string hold_if_contains;  // keep only the callbacks of records holding this
   std::vector<ack_callback> held;
   std::string produce(std::string_view, std::string_view key, std::string_view value, ack_callback on_ack) override {
     if (!queue_error.empty()) return queue_error;
     produced.emplace_back(key, value);
-    if (hold_acks) {
+    if (hold_acks || (!hold_if_contains.empty() && value.find(hold_if_contains) != std::string_view::npos)) {
       held.push_back(std::move(on_ack));
     } else {
       on_ack(ack_error);
@@ -266,6 +267,26 @@ TEST_F(gateway_handler, over_the_in_flight_limit_answers_503_without_producing) 
   EXPECT_TRUE(std::any_of(r.headers.begin(), r.headers.end(), [](const auto& h) { return h.first == "Retry-After"; }));
   EXPECT_TRUE(sink.produced.empty());
   EXPECT_EQ(gw.in_flight(), 1u);
+}
+
+TEST_F(gateway_handler, a_late_ack_names_only_its_own_record_not_the_ones_kafka_took) {
+  // given a batch of three whose second record's ack does not come within the wait
+  sink.hold_if_contains = "\"late\"";
+  auto gw = make();
+  const std::string late = R"({"id":"late","provider":"gewe","type":"text","to":"x","body":{"text":"hi"}})";
+  const std::string third = R"({"id":"a3","provider":"gewe","type":"text","to":"y","body":{"text":"hi"}})";
+  // when
+  auto r = post(gw, "/v1/messages", "[" + std::string(good) + "," + late + "," + third + "]");
+  // then only that one is to be re-sent: the other two are on Kafka
+  EXPECT_EQ(r.status, 503u);
+  EXPECT_EQ(r.body, "{\"error\":{\"kind\":\"unavailable\",\"message\":\"1 of 3 records were not acknowledged by Kafka; "
+                    "re-send them (ids make it safe)\"},\"failed\":[{\"index\":1,\"id\":\"late\",\"error\":\"no broker "
+                    "acknowledgement within 10 ms\"}]}\n");
+  ASSERT_EQ(sink.held.size(), 1u);
+  sink.held[0]("");
+  ioc.restart();
+  ioc.run();
+  EXPECT_EQ(gw.in_flight(), 0u);
 }
 
 TEST_F(gateway_handler, an_ack_that_comes_after_the_503_only_frees_its_slot) {

@@ -27,6 +27,8 @@ struct producer::impl {
   // Reachability (producer_options::reachability_interval_ms): when librdkafka said all brokers
   // were down (steady-clock ms; 0 = reachable), and its words.
   bool follow_reachability = false;
+  std::function<void(const std::string&)> on_fatal;  // producer_options::on_fatal
+  std::atomic<bool> fatal_seen{false};
   std::atomic<std::int64_t> down_since_ms{0};
   mutable std::mutex down_mu;
   std::string down_reason;
@@ -68,7 +70,7 @@ struct producer::impl {
 
   // Set only when reachability is followed: librdkafka then hands its errors here instead of
   // logging them, so they are logged here as it would.
-  static void on_error(rd_kafka_t*, int err, const char* reason, void* opaque) {
+  static void on_error(rd_kafka_t* handle, int err, const char* reason, void* opaque) {
     auto* self = static_cast<impl*>(opaque);
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
       {
@@ -77,6 +79,11 @@ struct producer::impl {
       }
       std::int64_t expected = 0;
       self->down_since_ms.compare_exchange_strong(expected, steady_ms());
+    }
+    if (err == RD_KAFKA_RESP_ERR__FATAL && self->on_fatal && !self->fatal_seen.exchange(true)) {
+      char cause_text[512] = {};
+      const auto cause = rd_kafka_fatal_error(handle, cause_text, sizeof cause_text);
+      self->on_fatal(std::string(rd_kafka_err2name(cause)) + ": " + (*cause_text ? cause_text : reason));
     }
     // A connection's failure is in librdkafka's own log lines already (log_cb).
     if (err != RD_KAFKA_RESP_ERR__TRANSPORT) {
@@ -122,9 +129,10 @@ producer::producer(const producer_options& opts, log::logger& log, delivery_call
   if (opts.reachability_interval_ms > 0) {
     detail::set(conf.get(), "statistics.interval.ms", std::to_string(opts.reachability_interval_ms));
     impl_->follow_reachability = true;
-    rd_kafka_conf_set_error_cb(conf.get(), &impl::on_error);
     rd_kafka_conf_set_stats_cb(conf.get(), &impl::on_stats);
   }
+  impl_->on_fatal = opts.on_fatal;
+  if (opts.reachability_interval_ms > 0 || opts.on_fatal) rd_kafka_conf_set_error_cb(conf.get(), &impl::on_error);
   rd_kafka_conf_set_opaque(conf.get(), impl_.get());
   rd_kafka_conf_set_dr_msg_cb(conf.get(), &impl::on_report);
   rd_kafka_conf_set_log_cb(conf.get(), &impl::on_log);
@@ -170,6 +178,10 @@ int producer::flush(std::chrono::milliseconds timeout) {
 }
 
 int producer::queue_length() const { return rd_kafka_outq_len(impl_->rk.get()); }
+
+void producer::inject_fatal_error(const std::string& reason) {
+  rd_kafka_test_fatal_error(impl_->rk.get(), RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, reason.c_str());
+}
 
 std::string producer::unreachable() const {
   const auto since = impl_->down_since_ms.load();

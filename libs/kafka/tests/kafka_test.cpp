@@ -304,6 +304,35 @@ TEST(kafka, an_idle_producer_is_reachable_again_without_a_record) {
   EXPECT_TRUE(poll_until(p, [&] { return p.unreachable().empty(); })) << p.unreachable();
 }
 
+TEST(kafka, a_fatal_producer_error_is_handed_to_on_fatal_once_and_produce_fails_after_it) {
+  // given a producer whose owner wants to hear of a fatal error
+  log::logger logger(log::level::error, false);
+  kafka::embedded_cluster cluster(1, {"fatal"}, 1);
+  std::mutex mu;
+  std::vector<std::string> fatal;
+  kafka::producer_options opts{cluster.bootstrap(), {}};
+  opts.on_fatal = [&](const std::string& why) {
+    std::lock_guard lock(mu);
+    fatal.push_back(why);
+  };
+  kafka::producer p(opts, logger, [](void*, const std::string&) {});
+  ASSERT_EQ(p.produce("fatal", "k", "v", {}, nullptr), "");
+  ASSERT_EQ(p.flush(10s), 0);
+  // when librdkafka raises one (as for an idempotent producer's broken sequence)
+  p.inject_fatal_error("drill");
+  // then the owner hears it once, with its cause, and no record is taken any more
+  ASSERT_TRUE(poll_until(p, [&] {
+    std::lock_guard lock(mu);
+    return !fatal.empty();
+  }));
+  p.poll(200ms);
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(fatal, (std::vector<std::string>{"OUT_OF_ORDER_SEQUENCE_NUMBER: test_fatal_error: drill"}));
+  }
+  EXPECT_EQ(p.produce("fatal", "k", "v", {}, nullptr), "Local: Fatal error");
+}
+
 TEST(kafka_statistics, anything_else_gives_no_lag) {
   EXPECT_TRUE(kafka::consumer_lags_from_statistics("").empty());
   EXPECT_TRUE(kafka::consumer_lags_from_statistics("not json").empty());

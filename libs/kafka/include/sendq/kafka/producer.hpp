@@ -23,6 +23,10 @@ struct producer_options {
   /// Follow whether any broker is reachable (unreachable()): librdkafka's statistics every this
   /// many milliseconds; 0 = not followed.
   int reachability_interval_ms = 0;
+  /// Called once, on a librdkafka thread, with "NAME: reason" when the producer hits a fatal
+  /// error (an idempotent producer's broken sequence, say): every produce() fails from then on,
+  /// so the owner should stop. Unset: the error is only logged.
+  std::function<void(const std::string&)> on_fatal;
 };
 
 /// Brokers librdkafka's statistics JSON shows connected (state "UP"), bootstrap entries included;
@@ -66,6 +70,9 @@ class producer {
   /// ("no Kafka broker reachable for 12 s: ..."). From librdkafka's report that all brokers are
   /// down until a broker is connected again or a record is acknowledged. Any thread.
   std::string unreachable() const;
+  /// Raises a fatal error as librdkafka would (an idempotent producer's broken sequence), for
+  /// tests and drills: on_fatal is called, and every produce() fails from then on.
+  void inject_fatal_error(const std::string& reason);
 
  private:
   struct impl;
