@@ -60,6 +60,31 @@ constexpr std::string_view messages_unauthorized =
 constexpr std::string_view legacy_unauthorized =
     "missing or unknown API key (Authorization: Bearer <key>, X-API-Key, or the sign parameter)";
 
+// `s` with each %XX replaced by its byte; nullopt when a % is not followed by two hex digits.
+std::optional<std::string> percent_decoded(std::string_view s) {
+  const auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size()) return std::nullopt;
+    const int hi = hex(s[i + 1]);
+    const int lo = hex(s[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
 // The legacy endpoint's key: a header, as on /v1/messages, or its `sign` query parameter, so that
 // existing callers only change a configured value.
 std::string legacy_key(const http::server_request& req) {
@@ -74,6 +99,16 @@ std::string legacy_key(const http::server_request& req) {
     query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
   }
   return sign;
+}
+
+// A key in `sign` may come percent-encoded (a key with + / = in it, encoded by its caller's URL
+// library) or as it is: either matches.
+bool legacy_key_accepted(const std::vector<std::string>& keys, const http::server_request& req) {
+  const auto key = legacy_key(req);
+  if (key_accepted(keys, key)) return true;
+  if (key.find('%') == std::string::npos) return false;
+  const auto decoded = percent_decoded(key);
+  return decoded && key_accepted(keys, *decoded);
 }
 
 // The sender adapter's own limits (seeds 000/001), checked up front so that legacy callers get
@@ -214,7 +249,7 @@ std::optional<http::server_response> gateway::check_head(const http::server_requ
     if (metrics_) metrics_->count_early_answer("messages", 401);
     return error_reply(401, "unauthorized", messages_unauthorized);
   }
-  if (path == legacy_path && !key_accepted(opts_.api_keys, legacy_key(head))) {
+  if (path == legacy_path && !legacy_key_accepted(opts_.api_keys, head)) {
     if (metrics_) metrics_->count_early_answer("legacy", 401);
     return http::server_response{200, "application/json;charset=UTF-8",
                                  legacy_reply(401, legacy_unauthorized, std::nullopt, operation_time(), opts_.host_name), {}};
@@ -382,7 +417,7 @@ net::awaitable<std::pair<http::server_response, int>> gateway::handle_legacy(con
                                            legacy_reply(code, message, id, now, opts_.host_name), {}},
                      code};
   };
-  if (!key_accepted(opts_.api_keys, legacy_key(req))) co_return reply(401, legacy_unauthorized, std::nullopt);
+  if (!legacy_key_accepted(opts_.api_keys, req)) co_return reply(401, legacy_unauthorized, std::nullopt);
 
   const auto created = std::chrono::duration_cast<std::chrono::milliseconds>(seams_.now().time_since_epoch()).count();
   auto mapped = legacy_to_send_request(req.body, opts_.legacy_account, seams_.new_id(), created);

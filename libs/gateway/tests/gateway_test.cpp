@@ -437,6 +437,25 @@ TEST_F(gateway_handler, legacy_callers_may_present_the_key_as_sign) {
   EXPECT_NE(post(gw, "/sender/v1/handleBasicMessage?apiVersion=01&sign=k", body).body.find(R"("code":200)"), std::string::npos);
 }
 
+TEST_F(gateway_handler, a_sign_key_may_come_percent_encoded_or_as_it_is) {
+  // given a key with the characters a URL library encodes
+  opts.api_keys = {"ab+c/d=="};
+  auto gw = make();
+  const std::string body = R"({"to":"t","from":"f","messageType":1,"messageInfo":{"text":"x"}})";
+  const auto code = [&](const std::string& sign) {
+    const auto r = post(gw, "/sender/v1/handleBasicMessage?apiVersion=01&sign=" + sign, body).body;
+    const auto at = r.find(R"("code":)");
+    return at == std::string::npos ? std::string("none") : r.substr(at + 7, 3);
+  };
+  EXPECT_EQ(code("ab%2Bc%2Fd%3D%3D"), "200");
+  EXPECT_EQ(code("ab%2bc%2fd%3d%3d"), "200");
+  EXPECT_EQ(code("ab+c/d=="), "200");
+  // and a near miss, or a broken escape, is still refused
+  EXPECT_EQ(code("ab%2Bc%2Fd%3D"), "401");
+  EXPECT_EQ(code("ab%2Bc%2Fd%3D%3"), "401");
+  EXPECT_EQ(code("ab%zzc%2Fd%3D%3D"), "401");
+}
+
 TEST_F(gateway_handler, the_head_check_answers_as_the_handler_would_before_any_body) {
   // given keys, and heads without a body (the server calls check_head before reading one)
   opts.api_keys = {"k"};
