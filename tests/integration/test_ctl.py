@@ -5,6 +5,7 @@ nothing); redrive filtered by error kind moves exactly the matching DLQ records;
 read the results."""
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -328,12 +329,34 @@ class CtlEnqueueInputTest(unittest.TestCase):
         # then it exits 130 and says the first offset it did not copy, and how to go on from there
         done = copied()
         self.assertEqual(p.returncode, 130, err)
-        self.assertEqual(done, [r["id"] for r in recs[:len(done)]])
+        # (in offset order on the archive; on sendq.bulk each key has its own partition)
+        self.assertEqual(sorted(done), [r["id"] for r in recs[:len(done)]])
         self.assertLess(len(done), 8)
         self.assertIn(f"replay: interrupted: {8 - len(done)} records of the range were not read: the copy is incomplete; "
                       f"run it again from where it stopped\n"
                       f"replay: partition {part}: not copied from offset {len(done)} (the range ends before 8); "
-                      f"resume with --partition {part} --start-offset {len(done)}\n", err.decode())
+                      f"resume with --partition {part} --start-offset {len(done)} --end-offset 8 and the same filters\n",
+                      err.decode())
+        # and the copies are keyed by the requests' ordering key, not by the archive's key ("one")
+        keys = {json.loads(v)["id"]: k for k, v, _ in h.kcat_consume_all(self.b, "sendq.bulk")
+                if json.loads(v)["id"].startswith("resume")}
+        self.assertEqual(keys, {r["id"]: f"{r['provider']}:{r['to']}" for r in recs[:len(done)]})
+
+    def test_a_start_offset_below_the_oldest_record_left_is_named_as_deleted(self):
+        # given a partition the broker has trimmed (the mock keeps about 5 MB): its first offsets are gone
+        rnd = random.Random(7)  # values that do not compress
+        values = "".join("".join(chr(33 + rnd.randrange(90)) for _ in range(10000)) + "\n" for _ in range(1000))
+        subprocess.run(["kcat", "-b", self.b, "-P", "-t", "archive.trimmed", "-p", "0"], input=values.encode(),
+                       check=True, timeout=120)
+        low = int(subprocess.run(["kcat", "-b", self.b, "-C", "-t", "archive.trimmed", "-p", "0", "-o", "beginning",
+                                  "-c", "1", "-f", "%o\n", "-q"], capture_output=True, timeout=30, check=True).stdout)
+        self.assertGreater(low, 0, "the broker kept every record: nothing to test")
+        # when a replay asks for them from offset 0
+        rc, out, err = self.ctl("replay", "--from-topic", "archive.trimmed", "--start-offset", "0", "--dry-run")
+        # then it says which were deleted before it could read them, and exits 1
+        self.assertEqual(rc, 1, err)
+        self.assertIn(f"replay: archive.trimmed partition 0: offsets 0 to {low - 1} were deleted (retention) before they "
+                      f"were read: the copy is incomplete\n", err)
 
     def test_a_directory_or_two_files_are_usage_errors(self):
         path = self.write("ok.jsonl", [json.dumps(request(0, prefix="enqtwo"))])

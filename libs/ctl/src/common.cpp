@@ -90,10 +90,11 @@ std::optional<double> parse_rate(std::string_view s) {
     s.remove_suffix(2);
     per = 60;
   }
-  const std::string text(s);
-  char* end = nullptr;
-  const double n = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end || !(n >= 0) || !std::isfinite(n)) return std::nullopt;
+  // Plain decimal only (strtod would take "0x10", "1e3", "inf" and the locale's separator).
+  if (s.empty() || s.find_first_not_of("0123456789.") != std::string_view::npos) return std::nullopt;
+  double n = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n, std::chars_format::fixed);
+  if (ec != std::errc() || end != s.data() + s.size() || !(n >= 0) || !std::isfinite(n)) return std::nullopt;
   return n / per;
 }
 
@@ -128,7 +129,14 @@ std::optional<std::int64_t> parse_time(std::string_view s, std::int64_t now) {
   const std::string text(s);
   const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
   if (!end || (*end && std::string_view(end) != "Z")) return std::nullopt;
-  return static_cast<std::int64_t>(timegm(&tm)) * 1000;
+  // strptime takes 2024-02-31 and timegm makes it 2 March: a date that does not exist is refused.
+  const std::tm asked = tm;
+  const auto t = timegm(&tm);
+  if (tm.tm_mday != asked.tm_mday || tm.tm_mon != asked.tm_mon || tm.tm_year != asked.tm_year ||
+      tm.tm_hour != asked.tm_hour || tm.tm_min != asked.tm_min || tm.tm_sec != asked.tm_sec) {
+    return std::nullopt;
+  }
+  return static_cast<std::int64_t>(t) * 1000;
 }
 
 std::int64_t time_value(std::string_view flag, const std::string& text, std::int64_t now) {

@@ -42,8 +42,11 @@ Common:
 
 constexpr const char* replay_usage = R"(Usage: sendqctl replay [options]
 
-Copies SendRequests from a topic (default sendq.requests) into --topic, keeping each record's key,
-value and so its id: the worker's duplicate guard and the providers' idempotency keys apply.
+Copies SendRequests from a topic (default sendq.requests) into --topic, keyed by each request's
+ordering key, the value as it is and so its id. A request delivered before IS SENT AGAIN unless
+--status leaves it out: the worker's duplicate guard only knows ids its own process ended within
+worker.dedupe_window_ms (10 min), and of the providers only sender deduplicates by id. With
+--status, the whole results topic is read first (memory grows with the ids it holds).
 
 Filters (repeatable; a record must match every kind given):
   --from-topic T     source topic (default sendq.requests; e.g. an archive topic)
@@ -57,7 +60,10 @@ constexpr const char* redrive_usage = R"(Usage: sendqctl redrive [options]
 
 Moves DLQ records (default topic sendq.dlq) back: their original bytes are produced to --topic,
 keyed by the request's ordering key (the DLQ's key is its id). Kafka is append-only: the DLQ keeps its copy; use --since/--start-offset so that a
-later redrive does not repeat this one.
+later redrive does not repeat this one. Records come back in the DLQ's order, which spreads one
+key's requests over its partitions: their order within the key is not kept. Redrive what can pass
+now: an expired request keeps its past deadline and ends expired again, an invalid one is rejected
+again, and an ambiguous or timeout one may have reached its recipient already.
 
 Filters:
   --dlq-topic T      source topic (default sendq.dlq)
@@ -98,7 +104,10 @@ void check_range(const range_options& o) {
   check_order(o.since, "--since", o.until, "--until");
 }
 
-std::vector<kafka::partition_range> resolve(kafka::reader& rd, const std::string& topic, const range_options& o) {
+// `deleted`, when given, gets a line for each partition whose asked --start-offset lies below its
+// oldest record: those records were deleted (retention) before this copy could read them.
+std::vector<kafka::partition_range> resolve(kafka::reader& rd, const std::string& topic, const range_options& o,
+                                            std::vector<std::string>* deleted = nullptr) {
   auto parts = rd.partitions(topic, 10s);
   if (!o.partitions.empty()) {
     for (auto p : o.partitions) {
@@ -116,7 +125,13 @@ std::vector<kafka::partition_range> resolve(kafka::reader& rd, const std::string
   for (std::size_t i = 0; i < parts.size(); ++i) {
     const auto [low, high] = marks[i];
     std::int64_t begin = low, end = high;
-    if (o.start_offset) begin = std::max(begin, *o.start_offset);
+    if (o.start_offset) {
+      if (deleted && *o.start_offset < low) {
+        deleted->push_back("partition " + std::to_string(parts[i]) + ": offsets " + std::to_string(*o.start_offset) +
+                           " to " + std::to_string(low - 1) + " were deleted (retention) before they were read");
+      }
+      begin = std::max(begin, *o.start_offset);
+    }
     if (o.since && since[i] >= 0) begin = std::max(begin, since[i]);  // else: scan, filtered by timestamp
     if (o.end_offset) end = std::min(end, *o.end_offset);
     if (o.until && until[i] >= 0) end = std::min(end, until[i]);
@@ -139,7 +154,8 @@ int copy(const common& c, const std::string& from, const range_options& o, const
   log::logger logger(log::level::warn, false);
   logger.add_secrets(c.secrets);
   kafka::reader rd({c.brokers, c.librdkafka}, logger);
-  const auto ranges = resolve(rd, from, o);
+  std::vector<std::string> deleted;
+  const auto ranges = resolve(rd, from, o, &deleted);
   std::uint64_t total = 0;
   for (const auto& r : ranges) total += static_cast<std::uint64_t>(r.end - r.begin);
   std::optional<detail::sink> out;
@@ -227,14 +243,15 @@ int copy(const common& c, const std::string& from, const range_options& o, const
         if (const auto at = next_offset[r.partition]; at < r.end) {
           std::cerr << verb << ": partition " << r.partition << ": not copied from offset " << at
                     << " (the range ends before " << r.end << "); resume with --partition " << r.partition
-                    << " --start-offset " << at << "\n";
+                    << " --start-offset " << at << " --end-offset " << r.end << " and the same filters\n";
         }
       }
     }
   }
+  for (const auto& gap : deleted) std::cerr << verb << ": " << from << " " << gap << ": the copy is incomplete\n";
   for (const auto& gap : rd.gaps()) std::cerr << verb << ": " << from << " " << gap << ": the copy is incomplete\n";
   if (interrupted()) return exit_interrupted;
-  return refused || !ok || stopped_early || !rd.gaps().empty() ? 1 : 0;
+  return refused || !ok || stopped_early || !rd.gaps().empty() || !deleted.empty() ? 1 : 0;
 }
 
 }  // namespace
@@ -299,7 +316,11 @@ int run_replay(int argc, char** argv, int first) {
       if (!allowed(statuses, it->second)) return why = "status", false;
     }
     return true;
-  }, [](const kafka::message& m) { return std::string(m.key()); });  // requests are keyed by their ordering key
+  }, [&](const kafka::message&) {
+    // The ordering key of the request keep() has just decoded (copy() asks right after it): the
+    // source may be keyed otherwise (the DLQ by id, records produced without a key).
+    return req.key;
+  });
 }
 
 int run_redrive(int argc, char** argv, int first) {

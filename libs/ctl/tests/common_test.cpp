@@ -21,6 +21,14 @@ TEST(ctl, rates_read_per_second_and_per_minute) {
   EXPECT_EQ(parse_rate("60/m"), 1.0);
   EXPECT_FALSE(parse_rate("fast"));
   EXPECT_FALSE(parse_rate("-1/s"));
+  EXPECT_EQ(parse_rate("2.5/s"), 2.5);
+  // plain decimal only: no hex, exponent, infinity or sign
+  EXPECT_FALSE(parse_rate("0x10"));
+  EXPECT_FALSE(parse_rate("1e-9/s"));
+  EXPECT_FALSE(parse_rate("inf"));
+  EXPECT_FALSE(parse_rate("+5"));
+  EXPECT_FALSE(parse_rate("1.2.3"));
+  EXPECT_FALSE(parse_rate("/s"));
 }
 
 TEST(ctl, times_read_relative_epoch_and_utc) {
@@ -30,6 +38,11 @@ TEST(ctl, times_read_relative_epoch_and_utc) {
   EXPECT_EQ(parse_time("-2h", now), now - 2 * 3600000);
   EXPECT_EQ(parse_time("1699999999000", now), 1699999999000);
   EXPECT_EQ(parse_time("2023-11-14T22:13:20Z", now), 1700000000000);
+  EXPECT_EQ(parse_time("2024-02-29T00:00:00Z", now), 1709164800000);
+  // a date or time that does not exist is refused, not moved on (2 March, 00:01 the next day)
+  EXPECT_FALSE(parse_time("2024-02-31T00:00:00Z", now));
+  EXPECT_FALSE(parse_time("2023-02-29T00:00:00Z", now));
+  EXPECT_FALSE(parse_time("2024-05-01T23:60:00Z", now));
   EXPECT_FALSE(parse_time("yesterday", now));
   EXPECT_FALSE(parse_time("-5x", now));
   // out of int64's range: refused, not thrown (std::stoll) nor wrapped
