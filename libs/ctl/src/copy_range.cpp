@@ -1,6 +1,6 @@
 // sendqctl replay and redrive: copy a range of a topic (by partition/offset or time window) into
-// another topic, with filters. Ids are kept, so the worker's duplicate guard and the providers'
-// idempotency keys apply to what is sent again.
+// another topic, with filters. Values, and so ids, are kept as they are; what a worker's duplicate
+// guard or a provider does with an id sent again is in each command's help.
 #include <unistd.h>
 
 #include <algorithm>
@@ -104,8 +104,9 @@ void check_range(const range_options& o) {
   check_order(o.since, "--since", o.until, "--until");
 }
 
-// `deleted`, when given, gets a line for each partition whose asked --start-offset lies below its
-// oldest record: those records were deleted (retention) before this copy could read them.
+// `deleted`, when given, gets a line for each partition where part of the range asked for
+// (--start-offset, narrowed by --since, --end-offset and --until) lies below its oldest record:
+// those records were deleted (retention) before this copy could read them.
 std::vector<kafka::partition_range> resolve(kafka::reader& rd, const std::string& topic, const range_options& o,
                                             std::vector<std::string>* deleted = nullptr) {
   auto parts = rd.partitions(topic, 10s);
@@ -124,17 +125,16 @@ std::vector<kafka::partition_range> resolve(kafka::reader& rd, const std::string
   std::vector<kafka::partition_range> out;
   for (std::size_t i = 0; i < parts.size(); ++i) {
     const auto [low, high] = marks[i];
-    std::int64_t begin = low, end = high;
-    if (o.start_offset) {
-      if (deleted && *o.start_offset < low) {
-        deleted->push_back("partition " + std::to_string(parts[i]) + ": offsets " + std::to_string(*o.start_offset) +
-                           " to " + std::to_string(low - 1) + " were deleted (retention) before they were read");
-      }
-      begin = std::max(begin, *o.start_offset);
-    }
-    if (o.since && since[i] >= 0) begin = std::max(begin, since[i]);  // else: scan, filtered by timestamp
+    // What was asked for, before the oldest record left (low) bounds it.
+    std::int64_t asked = o.start_offset.value_or(low), end = high;
+    if (o.since && since[i] >= 0) asked = std::max(asked, since[i]);  // else: scan, filtered by timestamp
     if (o.end_offset) end = std::min(end, *o.end_offset);
     if (o.until && until[i] >= 0) end = std::min(end, until[i]);
+    if (deleted && asked < low && asked < end) {
+      deleted->push_back("partition " + std::to_string(parts[i]) + ": offsets " + std::to_string(asked) + " to " +
+                         std::to_string(std::min(low, end) - 1) + " were deleted (retention) before they were read");
+    }
+    const std::int64_t begin = std::max(asked, low);
     out.push_back({parts[i], begin, std::max(begin, end)});
   }
   return out;

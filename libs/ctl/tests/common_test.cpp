@@ -39,10 +39,10 @@ TEST(ctl, times_read_relative_epoch_and_utc) {
   EXPECT_EQ(parse_time("1699999999000", now), 1699999999000);
   EXPECT_EQ(parse_time("2023-11-14T22:13:20Z", now), 1700000000000);
   EXPECT_EQ(parse_time("2024-02-29T00:00:00Z", now), 1709164800000);
-  // a date or time that does not exist is refused, not moved on (2 March, 00:01 the next day)
+  // a date or time that does not exist is refused, not moved on (to 2 March, 1 March, the next minute)
   EXPECT_FALSE(parse_time("2024-02-31T00:00:00Z", now));
   EXPECT_FALSE(parse_time("2023-02-29T00:00:00Z", now));
-  EXPECT_FALSE(parse_time("2024-05-01T23:60:00Z", now));
+  EXPECT_FALSE(parse_time("2024-05-01T23:59:60Z", now));
   EXPECT_FALSE(parse_time("yesterday", now));
   EXPECT_FALSE(parse_time("-5x", now));
   // out of int64's range: refused, not thrown (std::stoll) nor wrapped

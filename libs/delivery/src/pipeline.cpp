@@ -286,11 +286,13 @@ struct pipeline::impl : kafka::rebalance_listener {
   std::atomic<std::uint64_t> ended_count{0};
   duplicate_guard duplicates;
   core::request_decoder decoder;  // Kafka thread only
-  // For the topics that carry the worker's own copies: sendq.retry, and sendq.bulk, where a
-  // redriven dead letter that had waited on sendq.retry is such a copy. A copy makes account, key
-  // and created_at explicit and adds attempt and not_before, so one of a request just under
-  // max_request_bytes is over it: they are read with the limit of the producer that wrote them.
-  core::request_decoder copy_decoder;  // Kafka thread only
+  // For the worker's own copies on sendq.retry: a copy makes account, key and created_at explicit
+  // and adds attempt and not_before, so one of a request just under max_request_bytes is over it.
+  // Read with the limit of the producer that wrote it.
+  core::request_decoder retry_decoder;  // Kafka thread only
+  // sendq.bulk: max_request_bytes + 64 KiB, for such a copy that went to the DLQ and was redriven;
+  // anything larger is as much too large there as on sendq.requests.
+  core::request_decoder bulk_decoder;  // Kafka thread only
   std::atomic<long> in_flight{0};
   std::atomic<std::uint64_t> jitter_state{0x9e3779b97f4a7c15ULL};
 
@@ -345,7 +347,8 @@ struct pipeline::impl : kafka::rebalance_listener {
         bulk_limiters(scaled(c.limits, c.worker.bulk_share_percent)), configured_limits(c.limits),
         duplicates(std::chrono::milliseconds(c.worker.dedupe_window_ms), static_cast<std::size_t>(c.worker.dedupe_max_ids)),
         decoder(static_cast<std::size_t>(c.worker.max_request_bytes)),
-        copy_decoder(producer_limit(c)) {
+        retry_decoder(producer_limit(c)),
+        bulk_decoder(static_cast<std::size_t>(c.worker.max_request_bytes) + config::kafka_record_headroom_bytes) {
     if (shards.empty()) throw std::invalid_argument("pipeline: at least one I/O shard is needed");
     gates.resize(shards.size());
     pending.resize(shards.size());
@@ -752,7 +755,8 @@ struct pipeline::impl : kafka::rebalance_listener {
 
     auto rec = std::make_shared<record>();
     const bool from_retry_topic = topic == cfg.kafka.retry_topic;
-    rec->invalid = (from_retry_topic || topic == cfg.kafka.bulk_topic ? copy_decoder : decoder).decode(m.payload(), rec->req);
+    auto& by = from_retry_topic ? retry_decoder : topic == cfg.kafka.bulk_topic ? bulk_decoder : decoder;
+    rec->invalid = by.decode(m.payload(), rec->req);
     // attempt and not_before mean something on sendq.retry only. Elsewhere (a client's request, a
     // redriven dead letter that had waited there) the request starts afresh.
     if (!from_retry_topic) {
@@ -1160,9 +1164,10 @@ struct pipeline::impl : kafka::rebalance_listener {
       get.method = "GET";
       get.target = target;
       get.content_type.clear();
+      // The whole try, the wait for a connection, the connect and the exchange, ends by `until`.
       get.timeout = std::max(std::chrono::ceil<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()),
                              std::chrono::milliseconds(1));
-      get.write_by = until;
+      get.done_by = until;
       get.body_limit = policy.max_bytes;
       get.allow_address = [allow = policy.allow_private](const std::string& ip) { return address_allowed(ip, allow); };
       got = co_await http.send(ep, std::move(get));

@@ -228,6 +228,7 @@ struct wire_request {
   std::string body;
   std::string head;    ///< request line + fields + empty line, for `target`
   std::optional<std::chrono::steady_clock::time_point> write_by;  ///< request::write_by
+  std::optional<std::chrono::steady_clock::time_point> done_by;   ///< request::done_by
 
   void retarget(std::string t) {
     target = std::move(t);
@@ -447,6 +448,7 @@ wire_request build_request(const endpoint& ep, request& req) {
   }
   w.body = std::move(req.body);
   w.write_by = req.write_by;
+  w.done_by = req.done_by;
   w.retarget(req.target.empty() ? std::string("/") : std::move(req.target));
   return w;
 }
@@ -623,9 +625,11 @@ struct client::impl : std::enable_shared_from_this<impl> {
     }
   }
 
+  // `cut_at`: the caller's time limit (write_by, done_by), when it comes before connect_timeout.
   net::awaitable<std::optional<failure>> connect(connection& c, const endpoint& ep,
-                                                 const std::function<bool(const std::string&)>& allow) {
-    const auto deadline = steady::now() + opts_.connect_timeout;
+                                                 const std::function<bool(const std::string&)>& allow,
+                                                 std::optional<steady::time_point> cut_at) {
+    const auto deadline = cut_at ? std::min(*cut_at, steady::now() + opts_.connect_timeout) : steady::now() + opts_.connect_timeout;
     std::vector<tcp::endpoint> targets;
     error_code ec;
     const auto address = net::ip::make_address(ep.host, ec);
@@ -720,14 +724,21 @@ struct client::impl : std::enable_shared_from_this<impl> {
   net::awaitable<attempt_result> attempt(connection& c, const endpoint& ep, const wire_request& req, bool reused,
                                          std::chrono::milliseconds timeout, std::size_t body_limit,
                                          const std::function<bool(const std::string&)>& allow) {
+    std::optional<steady::time_point> cut_at = req.write_by;
+    if (req.done_by && (!cut_at || *req.done_by < *cut_at)) cut_at = req.done_by;
     if (!reused) {
-      if (auto f = co_await connect(c, ep, allow)) {
+      if (auto f = co_await connect(c, ep, allow, cut_at)) {
         attempt_result r;
         r.fail = std::move(*f);
+        // Cut short by the caller's limit rather than connect_timeout: nothing was sent.
+        if (cut_at && steady::now() >= *cut_at && r.fail.kind == failure_kind::connect) {
+          r.fail = {failure_kind::timeout_before_write,
+                    "deadline reached before the request was written (" + r.fail.message + ")"};
+        }
         co_return r;
       }
     }
-    if (req.write_by && steady::now() >= *req.write_by) {
+    if (cut_at && steady::now() >= *cut_at) {
       // The wait for a connection, or the connect, took the caller's deadline: nothing is sent,
       // and the connection, unused, may serve the next caller.
       attempt_result r;
@@ -736,6 +747,10 @@ struct client::impl : std::enable_shared_from_this<impl> {
       co_return r;
     }
     c.tcp().expires_never();  // its timer bounded the connect; the exchange has the connection's own
+    if (req.done_by) {
+      timeout = std::min(timeout, std::max(std::chrono::ceil<std::chrono::milliseconds>(*req.done_by - steady::now()),
+                                           std::chrono::milliseconds(1)));
+    }
     c.start_deadline(timeout);
     auto r = co_await c.visit([&](auto& stream) { return exchange(stream, c, req, body_limit, reused, timeout); });
     c.stop_deadline();

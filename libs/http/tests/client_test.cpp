@@ -196,6 +196,21 @@ TEST(http_client, silent_server_times_out_after_write) {
   EXPECT_LT(r.elapsed, 3s);
 }
 
+TEST(http_client, done_by_cuts_the_exchange_short_of_its_timeout) {
+  // given a server that never answers, a 10 s timeout and a call to be done within 300 ms
+  io_runner io;
+  test_server srv(mode::silent);
+  client c(io.executor(), {});
+  auto req = get("/", 10s);
+  req.done_by = std::chrono::steady_clock::now() + 300ms;
+  // when
+  auto r = send(io, c, ep_of(srv.port()), std::move(req));
+  // then it ends as a timeout after the request was written, at its limit rather than after 10 s
+  ASSERT_FALSE(r.ok);
+  EXPECT_EQ(r.kind, failure_kind::timeout_after_write) << r.message;
+  EXPECT_LT(r.elapsed, 5s);
+}
+
 TEST(http_client, server_closing_after_the_request_is_reset_after_write) {
   io_runner io;
   test_server srv(mode::close_after_request);

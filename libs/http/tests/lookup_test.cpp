@@ -91,7 +91,11 @@ struct slow_name_setup {
     o.connect_timeout = connect_timeout;
     return o;
   }
-  call_result get() { return run(io.executor(), c.send(slow_name_endpoint(srv.port()), get_root())); }
+  call_result get(std::optional<std::chrono::steady_clock::time_point> done_by = std::nullopt) {
+    auto r = get_root();
+    r.done_by = done_by;
+    return run(io.executor(), c.send(slow_name_endpoint(srv.port()), std::move(r)));
+  }
 
   io_runner io;
   test_server srv;
@@ -121,6 +125,21 @@ TEST(http_client_lookup, a_lookup_slower_than_connect_timeout_fails_the_call_wit
   ASSERT_TRUE(again.ok) << again.message;
   EXPECT_EQ(again.ok->status, 200u);
   EXPECT_EQ(s.srv.accepted(), 1);
+}
+
+TEST(http_client_lookup, a_call_whose_done_by_comes_during_the_lookup_ends_then_unsent) {
+  // given a 10 s connect_timeout, a lookup of 2 s, and a call that must be done within 200 ms
+  slow_name_setup s(10s, 2000ms);
+  // when
+  auto r = s.get(std::chrono::steady_clock::now() + 200ms);
+  // then it ends at its limit, nothing written, saying why
+  const int ended_when_failed = slow_lookups_ended.load();
+  ASSERT_FALSE(r.ok);
+  EXPECT_EQ(r.kind, failure_kind::timeout_before_write) << r.message;
+  EXPECT_EQ(r.message, "deadline reached before the request was written (resolving api.slow-lookup.test timed out)");
+  EXPECT_EQ(ended_when_failed, 0);
+  EXPECT_EQ(s.srv.accepted(), 0);
+  ASSERT_TRUE(wait_until([] { return slow_lookups_ended.load() == 1; }, 30s));
 }
 
 TEST(http_client_lookup, a_slow_lookup_within_connect_timeout_connects) {

@@ -68,8 +68,8 @@ struct producer::impl {
     self->on_delivery(m->_private, m->err ? std::string(rd_kafka_err2str(m->err)) : std::string());
   }
 
-  // Set only when reachability is followed: librdkafka then hands its errors here instead of
-  // logging them, so they are logged here as it would.
+  // Set only when reachability is followed or on_fatal is: librdkafka then hands its errors here
+  // instead of logging them, so they are logged here as it would.
   static void on_error(rd_kafka_t* handle, int err, const char* reason, void* opaque) {
     auto* self = static_cast<impl*>(opaque);
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {

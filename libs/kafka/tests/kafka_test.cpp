@@ -304,7 +304,7 @@ TEST(kafka, an_idle_producer_is_reachable_again_without_a_record) {
   EXPECT_TRUE(poll_until(p, [&] { return p.unreachable().empty(); })) << p.unreachable();
 }
 
-TEST(kafka, a_fatal_producer_error_is_handed_to_on_fatal_once_and_produce_fails_after_it) {
+TEST(kafka, a_fatal_producer_error_is_handed_to_on_fatal_and_produce_fails_after_it) {
   // given a producer whose owner wants to hear of a fatal error
   log::logger logger(log::level::error, false);
   kafka::embedded_cluster cluster(1, {"fatal"}, 1);
@@ -320,7 +320,7 @@ TEST(kafka, a_fatal_producer_error_is_handed_to_on_fatal_once_and_produce_fails_
   ASSERT_EQ(p.flush(10s), 0);
   // when librdkafka raises one (as for an idempotent producer's broken sequence)
   p.inject_fatal_error("drill");
-  // then the owner hears it once, with its cause, and no record is taken any more
+  // then the owner hears it, with its cause, and no record is taken any more
   ASSERT_TRUE(poll_until(p, [&] {
     std::lock_guard lock(mu);
     return !fatal.empty();

@@ -41,6 +41,11 @@ struct request {
   /// for a pooled connection, or a connect, that reaches it ends as timeout_before_write, nothing
   /// sent, its message saying the deadline was reached.
   std::optional<std::chrono::steady_clock::time_point> write_by;
+  /// When set, the whole call ends by this time: the connect (cut short of connect_timeout, as
+  /// timeout_before_write) and the exchange (within `timeout`, as a timeout). For calls whose
+  /// every part has one budget (the worker's media fetch); the wait for a pooled connection is
+  /// bounded by `timeout`, so set that to the time left too.
+  std::optional<std::chrono::steady_clock::time_point> done_by;
   std::size_t body_limit = 0;  ///< response body cap in bytes; 0 = the client's body_limit
   /// Redirects (301, 302, 307, 308) to the same origin (scheme, host, port) followed at most this
   /// many times, re-sending the same method, headers and body, within `timeout` for all hops.
