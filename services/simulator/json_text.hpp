@@ -28,9 +28,6 @@ bool is_iso8601_datetime(std::string_view s);
 /// Decimal integer with optional leading '-', no spaces, fits int64.
 std::optional<std::int64_t> parse_int64(std::string_view s);
 
-/// Percent-decoding of a query component ('+' is a space, as servlet containers read it).
-std::optional<std::string> percent_decode(std::string_view s);
-
 bool iequals(std::string_view a, std::string_view b);
 bool istarts_with(std::string_view s, std::string_view prefix);
 

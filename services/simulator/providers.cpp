@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "json_text.hpp"
+#include "sendq/core/percent_decode.hpp"
 #include "sender_sign.hpp"
 
 namespace sendq::simulator {
@@ -247,8 +248,8 @@ std::optional<std::pair<std::int64_t, std::string>> check_sender_query(std::stri
     query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
     if (part.empty()) continue;
     auto eq = part.find('=');
-    auto key = percent_decode(part.substr(0, eq));
-    auto value = percent_decode(eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1));
+    auto key = core::percent_decode(part.substr(0, eq));
+    auto value = core::percent_decode(eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1));
     if (!key || !value) return std::pair{400, "query parameter '" + std::string(part) + "' is badly percent-encoded"};
     bool known = false;
     for (auto& [name, want] : expected) known = known || name == *key;

@@ -494,6 +494,15 @@ void read_kafka(const toml::table& root, config& c, const env_lookup& env) {
 
 }  // namespace
 
+std::size_t producer_max_bytes(const config& c) {
+  if (const auto it = c.kafka.librdkafka.find("message.max.bytes"); it != c.kafka.librdkafka.end()) {
+    std::size_t limit = 0;
+    const auto [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), limit);
+    if (ec == std::errc{} && end == it->second.data() + it->second.size()) return limit;
+  }
+  return producer_message_max_bytes(static_cast<std::size_t>(c.worker.max_request_bytes));
+}
+
 config parse(std::string_view toml_text, const env_lookup& env, std::string_view source_name, sections which) {
   const toml::table root = parse_toml(toml_text, source_name);
   config c;

@@ -364,6 +364,9 @@ brokers = "k1:9093"
       {"sasl.password", "env-pw-456"},     {"ssl.key.password", "file-pw-123"},
       {"socket.keepalive.enable", "true"}, {"message.max.bytes", "2000000"}};
   EXPECT_EQ(c.kafka.librdkafka, want);
+  // and the producers' limit is the one set there; without it, max_request_bytes + 64 KiB
+  EXPECT_EQ(producer_max_bytes(c), 2000000u);
+  EXPECT_EQ(producer_max_bytes(parse("", env_of({}))), (1u << 20) + 65536u);
   // and both passwords are secrets (redacted from logs), nothing else is
   EXPECT_EQ(c.secrets, (std::vector<std::string>{"env-pw-456", "file-pw-123"}));
   // and sendqctl's kafka-only reading gives the same settings without the other sections' checks

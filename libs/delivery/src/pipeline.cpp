@@ -331,23 +331,12 @@ struct pipeline::impl : kafka::rebalance_listener {
   std::mutex slot_mutex;
   std::condition_variable slot_freed;
 
-  // The producer's message.max.bytes: what kafka.librdkafka sets (config checked it is an integer
-  // of at least max_request_bytes + 64 KiB), else config::producer_message_max_bytes.
-  static std::size_t producer_limit(const config::config& c) {
-    if (const auto it = c.kafka.librdkafka.find("message.max.bytes"); it != c.kafka.librdkafka.end()) {
-      std::size_t limit = 0;
-      const auto [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), limit);
-      if (ec == std::errc{}) return limit;
-    }
-    return config::producer_message_max_bytes(static_cast<std::size_t>(c.worker.max_request_bytes));
-  }
-
   impl(const config::config& c, std::string b, log::logger& l, metrics::worker_metrics& m, std::vector<io_shard> s)
       : cfg(c), brokers(std::move(b)), log(l), metrics(m), shards(std::move(s)), limiters(c.limits),
         bulk_limiters(scaled(c.limits, c.worker.bulk_share_percent)), configured_limits(c.limits),
         duplicates(std::chrono::milliseconds(c.worker.dedupe_window_ms), static_cast<std::size_t>(c.worker.dedupe_max_ids)),
         decoder(static_cast<std::size_t>(c.worker.max_request_bytes)),
-        retry_decoder(producer_limit(c)),
+        retry_decoder(config::producer_max_bytes(c)),
         bulk_decoder(static_cast<std::size_t>(c.worker.max_request_bytes) + config::kafka_record_headroom_bytes) {
     if (shards.empty()) throw std::invalid_argument("pipeline: at least one I/O shard is needed");
     gates.resize(shards.size());
@@ -1683,8 +1672,7 @@ void pipeline::start(failure_handler on_failure) {
   // A result, DLQ record or parked request carries up to a whole accepted request: let the
   // producer take one (kafka.librdkafka may still set message.max.bytes).
   auto producer_settings = d.cfg.kafka.librdkafka;
-  producer_settings.try_emplace("message.max.bytes", std::to_string(config::producer_message_max_bytes(
-                                                         static_cast<std::size_t>(d.cfg.worker.max_request_bytes))));
+  producer_settings["message.max.bytes"] = std::to_string(config::producer_max_bytes(d.cfg));
   // Results may wait up to 10 ms to be batched (the producer's default is 2): with a partition's
   // queue empty more often, a produce call on an I/O thread wakes librdkafka's broker thread more
   // often. Five alternated drains: 41.1 -> 34.2 us of worker CPU per delivery. completed_at is

@@ -11,6 +11,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "sendq/core/json_writer.hpp"
+#include "sendq/core/percent_decode.hpp"
 #include "sendq/gateway/auth.hpp"
 #include "sendq/gateway/batch.hpp"
 #include "sendq/gateway/legacy.hpp"
@@ -60,31 +61,6 @@ constexpr std::string_view messages_unauthorized =
 constexpr std::string_view legacy_unauthorized =
     "missing or unknown API key (Authorization: Bearer <key>, X-API-Key, or the sign parameter)";
 
-// `s` with each %XX replaced by its byte; nullopt when a % is not followed by two hex digits.
-std::optional<std::string> percent_decoded(std::string_view s) {
-  const auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out += s[i];
-      continue;
-    }
-    if (i + 2 >= s.size()) return std::nullopt;
-    const int hi = hex(s[i + 1]);
-    const int lo = hex(s[i + 2]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out += static_cast<char>(hi * 16 + lo);
-    i += 2;
-  }
-  return out;
-}
-
 // The legacy endpoint's key: a header, as on /v1/messages, or its `sign` query parameter, so that
 // existing callers only change a configured value.
 std::string legacy_key(const http::server_request& req) {
@@ -102,12 +78,12 @@ std::string legacy_key(const http::server_request& req) {
 }
 
 // A key in `sign` may come percent-encoded (a key with + / = in it, encoded by its caller's URL
-// library) or as it is: either matches.
+// library) or as it is (a literal '+', which decoding would make a space): either matches.
 bool legacy_key_accepted(const std::vector<std::string>& keys, const http::server_request& req) {
   const auto key = legacy_key(req);
   if (key_accepted(keys, key)) return true;
   if (key.find('%') == std::string::npos) return false;
-  const auto decoded = percent_decoded(key);
+  const auto decoded = core::percent_decode(key);
   return decoded && key_accepted(keys, *decoded);
 }
 

@@ -134,6 +134,10 @@ enum class sections { all, without_providers, without_gateway_keys };
 /// resolves `<key>_file` / `<key>_env` secrets, and validates. Throws config_error.
 config load(const std::string& path, const env_lookup& env, sections which = sections::all);
 
+/// The worker's producer's message.max.bytes: what [kafka.librdkafka] sets (load() checked it is
+/// an integer of at least max_request_bytes + 64 KiB), else producer_message_max_bytes().
+std::size_t producer_max_bytes(const config& c);
+
 /// Kafka's rule for topic names: 1 to 249 of `A-Z a-z 0-9 . _ -`, not "." or "..".
 bool is_topic_name(std::string_view name);
 
