@@ -25,13 +25,25 @@ std::variant<command_line, int> parse_command_line(int argc, char** argv, std::s
     }
     if ((a == "--config" || a == "--log-level") && i + 1 < argc) {
       (a == "--config" ? cl.config_path : cl.log_level.emplace()) = argv[++i];
+      if (a == "--config" && cl.config_path.empty()) {
+        std::cerr << program << ": --config: empty path (leave --config out to run on the built-in defaults)\n";
+        return 2;
+      }
       continue;
     }
     std::cerr << program << ": unknown or incomplete option '" << a << "' (see --help)\n";
     return 2;
   }
   if (cl.config_path.empty()) {
-    if (const char* p = std::getenv("SENDQ_CONFIG")) cl.config_path = p;
+    if (const char* p = std::getenv("SENDQ_CONFIG")) {
+      // Set but empty is a mistake (an unset variable in a compose file, say), not a wish for the
+      // built-in defaults: a worker on those has no accounts and would reject every request.
+      if (!*p) {
+        std::cerr << program << ": SENDQ_CONFIG is set but empty (unset it to run on the built-in defaults)\n";
+        return 2;
+      }
+      cl.config_path = p;
+    }
   }
   return cl;
 }

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <sstream>
 
 namespace sendq::config {
@@ -291,6 +292,15 @@ void read_gateway(const toml::table* t, config& c, const env_lookup& env, bool r
                 {"legacy_account", &g.legacy_account}},
                env, {"api_keys"});
   if (!g.topic.empty()) check_topic_name("gateway.topic", g.topic);  // "" = kafka.requests_topic
+  // Requests go to the requests or the bulk topic (or one no worker reads yet); the others' readers
+  // would take them for results, DLQ records or parked requests.
+  for (const auto& [name, topic] : {std::pair{"results_topic", &c.kafka.results_topic}, {"dlq_topic", &c.kafka.dlq_topic},
+                                    {"retry_topic", &c.kafka.retry_topic}}) {
+    if (g.topic == *topic) {
+      fail("gateway.topic: '" + g.topic + "' is kafka." + name + "; the gateway produces requests (to kafka.requests_topic, "
+           "kafka.bulk_topic or a topic of its own)");
+    }
+  }
   // The legacy API's requests take it as their account, which the worker refuses empty: each
   // caller would be told about a field it never sent.
   if (g.legacy_account.empty()) fail("gateway.legacy_account: must not be empty (the account legacy API requests are sent on)");
@@ -398,7 +408,8 @@ std::string read_file(const std::string& path) {
 
 // Passthrough settings that would silently undo what the worker's guarantees rest on (they
 // override sendq's own, being applied last): refused, naming the setting and why.
-void refuse_unsafe_librdkafka(const std::map<std::string, std::string>& settings) {
+// `indirect`: the keys whose value came from an environment variable or a file (per process).
+void refuse_unsafe_librdkafka(const std::map<std::string, std::string>& settings, const std::set<std::string>& indirect) {
   const auto value_of = [&](const char* key) -> std::optional<std::string> {
     const auto it = settings.find(key);
     if (it == settings.end()) return std::nullopt;
@@ -426,6 +437,24 @@ void refuse_unsafe_librdkafka(const std::map<std::string, std::string>& settings
   if (value_of("group.id")) {
     fail("kafka.librdkafka.group.id: set the consumer group with kafka.group_id (SENDQ_KAFKA_GROUP_ID)");
   }
+  // A partition with no committed offset (new partitions added to the requests topic, a new
+  // group_id, expired offsets) starts at its oldest record: "latest" would skip the requests
+  // written before the worker first fetched it, without a result.
+  if (const auto v = value_of("auto.offset.reset"); v && *v != "earliest" && *v != "smallest" && *v != "beginning") {
+    fail("kafka.librdkafka.auto.offset.reset: '" + settings.at("auto.offset.reset") +
+         "' is not allowed: a partition without a committed offset must be read from its oldest request, or the "
+         "requests written before the worker first fetched it would get no result; use earliest or leave it out");
+  }
+  // Every worker and the gateway read the same file: one literal id would be every process's.
+  if (value_of("group.instance.id") && !indirect.contains("group.instance.id")) {
+    fail("kafka.librdkafka.group.instance.id: a literal value is shared by every worker that reads this file, and "
+         "members with the same id fence each other out of the group; give each process its own with "
+         "group.instance.id_env (an environment variable such as the pod's name) or leave it out");
+  }
+  if (value_of("transactional.id")) {
+    fail("kafka.librdkafka.transactional.id: not supported: sendq's producers are idempotent, not transactional "
+         "(one id shared by the gateway and every worker would fence them from each other); leave it out");
+  }
   // librdkafka takes the first strategy all members share; a cooperative one makes the rebalance
   // callback's assign() fail, and the worker would sit with partitions it never fetches.
   if (const auto v = value_of("partition.assignment.strategy"); v && v->find("cooperative") != std::string::npos) {
@@ -449,6 +478,7 @@ void read_kafka(const toml::table& root, config& c, const env_lookup& env) {
   if (const auto* node = root["kafka"]["librdkafka"].node(); node && !node->is_table()) {
     fail("kafka.librdkafka: must be a table of librdkafka settings ([kafka.librdkafka], \"key\" = value)");
   }
+  std::set<std::string> indirect;  // keys given as <key>_file / <key>_env
   if (const auto* lt = root["kafka"]["librdkafka"].as_table()) {
     for (const auto& [lk, lv] : *lt) {
       // librdkafka's keys are dotted ("sasl.password"); "<key>_file" / "<key>_env" read the value
@@ -459,10 +489,12 @@ void read_kafka(const toml::table& root, config& c, const env_lookup& env) {
       if (key.size() > 5 && key.ends_with("_file")) {
         if (!lv.is_string()) fail(where + ": must be a path");
         key.resize(key.size() - 5);
+        indirect.insert(key);
         value = read_secret_file(*lv.value<std::string>(), "kafka.librdkafka." + key);
       } else if (key.size() > 4 && key.ends_with("_env")) {
         if (!lv.is_string()) fail(where + ": must be an environment variable name");
         key.resize(key.size() - 4);
+        indirect.insert(key);
         auto e = env(*lv.value<std::string>());
         if (!e) fail(where + ": environment variable " + *lv.value<std::string>() + " is not set");
         value = *e;
@@ -484,11 +516,22 @@ void read_kafka(const toml::table& root, config& c, const env_lookup& env) {
       k.librdkafka[key] = std::move(value);
     }
   }
-  refuse_unsafe_librdkafka(k.librdkafka);
-  for (const auto& [name, topic] : {std::pair{"requests_topic", &k.requests_topic}, {"results_topic", &k.results_topic},
-                                    {"dlq_topic", &k.dlq_topic}, {"retry_topic", &k.retry_topic},
-                                    {"bulk_topic", &k.bulk_topic}}) {
-    check_topic_name(std::string("kafka.") + name, *topic);
+  refuse_unsafe_librdkafka(k.librdkafka, indirect);
+  const std::pair<const char*, const std::string*> topics[] = {{"requests_topic", &k.requests_topic},
+                                                               {"results_topic", &k.results_topic},
+                                                               {"dlq_topic", &k.dlq_topic},
+                                                               {"retry_topic", &k.retry_topic},
+                                                               {"bulk_topic", &k.bulk_topic}};
+  for (const auto& [name, topic] : topics) check_topic_name(std::string("kafka.") + name, *topic);
+  // One topic in two roles makes a loop: a worker reading its own results (or DLQ records) as
+  // requests answers each with another result on the same topic, for ever.
+  for (std::size_t i = 0; i < std::size(topics); ++i) {
+    for (std::size_t j = i + 1; j < std::size(topics); ++j) {
+      if (*topics[i].second == *topics[j].second) {
+        fail(std::string("kafka.") + topics[j].first + ": '" + *topics[j].second + "' is kafka." + topics[i].first +
+             " too; each of the five topics has one role");
+      }
+    }
   }
 }
 
@@ -535,6 +578,23 @@ config parse(std::string_view toml_text, const env_lookup& env, std::string_view
                 {"dedupe_max_ids", &w.dedupe_max_ids, 0, 10000000},
                 {"max_request_age_ms", &w.max_request_age_ms, 1000, 86400000}},
                {{"ca_file", &w.ca_file}, {"rate_limit_scope", &w.rate_limit_scope}}, env);
+  if (w.max_retry_backoff_ms < w.retry_backoff_ms) {
+    fail("worker.max_retry_backoff_ms: " + std::to_string(w.max_retry_backoff_ms) + " is below worker.retry_backoff_ms (" +
+         std::to_string(w.retry_backoff_ms) + "), the first back-off it caps");
+  }
+  // The drain does not poll the consumer: past max.poll.interval.ms the group evicts the worker,
+  // its final commit is refused and everything finished during the drain is read again.
+  {
+    std::int64_t poll_interval = 300000;  // librdkafka's default
+    if (const auto it = c.kafka.librdkafka.find("max.poll.interval.ms"); it != c.kafka.librdkafka.end()) {
+      std::from_chars(it->second.data(), it->second.data() + it->second.size(), poll_interval);
+    }
+    if (w.shutdown_grace_ms >= poll_interval) {
+      fail("worker.shutdown_grace_ms: " + std::to_string(w.shutdown_grace_ms) +
+           " is not below the consumer's max.poll.interval.ms (" + std::to_string(poll_interval) +
+           "): the group would evict the worker during its drain and refuse its final commit");
+    }
+  }
   if (w.rate_limit_scope != "group" && w.rate_limit_scope != "worker") {
     fail("worker.rate_limit_scope: '" + w.rate_limit_scope + "' is not one of group, worker");
   }

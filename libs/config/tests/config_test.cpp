@@ -2,15 +2,36 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <stdexcept>
 
 using namespace sendq::config;
 
 namespace {
+
+// A folder of the test's own (a fixed name in /tmp may belong to another user's run), removed
+// when the test ends.
+struct scratch_dir {
+  std::string path;
+  scratch_dir() {
+    std::string t = (std::filesystem::temp_directory_path() / "sendq-test-XXXXXX").string();
+    if (!::mkdtemp(t.data())) throw std::runtime_error("mkdtemp failed");
+    path = t;
+  }
+  ~scratch_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  scratch_dir(const scratch_dir&) = delete;
+  scratch_dir& operator=(const scratch_dir&) = delete;
+};
+
 
 env_lookup env_of(std::map<std::string, std::string> vars) {
   return [vars](const std::string& k) -> std::optional<std::string> {
@@ -69,7 +90,8 @@ TEST(config, environment_overrides_the_file) {
 }
 
 TEST(config, secrets_come_from_environment_variables_and_files) {
-  const std::string path = ::testing::TempDir() + "/sendq_token";
+  const scratch_dir scratch;
+  const std::string path = scratch.path + "/sendq_token";
   std::ofstream(path) << "from-file-token\n";
   auto c = parse(R"(
 [providers.gewe.a]
@@ -104,6 +126,7 @@ TEST(config, a_secret_from_a_variable_loses_its_trailing_newline_and_a_control_b
 }
 
 TEST(config, refuses_secret_files_that_cannot_be_secrets) {
+  const scratch_dir scratch;
   const auto with_token_file = [](const std::string& path) {
     return "[providers.gewe.a]\nbase_url = \"http://h\"\napp_id = \"x\"\ntoken_file = \"" + path + "\"\n";
   };
@@ -111,7 +134,7 @@ TEST(config, refuses_secret_files_that_cannot_be_secrets) {
   EXPECT_EQ(error_of(with_token_file("/dev/zero")),
             "providers.gewe.a.token_file: '/dev/zero' is not a regular file");
   EXPECT_EQ(error_of(with_token_file("/tmp")), "providers.gewe.a.token_file: '/tmp' is not a regular file");
-  const std::string big = ::testing::TempDir() + "/sendq_big_secret";
+  const std::string big = scratch.path + "/sendq_big_secret";
   std::ofstream(big) << std::string(65 * 1024, 'x');
   EXPECT_EQ(error_of(with_token_file(big)),
             "providers.gewe.a.token_file: '" + big + "' is larger than 64 KiB, which no secret is");
@@ -139,17 +162,18 @@ TEST(config, a_provider_setting_may_be_a_boolean) {
 }
 
 TEST(config, refuses_an_api_keys_file_that_yields_no_key) {
+  const scratch_dir scratch;
   // A gateway without keys takes every caller: a directory (which a stream opens and reads as
   // empty), a missing file or one with only comments must not start it open.
   const auto with_file = [](const std::string& path) { return "[gateway]\napi_keys_file = \"" + path + "\"\n"; };
   EXPECT_EQ(error_of(with_file("/tmp")), "gateway.api_keys_file: '/tmp' is not a regular file");
   EXPECT_EQ(error_of(with_file("/nonexistent/keys")), "gateway.api_keys_file: cannot read '/nonexistent/keys'");
-  const std::string empty = ::testing::TempDir() + "/sendq_no_keys";
+  const std::string empty = scratch.path + "/sendq_no_keys";
   std::ofstream(empty) << "# keys, one a line\n\n   \n";
   EXPECT_EQ(error_of(with_file(empty)), "gateway.api_keys_file: '" + empty +
                                             "' holds no key (one a line; leave the setting out to run without keys)");
   // and a file with keys gives them, comments and blanks left out
-  const std::string keys = ::testing::TempDir() + "/sendq_keys";
+  const std::string keys = scratch.path + "/sendq_keys";
   std::ofstream(keys) << "# ops\nk1\n  k2  \n\n";
   EXPECT_EQ(parse(with_file(keys), env_of({})).gateway.api_keys, (std::vector<std::string>{"k1", "k2"}));
 }
@@ -310,6 +334,17 @@ TEST(command_line, reads_config_and_log_level_and_stops_for_help_and_bad_options
   EXPECT_EQ(std::get<int>(parse_command_line(2, bad, "sendq-x", "usage\n", "1.0")), 2);
   EXPECT_EQ(std::get<int>(parse_command_line(2, incomplete, "sendq-x", "usage\n", "1.0")), 2);
   EXPECT_NE(testing::internal::GetCapturedStderr().find("unknown or incomplete option '--colour'"), std::string::npos);
+  // an empty path, given or from SENDQ_CONFIG, is a mistake rather than a wish for the defaults
+  char empty[] = "";
+  char* empty_config[] = {prog, c, empty};
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(std::get<int>(parse_command_line(3, empty_config, "sendq-x", "usage\n", "1.0")), 2);
+  ::setenv("SENDQ_CONFIG", "", 1);
+  EXPECT_EQ(std::get<int>(parse_command_line(1, good, "sendq-x", "usage\n", "1.0")), 2);
+  ::unsetenv("SENDQ_CONFIG");
+  const auto said = testing::internal::GetCapturedStderr();
+  EXPECT_NE(said.find("sendq-x: --config: empty path"), std::string::npos) << said;
+  EXPECT_NE(said.find("sendq-x: SENDQ_CONFIG is set but empty"), std::string::npos) << said;
 }
 
 TEST(command_line, applies_the_log_level_override_and_refuses_unknown_levels) {
@@ -338,8 +373,9 @@ TEST(config, follow_redirects_is_an_account_key_from_0_to_10) {
 }
 
 TEST(config, kafka_librdkafka_settings_pass_through_with_secrets_from_env_or_file) {
+  const scratch_dir scratch;
   // given a SASL_SSL/SCRAM setup whose password comes from the environment, and one from a file
-  const std::string path = ::testing::TempDir() + "/sendq_kafka_password";
+  const std::string path = scratch.path + "/sendq_kafka_password";
   std::ofstream(path) << "file-pw-123\n";
   const std::string text = R"(
 [kafka]
@@ -431,6 +467,43 @@ TEST(config, kafka_librdkafka_refuses_settings_that_would_undo_the_workers_guara
                      "\"partition.assignment.strategy\" = \"roundrobin\"\nacks = \"all\"\n\"request.required.acks\" = -1\n"),
             "");
   EXPECT_EQ(error_of("[kafka.librdkafka]\n\"enable.auto.commit\" = 0\n\"enable.auto.offset.store\" = \"F\"\n"), "");
+  // a partition without a committed offset read from its end would skip its requests
+  EXPECT_EQ(error_of("[kafka.librdkafka]\n\"auto.offset.reset\" = \"latest\"\n"),
+            "kafka.librdkafka.auto.offset.reset: 'latest' is not allowed: a partition without a committed offset must be "
+            "read from its oldest request, or the requests written before the worker first fetched it would get no "
+            "result; use earliest or leave it out");
+  EXPECT_EQ(error_of("[kafka.librdkafka]\n\"auto.offset.reset\" = \"Earliest\"\n"), "");
+  // one static member id in a shared file is every process's; from each process's environment it is its own
+  EXPECT_EQ(error_of("[kafka.librdkafka]\n\"group.instance.id\" = \"w1\"\n").rfind(
+                "kafka.librdkafka.group.instance.id: a literal value is shared by every worker that reads this file", 0),
+            0u);
+  EXPECT_EQ(error_of("[kafka.librdkafka]\n\"group.instance.id_env\" = \"POD\"\n", {{"POD", "sendq-worker-0"}}), "");
+  EXPECT_EQ(error_of("[kafka.librdkafka]\n\"transactional.id\" = \"t\"\n").rfind(
+                "kafka.librdkafka.transactional.id: not supported", 0),
+            0u);
+}
+
+TEST(config, a_topic_in_two_roles_is_refused_naming_both_keys) {
+  // a worker reading its own results as requests would answer each with another, for ever
+  EXPECT_EQ(error_of("[kafka]\nresults_topic = \"sendq.requests\"\n"),
+            "kafka.results_topic: 'sendq.requests' is kafka.requests_topic too; each of the five topics has one role");
+  EXPECT_EQ(error_of("", {{"SENDQ_KAFKA_BULK_TOPIC", "sendq.retry"}}),
+            "kafka.bulk_topic: 'sendq.retry' is kafka.retry_topic too; each of the five topics has one role");
+  EXPECT_EQ(error_of("[gateway]\ntopic = \"sendq.dlq\"\n"),
+            "gateway.topic: 'sendq.dlq' is kafka.dlq_topic; the gateway produces requests (to kafka.requests_topic, "
+            "kafka.bulk_topic or a topic of its own)");
+  EXPECT_EQ(error_of("[gateway]\ntopic = \"sendq.bulk\"\n"), "");
+}
+
+TEST(config, back_off_and_shutdown_grace_must_fit_the_settings_they_depend_on) {
+  EXPECT_EQ(error_of("[worker]\nretry_backoff_ms = 1000\nmax_retry_backoff_ms = 500\n"),
+            "worker.max_retry_backoff_ms: 500 is below worker.retry_backoff_ms (1000), the first back-off it caps");
+  EXPECT_EQ(error_of("[worker]\nretry_backoff_ms = 0\nmax_retry_backoff_ms = 0\n"), "");
+  // the drain does not poll Kafka: past max.poll.interval.ms the group evicts the worker
+  EXPECT_EQ(error_of("[worker]\nshutdown_grace_ms = 300000\n"),
+            "worker.shutdown_grace_ms: 300000 is not below the consumer's max.poll.interval.ms (300000): the group "
+            "would evict the worker during its drain and refuse its final commit");
+  EXPECT_EQ(error_of("[worker]\nshutdown_grace_ms = 400000\n[kafka.librdkafka]\n\"max.poll.interval.ms\" = 600000\n"), "");
 }
 
 

@@ -154,11 +154,14 @@ consumer::consumer(const consumer_options& opts, log::logger& log, rebalance_lis
   detail::set(conf.get(), "session.timeout.ms", "10000");
   detail::set(conf.get(), "heartbeat.interval.ms", "1000");
   detail::set(conf.get(), "log.connection.close", "false");
+  detail::set_all(conf.get(), opts.librdkafka);
   if (opts.on_lag) {
-    detail::set(conf.get(), "statistics.interval.ms", "5000");
+    // After the passthrough settings, which the gateway and tools share: a 0 there would leave
+    // sendq_consumer_lag unreported. Another interval is kept (it only changes how fresh it is).
+    const auto it = opts.librdkafka.find("statistics.interval.ms");
+    if (it == opts.librdkafka.end() || it->second == "0") detail::set(conf.get(), "statistics.interval.ms", "5000");
     impl_->on_lag = opts.on_lag;
   }
-  detail::set_all(conf.get(), opts.librdkafka);
   // librdkafka refuses a consumer whose fetch.max.bytes is below message.max.bytes: a larger
   // message.max.bytes (for larger requests) raises the fetch with it, unless that is set too.
   if (!opts.librdkafka.contains("fetch.max.bytes")) {

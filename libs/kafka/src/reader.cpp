@@ -60,11 +60,13 @@ reader::reader(const reader_options& opts, log::logger& log) : impl_(std::make_u
   detail::set(conf.get(), "bootstrap.servers", opts.brokers);
   // Assign-only: the group id is never joined nor committed to.
   detail::set(conf.get(), "group.id", "sendqctl-reader");
+  detail::set(conf.get(), "log.connection.close", "false");
+  detail::set_all(conf.get(), opts.librdkafka);
+  // After the passthrough settings too: a bounded range is done at its partition's end, which
+  // only enable.partition.eof reports (a worker's file may turn it off for its own consumer).
   detail::set(conf.get(), "enable.auto.commit", "false");
   detail::set(conf.get(), "enable.auto.offset.store", "false");
   detail::set(conf.get(), "enable.partition.eof", "true");
-  detail::set(conf.get(), "log.connection.close", "false");
-  detail::set_all(conf.get(), opts.librdkafka);
   // A range's next record deleted by retention while it is read: an error (read() notes the gap),
   // not a silent jump to the partition's end, librdkafka's default. Set after the passthrough
   // settings: a worker's file may set auto.offset.reset for its own consumer.

@@ -58,8 +58,13 @@ permit circuit_breaker::try_acquire(time_point now) {
       probe_successes_ = 0;
       break;
     case breaker_state::half_open:
-      // A probe whose caller never reported back must not block the breaker for ever.
-      if (probes_in_flight_ > 0 && now - last_probe_at_ >= config_.probe_timeout) probes_in_flight_ = 0;
+      // A probe whose caller never reported back must not block the breaker for ever. A new epoch:
+      // should the lost probes report after all, they no longer count, nor free the new probes' slots.
+      if (probes_in_flight_ > 0 && now - last_probe_at_ >= config_.probe_timeout) {
+        probes_in_flight_ = 0;
+        probe_successes_ = 0;
+        ++epoch_;
+      }
       break;
   }
   if (probes_in_flight_ >= config_.half_open_probes) return permit{false, false, std::nullopt, epoch_};

@@ -146,14 +146,16 @@ rate_limit_config share_of(rate_limit_config config, std::size_t owned, std::siz
       // One request per period × total / (limit × owned), rounded up.
       const auto scaled = static_cast<std::uint64_t>(w.per.count()) * total;
       const auto parts = std::uint64_t{w.limit} * owned;
-      w.per = std::chrono::milliseconds((scaled + parts - 1) / parts);
+      // At most the longest period a limit may be written with (~34 years), far from the overflow
+      // of nanoseconds that the limiter computes in.
+      w.per = std::chrono::milliseconds(std::min<std::uint64_t>((scaled + parts - 1) / parts, std::uint64_t{1} << 40));
       w.limit = 1;
     }
   }
   if (config.pacing) {
     const auto grow = [&](std::chrono::milliseconds gap) {
-      return std::chrono::milliseconds(static_cast<std::int64_t>(
-          (static_cast<std::uint64_t>(gap.count()) * total + owned - 1) / owned));
+      return std::chrono::milliseconds(static_cast<std::int64_t>(std::min<std::uint64_t>(
+          (static_cast<std::uint64_t>(gap.count()) * total + owned - 1) / owned, std::uint64_t{1} << 40)));
     };
     config.pacing->min_gap = grow(config.pacing->min_gap);
     config.pacing->max_gap = grow(config.pacing->max_gap);

@@ -45,7 +45,13 @@ nanoseconds rate_limiter::next_gap() {
                                                      nanoseconds(config_.pacing->max_gap).count());
     gap = std::max(gap, pick(random_));
   }
-  if (factor_ < 1.0) gap = static_cast<std::int64_t>(std::ceil(static_cast<double>(gap) / factor_));
+  // Slowed down by throttle replies, a long gap could pass what nanoseconds hold: the slow-down
+  // stretches it to a year at most, which still holds the account back (an overflow let all through).
+  constexpr double year = 365.0 * 86400 * 1e9;
+  if (factor_ < 1.0) {
+    const double slowed = std::min(year, std::ceil(static_cast<double>(gap) / factor_));
+    gap = std::max(gap, static_cast<std::int64_t>(slowed));
+  }
   return nanoseconds(gap);
 }
 

@@ -169,9 +169,20 @@ TEST(circuit_breaker, ignores_outcomes_of_calls_admitted_before_it_opened) {
 TEST(circuit_breaker, a_lost_probe_frees_its_slot_after_probe_timeout) {
   circuit_breaker b;
   open_at(b, t0);
-  EXPECT_TRUE(b.try_acquire(t0 + 5s));
+  const auto lost = b.try_acquire(t0 + 5s);
+  EXPECT_TRUE(lost);
   EXPECT_FALSE(b.try_acquire(t0 + 34s));
-  EXPECT_TRUE(b.try_acquire(t0 + 35s));
+  const auto next = b.try_acquire(t0 + 35s);
+  EXPECT_TRUE(next.probe);
+  // and the lost probe, should it report after all, neither frees the new probe's slot nor counts
+  b.record_success(t0 + 36s, lost);
+  EXPECT_FALSE(b.try_acquire(t0 + 36s));
+  EXPECT_EQ(b.state(), breaker_state::half_open);
+  b.release(lost);
+  EXPECT_FALSE(b.try_acquire(t0 + 36s));
+  // while the new probe's outcome does
+  b.record_success(t0 + 37s, next);
+  EXPECT_EQ(b.state(), breaker_state::closed);
 }
 
 TEST(circuit_breaker, a_probe_released_unmade_frees_its_slot_at_once_and_changes_nothing_else) {

@@ -239,6 +239,20 @@ TEST(rate_limiter, repeated_throttling_stops_at_the_floor) {
   EXPECT_DOUBLE_EQ(l.rate_factor(), 1.0 / 64);
 }
 
+TEST(rate_limiter, a_slow_down_of_the_longest_window_there_is_stretches_it_to_a_year_and_still_limits) {
+  // given one request per 2^40 ms (the longest window accepted) slowed to 1/64 by throttle replies,
+  // whose gap (~7e19 ns) would overflow nanoseconds
+  const auto longest = std::chrono::milliseconds(std::int64_t{1} << 40);
+  rate_limiter l(windows({{1, longest}}));
+  for (int i = 0; i < 20; ++i) l.adaptive_slowdown(t0 + i * 2s);
+  ASSERT_DOUBLE_EQ(l.rate_factor(), 1.0 / 64);
+  // then the next slots stay that window apart (the slow-down cannot shorten it), never in the past
+  const auto a = l.reserve(t0 + 40s).at;
+  const auto b = l.reserve(t0 + 40s).at;
+  EXPECT_GE(a, t0 + 40s);
+  EXPECT_EQ(b - a, std::chrono::duration_cast<std::chrono::nanoseconds>(longest));
+}
+
 TEST(rate_limiter, releases_the_latest_slot) {
   // given
   rate_limiter l(windows({{10, 1s}}));
