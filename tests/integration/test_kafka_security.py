@@ -74,7 +74,7 @@ class KafkaSecurityTest(unittest.TestCase):
         cfg = self.config({"security.protocol": "ssl", "ssl.ca.location": ca})
         log_path = os.path.join(self.workdir, "worker-usable.log")
         with open(log_path, "w") as log:
-            proc = subprocess.Popen([h.WORKER, "--config", cfg], stdout=log, stderr=subprocess.STDOUT, env=self.env)
+            proc = h.start_server([h.WORKER, "--config", cfg], stdout=log, stderr=subprocess.STDOUT, env=self.env)
             try:
                 time.sleep(4)
                 self.assertIsNone(proc.poll(), read(log_path))

@@ -47,11 +47,16 @@ scrape_configs:
 """)
         self.log_path = os.path.join(workdir, "prometheus.log")
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([PROMETHEUS, f"--config.file={config}",
-                                      f"--storage.tsdb.path={os.path.join(workdir, 'tsdb')}",
-                                      f"--web.listen-address=127.0.0.1:{self.port}"],
-                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=workdir)
-        h.wait_for(self._ready, 60, "Prometheus /-/ready")
+        self.proc = h.start_server([PROMETHEUS, f"--config.file={config}",
+                                    f"--storage.tsdb.path={os.path.join(workdir, 'tsdb')}",
+                                    f"--web.listen-address=127.0.0.1:{self.port}"],
+                                   stdout=self.log, stderr=subprocess.STDOUT, cwd=workdir)
+        try:
+            h.wait_for(self._ready, 60, "Prometheus /-/ready")
+        except BaseException:  # not left running when it never came up
+            h.stop_process(self.proc)
+            self.log.close()
+            raise
 
     def _ready(self):
         if self.proc.poll() is not None:

@@ -50,8 +50,10 @@ class ValidationTest(unittest.TestCase):
             records += [(r["id"], json.dumps(r, ensure_ascii=False)) for r in valid]
             h.kcat_produce(worker.bootstrap, "sendq.requests", records)
 
-            results = h.kcat_consume_until(worker.bootstrap, "sendq.results", len(records), timeout=120)
-            self.assertEqual(len(results), len(records))
+            h.kcat_consume_until(worker.bootstrap, "sendq.results", len(records), timeout=120)
+            # then the whole topic: one result per record, no more (a second result would show here)
+            results = h.kcat_consume_all(worker.bootstrap, "sendq.results")
+            self.assertEqual(len(results), len(records), [json.loads(v)["id"] for _, v, _ in results])
             rejected = [json.loads(v) for _, v, _ in results if json.loads(v)["status"] == "rejected"]
             delivered = [json.loads(v) for _, v, _ in results if json.loads(v)["status"] == "delivered"]
             self.assertEqual(len(rejected), len(cases))
@@ -86,9 +88,11 @@ class ValidationTest(unittest.TestCase):
             self.assertEqual(got["id"], f"{src['topic']}:{src['partition']}:{src['offset']}")
             self.assertEqual(got["latency_ms"], got["completed_at"] - got["created_at"])
 
-            # The DLQ has one record per rejected request, and no provider saw any of them.
-            dlq = h.kcat_consume_until(worker.bootstrap, "sendq.dlq", len(cases), timeout=60)
-            self.assertEqual(len(dlq), len(cases))
+            # The DLQ has one record per rejected request, keyed by its result's id, and no provider
+            # saw any of them.
+            h.kcat_consume_until(worker.bootstrap, "sendq.dlq", len(cases), timeout=60)
+            dlq = h.kcat_consume_all(worker.bootstrap, "sendq.dlq")
+            self.assertEqual(sorted(k for k, _, _ in dlq), sorted(r["id"] for r in rejected))
             calls = sim.requests()
             self.assertEqual(len(calls), len(valid), "only the valid examples reached the providers")
             self.assertTrue(all(c["accepted"] for c in calls), [c for c in calls if not c["accepted"]][:2])

@@ -3,6 +3,8 @@
 Everything binds 127.0.0.1 on ports the harness picks; every process started here is stopped
 here, by its PID. Kafka is reached only with kcat, as a user would.
 """
+import atexit
+import ctypes
 import json
 import os
 import random
@@ -24,6 +26,33 @@ SIMULATOR = os.path.join(BUILD, "services", "simulator", "sendq-simulator")
 EMBEDDED_KAFKA = os.path.join(BUILD, "services", "embedded-kafka", "sendq-embedded-kafka")
 DEMO_CONFIG = os.path.join(ROOT, "deploy", "sendq.example.toml")
 
+# Every server the harness starts, so that none outlives its test script: a failed setUpClass
+# skips tearDownClass, and an unhandled error skips a test's own clean-up (atexit stops what is
+# left, by PID); a script killed outright (ctest's timeout) takes them with it (PR_SET_PDEATHSIG).
+_STARTED = []
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent():
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def start_server(args, **popen_kwargs):
+    """subprocess.Popen for a server process of a test: stopped at the script's exit if the test
+    did not stop it, and sent SIGTERM should the script die first."""
+    proc = subprocess.Popen(args, preexec_fn=_die_with_parent, **popen_kwargs)
+    _STARTED.append(proc)
+    return proc
+
+
+@atexit.register
+def _stop_leftovers():
+    for proc in reversed(_STARTED):
+        if proc.poll() is None:
+            print(f"stopping {os.path.basename(proc.args[0])} (pid {proc.pid}), left running by its test", file=sys.stderr)
+            stop_process(proc, timeout=10)
+
 
 def _ephemeral_low():
     """The lowest port the kernel hands out for bind(0) and outgoing connections."""
@@ -34,10 +63,49 @@ def _ephemeral_low():
         return 32768
 
 
+# Ports handed out by free_port() in any test process of this user, as files: between the check
+# and the service's bind another test script (eight run at once) could pick the same port, which
+# happened ("Address already in use"). A claim older than ten minutes is stale (its script died).
+_PORT_CLAIMS = os.path.join(tempfile.gettempdir(), f"sendq-test-ports-{os.getuid()}")
+_CLAIMED = []
+
+
+def _claim(port):
+    """True when this process now holds `port`'s claim (no other live claim on it)."""
+    os.makedirs(_PORT_CLAIMS, exist_ok=True)
+    path = os.path.join(_PORT_CLAIMS, str(port))
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            try:
+                if time.time() - os.stat(path).st_mtime < 600:
+                    return False
+                os.remove(path)
+            except OSError:
+                return False
+            continue
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        _CLAIMED.append(path)
+        return True
+    return False
+
+
+@atexit.register
+def _release_port_claims():
+    for path in _CLAIMED:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
 def free_port():
     """A port free now, for a service about to be started. Picked at random below the kernel's
     ephemeral range: a port from bind(0) can be handed to a client's outgoing connection (Kafka
-    clients open many) before the service binds it, likelier with eight tests at a time."""
+    clients open many) before the service binds it, likelier with eight tests at a time. Claimed
+    for this script (_claim), so that no other test script picks it meanwhile."""
     low = _ephemeral_low()
     if low > 11000:
         rng = random.SystemRandom()
@@ -48,6 +116,7 @@ def free_port():
                     s.bind(("127.0.0.1", port))
                 except OSError:
                     continue
+            if _claim(port):
                 return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -99,7 +168,7 @@ class Simulator:
     def __init__(self, workdir, extra_args=()):
         self.port_file = os.path.join(workdir, "simulator.port")
         self.log = open(os.path.join(workdir, "simulator.log"), "w")
-        self.proc = subprocess.Popen([SIMULATOR, "--listen", "127.0.0.1:0", "--port-file", self.port_file, *extra_args],
+        self.proc = start_server([SIMULATOR, "--listen", "127.0.0.1:0", "--port-file", self.port_file, *extra_args],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         try:
             self.port = int(wait_for(lambda: self._read_port(), 20, "the simulator's port file"))
@@ -139,10 +208,14 @@ class EmbeddedKafka:
         self.bootstrap_file = os.path.join(workdir, "kafka.bootstrap")
         self.log = open(os.path.join(workdir, "kafka.log"), "w")
         topic_args = [a for t in topics for a in ("--topic", t)]
-        self.proc = subprocess.Popen([EMBEDDED_KAFKA, "--partitions", str(partitions), "--bootstrap-file", self.bootstrap_file,
-                                      *topic_args, *extra_args],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        self.bootstrap = wait_for(self._read, 20, "the embedded Kafka's bootstrap file")
+        self.proc = start_server([EMBEDDED_KAFKA, "--partitions", str(partitions), "--bootstrap-file", self.bootstrap_file,
+                                  *topic_args, *extra_args],
+                                 stdout=self.log, stderr=subprocess.STDOUT)
+        try:
+            self.bootstrap = wait_for(self._read, 20, "the embedded Kafka's bootstrap file")
+        except BaseException:  # not left running when it never came up (or the wait was interrupted)
+            self.stop()
+            raise
 
     def _read(self):
         if self.proc.poll() is not None:
@@ -183,7 +256,7 @@ class Worker:
         env.update(env_extra or {})
         self.log_path = os.path.join(workdir, f"{name}.log")
         self.log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([WORKER, "--config", config], stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.proc = start_server([WORKER, "--config", config], stdout=self.log, stderr=subprocess.STDOUT, env=env)
         try:
             self.bootstrap = brokers or wait_for(self._read_bootstrap, 30, "the embedded Kafka bootstrap file")
         except BaseException:  # not left running when it never came up (or the wait was interrupted)
@@ -381,7 +454,7 @@ class Gateway:
         env.update(env_extra or {})
         self.log_path = os.path.join(workdir, f"{name}.log")
         self.log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([GATEWAY, *args], stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.proc = start_server([GATEWAY, *args], stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.url = f"http://127.0.0.1:{self.port}"
         self.metrics_url = f"http://127.0.0.1:{self.metrics_port}"
 

@@ -494,7 +494,7 @@ TEST(http_client, a_slow_drip_is_cut_by_the_deadline_of_the_whole_exchange) {
   ASSERT_FALSE(r.ok);
   EXPECT_EQ(r.kind, failure_kind::timeout_after_write) << r.message;
   EXPECT_GE(took, 390ms);
-  EXPECT_LT(took, 1500ms);
+  EXPECT_LT(took, 4s);  // the drip's end: 100 bytes 50 ms apart
   EXPECT_NE(r.message.find("no complete response within 400ms (HTTP 200, Content-Length 100, "), std::string::npos)
       << r.message;
   EXPECT_NE(r.message.find(" body bytes received)"), std::string::npos) << r.message;
@@ -525,7 +525,7 @@ TEST(http_client, each_exchange_on_a_kept_alive_connection_has_its_own_deadline)
     ASSERT_FALSE(shorter.ok);
     EXPECT_EQ(shorter.kind, failure_kind::timeout_after_write) << shorter.message;
     EXPECT_GE(shorter.elapsed, 300ms);
-    EXPECT_LT(shorter.elapsed, 1400ms);
+    EXPECT_LT(shorter.elapsed, 4s);  // not the first exchange's 5 s
     // when: 20 exchanges of 30 ms with 300 ms each: the first one's deadline passes during a later
     // one, which must go on (the deadline moved with it)
     for (int i = 0; i < 20; ++i) {
@@ -537,7 +537,7 @@ TEST(http_client, each_exchange_on_a_kept_alive_connection_has_its_own_deadline)
     auto last = send(io, c, ep, get("/slow", 200ms));
     ASSERT_FALSE(last.ok);
     EXPECT_EQ(last.kind, failure_kind::timeout_after_write) << last.message;
-    EXPECT_LT(last.elapsed, 1400ms);
+    EXPECT_LT(last.elapsed, 4s);
     srv.stop();
   }
 }
@@ -858,8 +858,7 @@ TEST(http_client, waiting_for_a_free_connection_is_bounded_by_the_timeout) {
     // then
     ASSERT_FALSE(second.ok);
     EXPECT_EQ(second.kind, failure_kind::connect) << second.message;
-    EXPECT_GE(second.elapsed, 100ms);
-    EXPECT_LT(second.elapsed, 1s);
+    EXPECT_GE(second.elapsed, 100ms);  // (its kind says it did not wait for the stuck call)
     ASSERT_EQ(s.stuck.wait_for(10s), std::future_status::ready);
     EXPECT_EQ(s.stuck.get().kind, failure_kind::timeout_after_write);
     // then the slot is free again: the next call gets it and writes (and the silent server lets
@@ -918,8 +917,8 @@ TEST(http_client, a_wait_for_a_connection_that_the_deadline_ends_says_so) {
 }
 
 void each_waiter_times_out_at_its_own_deadline(bool one_thread) {
-  // given: the only connection is stuck for 2.5 s; a caller waits with 1.5 s, then one with 200 ms
-  one_stuck_connection s(2500ms, one_thread);
+  // given: the only connection is stuck for 4 s; a caller waits with 1.5 s, then one with 200 ms
+  one_stuck_connection s(4000ms, one_thread);
   auto patient = net::co_spawn(s.io.executor(), s.c.send(s.ep, get("/", 1500ms)), net::use_future);
   // when
   auto hurried = send(s.io, s.c, s.ep, get("/", 200ms));
@@ -933,7 +932,7 @@ void each_waiter_times_out_at_its_own_deadline(bool one_thread) {
   const auto waited = patient.get();
   EXPECT_EQ(waited.kind, failure_kind::connect) << waited.message;
   EXPECT_GE(waited.elapsed, 1500ms);
-  EXPECT_LT(waited.elapsed, 2400ms) << "it timed out waiting, before the stuck call ended";
+  EXPECT_LT(waited.elapsed, 3500ms) << "it timed out waiting, before the stuck call ended";
   ASSERT_EQ(s.stuck.wait_for(10s), std::future_status::ready);
   EXPECT_EQ(s.stuck.get().kind, failure_kind::timeout_after_write);
 }
