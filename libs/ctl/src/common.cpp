@@ -171,6 +171,29 @@ bool rate_limiter::acquire() {
   }
 }
 
+schedule::schedule(double per_second, bool (*stopped)())
+    : rate_(per_second),
+      stopped_(stopped),
+      start_epoch_ms_(std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count()) {}
+
+std::optional<std::int64_t> schedule::next() {
+  const auto offset = std::chrono::duration<double>(static_cast<double>(count_) / rate_);
+  const auto due = start_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(offset);
+  for (;;) {
+    if (stopped_()) return std::nullopt;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= due) break;
+    // At least a millisecond, as rate_limiter: the records due meanwhile then go out together,
+    // each with its own due time. At most a tenth of a second, for Ctrl-C.
+    std::this_thread::sleep_for(std::clamp<std::chrono::steady_clock::duration>(
+        due - now, std::chrono::milliseconds(1), std::chrono::milliseconds(100)));
+  }
+  ++count_;
+  return start_epoch_ms_ + static_cast<std::int64_t>(std::llround(offset.count() * 1000));
+}
+
 progress::progress(std::string label, std::uint64_t total, bool enabled)
     : label_(std::move(label)), total_(total), enabled_(enabled) {}
 

@@ -28,6 +28,10 @@ summarized at the end (count per error kind, the first ones with their line numb
 Options:
   --topic T          destination topic (default sendq.requests)
   --rate N/s         at most N records per second (default unlimited)
+  --due-timestamps   with --rate, an open-loop load for latency tests: the k-th record is due at
+                     start + k/N and its Kafka timestamp is that due time (the worker's created_at
+                     for a request without one), so time this command lost on a busy machine
+                     counts in the measured latency; records that fell behind go out at once
   --brokers B        bootstrap servers (default $SENDQ_KAFKA_BROKERS)
   --config FILE      Kafka settings from the worker's TOML file: kafka.brokers (under --brokers
                      and $SENDQ_KAFKA_BROKERS) and [kafka.librdkafka] (TLS, SASL; _env/_file);
@@ -51,6 +55,7 @@ int run_enqueue(int argc, char** argv, int first) {
   std::optional<std::string> file;
   std::string topic = "sendq.requests";
   std::int64_t show = 20;
+  bool due_timestamps = false;
   args in(argc, argv, first);
   while (!in.done()) {
     const auto a = in.next();
@@ -61,6 +66,8 @@ int run_enqueue(int argc, char** argv, int first) {
     if (take_common(in, a, c)) continue;
     if (a == "--topic") {
       topic = topic_value(in, a);
+    } else if (a == "--due-timestamps") {
+      due_timestamps = true;
     } else if (a == "--show-rejects") {
       show = in.integer(a, 0, 1000000);
     } else if (!a.starts_with("--") || a == "-") {
@@ -72,6 +79,7 @@ int run_enqueue(int argc, char** argv, int first) {
     }
   }
   require_brokers(c);
+  if (due_timestamps && c.rate <= 0) throw usage_error("--due-timestamps: needs --rate (the times are due under it)");
 
   std::ifstream f;
   // A pipe or FIFO is read through stdio, as stdin is: a read waiting on it then ends at a signal
@@ -106,7 +114,7 @@ int run_enqueue(int argc, char** argv, int first) {
 
   log::logger logger(log::level::warn, false);
   logger.add_secrets(c.secrets);
-  detail::sink out({c.brokers, producer_settings(c)}, c.rate, logger);
+  detail::sink out({c.brokers, producer_settings(c)}, c.rate, logger, due_timestamps);
   core::request_decoder decoder(c.max_request_bytes);  // the worker's limit: a larger line would only be rejected there
   core::send_request r;
   progress bar("enqueue", total, isatty(STDERR_FILENO));

@@ -3,6 +3,7 @@
 // count acknowledgements. Runs on the tool's main thread (blocking is fine in a CLI).
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "sendq/ctl/common.hpp"
@@ -16,8 +17,11 @@ inline constexpr std::string_view interrupted_error = "interrupted";
 
 class sink {
  public:
-  sink(const kafka::producer_options& opts, double rate, log::logger& log)
+  /// `due_timestamps` (with a rate): each record's Kafka timestamp is the time it was due under
+  /// the rate (schedule), not the time it was produced.
+  sink(const kafka::producer_options& opts, double rate, log::logger& log, bool due_timestamps = false)
       : limiter_(rate),
+        schedule_(due_timestamps && rate > 0 ? std::optional<schedule>(std::in_place, rate) : std::nullopt),
         producer_(opts, log, [this](void*, const std::string& error) {
           if (error.empty()) {
             ++acked_;
@@ -31,9 +35,16 @@ class sink {
   /// unknown topic). Only a full local queue is waited out: any other refusal would repeat forever.
   std::string produce(const std::string& topic, std::string_view key, std::string_view value,
                       const kafka::header_list& headers) {
-    if (!limiter_.acquire()) return std::string(interrupted_error);  // a signal came while it waited
+    std::int64_t timestamp_ms = 0;  // now
+    if (schedule_) {
+      const auto due = schedule_->next();
+      if (!due) return std::string(interrupted_error);
+      timestamp_ms = *due;
+    } else if (!limiter_.acquire()) {
+      return std::string(interrupted_error);  // a signal came while it waited
+    }
     for (;;) {
-      auto err = producer_.produce(topic, key, value, headers, nullptr);
+      auto err = producer_.produce(topic, key, value, headers, nullptr, kafka::any_partition, timestamp_ms);
       if (err.empty()) break;
       if (!kafka::is_queue_full(err)) return err;
       if (interrupted()) return std::string(interrupted_error);  // not waiting on a Kafka that is away
@@ -55,6 +66,7 @@ class sink {
 
  private:
   rate_limiter limiter_;
+  std::optional<schedule> schedule_;
   std::uint64_t sent_ = 0;
   std::atomic<std::uint64_t> acked_{0};
   std::atomic<std::uint64_t> failed_{0};

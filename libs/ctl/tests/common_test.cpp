@@ -3,17 +3,44 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
+namespace {
+
+// A folder of the test's own (a fixed name in /tmp may belong to another user's run), removed
+// when the test ends.
+struct scratch_dir {
+  std::string path;
+  scratch_dir() {
+    std::string t = (std::filesystem::temp_directory_path() / "sendq-test-XXXXXX").string();
+    if (!::mkdtemp(t.data())) throw std::runtime_error("mkdtemp failed");
+    path = t;
+  }
+  ~scratch_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  scratch_dir(const scratch_dir&) = delete;
+  scratch_dir& operator=(const scratch_dir&) = delete;
+};
+
+}  // namespace
+
 namespace sendq::ctl {
 namespace {
+
+
 
 TEST(ctl, rates_read_per_second_and_per_minute) {
   EXPECT_EQ(parse_rate("500/s"), 500.0);
@@ -127,8 +154,9 @@ sendq::ctl::common parse_common(std::vector<std::string> words, std::string env_
 }  // namespace
 
 TEST(ctl, config_gives_the_workers_kafka_settings_and_x_overrides_them) {
+  const scratch_dir scratch;
   // given the worker's file with a SASL_SSL cluster, its password in the environment
-  const std::string path = ::testing::TempDir() + "/sendqctl_kafka.toml";
+  const std::string path = scratch.path + "/sendqctl_kafka.toml";
   std::ofstream(path) << R"([kafka]
 brokers = "k1:9093"
 [kafka.librdkafka]
@@ -271,6 +299,36 @@ TEST(ctl, rate_limiter_gives_up_soon_after_a_stop_however_slow_the_rate) {
   EXPECT_FALSE(got);
   EXPECT_GE(waited, std::chrono::milliseconds(290));
   EXPECT_LT(waited, std::chrono::seconds(3));
+}
+
+// The open-loop schedule: each record's time is its due time under the rate, start + k / rate,
+// however late the sender was, and a stop ends a wait for the next one.
+TEST(ctl, schedule_gives_each_record_its_due_time_not_the_time_it_was_sent) {
+  schedule s(500);  // one every 2 ms
+  const auto first = s.next();
+  ASSERT_TRUE(first);
+  // a sender that was away for 30 ms: the 15 records due meanwhile keep their own times
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  std::vector<std::int64_t> gaps;
+  for (int k = 1; k <= 20; ++k) {
+    const auto due = s.next();
+    ASSERT_TRUE(due);
+    gaps.push_back(*due - *first);
+  }
+  EXPECT_EQ(gaps, (std::vector<std::int64_t>{2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40}));
+}
+
+TEST(ctl, schedule_gives_up_when_stopped_while_waiting_for_the_next_record) {
+  stop_waiting = false;
+  schedule s(1.0 / 60, &stop_requested);
+  ASSERT_TRUE(s.next());  // the first is due at once
+  std::thread stopper([] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    stop_waiting = true;
+  });
+  EXPECT_FALSE(s.next());  // the second, a minute later, is not waited for
+  stopper.join();
+  stop_waiting = false;
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <future>
 #include <random>
 #include <map>
+#include <mutex>
 #include <set>
 #include <tuple>
 #include <thread>
@@ -189,6 +190,13 @@ struct route_gate {
 struct produce_ticket {
   record_ptr rec;
   bool dlq_with_value = false;  // the DLQ record carrying the original bytes
+  // A result's: its request's created_at (epoch ms) and the histogram that takes created_at ->
+  // Kafka's acknowledgement of the result, when the result is on sendq.results for its readers.
+  prometheus::Histogram* acked_latency = nullptr;
+  std::int64_t created_at_ms = 0;
+  // A parked copy's: the attempts made before it, and a bulkhead park's token (parked_keys).
+  int park_attempts = -1;
+  std::string park_token;
 };
 
 // How one delivery attempt sequence ended.
@@ -255,6 +263,9 @@ struct pipeline::impl : kafka::rebalance_listener {
   // Keys with requests parked by the bulkhead and not back yet (Kafka thread only): later
   // requests of such a key are parked behind them, so that the key's order holds.
   parked_keys parks;
+  // Bulkhead parks whose copy the broker refused (on an I/O thread): released on the Kafka thread.
+  std::mutex unwritten_parks_mu;
+  std::vector<std::string> unwritten_parks;
   // The retry topic's partitions this worker owns, sorted (Kafka thread only): a bulkhead park
   // goes to one of them, so that this worker reads it back and ends the park (see bulkhead_parks).
   std::vector<std::int32_t> own_retry_partitions;
@@ -481,7 +492,15 @@ struct pipeline::impl : kafka::rebalance_listener {
       r.endpoint = *ep;
       const std::string key = a.provider + "\n" + a.name;
       if (old && old->routes.count(key)) r.breaker = old->routes.at(key).breaker;
-      if (!r.breaker) r.breaker = std::make_shared<policy::circuit_breaker>(policy::circuit_breaker_config{});
+      if (!r.breaker) {
+        // A probe is presumed lost only once its call could no longer be running (connect and
+        // exchange bounds, and a margin): before that, another probe would join it.
+        policy::circuit_breaker_config breaker;
+        breaker.probe_timeout = std::max(
+            breaker.probe_timeout,
+            std::chrono::milliseconds(std::int64_t{cfg.worker.connect_timeout_ms} + cfg.worker.request_timeout_ms + 5000));
+        r.breaker = std::make_shared<policy::circuit_breaker>(breaker);
+      }
       r.held = old && old->routes.count(key) ? old->routes.at(key).held : std::make_shared<std::atomic<long>>(0);
       r.circuit_gauge = &metrics.circuit_state.Add({{"provider", a.provider}, {"account", a.name}});
       r.circuit_gauge->Set(gauge_value(r.breaker->state()));
@@ -571,6 +590,14 @@ struct pipeline::impl : kafka::rebalance_listener {
         paused_for_capacity = false;
       }
       resume_due_retry_partitions();
+      {
+        std::vector<std::string> tokens;
+        {
+          std::lock_guard lock(unwritten_parks_mu);
+          tokens.swap(unwritten_parks);
+        }
+        for (const auto& t : tokens) parks.release(t);
+      }
 
       const long free = capacity - in_flight.load();
       auto batch = consumer->poll(static_cast<std::size_t>(std::clamp<long>(free, 1, 512)), 100ms);
@@ -832,6 +859,16 @@ struct pipeline::impl : kafka::rebalance_listener {
         net::post(shards.front().executor, [this, rec, error] { produce_dlq_without_value(rec, error); });
         return;
       }
+      if (ticket->park_attempts >= 0 && kafka::is_message_too_large(error)) {
+        // The retry topic's broker limit is below the producer's: the parked copy (larger than
+        // its request) can never be written. Read again after a restart it would be refused
+        // again, so it ends here, with a result, as a copy the producer refuses does.
+        net::post(shards.front().executor, [this, rec, error, attempts = ticket->park_attempts,
+                                            token = std::move(ticket->park_token)] {
+          end_unwritable_park(rec, error, attempts, token);
+        });
+        return;
+      }
       // The idempotent producer retried for message.timeout.ms, or its error is fatal: Kafka will
       // not take this record. Its slot would be held, and its partition's commits stopped, for
       // ever; stop instead, leaving the offset uncommitted so that the record is redelivered.
@@ -840,6 +877,12 @@ struct pipeline::impl : kafka::rebalance_listener {
                 {{"error", error}, {"partition", std::to_string(rec->partition)}, {"offset", std::to_string(rec->offset)}});
       fail("Kafka did not acknowledge a result, DLQ or retry record: " + error);
       return;
+    }
+    if (ticket->acked_latency) {
+      const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                              std::chrono::system_clock::now().time_since_epoch()).count();
+      ticket->acked_latency->Observe(
+          std::max(0.0, static_cast<double>(now_us - ticket->created_at_ms * 1000) / 1e6));
     }
     if (rec->acks.acknowledge()) finish(*rec);
   }
@@ -1249,6 +1292,17 @@ struct pipeline::impl : kafka::rebalance_listener {
                                                            (last_error.empty() ? std::string() : "; last: " + last_error)};
         co_return attempt_end::final_result;
       }
+      // A slot further out than the age limit allows is not waited for: the request would be
+      // sent past it (a paced account's backlog can hand out slots many minutes ahead).
+      const auto past_age_limit = [&](std::chrono::steady_clock::time_point until) {
+        if (due_from_park || until - rec.held_since <= max_age) return false;
+        res.status = delivery_status::failed;
+        res.error = core::failure{error_kind::timeout, "the rate limit's next slot comes after the request would have "
+                                                       "been held longer than worker.max_request_age_ms (" +
+                                                       std::to_string(max_age.count()) + " ms)" +
+                                                       (last_error.empty() ? std::string() : "; last: " + last_error)};
+        return true;
+      };
       // Rate limit, shared by every thread: wait for this account's next slot.
       if (rec.bulk) {
         // Bulk first takes a slot of its own share, then one of the account's.
@@ -1259,6 +1313,10 @@ struct pipeline::impl : kafka::rebalance_listener {
           if (until > now && req.deadline_ms &&
               expires_by(req, now_ms() + ms_between(now, until), "the rate limit's next slot is past it", last_error, res)) {
             bulk->release(slot);  // not used: the slot goes to the next request
+            co_return attempt_end::final_result;
+          }
+          if (until > now && past_age_limit(until)) {
+            bulk->release(slot);
             co_return attempt_end::final_result;
           }
           if (until > now) {
@@ -1278,6 +1336,10 @@ struct pipeline::impl : kafka::rebalance_listener {
         if (until > now && req.deadline_ms &&
             expires_by(req, now_ms() + ms_between(now, until), "the rate limit's next slot is past it", last_error, res)) {
           limiter->release(slot);  // not used: the slot goes to the next request
+          co_return attempt_end::final_result;
+        }
+        if (until > now && past_age_limit(until)) {
+          limiter->release(slot);
           co_return attempt_end::final_result;
         }
         if (until > now) {
@@ -1507,7 +1569,12 @@ struct pipeline::impl : kafka::rebalance_listener {
     }
     rec.acks.expect(1);
     rec.remember_id = false;
-    if (auto refused = produce_or_retry(cfg.kafka.retry_topic, copy.key, json, with_age, rec.shared_from_this(), false, partition);
+    produce_ticket ticket{rec.shared_from_this()};
+    ticket.park_attempts = attempts_made;
+    for (const auto& [name, value] : headers) {
+      if (name == parked_keys::header) ticket.park_token = value;
+    }
+    if (auto refused = produce_or_retry(cfg.kafka.retry_topic, copy.key, json, with_age, std::move(ticket), partition);
         !refused.empty()) {
       rec.remember_id = true;
       // It carries its key (by default provider:to) besides the request: up to twice its size.
@@ -1561,10 +1628,10 @@ struct pipeline::impl : kafka::rebalance_listener {
     const auto histogram = [&](std::atomic<prometheus::Histogram*> route_metrics::*slot, auto make) -> prometheus::Histogram& {
       return routed ? cached((*routed->series).*slot, make) : make();
     };
-    if (res.latency_ms) {
-      histogram(&route_metrics::end_to_end, [&]() -> auto& { return metrics.end_to_end_for(provider_label); })
-          .Observe(static_cast<double>(*res.latency_ms) / 1000.0);
-    }
+    // created_at -> the result on the topic: observed when Kafka acknowledges it (on_delivery).
+    prometheus::Histogram* acked_latency =
+        res.created_at_ms ? &histogram(&route_metrics::end_to_end, [&]() -> auto& { return metrics.end_to_end_for(provider_label); })
+                          : nullptr;
     histogram(&route_metrics::in_worker, [&]() -> auto& { return metrics.worker_latency_for(provider_label); })
         .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - rec->consumed_at).count());
     if (res.status == delivery_status::delivered) {
@@ -1575,32 +1642,56 @@ struct pipeline::impl : kafka::rebalance_listener {
                 {"error", res.error ? std::string_view(res.error->message) : ""}});
     }
 
-    produce_or_retry(cfg.kafka.results_topic, res.id, json, {}, rec);
+    produce_or_retry(cfg.kafka.results_topic, res.id, json, {},
+                     produce_ticket{rec, false, acked_latency, res.created_at_ms.value_or(0)});
     if (to_dlq) {
       metrics.dlq_records.Add({{"error_kind", std::string(kind)}}).Increment();
       rec->result_id = res.id;
       rec->dlq_headers = dlq_headers(res);
-      produce_or_retry(cfg.kafka.dlq_topic, res.id, rec->value(), rec->dlq_headers, rec, true);
+      produce_or_retry(cfg.kafka.dlq_topic, res.id, rec->value(), rec->dlq_headers, produce_ticket{rec, true});
     }
   }
 
   // The DLQ record of `rec` when its original bytes are over message.max.bytes (the producer's
   // or the broker's): a null value, the same headers and one saying why (dead_letter.hpp). The
   // request still ends, with its result: a record too large to copy must not stop its partition.
+  // A parked copy the broker refused for its size (on_delivery): the request ends failed/too_large.
+  void end_unwritable_park(const record_ptr& rec, const std::string& error, int attempts, const std::string& token) {
+    if (!token.empty()) {  // its key's later requests need not wait behind it (parks: Kafka thread)
+      std::lock_guard lock(unwritten_parks_mu);
+      unwritten_parks.push_back(token);
+    }
+    rec->remember_id = true;
+    core::delivery_result res;
+    res.source = {rec->topic, rec->partition, rec->offset};
+    res.attempts = attempts;
+    unparked("the request could not wait on " + cfg.kafka.retry_topic + ": the broker refused the record (" + error +
+                 "); the topic's max.message.bytes must be at least the producer's message.max.bytes (" +
+                 producer_max_bytes + ")",
+             "", res);
+    log.error("pipeline", "parked copy refused by the broker for its size; the request ends failed",
+              {{"id", rec->req.id}, {"topic", cfg.kafka.retry_topic}, {"error", error}});
+    const auto routes = current_table();
+    fill_identity(rec->req, res, rec);
+    publish(rec, res, routes->find(rec->req));
+  }
+
   void produce_dlq_without_value(const record_ptr& rec, const std::string& error) {
     auto headers = rec->dlq_headers;
     mark_value_omitted(headers, rec->payload.size(), error);
     log.warn("pipeline", "DLQ record written without the original value: too large",
              {{"id", rec->result_id}, {"bytes", std::to_string(rec->payload.size())}, {"error", error}});
-    produce_or_retry(cfg.kafka.dlq_topic, rec->result_id, std::string_view(), headers, rec);
+    produce_or_retry(cfg.kafka.dlq_topic, rec->result_id, std::string_view(), headers, produce_ticket{rec});
   }
 
   // Returns "" once the record is with the producer (or the refusal is handled here), or the
   // producer's error for a parked request over its message.max.bytes: park()'s caller ends it.
   std::string produce_or_retry(const std::string& topic, std::string_view key, std::string_view value,
-                               const kafka::header_list& headers, const std::shared_ptr<record>& rec,
-                               bool dlq_with_value = false, std::int32_t partition = kafka::any_partition) {
-    auto* ticket = new produce_ticket{rec, dlq_with_value};  // released in on_delivery
+                               const kafka::header_list& headers, produce_ticket fields,
+                               std::int32_t partition = kafka::any_partition) {
+    const record_ptr rec = fields.rec;
+    const bool dlq_with_value = fields.dlq_with_value;
+    auto* ticket = new produce_ticket(std::move(fields));  // released in on_delivery
     for (int i = 0;; ++i) {
       auto err = producer->produce(topic, key, value, headers, ticket, partition);
       if (err.empty()) return {};

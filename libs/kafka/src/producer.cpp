@@ -145,7 +145,8 @@ producer::producer(const producer_options& opts, log::logger& log, delivery_call
 producer::~producer() = default;
 
 std::string producer::produce(std::string_view topic, std::string_view key, std::string_view value,
-                              const header_list& headers, void* opaque, std::int32_t partition) {
+                              const header_list& headers, void* opaque, std::int32_t partition,
+                              std::int64_t timestamp_ms) {
   rd_kafka_headers_t* hdrs = nullptr;
   if (!headers.empty()) {
     hdrs = rd_kafka_headers_new(headers.size());
@@ -162,7 +163,7 @@ std::string producer::produce(std::string_view topic, std::string_view key, std:
       impl_->rk.get(), RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
       RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
       RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_HEADERS(hdrs),
-      RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+      RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_END);
   if (e) {
     if (hdrs) rd_kafka_headers_destroy(hdrs);  // not taken over on failure
     return rd_kafka_err2str(e);

@@ -16,7 +16,8 @@ worker_metrics::worker_metrics(prometheus::Registry& r, std::string_view version
       provider_request_duration(BuildHistogram().Name("sendq_provider_request_duration_seconds")
                                     .Help("Duration of one HTTP call to a provider").Register(r)),
       end_to_end_latency(BuildHistogram().Name("sendq_end_to_end_latency_seconds")
-                             .Help("From the request's created_at to its result").Register(r)),
+                             .Help("From the request's created_at to Kafka's acknowledgement of its result (the result on "
+                                   "the results topic for its readers)").Register(r)),
       worker_latency(BuildHistogram().Name("sendq_worker_latency_seconds")
                          .Help("From consuming the request to its result: the time it spends in this worker "
                                "(waits for its key, rate limits, retries and HTTP calls included)")
@@ -80,8 +81,17 @@ prometheus::Histogram& worker_metrics::request_duration_for(std::string_view pro
   return provider_request_duration.Add({{"provider", std::string(provider)}}, http_buckets());
 }
 
+const prometheus::Histogram::BucketBoundaries& worker_metrics::end_to_end_buckets() {
+  // Millisecond steps up to 5 ms, so that the share of results on the topic within 5 ms of
+  // created_at is read exactly (le="0.005"); then up to a backlog's minutes in Kafka.
+  static const prometheus::Histogram::BucketBoundaries b{0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015,
+                                                         0.025, 0.05,  0.1,   0.25,  0.5,   1,      2.5,  5,
+                                                         10,    30,    60,    300};
+  return b;
+}
+
 prometheus::Histogram& worker_metrics::end_to_end_for(std::string_view provider) {
-  return end_to_end_latency.Add({{"provider", std::string(provider)}}, http_buckets());
+  return end_to_end_latency.Add({{"provider", std::string(provider)}}, end_to_end_buckets());
 }
 
 prometheus::Histogram& worker_metrics::worker_latency_for(std::string_view provider) {

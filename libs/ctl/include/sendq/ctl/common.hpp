@@ -82,6 +82,25 @@ class rate_limiter {
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
 
+/// Open-loop pacing for load tests: the k-th record is due at start + k / rate, whatever happened
+/// to the ones before. A sender that fell behind (descheduled on a busy machine) sends what is
+/// due at once, and each record's due time is kept, so a latency measured from it counts the
+/// sender's own delays instead of hiding them (a token bucket forgets the time it lost).
+class schedule {
+ public:
+  explicit schedule(double per_second, bool (*stopped)() = &interrupted);
+  /// Waits until the next record is due (not at all when behind); its due time in epoch ms, or
+  /// nullopt when a signal came while it waited.
+  [[nodiscard]] std::optional<std::int64_t> next();
+
+ private:
+  double rate_;
+  bool (*stopped_)();
+  std::uint64_t count_ = 0;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::int64_t start_epoch_ms_;
+};
+
 /// "[=====>    ] 5000/10000  1234/s  ETA 4s" on stderr, redrawn at most 10 times a second,
 /// only when stderr is a terminal. `total` 0 = unknown (no bar, no ETA).
 class progress {

@@ -49,6 +49,11 @@ class key_lanes {
     if (lane.head == lane.items.size()) {
       lane.items.clear();
       lane.head = 0;
+    } else if (lane.head >= 64 && lane.head * 2 >= lane.items.size()) {
+      // A lane that never empties (a hot key always has one waiting) would keep every item it
+      // ever held as a moved-from slot: drop the taken half once it is the larger part.
+      lane.items.erase(lane.items.begin(), lane.items.begin() + static_cast<std::ptrdiff_t>(lane.head));
+      lane.head = 0;
     }
     --s.waiting;
     return item;
@@ -62,6 +67,14 @@ class key_lanes {
       n += s.waiting;
     }
     return n;
+  }
+
+  /// Slots `key`'s lane holds, taken ones included (0 without a lane): what its memory grows with.
+  std::size_t slots(const std::string& key) const {
+    const auto& s = shards_[std::hash<std::string>{}(key) % shards_.size()];
+    std::lock_guard lock(s.mutex);
+    const auto it = s.lanes.find(key);
+    return it == s.lanes.end() ? 0 : it->second.items.size();
   }
 
   /// Keys with a running item.

@@ -57,9 +57,10 @@ class producer {
 
   /// Queues a record (bytes are copied) for `partition`, or the key's (any_partition). Returns ""
   /// or the reason it could not be queued (for example the local queue is full: try again after
-  /// poll()).
+  /// poll()). `timestamp_ms` (epoch ms) is the record's timestamp; 0: the time of this call.
   std::string produce(std::string_view topic, std::string_view key, std::string_view value,
-                      const header_list& headers, void* opaque, std::int32_t partition = any_partition);
+                      const header_list& headers, void* opaque, std::int32_t partition = any_partition,
+                      std::int64_t timestamp_ms = 0);
   /// Serves delivery reports for up to `timeout`.
   void poll(std::chrono::milliseconds timeout);
   /// Waits until every queued record is acknowledged or `timeout` passes; returns what is left.

@@ -48,6 +48,8 @@ struct worker_metrics {
   static const prometheus::Histogram::BucketBoundaries& http_buckets();
   /// Finer below 10 ms, for the time a request spends in the worker: 0.25 ms .. 60 s.
   static const prometheus::Histogram::BucketBoundaries& worker_buckets();
+  /// sendq_end_to_end_latency_seconds': 1 ms steps to 5 ms (the latency target's bound), then to 300 s.
+  static const prometheus::Histogram::BucketBoundaries& end_to_end_buckets();
 };
 
 }  // namespace sendq::metrics
