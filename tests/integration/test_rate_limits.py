@@ -70,6 +70,42 @@ class RateLimitTest(unittest.TestCase):
             sim.stop()
 
 
+class SlotPastAgeLimitTest(unittest.TestCase):
+    def test_a_slot_further_out_than_the_age_limit_ends_the_request_instead_of_sending_it_late(self):
+        # given an account allowed one request per 10 s and requests held 3 s at most
+        workdir = h.Workdir("ratelimit-age").path
+        sim = h.Simulator(workdir)
+        config = write_config(workdir, {"max_request_age_ms": 3000},
+                              accounts_extra=gewe_account("paced", sim.base_url, rate_limit="1/10s"))
+        worker = h.Worker(workdir, sim, config=config)
+        try:
+            worker.wait_ready()
+            # when three requests of different keys come at once
+            reqs = [{"id": f"age-{i}", "provider": "gewe", "account": "paced", "type": "text",
+                     "to": f"age{i}@chatroom", "body": {"text": f"age{i}"}} for i in range(3)]
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [(r["to"], json.dumps(r)) for r in reqs])
+            h.kcat_consume_until(worker.bootstrap, "sendq.results", 3, timeout=60)
+            by_id = results_by_id(h.kcat_consume_all(worker.bootstrap, "sendq.results"))
+            # then one is sent at once, and the two whose slots come 10 and 20 s later end failed
+            # (timeout) at once, naming the limit, rather than being sent past the 3 s
+            self.assertEqual(sorted(by_id), ["age-0", "age-1", "age-2"])
+            self.assertTrue(all(len(v) == 1 for v in by_id.values()), by_id)
+            delivered = [i for i, v in by_id.items() if v[0]["status"] == "delivered"]
+            self.assertEqual(len(delivered), 1, by_id)
+            for i, (r,) in by_id.items():
+                if i in delivered:
+                    continue
+                self.assertEqual((r["status"], r["error"]["kind"]), ("failed", "timeout"), r)
+                self.assertTrue(r["error"]["message"].startswith(
+                    "the rate limit's next slot comes after the request would have been held longer than "
+                    "worker.max_request_age_ms (3000 ms)"), r["error"]["message"])
+                self.assertLess(r["latency_ms"], 3000, r)
+            # and the provider saw the delivered one only
+            self.assertEqual([json.loads(c["body"])["content"] for c in sim.requests()], [delivered[0].replace("-", "")])
+        finally:
+            h.stop_worker_and_simulator(worker, sim)
+
+
 class SharedHostTest(unittest.TestCase):
     def test_an_account_waiting_for_its_rate_limit_does_not_hold_back_another_on_the_same_host(self):
         """Two accounts on one provider host share its connections. Deliveries that wait for their
