@@ -123,6 +123,57 @@ class RetryCopyTest(unittest.TestCase):
             worker.stop()
             sim.stop()
 
+    def test_a_retry_due_further_ahead_than_any_park_is_taken_as_due_and_does_not_hold_its_partition(self):
+        # given: on sendq.retry, one partition, a record due a day ahead (a step of the clock, or
+        # another producer: no park of the worker's is due past max_request_age_ms, 600 s here) and
+        # one due now behind it
+        workdir = h.Workdir("retryahead").path
+        sim = h.Simulator(workdir)
+        worker = h.Worker(workdir, sim, config=write_config(workdir, {}))
+        try:
+            worker.wait_ready()
+            now = int(time.time() * 1000)
+            ahead = {"id": "due-tomorrow", "provider": "sender", "type": "text", "from": "u1", "to": "t1",
+                     "body": {"text": "ahead"}, "attempt": 1, "not_before": now + 86400000}
+            behind = dict(ahead, id="due-now", body={"text": "behind"}, not_before=now)
+            h.kcat_produce(worker.bootstrap, "sendq.retry", [("same-key", json.dumps(ahead)), ("same-key", json.dumps(behind))])
+            # then: both are delivered now, in their order, each at its second attempt
+            h.kcat_consume_until(worker.bootstrap, "sendq.results", 2, timeout=30)
+            results = [json.loads(v) for _, v, _ in h.kcat_consume_all(worker.bootstrap, "sendq.results")]
+            self.assertEqual([(r["id"], r["status"], r["attempts"]) for r in results],
+                             [("due-tomorrow", "delivered", 2), ("due-now", "delivered", 2)])
+            self.assertEqual([json.loads(c["body"])["getMessageId"] for c in sim.requests()], ["due-tomorrow", "due-now"])
+            with open(worker.log_path) as f:
+                self.assertIn("a retry is due further ahead than worker.max_request_age_ms allows any park to be", f.read())
+        finally:
+            worker.stop()
+            sim.stop()
+
+    def test_a_bulk_request_that_waits_on_the_retry_topic_stays_bulk(self):
+        # given a request replayed on sendq.bulk whose first call gets 503 with Retry-After 1 s
+        workdir = h.Workdir("retrybulk").path
+        sim = h.Simulator(workdir)
+        sim.set_faults([{"match": "replayed-one", "action": "status", "status": 503, "retry_after": 1, "times": 1}])
+        worker = h.Worker(workdir, sim, config=write_config(workdir, {"retry_topic_threshold_ms": 500}))
+        try:
+            worker.wait_ready()
+            req = {"id": "replayed-one", "provider": "sender", "type": "text", "from": "u1", "to": "t1", "body": {"text": "bulk"}}
+            live = dict(req, id="live-one")
+            h.kcat_produce(worker.bootstrap, "sendq.bulk", [("t1", json.dumps(req))])
+            # then its copy on sendq.retry says it is bulk traffic, and it is delivered at its second attempt
+            parked = h.kcat_consume_until(worker.bootstrap, "sendq.retry", 1, timeout=30)
+            self.assertEqual(json.loads(parked[0][1])["id"], "replayed-one")
+            headers = h.kcat_consume(worker.bootstrap, "sendq.retry", 1, with_headers=True)[0][2]
+            self.assertIn("sendq-bulk=1", headers.split(","), headers)
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [("t2", json.dumps(dict(live, to="t2")))])
+            h.kcat_consume_until(worker.bootstrap, "sendq.results", 2, timeout=60)
+            results = {json.loads(v)["id"]: json.loads(v) for _, v, _ in h.kcat_consume_all(worker.bootstrap, "sendq.results")}
+            self.assertEqual({i: (r["status"], r["attempts"]) for i, r in results.items()},
+                             {"replayed-one": ("delivered", 2), "live-one": ("delivered", 1)})
+        finally:
+            worker.stop()
+            sim.stop()
+
 
 if __name__ == "__main__":
     h.main()

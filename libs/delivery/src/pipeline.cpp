@@ -162,6 +162,9 @@ constexpr std::int64_t park_read_back_grace_ms = 5000;
 // Header of a parked record: since when (epoch ms) the worker has held its request, for
 // worker.max_request_age_ms across parks.
 constexpr std::string_view held_since_header = "sendq-held-since";
+// Header of a parked record read from the bulk topic: back from the retry topic it is still bulk
+// traffic (its share of slots and rate limits), not live traffic.
+constexpr std::string_view bulk_header = "sendq-bulk";
 
 // The steady time the header's epoch ms stands for, read at `consumed_at`; `consumed_at` itself
 // when the header does not read as a time in the past (another producer's record, a clock step).
@@ -781,13 +784,20 @@ struct pipeline::impl : kafka::rebalance_listener {
     }
     // The retry topic holds requests until `not_before`: pause its partition and come back then,
     // rather than polling in a loop.
-    if (!rec->invalid && from_retry_topic && rec->req.not_before_ms && *rec->req.not_before_ms > now_ms()) {
-      // At most a day at a time (then looked at again): a not_before from any producer of this
-      // topic must not overflow the steady_clock time point.
-      const auto wait = std::chrono::milliseconds(std::min<std::int64_t>(*rec->req.not_before_ms - now_ms(), 86'400'000));
-      hold_retry_partition(topic, m.partition(), m.offset(), std::chrono::steady_clock::now() + wait);
-      log.debug("pipeline", "retry not due yet; partition paused", {{"id", rec->req.id}, {"wait_ms", std::to_string(wait.count())}});
-      return;
+    if (const auto now = now_ms();
+        !rec->invalid && from_retry_topic && rec->req.not_before_ms && *rec->req.not_before_ms > now) {
+      // No park of this worker's is due further ahead than the age limit (a later attempt ends the
+      // request instead). One that is, after a step back of the clock or from another producer,
+      // would hold its partition, and every retry behind it, that long: it is taken as due now.
+      const std::int64_t ahead = *rec->req.not_before_ms - now;
+      if (ahead <= std::int64_t{cfg.worker.max_request_age_ms} + park_read_back_grace_ms) {
+        hold_retry_partition(topic, m.partition(), m.offset(), std::chrono::steady_clock::now() + std::chrono::milliseconds(ahead));
+        log.debug("pipeline", "retry not due yet; partition paused", {{"id", rec->req.id}, {"wait_ms", std::to_string(ahead)}});
+        return;
+      }
+      log.warn("pipeline", "a retry is due further ahead than worker.max_request_age_ms allows any park to be (a step of "
+               "the clock, or another producer): taken as due now",
+               {{"id", rec->req.id}, {"not_before", std::to_string(*rec->req.not_before_ms)}, {"ahead_ms", std::to_string(ahead)}});
     }
 
     if (!rec->invalid && topic == cfg.kafka.retry_topic) {
@@ -812,7 +822,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     rec->generation = tracker.track(rec->topic, rec->partition, rec->offset);
     rec->payload.assign(m.payload());
     rec->null_payload = m.payload().data() == nullptr;
-    rec->bulk = topic == cfg.kafka.bulk_topic;
+    rec->bulk = topic == cfg.kafka.bulk_topic || (topic == cfg.kafka.retry_topic && m.header(bulk_header).has_value());
     if (rec->bulk) bulk_in_flight.fetch_add(1);
     in_flight.fetch_add(1);
     metrics.in_flight.Increment();
@@ -1283,7 +1293,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       // attempt fell within the age limit, and the read-back comes a little after it is due. Not
       // when it comes much later (behind a later head of its partition, after an outage).
       const bool due_from_park = attempt == req.attempt + 1 && rec.topic == cfg.kafka.retry_topic &&
-                                 req.not_before_ms && now_ms() - *req.not_before_ms < park_read_back_grace_ms;
+                                 req.not_before_ms && *req.not_before_ms > now_ms() - park_read_back_grace_ms;
       if (!due_from_park && std::chrono::steady_clock::now() - rec.held_since > max_age) {
         // A poison pill or a stalled provider must not hold its key and partition forever.
         res.status = delivery_status::failed;
@@ -1554,7 +1564,7 @@ struct pipeline::impl : kafka::rebalance_listener {
   [[nodiscard]] std::string park(record& rec, int attempts_made, std::int64_t not_before, bool routine = false,
                                  const kafka::header_list& headers = {},
                                  std::int32_t partition = kafka::any_partition) {
-    core::send_request copy = rec.req;
+    core::send_request copy = rec.req;  // (its body is written from body_json: a fetched file is not in it)
     copy.attempt = attempts_made;
     copy.not_before_ms = not_before;
     std::string json;
@@ -1563,6 +1573,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     // does not: it is a place in a queue, read back when the account has room, not a wait the
     // request could repeat.
     auto with_age = headers;
+    if (rec.bulk) with_age.emplace_back(std::string(bulk_header), "1");
     if (!routine) {
       const auto held_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - rec.held_since);
       with_age.emplace_back(std::string(held_since_header), std::to_string(now_ms() - held_ms.count()));
