@@ -4,7 +4,6 @@ Everything binds 127.0.0.1 on ports the harness picks; every process started her
 here, by its PID. Kafka is reached only with kcat, as a user would.
 """
 import atexit
-import ctypes
 import json
 import os
 import random
@@ -27,30 +26,27 @@ EMBEDDED_KAFKA = os.path.join(BUILD, "services", "embedded-kafka", "sendq-embedd
 DEMO_CONFIG = os.path.join(ROOT, "deploy", "sendq.example.toml")
 
 # Every server the harness starts, so that none outlives its test script: a failed setUpClass
-# skips tearDownClass, and an unhandled error skips a test's own clean-up (atexit stops what is
-# left, by PID); a script killed outright (ctest's timeout) takes them with it (PR_SET_PDEATHSIG).
-_STARTED = []
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _die_with_parent():
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+# skips tearDownClass, and an unhandled error skips a test's own clean-up (stop_leftovers() stops
+# what is left, by PID, at exit); a script killed outright (ctest's timeout) takes them with it:
+# each starts under `setpriv --pdeathsig TERM` (util-linux), which execs it with PR_SET_PDEATHSIG
+# (no preexec_fn, which may deadlock with threads running). The signal comes when the thread that
+# started it ends: start servers from the main thread.
+_STARTED = []  # (Popen, program name)
 
 
 def start_server(args, **popen_kwargs):
     """subprocess.Popen for a server process of a test: stopped at the script's exit if the test
     did not stop it, and sent SIGTERM should the script die first."""
-    proc = subprocess.Popen(args, preexec_fn=_die_with_parent, **popen_kwargs)
-    _STARTED.append(proc)
+    proc = subprocess.Popen(["setpriv", "--pdeathsig", "TERM", *args], **popen_kwargs)
+    _STARTED.append((proc, os.path.basename(args[0])))
     return proc
 
 
-@atexit.register
-def _stop_leftovers():
-    for proc in reversed(_STARTED):
+def stop_leftovers():
+    """Stops, by PID, every server started here that is still running."""
+    for proc, name in reversed(_STARTED):
         if proc.poll() is None:
-            print(f"stopping {os.path.basename(proc.args[0])} (pid {proc.pid}), left running by its test", file=sys.stderr)
+            print(f"stopping {name} (pid {proc.pid}), left running by its test", file=sys.stderr)
             stop_process(proc, timeout=10)
 
 
@@ -93,7 +89,8 @@ def _claim(port):
 
 
 @atexit.register
-def _release_port_claims():
+def _at_exit():
+    stop_leftovers()  # first: their ports are claimed until they are gone
     for path in _CLAIMED:
         try:
             os.remove(path)
@@ -429,6 +426,7 @@ class Workdir:
 def main():
     """unittest.main() for the integration tests, then the work folders' clean-up (Workdir)."""
     program = unittest.main(verbosity=2, exit=False)
+    stop_leftovers()  # before their work folders go
     passed = program.result.wasSuccessful()
     if passed and os.environ.get("SENDQ_KEEP_WORKDIRS", "") in ("", "0"):
         for path in _TEST_WORKDIRS:

@@ -141,6 +141,7 @@ struct record : std::enable_shared_from_this<record> {
   pending_acks<std::shared_ptr<record>> acks;
   core::send_request req;             // decoded on the Kafka thread
   std::optional<core::failure> invalid;  // why it could not be decoded
+  bool due_taken_early = false;       // a retry due implausibly far ahead, taken as due (admit)
   bool remember_id = true;            // false when parked on the retry topic (not ended yet)
   bool delivered = false;             // its result says delivered (set when published)
   // 0 until finish() ran (the duplicate guard has its id), then its impl::ended_count: when
@@ -266,9 +267,10 @@ struct pipeline::impl : kafka::rebalance_listener {
   // Keys with requests parked by the bulkhead and not back yet (Kafka thread only): later
   // requests of such a key are parked behind them, so that the key's order holds.
   parked_keys parks;
-  // Bulkhead parks whose copy the broker refused (on an I/O thread): released on the Kafka thread.
+  // Bulkhead parks whose copy the broker refused (producer thread), with their tokens: the Kafka
+  // thread releases the token and delivers the request now, as when the producer refuses one.
   std::mutex unwritten_parks_mu;
-  std::vector<std::string> unwritten_parks;
+  std::vector<std::pair<record_ptr, std::string>> unwritten_parks;
   // The retry topic's partitions this worker owns, sorted (Kafka thread only): a bulkhead park
   // goes to one of them, so that this worker reads it back and ends the park (see bulkhead_parks).
   std::vector<std::int32_t> own_retry_partitions;
@@ -593,14 +595,7 @@ struct pipeline::impl : kafka::rebalance_listener {
         paused_for_capacity = false;
       }
       resume_due_retry_partitions();
-      {
-        std::vector<std::string> tokens;
-        {
-          std::lock_guard lock(unwritten_parks_mu);
-          tokens.swap(unwritten_parks);
-        }
-        for (const auto& t : tokens) parks.release(t);
-      }
+      readmit_unwritten_parks();
 
       const long free = capacity - in_flight.load();
       auto batch = consumer->poll(static_cast<std::size_t>(std::clamp<long>(free, 1, 512)), 100ms);
@@ -645,6 +640,27 @@ struct pipeline::impl : kafka::rebalance_listener {
     // with its report not yet seen.
     consumer->commit(tracker.take_committable(true), true);
     consumer->close();
+  }
+
+  // Bulkhead parks the broker refused for their size: delivered now, over their account's cap, as
+  // bulkhead_parks() does when the producer refuses one (Kafka thread).
+  void readmit_unwritten_parks() {
+    std::vector<std::pair<record_ptr, std::string>> refused;
+    {
+      std::lock_guard lock(unwritten_parks_mu);
+      refused.swap(unwritten_parks);
+    }
+    for (auto& [rec, token] : refused) {
+      parks.release(token);
+      rec->remember_id = true;
+      const auto table = current_table();
+      if (const auto* route = table->find(rec->req)) {
+        route->held->fetch_add(1);
+        rec->account_held = route->held;
+      }
+      auto& shard = shard_of(rec->req.key);
+      pending[shard_index(shard)].push_back({std::move(rec), true});
+    }
   }
 
   // At capacity, how many slots must free before the Kafka thread admits again. Waking it for
@@ -798,6 +814,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       log.warn("pipeline", "a retry is due further ahead than worker.max_request_age_ms allows any park to be (a step of "
                "the clock, or another producer): taken as due now",
                {{"id", rec->req.id}, {"not_before", std::to_string(*rec->req.not_before_ms)}, {"ahead_ms", std::to_string(ahead)}});
+      rec->due_taken_early = true;  // not a park's read-back: the age limits apply
     }
 
     if (!rec->invalid && topic == cfg.kafka.retry_topic) {
@@ -871,11 +888,18 @@ struct pipeline::impl : kafka::rebalance_listener {
       }
       if (ticket->park_attempts >= 0 && kafka::is_message_too_large(error)) {
         // The retry topic's broker limit is below the producer's: the parked copy (larger than
-        // its request) can never be written. Read again after a restart it would be refused
-        // again, so it ends here, with a result, as a copy the producer refuses does.
-        net::post(shards.front().executor, [this, rec, error, attempts = ticket->park_attempts,
-                                            token = std::move(ticket->park_token)] {
-          end_unwritable_park(rec, error, attempts, token);
+        // its request) can never be written, and read again after a restart it would be refused
+        // again. As when the producer refuses it: a bulkhead park (a token) is delivered now, a
+        // back-off park ends failed/too_large, with its result.
+        log.error("pipeline", "parked copy refused by the broker for its size",
+                  {{"id", rec->req.id}, {"topic", cfg.kafka.retry_topic}, {"error", error}});
+        if (!ticket->park_token.empty()) {
+          std::lock_guard lock(unwritten_parks_mu);
+          unwritten_parks.emplace_back(std::move(rec), std::move(ticket->park_token));
+          return;
+        }
+        net::post(shards.front().executor, [this, rec, error, attempts = ticket->park_attempts] {
+          end_unwritable_park(rec, error, attempts);
         });
         return;
       }
@@ -889,10 +913,9 @@ struct pipeline::impl : kafka::rebalance_listener {
       return;
     }
     if (ticket->acked_latency) {
-      const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                              std::chrono::system_clock::now().time_since_epoch()).count();
-      ticket->acked_latency->Observe(
-          std::max(0.0, static_cast<double>(now_us - ticket->created_at_ms * 1000) / 1e6));
+      // In doubles: a producer's created_at may be any non-negative integer (x 1000 could overflow).
+      const double now_s = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+      ticket->acked_latency->Observe(std::max(0.0, now_s - static_cast<double>(ticket->created_at_ms) / 1e3));
     }
     if (rec->acks.acknowledge()) finish(*rec);
   }
@@ -1292,7 +1315,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       // A park's read-back gets the attempt it was parked for: the park was only made when that
       // attempt fell within the age limit, and the read-back comes a little after it is due. Not
       // when it comes much later (behind a later head of its partition, after an outage).
-      const bool due_from_park = attempt == req.attempt + 1 && rec.topic == cfg.kafka.retry_topic &&
+      const bool due_from_park = attempt == req.attempt + 1 && rec.topic == cfg.kafka.retry_topic && !rec.due_taken_early &&
                                  req.not_before_ms && *req.not_before_ms > now_ms() - park_read_back_grace_ms;
       if (!due_from_park && std::chrono::steady_clock::now() - rec.held_since > max_age) {
         // A poison pill or a stalled provider must not hold its key and partition forever.
@@ -1348,7 +1371,9 @@ struct pipeline::impl : kafka::rebalance_listener {
           limiter->release(slot);  // not used: the slot goes to the next request
           co_return attempt_end::final_result;
         }
-        if (until > now && past_age_limit(until)) {
+        // (The limit's own slot only: a throttle reply's pause is capped at the age limit, and
+        // the account's requests wait it out, as documented.)
+        if (slot.at > now && past_age_limit(slot.at)) {
           limiter->release(slot);
           co_return attempt_end::final_result;
         }
@@ -1666,12 +1691,9 @@ struct pipeline::impl : kafka::rebalance_listener {
   // The DLQ record of `rec` when its original bytes are over message.max.bytes (the producer's
   // or the broker's): a null value, the same headers and one saying why (dead_letter.hpp). The
   // request still ends, with its result: a record too large to copy must not stop its partition.
-  // A parked copy the broker refused for its size (on_delivery): the request ends failed/too_large.
-  void end_unwritable_park(const record_ptr& rec, const std::string& error, int attempts, const std::string& token) {
-    if (!token.empty()) {  // its key's later requests need not wait behind it (parks: Kafka thread)
-      std::lock_guard lock(unwritten_parks_mu);
-      unwritten_parks.push_back(token);
-    }
+  // A back-off's parked copy the broker refused for its size (on_delivery): the request ends
+  // failed/too_large.
+  void end_unwritable_park(const record_ptr& rec, const std::string& error, int attempts) {
     rec->remember_id = true;
     core::delivery_result res;
     res.source = {rec->topic, rec->partition, rec->offset};
@@ -1680,8 +1702,6 @@ struct pipeline::impl : kafka::rebalance_listener {
                  "); the topic's max.message.bytes must be at least the producer's message.max.bytes (" +
                  producer_max_bytes + ")",
              "", res);
-    log.error("pipeline", "parked copy refused by the broker for its size; the request ends failed",
-              {{"id", rec->req.id}, {"topic", cfg.kafka.retry_topic}, {"error", error}});
     const auto routes = current_table();
     fill_identity(rec->req, res, rec);
     publish(rec, res, routes->find(rec->req));
