@@ -17,6 +17,7 @@ function(sendq_unit_test name)
   add_executable(${name} ${A_SOURCES})
   target_link_libraries(${name} PRIVATE ${A_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
   target_compile_definitions(${name} PRIVATE SENDQ_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/support)  # scratch_dir.hpp
   if(SENDQ_SANITIZE)
     # The tests' own files at -O0 (the code under test keeps SENDQ_SANITIZE_FLAGS): optimizing them
     # was half of a sanitizer build's compile time.

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "scratch_dir.hpp"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,22 +17,7 @@ using namespace sendq::config;
 
 namespace {
 
-// A folder of the test's own (a fixed name in /tmp may belong to another user's run), removed
-// when the test ends.
-struct scratch_dir {
-  std::string path;
-  scratch_dir() {
-    std::string t = (std::filesystem::temp_directory_path() / "sendq-test-XXXXXX").string();
-    if (!::mkdtemp(t.data())) throw std::runtime_error("mkdtemp failed");
-    path = t;
-  }
-  ~scratch_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  scratch_dir(const scratch_dir&) = delete;
-  scratch_dir& operator=(const scratch_dir&) = delete;
-};
+using sendq::test_support::scratch_dir;
 
 
 env_lookup env_of(std::map<std::string, std::string> vars) {
