@@ -31,6 +31,12 @@ std::uint64_t offset_tracker::track(const std::string& topic, std::int32_t parti
   return p.generation;
 }
 
+bool offset_tracker::current(const std::string& topic, std::int32_t partition, std::uint64_t generation) const {
+  std::lock_guard lock(mutex_);
+  const auto it = partitions_.find({topic, partition});
+  return it != partitions_.end() && it->second.generation == generation;
+}
+
 void offset_tracker::done(const std::string& topic, std::int32_t partition, std::int64_t offset,
                           std::uint64_t generation) {
   std::lock_guard lock(mutex_);

@@ -628,12 +628,20 @@ struct pipeline::impl : kafka::rebalance_listener {
     }
     // Drain: in-flight records may finish within the grace period.
     {
-      std::unique_lock lock(drain_mutex);
-      const auto grace = std::chrono::milliseconds(cfg.worker.shutdown_grace_ms);
+      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg.worker.shutdown_grace_ms);
       // After a failure the unfinished results cannot be acknowledged: do not wait for them.
-      if (!drained.wait_for(lock, grace, [&] { return in_flight.load() == 0 || failed.load() || hurried.load(); })) {
-        log.warn("pipeline", "grace period over with requests unfinished; they will be redelivered",
-                 {{"in_flight", std::to_string(in_flight.load())}});
+      const auto done = [&] { return in_flight.load() == 0 || failed.load() || hurried.load(); };
+      for (;;) {
+        // A bulkhead park the broker refuses now is not started again: it is read again after
+        // the restart (not committed), and leaves the count so that the drain need not wait for it.
+        abandon_unwritten_parks();
+        std::unique_lock lock(drain_mutex);
+        if (drained.wait_until(lock, std::min(until, std::chrono::steady_clock::now() + 100ms), done)) break;
+        if (std::chrono::steady_clock::now() >= until) {
+          log.warn("pipeline", "grace period over with requests unfinished; they will be redelivered",
+                   {{"in_flight", std::to_string(in_flight.load())}});
+          break;
+        }
       }
     }
     // Every position, not only the advanced ones: the last asynchronous commit may have failed
@@ -650,9 +658,20 @@ struct pipeline::impl : kafka::rebalance_listener {
       std::lock_guard lock(unwritten_parks_mu);
       refused.swap(unwritten_parks);
     }
+    const auto now = std::chrono::steady_clock::now();
     for (auto& [rec, token] : refused) {
       parks.release(token);
+      if (!tracker.current(rec->topic, rec->partition, rec->generation)) {
+        // Revoked while it was parked: its next owner reads it again. It only leaves the count.
+        abandon(*rec);
+        continue;
+      }
       rec->remember_id = true;
+      // Asked again, as at admission: a copy may have been delivered while this one was parked.
+      if (duplicates.seen(rec->req.id, position_key(*rec), now)) {
+        skip_duplicate(*rec);
+        continue;
+      }
       const auto table = current_table();
       if (const auto* route = table->find(rec->req)) {
         route->held->fetch_add(1);
@@ -661,6 +680,15 @@ struct pipeline::impl : kafka::rebalance_listener {
       auto& shard = shard_of(rec->req.key);
       pending[shard_index(shard)].push_back({std::move(rec), true});
     }
+  }
+
+  void abandon_unwritten_parks() {
+    std::vector<std::pair<record_ptr, std::string>> refused;
+    {
+      std::lock_guard lock(unwritten_parks_mu);
+      refused.swap(unwritten_parks);
+    }
+    for (auto& [rec, token] : refused) abandon(*rec);
   }
 
   // At capacity, how many slots must free before the Kafka thread admits again. Waking it for
@@ -936,6 +964,19 @@ struct pipeline::impl : kafka::rebalance_listener {
     metrics.duplicates.Increment();
     log.info("pipeline", "duplicate request not sent again", {{"id", rec.req.id}});
     finish(rec);
+  }
+
+  // Takes `rec` out of the in-flight count without ending it: no result, its offset not marked
+  // done (so not committed: it is read again). For a record that cannot end here any more (its
+  // partition revoked, or the worker stopping) and that nothing follows.
+  void abandon(record& rec) {
+    if (rec.bulk) bulk_in_flight.fetch_sub(1);
+    if (rec.account_held) rec.account_held->fetch_sub(1);
+    metrics.in_flight.Decrement();
+    if (in_flight.fetch_sub(1) == 1) {
+      std::lock_guard lock(drain_mutex);
+      drained.notify_all();
+    }
   }
 
   void finish(record& rec) {
@@ -1365,15 +1406,17 @@ struct pipeline::impl : kafka::rebalance_listener {
       if (limiter) {
         const auto now = std::chrono::steady_clock::now();
         const auto slot = limiter->reserve(now, req.to);
-        const auto until = std::max(slot.at, limiter->penalized_until());
+        const auto penalized_until = limiter->penalized_until();
+        const auto until = std::max(slot.at, penalized_until);
         if (until > now && req.deadline_ms &&
             expires_by(req, now_ms() + ms_between(now, until), "the rate limit's next slot is past it", last_error, res)) {
           limiter->release(slot);  // not used: the slot goes to the next request
           co_return attempt_end::final_result;
         }
-        // (The limit's own slot only: a throttle reply's pause is capped at the age limit, and
-        // the account's requests wait it out, as documented.)
-        if (slot.at > now && past_age_limit(slot.at)) {
+        // Not while a throttle reply's pause holds the account (slots then start at its end):
+        // that pause is capped at the age limit, and the account's requests wait it out, as
+        // documented.
+        if (slot.at > now && penalized_until <= now && past_age_limit(slot.at)) {
           limiter->release(slot);
           co_return attempt_end::final_result;
         }

@@ -70,8 +70,12 @@ TEST(offset_tracker, ignores_completions_from_before_a_revocation) {
   auto released = t.release({{"t", 0, 0}});
   EXPECT_TRUE(released.empty());
   EXPECT_EQ(t.pending(), 0u);
+  EXPECT_FALSE(t.current("t", 0, old_gen));
   auto new_gen = t.track("t", 0, 1);  // reassigned, redelivered
   EXPECT_NE(old_gen, new_gen);
+  EXPECT_TRUE(t.current("t", 0, new_gen));
+  EXPECT_FALSE(t.current("t", 0, old_gen));
+  EXPECT_FALSE(t.current("t", 1, new_gen));
   t.done("t", 0, 1, old_gen);  // late completion of the old copy
   EXPECT_TRUE(t.take_committable().empty());
   t.done("t", 0, 1, new_gen);

@@ -19,6 +19,8 @@ class offset_tracker {
  public:
   /// Starts tracking `offset`; returns the partition's generation, to pass to done().
   std::uint64_t track(const std::string& topic, std::int32_t partition, std::int64_t offset);
+  /// Whether `generation` (from track()) is still the partition's: false once it was revoked.
+  bool current(const std::string& topic, std::int32_t partition, std::uint64_t generation) const;
   /// Marks `offset` finished. Ignored when the partition was forgotten since track() (revoked).
   void done(const std::string& topic, std::int32_t partition, std::int64_t offset, std::uint64_t generation);
   /// Positions that advanced since the last call (offset = next to read), for commit. With
