@@ -15,6 +15,7 @@
 #include <tuple>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include <pthread.h>
 
@@ -652,12 +653,14 @@ struct pipeline::impl : kafka::rebalance_listener {
 
   // Bulkhead parks the broker refused for their size: delivered now, over their account's cap, as
   // bulkhead_parks() does when the producer refuses one (Kafka thread).
+  std::vector<std::pair<record_ptr, std::string>> take_unwritten_parks() {
+    std::lock_guard lock(unwritten_parks_mu);
+    return std::exchange(unwritten_parks, {});
+  }
+
   void readmit_unwritten_parks() {
-    std::vector<std::pair<record_ptr, std::string>> refused;
-    {
-      std::lock_guard lock(unwritten_parks_mu);
-      refused.swap(unwritten_parks);
-    }
+    auto refused = take_unwritten_parks();
+    if (refused.empty()) return;
     const auto now = std::chrono::steady_clock::now();
     for (auto& [rec, token] : refused) {
       parks.release(token);
@@ -683,12 +686,7 @@ struct pipeline::impl : kafka::rebalance_listener {
   }
 
   void abandon_unwritten_parks() {
-    std::vector<std::pair<record_ptr, std::string>> refused;
-    {
-      std::lock_guard lock(unwritten_parks_mu);
-      refused.swap(unwritten_parks);
-    }
-    for (auto& [rec, token] : refused) abandon(*rec);
+    for (auto& [rec, token] : take_unwritten_parks()) abandon(*rec);
   }
 
   // At capacity, how many slots must free before the Kafka thread admits again. Waking it for
