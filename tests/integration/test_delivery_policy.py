@@ -462,15 +462,15 @@ class GroupBulkheadParkTest(unittest.TestCase):
 class TrickleTest(unittest.TestCase):
     def test_slots_freed_one_by_one_are_refilled_without_waiting_for_a_batch(self):
         # given 156 of 160 slots held by calls that take 10 s (at capacity the Kafka thread waits
-        # for 10 slots, 1/16, before it admits a batch); 20 s for a TSan-built worker, whose 100
-        # quick requests once took longer than 10 s on a loaded machine (refills a second apart
-        # would still take 25 s)
+        # for 10 slots, 1/16, before it admits a batch); 40 s for a TSan-built worker, whose 100
+        # quick requests took longer than 10 s, and once (CI, 2026-12-07) longer than 20 s, on a
+        # loaded machine (refills a second apart would still take 25 s)
         scale = h.timeout_scale()
         workdir = h.Workdir("trickle").path
         sim = h.Simulator(workdir, ["--threads", "2"])
-        sim.set_faults([{"match": "crawl-", "action": "latency", "latency_ms": 20000 if scale > 1 else 10000}])
+        sim.set_faults([{"match": "crawl-", "action": "latency", "latency_ms": 40000 if scale > 1 else 10000}])
         config = write_config(workdir, {"max_in_flight": 160, "account_max_in_flight": 1000,
-                                        "request_timeout_ms": int(20000 * scale)})
+                                        "request_timeout_ms": int(25000 * scale)})
         worker = h.Worker(workdir, sim, config=config)
         try:
             worker.wait_ready()
