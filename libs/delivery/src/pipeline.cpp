@@ -151,6 +151,10 @@ struct record : std::enable_shared_from_this<record> {
   std::atomic<std::uint64_t> ended_seq{0};
   bool bulk = false;                  // from the bulk lane (replays, re-drives)
   std::shared_ptr<std::atomic<long>> account_held;  // its account's bulkhead counter, when counted
+  // The duplicate guard's digests of its id and of its position (position_key), worked out at
+  // admission on the Kafka thread, and only read after (each is a SipHash of the string).
+  bool digests_known = false;
+  duplicate_guard::digest id_digest, position_digest;
   std::string result_id;              // key of its result and DLQ record, once published
   kafka::header_list dlq_headers;     // of its DLQ record, once published (to write it again)
 };
@@ -671,7 +675,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       }
       rec->remember_id = true;
       // Asked again, as at admission: a copy may have been delivered while this one was parked.
-      if (duplicates.seen(rec->req.id, position_key(*rec), now)) {
+      if (seen_by_guard(*rec, now)) {
         skip_duplicate(*rec);
         continue;
       }
@@ -881,7 +885,8 @@ struct pipeline::impl : kafka::rebalance_listener {
       if (const auto token = m.header(parked_keys::header)) parks.release(*token);
     }
     if (!rec->invalid) {
-      if (duplicates.seen(rec->req.id, position_key(*rec), rec->consumed_at)) {
+      if (duplicates.enabled()) digest_for_guard(*rec);
+      if (seen_by_guard(*rec, rec->consumed_at)) {
         // Delivered in this process (a replay, a re-send), or this very record ended already (a
         // redelivery after a rebalance): its result exists; don't send again.
         skip_duplicate(*rec);
@@ -953,8 +958,22 @@ struct pipeline::impl : kafka::rebalance_listener {
   static std::string_view position_key(const record& rec) {
     thread_local std::string key;
     key.assign(rec.req.id).append(1, '\0').append(rec.topic).append(1, '\0');
-    key.append(std::to_string(rec.partition)).append(1, ':').append(std::to_string(rec.offset));
+    char digits[24];  // an int64 takes at most 20
+    key.append(digits, std::to_chars(digits, digits + sizeof digits, rec.partition).ptr).append(1, ':');
+    key.append(digits, std::to_chars(digits, digits + sizeof digits, rec.offset).ptr);
     return key;
+  }
+
+  // Works out the guard's digests of `rec` (Kafka thread, before it is handed on): asked again
+  // when it ends, they are not hashed again.
+  void digest_for_guard(record& rec) {
+    rec.id_digest = duplicates.digest_of(rec.req.id);
+    rec.position_digest = duplicates.digest_of(position_key(rec));
+    rec.digests_known = true;
+  }
+  bool seen_by_guard(const record& rec, std::chrono::steady_clock::time_point now) {
+    if (rec.digests_known) return duplicates.seen(rec.id_digest, rec.position_digest, now);
+    return duplicates.seen(rec.req.id, position_key(rec), now);
   }
 
   // Ends `rec` without sending it or publishing a result: one exists for its id already.
@@ -980,7 +999,8 @@ struct pipeline::impl : kafka::rebalance_listener {
   void finish(record& rec) {
     if (rec.remember_id && !rec.invalid && !rec.req.id.empty()) {
       const auto now = std::chrono::steady_clock::now();
-      rec.delivered ? duplicates.remember(rec.req.id, now) : duplicates.remember(position_key(rec), now);
+      if (rec.digests_known) duplicates.remember(rec.delivered ? rec.id_digest : rec.position_digest, now);
+      else rec.delivered ? duplicates.remember(rec.req.id, now) : duplicates.remember(position_key(rec), now);
     }
     // After the guard has it (lane_firsts).
     rec.ended_seq.store(ended_count.fetch_add(1, std::memory_order_acq_rel) + 1, std::memory_order_release);
@@ -1145,7 +1165,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       }
     }
     // A copy that ended and was swept already: the guard has it now.
-    if (ask_guard && duplicates.seen(rec->req.id, position_key(*rec), std::chrono::steady_clock::now())) {
+    if (ask_guard && seen_by_guard(*rec, std::chrono::steady_clock::now())) {
       skip_duplicate(*rec);
       return true;
     }

@@ -35,6 +35,27 @@ TEST(duplicate_guard, answers_for_either_of_two_keys_in_one_lookup) {
   EXPECT_TRUE(g.seen("x", "id", t0 + 10s));
 }
 
+// The worker works an id's digest out once at admission and passes it later: the overloads taking
+// digests must agree with those taking the ids, both ways.
+TEST(duplicate_guard, digests_worked_out_once_stand_for_their_ids) {
+  duplicate_guard g(10s, 100);
+  const auto t0 = duplicate_guard::clock::time_point{} + 1h;
+  const auto id = g.digest_of("id-1");
+  const auto pos = g.digest_of("id-1 sendq.requests 3:17");
+  EXPECT_EQ(id, g.digest_of("id-1")) << "the same id, the same digest";
+  EXPECT_FALSE(id == pos);
+  EXPECT_FALSE(g.seen(id, pos, t0));
+  g.remember(pos, t0);
+  EXPECT_TRUE(g.seen("id-2", "id-1 sendq.requests 3:17", t0 + 1s)) << "remembered by digest, found by string";
+  g.remember("id-3", t0 + 2s);
+  EXPECT_TRUE(g.seen(g.digest_of("id-4"), g.digest_of("id-3"), t0 + 3s)) << "remembered by string, found by digest";
+  EXPECT_FALSE(g.seen(id, g.digest_of("id-4"), t0 + 3s));
+  EXPECT_FALSE(g.seen(id, pos, t0 + 10s)) << "forgotten after the window, as by string";
+  duplicate_guard off(10s, 0);
+  off.remember(id, t0);
+  EXPECT_FALSE(off.seen(id, id, t0));
+}
+
 TEST(duplicate_guard, stays_within_its_size_bound) {
   duplicate_guard g(1h, 3);
   const auto t0 = duplicate_guard::clock::time_point{} + 1h;

@@ -46,6 +46,11 @@ circuit_breaker::circuit_breaker(circuit_breaker_config config)
     : config_(checked(config)), outcomes_(config_.window_calls) {}
 
 permit circuit_breaker::try_acquire(time_point now) {
+  // Closed: allowed, in the epoch read. Should the breaker open meanwhile, the call's outcome is
+  // ignored as that of any call admitted just before the opening.
+  if (const auto word = published_.load(std::memory_order_acquire); (word & 3) == static_cast<std::uint64_t>(breaker_state::closed)) {
+    return permit{true, false, std::nullopt, word >> 2};
+  }
   std::lock_guard lock(mutex_);
   switch (state_) {
     case breaker_state::closed:
@@ -54,6 +59,7 @@ permit circuit_breaker::try_acquire(time_point now) {
       if (now < open_until_) return permit{false, false, open_until_, epoch_};
       state_ = breaker_state::half_open;
       ++epoch_;
+      publish();
       probes_in_flight_ = 0;
       probe_successes_ = 0;
       break;
@@ -64,6 +70,7 @@ permit circuit_breaker::try_acquire(time_point now) {
         probes_in_flight_ = 0;
         probe_successes_ = 0;
         ++epoch_;
+        publish();
       }
       break;
   }
@@ -84,6 +91,8 @@ void circuit_breaker::release(const permit& p) {
 }
 
 void circuit_breaker::record(time_point now, bool failed, std::optional<std::uint64_t> epoch) {
+  // A permit of an older epoch (the breaker opened or closed since) counts for nothing.
+  if (epoch && *epoch != published_.load(std::memory_order_acquire) >> 2) return;
   std::lock_guard lock(mutex_);
   if (epoch && *epoch != epoch_) return;
   switch (state_) {
@@ -128,6 +137,7 @@ void circuit_breaker::open(time_point now) {
   ++opens_;
   state_ = breaker_state::open;
   ++epoch_;
+  publish();
   open_until_ = now + period;
   count_ = 0;
   next_ = 0;
@@ -136,14 +146,14 @@ void circuit_breaker::open(time_point now) {
 void circuit_breaker::close() {
   state_ = breaker_state::closed;
   ++epoch_;
+  publish();
   opens_ = 0;
   count_ = 0;
   next_ = 0;
 }
 
 breaker_state circuit_breaker::state() const {
-  std::lock_guard lock(mutex_);
-  return state_;
+  return static_cast<breaker_state>(published_.load(std::memory_order_acquire) & 3);
 }
 
 std::optional<circuit_breaker::time_point> circuit_breaker::open_until() const {

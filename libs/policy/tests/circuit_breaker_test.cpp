@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 using namespace std::chrono_literals;
 using sendq::policy::breaker_state;
 using sendq::policy::circuit_breaker;
@@ -164,6 +168,48 @@ TEST(circuit_breaker, ignores_outcomes_of_calls_admitted_before_it_opened) {
   b.record_success(t0 + 6s, slow);
   // then it is not taken for the probe
   EXPECT_EQ(b.state(), breaker_state::half_open);
+}
+
+// While closed, try_acquire() and state() read one atomic word instead of taking the lock: the
+// permit must still carry the epoch it was given in, so that a call admitted just before the
+// breaker opened counts for nothing afterwards. Several threads at once (the TSan stage runs this).
+TEST(circuit_breaker, permits_taken_on_many_threads_while_it_opens_keep_their_epoch) {
+  circuit_breaker b;
+  const auto closed_epoch = b.try_acquire(t0).epoch;
+  std::atomic<bool> go{false};
+  std::atomic<int> allowed{0}, refused{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 4; ++t) {
+    callers.emplace_back([&] {
+      while (!go.load()) std::this_thread::yield();
+      for (int i = 0; i < 2000; ++i) {
+        const auto p = b.try_acquire(t0 + 1s);
+        if (p) {
+          ++allowed;
+          b.record_failure(t0 + 1s, p);  // opens it after min_calls of them
+        } else {
+          ++refused;
+          EXPECT_TRUE(p.open_until.has_value());
+          EXPECT_NE(p.epoch, closed_epoch);
+        }
+        (void)b.state();
+      }
+    });
+  }
+  go = true;
+  for (auto& c : callers) c.join();
+  EXPECT_EQ(b.state(), breaker_state::open);
+  EXPECT_GE(allowed.load(), 10) << "min_calls failures were needed to open it";
+  EXPECT_GT(refused.load(), 0);
+  EXPECT_EQ(allowed.load() + refused.load(), 8000);
+  // Permits of the closed epoch report after the opening: ignored, the breaker stays open and
+  // half-opens on time with its one probe.
+  b.record_success(t0 + 2s, sendq::policy::permit{true, false, std::nullopt, closed_epoch});
+  EXPECT_EQ(b.state(), breaker_state::open);
+  const auto probe = b.try_acquire(t0 + 7s);
+  EXPECT_TRUE(probe.probe);
+  EXPECT_EQ(b.state(), breaker_state::half_open);
+  EXPECT_FALSE(b.try_acquire(t0 + 7s)) << "one probe at a time";
 }
 
 TEST(circuit_breaker, a_lost_probe_frees_its_slot_after_probe_timeout) {

@@ -42,8 +42,14 @@ class duplicate_guard {
   /// SipHash-2-4 with 128-bit output (the reference's siphash128) of `data` under `key`.
   static digest siphash128(std::string_view data, const std::array<std::uint64_t, 2>& key);
 
- private:
+  /// What the guard keeps of `id` (never all-zero). A caller that asks about the same id more
+  /// than once (the worker: at admission, then when the request ends) works it out once and
+  /// passes it to the overloads below, which do the same as those taking the id.
   digest digest_of(std::string_view id) const;
+  bool seen(const digest& id, const digest& other, clock::time_point now);
+  void remember(const digest& id, clock::time_point now);
+
+ private:
   bool contains(const digest& d) const;
   bool insert(const digest& d);  // false when already there
   void erase(const digest& d);

@@ -24,7 +24,10 @@
 /// Pure: no I/O and no clock reads; time arrives as `now` (steady_clock).
 ///
 /// Thread-safety: every member may be called from any thread; a std::mutex guards the state and
-/// is held only for the bookkeeping of one call.
+/// is held only for the bookkeeping of one call. The state and its epoch are also published in
+/// one atomic word, so that state() and try_acquire() while closed (every call of a healthy
+/// endpoint, from every I/O thread) take no lock.
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -105,6 +108,7 @@ class circuit_breaker {
   bool over_threshold(time_point now) const;
   void open(time_point now);
   void close();
+  void publish() noexcept { published_.store(epoch_ << 2 | static_cast<std::uint64_t>(state_), std::memory_order_release); }
 
   const circuit_breaker_config config_;
   mutable std::mutex mutex_;
@@ -118,6 +122,7 @@ class circuit_breaker {
   std::size_t probes_in_flight_ = 0;
   std::size_t probe_successes_ = 0;
   time_point last_probe_at_{};
+  std::atomic<std::uint64_t> published_{1 << 2 | static_cast<std::uint64_t>(breaker_state::closed)};  // epoch_ << 2 | state_
 };
 
 }  // namespace sendq::policy
