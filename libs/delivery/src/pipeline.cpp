@@ -1500,13 +1500,15 @@ struct pipeline::impl : kafka::rebalance_listener {
       }
       auto& call = std::get<providers::http_call>(built);
       built_used = true;
-      http::request hr;
-      hr.method = std::move(call.method);
-      hr.target = r.endpoint.base_path + call.path_and_query;
-      hr.content_type = std::move(call.content_type);
-      hr.headers = std::move(call.headers);
-      hr.body = std::move(call.body);
-      hr.timeout = std::chrono::milliseconds(cfg.worker.request_timeout_ms);
+      // Designated: the request's default method and content type are not built only to be
+      // replaced (the content type's is a heap string).
+      http::request hr{.method = std::move(call.method),
+                       .target = r.endpoint.base_path.empty() ? std::move(call.path_and_query)
+                                                              : r.endpoint.base_path + call.path_and_query,
+                       .content_type = std::move(call.content_type),
+                       .headers = std::move(call.headers),
+                       .body = std::move(call.body),
+                       .timeout = std::chrono::milliseconds(cfg.worker.request_timeout_ms)};
       hr.max_redirects = r.account->follow_redirects;
       std::optional<std::chrono::steady_clock::time_point> write_by;
       if (req.deadline_ms) {

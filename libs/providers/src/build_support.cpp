@@ -121,12 +121,13 @@ std::optional<std::string> check_account_keys(const account& a, std::string_view
 }
 
 http_call json_post(std::string path_and_query, std::string body) {
-  http_call call;
-  call.method = "POST";
-  call.path_and_query = std::move(path_and_query);
-  call.content_type = std::string(json_content_type);
-  call.body = std::move(body);
-  return call;
+  // Designated: the members' defaults are not built only to be replaced (a default content type
+  // is a heap string, one byte over the short-string buffer).
+  return http_call{.method = "POST",
+                   .path_and_query = std::move(path_and_query),
+                   .content_type = std::string(json_content_type),
+                   .headers = {},
+                   .body = std::move(body)};
 }
 
 }  // namespace sendq::providers::detail

@@ -270,12 +270,11 @@ class gps_provider final : public provider {
                          r.to,                *user_id,
                          format_utc_iso8601(*r.created_at_ms)};
     if (!xml) return json_post(std::string(upload_path), json_body(v));
-    http_call call;
-    call.method = "POST";
-    call.path_and_query = std::string(upload_path);
-    call.content_type = std::string(xml_content_type);
-    call.body = xml_body(v);
-    return call;
+    return http_call{.method = "POST",
+                     .path_and_query = std::string(upload_path),
+                     .content_type = std::string(xml_content_type),
+                     .headers = {},
+                     .body = xml_body(v)};
   }
 
   reply_outcome classify(unsigned http_status, std::string_view content_type,
