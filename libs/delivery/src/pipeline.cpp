@@ -747,8 +747,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       if (auto refused = park(rec, req.attempt, now_ms() + 200, true, {{std::string(parked_keys::header), where.token}},
                               where.partition.value_or(kafka::any_partition));
           refused.empty()) {
-        metrics.bulkhead_parked.Increment();
-        return true;
+        return true;  // counted in sendq_bulkhead_parked_total once Kafka has it (on_delivery)
       }
       // Too large to park: delivered now, over its account's cap, rather than left without a
       // result (when requests of its key are parked ahead of it, it passes them).
@@ -943,6 +942,8 @@ struct pipeline::impl : kafka::rebalance_listener {
       fail("Kafka did not acknowledge a result, DLQ or retry record: " + error);
       return;
     }
+    // A bulkhead park counts once written: one the broker refuses is delivered instead (above).
+    if (!ticket->park_token.empty()) metrics.bulkhead_parked.Increment();
     if (ticket->acked_latency) {
       // In doubles: a producer's created_at may be any non-negative integer (x 1000 could overflow).
       const double now_s = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
