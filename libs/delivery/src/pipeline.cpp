@@ -973,6 +973,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     rec.digests_known = true;
   }
   bool seen_by_guard(const record& rec, std::chrono::steady_clock::time_point now) {
+    if (!duplicates.enabled()) return false;
     if (rec.digests_known) return duplicates.seen(rec.id_digest, rec.position_digest, now);
     return duplicates.seen(rec.req.id, position_key(rec), now);
   }

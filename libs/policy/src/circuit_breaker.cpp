@@ -43,7 +43,9 @@ std::string_view to_string(breaker_state s) noexcept {
 }
 
 circuit_breaker::circuit_breaker(circuit_breaker_config config)
-    : config_(checked(config)), outcomes_(config_.window_calls) {}
+    : config_(checked(config)), outcomes_(config_.window_calls) {
+  publish();
+}
 
 permit circuit_breaker::try_acquire(time_point now) {
   // Closed: allowed, in the epoch read. Should the breaker open meanwhile, the call's outcome is

@@ -122,7 +122,7 @@ class circuit_breaker {
   std::size_t probes_in_flight_ = 0;
   std::size_t probe_successes_ = 0;
   time_point last_probe_at_{};
-  std::atomic<std::uint64_t> published_{1 << 2 | static_cast<std::uint64_t>(breaker_state::closed)};  // epoch_ << 2 | state_
+  std::atomic<std::uint64_t> published_{0};  // epoch_ << 2 | state_ (publish(), from the constructor on)
 };
 
 }  // namespace sendq::policy
