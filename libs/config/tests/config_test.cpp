@@ -4,7 +4,7 @@
 
 #include "scratch_dir.hpp"
 
-#include <unistd.h>
+#include <cstdlib>
 
 #include <algorithm>
 #include <cstdio>

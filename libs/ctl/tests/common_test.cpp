@@ -5,7 +5,6 @@
 
 #include "scratch_dir.hpp"
 
-#include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -22,8 +21,6 @@ using sendq::test_support::scratch_dir;
 
 namespace sendq::ctl {
 namespace {
-
-
 
 TEST(ctl, rates_read_per_second_and_per_minute) {
   EXPECT_EQ(parse_rate("500/s"), 500.0);

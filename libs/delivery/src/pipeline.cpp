@@ -152,8 +152,7 @@ struct record : std::enable_shared_from_this<record> {
   bool bulk = false;                  // from the bulk lane (replays, re-drives)
   std::shared_ptr<std::atomic<long>> account_held;  // its account's bulkhead counter, when counted
   // The duplicate guard's digests of its id and of its position (position_key), worked out at
-  // admission on the Kafka thread, and only read after (each is a SipHash of the string).
-  bool digests_known = false;
+  // admission on the Kafka thread when the guard is on and the record valid, and only read after.
   duplicate_guard::digest id_digest, position_digest;
   std::string result_id;              // key of its result and DLQ record, once published
   kafka::header_list dlq_headers;     // of its DLQ record, once published (to write it again)
@@ -884,7 +883,10 @@ struct pipeline::impl : kafka::rebalance_listener {
       if (const auto token = m.header(parked_keys::header)) parks.release(*token);
     }
     if (!rec->invalid) {
-      if (duplicates.enabled()) digest_for_guard(*rec);
+      if (duplicates.enabled()) {
+        rec->id_digest = duplicates.digest_of(rec->req.id);
+        rec->position_digest = duplicates.digest_of(position_key(*rec));
+      }
       if (seen_by_guard(*rec, rec->consumed_at)) {
         // Delivered in this process (a replay, a re-send), or this very record ended already (a
         // redelivery after a rebalance): its result exists; don't send again.
@@ -965,17 +967,10 @@ struct pipeline::impl : kafka::rebalance_listener {
     return key;
   }
 
-  // Works out the guard's digests of `rec` (Kafka thread, before it is handed on): asked again
-  // when it ends, they are not hashed again.
-  void digest_for_guard(record& rec) {
-    rec.id_digest = duplicates.digest_of(rec.req.id);
-    rec.position_digest = duplicates.digest_of(position_key(rec));
-    rec.digests_known = true;
-  }
+  // Whether the guard has `rec`'s id or position, by the digests admit() worked out (a valid
+  // record's, with the guard on).
   bool seen_by_guard(const record& rec, std::chrono::steady_clock::time_point now) {
-    if (!duplicates.enabled()) return false;
-    if (rec.digests_known) return duplicates.seen(rec.id_digest, rec.position_digest, now);
-    return duplicates.seen(rec.req.id, position_key(rec), now);
+    return duplicates.enabled() && !rec.invalid && duplicates.seen(rec.id_digest, rec.position_digest, now);
   }
 
   // Ends `rec` without sending it or publishing a result: one exists for its id already.
@@ -988,25 +983,24 @@ struct pipeline::impl : kafka::rebalance_listener {
   // Takes `rec` out of the in-flight count without ending it: no result, its offset not marked
   // done (so not committed: it is read again). For a record that cannot end here any more (its
   // partition revoked, or the worker stopping) and that nothing follows.
-  void abandon(record& rec) {
-    if (rec.bulk) bulk_in_flight.fetch_sub(1);
-    if (rec.account_held) rec.account_held->fetch_sub(1);
-    metrics.in_flight.Decrement();
-    if (in_flight.fetch_sub(1) == 1) {
-      std::lock_guard lock(drain_mutex);
-      drained.notify_all();
-    }
-  }
+  void abandon(record& rec) { leave_count(rec); }
 
   void finish(record& rec) {
-    if (rec.remember_id && !rec.invalid && !rec.req.id.empty()) {
-      const auto now = std::chrono::steady_clock::now();
-      if (rec.digests_known) duplicates.remember(rec.delivered ? rec.id_digest : rec.position_digest, now);
-      else rec.delivered ? duplicates.remember(rec.req.id, now) : duplicates.remember(position_key(rec), now);
+    if (rec.remember_id && !rec.invalid && !rec.req.id.empty() && duplicates.enabled()) {
+      duplicates.remember(rec.delivered ? rec.id_digest : rec.position_digest, std::chrono::steady_clock::now());
     }
     // After the guard has it (lane_firsts).
     rec.ended_seq.store(ended_count.fetch_add(1, std::memory_order_acq_rel) + 1, std::memory_order_release);
     tracker.done(rec.topic, rec.partition, rec.offset, rec.generation);
+    leave_count(rec);
+    // Duplicates that waited for its acknowledgement (run_lane) end after it. The count above
+    // included them, so the drain cannot be signalled while they are held.
+    for (auto& dup : rec.acks.take_followers()) skip_duplicate(*dup);
+  }
+
+  // `rec` leaves the in-flight counts (its account's, the bulk lane's, the worker's), waking the
+  // Kafka thread when enough slots are free and the drain when none is held.
+  void leave_count(record& rec) {
     if (rec.bulk) bulk_in_flight.fetch_sub(1);
     if (rec.account_held) rec.account_held->fetch_sub(1);
     metrics.in_flight.Decrement();
@@ -1022,9 +1016,6 @@ struct pipeline::impl : kafka::rebalance_listener {
       std::lock_guard lock(drain_mutex);
       drained.notify_all();
     }
-    // Duplicates that waited for its acknowledgement (run_lane) end after it. `before` counted
-    // them too, so the drain cannot be signalled while they are held.
-    for (auto& dup : rec.acks.take_followers()) skip_duplicate(*dup);
   }
 
   // ---- I/O threads ----

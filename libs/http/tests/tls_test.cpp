@@ -9,6 +9,7 @@
 #include <boost/beast/ssl.hpp>
 #include <gtest/gtest.h>
 
+#include "scratch_dir.hpp"
 #include "sendq/http/client.hpp"
 #include "test_support.hpp"
 
@@ -24,20 +25,12 @@ namespace fs = std::filesystem;
 class certificates {
  public:
   certificates() {
-    std::string tmpl = (fs::temp_directory_path() / "sendq-http-tls-XXXXXX").string();
-    if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    dir_ = tmpl;
     const std::string ec_key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
     sh("openssl req -x509 " + ec_key + " -keyout ca.key -out ca.pem -days 2 -subj '/CN=sendq test CA'");
     sh("openssl req " + ec_key + " -keyout server.key -out server.csr -subj '/CN=localhost'");
     make_cert("good", "subjectAltName=DNS:localhost,IP:127.0.0.1");
     make_cert("dns_only", "subjectAltName=DNS:localhost");
   }
-  ~certificates() {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
 
  private:
@@ -51,7 +44,8 @@ class certificates {
        ".pem -extfile " + name + ".ext");
   }
 
-  fs::path dir_;
+  sendq::test_support::scratch_dir scratch_;  // removed with the certificates
+  fs::path dir_ = scratch_.path;
 };
 
 /// What a tls_server does 50 ms after each reply, while the client's connection is idle.

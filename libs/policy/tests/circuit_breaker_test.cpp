@@ -175,7 +175,8 @@ TEST(circuit_breaker, ignores_outcomes_of_calls_admitted_before_it_opened) {
 // breaker opened counts for nothing afterwards. Several threads at once (the TSan stage runs this).
 TEST(circuit_breaker, permits_taken_on_many_threads_while_it_opens_keep_their_epoch) {
   circuit_breaker b;
-  const auto closed_epoch = b.try_acquire(t0).epoch;
+  const auto closed = b.try_acquire(t0);  // reports after the opening, below
+  const auto closed_epoch = closed.epoch;
   std::atomic<bool> go{false};
   std::atomic<int> allowed{0}, refused{0};
   std::vector<std::thread> callers;
@@ -186,6 +187,8 @@ TEST(circuit_breaker, permits_taken_on_many_threads_while_it_opens_keep_their_ep
         const auto p = b.try_acquire(t0 + 1s);
         if (p) {
           ++allowed;
+          EXPECT_EQ(p.epoch, closed_epoch) << "allowed only while closed, in its epoch";
+          EXPECT_FALSE(p.probe);
           b.record_failure(t0 + 1s, p);  // opens it after min_calls of them
         } else {
           ++refused;
@@ -204,7 +207,7 @@ TEST(circuit_breaker, permits_taken_on_many_threads_while_it_opens_keep_their_ep
   EXPECT_EQ(allowed.load() + refused.load(), 8000);
   // Permits of the closed epoch report after the opening: ignored, the breaker stays open and
   // half-opens on time with its one probe.
-  b.record_success(t0 + 2s, sendq::policy::permit{true, false, std::nullopt, closed_epoch});
+  b.record_success(t0 + 2s, closed);
   EXPECT_EQ(b.state(), breaker_state::open);
   const auto probe = b.try_acquire(t0 + 7s);
   EXPECT_TRUE(probe.probe);
