@@ -590,11 +590,14 @@ struct pipeline::impl : kafka::rebalance_listener {
       // librdkafka drop what it prefetched and fetch it again on resume, a stall of a fetch round
       // trip every time the pipeline fills, which is all the time under a backlog. Only when no
       // slot frees for a while (a stalled provider) are the partitions paused, so that the loop
-      // goes on polling (rebalances, max.poll.interval.ms); they resume below half (hysteresis).
+      // goes on polling (rebalances, max.poll.interval.ms). They resume at the first free slot:
+      // waiting for half of them kept every other account waiting for the slowest calls, and
+      // with a second between pauses the refetches cost little.
       if (!paused_for_capacity && in_flight.load() >= capacity && !wait_for_slots(capacity, 1s)) {
         consumer->pause({});
         paused_for_capacity = true;
-      } else if (paused_for_capacity && in_flight.load() <= capacity / 2) {
+        metrics.capacity_pauses.Increment();
+      } else if (paused_for_capacity && in_flight.load() < capacity) {
         resume_unpaused();
         paused_for_capacity = false;
       }

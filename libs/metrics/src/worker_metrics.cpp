@@ -52,6 +52,9 @@ worker_metrics::worker_metrics(prometheus::Registry& r, std::string_view version
                      .Help("Requests not sent again because their id already ended recently").Register(r).Add({})),
       bulkhead_parked(BuildCounter().Name("sendq_bulkhead_parked_total")
                           .Help("Requests parked on the retry topic because their account held its maximum").Register(r).Add({})),
+      capacity_pauses(BuildCounter().Name("sendq_capacity_pauses_total")
+                          .Help("Times every partition was paused because all max_in_flight slots stayed held for a "
+                                "second").Register(r).Add({})),
       config_reloads(BuildCounter().Name("sendq_config_reloads_total")
                          .Help("Configuration reloads on SIGHUP by result").Register(r)) {
   register_build_info(r, version, commit);

@@ -35,6 +35,7 @@ struct worker_metrics {
   prometheus::Gauge& oldest_request_age;                   ///< seconds since the oldest unfinished request was consumed
   prometheus::Counter& duplicates;                         ///< requests skipped as already finished (duplicate guard)
   prometheus::Counter& bulkhead_parked;                    ///< requests parked because their account was at its cap
+  prometheus::Counter& capacity_pauses;                    ///< partitions all paused: no slot freed for a second
   prometheus::Family<prometheus::Counter>& config_reloads; ///< SIGHUP reloads {result="ok"|"error"}
 
   /// The final-result counter of these labels (sendq_deliveries_total).
