@@ -426,6 +426,19 @@ class WorkerInstructionsPartsTest(unittest.TestCase):
 
 
 @unittest.skipUnless(PROBE_BUILT, "built without benchmarks (SENDQ_BUILD_BENCHMARKS=OFF)")
+class ReplayStatusMemoryTest(unittest.TestCase):
+    def test_runs_replay_status_on_the_range_and_reports_its_peak(self):
+        ctl = os.path.join(h.BUILD, "services", "ctl", "sendqctl")
+        out = run_tool([os.path.join(ROOT, "benchmarks", "support", "replay_status_memory.py"),
+                        "--results", "3000", "--range", "25", ctl], timeout=300)
+        self.assertIn("3,000 results on sendq.results, a range of 25 requests", out)
+        # every request of the range has its delivered result among the 3,000
+        m = re.search(re.escape(ctl) + r": 'would replay (\d+)', peak RSS ([\d.]+) MB", out)
+        self.assertIsNotNone(m, out)
+        self.assertEqual(int(m.group(1)), 25)
+        self.assertGreater(float(m.group(2)), 0)
+
+
 class MachineProbeTest(unittest.TestCase):
     def test_prints_each_figure_of_the_machine_once(self):
         p = subprocess.run([PROBE_PATH], capture_output=True, text=True, timeout=60)

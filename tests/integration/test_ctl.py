@@ -130,6 +130,26 @@ class CtlTest(unittest.TestCase):
         rc, out, err = self.ctl("replay", "--from-topic", "archive.requests", "--since", str(since), "--until", str(until),
                                 "--status", "failed", "--dry-run")
         self.assertEqual(out.strip(), "would replay 0", err)
+        # and the latest result of an id decides: three window requests end failed after their delivery,
+        # and a result for an id outside the window counts for nothing
+        later = [{"id": request(i, prefix="rp-window")["id"], "status": "failed", "provider": "gewe",
+                  "error": {"kind": "http_5xx", "message": "later"}} for i in (1, 5, 9)]
+        later.append({"id": request(0, prefix="rp-after")["id"], "status": "failed", "provider": "gewe"})
+        h.kcat_produce(self.b, "sendq.results", [(r["id"], json.dumps(r)) for r in later])
+        rc, out, err = self.ctl("replay", "--from-topic", "archive.requests", "--since", str(since), "--until", str(until),
+                                "--status", "failed", "--topic", "replay.failed")
+        self.assertEqual((rc, out.strip()), (0, "replay 3"), err)
+        self.assertIn(f"{WINDOW - 3} skipped (status)", err)
+        self.assertEqual(sorted(json.loads(v)["id"] for _, v, _ in h.kcat_consume_all(self.b, "replay.failed")),
+                         sorted(r["id"] for r in later[:3]))
+        rc, out, err = self.ctl("replay", "--from-topic", "archive.requests", "--since", str(since), "--until", str(until),
+                                "--status", "delivered", "--dry-run")
+        self.assertEqual(out.strip(), f"would replay {WINDOW - 3}", err)
+        # and requests without any result (those before the window were never delivered) are skipped
+        rc, out, err = self.ctl("replay", "--from-topic", "archive.requests", "--until", str(since),
+                                "--status", "delivered", "--status", "failed", "--dry-run")
+        self.assertEqual(out.strip(), "would replay 0", err)
+        self.assertIn("1000 skipped (no result)", err)
 
     def test_3_redrive_moves_exactly_the_records_of_the_chosen_kinds(self):
         # given DLQ records of three kinds

@@ -46,7 +46,8 @@ Copies SendRequests from a topic (default sendq.requests) into --topic, keyed by
 ordering key, the value as it is and so its id. A request delivered before IS SENT AGAIN unless
 --status leaves it out: the worker's duplicate guard only knows ids its own process ended within
 worker.dedupe_window_ms (10 min), and of the providers only sender deduplicates by id. With
---status, the whole results topic is read first (memory grows with the ids it holds).
+--status, the range is read once more first, for its ids, and then the whole results topic for
+their latest results: memory grows with the ids in the range, not with the results topic.
 
 Filters (repeatable; a record must match every kind given):
   --from-topic T     source topic (default sendq.requests; e.g. an archive topic)
@@ -144,18 +145,48 @@ std::vector<kafka::partition_range> resolve(kafka::reader& rd, const std::string
 // any size a worker may accept (worker.max_request_bytes is at most 64 MiB) is read.
 constexpr std::size_t any_accepted_size = 64u << 20;
 
+// Whether a record lies in --since/--until by its timestamp (offset lookups by time are only a
+// starting point).
+bool in_time_window(const range_options& o, const kafka::message& m) {
+  const auto ts = m.timestamp_ms();
+  return (!o.since || ts >= *o.since) && (!o.until || ts < *o.until);
+}
+
+// Reads `ranges` of `topic` to their ends, handing each message to `each`. Throws when nothing
+// comes for 60 s (`what` names the read in that error).
+template <class Each>
+void read_all(const common& c, const std::string& topic, const std::vector<kafka::partition_range>& ranges,
+              const std::string& what, Each each) {
+  log::logger logger(log::level::warn, false);
+  logger.add_secrets(c.secrets);
+  kafka::reader rd({c.brokers, c.librdkafka}, logger);
+  rd.assign(topic, ranges);
+  auto idle_since = std::chrono::steady_clock::now();
+  while (!rd.done()) {
+    auto batch = rd.read(1000, 200ms);
+    if (!batch.empty()) idle_since = std::chrono::steady_clock::now();
+    if (std::chrono::steady_clock::now() - idle_since > 60s) {
+      throw std::runtime_error(what + ": no progress for 60 s reading " + topic +
+                               " (broker down, no authorization?); nothing copied");
+    }
+    for (auto& m : batch) each(m);
+  }
+}
+
 // Reads every range, hands each message to `keep`, produces the kept ones under the key `key_of`
-// gives (the ordering key: the destination's partitioning keeps each key's order). Returns the
-// exit code: 1 when a record was refused, not acknowledged, or not read at all (a stall, or
-// records deleted by retention before they were read: reader::gaps).
-template <class Keep, class KeyOf>
+// gives (the ordering key: the destination's partitioning keeps each key's order). `prepare` gets
+// the ranges first, as they were resolved (an open end is the end when the copy began), to read
+// what the filters need. Returns the exit code: 1 when a record was refused, not acknowledged, or
+// not read at all (a stall, or records deleted by retention before they were read: reader::gaps).
+template <class Keep, class KeyOf, class Prepare>
 int copy(const common& c, const std::string& from, const range_options& o, const std::string& verb, Keep keep,
-         KeyOf key_of) {
+         KeyOf key_of, Prepare prepare) {
   log::logger logger(log::level::warn, false);
   logger.add_secrets(c.secrets);
   kafka::reader rd({c.brokers, c.librdkafka}, logger);
   std::vector<std::string> deleted;
   const auto ranges = resolve(rd, from, o, &deleted);
+  prepare(ranges);
   std::uint64_t total = 0;
   for (const auto& r : ranges) total += static_cast<std::uint64_t>(r.end - r.begin);
   std::optional<detail::sink> out;
@@ -190,10 +221,7 @@ int copy(const common& c, const std::string& from, const range_options& o, const
     for (auto& m : batch) {
       ++read;
       std::string why;
-      // Exact window by record timestamp (offset lookups by time are only a starting point).
-      const auto ts = m.timestamp_ms();
-      const bool in_window = (!o.since || ts >= *o.since) && (!o.until || ts < *o.until);
-      if (!in_window) {
+      if (!in_time_window(o, m)) {
         ++skipped["outside the time window"];
       } else if (keep(m, why)) {
         ++matched;
@@ -281,38 +309,43 @@ int run_replay(int argc, char** argv, int first) {
   check_range(o);
   require_brokers(c);
 
-  // With --status: the latest result of each id decides, over the whole results topic.
-  std::unordered_map<std::string, std::string> status_of;
-  if (!statuses.empty()) {
-    log::logger logger(log::level::warn, false);
-    logger.add_secrets(c.secrets);
-    kafka::reader rd({c.brokers, c.librdkafka}, logger);
-    rd.assign(results_topic, resolve(rd, results_topic, range_options{}));
-    auto idle_since = std::chrono::steady_clock::now();
-    while (!rd.done()) {
-      auto batch = rd.read(1000, 200ms);
-      if (!batch.empty()) idle_since = std::chrono::steady_clock::now();
-      if (std::chrono::steady_clock::now() - idle_since > 60s) {
-        throw std::runtime_error("--status: no progress for 60 s reading " + results_topic +
-                                 " (broker down, no authorization?); nothing replayed");
-      }
-      for (auto& m : batch) {
-        if (auto r = parse_result(m.payload())) status_of[r->id] = r->status;
-      }
-    }
-  }
   core::request_decoder decoder(any_accepted_size);
   core::send_request req;
-  return copy(c, from, o, "replay", [&](const kafka::message& m, std::string& why) {
+  const auto keep_request = [&](const kafka::message& m, std::string& why) {
     if (decoder.decode(m.payload(), req)) {
       why = "not a valid SendRequest";
       return false;
     }
     if (!allowed(providers, req.provider)) return why = "provider", false;
     if (!allowed(accounts, req.account)) return why = "account", false;
+    return true;
+  };
+  // With --status: the latest result of each id of the range decides. Only the range's ids are
+  // held (their status is "" until a result is read), so memory grows with the range, not with
+  // the results topic.
+  std::unordered_map<std::string, std::string> status_of;
+  const auto read_statuses = [&](const std::vector<kafka::partition_range>& ranges) {
+    if (statuses.empty()) return;
+    std::string why;
+    read_all(c, from, ranges, "replay --status", [&](const kafka::message& m) {
+      if (in_time_window(o, m) && keep_request(m, why)) status_of.try_emplace(req.id);
+    });
+    if (status_of.empty()) return;  // nothing in the range to look up
+    log::logger logger(log::level::warn, false);
+    logger.add_secrets(c.secrets);
+    kafka::reader rd({c.brokers, c.librdkafka}, logger);
+    const auto results = resolve(rd, results_topic, range_options{});
+    read_all(c, results_topic, results, "replay --status", [&](const kafka::message& m) {
+      if (auto r = parse_result(m.payload())) {
+        if (auto it = status_of.find(r->id); it != status_of.end()) it->second = std::move(r->status);
+      }
+    });
+  };
+  return copy(c, from, o, "replay", [&](const kafka::message& m, std::string& why) {
+    if (!keep_request(m, why)) return false;
     if (!statuses.empty()) {
       auto it = status_of.find(req.id);
-      if (it == status_of.end()) return why = "no result", false;
+      if (it == status_of.end() || it->second.empty()) return why = "no result", false;
       if (!allowed(statuses, it->second)) return why = "status", false;
     }
     return true;
@@ -320,7 +353,7 @@ int run_replay(int argc, char** argv, int first) {
     // The ordering key of the request keep() has just decoded (copy() asks right after it): the
     // source may be keyed otherwise (the DLQ by id, records produced without a key).
     return req.key;
-  });
+  }, read_statuses);
 }
 
 int run_redrive(int argc, char** argv, int first) {
@@ -359,7 +392,7 @@ int run_redrive(int argc, char** argv, int first) {
     // keep their key: the worker rejects them again wherever they land.
     if (decoder.decode(m.payload(), req)) return std::string(m.key());
     return req.key;
-  });
+  }, [](const std::vector<kafka::partition_range>&) {});
 }
 
 }  // namespace sendq::ctl

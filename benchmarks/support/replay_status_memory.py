@@ -1,0 +1,69 @@
+#!/usr/bin/python3
+"""Peak RSS of `sendqctl replay --status` over a small range against a large results topic.
+
+  benchmarks/support/replay_status_memory.py [--results N] [--range N] SENDQCTL [SENDQCTL ...]
+
+Starts the embedded Kafka (16 partitions: it keeps about 5 MB of each), writes N results
+(default 150,000) to sendq.results and a range of requests (default 100) whose ids are among
+them to archive.requests, then runs each sendqctl given with `replay --status delivered
+--dry-run` over that range and prints what it would replay and its peak RSS. Since 2026-12-07
+replay holds only the ids of its range; before, every id of the results topic. Pass an older
+build's sendqctl beside the current one to compare. Everything else comes from SENDQ_BUILD_DIR
+(default ./build).
+"""
+import argparse
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "support"))
+import sendq_harness as h  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--results", type=int, default=150000)
+    ap.add_argument("--range", type=int, default=100)
+    ap.add_argument("sendqctl", nargs="+")
+    args = ap.parse_args()
+    if args.range > args.results:
+        ap.error("--range must not exceed --results")
+    workdir = h.Workdir("replay-status-memory").path
+    kafka = h.EmbeddedKafka(workdir, partitions=16)
+    try:
+        def rid(i):
+            return f"mem-{i:07d}-0123456789abcdef"
+        def produce(topic, lines):
+            # Written as they are made: a large string here would be in the forked child's peak RSS.
+            kcat = subprocess.Popen(["kcat", "-b", kafka.bootstrap, "-P", "-t", topic, "-K", "\t"], stdin=subprocess.PIPE)
+            for line in lines:
+                kcat.stdin.write(line.encode())
+            kcat.stdin.close()
+            if kcat.wait(timeout=300) != 0:
+                raise SystemExit(f"kcat could not produce to {topic}")
+        produce("sendq.results", (
+            f'{rid(i)}\t{{"id":"{rid(i)}","status":"delivered","provider":"gewe","account":"default","type":"text",'
+            f'"to":"user{i}@chatroom","completed_at":1795000000000,"latency_ms":12,"attempts":1,"error":null}}\n'
+            for i in range(args.results)))
+        produce("archive.requests", (f'k{i}\t{{"id":"{rid(i)}","provider":"gewe","type":"text","to":"user{i}@chatroom",'
+                                     f'"body":{{"text":"x"}}}}\n' for i in range(args.range)))
+        print(f"{args.results:,} results on sendq.results, a range of {args.range:,} requests")
+        for n, ctl in enumerate(args.sendqctl):
+            out_path = os.path.join(workdir, f"replay-{n}.out")
+            with open(out_path, "w") as out, open(out_path + ".err", "w") as err:
+                proc = subprocess.Popen([ctl, "replay", "--brokers", kafka.bootstrap, "--from-topic", "archive.requests",
+                                         "--status", "delivered", "--dry-run"], stdout=out, stderr=err)
+                # wait4, not wait(): it gives this child's own peak RSS
+                _, status, usage = os.wait4(proc.pid, 0)
+                proc.returncode = os.waitstatus_to_exitcode(status)
+            with open(out_path) as f:
+                said = f.read().strip()
+            if proc.returncode != 0:
+                raise SystemExit(f"{ctl} exited with {proc.returncode}; see {out_path}.err")
+            print(f"{ctl}: {said!r}, peak RSS {usage.ru_maxrss / 1024:.1f} MB")
+    finally:
+        kafka.stop()
+
+
+if __name__ == "__main__":
+    main()
