@@ -326,6 +326,7 @@ struct pipeline::impl : kafka::rebalance_listener {
   }
   // Kafka thread only: backpressure and retry-topic pauses.
   bool paused_for_capacity = false;
+  std::chrono::steady_clock::time_point last_capacity_pause{};  // when paused_for_capacity was last set
   std::deque<kafka::message> held;  // fetched while at capacity (at most one batch); Kafka thread only
   std::map<partition_key, std::chrono::steady_clock::time_point> retry_paused;  // resume when due
   std::atomic<bool> stopping{false};
@@ -591,11 +592,17 @@ struct pipeline::impl : kafka::rebalance_listener {
       // trip every time the pipeline fills, which is all the time under a backlog. Only when no
       // slot frees for a while (a stalled provider) are the partitions paused, so that the loop
       // goes on polling (rebalances, max.poll.interval.ms). They resume at the first free slot:
-      // waiting for half of them kept every other account waiting for the slowest calls, and
-      // with a second between pauses the refetches cost little.
-      if (!paused_for_capacity && in_flight.load() >= capacity && !wait_for_slots(capacity, 1s)) {
+      // waiting for half of them kept every other account waiting for the slowest calls. Each
+      // pause drops the prefetched records (up to queued.max.messages.kbytes) and each resume
+      // fetches them again, so within 30 s of a pause the next one waits 5 s for a slot: slots
+      // that free every few seconds (most held by slow calls) are then refilled from the
+      // prefetched records, without a pause and a fetch each time.
+      if (const auto limit = std::chrono::steady_clock::now() - last_capacity_pause < 30s ? 5s : 1s;
+          !paused_for_capacity && in_flight.load() >= capacity && !wait_for_slots(capacity, limit) &&
+          !stopping.load()) {  // (a stop ends the wait early: no pause then)
         consumer->pause({});
         paused_for_capacity = true;
+        last_capacity_pause = std::chrono::steady_clock::now();
         metrics.capacity_pauses.Increment();
       } else if (paused_for_capacity && in_flight.load() < capacity) {
         resume_unpaused();

@@ -54,7 +54,7 @@ worker_metrics::worker_metrics(prometheus::Registry& r, std::string_view version
                           .Help("Requests parked on the retry topic because their account held its maximum").Register(r).Add({})),
       capacity_pauses(BuildCounter().Name("sendq_capacity_pauses_total")
                           .Help("Times every partition was paused because all max_in_flight slots stayed held for a "
-                                "second").Register(r).Add({})),
+                                "second (five within 30 s of the last pause)").Register(r).Add({})),
       config_reloads(BuildCounter().Name("sendq_config_reloads_total")
                          .Help("Configuration reloads on SIGHUP by result").Register(r)) {
   register_build_info(r, version, commit);
