@@ -6,10 +6,11 @@
 Starts the embedded Kafka (16 partitions: it keeps about 5 MB of each), writes N results
 (default 150,000) to sendq.results and a range of requests (default 100) whose ids are among
 them to archive.requests, then runs each sendqctl given with `replay --status delivered
---dry-run` over that range and prints what it would replay and its peak RSS. Since 2026-12-07
+--dry-run` over that range (librdkafka's prefetch set to 1 MB) and prints what it would replay
+and its peak RSS. Since 2026-12-07
 replay holds only the ids of its range; before, every id of the results topic. Pass an older
 build's sendqctl beside the current one to compare. Everything else comes from SENDQ_BUILD_DIR
-(default ./build).
+(default ./build). Needs GNU time (/usr/bin/time; scripts/setup installs it).
 """
 import argparse
 import os
@@ -18,6 +19,12 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "support"))
 import sendq_harness as h  # noqa: E402
+
+
+# librdkafka's prefetch kept small (1 MB), so that what grows with the topic shows rather than how
+# much of sendqctl's 8 MB prefetch happened to fill (the two vary by 15 MB from run to run).
+PREFETCH = ["-X", "queued.max.messages.kbytes=1024", "-X", "fetch.max.bytes=1048576",
+            "-X", "max.partition.fetch.bytes=262144"]
 
 
 def main():
@@ -34,7 +41,7 @@ def main():
         def rid(i):
             return f"mem-{i:07d}-0123456789abcdef"
         def produce(topic, lines):
-            # Written as they are made: a large string here would be in the forked child's peak RSS.
+            # Written as they are made, not joined into one large string first.
             kcat = subprocess.Popen(["kcat", "-b", kafka.bootstrap, "-P", "-t", topic, "-K", "\t"], stdin=subprocess.PIPE)
             for line in lines:
                 kcat.stdin.write(line.encode())
@@ -49,18 +56,18 @@ def main():
                                      f'"body":{{"text":"x"}}}}\n' for i in range(args.range)))
         print(f"{args.results:,} results on sendq.results, a range of {args.range:,} requests")
         for n, ctl in enumerate(args.sendqctl):
-            out_path = os.path.join(workdir, f"replay-{n}.out")
-            with open(out_path, "w") as out, open(out_path + ".err", "w") as err:
-                proc = subprocess.Popen([ctl, "replay", "--brokers", kafka.bootstrap, "--from-topic", "archive.requests",
-                                         "--status", "delivered", "--dry-run"], stdout=out, stderr=err)
-                # wait4, not wait(): it gives this child's own peak RSS
-                _, status, usage = os.wait4(proc.pid, 0)
-                proc.returncode = os.waitstatus_to_exitcode(status)
-            with open(out_path) as f:
-                said = f.read().strip()
-            if proc.returncode != 0:
-                raise SystemExit(f"{ctl} exited with {proc.returncode}; see {out_path}.err")
-            print(f"{ctl}: {said!r}, peak RSS {usage.ru_maxrss / 1024:.1f} MB")
+            # GNU time's %M: the peak of the command alone. A child's own ru_maxrss would count
+            # this Python process's memory too (a forked child's pages before its exec).
+            err_path = os.path.join(workdir, f"replay-{n}.err")
+            with open(err_path, "w") as err:
+                p = subprocess.run(["/usr/bin/time", "-f", "peak-kb %M", ctl, "replay", "--brokers", kafka.bootstrap,
+                                    "--from-topic", "archive.requests", "--status", "delivered", "--dry-run", *PREFETCH],
+                                   stdout=subprocess.PIPE, stderr=err, text=True, timeout=600)
+            with open(err_path) as f:
+                lines = f.read().splitlines()
+            if p.returncode != 0 or not lines or not lines[-1].startswith("peak-kb "):
+                raise SystemExit(f"{ctl} exited with {p.returncode}; see {err_path}")
+            print(f"{ctl}: {p.stdout.strip()!r}, peak RSS {int(lines[-1].split()[1]) / 1024:.1f} MB")
     finally:
         kafka.stop()
 

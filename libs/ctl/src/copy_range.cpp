@@ -47,7 +47,8 @@ ordering key, the value as it is and so its id. A request delivered before IS SE
 --status leaves it out: the worker's duplicate guard only knows ids its own process ended within
 worker.dedupe_window_ms (10 min), and of the providers only sender deduplicates by id. With
 --status, the range is read once more first, for its ids, and then the whole results topic for
-their latest results: memory grows with the ids in the range, not with the results topic.
+their latest results: memory grows with the ids in the range, not with the results topic (the
+default range, the whole source topic, is read twice).
 
 Filters (repeatable; a record must match every kind given):
   --from-topic T     source topic (default sendq.requests; e.g. an archive topic)
