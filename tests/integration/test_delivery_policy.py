@@ -459,6 +459,17 @@ class GroupBulkheadParkTest(unittest.TestCase):
                 other.stop()
 
 
+def hold_slots_with_crawling_calls(worker, n, timeout):
+    """Produces n gewe requests whose ids and texts start with "crawl-" (the simulator's fault rule
+    for them holds their calls) and waits until all n hold a slot; returns them."""
+    slow = [{"id": f"crawl-{i:03d}", "provider": "gewe", "type": "text", "to": f"crawl-{i}@chatroom",
+             "body": {"text": f"crawl-{i:03d}"}} for i in range(n)]
+    h.kcat_produce(worker.bootstrap, "sendq.requests", [(r["to"], json.dumps(r)) for r in slow])
+    h.wait_for(lambda: h.metric(worker.metrics(), "sendq_requests_in_flight") >= n, timeout,
+               "the slow calls to hold their slots")
+    return slow
+
+
 class TrickleTest(unittest.TestCase):
     def test_slots_freed_one_by_one_are_refilled_without_waiting_for_a_batch(self):
         # given 156 of 160 slots held by calls that take 10 s (at capacity the Kafka thread waits
@@ -474,11 +485,7 @@ class TrickleTest(unittest.TestCase):
         worker = h.Worker(workdir, sim, config=config)
         try:
             worker.wait_ready()
-            slow = [{"id": f"crawl-{i:03d}", "provider": "gewe", "type": "text", "to": f"crawl-{i}@chatroom",
-                     "body": {"text": f"crawl-{i:03d}"}} for i in range(156)]
-            h.kcat_produce(worker.bootstrap, "sendq.requests", [(r["to"], json.dumps(r)) for r in slow])
-            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_requests_in_flight") >= 156, 30,
-                       "the slow calls to hold their slots")
+            slow = hold_slots_with_crawling_calls(worker, 156, 30)
             # when 100 quick requests come, which can only ever have the 4 free slots (25 refills)
             fast = [{"id": f"quick-{i:03d}", "provider": "im", "type": "text", "from": "u1", "to": f"user{i}",
                      "body": {"text": f"quick {i}"}} for i in range(100)]
@@ -515,11 +522,7 @@ class CapacityPauseTest(unittest.TestCase):
         worker = h.Worker(workdir, sim, config=config)
         try:
             worker.wait_ready()
-            slow = [{"id": f"crawl-{i:03d}", "provider": "gewe", "type": "text", "to": f"crawl-{i}@chatroom",
-                     "body": {"text": f"crawl-{i:03d}"}} for i in range(16)]
-            h.kcat_produce(worker.bootstrap, "sendq.requests", [(r["to"], json.dumps(r)) for r in slow])
-            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_requests_in_flight") >= 16, 30 * scale,
-                       "the slow calls to hold their slots")
+            slow = hold_slots_with_crawling_calls(worker, 16, 30 * scale)
             # when 12 requests come whose calls take 2 s, through the 4 free slots: each time the
             # 4 are in flight no slot frees for over a second, and the worker pauses its partitions
             mid = [{"id": f"slowish-{i:03d}", "provider": "im", "type": "text", "from": "u1", "to": f"user{i}",
