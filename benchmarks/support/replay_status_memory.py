@@ -35,6 +35,8 @@ def main():
     args = ap.parse_args()
     if args.range > args.results:
         ap.error("--range must not exceed --results")
+    if not os.access("/usr/bin/time", os.X_OK):
+        raise SystemExit("replay_status_memory.py: needs GNU time (/usr/bin/time; scripts/setup installs it)")
     workdir = h.Workdir("replay-status-memory").path
     kafka = h.EmbeddedKafka(workdir, partitions=16)
     try:

@@ -523,15 +523,15 @@ class CapacityPauseTest(unittest.TestCase):
         try:
             worker.wait_ready()
             slow = hold_slots_with_crawling_calls(worker, 16, 30 * scale)
-            # when 12 requests come whose calls take 2 s, through the 4 free slots: each time the
-            # 4 are in flight no slot frees for over a second, and the worker pauses its partitions
+            # when 12 requests come whose calls take 2 s, through the 4 free slots: the first time
+            # the 4 are in flight no slot frees for over a second, and the worker pauses its partitions
             mid = [{"id": f"slowish-{i:03d}", "provider": "im", "type": "text", "from": "u1", "to": f"user{i}",
                     "body": {"text": f"slowish-{i:03d}"}} for i in range(12)]
             h.kcat_produce(worker.bootstrap, "sendq.requests", [(r["to"], json.dumps(r)) for r in mid])
             # then it resumes as soon as one of them ends: the 12 end (about 3 rounds of 2 s) while the
             # slow calls still hold their slots (before 2026-12-07 the partitions stayed paused until half
             # of the slots were free, so these 12 waited for the slow calls); and it pauses once: within
-            # 30 s of a pause the next waits 5 s for a slot, and one frees every 2 s
+            # 30 s of a pause the next comes after 5 s without a free slot, and one frees every 2 s
             h.wait_for(lambda: h.metric(worker.metrics(), "sendq_deliveries_total", provider="im") >= 12,
                        crawl_ms / 1000 * 2, "the 2-second requests")
             m = worker.metrics()

@@ -326,8 +326,9 @@ struct pipeline::impl : kafka::rebalance_listener {
   }
   // Kafka thread only: backpressure and retry-topic pauses.
   bool paused_for_capacity = false;
-  std::chrono::steady_clock::time_point last_capacity_pause{};  // when paused_for_capacity was last set
-  std::deque<kafka::message> held;  // fetched while at capacity (at most one batch); Kafka thread only
+  std::optional<std::chrono::steady_clock::time_point> last_capacity_pause;  // when last paused for capacity
+  std::optional<std::chrono::steady_clock::time_point> full_since;  // at capacity, no slot freed since (not paused)
+  std::deque<kafka::message> held;  // fetched while at capacity (one batch, and one a second while full); Kafka thread only
   std::map<partition_key, std::chrono::steady_clock::time_point> retry_paused;  // resume when due
   std::atomic<bool> stopping{false};
   std::atomic<bool> stopped{false};
@@ -594,20 +595,33 @@ struct pipeline::impl : kafka::rebalance_listener {
       // goes on polling (rebalances, max.poll.interval.ms). They resume at the first free slot:
       // waiting for half of them kept every other account waiting for the slowest calls. Each
       // pause drops the prefetched records (up to queued.max.messages.kbytes) and each resume
-      // fetches them again, so within 30 s of a pause the next one waits 5 s for a slot: slots
-      // that free every few seconds (most held by slow calls) are then refilled from the
-      // prefetched records, without a pause and a fetch each time.
-      if (const auto limit = std::chrono::steady_clock::now() - last_capacity_pause < 30s ? 5s : 1s;
-          !paused_for_capacity && in_flight.load() >= capacity && !wait_for_slots(capacity, limit) &&
-          !stopping.load()) {  // (a stop ends the wait early: no pause then)
-        consumer->pause({});
-        paused_for_capacity = true;
-        last_capacity_pause = std::chrono::steady_clock::now();
-        metrics.capacity_pauses.Increment();
+      // fetches them again, so within 30 s of a pause the next one comes after 5 s without a free
+      // slot: slots that free every few seconds (most held by slow calls) are then refilled from
+      // the prefetched records, without a pause and a fetch each time. The waits stay 1 s long,
+      // so that the loop polls (rebalances, a group waiting for this member) meanwhile; a poll
+      // at capacity takes one record into `held`.
+      if (!paused_for_capacity && in_flight.load() >= capacity) {
+        if (wait_for_slots(capacity, 1s)) {
+          full_since.reset();
+        } else if (stopping.load()) {
+          break;  // the wait ends early then: nothing more is admitted, the drain below begins
+        } else {
+          const auto now = std::chrono::steady_clock::now();
+          if (!full_since) full_since = now - 1s;  // the second just waited
+          const bool recent = last_capacity_pause && now - *last_capacity_pause < 30s;
+          if (!recent || now - *full_since >= 5s) {
+            consumer->pause({});
+            paused_for_capacity = true;
+            last_capacity_pause = now;
+            full_since.reset();
+            metrics.capacity_pauses.Increment();
+          }
+        }
       } else if (paused_for_capacity && in_flight.load() < capacity) {
         resume_unpaused();
         paused_for_capacity = false;
       }
+      if (in_flight.load() < capacity) full_since.reset();  // a slot is free: the next full spell starts afresh
       resume_due_retry_partitions();
       readmit_unwritten_parks();
 

@@ -1,7 +1,6 @@
 #include "sendq/kafka/reader.hpp"
 
 #include <algorithm>
-#include <cstdlib>
 #include <stdexcept>
 
 #include "rdkafka_handles.hpp"
@@ -62,21 +61,7 @@ reader::reader(const reader_options& opts, log::logger& log) : impl_(std::make_u
   // Assign-only: the group id is never joined nor committed to.
   detail::set(conf.get(), "group.id", "sendqctl-reader");
   detail::set(conf.get(), "log.connection.close", "false");
-  // sendqctl reads whole topics: librdkafka's default prefetch (64 MB queued, 50 MB a fetch) would
-  // be most of its memory, and how much of it fills depends on timing. 8 MB keeps a read fed.
-  detail::set(conf.get(), "queued.max.messages.kbytes", "8192");
-  detail::set(conf.get(), "fetch.max.bytes", "8388608");
   detail::set_all(conf.get(), opts.librdkafka);
-  // librdkafka refuses a consumer whose fetch.max.bytes is below message.max.bytes (as the
-  // worker's consumer does, a larger message.max.bytes raises the fetch with it, unless set too).
-  if (!opts.librdkafka.contains("fetch.max.bytes")) {
-    char v[32];
-    std::size_t n = sizeof v;
-    if (rd_kafka_conf_get(conf.get(), "message.max.bytes", v, &n) == RD_KAFKA_CONF_OK &&
-        std::strtoll(v, nullptr, 10) > 8388608) {
-      detail::set(conf.get(), "fetch.max.bytes", v);
-    }
-  }
   // After the passthrough settings too: a bounded range is done at its partition's end, which
   // only enable.partition.eof reports (a worker's file may turn it off for its own consumer).
   detail::set(conf.get(), "enable.auto.commit", "false");
