@@ -153,15 +153,15 @@ bool in_time_window(const range_options& o, const kafka::message& m) {
   return (!o.since || ts >= *o.since) && (!o.until || ts < *o.until);
 }
 
-// Reads `ranges` of `topic` to their ends, handing each message to `each`. Throws when nothing
-// comes for 60 s (`what` names the read in that error).
+// Reads `ranges` of `topic` (none given: the whole topic as it is now) to their ends, handing each
+// message to `each`. Throws when nothing comes for 60 s (`what` names the read in that error).
 template <class Each>
-void read_all(const common& c, const std::string& topic, const std::vector<kafka::partition_range>& ranges,
+void read_all(const common& c, const std::string& topic, const std::vector<kafka::partition_range>* ranges,
               const std::string& what, Each each) {
   log::logger logger(log::level::warn, false);
   logger.add_secrets(c.secrets);
   kafka::reader rd({c.brokers, c.librdkafka}, logger);
-  rd.assign(topic, ranges);
+  rd.assign(topic, ranges ? *ranges : resolve(rd, topic, range_options{}));
   auto idle_since = std::chrono::steady_clock::now();
   while (!rd.done()) {
     auto batch = rd.read(1000, 200ms);
@@ -328,15 +328,11 @@ int run_replay(int argc, char** argv, int first) {
   const auto read_statuses = [&](const std::vector<kafka::partition_range>& ranges) {
     if (statuses.empty()) return;
     std::string why;
-    read_all(c, from, ranges, "replay --status", [&](const kafka::message& m) {
+    read_all(c, from, &ranges, "replay --status", [&](const kafka::message& m) {
       if (in_time_window(o, m) && keep_request(m, why)) status_of.try_emplace(req.id);
     });
     if (status_of.empty()) return;  // nothing in the range to look up
-    log::logger logger(log::level::warn, false);
-    logger.add_secrets(c.secrets);
-    kafka::reader rd({c.brokers, c.librdkafka}, logger);
-    const auto results = resolve(rd, results_topic, range_options{});
-    read_all(c, results_topic, results, "replay --status", [&](const kafka::message& m) {
+    read_all(c, results_topic, nullptr, "replay --status", [&](const kafka::message& m) {
       if (auto r = parse_result(m.payload())) {
         if (auto it = status_of.find(r->id); it != status_of.end()) it->second = std::move(r->status);
       }

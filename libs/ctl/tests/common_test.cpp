@@ -5,7 +5,6 @@
 
 #include "scratch_dir.hpp"
 
-
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>

@@ -600,22 +600,17 @@ struct pipeline::impl : kafka::rebalance_listener {
       // the prefetched records, without a pause and a fetch each time. The waits stay 1 s long,
       // so that the loop polls (rebalances, a group waiting for this member) meanwhile; a poll
       // at capacity takes one record into `held`.
-      if (!paused_for_capacity && in_flight.load() >= capacity) {
-        if (wait_for_slots(capacity, 1s)) {
+      if (!paused_for_capacity && in_flight.load() >= capacity && !wait_for_slots(capacity, 1s)) {
+        if (stopping.load()) break;  // the wait ends early then: nothing more is admitted, the drain below begins
+        const auto now = std::chrono::steady_clock::now();
+        if (!full_since) full_since = now - 1s;  // the second just waited
+        const bool recent = last_capacity_pause && now - *last_capacity_pause < 30s;
+        if (!recent || now - *full_since >= 5s) {
+          consumer->pause({});
+          paused_for_capacity = true;
+          last_capacity_pause = now;
           full_since.reset();
-        } else if (stopping.load()) {
-          break;  // the wait ends early then: nothing more is admitted, the drain below begins
-        } else {
-          const auto now = std::chrono::steady_clock::now();
-          if (!full_since) full_since = now - 1s;  // the second just waited
-          const bool recent = last_capacity_pause && now - *last_capacity_pause < 30s;
-          if (!recent || now - *full_since >= 5s) {
-            consumer->pause({});
-            paused_for_capacity = true;
-            last_capacity_pause = now;
-            full_since.reset();
-            metrics.capacity_pauses.Increment();
-          }
+          metrics.capacity_pauses.Increment();
         }
       } else if (paused_for_capacity && in_flight.load() < capacity) {
         resume_unpaused();

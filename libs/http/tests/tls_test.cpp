@@ -31,21 +31,21 @@ class certificates {
     make_cert("good", "subjectAltName=DNS:localhost,IP:127.0.0.1");
     make_cert("dns_only", "subjectAltName=DNS:localhost");
   }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  std::string path(const std::string& name) const { return (dir() / name).string(); }
 
  private:
   void sh(const std::string& cmd) const {
-    const std::string full = "cd '" + dir_.string() + "' && " + cmd + " >/dev/null 2>&1";
+    const std::string full = "cd '" + scratch_.path + "' && " + cmd + " >/dev/null 2>&1";
     if (std::system(full.c_str()) != 0) throw std::runtime_error("failed: " + cmd);
   }
   void make_cert(const std::string& name, const std::string& san) const {
-    std::ofstream(dir_ / (name + ".ext")) << san << "\n";
+    std::ofstream(dir() / (name + ".ext")) << san << "\n";
     sh("openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -out " + name +
        ".pem -extfile " + name + ".ext");
   }
 
   sendq::test_support::scratch_dir scratch_;  // removed with the certificates
-  fs::path dir_ = scratch_.path;
+  fs::path dir() const { return scratch_.path; }
 };
 
 /// What a tls_server does 50 ms after each reply, while the client's connection is idle.
