@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Issue 4: a retry due in 60 s travels through sendq.retry and is sent after 60 s, not before,
 without a busy loop (the retry partition is paused until the head is due). RetryCopyTest: what
-the worker's copy on sendq.retry carries."""
+the worker's copy on sendq.retry carries. RetryDeadLetterTest: a request that waited there and then
+failed goes to sendq.dlq as its original bytes."""
 import json
 import os
+import re
+import subprocess
 import sys
 import time
 import unittest
@@ -59,8 +62,8 @@ class RetryTopicTest(unittest.TestCase):
 
 
 class RetryCopyTest(unittest.TestCase):
-    """The worker's copy on sendq.retry is larger than the request (it makes account, key,
-    created_at, attempt and not_before explicit), and attempt counts on that topic only. (A
+    """The worker's copy on sendq.retry is larger than the request (it adds attempt, not_before
+    and created_at), and attempt counts on that topic only. (A
     not_before elsewhere was never waited for; the second test checks that it still is not.)"""
 
     def test_a_request_just_under_max_request_bytes_is_delivered_after_waiting_on_the_retry_topic(self):
@@ -175,6 +178,92 @@ class RetryCopyTest(unittest.TestCase):
             worker.stop()
             sim.stop()
 
+
+def read_with_positions(bootstrap, topic):
+    """Every record on `topic` now as [(partition, offset, {header: value}, value)]."""
+    proc = subprocess.run(["kcat", "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-q",
+                           "-f", "%p\t%o\t%h\t%s\n"], capture_output=True, timeout=60, check=True)
+    out = []
+    for line in proc.stdout.decode().splitlines():
+        partition, offset, headers, value = line.split("\t", 3)
+        # kcat joins headers with commas, and sendq-error-message may have some
+        pairs = (h.split("=", 1) for h in re.split(r",(?=sendq-)", headers) if h)
+        out.append((int(partition), int(offset), dict(pairs), value))
+    return out
+
+
+class RetryDeadLetterTest(unittest.TestCase):
+    """CONTRACT.md: a DLQ record holds the request's original bytes. A request parked on sendq.retry
+    is written there as those bytes with attempt, not_before and created_at added (header
+    sendq-added-members says where), so that they can be taken out again."""
+
+    def test_a_request_that_waited_on_the_retry_topic_goes_to_the_dlq_as_its_original_bytes(self):
+        workdir = h.Workdir("retrydlq").path
+        sim = h.Simulator(workdir)
+        sim.set_faults([{"match": "always-busy", "action": "status", "status": 503, "retry_after": 1}])
+        config = write_config(workdir, {"retry_topic_threshold_ms": 500, "max_attempts": 3})
+        worker = h.Worker(workdir, sim, config=config)
+        try:
+            worker.wait_ready()
+            # given: odd spacing and member order, an escape, trailing blanks and no created_at, all of
+            # which the worker's own encoding would change; and a request that carries `attempt`
+            # itself (ignored on sendq.requests), so that the members cannot be added to it
+            original = ('{ "body" : {"text": "always-busy \\u00e9"},  "type":"text", "to":"t1","from":"u1",'
+                        '"provider" :"sender", "id":"kept-bytes" }  ')
+            carries = json.dumps({"id": "carries-attempt", "provider": "sender", "type": "text", "from": "u1",
+                                  "to": "t2", "body": {"text": "always-busy"}, "attempt": 7})
+            # and one with its own created_at, which is then not added
+            dated = '{"id":"dated","provider":"sender","type":"text","from":"u1","to":"t3","body":{"text":"always-busy"},' \
+                    '"created_at":1700000000000}'
+            h.kcat_produce(worker.bootstrap, "sendq.requests", [("kept", original), ("carries", carries), ("dated", dated)])
+            # when all three fail three times, waiting on sendq.retry between attempts
+            results = h.kcat_results_by_id(worker.bootstrap, 3, 60)
+            self.assertEqual(results["dated"]["created_at"], 1700000000000)
+            for rid in ("kept-bytes", "carries-attempt", "dated"):
+                r = results[rid]
+                self.assertEqual((r["status"], r["error"]["kind"], r["attempts"], r["source"]["topic"]),
+                                 ("failed", "retries_exhausted", 3, "sendq.retry"), r)
+            first = {json.loads(v)["id"]: (p, o) for p, o, _, v in read_with_positions(worker.bootstrap, "sendq.requests")}
+            origin = {rid: {"sendq-origin-topic": "sendq.requests", "sendq-origin-partition": str(first[rid][0]),
+                            "sendq-origin-offset": str(first[rid][1])} for rid in first}
+
+            # then each park of kept-bytes is its original bytes with the three members before the brace
+            parks = {}
+            for _, _, headers, value in read_with_positions(worker.bootstrap, "sendq.retry"):
+                parks.setdefault(json.loads(value)["id"], []).append((headers, value))
+            self.assertEqual(sorted(parks), ["carries-attempt", "dated", "kept-bytes"])
+            close = original.rindex("}")
+            created_at = results["kept-bytes"]["created_at"]
+            for attempt, (headers, value) in enumerate(parks["kept-bytes"], start=1):
+                not_before = json.loads(value)["not_before"]
+                added = f',"attempt":{attempt},"not_before":{not_before},"created_at":{created_at}'
+                self.assertEqual(value, original[:close] + added + original[close:])
+                self.assertEqual(headers["sendq-added-members"], f"{close}:{len(added)}")
+                # the second park, read from sendq.retry, still names the request's first record
+                self.assertEqual({k: v for k, v in headers.items() if k.startswith("sendq-origin-")}, origin["kept-bytes"])
+            self.assertEqual(len(parks["kept-bytes"]), 2)
+            self.assertEqual([v for _, v in parks["dated"]],
+                             [dated[:-1] + f',"attempt":{n},"not_before":{json.loads(v)["not_before"]}}}'
+                              for n, (_, v) in enumerate(parks["dated"], start=1)])
+            # carries-attempt's parks are the worker's encoding (adding `attempt` would repeat it)
+            self.assertEqual([(json.loads(v)["attempt"], "sendq-added-members" in hd) for hd, v in parks["carries-attempt"]],
+                             [(1, False), (2, False)])
+
+            dlq = {k: (hd, v) for (_, _, hd, v), k in
+                   ((rec, json.loads(rec[3])["id"]) for rec in read_with_positions(worker.bootstrap, "sendq.dlq"))}
+            self.assertEqual(sorted(dlq), ["carries-attempt", "dated", "kept-bytes"])
+            self.assertEqual(dlq["dated"][1], dated)
+            headers, value = dlq["kept-bytes"]
+            self.assertEqual(value, original)  # byte for byte
+            self.assertEqual((headers["sendq-status"], headers["sendq-error-kind"], headers["sendq-source-topic"]),
+                             ("failed", "retries_exhausted", "sendq.retry"))
+            self.assertEqual({k: v for k, v in headers.items() if k.startswith("sendq-origin-")}, origin["kept-bytes"])
+            headers, value = dlq["carries-attempt"]
+            self.assertEqual(json.loads(value)["attempt"], 2)  # the last park's copy
+            self.assertEqual({k: v for k, v in headers.items() if k.startswith("sendq-origin-")}, origin["carries-attempt"])
+        finally:
+            worker.stop()
+            sim.stop()
 
 if __name__ == "__main__":
     h.main()

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <deque>
 #include <future>
+#include <limits>
 #include <random>
 #include <map>
 #include <mutex>
@@ -156,6 +157,9 @@ struct record : std::enable_shared_from_this<record> {
   duplicate_guard::digest id_digest, position_digest;
   std::string result_id;              // key of its result and DLQ record, once published
   kafka::header_list dlq_headers;     // of its DLQ record, once published (to write it again)
+  // Read back from a park: where the request was first read from (dead_letter.hpp's origin
+  // headers), for its next park and its DLQ record. Empty otherwise.
+  kafka::header_list origin;
 };
 
 using record_ptr = std::shared_ptr<record>;
@@ -886,6 +890,14 @@ struct pipeline::impl : kafka::rebalance_listener {
     rec->generation = tracker.track(rec->topic, rec->partition, rec->offset);
     rec->payload.assign(m.payload());
     rec->null_payload = m.payload().data() == nullptr;
+    if (topic == cfg.kafka.retry_topic) {
+      // A park's record is the original bytes with the worker's members added: the payload kept
+      // (for a DLQ record, or the next park) is the original again.
+      if (const auto added = m.header(added_members_header)) remove_added_members(rec->payload, *added);
+      for (const auto name : {origin_topic_header, origin_partition_header, origin_offset_header}) {
+        if (const auto v = m.header(name)) rec->origin.emplace_back(std::string(name), std::string(*v));
+      }
+    }
     rec->bulk = topic == cfg.kafka.bulk_topic || (topic == cfg.kafka.retry_topic && m.header(bulk_header).has_value());
     if (rec->bulk) bulk_in_flight.fetch_add(1);
     in_flight.fetch_add(1);
@@ -1664,15 +1676,18 @@ struct pipeline::impl : kafka::rebalance_listener {
   [[nodiscard]] std::string park(record& rec, int attempts_made, std::int64_t not_before, bool routine = false,
                                  const kafka::header_list& headers = {},
                                  std::int32_t partition = kafka::any_partition) {
-    core::send_request copy = rec.req;  // (its body is written from body_json: a fetched file is not in it)
-    copy.attempt = attempts_made;
-    copy.not_before_ms = not_before;
-    std::string json;
-    core::encode_request(copy, json);
     // Waits for the request's next attempt count towards its age; a bulkhead's (routine) park
     // does not: it is a place in a queue, read back when the account has room, not a wait the
     // request could repeat.
     auto with_age = headers;
+    const std::string json = park_value(rec, attempts_made, not_before, with_age);
+    if (rec.origin.empty()) {
+      with_age.emplace_back(std::string(origin_topic_header), rec.topic);
+      with_age.emplace_back(std::string(origin_partition_header), std::to_string(rec.partition));
+      with_age.emplace_back(std::string(origin_offset_header), std::to_string(rec.offset));
+    } else {
+      with_age.insert(with_age.end(), rec.origin.begin(), rec.origin.end());
+    }
     if (rec.bulk) with_age.emplace_back(std::string(bulk_header), "1");
     if (!routine) {
       const auto held_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - rec.held_since);
@@ -1685,19 +1700,49 @@ struct pipeline::impl : kafka::rebalance_listener {
     for (const auto& [name, value] : headers) {
       if (name == parked_keys::header) ticket.park_token = value;
     }
-    if (auto refused = produce_or_retry(cfg.kafka.retry_topic, copy.key, json, with_age, std::move(ticket), partition);
+    if (auto refused = produce_or_retry(cfg.kafka.retry_topic, rec.req.key, json, with_age, std::move(ticket), partition);
         !refused.empty()) {
       rec.remember_id = true;
       // It carries its key (by default provider:to) besides the request: up to twice its size.
       return "the request could not wait on " + cfg.kafka.retry_topic + " for its next attempt: that record is " +
-             std::to_string(copy.key.size() + json.size()) + " bytes with its key, over the producer's message.max.bytes (" +
+             std::to_string(rec.req.key.size() + json.size()) + " bytes with its key, over the producer's message.max.bytes (" +
              producer_max_bytes + ")";
     }
     if (const auto level = routine ? log::level::debug : log::level::info; producer_run.load() && log.enabled(level)) {
       log.write(level, "pipeline", "parked on the retry topic",
-                {{"id", copy.id}, {"attempts", std::to_string(attempts_made)}, {"not_before", std::to_string(not_before)}});
+                {{"id", rec.req.id}, {"attempts", std::to_string(attempts_made)}, {"not_before", std::to_string(not_before)}});
     }
     return {};
+  }
+
+  // The value of `rec`'s park: its original bytes with attempt, not_before and created_at (which
+  // the worker may have taken from the Kafka timestamp) added, checked by decoding it back, and
+  // `headers` get added_members_header. When that does not decode as the request (the original
+  // has one of those members already, as a client's request may), the worker's encoding of the
+  // request (its body from body_json: a fetched file is not in it), which its DLQ record is then.
+  std::string park_value(const record& rec, int attempts_made, std::int64_t not_before, kafka::header_list& headers) {
+    thread_local core::request_decoder check(std::numeric_limits<std::size_t>::max());
+    thread_local core::send_request back;
+    const std::string due = "\"attempt\":" + std::to_string(attempts_made) + ",\"not_before\":" + std::to_string(not_before);
+    // created_at is added unless the original has it (then the first try fails as a duplicate).
+    const std::string with_created_at =
+        rec.req.created_at_ms ? due + ",\"created_at\":" + std::to_string(*rec.req.created_at_ms) : due;
+    for (const std::string* members : {&with_created_at, &due}) {
+      auto added = add_members(rec.payload, *members);
+      if (!added) break;
+      if (!check.decode(added->value, back) && back.id == rec.req.id && back.attempt == attempts_made &&
+          back.not_before_ms == not_before && back.created_at_ms == rec.req.created_at_ms) {
+        headers.emplace_back(std::string(added_members_header), std::move(added->header));
+        return std::move(added->value);
+      }
+      if (members == &due) break;
+    }
+    core::send_request copy = rec.req;
+    copy.attempt = attempts_made;
+    copy.not_before_ms = not_before;
+    std::string json;
+    core::encode_request(copy, json);
+    return json;
   }
 
   void fill_identity(const core::send_request& req, core::delivery_result& res, const std::shared_ptr<record>& rec) {
@@ -1759,6 +1804,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       metrics.dlq_records.Add({{"error_kind", std::string(kind)}}).Increment();
       rec->result_id = res.id;
       rec->dlq_headers = dlq_headers(res);
+      rec->dlq_headers.insert(rec->dlq_headers.end(), rec->origin.begin(), rec->origin.end());
       produce_or_retry(cfg.kafka.dlq_topic, res.id, rec->value(), rec->dlq_headers, produce_ticket{rec, true});
     }
   }
