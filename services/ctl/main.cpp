@@ -26,7 +26,9 @@ A progress bar with rate and ETA is drawn on stderr when it is a terminal.
 something (or a read failed, or records of the range were deleted by retention before they were
 read: named by partition and offset), 2 a usage error, 3 enqueue rejected some lines, 130 enqueue, replay
 or redrive interrupted (SIGINT/SIGTERM: what was read is flushed and summarized first, with the
-offset each partition's copy goes on from; a second signal ends it at once). tail stops on SIGINT/SIGTERM with 0.
+offset each partition's copy goes on from; a second signal ends it at once; one that comes after the whole input
+or range was read, while Kafka acknowledges it, cuts nothing short and changes no status). tail stops on
+SIGINT/SIGTERM with 0.
 )";
 
 }  // namespace

@@ -318,7 +318,10 @@ class CtlEnqueueInputTest(unittest.TestCase):
                                             if json.loads(v)["id"].startswith(prefix)]) == 3, 30, "the three lines on the topic")
                     # when it is interrupted while it waits for more (it used to die there, without its summary)
                     p.send_signal(signal.SIGINT)
-                    _, err = p.communicate(timeout=70)
+                    # (its input stays open until it exits: closed first, the input would have ended, and
+                    # a signal after the end of the input cuts nothing short)
+                    p.wait(timeout=70)
+                    err = p.stderr.read()
                 finally:
                     p.kill()
                     p.wait()
@@ -329,6 +332,71 @@ class CtlEnqueueInputTest(unittest.TestCase):
                 self.assertEqual(p.returncode, 130, err)
                 self.assertEqual(err.decode(), "enqueued 3 of 3 requests to sendq.requests\n"
                                                "interrupted after line 3: the lines after it were not read\n")
+
+    def paused_broker(self):
+        """Stops the broker (SIGSTOP) until the block ends, so that acknowledgements wait."""
+        kafka = self
+
+        class Paused:
+            def __enter__(self):
+                os.kill(kafka.kafka.proc.pid, signal.SIGSTOP)
+
+            def __exit__(self, *exc):
+                os.kill(kafka.kafka.proc.pid, signal.SIGCONT)
+        return Paused()
+
+    def test_a_signal_after_the_whole_input_was_read_cuts_nothing_short(self):
+        # given an enqueue that has read all of its file and waits for Kafka to acknowledge it
+        prefix = "enqlate"
+        lines = [json.dumps(request(i, prefix=prefix)) for i in range(3)]
+        path = self.write("late.jsonl", lines)
+        with self.paused_broker():
+            p = subprocess.Popen([h.SENDQCTL, "enqueue", path, "--brokers", self.b],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            try:
+                time.sleep(3)  # (it reads the three lines at once: nothing waits but the acknowledgements)
+                # when a signal comes then
+                p.send_signal(signal.SIGINT)
+                time.sleep(0.5)
+            except BaseException:
+                p.kill()
+                raise
+        try:
+            _, err = p.communicate(timeout=70)
+        finally:
+            p.kill()
+            p.wait()
+        # then the acknowledgements are still waited for, and nothing was cut short: exit 0, not 130
+        self.assertEqual((p.returncode, err.decode()), (0, "enqueued 3 of 3 requests to sendq.requests\n"))
+        got = [json.loads(v)["id"] for _, v, _ in h.kcat_consume_all(self.b, "sendq.requests")
+               if json.loads(v)["id"].startswith(prefix)]
+        self.assertEqual(got, [json.loads(line)["id"] for line in lines])
+
+    def test_a_signal_after_the_whole_range_was_read_cuts_nothing_short(self):
+        # given a replay of two records at one every 6 s, whose second waits for its acknowledgement
+        recs = [request(i, prefix="lateint") for i in range(2)]
+        h.kcat_produce(self.b, "archive.lateint", [("one", json.dumps(r)) for r in recs])
+
+        def copied():
+            return [json.loads(v)["id"] for _, v, _ in h.kcat_consume_all(self.b, "sendq.bulk")
+                    if json.loads(v)["id"].startswith("lateint")]
+        p = subprocess.Popen([h.SENDQCTL, "replay", "--brokers", self.b, "--from-topic", "archive.lateint", "--rate", "10/m"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            h.wait_for(lambda: len(copied()) == 1, 30, "the first record copied")
+            with self.paused_broker():
+                time.sleep(7.5)  # the second is produced 6 s after the first, and waits
+                # when a signal comes then
+                p.send_signal(signal.SIGINT)
+                time.sleep(0.5)
+            _, err = p.communicate(timeout=70)
+        finally:
+            p.kill()
+            p.wait()
+        # then the copy is complete: exit 0, not 130
+        self.assertEqual(p.returncode, 0, err)
+        self.assertIn("replay: read 2 records of archive.lateint, 2 matched; produced 2 to sendq.bulk\n", err.decode())
+        self.assertEqual(sorted(copied()), [r["id"] for r in recs])
 
     def test_an_interrupted_replay_says_where_each_partition_goes_on_from(self):
         # given 8 requests on one partition of an archive topic

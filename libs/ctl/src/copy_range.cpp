@@ -279,7 +279,9 @@ int copy(const common& c, const std::string& from, const range_options& o, const
   }
   for (const auto& gap : deleted) std::cerr << verb << ": " << from << " " << gap << ": the copy is incomplete\n";
   for (const auto& gap : rd.gaps()) std::cerr << verb << ": " << from << " " << gap << ": the copy is incomplete\n";
-  if (interrupted()) return exit_interrupted;
+  // A signal that came once the range was read (while the producer flushed, which it lets finish)
+  // cut nothing short.
+  if (stopped_early && interrupted()) return exit_interrupted;
   return refused || !ok || stopped_early || !rd.gaps().empty() || !deleted.empty() ? 1 : 0;
 }
 

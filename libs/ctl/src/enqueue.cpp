@@ -88,6 +88,7 @@ int run_enqueue(int argc, char** argv, int first) {
   std::optional<__gnu_cxx::stdio_sync_filebuf<char>> pipe_buf;
   std::optional<std::istream> pipe_input;
   std::istream* input = &std::cin;
+  FILE* input_stdio = stdin;  // what `input` reads through, when stdio (a pipe, a FIFO, stdin)
   std::uint64_t total = 0;
   if (file && *file != "-") {
     // A directory opens as a stream on Linux and then reads as empty: refuse it like a missing file.
@@ -103,12 +104,14 @@ int run_enqueue(int argc, char** argv, int first) {
       f.seekg(0);
       if (!f) throw std::runtime_error("cannot read '" + *file + "' again after counting its lines");
       input = &f;
+      input_stdio = nullptr;
     } else {
       pipe_file.reset(std::fopen(file->c_str(), "r"));
       if (!pipe_file) throw usage_error("cannot read '" + *file + "'");
       pipe_buf.emplace(pipe_file.get());
       pipe_input.emplace(&*pipe_buf);
       input = &*pipe_input;
+      input_stdio = pipe_file.get();
     }
   }
 
@@ -123,6 +126,7 @@ int run_enqueue(int argc, char** argv, int first) {
   std::uint64_t lineno = 0, rejected = 0, refused = 0;
   std::string first_refusal;
   stop_on_signals();
+  bool not_produced = false;
   for (std::string line; !interrupted() && std::getline(*input, line);) {
     if (interrupted()) break;  // a read cut short by the signal may have given half a line
     ++lineno;
@@ -133,6 +137,7 @@ int run_enqueue(int argc, char** argv, int first) {
       auto err = out.produce(topic, r.key, line, {});
       if (err == detail::interrupted_error) {  // waiting for room in a full queue: not produced
         --lineno;
+        not_produced = true;
         break;
       }
       // Over the producer's message.max.bytes: no retry can help, so it is a rejected line
@@ -175,7 +180,11 @@ int run_enqueue(int argc, char** argv, int first) {
     std::cerr << "Kafka did not acknowledge " << out.failed() << " records"
               << (out.first_error().empty() ? "" : " (" + out.first_error() + ")") << "\n";
   }
-  if (interrupted()) {
+  // A signal that came after the end of the input (while the producer flushed, which it lets
+  // finish) cut nothing short. A stdio read it cut short reads as an end to the stream, but
+  // leaves stdio's error flag, not its end-of-file flag.
+  const bool input_ended = input_stdio ? std::feof(input_stdio) != 0 : input->eof();
+  if (not_produced || (interrupted() && !input_ended)) {
     std::cerr << "interrupted after line " << lineno << ": the lines after it were not read\n";
     return exit_interrupted;
   }
