@@ -1,6 +1,7 @@
 // Fuzz target: the SendRequest decoder, then every step a decoded request goes through before it
-// is sent (the provider's build() with an account like the seeds') and the retry-topic round trip
-// (encode_request → decode must give the same request back).
+// is sent (the provider's build() with an account like the seeds') and the retry-topic round trips
+// (a park's members added → decode gives the request with them, and taken out again the original
+// bytes; encode_request → decode must give the same request back).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -11,6 +12,7 @@
 
 #include <simdjson.h>
 
+#include "sendq/core/added_members.hpp"
 #include "sendq/core/request_decoder.hpp"
 #include "sendq/core/result_encoder.hpp"
 #include "sendq/providers/provider.hpp"
@@ -49,7 +51,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     (void)p->build(r, providers::testing::account_for(r.provider));
   }
 
-  // What the worker writes to sendq.retry must decode to the same request.
+  // A park: the original with attempt and not_before added reads as the request with them (unless
+  // it has one of them already: the worker then writes its encoding, below), and taking them out
+  // again gives the original, byte for byte.
+  if (auto added = core::add_members(bytes, R"("attempt":3,"not_before":1700000000000)")) {
+    core::send_request parked;
+    if (!decoder.decode(added->value, parked) &&
+        (parked.id != r.id || parked.key != r.key || parked.body_json != r.body_json || parked.attempt != 3 ||
+         parked.not_before_ms != 1700000000000)) {
+      broken("a park's members changed the request");
+    }
+    std::string original = added->value;
+    if (!core::remove_added_members(original, added->header) || original != bytes) broken("a park's original bytes");
+  } else {
+    broken("a decoded request took no members");
+  }
+
+  // The worker's encoding, which it writes to sendq.retry when the members cannot be added.
   std::string again;
   core::encode_request(r, again);
   core::send_request back;

@@ -204,7 +204,8 @@ class CtlTest(unittest.TestCase):
 
 class CtlEnqueueInputTest(unittest.TestCase):
     """enqueue's refusals: lines Kafka's producer refuses end the run (no retry forever), and
-    inputs that are not one readable file are usage errors. Only a broker is needed."""
+    inputs that are not one readable file are usage errors; enqueue and replay stopped by a signal
+    (exit 130 only when it cut something short). Only a broker is needed."""
 
     @classmethod
     def setUpClass(cls):
@@ -325,6 +326,8 @@ class CtlEnqueueInputTest(unittest.TestCase):
                 finally:
                     p.kill()
                     p.wait()
+                    if p.stdin:
+                        p.stdin.close()
                     if writer:
                         writer.kill()
                         writer.wait()
@@ -346,31 +349,40 @@ class CtlEnqueueInputTest(unittest.TestCase):
         return Paused()
 
     def test_a_signal_after_the_whole_input_was_read_cuts_nothing_short(self):
-        # given an enqueue that has read all of its file and waits for Kafka to acknowledge it
-        prefix = "enqlate"
-        lines = [json.dumps(request(i, prefix=prefix)) for i in range(3)]
-        path = self.write("late.jsonl", lines)
-        with self.paused_broker():
-            p = subprocess.Popen([h.SENDQCTL, "enqueue", path, "--brokers", self.b],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            try:
-                time.sleep(3)  # (it reads the three lines at once: nothing waits but the acknowledgements)
-                # when a signal comes then
-                p.send_signal(signal.SIGINT)
-                time.sleep(0.5)
-            except BaseException:
-                p.kill()
-                raise
-        try:
-            _, err = p.communicate(timeout=70)
-        finally:
-            p.kill()
-            p.wait()
-        # then the acknowledgements are still waited for, and nothing was cut short: exit 0, not 130
-        self.assertEqual((p.returncode, err.decode()), (0, "enqueued 3 of 3 requests to sendq.requests\n"))
-        got = [json.loads(v)["id"] for _, v, _ in h.kcat_consume_all(self.b, "sendq.requests")
-               if json.loads(v)["id"].startswith(prefix)]
-        self.assertEqual(got, [json.loads(line)["id"] for line in lines])
+        for source in ("file", "stdin"):
+            with self.subTest(source):
+                # given an enqueue that has read all of its input (a file; stdin, closed) and waits for
+                # Kafka to acknowledge it
+                prefix = f"enqlate{source}"
+                lines = [json.dumps(request(i, prefix=prefix)) for i in range(3)]
+                path = self.write(f"late-{source}.jsonl", lines)
+                with self.paused_broker():
+                    with open(path, "rb") as f:
+                        p = subprocess.Popen([h.SENDQCTL, "enqueue", path if source == "file" else "-", "--brokers", self.b],
+                                             stdin=subprocess.PIPE if source == "stdin" else None,
+                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                        if source == "stdin":
+                            p.stdin.write(f.read())
+                            p.stdin.close()
+                    try:
+                        time.sleep(3)  # (it reads the three lines at once: nothing waits but the acknowledgements)
+                        # when a signal comes then
+                        p.send_signal(signal.SIGINT)
+                        time.sleep(0.5)
+                    except BaseException:
+                        p.kill()
+                        raise
+                try:
+                    p.wait(timeout=70)
+                    err = p.stderr.read()
+                finally:
+                    p.kill()
+                    p.wait()
+                # then the acknowledgements are still waited for, and nothing was cut short: exit 0, not 130
+                self.assertEqual((p.returncode, err.decode()), (0, "enqueued 3 of 3 requests to sendq.requests\n"))
+                got = [json.loads(v)["id"] for _, v, _ in h.kcat_consume_all(self.b, "sendq.requests")
+                       if json.loads(v)["id"].startswith(prefix)]
+                self.assertEqual(got, [json.loads(line)["id"] for line in lines])
 
     def test_a_signal_after_the_whole_range_was_read_cuts_nothing_short(self):
         # given a replay of two records at one every 6 s, whose second waits for its acknowledgement

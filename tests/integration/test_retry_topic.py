@@ -90,8 +90,9 @@ class RetryCopyTest(unittest.TestCase):
             calls = sim.requests()
             self.assertEqual(len(calls), 2)
             self.assertEqual([json.loads(c["body"])["messageInfo"]["text"] for c in calls], [req["body"]["text"]] * 2)
-            # and such a copy on sendq.bulk (a dead letter that had waited on sendq.retry, redriven) is
-            # read with the same allowance, and starts from attempt 1 there
+            # and such a copy on sendq.bulk (a redriven dead letter that had waited on sendq.retry as the
+            # worker's encoding: its original carried attempt or not_before) is read with the same
+            # allowance, and starts from attempt 1 there
             copy = json.loads(parked[0][1])
             copy["id"] = "near-limit-again"
             redriven = json.dumps(copy, separators=(",", ":"))
@@ -253,6 +254,7 @@ class RetryDeadLetterTest(unittest.TestCase):
                    ((rec, json.loads(rec[3])["id"]) for rec in read_with_positions(worker.bootstrap, "sendq.dlq"))}
             self.assertEqual(sorted(dlq), ["carries-attempt", "dated", "kept-bytes"])
             self.assertEqual(dlq["dated"][1], dated)
+            self.assertEqual({k: v for k, v in dlq["dated"][0].items() if k.startswith("sendq-origin-")}, origin["dated"])
             headers, value = dlq["kept-bytes"]
             self.assertEqual(value, original)  # byte for byte
             self.assertEqual((headers["sendq-status"], headers["sendq-error-kind"], headers["sendq-source-topic"]),

@@ -128,7 +128,10 @@ int run_enqueue(int argc, char** argv, int first) {
   stop_on_signals();
   bool not_produced = false;
   for (std::string line; !interrupted() && std::getline(*input, line);) {
-    if (interrupted()) break;  // a read cut short by the signal may have given half a line
+    if (interrupted()) {  // a read cut short by the signal may have given half a line: not taken
+      not_produced = true;
+      break;
+    }
     ++lineno;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const auto where = [&] { return "line " + std::to_string(lineno) + (r.id.empty() ? "" : " (id " + r.id + ")"); };

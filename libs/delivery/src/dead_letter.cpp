@@ -1,7 +1,6 @@
 #include "sendq/delivery/dead_letter.hpp"
 
 #include <algorithm>
-#include <charconv>
 
 namespace sendq::delivery {
 
@@ -31,37 +30,6 @@ void mark_value_omitted(kafka::header_list& headers, std::size_t original_bytes,
                        "the original value (" + std::to_string(original_bytes) + " bytes) is too large to copy here (" +
                            std::string(error) + "); it is at " + (parked ? "sendq-origin" : "sendq-source") +
                            "-topic/-partition/-offset");
-}
-
-namespace {
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-}  // namespace
-
-std::optional<added_members> add_members(std::string_view original, std::string_view members) {
-  std::size_t close = original.size();
-  while (close > 0 && is_space(original[close - 1])) --close;
-  if (close == 0 || original[--close] != '}') return std::nullopt;
-  std::size_t last = close;
-  while (last > 0 && is_space(original[last - 1])) --last;
-  if (last == 0 || original[last - 1] == '{') return std::nullopt;  // `{}`: no member to follow
-  added_members out;
-  out.value.reserve(original.size() + members.size() + 1);
-  out.value.append(original.substr(0, close)).append(",").append(members).append(original.substr(close));
-  out.header = std::to_string(close) + ":" + std::to_string(members.size() + 1);
-  return out;
-}
-
-bool remove_added_members(std::string& value, std::string_view header) {
-  std::size_t offset = 0, length = 0;
-  const char* end = header.data() + header.size();
-  auto [p, ec] = std::from_chars(header.data(), end, offset);
-  if (ec != std::errc() || p == end || *p != ':') return false;
-  auto [q, ec2] = std::from_chars(p + 1, end, length);
-  if (ec2 != std::errc() || q != end || length < 2 || offset >= value.size() || length >= value.size() - offset) return false;
-  // What add_members put in starts with its comma and ends where the object's brace follows.
-  if (value[offset] != ',' || value[offset + length] != '}') return false;
-  value.erase(offset, length);
-  return true;
 }
 
 void cap_error_message(std::string& message, std::size_t max_bytes) {

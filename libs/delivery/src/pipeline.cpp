@@ -27,6 +27,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/as_tuple.hpp>
 
+#include "sendq/core/added_members.hpp"
 #include "sendq/core/request_decoder.hpp"
 #include "sendq/core/result_encoder.hpp"
 #include "sendq/delivery/dead_letter.hpp"
@@ -160,6 +161,8 @@ struct record : std::enable_shared_from_this<record> {
   // Read back from a park: where the request was first read from (dead_letter.hpp's origin
   // headers), for its next park and its DLQ record. Empty otherwise.
   kafka::header_list origin;
+  // Its original bytes have no created_at (the worker took the Kafka timestamp): a park adds it.
+  bool created_at_added = false;
 };
 
 using record_ptr = std::shared_ptr<record>;
@@ -310,11 +313,12 @@ struct pipeline::impl : kafka::rebalance_listener {
   std::atomic<std::uint64_t> ended_count{0};
   duplicate_guard duplicates;
   core::request_decoder decoder;  // Kafka thread only
-  // For the worker's own copies on sendq.retry: a copy makes account, key and created_at explicit
-  // and adds attempt and not_before, so one of a request just under max_request_bytes is over it.
-  // Read with the limit of the producer that wrote it.
+  // For the worker's own parks on sendq.retry: a park adds attempt, not_before (and created_at)
+  // to the original, or is the worker's encoding with every member explicit, so one of a request
+  // just under max_request_bytes is over it. Read with the limit of the producer that wrote it.
   core::request_decoder retry_decoder;  // Kafka thread only
-  // sendq.bulk: max_request_bytes + 64 KiB, for such a copy that went to the DLQ and was redriven;
+  // sendq.bulk: max_request_bytes + 64 KiB, for a park of the worker's encoding that went to the DLQ
+  // as such and was redriven;
   // anything larger is as much too large there as on sendq.requests.
   core::request_decoder bulk_decoder;  // Kafka thread only
   std::atomic<long> in_flight{0};
@@ -893,7 +897,12 @@ struct pipeline::impl : kafka::rebalance_listener {
     if (topic == cfg.kafka.retry_topic) {
       // A park's record is the original bytes with the worker's members added: the payload kept
       // (for a DLQ record, or the next park) is the original again.
-      if (const auto added = m.header(added_members_header)) remove_added_members(rec->payload, *added);
+      if (const auto added = m.header(added_members_header)) {
+        std::string members;
+        if (core::remove_added_members(rec->payload, *added, &members)) {
+          rec->created_at_added = members.find("\"created_at\":") != std::string::npos;
+        }
+      }
       for (const auto name : {origin_topic_header, origin_partition_header, origin_offset_header}) {
         if (const auto v = m.header(name)) rec->origin.emplace_back(std::string(name), std::string(*v));
       }
@@ -906,7 +915,10 @@ struct pipeline::impl : kafka::rebalance_listener {
     // A request without created_at (or with one that could not be read) was created when it
     // was produced: its result says so, rejected or not.
     if (!rec->req.created_at_ms) {
-      if (const auto ts = m.timestamp_ms(); ts > 0) rec->req.created_at_ms = ts;
+      if (const auto ts = m.timestamp_ms(); ts > 0) {
+        rec->req.created_at_ms = ts;
+        rec->created_at_added = true;
+      }
     }
     // A bulkhead park ends here, however its record ends (sent, skipped as a duplicate, its route
     // removed by a reload): only then do the key's new requests stop queueing behind it.
@@ -1704,8 +1716,10 @@ struct pipeline::impl : kafka::rebalance_listener {
         !refused.empty()) {
       rec.remember_id = true;
       // It carries its key (by default provider:to) besides the request: up to twice its size.
+      std::size_t bytes = rec.req.key.size() + json.size();
+      for (const auto& [name, value] : with_age) bytes += name.size() + value.size();
       return "the request could not wait on " + cfg.kafka.retry_topic + " for its next attempt: that record is " +
-             std::to_string(rec.req.key.size() + json.size()) + " bytes with its key, over the producer's message.max.bytes (" +
+             std::to_string(bytes) + " bytes with its key and headers, over the producer's message.max.bytes (" +
              producer_max_bytes + ")";
     }
     if (const auto level = routine ? log::level::debug : log::level::info; producer_run.load() && log.enabled(level)) {
@@ -1715,27 +1729,22 @@ struct pipeline::impl : kafka::rebalance_listener {
     return {};
   }
 
-  // The value of `rec`'s park: its original bytes with attempt, not_before and created_at (which
-  // the worker may have taken from the Kafka timestamp) added, checked by decoding it back, and
+  // The value of `rec`'s park: its original bytes with attempt, not_before and (when they have
+  // none: the worker took the Kafka timestamp) created_at added, checked by decoding it back, and
   // `headers` get added_members_header. When that does not decode as the request (the original
-  // has one of those members already, as a client's request may), the worker's encoding of the
+  // has attempt or not_before already, as a client's request may), the worker's encoding of the
   // request (its body from body_json: a fetched file is not in it), which its DLQ record is then.
+  // (Kafka thread for a bulkhead's park, I/O threads for a back-off's: each has its decoder.)
   std::string park_value(const record& rec, int attempts_made, std::int64_t not_before, kafka::header_list& headers) {
     thread_local core::request_decoder check(std::numeric_limits<std::size_t>::max());
     thread_local core::send_request back;
-    const std::string due = "\"attempt\":" + std::to_string(attempts_made) + ",\"not_before\":" + std::to_string(not_before);
-    // created_at is added unless the original has it (then the first try fails as a duplicate).
-    const std::string with_created_at =
-        rec.req.created_at_ms ? due + ",\"created_at\":" + std::to_string(*rec.req.created_at_ms) : due;
-    for (const std::string* members : {&with_created_at, &due}) {
-      auto added = add_members(rec.payload, *members);
-      if (!added) break;
-      if (!check.decode(added->value, back) && back.id == rec.req.id && back.attempt == attempts_made &&
-          back.not_before_ms == not_before && back.created_at_ms == rec.req.created_at_ms) {
-        headers.emplace_back(std::string(added_members_header), std::move(added->header));
-        return std::move(added->value);
-      }
-      if (members == &due) break;
+    std::string members = "\"attempt\":" + std::to_string(attempts_made) + ",\"not_before\":" + std::to_string(not_before);
+    if (rec.created_at_added && rec.req.created_at_ms) members += ",\"created_at\":" + std::to_string(*rec.req.created_at_ms);
+    if (auto added = core::add_members(rec.payload, members);
+        added && !check.decode(added->value, back) && back.id == rec.req.id && back.attempt == attempts_made &&
+        back.not_before_ms == not_before && back.created_at_ms == rec.req.created_at_ms) {
+      headers.emplace_back(std::string(added_members_header), std::move(added->header));
+      return std::move(added->value);
     }
     core::send_request copy = rec.req;
     copy.attempt = attempts_made;

@@ -57,43 +57,6 @@ TEST(dead_letter, a_value_omitted_from_a_parked_requests_dlq_record_is_found_at_
             "it is at sendq-origin-topic/-partition/-offset");
 }
 
-TEST(dead_letter, members_added_before_the_closing_brace_come_out_again_byte_for_byte) {
-  // Odd spacing and a trailing newline: the original must come back exactly as it was.
-  const std::string original = "{ \"id\" : \"a1\",\n  \"body\": {\"text\": \"}\"} }\n";
-  const auto added = add_members(original, R"("attempt":2,"not_before":1700000000000)");
-  ASSERT_TRUE(added);
-  EXPECT_EQ(added->value,
-            "{ \"id\" : \"a1\",\n  \"body\": {\"text\": \"}\"} ,\"attempt\":2,\"not_before\":1700000000000}\n");
-  const auto offset = original.rfind('}');
-  EXPECT_EQ(added->header, std::to_string(offset) + ":39");
-
-  std::string back = added->value;
-  ASSERT_TRUE(remove_added_members(back, added->header));
-  EXPECT_EQ(back, original);
-}
-
-TEST(dead_letter, only_an_object_with_a_member_takes_added_members) {
-  EXPECT_FALSE(add_members("{}", R"("attempt":1)"));
-  EXPECT_FALSE(add_members("{ \n}", R"("attempt":1)"));
-  EXPECT_FALSE(add_members("[1]", R"("attempt":1)"));
-  EXPECT_FALSE(add_members("", R"("attempt":1)"));
-  EXPECT_FALSE(add_members("   ", R"("attempt":1)"));
-  EXPECT_EQ(add_members(R"({"id":"x"})", R"("attempt":1)")->value, R"({"id":"x","attempt":1})");
-}
-
-TEST(dead_letter, a_header_that_does_not_describe_added_members_leaves_the_value_alone) {
-  const std::string value = R"({"id":"x","attempt":1})";  // added: offset 9, length 12
-  for (const std::string_view bad : {"", "9", "9:", ":12", "9:12x", "x:12", "9,12", "8:12", "10:12", "9:11", "9:13",
-                                      "9:1", "21:1", "9:99", "99999999999999999999:1", "-1:12"}) {
-    std::string v = value;
-    EXPECT_FALSE(remove_added_members(v, bad)) << bad;
-    EXPECT_EQ(v, value) << bad;
-  }
-  std::string v = value;
-  ASSERT_TRUE(remove_added_members(v, "9:12"));
-  EXPECT_EQ(v, R"({"id":"x"})");
-}
-
 TEST(dead_letter, long_error_messages_are_cut_at_a_character_boundary) {
   std::string short_one = "type: 'fax' is not one of text, image";
   cap_error_message(short_one);

@@ -2,7 +2,6 @@
 /// The DLQ record of a request that ended without delivery (CONTRACT.md: the original bytes, with
 /// headers saying why), and the size bounds that keep it, and the result, writable.
 #include <cstddef>
-#include <optional>
 #include <string>
 #include <string_view>
 
@@ -31,18 +30,6 @@ inline constexpr std::string_view added_members_header = "sendq-added-members";
 inline constexpr std::string_view origin_topic_header = "sendq-origin-topic";
 inline constexpr std::string_view origin_partition_header = "sendq-origin-partition";
 inline constexpr std::string_view origin_offset_header = "sendq-origin-offset";
-
-struct added_members {
-  std::string value;   ///< the original with the members in it
-  std::string header;  ///< added_members_header's value
-};
-/// `original` with `members` (`"a":1,"b":2`) inserted before its closing brace; nullopt when
-/// `original` does not end with an object that has a member. The caller checks that the result
-/// decodes (the original may have one of the members already).
-std::optional<added_members> add_members(std::string_view original, std::string_view members);
-/// Takes out of `value` the members `header` (added_members_header) says add_members put in;
-/// false, with `value` untouched, when the header does not describe such a range of it.
-bool remove_added_members(std::string& value, std::string_view header);
 
 /// The id of a result for a record without a usable one: "<topic>:<partition>:<offset>", cut to
 /// its last 128 characters (the contract's id limit; a topic name may have 249).
