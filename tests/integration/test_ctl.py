@@ -183,6 +183,30 @@ class CtlTest(unittest.TestCase):
             self.assertEqual(json.loads(v), r)
             self.assertEqual(k, f"{r['provider']}:{r['to']}")
 
+    def test_3b_redrive_puts_each_keys_records_back_in_the_order_they_entered_the_dlq(self):
+        # given the DLQ records of two chats' requests (the DLQ's key is the id, so they are spread
+        # over its four partitions), written one after another as the worker ended them
+        chat_a = [dict(request(i, prefix="order-a"), key="chat-a") for i in range(8)]
+        chat_b = [dict(request(i, prefix="order-b"), key="chat-b") for i in range(4)]
+        written = [chat_a[0], chat_b[0], chat_a[1], chat_a[2], chat_b[1], chat_a[3], chat_a[4], chat_b[2], chat_a[5],
+                   chat_a[6], chat_b[3], chat_a[7]]
+        partitions = [3, 1, 2, 0, 3, 1, 0, 2, 3, 1, 2, 0]  # not in the order written
+        for r, part in zip(written, partitions):
+            subprocess.run(["kcat", "-b", self.b, "-P", "-t", "dlq.ordered", "-p", str(part), "-K", "\t",
+                            "-H", "sendq-error-kind=http_5xx"],
+                           input=f"{r['id']}\t{json.dumps(r)}\n".encode(), check=True, timeout=60)
+            time.sleep(0.005)  # (each a later timestamp: the worker's records are stamped as written)
+        self.assertEqual(sorted({p for _, _, p in h.kcat_consume_all(self.b, "dlq.ordered", with_partition=True)}),
+                         [0, 1, 2, 3])
+        # when they are redriven
+        rc, out, err = self.ctl("redrive", "--dlq-topic", "dlq.ordered", "--topic", "redrive.ordered")
+        self.assertEqual((rc, out.strip()), (0, "redrive 12"), err)
+        self.assertNotIn("order was not always kept", err)
+        # then each chat's requests are on its partition of the target in the order they were written
+        moved = h.kcat_consume_all(self.b, "redrive.ordered")
+        self.assertEqual([json.loads(v)["id"] for k, v, _ in moved if k == "chat-a"], [r["id"] for r in chat_a])
+        self.assertEqual([json.loads(v)["id"] for k, v, _ in moved if k == "chat-b"], [r["id"] for r in chat_b])
+
     def test_4_tail_and_stats_read_the_results(self):
         # given, among the results, a rejected request whose provider name needs escaping in JSON
         odd = {"id": "ctl-odd-provider", "provider": "we\"ird\\", "type": "text", "to": "x", "body": {"text": "x"}}

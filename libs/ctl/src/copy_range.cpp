@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <set>
 #include <unordered_map>
@@ -14,6 +15,7 @@
 #include "sendq/ctl/commands.hpp"
 #include "sendq/kafka/reader.hpp"
 #include "sink.hpp"
+#include "timestamp_merge.hpp"
 
 namespace sendq::ctl {
 namespace {
@@ -62,8 +64,10 @@ constexpr const char* redrive_usage = R"(Usage: sendqctl redrive [options]
 
 Moves DLQ records (default topic sendq.dlq) back: their original bytes are produced to --topic,
 keyed by the request's ordering key (the DLQ's key is its id). Kafka is append-only: the DLQ keeps its copy; use --since/--start-offset so that a
-later redrive does not repeat this one. Records come back in the DLQ's order, which spreads one
-key's requests over its partitions: their order within the key is not kept. Redrive what can pass
+later redrive does not repeat this one. Records come back in the order the worker wrote them to
+the DLQ (by timestamp, merged across its partitions, which spread one key's records), which is
+their key's order unless one of them waited on sendq.retry. Up to 64 MiB of records wait for the
+slowest partition; past that the command goes on and says a key's order may be broken. Redrive what can pass
 now: an expired request keeps its past deadline and ends expired again, an invalid one is rejected
 again, and an ambiguous or timeout one may have reached its recipient already.
 
@@ -78,7 +82,12 @@ struct range_options {
   std::optional<std::int64_t> start_offset, end_offset, since, until;
   std::string topic = "sendq.bulk";
   bool dry_run = false;
+  bool in_time_order = false;  // redrive: the partitions merged by timestamp (timestamp_merge)
 };
+
+// How much of the source redrive holds to merge its partitions by time: past it, records go
+// without waiting for a partition that lags (and the command says a key's order may be broken).
+constexpr std::size_t max_merge_bytes = 64u << 20;
 
 bool take_range(args& in, const std::string& a, range_options& r) {
   const auto time = [&] { return time_value(a, in.value(a), now_ms()); };
@@ -200,25 +209,43 @@ int copy(const common& c, const std::string& from, const range_options& o, const
   std::map<std::int32_t, std::int64_t> next_offset;
   for (const auto& r : ranges) next_offset[r.partition] = r.begin;
   rd.assign(from, ranges);
+  // The DLQ is keyed by id, so one key's records are spread over its partitions: merged by their
+  // timestamps (when the worker wrote them), they go back in the order the worker ended them.
+  std::optional<detail::timestamp_merge<kafka::message>> merge;
+  if (o.in_time_order) {
+    std::map<std::int32_t, std::int64_t> ends;
+    for (const auto& r : ranges) {
+      if (r.begin < r.end) ends[r.partition] = r.end;
+    }
+    merge.emplace(ends, max_merge_bytes);
+  }
   auto idle_since = std::chrono::steady_clock::now();
   bool stopped_early = false;
   stop_on_signals();
   while (!rd.done()) {
     if (interrupted()) {
-      stopped_early = true;
+      stopped_early = true;  // (records the merge holds were not copied: the offsets below say so)
       break;
     }
     auto batch = rd.read(500, 200ms);
-    if (batch.empty()) {
+    const bool got = !batch.empty();
+    if (merge) {
+      for (auto& m : batch) merge->add(std::move(m));
+      batch.clear();
+      if (rd.done()) merge->finish();
+      while (auto m = merge->next()) batch.push_back(std::move(*m));
+    }
+    if (!got) {
       if (std::chrono::steady_clock::now() - idle_since > 60s) {
         std::cerr << verb << ": no progress for 60 s reading " << from << " (broker down, no authorization?); "
                   << "stopping early\n";
         stopped_early = true;
         break;
       }
-      continue;
+      if (batch.empty()) continue;
+    } else {
+      idle_since = std::chrono::steady_clock::now();
     }
-    idle_since = std::chrono::steady_clock::now();
     for (auto& m : batch) {
       ++read;
       std::string why;
@@ -256,6 +283,10 @@ int copy(const common& c, const std::string& from, const range_options& o, const
   }
   std::cout << (o.dry_run ? "would " : "") << verb << " " << matched << "\n";
   if (refused) std::cerr << "Kafka refused " << refused << " records (first: " << first_refusal << ")\n";
+  if (merge && merge->overflowed()) {
+    std::cerr << verb << ": over " << (max_merge_bytes >> 20) << " MiB of " << from << " waited for a partition behind "
+              << "the others, and went on without it: from there, a key's order was not always kept\n";
+  }
   if (!ok) std::cerr << "Kafka did not acknowledge " << out->failed() << " records (" << out->first_error() << ")\n";
   if (stopped_early) {
     std::int64_t left = 0;  // by offsets: a record read but not produced (the signal came as it waited) counts
@@ -376,6 +407,7 @@ int run_redrive(int argc, char** argv, int first) {
   }
   check_range(o);
   require_brokers(c);
+  o.in_time_order = true;
   core::request_decoder decoder(any_accepted_size);
   core::send_request req;
   return copy(c, from, o, "redrive", [&](const kafka::message& m, std::string& why) {
