@@ -207,6 +207,24 @@ class CtlTest(unittest.TestCase):
         self.assertEqual([json.loads(v)["id"] for k, v, _ in moved if k == "chat-a"], [r["id"] for r in chat_a])
         self.assertEqual([json.loads(v)["id"] for k, v, _ in moved if k == "chat-b"], [r["id"] for r in chat_b])
 
+    def test_3c_redrive_keeps_the_order_of_a_keys_requests_the_worker_ended_in_one_millisecond(self):
+        # given 40 requests of one chat for an account the worker does not know: it rejects them one
+        # after another, many in the same millisecond, and their DLQ records (keyed by id) land on
+        # all four partitions
+        reqs = [dict(request(i, prefix="rej-order"), key="chat-rejected", account="not-configured") for i in range(40)]
+        h.kcat_produce(self.b, "sendq.requests", [("chat-rejected", json.dumps(r)) for r in reqs])
+        self.wait_results("rej-order", 40)
+        dlq = [(json.loads(v)["id"], p) for _, v, p in h.kcat_consume_all(self.b, "sendq.dlq", with_partition=True)
+               if v.startswith("{") and json.loads(v)["id"].startswith("rej-order")]
+        self.assertEqual(sorted(i for i, _ in dlq), sorted(r["id"] for r in reqs))
+        self.assertEqual(sorted({p for _, p in dlq}), [0, 1, 2, 3])
+        # when they are redriven once the account exists
+        rc, out, err = self.ctl("redrive", "--kind", "unknown_account", "--topic", "redrive.rejected")
+        self.assertEqual(rc, 0, err)
+        # then they are on the chat's partition in the order they were sent
+        moved = [json.loads(v)["id"] for k, v, _ in h.kcat_consume_all(self.b, "redrive.rejected") if k == "chat-rejected"]
+        self.assertEqual(moved, [r["id"] for r in reqs])
+
     def test_4_tail_and_stats_read_the_results(self):
         # given, among the results, a rejected request whose provider name needs escaping in JSON
         odd = {"id": "ctl-odd-provider", "provider": "we\"ird\\", "type": "text", "to": "x", "body": {"text": "x"}}
@@ -459,7 +477,7 @@ class CtlEnqueueInputTest(unittest.TestCase):
         # (in offset order on the archive; on sendq.bulk each key has its own partition)
         self.assertEqual(sorted(done), [r["id"] for r in recs[:len(done)]])
         self.assertLess(len(done), 8)
-        self.assertIn(f"replay: interrupted: {8 - len(done)} records of the range were not read: the copy is incomplete; "
+        self.assertIn(f"replay: interrupted: {8 - len(done)} records of the range were not copied: the copy is incomplete; "
                       f"run it again from where it stopped\n"
                       f"replay: partition {part}: not copied from offset {len(done)} (the range ends before 8); "
                       f"resume with --partition {part} --start-offset {len(done)} --end-offset 8 and the same filters\n",

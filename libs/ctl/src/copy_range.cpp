@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -65,9 +66,11 @@ constexpr const char* redrive_usage = R"(Usage: sendqctl redrive [options]
 Moves DLQ records (default topic sendq.dlq) back: their original bytes are produced to --topic,
 keyed by the request's ordering key (the DLQ's key is its id). Kafka is append-only: the DLQ keeps its copy; use --since/--start-offset so that a
 later redrive does not repeat this one. Records come back in the order the worker wrote them to
-the DLQ (by timestamp, merged across its partitions, which spread one key's records), which is
-their key's order unless one of them waited on sendq.retry. Up to 64 MiB of records wait for the
-slowest partition; past that the command goes on and says a key's order may be broken. Redrive what can pass
+the DLQ (by timestamp, merged across its partitions, which spread one key's records; within a
+millisecond by their source offset), which is their key's order unless one of them waited on
+sendq.retry (the DLQ topic's message.timestamp.type must be CreateTime, Kafka's default). Up to
+about 64 MiB of records wait for the slowest partition; past that the command goes on and says a
+key's order may be broken. Stopped early, it says how to resume over every partition in order. Redrive what can pass
 now: an expired request keeps its past deadline and ends expired again, an invalid one is rejected
 again, and an ambiguous or timeout one may have reached its recipient already.
 
@@ -183,6 +186,24 @@ void read_all(const common& c, const std::string& topic, const std::vector<kafka
   }
 }
 
+// Where a DLQ record's request was read from: its first record (sendq-origin-*, for one that
+// waited on sendq.retry), else sendq-source-*; an empty source when the headers do not say.
+detail::record_source source_of(const kafka::message& m) {
+  const auto number = [&m](std::string_view name) -> std::int64_t {
+    const auto v = m.header(name);
+    std::int64_t n = -1;
+    if (!v || std::from_chars(v->data(), v->data() + v->size(), n).ec != std::errc()) return -1;
+    return n;
+  };
+  for (const std::string_view prefix : {"sendq-origin-", "sendq-source-"}) {
+    const std::string p(prefix);
+    if (const auto topic = m.header(p + "topic")) {
+      return {std::string(*topic), static_cast<std::int32_t>(number(p + "partition")), number(p + "offset")};
+    }
+  }
+  return {};
+}
+
 // Reads every range, hands each message to `keep`, produces the kept ones under the key `key_of`
 // gives (the ordering key: the destination's partitioning keeps each key's order). `prepare` gets
 // the ranges first, as they were resolved (an open end is the end when the copy began), to read
@@ -212,12 +233,13 @@ int copy(const common& c, const std::string& from, const range_options& o, const
   // The DLQ is keyed by id, so one key's records are spread over its partitions: merged by their
   // timestamps (when the worker wrote them), they go back in the order the worker ended them.
   std::optional<detail::timestamp_merge<kafka::message>> merge;
+  std::map<std::int32_t, std::int64_t> merged_ends;
+  std::int64_t last_copied_ms = -1;  // the timestamp of the last record handled, for a resume
   if (o.in_time_order) {
-    std::map<std::int32_t, std::int64_t> ends;
     for (const auto& r : ranges) {
-      if (r.begin < r.end) ends[r.partition] = r.end;
+      if (r.begin < r.end) merged_ends[r.partition] = r.end;
     }
-    merge.emplace(ends, max_merge_bytes);
+    merge.emplace(merged_ends, max_merge_bytes);
   }
   auto idle_since = std::chrono::steady_clock::now();
   bool stopped_early = false;
@@ -228,23 +250,26 @@ int copy(const common& c, const std::string& from, const range_options& o, const
       break;
     }
     auto batch = rd.read(500, 200ms);
-    const bool got = !batch.empty();
+    if (!batch.empty()) idle_since = std::chrono::steady_clock::now();
     if (merge) {
-      for (auto& m : batch) merge->add(std::move(m));
+      for (auto& m : batch) {
+        auto source = source_of(m);  // (before the message is moved)
+        merge->add(std::move(m), std::move(source));
+      }
       batch.clear();
-      if (rd.done()) merge->finish();
+      for (const auto& [p, end] : merged_ends) {
+        if (!rd.reading(p)) merge->done(p);  // at its end, or ended short of it (retention)
+      }
       while (auto m = merge->next()) batch.push_back(std::move(*m));
     }
-    if (!got) {
+    if (batch.empty()) {
       if (std::chrono::steady_clock::now() - idle_since > 60s) {
         std::cerr << verb << ": no progress for 60 s reading " << from << " (broker down, no authorization?); "
                   << "stopping early\n";
         stopped_early = true;
         break;
       }
-      if (batch.empty()) continue;
-    } else {
-      idle_since = std::chrono::steady_clock::now();
+      continue;
     }
     for (auto& m : batch) {
       ++read;
@@ -269,6 +294,7 @@ int copy(const common& c, const std::string& from, const range_options& o, const
         ++skipped[why];
       }
       next_offset[m.partition()] = m.offset() + 1;
+      last_copied_ms = m.timestamp_ms();
       bar.tick();
     }
   }
@@ -292,7 +318,7 @@ int copy(const common& c, const std::string& from, const range_options& o, const
     std::int64_t left = 0;  // by offsets: a record read but not produced (the signal came as it waited) counts
     for (const auto& r : ranges) left += std::max<std::int64_t>(0, r.end - next_offset[r.partition]);
     std::cerr << verb << ": " << (interrupted() ? "interrupted: " : "") << left
-              << " records of the range were not read: the copy is incomplete; run it again from where it stopped\n";
+              << " records of the range were not copied: the copy is incomplete; run it again from where it stopped\n";
     // Where each partition goes on from: known only when Kafka acknowledged every record produced
     // (an unacknowledged one lies before the offset reached), and of no use after a dry run.
     if (!ok) {
@@ -305,6 +331,13 @@ int copy(const common& c, const std::string& from, const range_options& o, const
                     << " (the range ends before " << r.end << "); resume with --partition " << r.partition
                     << " --start-offset " << at << " --end-offset " << r.end << " and the same filters\n";
         }
+      }
+      // Partition by partition, the rest would go back one partition after another: each key's
+      // order is kept by one run over all of them, from where the time order stopped.
+      if (merge && last_copied_ms >= 0 && !merge->overflowed()) {
+        std::cerr << verb << ": to keep each key's order, resume instead over every partition with --since "
+                  << last_copied_ms << " and the same filters (the records of that millisecond already copied are "
+                  << "copied again; an id already delivered is not sent again)\n";
       }
     }
   }

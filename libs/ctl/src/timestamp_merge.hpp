@@ -7,15 +7,26 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <string>
 #include <utility>
 
 namespace sendq::ctl::detail {
 
+/// Where a DLQ record's request was read from (its sendq-origin-* or sendq-source-* headers): one
+/// key's requests come from one partition, so that offset orders records written in the same
+/// millisecond.
+struct record_source {
+  std::string topic;
+  std::int32_t partition = -1;
+  std::int64_t offset = -1;
+};
+
 /// Merges the records of several partitions, each read in offset order, into timestamp order
-/// (ties: partition, then offset). A record is released once every partition still being read
-/// has one buffered, so that none can come before it; a partition is done at its range's end, or
-/// when finish() says the read ended. Past `max_bytes` buffered (a partition far behind the
-/// others, or one that ends short of its range), the earliest buffered record is released anyway,
+/// (ties: by their source's offset when they come from the same source partition, else by
+/// partition and offset). A record is released once every partition still being read has one
+/// buffered, so that none can come before it; a partition is done at its range's end, when done()
+/// says it ended short of it, or when finish() says the read ended. Past about `max_bytes`
+/// buffered (a partition far behind the others), the earliest buffered record is released anyway,
 /// and overflowed() says the order may be broken there.
 template <class Message>
 class timestamp_merge {
@@ -25,13 +36,18 @@ class timestamp_merge {
     for (const auto& [p, end] : ends) parts_[p].end = end;
   }
 
-  void add(Message m) {
+  void add(Message m, record_source source = {}) {
     auto& part = parts_[m.partition()];
     if (m.offset() + 1 >= part.end) part.done = true;
-    bytes_ += size_of(m);
-    part.buffered.push_back(std::move(m));
+    entry e{std::move(m), std::move(source)};
+    bytes_ += size_of(e);
+    part.buffered.push_back(std::move(e));
   }
 
+  /// `partition` has nothing more to come (it ended short of its range).
+  void done(std::int32_t partition) {
+    if (auto it = parts_.find(partition); it != parts_.end()) it->second.done = true;
+  }
   /// The read ended: no partition has more to come.
   void finish() {
     for (auto& [p, part] : parts_) part.done = true;
@@ -50,27 +66,38 @@ class timestamp_merge {
     }
     if (!first || (waiting && bytes_ <= max_bytes_)) return std::nullopt;
     overflowed_ = overflowed_ || waiting;
-    Message m = std::move(first->buffered.front());
+    entry e = std::move(first->buffered.front());
     first->buffered.pop_front();
-    bytes_ -= size_of(m);
-    return m;
+    bytes_ -= size_of(e);
+    return std::move(e.m);
   }
 
   bool overflowed() const { return overflowed_; }
   std::size_t buffered_bytes() const { return bytes_; }
 
  private:
+  struct entry {
+    Message m;
+    record_source source;
+  };
   struct partition {
     std::int64_t end = 0;
     bool done = false;
-    std::deque<Message> buffered;
+    std::deque<entry> buffered;
   };
 
-  static std::size_t size_of(const Message& m) { return m.payload().size() + m.key().size() + 128; }
-  static bool earlier(const Message& a, const Message& b) {
-    if (a.timestamp_ms() != b.timestamp_ms()) return a.timestamp_ms() < b.timestamp_ms();
-    if (a.partition() != b.partition()) return a.partition() < b.partition();
-    return a.offset() < b.offset();
+  // Approximate: the headers and librdkafka's own buffers are not counted.
+  static std::size_t size_of(const entry& e) {
+    return e.m.payload().size() + e.m.key().size() + e.source.topic.size() + 128;
+  }
+  static bool earlier(const entry& a, const entry& b) {
+    if (a.m.timestamp_ms() != b.m.timestamp_ms()) return a.m.timestamp_ms() < b.m.timestamp_ms();
+    if (a.source.offset >= 0 && b.source.offset >= 0 && a.source.partition == b.source.partition &&
+        a.source.topic == b.source.topic) {
+      return a.source.offset < b.source.offset;
+    }
+    if (a.m.partition() != b.m.partition()) return a.m.partition() < b.m.partition();
+    return a.m.offset() < b.m.offset();
   }
 
   std::size_t max_bytes_;

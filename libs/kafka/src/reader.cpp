@@ -230,6 +230,8 @@ std::vector<message> reader::read(std::size_t max, std::chrono::milliseconds tim
 
 bool reader::done() const { return impl_->ends.empty() && !impl_->follows; }
 
+bool reader::reading(std::int32_t partition) const { return impl_->ends.count(partition) > 0; }
+
 const std::vector<std::string>& reader::gaps() const { return impl_->gaps; }
 
 std::optional<std::string_view> reader::header(const message& m, std::string_view name) {

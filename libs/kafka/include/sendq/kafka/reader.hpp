@@ -64,6 +64,9 @@ class reader {
   std::vector<message> read(std::size_t max, std::chrono::milliseconds timeout);
   /// True when every bounded partition reached its end (and none follows without end).
   bool done() const;
+  /// Whether `partition`, of a bounded range, is still being read: false once it reached its end,
+  /// or ended short of it (records deleted by retention), or was never assigned.
+  bool reading(std::int32_t partition) const;
   /// Where records were deleted (retention) before they were read, one line each: a bounded
   /// partition then ends there, short of its range; a followed one goes on from its oldest record
   /// left. Empty when nothing was skipped.
