@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Issue 6: replays and re-drives go to the bulk lane (sendq.bulk), which the worker consumes with
-a bounded share of each provider's rate limit, so that a large replay never starves live traffic."""
+a bounded share of each provider's rate limit, so that a large replay never starves live traffic.
+A bulk request parked on sendq.retry is bulk traffic again when read back."""
 import json
 import os
+import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
@@ -45,6 +48,54 @@ class BulkLaneTest(unittest.TestCase):
             self.assertGreaterEqual(live_rate, 75, "live traffic keeps most of the limit")
             self.assertLessEqual(bulk_rate, 22, "the replay stays within its share")
             self.assertGreater(bulk_rate, 10, "the replay still moves")
+        finally:
+            worker.stop()
+            sim.stop()
+
+
+class BulkParkReadBackTest(unittest.TestCase):
+    def test_a_bulk_requests_park_read_back_gets_the_bulk_share_and_a_live_ones_the_whole_limit(self):
+        # given an account limited to 10/s, of which sendq.bulk gets 20% (2/s)
+        workdir = h.Workdir("bulkpark").path
+        sim = h.Simulator(workdir)
+        config = write_config(workdir, {"bulk_share_percent": 20})
+        with open(config) as f:
+            text = f.read().replace('app_id = "demo-gewe-app"\nretry_ambiguous = false',
+                                    'app_id = "demo-gewe-app"\nretry_ambiguous = false\nrate_limit = "10/1s"', 1)
+        with open(config, "w") as f:
+            f.write(text)
+        worker = h.Worker(workdir, sim, config=config)
+        try:
+            worker.wait_ready()
+
+            def parks(lane, bulk):
+                # due now, as the worker writes them after a first attempt (sendq-bulk: read from sendq.bulk)
+                now = int(time.time() * 1000)
+                recs = "".join(
+                    f"k{i}\t" + json.dumps({"id": f"{lane}-{i:02d}", "provider": "gewe", "type": "text",
+                                            "to": f"{lane}-{i}@chatroom", "body": {"text": lane},
+                                            "attempt": 1, "not_before": now}) + "\n" for i in range(20))
+                subprocess.run(["kcat", "-b", worker.bootstrap, "-P", "-t", "sendq.retry", "-K", "\t"] +
+                               (["-H", "sendq-bulk=1"] if bulk else []), input=recs.encode(), check=True, timeout=60)
+
+            def send_times(lane):
+                return sorted(c["time_ms"] for c in sim.requests() if f'"toWxid":"{lane}-' in c["body"])
+            # when 20 parks of bulk requests are read back, then 20 of live ones
+            parks("parkedbulk", True)
+            h.wait_for(lambda: len(send_times("parkedbulk")) == 20, 60, "the 20 parked bulk requests")
+            parks("parkedlive", False)
+            h.wait_for(lambda: len(send_times("parkedlive")) == 20, 60, "the 20 parked live requests")
+            results = h.kcat_results_by_id(worker.bootstrap, 40, 30)
+            self.assertEqual({(r["status"], r["attempts"]) for r in results.values()}, {("delivered", 2)})
+            self.assertEqual(sorted(results), sorted([f"parkedbulk-{i:02d}" for i in range(20)] +
+                                                     [f"parkedlive-{i:02d}" for i in range(20)]))
+            # then the bulk ones went at the bulk lane's 2/s, the live ones at the account's 10/s
+            bulk, live = send_times("parkedbulk"), send_times("parkedlive")
+            bulk_span, live_span = (bulk[-1] - bulk[0]) / 1000, (live[-1] - live[0]) / 1000
+            print(f"parks read back: 20 bulk over {bulk_span:.1f} s, 20 live over {live_span:.1f} s "
+                  f"(10/s, bulk share 20%)", file=sys.stderr)
+            self.assertGreaterEqual(bulk_span, 6.0, "the bulk parks stay within the bulk share")
+            self.assertLessEqual(live_span, 3.5, "the live parks get the account's whole limit")
         finally:
             worker.stop()
             sim.stop()
