@@ -34,13 +34,17 @@ Options:
   -h, --help            this help
 
 Signals: SIGINT, SIGTERM stop it. SIGUSR1 (tests): the next Heartbeat request, from any client,
-fails with FENCED_INSTANCE_ID, a fatal error for a librdkafka consumer.
+fails with FENCED_INSTANCE_ID, a fatal error for a librdkafka consumer. SIGUSR2 (tests): the next
+Produce request, from any client, fails with MSG_SIZE_TOO_LARGE, as a real broker refuses a record
+over the topic's max.message.bytes (the mock enforces no size limit).
 )";
 
 volatile std::sig_atomic_t stop = 0;
 volatile std::sig_atomic_t fence = 0;
+volatile std::sig_atomic_t refuse_produce = 0;
 void on_signal(int) { stop = 1; }
 void on_fence(int) { fence = 1; }
+void on_refuse_produce(int) { refuse_produce = 1; }
 
 }  // namespace
 
@@ -103,6 +107,7 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   std::signal(SIGUSR1, on_fence);
+  std::signal(SIGUSR2, on_refuse_produce);
   // Blocked before librdkafka's threads exist (they inherit the mask), so that a signal is taken
   // by sigsuspend below, never by one of them while this thread is not waiting.
   sigset_t blocked, waiting;
@@ -110,10 +115,12 @@ int main(int argc, char** argv) {
   sigaddset(&blocked, SIGINT);
   sigaddset(&blocked, SIGTERM);
   sigaddset(&blocked, SIGUSR1);
+  sigaddset(&blocked, SIGUSR2);
   sigprocmask(SIG_BLOCK, &blocked, &waiting);
   sigdelset(&waiting, SIGINT);
   sigdelset(&waiting, SIGTERM);
   sigdelset(&waiting, SIGUSR1);
+  sigdelset(&waiting, SIGUSR2);
   try {
     sendq::kafka::embedded_cluster cluster(brokers, {}, partitions);
     for (const auto& [name, n] : topics) cluster.create_topic(name, n > 0 ? n : partitions);
@@ -137,6 +144,12 @@ int main(int argc, char** argv) {
         fence = 0;
         cluster.fence_next_heartbeat();
         std::cout << "the next Heartbeat request fails with FENCED_INSTANCE_ID" << std::endl;
+        continue;
+      }
+      if (refuse_produce) {
+        refuse_produce = 0;
+        cluster.refuse_next_produce_for_size();
+        std::cout << "the next Produce request fails with MSG_SIZE_TOO_LARGE" << std::endl;
         continue;
       }
       sigsuspend(&waiting);

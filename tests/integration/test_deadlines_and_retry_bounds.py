@@ -3,10 +3,12 @@
 - a request whose deadline passes while it waits (rate limit) ends `expired` and is not sent;
 - a Retry-After longer than the request's deadline or max_request_age_ms ends it at once, and one
   throttle reply does not stall its account for longer than max_request_age_ms;
-- a request too large to park on sendq.retry still gets its final result."""
+- a request too large to park on sendq.retry still gets its final result, whether the producer or
+  the broker refuses the park."""
 import contextlib
 import json
 import os
+import signal
 import sys
 import time
 import unittest
@@ -135,6 +137,47 @@ class ParkTooLargeTest(unittest.TestCase):
             h.wait_for(lambda: h.metric(worker.metrics(), "sendq_requests_in_flight") == 0, 15,
                        "the in-flight gauge to return to 0")
             self.assertEqual([k for k, _, _ in h.kcat_consume_until(worker.bootstrap, "sendq.dlq", 1, 15)], ["park-large"])
+
+
+class ParkRefusedByBrokerTest(unittest.TestCase):
+    def test_a_park_the_broker_refuses_for_its_size_ends_its_request_failed_too_large(self):
+        # given a provider whose first reply, after 1.5 s, is 503 with Retry-After 3 s (a park), and a
+        # broker that will refuse the next record produced as too large (a retry topic whose
+        # max.message.bytes is below the producer's: the mock broker enforces none, so it is told to)
+        workdir = h.Workdir("parkrefused").path
+        kafka = h.EmbeddedKafka(workdir, partitions=2)
+        sim = h.Simulator(workdir)
+        sim.set_faults([{"match": "park-refused", "action": "status", "status": 503, "retry_after": 3, "times": 1,
+                         "latency_ms": 1500}])
+        config = write_config(workdir, {"retry_topic_threshold_ms": 1000, "max_attempts": 5})
+        worker = h.Worker(workdir, sim, config=config, brokers=kafka.bootstrap)
+        try:
+            worker.wait_ready()
+            req = {"id": "park-refused", "provider": "gewe", "type": "text", "to": "pr-1@chatroom",
+                   "body": {"text": "park-refused"}}
+            h.kcat_produce(kafka.bootstrap, "sendq.requests", [(req["to"], json.dumps(req))])
+            h.wait_for(lambda: len(sim.requests()) >= 1, 30, "the first attempt")
+            # (while the reply is held back, nothing else is produced: the next record is the park)
+            kafka.proc.send_signal(signal.SIGUSR2)
+            # when the park is refused
+            r = h.kcat_results_by_id(kafka.bootstrap, 1, 30)["park-refused"]
+            # then the request ends failed/too_large, naming the retry topic and the limits to fix
+            self.assertEqual((r["status"], r["error"]["kind"], r["attempts"]), ("failed", "too_large", 1), r)
+            self.assertIn("sendq.retry", r["error"]["message"])
+            self.assertIn("the broker refused the record", r["error"]["message"])
+            self.assertIn("max.message.bytes", r["error"]["message"])
+            self.assertEqual([k for k, _, _ in h.kcat_consume_until(kafka.bootstrap, "sendq.dlq", 1, 15)], ["park-refused"])
+            self.assertEqual(len(sim.requests()), 1)
+            # and the worker goes on: its slot is free, and the next request is delivered
+            h.wait_for(lambda: h.metric(worker.metrics(), "sendq_requests_in_flight") == 0, 15,
+                       "the in-flight gauge to return to 0")
+            after = dict(req, id="after-refusal", body={"text": "after"})
+            h.kcat_produce(kafka.bootstrap, "sendq.requests", [(after["to"], json.dumps(after))])
+            r = h.kcat_results_by_id(kafka.bootstrap, 2, 30)["after-refusal"]
+            self.assertEqual((r["status"], r["attempts"]), ("delivered", 1), r)
+        finally:
+            h.stop_worker_and_simulator(worker, sim)
+            kafka.stop()
 
 
 if __name__ == "__main__":

@@ -53,6 +53,11 @@ void embedded_cluster::fence_next_heartbeat() {
   rd_kafka_mock_push_request_errors(impl_->cluster.get(), heartbeat_api, 1, RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID);
 }
 
+void embedded_cluster::refuse_next_produce_for_size() {
+  constexpr std::int16_t produce_api = 0;  // RD_KAFKAP_Produce
+  rd_kafka_mock_push_request_errors(impl_->cluster.get(), produce_api, 1, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+}
+
 void embedded_cluster::set_brokers_down(bool down) {
   for (std::int32_t id = 1; id <= impl_->brokers; ++id) {  // the mock numbers its brokers from 1
     if (down) {

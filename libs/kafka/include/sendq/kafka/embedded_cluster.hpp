@@ -27,6 +27,9 @@ class embedded_cluster {
   /// Tests: the next Heartbeat request, from any client, fails with FENCED_INSTANCE_ID, which
   /// librdkafka takes as a fatal consumer error (a static member replaced by a newer instance).
   void fence_next_heartbeat();
+  /// Tests: the next Produce request, from any client, fails with MSG_SIZE_TOO_LARGE, as a real
+  /// broker refuses a record over the topic's max.message.bytes (the mock enforces no limit).
+  void refuse_next_produce_for_size();
   /// Tests: every broker drops its connections and refuses new ones (down), or takes them again.
   void set_brokers_down(bool down);
 
