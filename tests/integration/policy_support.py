@@ -5,8 +5,9 @@ import os
 from expected_calls import expected_call
 
 
-def write_config(workdir, worker=None, accounts_extra="", retry_ambiguous=False):
-    """A worker config like deploy/sendq.example.toml with [worker] overrides and extra accounts."""
+def write_config(workdir, worker=None, accounts_extra="", retry_ambiguous=False, gewe_rate_limit=None):
+    """A worker config like deploy/sendq.example.toml with [worker] overrides and extra accounts;
+    `gewe_rate_limit` ("100/1s") limits the default gewe account."""
     lines = ["[worker]"]
     for k, v in (worker or {}).items():
         lines.append(f"{k} = {v}")
@@ -20,7 +21,8 @@ channel = "demo-channel"
 version = "2.0"
 sign = "demo-sign"
 """)
-    lines.append(gewe_account("default", "http://127.0.0.1:1", retry_ambiguous=retry_ambiguous))
+    limit = {"rate_limit": gewe_rate_limit} if gewe_rate_limit else {}
+    lines.append(gewe_account("default", "http://127.0.0.1:1", retry_ambiguous=retry_ambiguous, **limit))
     lines.append(f"""[providers.im.default]
 base_url = "http://127.0.0.1:1"
 appid = "JH"

@@ -20,12 +20,7 @@ class BulkLaneTest(unittest.TestCase):
     def test_a_large_replay_gets_its_share_and_live_traffic_the_rest(self):
         workdir = h.Workdir("bulk").path
         sim = h.Simulator(workdir, ["--threads", "2"])
-        config = write_config(workdir, {"bulk_share_percent": 20})
-        with open(config) as f:
-            text = f.read().replace('app_id = "demo-gewe-app"\nretry_ambiguous = false',
-                                    'app_id = "demo-gewe-app"\nretry_ambiguous = false\nrate_limit = "100/1s"', 1)
-        with open(config, "w") as f:
-            f.write(text)
+        config = write_config(workdir, {"bulk_share_percent": 20}, gewe_rate_limit="100/1s")
         worker = h.Worker(workdir, sim, config=config)
         try:
             worker.wait_ready()
@@ -58,12 +53,7 @@ class BulkParkReadBackTest(unittest.TestCase):
         # given an account limited to 10/s, of which sendq.bulk gets 20% (2/s)
         workdir = h.Workdir("bulkpark").path
         sim = h.Simulator(workdir)
-        config = write_config(workdir, {"bulk_share_percent": 20})
-        with open(config) as f:
-            text = f.read().replace('app_id = "demo-gewe-app"\nretry_ambiguous = false',
-                                    'app_id = "demo-gewe-app"\nretry_ambiguous = false\nrate_limit = "10/1s"', 1)
-        with open(config, "w") as f:
-            f.write(text)
+        config = write_config(workdir, {"bulk_share_percent": 20}, gewe_rate_limit="10/1s")
         worker = h.Worker(workdir, sim, config=config)
         try:
             worker.wait_ready()

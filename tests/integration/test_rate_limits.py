@@ -31,13 +31,9 @@ class RateLimitTest(unittest.TestCase):
     def test_200_per_second_within_5_percent_and_a_second_account_unaffected(self):
         workdir = h.Workdir("ratelimit").path
         sim = h.Simulator(workdir, ["--threads", "2"])
-        config = write_config(workdir, {"max_in_flight": 8192}, accounts_extra=gewe_account("second", sim.base_url, rate_limit="50/1s"))
         # The default gewe account gets its limit through the file as well.
-        with open(config) as f:
-            text = f.read().replace('app_id = "demo-gewe-app"\nretry_ambiguous = false',
-                                    'app_id = "demo-gewe-app"\nretry_ambiguous = false\nrate_limit = "200/1s, 12000/1m"', 1)
-        with open(config, "w") as f:
-            f.write(text)
+        config = write_config(workdir, {"max_in_flight": 8192}, accounts_extra=gewe_account("second", sim.base_url, rate_limit="50/1s"),
+                              gewe_rate_limit="200/1s, 12000/1m")
         worker = h.Worker(workdir, sim, config=config)
         try:
             worker.wait_ready()
@@ -116,13 +112,7 @@ class SharedHostTest(unittest.TestCase):
         # 2 I/O threads, 4 connections each to the one simulator host: the limited account's route
         # gates alone admit enough deliveries to hold all of them.
         config = write_config(workdir, {"threads": 2, "max_connections_per_host": 8},
-                              accounts_extra=gewe_account("unlimited", sim.base_url))
-        with open(config) as f:
-            text = f.read().replace('app_id = "demo-gewe-app"\nretry_ambiguous = false',
-                                    'app_id = "demo-gewe-app"\nretry_ambiguous = false\nrate_limit = "20/1s"', 1)
-        self.assertIn('rate_limit = "20/1s"', text, "the default gewe account's limit was not written")
-        with open(config, "w") as f:
-            f.write(text)
+                              accounts_extra=gewe_account("unlimited", sim.base_url), gewe_rate_limit="20/1s")
         worker = h.Worker(workdir, sim, config=config)
         try:
             worker.wait_ready()
