@@ -59,7 +59,8 @@ class BulkParkReadBackTest(unittest.TestCase):
             worker.wait_ready()
 
             def parks(lane, bulk):
-                # due now, as the worker writes them after a first attempt (sendq-bulk: read from sendq.bulk)
+                # due now, as the worker parks a request after its first attempt (sendq-bulk: read from
+                # sendq.bulk), here in the worker's own encoding, attempt and not_before inline
                 now = int(time.time() * 1000)
                 recs = "".join(
                     f"k{i}\t" + json.dumps({"id": f"{lane}-{i:02d}", "provider": "gewe", "type": "text",
@@ -84,8 +85,9 @@ class BulkParkReadBackTest(unittest.TestCase):
             bulk_span, live_span = (bulk[-1] - bulk[0]) / 1000, (live[-1] - live[0]) / 1000
             print(f"parks read back: 20 bulk over {bulk_span:.1f} s, 20 live over {live_span:.1f} s "
                   f"(10/s, bulk share 20%)", file=sys.stderr)
-            self.assertGreaterEqual(bulk_span, 6.0, "the bulk parks stay within the bulk share")
-            self.assertLessEqual(live_span, 3.5, "the live parks get the account's whole limit")
+            # (at least 9.5 s and 1.9 s; a loaded machine can only stretch them)
+            self.assertGreaterEqual(bulk_span, 7.0, "the bulk parks stay within the bulk share")
+            self.assertLessEqual(live_span, 5.0, "the live parks get the account's whole limit")
         finally:
             worker.stop()
             sim.stop()

@@ -141,14 +141,14 @@ class ParkTooLargeTest(unittest.TestCase):
 
 class ParkRefusedByBrokerTest(unittest.TestCase):
     def test_a_park_the_broker_refuses_for_its_size_ends_its_request_failed_too_large(self):
-        # given a provider whose first reply, after 1.5 s, is 503 with Retry-After 3 s (a park), and a
+        # given a provider whose first reply, after 5 s, is 503 with Retry-After 3 s (a park), and a
         # broker that will refuse the next record produced as too large (a retry topic whose
         # max.message.bytes is below the producer's: the mock broker enforces none, so it is told to)
         workdir = h.Workdir("parkrefused").path
         kafka = h.EmbeddedKafka(workdir, partitions=2)
         sim = h.Simulator(workdir)
         sim.set_faults([{"match": "park-refused", "action": "status", "status": 503, "retry_after": 3, "times": 1,
-                         "latency_ms": 1500}])
+                         "latency_ms": 5000}])
         config = write_config(workdir, {"retry_topic_threshold_ms": 1000, "max_attempts": 5})
         worker = h.Worker(workdir, sim, config=config, brokers=kafka.bootstrap)
         try:
@@ -159,6 +159,9 @@ class ParkRefusedByBrokerTest(unittest.TestCase):
             h.wait_for(lambda: len(sim.requests()) >= 1, 30, "the first attempt")
             # (while the reply is held back, nothing else is produced: the next record is the park)
             kafka.proc.send_signal(signal.SIGUSR2)
+            with open(os.path.join(workdir, "kafka.log")) as log:
+                h.wait_for(lambda: "the next Produce request fails with MSG_SIZE_TOO_LARGE" in (log.seek(0) or log.read()),
+                           4, "the broker to take the refusal")
             # when the park is refused
             r = h.kcat_results_by_id(kafka.bootstrap, 1, 30)["park-refused"]
             # then the request ends failed/too_large, naming the retry topic and the limits to fix

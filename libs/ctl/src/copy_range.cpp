@@ -243,10 +243,11 @@ int copy(const common& c, const std::string& from, const range_options& o, const
   }
   auto idle_since = std::chrono::steady_clock::now();
   bool stopped_early = false;
+  bool cut_by_signal = false;  // stopped early by a signal (not by a stall)
   stop_on_signals();
   while (!rd.done()) {
     if (interrupted()) {
-      stopped_early = true;  // (records the merge holds were not copied: the offsets below say so)
+      stopped_early = cut_by_signal = true;  // (records the merge holds were not copied: the offsets below say so)
       break;
     }
     auto batch = rd.read(500, 200ms);
@@ -284,7 +285,7 @@ int copy(const common& c, const std::string& from, const range_options& o, const
           if (auto err = out->produce(o.topic, key_of(m), m.payload(), {{"sendq-" + verb + "-from", origin}});
               err == detail::interrupted_error) {
             --matched;  // not produced: the summary below says the copy stopped, and goes on from it
-            stopped_early = true;  // (the reader may have fetched the whole range: rd.done())
+            stopped_early = cut_by_signal = true;  // (the reader may have fetched the whole range: rd.done())
             break;
           } else if (!err.empty()) {
             if (refused++ == 0) first_refusal = origin + ": " + err;
@@ -335,9 +336,13 @@ int copy(const common& c, const std::string& from, const range_options& o, const
       // Partition by partition, the rest would go back one partition after another: each key's
       // order is kept by one run over all of them, from where the time order stopped.
       if (merge && last_copied_ms >= 0 && !merge->overflowed()) {
-        std::cerr << verb << ": to keep each key's order, resume instead over every partition with --since "
-                  << last_copied_ms << " and the same filters (the records of that millisecond already copied are "
-                  << "copied again; an id already delivered is not sent again)\n";
+        // A second back from the earliest record not copied: two writers' records can reach one
+        // partition a millisecond or so out of time order.
+        const auto held = merge->earliest_held_ms();
+        const std::int64_t since = std::min(last_copied_ms, held.value_or(last_copied_ms)) - 1000;
+        std::cerr << verb << ": to keep each key's order, resume instead over every partition with --since " << since
+                  << " and the same filters (the records of the second after it already copied are copied again; "
+                  << "an id already delivered is not sent again)\n";
       }
     }
   }
@@ -345,7 +350,7 @@ int copy(const common& c, const std::string& from, const range_options& o, const
   for (const auto& gap : rd.gaps()) std::cerr << verb << ": " << from << " " << gap << ": the copy is incomplete\n";
   // A signal that came once the range was read (while the producer flushed, which it lets finish)
   // cut nothing short.
-  if (stopped_early && interrupted()) return exit_interrupted;
+  if (cut_by_signal) return exit_interrupted;
   return refused || !ok || stopped_early || !rd.gaps().empty() || !deleted.empty() ? 1 : 0;
 }
 

@@ -74,6 +74,16 @@ class timestamp_merge {
 
   bool overflowed() const { return overflowed_; }
   std::size_t buffered_bytes() const { return bytes_; }
+  /// The earliest timestamp of a record still held, if any.
+  std::optional<std::int64_t> earliest_held_ms() const {
+    std::optional<std::int64_t> out;
+    for (const auto& [p, part] : parts_) {
+      for (const auto& e : part.buffered) {
+        if (!out || e.m.timestamp_ms() < *out) out = e.m.timestamp_ms();
+      }
+    }
+    return out;
+  }
 
  private:
   struct entry {

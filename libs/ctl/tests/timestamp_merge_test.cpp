@@ -46,6 +46,7 @@ TEST(timestamp_merge, releases_a_record_only_once_no_partition_can_bring_an_earl
   EXPECT_EQ(drain(merge), (std::vector<std::string>{"b4", "a45", "b5"}));
   EXPECT_FALSE(merge.overflowed());
   EXPECT_EQ(merge.buffered_bytes(), 0u);
+  EXPECT_FALSE(merge.earliest_held_ms());
 }
 
 TEST(timestamp_merge, equal_times_go_by_partition_then_offset) {
@@ -62,6 +63,7 @@ TEST(timestamp_merge, a_partition_that_ends_short_of_its_range_is_waited_for_unt
   merge.add({0, 0, 100, "a"});
   merge.add({0, 1, 200, "b"});
   EXPECT_EQ(drain(merge), std::vector<std::string>{});
+  EXPECT_EQ(merge.earliest_held_ms(), 100);
   merge.done(1);
   merge.done(7);  // not one of its partitions: nothing happens
   EXPECT_EQ(drain(merge), std::vector<std::string>{});  // partition 2 may still come
