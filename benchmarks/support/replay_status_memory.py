@@ -3,11 +3,12 @@
 
   benchmarks/support/replay_status_memory.py [--results N] [--range N] SENDQCTL [SENDQCTL ...]
 
-Starts the embedded Kafka (16 partitions: it keeps about 5 MB of each), writes N results
-(default 150,000) to sendq.results and a range of requests (default 100) whose ids are among
-them to archive.requests, then runs each sendqctl given with `replay --status delivered
---dry-run` over that range (librdkafka's prefetch set to 1 MB) and prints what it would replay
-and its peak RSS. Since 2026-12-07
+Starts the embedded Kafka (16 partitions: it keeps about 5 MB of each), writes N `delivered`
+results (default 150,000) to sendq.results, then a later `failed` result for every fifth request
+of the range (so that the latest result decides, and --status shows it was read), and a range of
+requests (default 100) whose ids are among them to archive.requests, then runs each sendqctl
+given with `replay --status delivered --dry-run` over that range (librdkafka's prefetch set to
+1 MB) and prints what it would replay (the range less every fifth) and its peak RSS. Since 2026-12-07
 replay holds only the ids of its range; before, every id of the results topic. Pass an older
 build's sendqctl beside the current one to compare. Everything else comes from SENDQ_BUILD_DIR
 (default ./build). Needs GNU time (/usr/bin/time; scripts/setup installs it).
@@ -45,18 +46,25 @@ def main():
         def produce(topic, lines):
             # Written as they are made, not joined into one large string first.
             kcat = subprocess.Popen(["kcat", "-b", kafka.bootstrap, "-P", "-t", topic, "-K", "\t"], stdin=subprocess.PIPE)
-            for line in lines:
-                kcat.stdin.write(line.encode())
-            kcat.stdin.close()
+            try:
+                for line in lines:
+                    kcat.stdin.write(line.encode())
+                kcat.stdin.close()
+            except BrokenPipeError:
+                pass  # kcat ended early: its status says why
             if kcat.wait(timeout=300) != 0:
                 raise SystemExit(f"kcat could not produce to {topic}")
-        produce("sendq.results", (
-            f'{rid(i)}\t{{"id":"{rid(i)}","status":"delivered","provider":"gewe","account":"default","type":"text",'
-            f'"to":"user{i}@chatroom","completed_at":1795000000000,"latency_ms":12,"attempts":1,"error":null}}\n'
-            for i in range(args.results)))
+
+        def result(i, status):
+            return (f'{rid(i)}\t{{"id":"{rid(i)}","status":"{status}","provider":"gewe","account":"default",'
+                    f'"type":"text","to":"user{i}@chatroom","completed_at":1795000000000,"latency_ms":12,'
+                    f'"attempts":1,"error":null}}\n')
+        produce("sendq.results", (result(i, "delivered") for i in range(args.results)))
+        produce("sendq.results", (result(i, "failed") for i in range(0, args.range, 5)))
         produce("archive.requests", (f'k{i}\t{{"id":"{rid(i)}","provider":"gewe","type":"text","to":"user{i}@chatroom",'
                                      f'"body":{{"text":"x"}}}}\n' for i in range(args.range)))
-        print(f"{args.results:,} results on sendq.results, a range of {args.range:,} requests")
+        print(f"{args.results:,} results on sendq.results, a range of {args.range:,} requests "
+              f"(every fifth failed later; work folder {workdir})")
         for n, ctl in enumerate(args.sendqctl):
             # GNU time's %M: the peak of the command alone. A child's own ru_maxrss would count
             # this Python process's memory too (a forked child's pages before its exec).

@@ -51,15 +51,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     (void)p->build(r, providers::testing::account_for(r.provider));
   }
 
-  // A park: the original with attempt and not_before added reads as the request with them (unless
-  // it has one of them already: the worker then writes its encoding, below), and taking them out
-  // again gives the original, byte for byte.
-  if (auto added = core::add_members(bytes, R"("attempt":3,"not_before":1700000000000)")) {
-    core::send_request parked;
-    if (!decoder.decode(added->value, parked) &&
-        (parked.id != r.id || parked.key != r.key || parked.body_json != r.body_json || parked.attempt != 3 ||
-         parked.not_before_ms != 1700000000000)) {
-      broken("a park's members changed the request");
+  // A park: the original with the members the worker adds (attempt, not_before, and created_at
+  // when it has none) reads as the request with them whenever the original has neither attempt
+  // nor not_before (the worker adds them then without decoding the park again; else it writes its
+  // encoding, below), and taking them out again gives the original, byte for byte.
+  std::string members = R"("attempt":3,"not_before":1700000000000)";
+  if (!r.created_at_ms) members += R"(,"created_at":1690000000000)";
+  if (auto added = core::add_members(bytes, members)) {
+    if (!r.retry_members_read) {
+      core::send_request parked;
+      if (decoder.decode(added->value, parked)) broken("a park of a request without attempt or not_before is rejected");
+      if (parked.id != r.id || parked.key != r.key || parked.body_json != r.body_json || parked.attempt != 3 ||
+          parked.not_before_ms != 1700000000000 || parked.created_at_ms != r.created_at_ms.value_or(1690000000000)) {
+        broken("a park's members changed the request");
+      }
     }
     std::string original = added->value;
     if (!core::remove_added_members(original, added->header) || original != bytes) broken("a park's original bytes");

@@ -4,7 +4,6 @@ a bounded share of each provider's rate limit, so that a large replay never star
 A bulk request parked on sendq.retry is bulk traffic again when read back."""
 import json
 import os
-import subprocess
 import sys
 import time
 import unittest
@@ -62,12 +61,10 @@ class BulkParkReadBackTest(unittest.TestCase):
                 # due now, as the worker parks a request after its first attempt (sendq-bulk: read from
                 # sendq.bulk), here in the worker's own encoding, attempt and not_before inline
                 now = int(time.time() * 1000)
-                recs = "".join(
-                    f"k{i}\t" + json.dumps({"id": f"{lane}-{i:02d}", "provider": "gewe", "type": "text",
-                                            "to": f"{lane}-{i}@chatroom", "body": {"text": lane},
-                                            "attempt": 1, "not_before": now}) + "\n" for i in range(20))
-                subprocess.run(["kcat", "-b", worker.bootstrap, "-P", "-t", "sendq.retry", "-K", "\t"] +
-                               (["-H", "sendq-bulk=1"] if bulk else []), input=recs.encode(), check=True, timeout=60)
+                recs = [(f"k{i}", json.dumps({"id": f"{lane}-{i:02d}", "provider": "gewe", "type": "text",
+                                              "to": f"{lane}-{i}@chatroom", "body": {"text": lane},
+                                              "attempt": 1, "not_before": now})) for i in range(20)]
+                h.kcat_produce(worker.bootstrap, "sendq.retry", recs, headers=["sendq-bulk=1"] if bulk else [])
 
             def send_times(lane):
                 return sorted(c["time_ms"] for c in sim.requests() if f'"toWxid":"{lane}-' in c["body"])

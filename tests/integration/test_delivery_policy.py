@@ -775,7 +775,7 @@ class CircuitBreakerTest(unittest.TestCase):
             self.assertGreater(len(parked), 0, "no request was parked: the test would not cover parks")
             first_held = {}
             for _, value, headers in parked:
-                since = dict(kv.split("=", 1) for kv in headers.split(","))["sendq-held-since"]
+                since = h.parse_headers(headers)["sendq-held-since"]
                 first_held.setdefault(json.loads(value)["id"], set()).add(int(since))
             # The first two open periods fit in the age limit (0 + 5 s, then 5 + 10 s): each request
             # parked twice. Back after them, held 15 s, the next (20 s) does not fit: it ends. Had its

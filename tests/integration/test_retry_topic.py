@@ -5,8 +5,6 @@ the worker's copy on sendq.retry carries. RetryDeadLetterTest: a request that wa
 failed goes to sendq.dlq as its original bytes."""
 import json
 import os
-import re
-import subprocess
 import sys
 import time
 import unittest
@@ -63,7 +61,7 @@ class RetryTopicTest(unittest.TestCase):
 
 class RetryCopyTest(unittest.TestCase):
     """The worker's copy on sendq.retry is larger than the request (it adds attempt, not_before
-    and created_at), and attempt counts on that topic only. (A
+    and, when the request has none, created_at), and attempt counts on that topic only. (A
     not_before elsewhere was never waited for; the second test checks that it still is not.)"""
 
     def test_a_request_just_under_max_request_bytes_is_delivered_after_waiting_on_the_retry_topic(self):
@@ -90,9 +88,9 @@ class RetryCopyTest(unittest.TestCase):
             calls = sim.requests()
             self.assertEqual(len(calls), 2)
             self.assertEqual([json.loads(c["body"])["messageInfo"]["text"] for c in calls], [req["body"]["text"]] * 2)
-            # and such a copy on sendq.bulk (a redriven dead letter that had waited on sendq.retry as the
-            # worker's encoding: its original carried attempt or not_before) is read with the same
-            # allowance, and starts from attempt 1 there
+            # and such a copy on sendq.bulk (a park's bytes, attempt and not_before in them, as a
+            # redriven dead letter is when its original carried those and the worker parked its own
+            # encoding) is read with the same allowance, and starts from attempt 1 there
             copy = json.loads(parked[0][1])
             copy["id"] = "near-limit-again"
             redriven = json.dumps(copy, separators=(",", ":"))
@@ -106,8 +104,8 @@ class RetryCopyTest(unittest.TestCase):
             sim.stop()
 
     def test_attempt_and_not_before_on_the_requests_topic_do_not_count(self):
-        # given: a request that carries attempt 7 and a not_before an hour away (as a dead letter that
-        # had waited on sendq.retry does when redriven), max_attempts 3, and one 503 before success
+        # given: a request that carries attempt 7 and a not_before an hour away (as a park's bytes do,
+        # produced again by hand), max_attempts 3, and one 503 before success
         workdir = h.Workdir("retryfields").path
         sim = h.Simulator(workdir)
         sim.set_faults([{"match": "carries-attempt", "action": "status", "status": 503, "times": 1}])
@@ -180,23 +178,10 @@ class RetryCopyTest(unittest.TestCase):
             sim.stop()
 
 
-def read_with_positions(bootstrap, topic):
-    """Every record on `topic` now as [(partition, offset, {header: value}, value)]."""
-    proc = subprocess.run(["kcat", "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-q",
-                           "-f", "%p\t%o\t%h\t%s\n"], capture_output=True, timeout=60, check=True)
-    out = []
-    for line in proc.stdout.decode().splitlines():
-        partition, offset, headers, value = line.split("\t", 3)
-        # kcat joins headers with commas, and sendq-error-message may have some
-        pairs = (h.split("=", 1) for h in re.split(r",(?=sendq-)", headers) if h)
-        out.append((int(partition), int(offset), dict(pairs), value))
-    return out
-
-
 class RetryDeadLetterTest(unittest.TestCase):
     """CONTRACT.md: a DLQ record holds the request's original bytes. A request parked on sendq.retry
-    is written there as those bytes with attempt, not_before and created_at added (header
-    sendq-added-members says where), so that they can be taken out again."""
+    is written there as those bytes with attempt, not_before and (when it has none) created_at
+    added (header sendq-added-members says where), so that they can be taken out again."""
 
     def test_a_request_that_waited_on_the_retry_topic_goes_to_the_dlq_as_its_original_bytes(self):
         workdir = h.Workdir("retrydlq").path
@@ -224,14 +209,15 @@ class RetryDeadLetterTest(unittest.TestCase):
                 r = results[rid]
                 self.assertEqual((r["status"], r["error"]["kind"], r["attempts"], r["source"]["topic"]),
                                  ("failed", "retries_exhausted", 3, "sendq.retry"), r)
-            first = {json.loads(v)["id"]: (p, o) for p, o, _, v in read_with_positions(worker.bootstrap, "sendq.requests")}
+            first = {json.loads(r["value"])["id"]: (r["partition"], r["offset"])
+                     for r in h.kcat_records(worker.bootstrap, "sendq.requests")}
             origin = {rid: {"sendq-origin-topic": "sendq.requests", "sendq-origin-partition": str(first[rid][0]),
                             "sendq-origin-offset": str(first[rid][1])} for rid in first}
 
             # then each park of kept-bytes is its original bytes with the three members before the brace
             parks = {}
-            for _, _, headers, value in read_with_positions(worker.bootstrap, "sendq.retry"):
-                parks.setdefault(json.loads(value)["id"], []).append((headers, value))
+            for r in h.kcat_records(worker.bootstrap, "sendq.retry"):
+                parks.setdefault(json.loads(r["value"])["id"], []).append((r["headers"], r["value"]))
             self.assertEqual(sorted(parks), ["carries-attempt", "dated", "kept-bytes"])
             close = original.rindex("}")
             created_at = results["kept-bytes"]["created_at"]
@@ -243,15 +229,18 @@ class RetryDeadLetterTest(unittest.TestCase):
                 # the second park, read from sendq.retry, still names the request's first record
                 self.assertEqual({k: v for k, v in headers.items() if k.startswith("sendq-origin-")}, origin["kept-bytes"])
             self.assertEqual(len(parks["kept-bytes"]), 2)
-            self.assertEqual([v for _, v in parks["dated"]],
-                             [dated[:-1] + f',"attempt":{n},"not_before":{json.loads(v)["not_before"]}}}'
-                              for n, (_, v) in enumerate(parks["dated"], start=1)])
+            self.assertEqual(len(parks["dated"]), 2)
+            for attempt, (headers, value) in enumerate(parks["dated"], start=1):
+                added = f',"attempt":{attempt},"not_before":{json.loads(value)["not_before"]}'
+                self.assertEqual(value, dated[:-1] + added + "}")
+                self.assertEqual(headers["sendq-added-members"], f"{len(dated) - 1}:{len(added)}")
             # carries-attempt's parks are the worker's encoding (adding `attempt` would repeat it)
             self.assertEqual([(json.loads(v)["attempt"], "sendq-added-members" in hd) for hd, v in parks["carries-attempt"]],
                              [(1, False), (2, False)])
 
-            dlq = {k: (hd, v) for (_, _, hd, v), k in
-                   ((rec, json.loads(rec[3])["id"]) for rec in read_with_positions(worker.bootstrap, "sendq.dlq"))}
+            records = h.kcat_records(worker.bootstrap, "sendq.dlq")
+            self.assertEqual(len(records), 3)  # one each
+            dlq = {json.loads(r["value"])["id"]: (r["headers"], r["value"]) for r in records}
             self.assertEqual(sorted(dlq), ["carries-attempt", "dated", "kept-bytes"])
             self.assertEqual(dlq["dated"][1], dated)
             self.assertEqual({k: v for k, v in dlq["dated"][0].items() if k.startswith("sendq-origin-")}, origin["dated"])

@@ -4,7 +4,9 @@ Everything binds 127.0.0.1 on ports the harness picks; every process started her
 here, by its PID. Kafka is reached only with kcat, as a user would.
 """
 import atexit
+import contextlib
 import json
+import re
 import os
 import random
 import shutil
@@ -223,6 +225,22 @@ class EmbeddedKafka:
         except FileNotFoundError:
             return None
 
+    def pause(self):
+        """Stops the broker (SIGSTOP): requests to it, acknowledgements too, wait until resume()."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    @contextlib.contextmanager
+    def paused(self):
+        """pause() for the block."""
+        self.pause()
+        try:
+            yield
+        finally:
+            self.resume()
+
     def stop(self):
         stop_process(self.proc)
         self.log.close()
@@ -346,15 +364,49 @@ def metric(metrics, name, **labels):
     return total
 
 
-def kcat_produce(bootstrap, topic, records):
-    """Produces (key, value) records with kcat, one per line (values must not contain newlines)."""
+def kcat_produce(bootstrap, topic, records, partition=None, headers=()):
+    """Produces (key, value) records with kcat, one per line (values must not contain newlines),
+    to `partition` if given, each with `headers` ("name=value", ...)."""
     lines = []
     for key, value in records:
         assert "\n" not in value and "\t" not in key
         lines.append(f"{key}\t{value}")
     data = ("\n".join(lines) + "\n").encode()
-    subprocess.run(["kcat", "-b", bootstrap, "-P", "-t", topic, "-K", "\t"],
+    extra = (["-p", str(partition)] if partition is not None else []) + [a for hd in headers for a in ("-H", hd)]
+    subprocess.run(["kcat", "-b", bootstrap, "-P", "-t", topic, "-K", "\t", *extra],
                    input=data, check=True, timeout=120)
+
+
+def parse_headers(headers):
+    """kcat's %h ("name=value,name=value") as a dict. Values may hold commas (an error message, a
+    sendq-added-members range): a new header starts only at ",sendq-"."""
+    return dict(h.split("=", 1) for h in re.split(r",(?=sendq-)", headers) if h)
+
+
+def kcat_records(bootstrap, topic, timeout=60):
+    """Every record on `topic` now, as dicts: partition, offset, timestamp (ms), key, headers
+    (parse_headers), value."""
+    proc = subprocess.run(["kcat", "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-q",
+                           "-f", "%p\t%o\t%T\t%k\t%h\t%s\n"], capture_output=True, timeout=timeout, check=True)
+    out = []
+    for line in proc.stdout.decode(errors="replace").splitlines():
+        partition, offset, ts, key, headers, value = line.split("\t", 5)
+        out.append({"partition": int(partition), "offset": int(offset), "timestamp": int(ts), "key": key,
+                    "headers": parse_headers(headers), "value": value})
+    return out
+
+
+@contextlib.contextmanager
+def reaped(proc):
+    """Yields `proc` (a Popen); kills it if still running, waits, and closes its pipes after."""
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe:
+                pipe.close()
 
 
 def kcat_consume(bootstrap, topic, count, timeout=120, with_headers=False):

@@ -90,6 +90,7 @@ void reset(send_request& r) {
   r.max_attempts.reset();
   r.attempt = 0;
   r.not_before_ms.reset();
+  r.retry_members_read = false;
 }
 
 // The members each normalized type knows (CONTRACT.md "Normalized bodies"), read by decode_body
@@ -897,6 +898,7 @@ std::optional<failure> request_decoder::impl::decode_document(std::size_t size, 
         break;
     }
   }
+  out.retry_members_read = (seen & (m_attempt | m_not_before)) != 0;
   if (!doc.current_location().error()) return failure{error_kind::invalid_json, "message: trailing content after the JSON object"};
 
   // Required members: every missing one named at once ("id, to: required"), in the contract's order.

@@ -24,6 +24,18 @@ std::optional<failure> decode(std::string_view json, send_request& r) {
 
 }  // namespace
 
+TEST(request_decoder, says_whether_the_request_had_attempt_or_not_before_which_a_park_adds) {
+  request_decoder d;  // one decoder, reused: the flag must not carry over
+  send_request r;
+  const std::string head = R"({"id":"a","provider":"gewe","type":"text","to":"x","body":{"text":"t"})";
+  for (const auto& [tail, expected] : std::vector<std::pair<std::string, bool>>{
+           {"}", false}, {R"(,"attempt":2})", true}, {R"(,"created_at":5})", false},
+           {R"(,"not_before":7})", true}, {R"(,"att\u0065mpt":1})", true}, {"}", false}}) {
+    ASSERT_FALSE(d.decode(head + tail, r)) << tail;
+    EXPECT_EQ(r.retry_members_read, expected) << tail;
+  }
+}
+
 TEST(request_decoder, decodes_every_member_of_the_contract_example) {
   // given
   send_request r;

@@ -192,7 +192,8 @@ detail::record_source source_of(const kafka::message& m) {
   const auto number = [&m](std::string_view name) -> std::int64_t {
     const auto v = m.header(name);
     std::int64_t n = -1;
-    if (!v || std::from_chars(v->data(), v->data() + v->size(), n).ec != std::errc()) return -1;
+    const char* end = v ? v->data() + v->size() : nullptr;
+    if (!v || std::from_chars(v->data(), end, n).ptr != end || n < 0) return -1;
     return n;
   };
   for (const std::string_view prefix : {"sendq-origin-", "sendq-source-"}) {
@@ -233,13 +234,13 @@ int copy(const common& c, const std::string& from, const range_options& o, const
   // The DLQ is keyed by id, so one key's records are spread over its partitions: merged by their
   // timestamps (when the worker wrote them), they go back in the order the worker ended them.
   std::optional<detail::timestamp_merge<kafka::message>> merge;
-  std::map<std::int32_t, std::int64_t> merged_ends;
+  std::vector<std::int32_t> merged;  // the partitions with records to read
   std::int64_t last_copied_ms = -1;  // the timestamp of the last record handled, for a resume
   if (o.in_time_order) {
     for (const auto& r : ranges) {
-      if (r.begin < r.end) merged_ends[r.partition] = r.end;
+      if (r.begin < r.end) merged.push_back(r.partition);
     }
-    merge.emplace(merged_ends, max_merge_bytes);
+    merge.emplace(merged, max_merge_bytes);
   }
   auto idle_since = std::chrono::steady_clock::now();
   bool stopped_early = false;
@@ -258,7 +259,7 @@ int copy(const common& c, const std::string& from, const range_options& o, const
         merge->add(std::move(m), std::move(source));
       }
       batch.clear();
-      for (const auto& [p, end] : merged_ends) {
+      for (const auto p : merged) {
         if (!rd.reading(p)) merge->done(p);  // at its end, or ended short of it (retention)
       }
       while (auto m = merge->next()) batch.push_back(std::move(*m));

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace sendq::ctl::detail {
 
@@ -24,33 +25,28 @@ struct record_source {
 /// Merges the records of several partitions, each read in offset order, into timestamp order
 /// (ties: by their source's offset when they come from the same source partition, else by
 /// partition and offset). A record is released once every partition still being read has one
-/// buffered, so that none can come before it; a partition is done at its range's end, when done()
-/// says it ended short of it, or when finish() says the read ended. Past about `max_bytes`
+/// buffered, so that none can come before it; done() says a partition has no more to come (the
+/// reader's own account: reader::reading). Past about `max_bytes`
 /// buffered (a partition far behind the others), the earliest buffered record is released anyway,
 /// and overflowed() says the order may be broken there.
 template <class Message>
 class timestamp_merge {
  public:
-  /// `ends`: each partition's end offset (exclusive); leave out partitions with nothing to read.
-  timestamp_merge(const std::map<std::int32_t, std::int64_t>& ends, std::size_t max_bytes) : max_bytes_(max_bytes) {
-    for (const auto& [p, end] : ends) parts_[p].end = end;
+  /// `partitions`: those being read (leave out those with nothing to read).
+  timestamp_merge(const std::vector<std::int32_t>& partitions, std::size_t max_bytes) : max_bytes_(max_bytes) {
+    for (const auto p : partitions) parts_[p];
   }
 
   void add(Message m, record_source source = {}) {
     auto& part = parts_[m.partition()];
-    if (m.offset() + 1 >= part.end) part.done = true;
     entry e{std::move(m), std::move(source)};
     bytes_ += size_of(e);
     part.buffered.push_back(std::move(e));
   }
 
-  /// `partition` has nothing more to come (it ended short of its range).
+  /// `partition` has nothing more to come (at its range's end, or short of it).
   void done(std::int32_t partition) {
     if (auto it = parts_.find(partition); it != parts_.end()) it->second.done = true;
-  }
-  /// The read ended: no partition has more to come.
-  void finish() {
-    for (auto& [p, part] : parts_) part.done = true;
   }
 
   /// The next record in timestamp order, or nullopt until one is known to be next.
@@ -73,7 +69,6 @@ class timestamp_merge {
   }
 
   bool overflowed() const { return overflowed_; }
-  std::size_t buffered_bytes() const { return bytes_; }
   /// The earliest timestamp of a record still held, if any.
   std::optional<std::int64_t> earliest_held_ms() const {
     std::optional<std::int64_t> out;
@@ -91,7 +86,6 @@ class timestamp_merge {
     record_source source;
   };
   struct partition {
-    std::int64_t end = 0;
     bool done = false;
     std::deque<entry> buffered;
   };

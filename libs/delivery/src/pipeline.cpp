@@ -8,7 +8,6 @@
 #include <condition_variable>
 #include <deque>
 #include <future>
-#include <limits>
 #include <random>
 #include <map>
 #include <mutex>
@@ -837,6 +836,23 @@ struct pipeline::impl : kafka::rebalance_listener {
     }
   }
 
+  // What a park's headers (park()) say of a record read back from the retry topic: since when the
+  // worker holds its request, the members it added (taken out again: the payload kept, for a DLQ
+  // record or the next park, is the original), and where the request was first read from.
+  void take_park_headers(record& rec, const kafka::message& m) {
+    if (const auto since = m.header(held_since_header)) rec.held_since = held_since_of(*since, rec.consumed_at);
+    if (const auto added = m.header(added_members_header)) {
+      std::string members;
+      if (core::remove_added_members(rec.payload, *added, &members)) {
+        rec.created_at_added = members.find("\"created_at\":") != std::string::npos;
+        rec.req.retry_members_read = false;  // they were the park's, not the original's
+      }
+    }
+    for (const auto name : {origin_topic_header, origin_partition_header, origin_offset_header}) {
+      if (const auto v = m.header(name)) rec.origin.emplace_back(std::string(name), std::string(*v));
+    }
+  }
+
   // Takes one consumed message into the pipeline (Kafka thread, in offset order per partition).
   void admit(kafka::message m) {
     const std::string topic(m.topic());
@@ -872,7 +888,7 @@ struct pipeline::impl : kafka::rebalance_listener {
       rec->due_taken_early = true;  // not a park's read-back: the age limits apply
     }
 
-    if (!rec->invalid && topic == cfg.kafka.retry_topic) {
+    if (!rec->invalid && from_retry_topic) {
       const auto table = current_table();
       if (const auto* r = table->find(rec->req);
           r && r->held->load() >= cfg.worker.account_max_in_flight && in_flight.load() >= cfg.worker.max_in_flight / 2) {
@@ -888,26 +904,11 @@ struct pipeline::impl : kafka::rebalance_listener {
     rec->offset = m.offset();
     rec->consumed_at = std::chrono::steady_clock::now();
     rec->held_since = rec->consumed_at;
-    if (topic == cfg.kafka.retry_topic) {
-      if (const auto since = m.header(held_since_header)) rec->held_since = held_since_of(*since, rec->consumed_at);
-    }
     rec->generation = tracker.track(rec->topic, rec->partition, rec->offset);
     rec->payload.assign(m.payload());
     rec->null_payload = m.payload().data() == nullptr;
-    if (topic == cfg.kafka.retry_topic) {
-      // A park's record is the original bytes with the worker's members added: the payload kept
-      // (for a DLQ record, or the next park) is the original again.
-      if (const auto added = m.header(added_members_header)) {
-        std::string members;
-        if (core::remove_added_members(rec->payload, *added, &members)) {
-          rec->created_at_added = members.find("\"created_at\":") != std::string::npos;
-        }
-      }
-      for (const auto name : {origin_topic_header, origin_partition_header, origin_offset_header}) {
-        if (const auto v = m.header(name)) rec->origin.emplace_back(std::string(name), std::string(*v));
-      }
-    }
-    rec->bulk = topic == cfg.kafka.bulk_topic || (topic == cfg.kafka.retry_topic && m.header(bulk_header).has_value());
+    if (from_retry_topic) take_park_headers(*rec, m);
+    rec->bulk = topic == cfg.kafka.bulk_topic || (from_retry_topic && m.header(bulk_header).has_value());
     if (rec->bulk) bulk_in_flight.fetch_add(1);
     in_flight.fetch_add(1);
     metrics.in_flight.Increment();
@@ -922,7 +923,7 @@ struct pipeline::impl : kafka::rebalance_listener {
     }
     // A bulkhead park ends here, however its record ends (sent, skipped as a duplicate, its route
     // removed by a reload): only then do the key's new requests stop queueing behind it.
-    if (topic == cfg.kafka.retry_topic) {
+    if (from_retry_topic) {
       if (const auto token = m.header(parked_keys::header)) parks.release(*token);
     }
     if (!rec->invalid) {
@@ -1730,21 +1731,19 @@ struct pipeline::impl : kafka::rebalance_listener {
   }
 
   // The value of `rec`'s park: its original bytes with attempt, not_before and (when they have
-  // none: the worker took the Kafka timestamp) created_at added, checked by decoding it back, and
-  // `headers` get added_members_header. When that does not decode as the request (the original
-  // has attempt or not_before already, as a client's request may), the worker's encoding of the
-  // request (its body from body_json: a fetched file is not in it), which its DLQ record is then.
-  // (Kafka thread for a bulkhead's park, I/O threads for a back-off's: each has its decoder.)
+  // none: the worker took the Kafka timestamp) created_at added, and `headers` get
+  // added_members_header (fuzz_request_decoder checks that such a value decodes as the request
+  // with them). When the original has attempt or not_before already (a client's request may:
+  // added, they would repeat), the worker's encoding of the request (its body from body_json: a
+  // fetched file is not in it), which its DLQ record is then.
   std::string park_value(const record& rec, int attempts_made, std::int64_t not_before, kafka::header_list& headers) {
-    thread_local core::request_decoder check(std::numeric_limits<std::size_t>::max());
-    thread_local core::send_request back;
-    std::string members = "\"attempt\":" + std::to_string(attempts_made) + ",\"not_before\":" + std::to_string(not_before);
-    if (rec.created_at_added && rec.req.created_at_ms) members += ",\"created_at\":" + std::to_string(*rec.req.created_at_ms);
-    if (auto added = core::add_members(rec.payload, members);
-        added && !check.decode(added->value, back) && back.id == rec.req.id && back.attempt == attempts_made &&
-        back.not_before_ms == not_before && back.created_at_ms == rec.req.created_at_ms) {
-      headers.emplace_back(std::string(added_members_header), std::move(added->header));
-      return std::move(added->value);
+    if (!rec.req.retry_members_read) {
+      std::string members = "\"attempt\":" + std::to_string(attempts_made) + ",\"not_before\":" + std::to_string(not_before);
+      if (rec.created_at_added && rec.req.created_at_ms) members += ",\"created_at\":" + std::to_string(*rec.req.created_at_ms);
+      if (auto added = core::add_members(rec.payload, members)) {
+        headers.emplace_back(std::string(added_members_header), std::move(added->header));
+        return std::move(added->value);
+      }
     }
     core::send_request copy = rec.req;
     copy.attempt = attempts_made;

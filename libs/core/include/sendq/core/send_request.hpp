@@ -57,6 +57,8 @@ struct send_request {
   std::optional<int> max_attempts;
   int attempt = 0;                            ///< retries already made (sendq.retry only)
   std::optional<std::int64_t> not_before_ms;  ///< epoch ms (sendq.retry only)
+  /// `attempt` or `not_before` was in the request (a park cannot add them to its bytes then).
+  bool retry_members_read = false;
 };
 
 }  // namespace sendq::core
