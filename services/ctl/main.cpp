@@ -16,7 +16,7 @@ Commands:
   tail      follow sendq.results with filters (table on a terminal, JSON lines in a pipe)
   stats     counts of results by provider and status over a time window
 
-Every command takes --brokers (default $SENDQ_KAFKA_BROKERS); producing ones take --rate N/s.
+Every command takes --brokers (default $SENDQ_KAFKA_BROKERS); producing ones take --rate N/s or N/m.
 A TLS or SASL cluster: --config FILE reads the worker's [kafka] section (brokers and the
 [kafka.librdkafka] settings, secrets from _env/_file) and worker.max_request_bytes (default 1 MiB:
 records up to it are produced, enqueue rejects longer lines as too_large); -X KEY=VALUE sets one

@@ -29,6 +29,7 @@ std::string_view fault_action_name(fault_action a) {
     case fault_action::close_after_reply: return "close_after_reply";
     case fault_action::http10: return "http10";
     case fault_action::redirect: return "redirect";
+    case fault_action::no_message_id: return "no_message_id";
   }
   return "none";
 }
@@ -39,7 +40,7 @@ constexpr fault_action all_actions[] = {
     fault_action::status,   fault_action::latency,   fault_action::reset,    fault_action::timeout,
     fault_action::business_error, fault_action::drop_after_headers, fault_action::slow_drip,
     fault_action::huge_body, fault_action::non_json, fault_action::wrong_content_type, fault_action::chunked,
-    fault_action::close_after_reply, fault_action::http10, fault_action::redirect};
+    fault_action::close_after_reply, fault_action::http10, fault_action::redirect, fault_action::no_message_id};
 
 std::optional<fault_action> action_from_name(std::string_view s) {
   for (auto a : all_actions) {

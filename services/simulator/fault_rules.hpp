@@ -34,6 +34,7 @@ enum class fault_action {
   close_after_reply,   ///< the normal reply with Connection: close, then the socket is closed
   http10,              ///< the normal reply as HTTP/1.0: no keep-alive, no Content-Length, body ends at close
   redirect,            ///< `status` (default 302) with Location: `location` (default the same URL)
+  no_message_id,       ///< the success reply without the provider's message id (gps's has none)
 };
 
 std::string_view fault_action_name(fault_action a);

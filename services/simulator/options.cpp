@@ -97,6 +97,8 @@ Faults: POST /_sim/faults with a JSON array of rules, the first matching one app
   close_after_reply   the normal reply with Connection: close, then close the socket
   http10              the normal reply as HTTP/1.0 without Content-Length, then close
   redirect            "status" (3xx, default 302) with Location "location" (default the same URL)
+  no_message_id       the success reply without the provider's message id (sender data.getMessageId,
+                      gewe data.newMsgId, im data._id; gps's reply has none)
 )";
 }
 

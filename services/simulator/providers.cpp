@@ -343,7 +343,7 @@ provider_outcome handle_sender(const http_request& req, const provider_credentia
 
   provider_outcome o;
   o.accepted = true;
-  o.reply = json_reply(200, sender_body(200, "成功", "{\"getMessageId\":" + json_string(*id) + "}", ctx));
+  o.reply = json_reply(200, sender_body(200, "成功", ctx.omit_message_id ? "{}" : "{\"getMessageId\":" + json_string(*id) + "}", ctx));
   return o;
 }
 
@@ -461,8 +461,8 @@ provider_outcome handle_gewe(const http_request& req, const provider_credentials
   append_json_string(body, *to);
   body += ",\"createTime\":" + std::to_string(unix_seconds(ctx.now)) +
           ",\"msgId\":" + std::to_string(640355967 + ctx.seq) +
-          ",\"newMsgId\":" + std::to_string(gewe_new_msg_id(ctx.seq)) + ",\"type\":" + gewe_type_json(*endpoint) +
-          "}}";
+          (ctx.omit_message_id ? std::string() : ",\"newMsgId\":" + std::to_string(gewe_new_msg_id(ctx.seq))) +
+          ",\"type\":" + gewe_type_json(*endpoint) + "}}";
   o.reply = json_reply(200, std::move(body));
   return o;
 }
@@ -549,7 +549,7 @@ provider_outcome handle_im(const http_request& req, const provider_credentials& 
   field("f_nickname", *f_nickname);
   field("from", *from);
   field("appid", *appid);
-  field("_id", im_object_id(ctx));
+  if (!ctx.omit_message_id) field("_id", im_object_id(ctx));
   b += ",\"readtime\":-1,\"sendtime\":" + std::to_string(unix_millis(ctx.now));
   field("update_at", iso);
   field("create_at", iso);

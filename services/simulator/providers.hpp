@@ -31,6 +31,7 @@ struct reply_context {
   std::uint64_t seq = 0;      ///< unique per request; ids derive from it
   std::uint32_t id_salt = 0;  ///< random per process (from --seed), mixed into im's _id
   std::string_view host_name = "sendq-simulator";
+  bool omit_message_id = false;  ///< the no_message_id fault: a success reply without the provider's id
 };
 
 struct provider_outcome {

@@ -26,7 +26,8 @@ bool pre_empts(fault_action a) {
     case fault_action::wrong_content_type:
     case fault_action::chunked:
     case fault_action::close_after_reply:
-    case fault_action::http10: return false;
+    case fault_action::http10:
+    case fault_action::no_message_id: return false;
   }
   return false;
 }

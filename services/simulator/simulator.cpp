@@ -66,16 +66,18 @@ decision simulator::handle_provider_request(provider p, const http_request& req)
   ctx.id_salt = id_salt_;
   ctx.host_name = cfg_.host_name;
 
+  fault f = faults_.pick(req.target, req.body);
+  ctx.omit_message_id = f.action == fault_action::no_message_id;
   // Validation runs even when a fault pre-empts it, so that the record says whether it was well-formed.
   provider_outcome outcome = handle_provider(p, req, cfg_.credentials, ctx, *parser_);
-  fault f = faults_.pick(req.target, req.body);
 
   decision d;
   d.delay = f.latency;
   bool accepted = outcome.accepted;
   switch (f.action) {
     case fault_action::none:
-    case fault_action::latency: d.reply = std::move(outcome.reply); break;
+    case fault_action::latency:
+    case fault_action::no_message_id: d.reply = std::move(outcome.reply); break;
     case fault_action::drop_after_headers:
       d.how = transport::drop_after_headers;
       d.reply = std::move(outcome.reply);

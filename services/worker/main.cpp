@@ -58,7 +58,7 @@ Environment (overrides the file):
                            (librdkafka's mock cluster: in memory, ~5 MB per partition, NOT durable),
                            unless SENDQ_KAFKA_EMBEDDED=never: then a configuration error (exit 2)
   SENDQ_SENDER_BASE_URL, SENDQ_GEWE_BASE_URL, SENDQ_IM_BASE_URL, SENDQ_GPS_BASE_URL
-                           base URL of each provider's default account
+                           base URL of each provider's default account (defined in the file)
   SENDQ_METRICS_ADDR       host:port serving /metrics, /healthz and /readyz (default 127.0.0.1:9464)
   SENDQ_<SECTION>_<KEY>    any scalar key, e.g. SENDQ_WORKER_THREADS=4
 
@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
     }
     if (cfg.accounts.empty()) {
       logger.warn("worker", "no provider accounts configured: every request will be rejected "
-                            "(set SENDQ_<PROVIDER>_BASE_URL or [providers.*] in the config)");
+                            "(define [providers.<provider>.<account>] in the configuration file)");
     }
 
     // One io_context per I/O thread (each run by that thread alone), each with its own HTTP

@@ -229,6 +229,28 @@ class MisbehavingProvidersTest(unittest.TestCase):
         self.assertEqual(len(self.sim_records("again-fault-")), 2)
         self.assert_recovers("follow")
 
+    def test_11_a_success_reply_without_the_providers_id_is_delivered(self):
+        # CONTRACT.md: the body's code decides success (gewe ret == 200, im success == true). A
+        # success without the documented id is still a message the provider took: delivered, not
+        # failed/ambiguous (and in the DLQ, whence a redrive would send it twice).
+        results = self.faulted("noid", {"action": "no_message_id"})
+        for p, r in results.items():
+            self.assertEqual((r["status"], r["attempts"], r["error"], r["http_status"]), ("delivered", 1, None, 200), r)
+        self.assertEqual({p: (r["provider_message_id"], r["provider_code"]) for p, r in results.items()},
+                         {"sender": ("noid-fault-sender", "200"),  # getMessageId is our id
+                          "gewe": (None, "200"), "im": (None, "true"),
+                          "gps": ("noid-fault-gps", "0")})  # gps's reply never carries one
+        seen = self.sim_records("noid-fault-")
+        self.assertEqual(sorted((x["provider"], x["accepted"], x["fault"]) for x in seen),
+                         [(p, True, "no_message_id") for p in sorted(PROVIDERS)], "each sent once, and taken")
+        # the worker says so, naming the request and what the reply lacked
+        with open(self.worker.log_path, errors="replace") as f:
+            warned = [json.loads(line) for line in f if "reply has no usable message id" in line]
+        self.assertEqual(sorted((w["level"], w["id"], w["provider"], w["account"], w["reply"]) for w in warned),
+                         [("warn", "noid-fault-gewe", "gewe", "default", 'gewe ret 200 without "data.newMsgId"'),
+                          ("warn", "noid-fault-im", "im", "default", 'im success true but missing "data._id"')])
+        self.assert_recovers("noid")
+
     def test_99_metrics_count_every_outcome(self):
         m = self.worker.metrics()
         for (provider, account, status, kind), n in type(self).expected.items():

@@ -243,17 +243,16 @@ void read_accounts(const toml::table* providers_table, config& c, const env_look
       }
     }
   }
-  // SENDQ_<PROVIDER>_BASE_URL sets (or creates) the default account's base URL.
+  // SENDQ_<PROVIDER>_BASE_URL sets the default account's base URL. It cannot create the account:
+  // every provider's account needs credentials from the file (a token, an app id).
   for (auto name : providers::builtin_provider_names()) {
-    if (auto v = env("SENDQ_" + upper(std::string(name)) + "_BASE_URL"); v && !v->empty()) {
+    const std::string variable = "SENDQ_" + upper(std::string(name)) + "_BASE_URL";
+    if (auto v = env(variable); v && !v->empty()) {
       auto it = std::find_if(c.accounts.begin(), c.accounts.end(),
                              [&](auto& a) { return a.provider == name && a.name == "default"; });
       if (it == c.accounts.end()) {
-        providers::account a;
-        a.provider = std::string(name);
-        a.name = "default";
-        c.accounts.push_back(a);
-        it = std::prev(c.accounts.end());
+        fail(variable + ": the configuration has no [providers." + std::string(name) +
+             ".default] account to set it on (the account's other keys, such as its credentials, must be in the file)");
       }
       it->base_url = *v;
     }

@@ -208,6 +208,11 @@ TEST(config, refuses_what_it_does_not_know_naming_the_key) {
             std::string::npos);
   EXPECT_EQ(error_of("[providers.gewe.default]\ntoken=\"t\"\napp_id=\"a\"\n"),
             "providers.gewe.default.base_url: required (or set SENDQ_GEWE_BASE_URL)");
+  // The variable sets a base URL; it cannot make an account without the file's credentials.
+  EXPECT_EQ(error_of("[providers.gewe.a]\nbase_url=\"http://h\"\ntoken=\"t\"\napp_id=\"a\"\n",
+                     {{"SENDQ_GEWE_BASE_URL", "http://other"}}),
+            "SENDQ_GEWE_BASE_URL: the configuration has no [providers.gewe.default] account to set it on (the "
+            "account's other keys, such as its credentials, must be in the file)");
   EXPECT_NE(error_of("[providers.gewe.default]\nbase_url=\"http://h\"\napp_id=\"a\"\n").find("providers.gewe.default: account default of gewe: key \"token\" is required"),
             std::string::npos);
   EXPECT_EQ(error_of("[log]\nlevel = \"loud\"\n"), "log.level: 'loud' is not one of debug, info, warn, error");

@@ -33,7 +33,7 @@ Range (default: the whole topic as it is now):
                      TIME: epoch ms, UTC 2024-05-01T10:00:00Z, now, or -30s/-15m/-2h/-1d
 Common:
   --topic T          destination (default sendq.bulk, the bulk lane; sendq.requests for the live lane)
-  --rate N/s         at most N records per second (default unlimited)
+  --rate N/s|N/m     at most N records per second (or minute; a bare N is per second; default unlimited)
   --dry-run          read, filter and count, produce nothing
   --brokers B        bootstrap servers (default $SENDQ_KAFKA_BROKERS)
   --config FILE      Kafka settings from the worker's TOML file: kafka.brokers (under --brokers

@@ -27,7 +27,7 @@ summarized at the end (count per error kind, the first ones with their line numb
 
 Options:
   --topic T          destination topic (default sendq.requests)
-  --rate N/s         at most N records per second (default unlimited)
+  --rate N/s|N/m     at most N records per second (or minute; a bare N is per second; default unlimited)
   --due-timestamps   with --rate, an open-loop load for latency tests: the k-th record is due at
                      start + k/N and its Kafka timestamp is that due time (the worker's created_at
                      for a request without one), so time this command lost on a busy machine

@@ -1621,8 +1621,14 @@ struct pipeline::impl : kafka::rebalance_listener {
 
       if (o.cls == providers::outcome_class::delivered) {
         res.status = delivery_status::delivered;
-        // Providers without an id of their own (gps) know the message by our id (IdentityID).
-        res.provider_message_id = o.provider_message_id.empty() ? req.id : o.provider_message_id;
+        if (!o.id_problem.empty()) {
+          res.provider_message_id.reset();
+          log.warn("pipeline", "delivered, but the provider's reply has no usable message id",
+                   {{"id", req.id}, {"provider", provider}, {"account", req.account}, {"reply", o.id_problem}});
+        } else {
+          // Providers without an id of their own (gps) know the message by our id (IdentityID).
+          res.provider_message_id = o.provider_message_id.empty() ? req.id : o.provider_message_id;
+        }
         res.error.reset();
         co_return attempt_end::final_result;
       }

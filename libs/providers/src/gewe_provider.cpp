@@ -162,9 +162,7 @@ class gewe_provider final : public provider {
     }
     // newMsgId is larger than 2^53: its token text is kept as is, never read as a double.
     const json_member* id = find_member(m, "data.newMsgId");
-    if (id == nullptr) {
-      return malformed_reply(provider_name, content_type, "ret 200 but missing \"data.newMsgId\"");
-    }
+    if (id == nullptr) return delivered_without_id(ret_text, "gewe ret 200 without \"data.newMsgId\"");
     // A 64-bit integer (seed 002: "integer"; negative too, as a Java Long may be), or the same
     // digits as a string.
     const std::string_view digits = std::string_view(id->text).substr(id->text.starts_with('-') ? 1 : 0);
@@ -179,10 +177,9 @@ class gewe_provider final : public provider {
     const bool usable =
         digits_only && ((id->kind == json_kind::number && id->integer) || string_fits);
     if (!usable) {
-      return malformed_reply(provider_name, content_type,
-                             "ret 200 but \"data.newMsgId\" is not a 64-bit integer (" +
-                                 (id->text.empty() ? std::string(describe(id->kind)) : id->text) +
-                                 ")");
+      return delivered_without_id(ret_text, "gewe ret 200 but \"data.newMsgId\" is not a 64-bit integer (" +
+                                                (id->text.empty() ? std::string(describe(id->kind)) : excerpt(id->text, 40)) +
+                                                ")");
     }
     return delivered(id->text, ret_text);
   }

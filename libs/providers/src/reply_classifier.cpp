@@ -87,6 +87,12 @@ reply_outcome delivered(std::string provider_message_id, std::string provider_co
   return out;
 }
 
+reply_outcome delivered_without_id(std::string provider_code, std::string problem) {
+  reply_outcome out = delivered(std::string(), std::move(provider_code));
+  out.id_problem = std::move(problem);
+  return out;
+}
+
 reply_outcome business_error(std::string provider_code, std::string message) {
   reply_outcome out;
   out.cls = outcome_class::permanent;

@@ -31,6 +31,10 @@ std::optional<reply_outcome> classify_status(std::string_view provider, unsigned
 /// Delivered, with the provider's id (as its text) and code.
 reply_outcome delivered(std::string provider_message_id, std::string provider_code);
 
+/// Delivered (the body's code says so), but without a usable id of the provider's: `problem` says
+/// why (reply_outcome::id_problem).
+reply_outcome delivered_without_id(std::string provider_code, std::string problem);
+
 /// A business error the provider reported in a 2xx body: permanent `provider_error`.
 reply_outcome business_error(std::string provider_code, std::string message);
 

@@ -205,9 +205,7 @@ TEST(im_provider, a_2xx_reply_that_is_not_the_documented_json_is_ambiguous) {
       R"({"data":{"_id":"x"}})",
       R"({"success":1,"data":{"_id":"x"}})",
       R"({"success":"yes","data":{"_id":"x"}})",
-      R"({"success":true})",
-      R"({"success":true,"data":{"_id":""}})",
-      R"({"success":true,"data":{"_id":5}})",
+      R"({"success":true,"data":{"_id":"x"})",
   };
   for (const auto& reply : replies) {
     // when
@@ -216,6 +214,24 @@ TEST(im_provider, a_2xx_reply_that_is_not_the_documented_json_is_ambiguous) {
     EXPECT_EQ(o.cls, outcome_class::ambiguous) << reply;
     EXPECT_EQ(o.kind, error_kind::ambiguous) << reply;
     EXPECT_NE(o.message.find("im reply unusable"), std::string::npos) << o.message;
+  }
+}
+
+TEST(im_provider, success_without_a_usable_id_is_delivered_without_an_id) {
+  // CONTRACT.md: "Success: success == true"; the message was taken, whatever the id.
+  const std::pair<const char*, const char*> replies[] = {
+      {R"({"success":true})", R"(im success true but missing "data._id")"},
+      {R"({"success":true,"data":{"_id":""}})", R"(im success true but "data._id" is empty)"},
+      {R"({"success":true,"data":{"_id":5}})", R"(im success true but "data._id" is a number, not a string)"},
+  };
+  for (const auto& [reply, problem] : replies) {
+    // when
+    const auto o = im->classify(200, "application/json", reply);
+    // then
+    EXPECT_EQ(o.cls, outcome_class::delivered) << reply << " " << o.message;
+    EXPECT_EQ(o.provider_code, "true") << reply;
+    EXPECT_EQ(o.provider_message_id, "") << reply;
+    EXPECT_EQ(o.id_problem, problem) << reply;
   }
 }
 

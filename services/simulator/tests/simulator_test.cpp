@@ -15,6 +15,7 @@ namespace sendq::simulator {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 // 2024-01-04 08:39:23.456 UTC (seed 002's createTime 1704357563).
@@ -663,6 +664,32 @@ TEST(faults, misbehaving_provider_actions_keep_the_normal_reply_where_they_shoul
   EXPECT_THAT(lines[2], HasSubstr(R"("accepted":true,"valid":true,"fault":"huge_body","status":200)"));
   EXPECT_THAT(lines[8], HasSubstr(R"("accepted":false,"valid":true,"fault":"non_json","status":200)"));
   EXPECT_THAT(lines[9], HasSubstr(R"("accepted":false,"valid":true,"fault":"redirect","status":302)"));
+}
+
+TEST(faults, no_message_id_answers_success_without_the_providers_id) {
+  auto sim = make_sim();
+  set_faults(sim, R"([{"action":"no_message_id"}])");
+  // when
+  const auto gewe_reply = sim.handle(gewe("/message/postVoice", gewe_voice_body)).reply;
+  const auto im_reply = sim.handle(post("/api/im/sendMsg", im_body)).reply;
+  const auto sender_reply = sim.handle(post(sender_target, sender_voice_body)).reply;
+  // then: the documented success, with every member but the id
+  EXPECT_EQ(gewe_reply.status, 200u);
+  EXPECT_THAT(gewe_reply.body, StartsWith(R"({"ret":200,"msg":"操作成功","data":{"toWxid":"34757816141@chatroom",)"));
+  EXPECT_THAT(gewe_reply.body, HasSubstr(R"("msgId":)"));
+  EXPECT_THAT(gewe_reply.body, Not(HasSubstr("newMsgId")));
+  EXPECT_THAT(im_reply.body, StartsWith(R"({"success":true,"data":{"__v":0,)"));
+  EXPECT_THAT(im_reply.body, HasSubstr(R"("appid":"JH")"));
+  EXPECT_THAT(im_reply.body, Not(HasSubstr("_id")));
+  EXPECT_THAT(sender_reply.body, StartsWith(R"({"code":200,"message":"成功","data":{},)"));
+  // and the provider took each one
+  auto lines = lines_of(sim.handle(get("/_sim/requests")).reply.body);
+  ASSERT_EQ(lines.size(), 3u);
+  for (const auto& line : lines) EXPECT_THAT(line, HasSubstr(R"("accepted":true,"valid":true,"fault":"no_message_id","status":200)"));
+  // without the fault, the ids are back
+  set_faults(sim, "[]");
+  EXPECT_THAT(sim.handle(gewe("/message/postVoice", gewe_voice_body)).reply.body, HasSubstr(R"("newMsgId":)"));
+  EXPECT_THAT(sim.handle(post("/api/im/sendMsg", im_body)).reply.body, HasSubstr(R"("_id":")"));
 }
 
 TEST(faults, new_members_have_defaults_and_are_listed_with_the_rules) {

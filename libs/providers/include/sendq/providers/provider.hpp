@@ -52,6 +52,10 @@ struct reply_outcome {
   /// For delivered; digits kept as sent. Empty when the provider's reply carries no id of its
   /// own (gps): the request id, which the provider stored, is then the message's id.
   std::string provider_message_id;
+  /// Delivered, but the reply lacks the usable id of the provider's own that its document shows
+  /// (gewe `data.newMsgId`, im `data._id`): what is wrong with it. The body's code says success
+  /// (CONTRACT.md), so the request is delivered, with a null provider_message_id and a warning.
+  std::string id_problem;
   std::string provider_code;        ///< the body's code (ret / code / State / success)
   core::error_kind kind = core::error_kind::provider_error;  ///< when not delivered
   std::string message;                                       ///< when not delivered
