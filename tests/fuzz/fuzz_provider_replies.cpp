@@ -31,5 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (o.cls == outcome_class::delivered && status / 100 != 2) std::abort();
   if (o.cls != outcome_class::delivered && o.message.empty()) std::abort();
   if (o.retry_after && o.cls != outcome_class::retryable) std::abort();
+  // A reply lacking the provider's id is delivered without one, never with half of one.
+  if (!o.id_problem.empty() && (o.cls != outcome_class::delivered || !o.provider_message_id.empty())) std::abort();
   return 0;
 }
