@@ -232,18 +232,42 @@ class CtlTest(unittest.TestCase):
         odd = {"id": "ctl-odd-provider", "provider": "we\"ird\\", "type": "text", "to": "x", "body": {"text": "x"}}
         h.kcat_produce(self.b, "sendq.requests", [("x", json.dumps(odd))])
         self.wait_results("ctl-odd-provider", 1)
+        def counts_on_topic():
+            counts = {}
+            for _, v, _ in h.kcat_consume_all(self.b, "sendq.results"):
+                r = json.loads(v)
+                by = counts.setdefault(r["provider"], {})
+                by[r["status"]] = by.get(r["status"], 0) + 1
+            return counts
+        on_topic = {v for _, v, _ in h.kcat_consume_all(self.b, "sendq.results")}
+        # when tail shows five of gewe's results
         rc, out, err = self.ctl("tail", "--from-beginning", "--count", "5", "--provider", "gewe")
         self.assertEqual(rc, 0, err)
-        rows = [json.loads(line) for line in out.splitlines()]
-        self.assertEqual(len(rows), 5)
-        self.assertEqual({r["provider"] for r in rows}, {"gewe"})
+        # then each is a result on the topic, byte for byte, and they are five different ones
+        lines = out.splitlines()
+        self.assertEqual(len(set(lines)), 5, lines)
+        for line in lines:
+            self.assertIn(line, on_topic)
+            self.assertEqual(json.loads(line)["provider"], "gewe", line)
+        # and stats counts what is on the topic, by provider and status
+        before = counts_on_topic()
         rc, out, err = self.ctl("stats", "--since", "-1h", "--json")
         self.assertEqual(rc, 0, err)
+        self.assertEqual(counts_on_topic(), before, "no result arrived while stats read (the comparison would not hold)")
         stats = json.loads(out)  # valid JSON, the odd name included
-        self.assertGreaterEqual(sum(n for by in stats["providers"].values() for n in by.values()), 200)
+        self.assertEqual(stats["providers"], before)
         self.assertEqual(stats["providers"]["we\"ird\\"], {"rejected": 1})
+        self.assertGreaterEqual(sum(before["gewe"].values()), 200)
+        # and as a table: gewe's row says the same
         rc, out, err = self.ctl("stats", "--since", "-1h")
-        self.assertIn("PROVIDER", out)
+        self.assertEqual(rc, 0, err)
+        header, *rows = out.splitlines()
+        columns = header.split()
+        self.assertEqual(columns[0], "PROVIDER")
+        (gewe_row,) = [r.split() for r in rows if r.split()[0] == "gewe"]
+        for status, n in before["gewe"].items():
+            self.assertEqual(int(gewe_row[columns.index(status)]), n, (status, out))
+        self.assertEqual(int(gewe_row[-1]), sum(before["gewe"].values()), out)
 
 
 class CtlEnqueueInputTest(unittest.TestCase):

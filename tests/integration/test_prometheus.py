@@ -5,6 +5,7 @@ a pause between them. Read back through Prometheus' HTTP API: deliveries by prov
 latency histograms are there and moving; every expression of the Grafana dashboard is valid PromQL
 and its main panels have data; the alert rules load and evaluate without errors.
 """
+import collections
 import json
 import os
 import subprocess
@@ -12,6 +13,8 @@ import sys
 import time
 import unittest
 import urllib.parse
+
+import yaml  # Debian: python3-yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -173,8 +176,9 @@ class PrometheusTest(unittest.TestCase):
         # then Prometheus has deliveries by provider, for all four
         by_provider = {m["provider"]: v for m, v in
                        self.prom.query('sum by (provider) (sendq_deliveries_total{status="delivered"})')}
-        for p in PROVIDERS:
-            self.assertGreater(by_provider.get(p, 0), 0, f"delivered by provider: {by_provider}")
+        sent = collections.Counter(request(i)["provider"] for i in range(2 * HALF))
+        self.assertEqual(set(sent), set(PROVIDERS))
+        self.assertEqual({p: int(v) for p, v in by_provider.items()}, dict(sent), "every request delivered, by provider")
         second_delivered = sum(by_provider.values())
 
         # the latency histograms, with buckets per provider
@@ -236,7 +240,10 @@ class PrometheusTest(unittest.TestCase):
             return rules if rules and all(not r["lastEvaluation"].startswith("0001") for r in rules) else None
 
         rules = h.wait_for(evaluated, 30, "every alert rule to be evaluated")
-        self.assertEqual(len(rules), 8)
+        with open(RULES) as f:
+            in_file = [r["alert"] for g in yaml.safe_load(f)["groups"] for r in g["rules"] if "alert" in r]
+        self.assertEqual(len(in_file), 8)
+        self.assertEqual(sorted(r["name"] for r in rules), sorted(in_file), "every alert of the file is loaded")
         for r in rules:
             self.assertEqual(r["health"], "ok", f"{r['name']}: {r.get('lastError')}")
             self.assertEqual(r["state"], "inactive", f"{r['name']} on a healthy run: {r.get('alerts')}")

@@ -87,8 +87,15 @@ TEST(ctl, results_parse_the_fields_the_tools_filter_on) {
   auto r = parse_result(R"({"id":"a","provider":"gewe","account":"default","type":"text","to":"x","status":"failed",)"
                         R"("error":{"kind":"http_5xx","message":"503"},"completed_at":5,"latency_ms":3})");
   ASSERT_TRUE(r);
+  EXPECT_EQ(r->id, "a");
+  EXPECT_EQ(r->provider, "gewe");
+  EXPECT_EQ(r->account, "default");
+  EXPECT_EQ(r->type, "text");
+  EXPECT_EQ(r->to, "x");
   EXPECT_EQ(r->status, "failed");
   EXPECT_EQ(r->error_kind, "http_5xx");
+  EXPECT_EQ(r->error_message, "503");
+  EXPECT_EQ(r->completed_at, 5);
   EXPECT_EQ(r->latency_ms, 3);
   EXPECT_FALSE(parse_result("not json"));
 }

@@ -84,7 +84,10 @@ TEST_F(gateway_handler, batch_is_answered_with_every_id) {
                                         R"({"id":"a2","provider":"gewe","type":"text","to":"y","body":{"text":"hi"}}])");
   EXPECT_EQ(r.status, 202u) << r.body;
   EXPECT_EQ(r.body, "{\"ids\":[\"a1\",\"a2\"]}\n");
-  EXPECT_EQ(sink.produced.size(), 2u);
+  // each element produced as its own bytes, keyed by its ordering key, in the batch's order
+  using records = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(sink.produced,
+            (records{{"gewe:x", good}, {"gewe:y", R"({"id":"a2","provider":"gewe","type":"text","to":"y","body":{"text":"hi"}})"}}));
 }
 
 TEST_F(gateway_handler, one_malformed_element_rejects_the_batch_naming_the_field_and_produces_nothing) {
@@ -129,7 +132,10 @@ TEST_F(gateway_handler, provider_checks_are_left_to_the_worker_as_the_readme_say
   EXPECT_EQ(unknown.status, 202u) << unknown.body;
   EXPECT_EQ(unsupported.status, 202u) << unsupported.body;
   EXPECT_EQ(unknown_type.status, 400u) << unknown_type.body;
-  EXPECT_EQ(sink.produced.size(), 2u);
+  using records = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(sink.produced,
+            (records{{"nope:x", R"({"id":"p1","provider":"nope","type":"text","to":"x","body":{"text":"hi"}})"},
+                     {"gps:x", R"({"id":"p2","provider":"gps","type":"text","to":"x","body":{"text":"hi"}})"}}));
 }
 
 TEST_F(gateway_handler, api_keys_are_required_when_configured) {

@@ -391,13 +391,17 @@ TEST(gewe_provider, does_not_dedupe_by_the_request_id) {
 }
 
 TEST(gewe_provider, requires_a_token_and_an_app_id) {
-  // given
-  auto a = gewe_account();
-  a.settings["token"] = "";
-  // when
-  const auto err = gewe->check_account(a);
-  // then
-  ASSERT_TRUE(err);
-  EXPECT_NE(err->find("\"token\""), std::string::npos) << *err;
+  for (const char* key : {"token", "app_id"}) {
+    for (const bool blank : {true, false}) {
+      // given an account whose key is blank, or missing
+      auto a = gewe_account();
+      if (blank) a.settings[key] = ""; else a.settings.erase(key);
+      // when
+      const auto err = gewe->check_account(a);
+      // then the error names it
+      ASSERT_TRUE(err) << key;
+      EXPECT_NE(err->find(std::string("\"") + key + "\""), std::string::npos) << *err;
+    }
+  }
   EXPECT_FALSE(gewe->check_account(gewe_account()));
 }

@@ -463,14 +463,16 @@ TEST(sender_provider, dedupes_by_the_request_id) {
 }
 
 TEST(sender_provider, requires_every_query_key_in_the_account) {
-  // given
-  auto a = sender_account();
-  a.settings.erase("sign");
-  // when
-  const auto err = sender->check_account(a);
-  // then
-  ASSERT_TRUE(err);
-  EXPECT_NE(err->find("\"sign\""), std::string::npos) << *err;
+  for (const char* key : {"api_version", "client", "channel", "version", "sign"}) {
+    // given an account without it
+    auto a = sender_account();
+    ASSERT_EQ(a.settings.erase(key), 1u) << key;
+    // when
+    const auto err = sender->check_account(a);
+    // then the error names it
+    ASSERT_TRUE(err) << key;
+    EXPECT_NE(err->find(std::string("\"") + key + "\""), std::string::npos) << *err;
+  }
   EXPECT_FALSE(sender->check_account(sender_account()));
 }
 

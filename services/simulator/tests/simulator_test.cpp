@@ -538,8 +538,8 @@ TEST(recording, lists_requests_in_arrival_order_with_raw_bodies) {
   EXPECT_EQ(std::string_view(second["body"]), "{\"bad\":\"\xEF\xBF\xBD\"}");  // invalid bytes as U+FFFD
 
   // Filters, then clearing.
-  EXPECT_EQ(lines_of(sim.handle(get("/_sim/requests?provider=im")).reply.body).size(), 1u);
-  EXPECT_EQ(lines_of(sim.handle(get("/_sim/requests?since=1&limit=1")).reply.body).size(), 1u);
+  EXPECT_EQ(lines_of(sim.handle(get("/_sim/requests?provider=im")).reply.body), (std::vector<std::string>{lines[2]}));
+  EXPECT_EQ(lines_of(sim.handle(get("/_sim/requests?since=1&limit=1")).reply.body), (std::vector<std::string>{lines[1]}));
   EXPECT_THAT(sim.handle(get("/_sim/stats")).reply.body,
               HasSubstr(R"("sender":{"requests":1,"accepted":0,"rejected":1,"faulted":0,"faults":{}})"));
   http_request del = get("/_sim/requests");
