@@ -243,12 +243,19 @@ class MisbehavingProvidersTest(unittest.TestCase):
         seen = self.sim_records("noid-fault-")
         self.assertEqual(sorted((x["provider"], x["accepted"], x["fault"]) for x in seen),
                          [(p, True, "no_message_id") for p in sorted(PROVIDERS)], "each sent once, and taken")
-        # the worker says so, naming the request and what the reply lacked
+        # and a second one of gewe's, within the minute
+        again = self.faulted("noid2", {"action": "no_message_id"}, ("gewe",))["gewe"]
+        self.assertEqual((again["status"], again["provider_message_id"]), ("delivered", None), again)
+        # the worker says so once per provider account, naming the request and what the reply
+        # lacked, and counts every one
         with open(self.worker.log_path, errors="replace") as f:
             warned = [json.loads(line) for line in f if "reply has no usable message id" in line]
         self.assertEqual(sorted((w["level"], w["id"], w["provider"], w["account"], w["reply"]) for w in warned),
                          [("warn", "noid-fault-gewe", "gewe", "default", 'gewe ret 200 without "data.newMsgId"'),
                           ("warn", "noid-fault-im", "im", "default", 'im success true but missing "data._id"')])
+        m = self.worker.metrics()
+        self.assertEqual({p: h.metric(m, "sendq_deliveries_without_provider_id_total", provider=p, account="default")
+                          for p in PROVIDERS}, {"sender": 0, "gewe": 2, "im": 1, "gps": 0})
         self.assert_recovers("noid")
 
     def test_99_metrics_count_every_outcome(self):

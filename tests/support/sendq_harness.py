@@ -249,8 +249,9 @@ class EmbeddedKafka:
 class Worker:
     def __init__(self, workdir, simulator, config=DEMO_CONFIG, env_extra=None, metrics_port=None, brokers="", name="worker",
                  provider_urls=True):
-        """provider_urls: point every provider at `simulator` by SENDQ_<PROVIDER>_BASE_URL (which
-        also makes an account of each); else the config's accounts are all there is."""
+        """provider_urls: point every provider's default account at `simulator` by
+        SENDQ_<PROVIDER>_BASE_URL (the config must define the four: the variable makes no account);
+        else the config's accounts keep their own URLs."""
         self.workdir = workdir
         self.bootstrap_file = os.path.join(workdir, "bootstrap")
         if os.path.exists(self.bootstrap_file):

@@ -281,6 +281,11 @@ struct pipeline::impl : kafka::rebalance_listener {
   // thread releases the token and delivers the request now, as when the producer refuses one.
   std::mutex unwritten_parks_mu;
   std::vector<std::pair<record_ptr, std::string>> unwritten_parks;
+  // When each provider account last had a warning for a success reply without its message id
+  // (I/O threads, rare): one a minute at most, so that a provider release that drops the id
+  // does not write a line per delivery. The counter counts them all.
+  std::mutex id_warnings_mu;
+  std::map<std::pair<std::string, std::string>, std::chrono::steady_clock::time_point> id_warned_at;
   // The retry topic's partitions this worker owns, sorted (Kafka thread only): a bulkhead park
   // goes to one of them, so that this worker reads it back and ends the park (see bulkhead_parks).
   std::vector<std::int32_t> own_retry_partitions;
@@ -1623,8 +1628,13 @@ struct pipeline::impl : kafka::rebalance_listener {
         res.status = delivery_status::delivered;
         if (!o.id_problem.empty()) {
           res.provider_message_id.reset();
-          log.warn("pipeline", "delivered, but the provider's reply has no usable message id",
-                   {{"id", req.id}, {"provider", provider}, {"account", req.account}, {"reply", o.id_problem}});
+          metrics.without_provider_id.Add({{"provider", provider}, {"account", req.account}}).Increment();
+          if (due_id_warning(provider, req.account)) {
+            log.warn("pipeline",
+                     "delivered, but the provider's reply has no usable message id (its result's provider_message_id "
+                     "is null; more within a minute are only counted, sendq_deliveries_without_provider_id_total)",
+                     {{"id", req.id}, {"provider", provider}, {"account", req.account}, {"reply", o.id_problem}});
+          }
         } else {
           // Providers without an id of their own (gps) know the message by our id (IdentityID).
           res.provider_message_id = o.provider_message_id.empty() ? req.id : o.provider_message_id;
@@ -1840,6 +1850,15 @@ struct pipeline::impl : kafka::rebalance_listener {
     const auto routes = current_table();
     fill_identity(rec->req, res, rec);
     publish(rec, res, routes->find(rec->req));
+  }
+
+  bool due_id_warning(std::string_view provider, const std::string& account) {
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(id_warnings_mu);
+    auto [it, first] = id_warned_at.try_emplace({std::string(provider), account}, now);
+    if (!first && now - it->second < std::chrono::minutes(1)) return false;
+    it->second = now;
+    return true;
   }
 
   void produce_dlq_without_value(const record_ptr& rec, const std::string& error) {

@@ -42,6 +42,10 @@ worker_metrics::worker_metrics(prometheus::Registry& r, std::string_view version
                           .Help("Seconds requests waited for a rate-limit slot").Register(r)),
       throttled(BuildCounter().Name("sendq_provider_throttled_total")
                     .Help("Throttling replies from providers (429, 403 send reach limit, ...)").Register(r)),
+      without_provider_id(BuildCounter().Name("sendq_deliveries_without_provider_id_total")
+                              .Help("Deliveries whose provider reply said success without its message id "
+                                    "(gewe data.newMsgId, im data._id): provider_message_id null")
+                              .Register(r)),
       circuit_state(BuildGauge().Name("sendq_circuit_state")
                         .Help("Circuit breaker state per provider account: 0 closed, 1 half-open, 2 open").Register(r)),
       consumer_lag(BuildGauge().Name("sendq_consumer_lag_messages")

@@ -19,6 +19,13 @@ std::string_view trim_right(std::string_view s) noexcept {
 
 std::string error_text(simdjson::error_code e) { return std::string(simdjson::error_message(e)); }
 
+// An integer token too long for 64 bits: valid JSON (RFC 8259 sets no range), which simdjson 3.0
+// refuses as it does a malformed number.
+bool is_big_integer(std::string_view t) noexcept {
+  if (t.starts_with('-')) t.remove_prefix(1);
+  return t.size() > 18 && t.front() != '0' && t.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
 // Reads one scalar (or notes the kind of a container) into `m`. Containers other than the
 // nested one are left unread: On-Demand skips them when the loop moves on.
 std::optional<std::string> read_value(od::value& v, json_member& m) {
@@ -46,7 +53,12 @@ std::optional<std::string> read_value(od::value& v, json_member& m) {
       // number in full: that rejects malformed ones such as 01 and says if it is an integer.
       set_string(m.text, trim_right(v.raw_json_token()));
       od::number n;
-      if (auto e = v.get_number().get(n)) return error_text(e);
+      if (auto e = v.get_number().get(n)) {
+        if (!is_big_integer(m.text)) return error_text(e);
+        m.kind = json_kind::number;  // kept as its text; not an integer a caller can take as one
+        m.integer = false;
+        return std::nullopt;
+      }
       m.kind = json_kind::number;
       m.integer = n.is_int64() || n.is_uint64();
       return std::nullopt;

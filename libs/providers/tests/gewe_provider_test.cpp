@@ -350,6 +350,8 @@ TEST(gewe_provider, ret_200_without_a_usable_new_msg_id_is_delivered_without_an_
        R"(gewe ret 200 but "data.newMsgId" is not a 64-bit integer (2.321462558768366e18))"},
       {R"({"ret":200,"data":{"newMsgId":"12a"}})", R"(gewe ret 200 but "data.newMsgId" is not a 64-bit integer (12a))"},
       {R"({"ret":200,"data":{"newMsgId":true}})", R"(gewe ret 200 but "data.newMsgId" is not a 64-bit integer (true))"},
+      {R"({"ret":200,"data":{"newMsgId":123456789012345678901234567890}})",
+       R"(gewe ret 200 but "data.newMsgId" is not a 64-bit integer (123456789012345678901234567890))"},
       {R"({"ret":200,"data":{"newMsgId":"123456789012345678901234567890"}})",
        R"(gewe ret 200 but "data.newMsgId" is not a 64-bit integer (123456789012345678901234567890))"},
   };
@@ -373,8 +375,6 @@ TEST(gewe_provider, a_2xx_reply_that_is_not_the_documented_json_is_ambiguous) {
       R"({"msg":"ok"})",
       R"({"ret":"200","data":{"newMsgId":1}})",
       R"({"ret":200,"data":{"newMsgId":1})",
-      // a number beyond any integer's range: simdjson reads no member of that reply, ret neither
-      R"({"ret":200,"data":{"newMsgId":123456789012345678901234567890}})",
   };
   for (const auto& reply : replies) {
     // when

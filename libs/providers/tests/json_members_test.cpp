@@ -36,6 +36,24 @@ TEST(json_members, keeps_a_number_token_without_the_whitespace_after_it) {
   EXPECT_EQ(find_member(m, "f")->text, "-1.5e3");
 }
 
+TEST(json_members, keeps_an_integer_beyond_64_bits_as_a_number_that_is_not_an_integer) {
+  // given valid JSON (RFC 8259 sets no range), which simdjson refuses as a number
+  json_members m;
+  // when
+  const auto err = read_members(R"({"big":123456789012345678901234567890,"neg":-98765432109876543210,"ok":1})", m);
+  // then
+  ASSERT_FALSE(err) << *err;
+  EXPECT_EQ(find_member(m, "big")->text, "123456789012345678901234567890");
+  EXPECT_EQ(find_member(m, "big")->kind, json_kind::number);
+  EXPECT_FALSE(find_member(m, "big")->integer);
+  EXPECT_EQ(find_member(m, "neg")->text, "-98765432109876543210");
+  EXPECT_FALSE(find_member(m, "neg")->integer);
+  EXPECT_TRUE(find_member(m, "ok")->integer);
+  // but a malformed long number is still refused
+  EXPECT_TRUE(read_members(R"({"n":0123456789012345678901})", m));
+  EXPECT_TRUE(read_members(R"({"n":12345678901234567890123x})", m));
+}
+
 TEST(json_members, does_not_descend_into_other_objects) {
   // given
   json_members m;

@@ -30,6 +30,8 @@ struct worker_metrics {
   prometheus::Gauge& queued;                               ///< consumed, waiting for their key's turn or a rate slot
   prometheus::Family<prometheus::Counter>& rate_limit_wait;  ///< seconds waited for a rate slot {provider,account}
   prometheus::Family<prometheus::Counter>& throttled;      ///< provider throttling replies (429, ...) {provider,account}
+  /// deliveries whose success reply lacked the provider's message id {provider,account}
+  prometheus::Family<prometheus::Counter>& without_provider_id;
   prometheus::Family<prometheus::Gauge>& circuit_state;    ///< 0 closed, 1 half-open, 2 open {provider,account}
   prometheus::Family<prometheus::Gauge>& consumer_lag;     ///< messages behind the high watermark {topic,partition}
   prometheus::Gauge& oldest_request_age;                   ///< seconds since the oldest unfinished request was consumed
