@@ -274,7 +274,8 @@ class FilesTest(unittest.TestCase):
         toml_cfg = tomllib.loads(docs["ConfigMap", "sendq-worker-config"]["data"]["sendq.toml"])
         self.assertTrue(toml_cfg["kafka"]["brokers"], "the ConfigMap must not use the embedded Kafka")
         self.assertEqual(toml_cfg["metrics"]["addr"], "0.0.0.0:9464")
-        self.assertGreater(spec["terminationGracePeriodSeconds"] * 1000, toml_cfg["worker"]["shutdown_grace_ms"])
+        # the grace, then up to 2 s per I/O thread and 10 s of producer flush (pipeline stop())
+        self.assertGreaterEqual(spec["terminationGracePeriodSeconds"] * 1000, toml_cfg["worker"]["shutdown_grace_ms"] + 20000)
 
         # every *_env names a variable the container sets from the Secret; every *_file a mounted key
         secret_keys = set(docs["Secret", "sendq-provider-credentials"]["stringData"])
