@@ -527,6 +527,8 @@ struct pipeline::impl : kafka::rebalance_listener {
       r.held = old && old->routes.count(key) ? old->routes.at(key).held : std::make_shared<std::atomic<long>>(0);
       r.circuit_gauge = &metrics.circuit_state.Add({{"provider", a.provider}, {"account", a.name}});
       r.circuit_gauge->Set(gauge_value(r.breaker->state()));
+      // Shown at 0 from the start, so that a rate() over it has a series before the first one.
+      metrics.without_provider_id.Add({{"provider", a.provider}, {"account", a.name}});
       t->routes.emplace(key, std::move(r));
     }
     return t;
