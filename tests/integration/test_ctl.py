@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -430,6 +431,31 @@ class CtlEnqueueInputTest(unittest.TestCase):
                 got = [json.loads(v)["id"] for _, v, _ in h.kcat_consume_all(self.b, "sendq.requests")
                        if json.loads(v)["id"].startswith(prefix)]
                 self.assertEqual(got, [json.loads(line)["id"] for line in lines])
+
+    def test_an_enqueue_kafka_takes_nothing_from_for_60_s_stops_with_exit_1(self):
+        # given a broker that takes nothing (stopped), and a producer queue of 5 records whose
+        # records fail after 2 s (so its queue keeps emptying, with no record ever acknowledged)
+        lines = [json.dumps(request(i, prefix="enqstall")) for i in range(400)]  # 5 each 2 s: 160 s of them
+        path = self.write("stall.jsonl", lines)
+        started = time.monotonic()
+        with self.kafka.paused():
+            p = h.sendqctl("enqueue", path, "--brokers", self.b, "-X", "queue.buffering.max.messages=5",
+                           "-X", "message.timeout.ms=2000", timeout=150)
+        took = time.monotonic() - started
+        # then it gives up after 60 s without an acknowledgement, says where it stopped, exits 1
+        err = p.stderr.decode()
+        self.assertEqual(p.returncode, 1, err)
+        stopped = re.search(r"^enqueue: Kafka took no record for 60 s \(the producer's queue stayed full: broker down, "
+                            r"no authorization\?\); stopped after line (\d+): the lines after it were not produced$",
+                            err, re.M)
+        self.assertIsNotNone(stopped, err)
+        self.assertLess(int(stopped.group(1)), len(lines), err)
+        self.assertIsNotNone(re.search(r"^enqueued 0 of \d+ requests to sendq.requests$", err, re.M), err)
+        self.assertIn("Kafka did not acknowledge", err)
+        self.assertGreaterEqual(took, 60)
+        self.assertLess(took, 120)
+        # and nothing of it was written
+        self.assertEqual([v for _, v, _ in h.kcat_consume_all(self.b, "sendq.requests") if "enqstall" in v], [])
 
     def test_a_signal_after_the_whole_range_was_read_cuts_nothing_short(self):
         # given a replay of two records at one every 6 s, whose second waits for its acknowledgement

@@ -184,6 +184,12 @@ void read_all(const common& c, const std::string& topic, const std::vector<kafka
     }
     for (auto& m : batch) each(m);
   }
+  // Records deleted (retention) while they were read: what they said is unknown, so nothing is
+  // decided from the rest (replay --status would take an older result for the latest).
+  if (!rd.gaps().empty()) {
+    throw std::runtime_error(what + ": " + topic + " " + rd.gaps().front() +
+                             ": the read is incomplete; nothing copied");
+  }
 }
 
 // Where a DLQ record's request was read from: its first record (sendq-origin-*, for one that
@@ -284,9 +290,14 @@ int copy(const common& c, const std::string& from, const range_options& o, const
           const std::string origin = std::string(m.topic()) + "/" + std::to_string(m.partition()) + "/" + std::to_string(m.offset());
           // Refused outright (e.g. over message.max.bytes): counted, and the exit status says so.
           if (auto err = out->produce(o.topic, key_of(m), m.payload(), {{"sendq-" + verb + "-from", origin}});
-              err == detail::interrupted_error) {
+              err == detail::interrupted_error || err == detail::stalled_error) {
             --matched;  // not produced: the summary below says the copy stopped, and goes on from it
-            stopped_early = cut_by_signal = true;  // (the reader may have fetched the whole range: rd.done())
+            stopped_early = true;  // (the reader may have fetched the whole range: rd.done())
+            if (err == detail::interrupted_error) {
+              cut_by_signal = true;
+            } else {
+              std::cerr << verb << ": " << err << "; stopping early\n";
+            }
             break;
           } else if (!err.empty()) {
             if (refused++ == 0) first_refusal = origin + ": " + err;
@@ -325,7 +336,9 @@ int copy(const common& c, const std::string& from, const range_options& o, const
     // (an unacknowledged one lies before the offset reached), and of no use after a dry run.
     if (!ok) {
       std::cerr << verb << ": Kafka did not acknowledge every record produced, so where the copy stopped is not known: "
-                << "run it again over the whole range (an id already delivered is not sent again)\n";
+                << "run it again over the whole range (what was written is then written again: a worker skips an id "
+                << "that ended within its dedupe_window_ms; for older ones, replay's --status can leave out the ones "
+                << "delivered)\n";
     } else if (!o.dry_run) {
       for (const auto& r : ranges) {
         if (const auto at = next_offset[r.partition]; at < r.end) {
@@ -343,7 +356,7 @@ int copy(const common& c, const std::string& from, const range_options& o, const
         const std::int64_t since = std::min(last_copied_ms, held.value_or(last_copied_ms)) - 1000;
         std::cerr << verb << ": to keep each key's order, resume instead over every partition with --since " << since
                   << " and the same filters (the records of the second after it already copied are copied again; "
-                  << "an id already delivered is not sent again)\n";
+                  << "a worker skips an id that ended within its dedupe_window_ms)\n";
       }
     }
   }

@@ -127,6 +127,7 @@ int run_enqueue(int argc, char** argv, int first) {
   std::string first_refusal;
   stop_on_signals();
   bool not_produced = false;
+  bool stalled = false;  // Kafka took nothing for 60 s: the lines from lineno + 1 on were not produced
   for (std::string line; !interrupted() && std::getline(*input, line);) {
     if (interrupted()) {  // a read cut short by the signal may have given half a line: not taken
       not_produced = true;
@@ -141,6 +142,11 @@ int run_enqueue(int argc, char** argv, int first) {
       if (err == detail::interrupted_error) {  // waiting for room in a full queue: not produced
         --lineno;
         not_produced = true;
+        break;
+      }
+      if (err == detail::stalled_error) {
+        --lineno;
+        stalled = true;
         break;
       }
       // Over the producer's message.max.bytes: no retry can help, so it is a rejected line
@@ -190,6 +196,11 @@ int run_enqueue(int argc, char** argv, int first) {
   if (not_produced || (interrupted() && !input_ended)) {
     std::cerr << "interrupted after line " << lineno << ": the lines after it were not read\n";
     return exit_interrupted;
+  }
+  if (stalled) {
+    std::cerr << "enqueue: " << detail::stalled_error << "; stopped after line " << lineno
+              << ": the lines after it were not produced\n";
+    return 1;
   }
   if (refused || !ok) return 1;
   return rejected ? 3 : 0;

@@ -2,6 +2,7 @@
 // A blocking produce loop for the tools: rate limit, retry when librdkafka's queue is full,
 // count acknowledgements. Runs on the tool's main thread (blocking is fine in a CLI).
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,6 +15,9 @@ namespace sendq::ctl::detail {
 
 /// produce()'s answer when a signal came while it waited for room in a full queue.
 inline constexpr std::string_view interrupted_error = "interrupted";
+/// produce()'s answer when the queue was full and no record was acknowledged for 60 s.
+inline constexpr std::string_view stalled_error =
+    "Kafka took no record for 60 s (the producer's queue stayed full: broker down, no authorization?)";
 
 class sink {
  public:
@@ -25,6 +29,7 @@ class sink {
         producer_(opts, log, [this](void*, const std::string& error) {
           if (error.empty()) {
             ++acked_;
+            acked_at_ = std::chrono::steady_clock::now();
           } else {
             ++failed_;
             if (first_error_.empty()) first_error_ = error;
@@ -49,6 +54,11 @@ class sink {
       if (!kafka::is_queue_full(err)) return err;
       if (interrupted()) return std::string(interrupted_error);  // not waiting on a Kafka that is away
       producer_.poll(std::chrono::milliseconds(50));  // queue full: let acks drain
+      // The tools' 60 s rule for a stalled read holds for writing too. Records failing by
+      // message.timeout.ms also make room, so only an acknowledgement counts as progress.
+      if (std::chrono::steady_clock::now() - acked_at_ > std::chrono::seconds(60)) {
+        return std::string(stalled_error);
+      }
     }
     ++sent_;
     producer_.poll(std::chrono::milliseconds(0));
@@ -71,6 +81,8 @@ class sink {
   std::atomic<std::uint64_t> acked_{0};
   std::atomic<std::uint64_t> failed_{0};
   std::string first_error_;  // written only inside poll/flush on this thread
+  // The last acknowledgement (or the start), also written only inside poll/flush.
+  std::chrono::steady_clock::time_point acked_at_ = std::chrono::steady_clock::now();
   kafka::producer producer_;
 };
 

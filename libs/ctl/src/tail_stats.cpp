@@ -225,7 +225,9 @@ int run_stats(int argc, char** argv, int first) {
       std::cout << (firstp ? "" : ",") << name << ":{";
       bool firsts = true;
       for (const auto& [s, n] : by) {
-        std::cout << (firsts ? "" : ",") << "\"" << s << "\":" << n;
+        std::string status;  // as for providers: whatever a result carried, escaped
+        core::json_writer(status).value(s);
+        std::cout << (firsts ? "" : ",") << status << ":" << n;
         firsts = false;
       }
       std::cout << "}";

@@ -252,6 +252,24 @@ TEST(ctl, a_value_given_to_an_option_that_takes_none_is_a_usage_error) {
   EXPECT_EQ(parse_common({"--brokers=b:1"}).brokers, "b:1");
 }
 
+TEST(ctl, an_option_whose_value_is_missing_does_not_take_the_next_flag) {
+  // given "--topic --dry-run": without the check, a real copy into a topic named "--dry-run"
+  std::vector<std::string> words{"sendqctl", "--topic", "--dry-run", "--since", "-15m"};
+  std::vector<char*> argv;
+  for (auto& w : words) argv.push_back(w.data());
+  args in(static_cast<int>(argv.size()), argv.data(), 1);
+  EXPECT_EQ(in.next(), "--topic");
+  // then the option is named, with the way to pass such a value
+  EXPECT_EQ(usage_message([&] { in.value("--topic"); }),
+            "--topic needs a value (got the flag '--dry-run'; write --topic=--dry-run for a value that starts with --)");
+  // and a value with one dash (a relative time) is still a value
+  EXPECT_EQ(in.next(), "--dry-run");
+  EXPECT_EQ(in.next(), "--since");
+  EXPECT_EQ(in.value("--since"), "-15m");
+  // and '=' passes one that starts with two
+  EXPECT_EQ(parse_common({"--brokers=--b:1"}).brokers, "--b:1");
+}
+
 TEST(ctl, an_integer_past_int64_is_out_of_range_not_the_largest_one) {
   std::vector<std::string> words{"sendqctl", "--end-offset", "99999999999999999999", "--count", "-99999999999999999999"};
   std::vector<char*> argv;
