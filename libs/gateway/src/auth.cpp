@@ -14,7 +14,10 @@ std::string_view presented_key(const http::server_request& req) {
   if (auth.size() > bearer.size() &&
       std::equal(bearer.begin(), bearer.end(), auth.begin(),
                  [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); })) {
-    return auth.substr(bearer.size());
+    // RFC 9110's credentials follow one or more spaces (1*SP); a tab is taken too.
+    auto key = auth.substr(bearer.size());
+    while (!key.empty() && (key.front() == ' ' || key.front() == '\t')) key.remove_prefix(1);
+    return key;
   }
   return req.header("x-api-key");
 }

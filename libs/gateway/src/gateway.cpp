@@ -110,6 +110,12 @@ http::server_response refusal_reply(unsigned status, std::string_view reason, st
   if (status == 503 && reason == "too much request body in memory") {
     return error_reply(503, "busy", "body: the request bodies held would go over gateway.max_body_bytes_in_flight; retry later");
   }
+  if (status == 431) {
+    return error_reply(431, "too_large", "headers: over the 8 KiB the gateway reads for a request's head");
+  }
+  if (status == 500) {
+    return error_reply(500, "internal", "request: the gateway failed to handle it (" + std::string(reason) + ")");
+  }
   if (status == 503) {
     const bool full = reason == "too many connections";
     return error_reply(503, "busy", "connection: " + std::string(reason) + (full ? " (gateway.max_connections)" : "") +

@@ -156,6 +156,23 @@ TEST_F(gateway_handler, the_bearer_scheme_is_accepted_in_any_case) {
   EXPECT_EQ(post(gw, "/v1/messages", good, {{"authorization", "bearer k1"}}).status, 202u);
   EXPECT_EQ(post(gw, "/v1/messages", good, {{"authorization", "BEARER k1"}}).status, 202u);
   EXPECT_EQ(post(gw, "/v1/messages", good, {{"authorization", "Basic k1"}}).status, 401u);
+  // and the credentials may follow more than one blank (RFC 9110: 1*SP)
+  EXPECT_EQ(post(gw, "/v1/messages", good, {{"authorization", "Bearer  k1"}}).status, 202u);
+  EXPECT_EQ(post(gw, "/v1/messages", good, {{"authorization", "Bearer \tk1"}}).status, 202u);
+  EXPECT_EQ(post(gw, "/v1/messages", good, {{"authorization", "Bearer  "}}).status, 401u);
+}
+
+TEST(gateway_refusals, a_head_over_the_limit_and_a_failed_handler_are_answered_in_the_json_error_shape) {
+  const auto big_head = refusal_reply(431, "request header fields too large", 4096);
+  EXPECT_EQ(big_head.status, 431u);
+  EXPECT_EQ(big_head.body,
+            R"({"error":{"kind":"too_large","message":"headers: over the 8 KiB the gateway reads for a request's head"}})"
+            "\n");
+  const auto failed = refusal_reply(500, "std::bad_alloc", 4096);
+  EXPECT_EQ(failed.status, 500u);
+  EXPECT_EQ(failed.body,
+            R"x({"error":{"kind":"internal","message":"request: the gateway failed to handle it (std::bad_alloc)"}})x"
+            "\n");
 }
 
 TEST_F(gateway_handler, unacknowledged_records_are_named_in_a_503) {

@@ -325,6 +325,12 @@ struct server::impl : std::enable_shared_from_this<impl> {
         break;
       }
 
+      // stop() came while the body was read (up to idle_timeout): the drain may end before a
+      // handler would answer, so the request is not taken but answered, as above.
+      if (self->stopped_.load()) {
+        co_await answer_then_close(stream, to_wire(self->refusal(503, "stopping"), parser.get().version(), false));
+        co_return;
+      }
       auto msg = parser.release();
       server_request req;
       req.method = std::string(msg.method_string());
@@ -339,8 +345,10 @@ struct server::impl : std::enable_shared_from_this<impl> {
         } else {
           reply = self->handler_(req);
         }
+      } catch (const std::exception& e) {
+        reply = self->refusal(500, e.what());  // in the server's own error shape (JSON for the gateway)
       } catch (...) {
-        reply = plain(500, "internal error\n");
+        reply = self->refusal(500, "internal error");
       }
       std::string().swap(req.body);  // a synchronous handler's request still had it
       body_held.release();

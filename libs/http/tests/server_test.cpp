@@ -4,6 +4,8 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <tuple>
 
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -499,6 +501,58 @@ TEST(http_server, stop_with_a_drain_answers_the_request_in_progress_and_closes_i
   EXPECT_NE(reply.find("Connection: close"), std::string::npos) << reply;
   EXPECT_NE(reply.find("accepted x"), std::string::npos) << reply;
   EXPECT_LT(took, 4s);
+}
+
+// Sends a request's head and half its body, waits for `go_on`, sends the rest; what comes back.
+net::awaitable<std::string> body_in_two_halves(std::uint16_t port, std::promise<void>& half_sent,
+                                               std::shared_future<void> go_on) {
+  beast::tcp_stream stream(co_await net::this_coro::executor);
+  stream.expires_after(10s);
+  auto [cec] = co_await stream.async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), nothrow);
+  if (cec) co_return "connect failed: " + cec.message();
+  std::string first = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nx";
+  auto [wec, written] = co_await net::async_write(stream, net::buffer(first), nothrow);
+  if (wec) co_return "write failed: " + wec.message();
+  half_sent.set_value();
+  while (go_on.wait_for(0ms) != std::future_status::ready) {
+    net::steady_timer t(co_await net::this_coro::executor, 10ms);
+    co_await t.async_wait(nothrow);
+  }
+  std::string rest = "y";
+  std::tie(wec, written) = co_await net::async_write(stream, net::buffer(rest), nothrow);
+  if (wec) co_return "write failed: " + wec.message();
+  std::string reply;
+  auto [rec, read] = co_await net::async_read(stream, net::dynamic_buffer(reply), nothrow);
+  if (rec == beast::error::timeout) co_return "timed out";
+  co_return reply;
+}
+
+TEST(http_server, a_request_whose_body_ends_after_stop_is_answered_503_and_not_handled) {
+  // given a request whose head came before stop() and whose body comes after it
+  io_runner io;
+  std::atomic<int> handled{0};
+  server srv(io.executor(), {}, [&](const server_request&) {
+    ++handled;
+    return server_response{202, "text/plain", "accepted", {}};
+  });
+  srv.start("127.0.0.1", 0);
+  std::promise<void> half_sent, stop_began;
+  auto exchange = net::co_spawn(io.executor(), body_in_two_halves(srv.port(), half_sent, stop_began.get_future().share()),
+                                net::use_future);
+  ASSERT_EQ(half_sent.get_future().wait_for(10s), std::future_status::ready);
+  std::this_thread::sleep_for(200ms);  // (the server has read the head)
+  // when the server stops with a drain, and then the body ends
+  auto stopping = std::async(std::launch::async, [&] { srv.stop(5s); });
+  std::this_thread::sleep_for(200ms);
+  stop_began.set_value();
+  // then it is not handled (its caller could never learn what became of it were the drain to end
+  // first) but answered, so that its caller sends it again
+  ASSERT_EQ(exchange.wait_for(10s), std::future_status::ready);
+  const auto reply = exchange.get();
+  stopping.get();
+  EXPECT_EQ(reply.rfind("HTTP/1.1 503", 0), 0u) << reply;
+  EXPECT_NE(reply.find("stopping"), std::string::npos) << reply;
+  EXPECT_EQ(handled.load(), 0);
 }
 
 TEST(http_server, serves_the_http_client) {
