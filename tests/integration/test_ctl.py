@@ -432,6 +432,28 @@ class CtlEnqueueInputTest(unittest.TestCase):
                        if json.loads(v)["id"].startswith(prefix)]
                 self.assertEqual(got, [json.loads(line)["id"] for line in lines])
 
+    def test_config_topic_names_are_the_defaults(self):
+        # given a deployment whose configuration renamed the requests and bulk topics
+        path = os.path.join(self.dir, "renamed.toml")
+        with open(path, "w") as f:
+            f.write(f'[kafka]\nbrokers = "{self.b}"\nrequests_topic = "prod.requests"\nbulk_topic = "prod.bulk"\n')
+        recs = [request(i, prefix="renamed") for i in range(3)]
+        lines = self.write("renamed.jsonl", [json.dumps(r) for r in recs])
+        # when enqueue and replay are given only --config (no --brokers, no --topic)
+        enq = h.sendqctl("enqueue", lines, "--config", path, timeout=60)
+        rep = h.sendqctl("replay", "--config", path, timeout=60)
+        # then they write and read where the workers of that file do
+        self.assertEqual(enq.returncode, 0, enq.stderr)
+        self.assertEqual(enq.stderr.decode(), "enqueued 3 of 3 requests to prod.requests\n")
+        self.assertEqual(rep.returncode, 0, rep.stderr)
+        self.assertIn("replay: read 3 records of prod.requests, 3 matched; produced 3 to prod.bulk\n", rep.stderr.decode())
+        ids = sorted(r["id"] for r in recs)  # (auto-created topics of several partitions: compared as sets)
+        self.assertEqual(sorted(json.loads(v)["id"] for _, v, _ in h.kcat_consume_all(self.b, "prod.requests")), ids)
+        self.assertEqual(sorted(json.loads(v)["id"] for _, v, _ in h.kcat_consume_all(self.b, "prod.bulk")), ids)
+        # and a flag still wins
+        enq = h.sendqctl("enqueue", lines, "--config", path, "--topic", "other.requests", timeout=60)
+        self.assertEqual(enq.stderr.decode(), "enqueued 3 of 3 requests to other.requests\n")
+
     def test_an_enqueue_kafka_takes_nothing_from_for_60_s_stops_with_exit_1(self):
         # given a broker that takes nothing (stopped), and a producer queue of 5 records whose
         # records fail after 2 s (so its queue keeps emptying, with no record ever acknowledged)

@@ -133,7 +133,8 @@ std::optional<std::int64_t> parse_time(std::string_view s, std::int64_t now) {
   std::tm tm{};
   const std::string text(s);
   const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (!end || (*end && std::string_view(end) != "Z")) return std::nullopt;
+  // The Z is required: without it ISO 8601 means local time, which would be taken for UTC without a word.
+  if (!end || std::string_view(end) != "Z") return std::nullopt;
   // strptime takes 2024-02-31 and timegm makes it 2 March: a date that does not exist is refused.
   const std::tm asked = tm;
   const auto t = timegm(&tm);
@@ -146,7 +147,7 @@ std::optional<std::int64_t> parse_time(std::string_view s, std::int64_t now) {
 
 std::int64_t time_value(std::string_view flag, const std::string& text, std::int64_t now) {
   const auto t = parse_time(text, now);
-  const std::string forms = "epoch milliseconds, 2024-05-01T10:00:00Z, now, -15m";
+  const std::string forms = "epoch milliseconds, 2024-05-01T10:00:00Z in UTC (the Z required), now, -15m";
   if (!t) throw usage_error(std::string(flag) + ": '" + text + "' is not a time (" + forms + ")");
   const bool digits = text.find_first_not_of("0123456789") == std::string::npos;
   if (digits && *t > 0 && *t < 100'000'000'000) {
@@ -314,6 +315,10 @@ bool take_common(args& in, const std::string& a, common& c) {
       c.max_request_bytes = static_cast<std::size_t>(k.worker.max_request_bytes);
       c.librdkafka = std::move(k.kafka.librdkafka);
       c.secrets = std::move(k.secrets);
+      c.requests_topic = k.kafka.requests_topic;
+      c.results_topic = k.kafka.results_topic;
+      c.dlq_topic = k.kafka.dlq_topic;
+      c.bulk_topic = k.kafka.bulk_topic;
     } catch (const config::config_error& e) {
       throw usage_error("--config: " + std::string(e.what()));
     }

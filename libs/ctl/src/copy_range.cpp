@@ -32,12 +32,14 @@ Range (default: the whole topic as it is now):
   --until TIME       stop before the first record at or after TIME
                      TIME: epoch ms, UTC 2024-05-01T10:00:00Z, now, or -30s/-15m/-2h/-1d
 Common:
-  --topic T          destination (default sendq.bulk, the bulk lane; sendq.requests for the live lane)
+  --topic T          destination (default sendq.bulk, the bulk lane, or --config's kafka.bulk_topic;
+                     sendq.requests for the live lane)
   --rate N/s|N/m     at most N records per second (or minute; a bare N is per second; default unlimited)
   --dry-run          read, filter and count, produce nothing
   --brokers B        bootstrap servers (default $SENDQ_KAFKA_BROKERS)
   --config FILE      Kafka settings from the worker's TOML file: kafka.brokers (under --brokers
-                     and $SENDQ_KAFKA_BROKERS) and [kafka.librdkafka] (TLS, SASL; _env/_file);
+                     and $SENDQ_KAFKA_BROKERS), [kafka.librdkafka] (TLS, SASL; _env/_file), the
+                     kafka.*_topic names (the default topics; a topic flag wins);
                      worker.max_request_bytes (default 1 MiB): records up to it are produced
   -X KEY=VALUE       one librdkafka setting (repeatable; wins over --config), e.g. -X debug=broker
   -h, --help
@@ -54,11 +56,11 @@ their latest results: memory grows with the ids in the range, not with the resul
 default range, the whole source topic, is read twice).
 
 Filters (repeatable; a record must match every kind given):
-  --from-topic T     source topic (default sendq.requests; e.g. an archive topic)
+  --from-topic T     source topic (default sendq.requests, or --config's; e.g. an archive topic)
   --provider P       only requests for provider P
   --account A        only requests of account A
   --status S         only requests whose latest DeliveryResult has status S (delivered, failed,
-                     rejected, expired), read from --results-topic (default sendq.results)
+                     rejected, expired), read from --results-topic (default sendq.results, or --config's)
 )";
 
 constexpr const char* redrive_usage = R"(Usage: sendqctl redrive [options]
@@ -75,7 +77,7 @@ now: an expired request keeps its past deadline and ends expired again, an inval
 again, and an ambiguous or timeout one may have reached its recipient already.
 
 Filters:
-  --dlq-topic T      source topic (default sendq.dlq)
+  --dlq-topic T      source topic (default sendq.dlq, or --config's)
   --kind K           only records whose sendq-error-kind header is K (repeatable), e.g.
                      retries_exhausted, http_5xx, timeout, expired, invalid_field
 )";
@@ -83,7 +85,7 @@ Filters:
 struct range_options {
   std::vector<std::int32_t> partitions;
   std::optional<std::int64_t> start_offset, end_offset, since, until;
-  std::string topic = "sendq.bulk";
+  std::string topic;  ///< "" = the bulk topic (common::bulk_topic)
   bool dry_run = false;
   bool in_time_order = false;  // redrive: the partitions merged by timestamp (timestamp_merge)
 };
@@ -375,7 +377,7 @@ int run_replay(int argc, char** argv, int first) {
   if (const char* b = std::getenv("SENDQ_KAFKA_BROKERS")) c.brokers = b;
   c.progress = isatty(STDERR_FILENO);
   range_options o;
-  std::string from = "sendq.requests", results_topic = "sendq.results";
+  std::string from, results_topic;  // "" = the defaults of common (after --config)
   std::vector<std::string> providers, accounts, statuses;
   args in(argc, argv, first);
   while (!in.done()) {
@@ -393,6 +395,9 @@ int run_replay(int argc, char** argv, int first) {
     else throw usage_error("unknown option '" + a + "'");
   }
   check_range(o);
+  if (from.empty()) from = c.requests_topic;
+  if (results_topic.empty()) results_topic = c.results_topic;
+  if (o.topic.empty()) o.topic = c.bulk_topic;
   require_brokers(c);
 
   core::request_decoder decoder(any_accepted_size);
@@ -443,7 +448,7 @@ int run_redrive(int argc, char** argv, int first) {
   if (const char* b = std::getenv("SENDQ_KAFKA_BROKERS")) c.brokers = b;
   c.progress = isatty(STDERR_FILENO);
   range_options o;
-  std::string from = "sendq.dlq";
+  std::string from;  // "" = common::dlq_topic (after --config)
   std::vector<std::string> kinds;
   args in(argc, argv, first);
   while (!in.done()) {
@@ -458,6 +463,8 @@ int run_redrive(int argc, char** argv, int first) {
     else throw usage_error("unknown option '" + a + "'");
   }
   check_range(o);
+  if (from.empty()) from = c.dlq_topic;
+  if (o.topic.empty()) o.topic = c.bulk_topic;
   require_brokers(c);
   o.in_time_order = true;
   core::request_decoder decoder(any_accepted_size);

@@ -26,7 +26,7 @@ Each line is validated with the worker's decoder first; invalid lines are not pr
 summarized at the end (count per error kind, the first ones with their line number and message).
 
 Options:
-  --topic T          destination topic (default sendq.requests)
+  --topic T          destination topic (default sendq.requests, or --config's kafka.requests_topic)
   --rate N/s|N/m     at most N records per second (or minute; a bare N is per second; default unlimited)
   --due-timestamps   with --rate, an open-loop load for latency tests: the k-th record is due at
                      start + k/N and its Kafka timestamp is that due time (the worker's created_at
@@ -34,7 +34,8 @@ Options:
                      counts in the measured latency; records that fell behind go out at once
   --brokers B        bootstrap servers (default $SENDQ_KAFKA_BROKERS)
   --config FILE      Kafka settings from the worker's TOML file: kafka.brokers (under --brokers
-                     and $SENDQ_KAFKA_BROKERS) and [kafka.librdkafka] (TLS, SASL; _env/_file);
+                     and $SENDQ_KAFKA_BROKERS), [kafka.librdkafka] (TLS, SASL; _env/_file), the
+                     kafka.*_topic names (the default topics; a topic flag wins);
                      worker.max_request_bytes (default 1 MiB): records up to it are produced, larger
                      lines are rejected (too_large)
   -X KEY=VALUE       one librdkafka setting (repeatable; wins over --config), e.g. -X debug=broker
@@ -53,7 +54,7 @@ int run_enqueue(int argc, char** argv, int first) {
   common c;
   if (const char* b = std::getenv("SENDQ_KAFKA_BROKERS")) c.brokers = b;
   std::optional<std::string> file;
-  std::string topic = "sendq.requests";
+  std::string topic;  // "" = common::requests_topic (after --config)
   std::int64_t show = 20;
   bool due_timestamps = false;
   args in(argc, argv, first);
@@ -78,6 +79,7 @@ int run_enqueue(int argc, char** argv, int first) {
       throw usage_error("unknown option '" + a + "'");
     }
   }
+  if (topic.empty()) topic = c.requests_topic;
   require_brokers(c);
   if (due_timestamps && c.rate <= 0) throw usage_error("--due-timestamps: needs --rate (the times are due under it)");
 

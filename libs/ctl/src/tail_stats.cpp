@@ -24,7 +24,7 @@ Follows DeliveryResults (default topic sendq.results) and prints those that matc
 terminal, the results' JSON lines in a pipe. Stops on Ctrl-C, or after --count.
 
 Options:
-  --results-topic T  (default sendq.results)
+  --results-topic T  (default sendq.results, or --config's kafka.results_topic)
   --provider P, --account A, --status S, --kind K   filters (repeatable)
   --from-beginning   start at the oldest result instead of new ones
   --since TIME       start at TIME (epoch ms, 2024-05-01T10:00:00Z, -15m)
@@ -33,7 +33,8 @@ Options:
   --json / --table   force the output format
   --brokers B        bootstrap servers (default $SENDQ_KAFKA_BROKERS)
   --config FILE      Kafka settings from the worker's TOML file: kafka.brokers (under --brokers
-                     and $SENDQ_KAFKA_BROKERS) and [kafka.librdkafka] (TLS, SASL; _env/_file)
+                     and $SENDQ_KAFKA_BROKERS), [kafka.librdkafka] (TLS, SASL; _env/_file), the
+                     kafka.*_topic names (the default topics; a topic flag wins)
   -X KEY=VALUE       one librdkafka setting (repeatable; wins over --config), e.g. -X debug=broker
   -h, --help
 )";
@@ -43,13 +44,14 @@ constexpr const char* stats_usage = R"(Usage: sendqctl stats [options]
 Counts DeliveryResults by provider and status over a time window (results' Kafka timestamps).
 
 Options:
-  --results-topic T  (default sendq.results)
+  --results-topic T  (default sendq.results, or --config's kafka.results_topic)
   --since TIME       window start (default -1h); TIME: epoch ms, 2024-05-01T10:00:00Z, now, -15m
   --until TIME       window end (default now)
   --json             one JSON object instead of the table
   --brokers B        bootstrap servers (default $SENDQ_KAFKA_BROKERS)
   --config FILE      Kafka settings from the worker's TOML file: kafka.brokers (under --brokers
-                     and $SENDQ_KAFKA_BROKERS) and [kafka.librdkafka] (TLS, SASL; _env/_file)
+                     and $SENDQ_KAFKA_BROKERS), [kafka.librdkafka] (TLS, SASL; _env/_file), the
+                     kafka.*_topic names (the default topics; a topic flag wins)
   -X KEY=VALUE       one librdkafka setting (repeatable; wins over --config), e.g. -X debug=broker
   -h, --help
 )";
@@ -83,7 +85,7 @@ std::vector<kafka::partition_range> ranges_from(kafka::reader& rd, const std::st
 int run_tail(int argc, char** argv, int first) {
   common c;
   if (const char* b = std::getenv("SENDQ_KAFKA_BROKERS")) c.brokers = b;
-  std::string topic = "sendq.results";
+  std::string topic;  // "" = common::results_topic (after --config)
   std::vector<std::string> providers, accounts, statuses, kinds;
   bool from_beginning = false;
   std::optional<std::int64_t> since;
@@ -112,6 +114,7 @@ int run_tail(int argc, char** argv, int first) {
     else throw usage_error("unknown option '" + a + "'");
   }
   refuse_rate(c, "tail");
+  if (topic.empty()) topic = c.results_topic;
   require_brokers(c);
   stop_on_signals();
   log::logger logger(log::level::warn, false);
@@ -159,7 +162,7 @@ int run_tail(int argc, char** argv, int first) {
 int run_stats(int argc, char** argv, int first) {
   common c;
   if (const char* b = std::getenv("SENDQ_KAFKA_BROKERS")) c.brokers = b;
-  std::string topic = "sendq.results";
+  std::string topic;  // "" = common::results_topic (after --config)
   std::string since_text = "-1h", until_text = "now";
   bool json = false;
   args in(argc, argv, first);
@@ -177,6 +180,7 @@ int run_stats(int argc, char** argv, int first) {
     else throw usage_error("unknown option '" + a + "'");
   }
   refuse_rate(c, "stats");
+  if (topic.empty()) topic = c.results_topic;
   require_brokers(c);
   const auto now = now_ms();
   const std::optional<std::int64_t> since = time_value("--since", since_text, now), until = time_value("--until", until_text, now);

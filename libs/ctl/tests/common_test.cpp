@@ -50,6 +50,8 @@ TEST(ctl, times_read_relative_epoch_and_utc) {
   EXPECT_FALSE(parse_time("2023-02-29T00:00:00Z", now));
   EXPECT_FALSE(parse_time("2024-05-01T23:59:60Z", now));
   EXPECT_FALSE(parse_time("yesterday", now));
+  // without its Z, ISO 8601 means local time: refused rather than taken for UTC
+  EXPECT_FALSE(parse_time("2023-11-14T22:13:20", now));
   EXPECT_FALSE(parse_time("-5x", now));
   // out of int64's range: refused, not thrown (std::stoll) nor wrapped
   EXPECT_FALSE(parse_time("99999999999999999999", now));
@@ -74,8 +76,11 @@ TEST(ctl, a_time_option_names_itself_and_takes_epoch_seconds_for_the_mistake_the
     return std::string("(taken)");
   };
   EXPECT_EQ(error_of("1714557600"), "--since: '1714557600' looks like epoch seconds; give milliseconds (1714557600000) or "
-                                    "another form (epoch milliseconds, 2024-05-01T10:00:00Z, now, -15m)");
-  EXPECT_EQ(error_of("yesterday"), "--since: 'yesterday' is not a time (epoch milliseconds, 2024-05-01T10:00:00Z, now, -15m)");
+                                    "another form (epoch milliseconds, 2024-05-01T10:00:00Z in UTC (the Z required), now, -15m)");
+  EXPECT_EQ(error_of("yesterday"),
+            "--since: 'yesterday' is not a time (epoch milliseconds, 2024-05-01T10:00:00Z in UTC (the Z required), now, -15m)");
+  EXPECT_EQ(error_of("2024-05-01T10:00:00"), "--since: '2024-05-01T10:00:00' is not a time (epoch milliseconds, "
+                                             "2024-05-01T10:00:00Z in UTC (the Z required), now, -15m)");
 }
 
 TEST(ctl, progress_line_shows_bar_rate_and_eta) {

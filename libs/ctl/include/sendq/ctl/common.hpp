@@ -146,6 +146,11 @@ struct common {
   /// --config's worker.max_request_bytes (else the worker's default): what enqueue accepts, and
   /// with the record's headroom the producers' message.max.bytes (unless -X or --config set it).
   std::size_t max_request_bytes = 1 << 20;
+  /// The topics a command defaults to: sendq's own names, or --config's kafka.*_topic (with their
+  /// SENDQ_KAFKA_*_TOPIC overrides), so that a deployment that renamed them is read and written
+  /// where its workers are. A --topic-style flag wins.
+  std::string requests_topic = "sendq.requests", results_topic = "sendq.results", dlq_topic = "sendq.dlq",
+              bulk_topic = "sendq.bulk";
 };
 
 /// librdkafka settings for the command's producer: `c.librdkafka`, with message.max.bytes raised to
