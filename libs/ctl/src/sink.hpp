@@ -29,7 +29,7 @@ class sink {
         producer_(opts, log, [this](void*, const std::string& error) {
           if (error.empty()) {
             ++acked_;
-            acked_at_ = std::chrono::steady_clock::now();
+            full_since_.reset();
           } else {
             ++failed_;
             if (first_error_.empty()) first_error_ = error;
@@ -54,11 +54,12 @@ class sink {
       if (!kafka::is_queue_full(err)) return err;
       if (interrupted()) return std::string(interrupted_error);  // not waiting on a Kafka that is away
       producer_.poll(std::chrono::milliseconds(50));  // queue full: let acks drain
-      // The tools' 60 s rule for a stalled read holds for writing too. Records failing by
-      // message.timeout.ms also make room, so only an acknowledgement counts as progress.
-      if (std::chrono::steady_clock::now() - acked_at_ > std::chrono::seconds(60)) {
-        return std::string(stalled_error);
-      }
+      // The tools' 60 s rule for a stalled read holds for writing too: 60 s from the queue's
+      // first filling without an acknowledgement since. Records failing by message.timeout.ms
+      // also make room, so only an acknowledgement counts as progress.
+      const auto now = std::chrono::steady_clock::now();
+      if (!full_since_) full_since_ = now;
+      if (now - *full_since_ > std::chrono::seconds(60)) return std::string(stalled_error);
     }
     ++sent_;
     producer_.poll(std::chrono::milliseconds(0));
@@ -81,8 +82,9 @@ class sink {
   std::atomic<std::uint64_t> acked_{0};
   std::atomic<std::uint64_t> failed_{0};
   std::string first_error_;  // written only inside poll/flush on this thread
-  // The last acknowledgement (or the start), also written only inside poll/flush.
-  std::chrono::steady_clock::time_point acked_at_ = std::chrono::steady_clock::now();
+  // When the queue was first found full with no acknowledgement since (cleared by one, inside
+  // poll/flush on this thread).
+  std::optional<std::chrono::steady_clock::time_point> full_since_;
   kafka::producer producer_;
 };
 
