@@ -136,9 +136,8 @@ std::vector<kafka::partition_range> resolve(kafka::reader& rd, const std::string
   }
   const auto marks = rd.watermarks(topic, parts, 10s);  // queried once, shared with the time lookups
   std::vector<std::int64_t> since, until;
-  // Widened by the slack, cut exactly by in_time_window.
-  if (o.since) since = rd.offsets_for_time(topic, parts, lookup_since(*o.since), 10s, &marks);
-  if (o.until) until = rd.offsets_for_time(topic, parts, lookup_until(*o.until), 10s, &marks);
+  if (o.since) since = rd.offsets_for_time(topic, parts, *o.since, 10s, &marks);
+  if (o.until) until = rd.offsets_for_time(topic, parts, *o.until, 10s, &marks);
   std::vector<kafka::partition_range> out;
   for (std::size_t i = 0; i < parts.size(); ++i) {
     const auto [low, high] = marks[i];

@@ -67,9 +67,8 @@ std::vector<kafka::partition_range> ranges_from(kafka::reader& rd, const std::st
   const auto parts = rd.partitions(topic, 10s);
   const auto marks = rd.watermarks(topic, parts, 10s);  // queried once, shared with the time lookups
   std::vector<std::int64_t> begins, ends;
-  // Widened by the slack; the callers keep records by their timestamp.
-  if (since) begins = rd.offsets_for_time(topic, parts, lookup_since(*since), 10s, &marks);
-  if (until) ends = rd.offsets_for_time(topic, parts, lookup_until(*until), 10s, &marks);
+  if (since) begins = rd.offsets_for_time(topic, parts, *since, 10s, &marks);
+  if (until) ends = rd.offsets_for_time(topic, parts, *until, 10s, &marks);
   std::vector<kafka::partition_range> out;
   for (std::size_t i = 0; i < parts.size(); ++i) {
     const auto [low, high] = marks[i];

@@ -153,16 +153,6 @@ struct common {
               bulk_topic = "sendq.bulk";
 };
 
-/// How far a --since/--until offset lookup reaches past its time. Kafka finds the first offset whose
-/// timestamp is at or after a time, but records from several writers reach a partition a little out
-/// of time order: cutting there would leave a record of the window behind the cut, in neither of two
-/// adjacent windows. The range is widened by this much, and records are kept by their timestamp.
-inline constexpr std::int64_t time_lookup_slack_ms = 60'000;
-inline std::int64_t lookup_since(std::int64_t since) { return since > time_lookup_slack_ms ? since - time_lookup_slack_ms : 0; }
-inline std::int64_t lookup_until(std::int64_t until) {
-  return until < INT64_MAX - time_lookup_slack_ms ? until + time_lookup_slack_ms : INT64_MAX;
-}
-
 /// librdkafka settings for the command's producer: `c.librdkafka`, with message.max.bytes raised to
 /// take a record of max_request_bytes (as the worker's and the gateway's producers do).
 std::map<std::string, std::string> producer_settings(const common& c);
