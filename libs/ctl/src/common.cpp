@@ -54,8 +54,10 @@ std::string args::value(const std::string& name) {
   if (i_ >= argv_.size()) throw usage_error(name + " needs a value");
   // "--topic --dry-run" would copy for real into a topic named "--dry-run".
   if (argv_[i_].size() > 2 && argv_[i_].starts_with("--")) {
-    throw usage_error(name + " needs a value (got the flag '" + argv_[i_] + "'; write " + name + "=" + argv_[i_] +
-                      " for a value that starts with --)");
+    throw usage_error(name + " needs a value (got the flag '" + argv_[i_] + "'" +
+                      (name.starts_with("--") ? "; write " + name + "=" + argv_[i_] + " for a value that starts with --"
+                                              : std::string()) +
+                      ")");
   }
   return argv_[i_++];
 }
@@ -384,8 +386,12 @@ std::map<std::string, std::string> producer_settings(const common& c) {
   auto out = c.librdkafka;
   out.try_emplace("message.max.bytes", std::to_string(config::producer_message_max_bytes(c.max_request_bytes)));
   // Under the tools' 60 s wait for acknowledgements (librdkafka's default is 300 s): a record
-  // reported as not acknowledged has then failed, not still in flight to be written later.
-  out.try_emplace("message.timeout.ms", "55000");
+  // reported as not acknowledged has then failed, not still in flight to be written later. A
+  // --config file's value is the workers' and does not apply; -X (either name) does.
+  if (!c.x_settings.contains("message.timeout.ms") && !c.x_settings.contains("delivery.timeout.ms")) {
+    out.erase("delivery.timeout.ms");
+    out["message.timeout.ms"] = "55000";
+  }
   return out;
 }
 

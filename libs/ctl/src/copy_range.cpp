@@ -312,6 +312,7 @@ int copy(const common& c, const std::string& from, const range_options& o, const
       last_copied_ms = m.timestamp_ms();
       bar.tick();
     }
+    if (stopped_early) break;  // a stalled producer: the rest of the range is not read either
   }
   const bool ok = !out || out->finish(60s);
   bar.finish();

@@ -114,7 +114,8 @@ http::server_response refusal_reply(unsigned status, std::string_view reason, st
     return error_reply(431, "too_large", "headers: over the 8 KiB the gateway reads for a request's head");
   }
   if (status == 500) {
-    return error_reply(500, "internal", "request: the gateway failed to handle it (" + std::string(reason) + ")");
+    return error_reply(500, "internal", "request: the gateway failed to handle it (" + std::string(reason) +
+                                            "); send it again");
   }
   if (status == 503) {
     const bool full = reason == "too many connections";

@@ -168,10 +168,10 @@ TEST(gateway_refusals, a_head_over_the_limit_and_a_failed_handler_are_answered_i
   EXPECT_EQ(big_head.body,
             R"({"error":{"kind":"too_large","message":"headers: over the 8 KiB the gateway reads for a request's head"}})"
             "\n");
-  const auto failed = refusal_reply(500, "std::bad_alloc", 4096);
+  const auto failed = refusal_reply(500, "internal error", 4096);
   EXPECT_EQ(failed.status, 500u);
   EXPECT_EQ(failed.body,
-            R"x({"error":{"kind":"internal","message":"request: the gateway failed to handle it (std::bad_alloc)"}})x"
+            R"x({"error":{"kind":"internal","message":"request: the gateway failed to handle it (internal error); send it again"}})x"
             "\n");
 }
 

@@ -345,9 +345,8 @@ struct server::impl : std::enable_shared_from_this<impl> {
         } else {
           reply = self->handler_(req);
         }
-      } catch (const std::exception& e) {
-        reply = self->refusal(500, e.what());  // in the server's own error shape (JSON for the gateway)
       } catch (...) {
+        // In the server's own error shape (JSON for the gateway); what failed is not the caller's to read.
         reply = self->refusal(500, "internal error");
       }
       std::string().swap(req.body);  // a synchronous handler's request still had it

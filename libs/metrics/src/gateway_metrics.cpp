@@ -40,6 +40,10 @@ void gateway_metrics::count_refusal(unsigned status, std::string_view reason) {
   std::string_view label = "bad_request";
   if (status == 413) {
     label = "body_limit";
+  } else if (status == 431) {
+    label = "head_limit";
+  } else if (status == 500) {
+    label = "internal";  // a handler failed (not before it, as the others)
   } else if (reason == "too many connections") {
     label = "connections";
   } else if (reason == "too much request body in memory") {
