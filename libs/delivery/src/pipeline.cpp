@@ -79,6 +79,15 @@ Metric& cached(std::atomic<Metric*>& slot, Make make) {
   return *m;
 }
 
+// True for the first caller, then at most once a minute: `last_ms` (steady clock, 0 = never)
+// moves only for the caller that is due.
+bool due_once_a_minute(std::atomic<std::int64_t>& last_ms) {
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch()).count();
+  std::int64_t last = last_ms.load(std::memory_order_relaxed);
+  return (last == 0 || now - last >= 60'000) && last_ms.compare_exchange_strong(last, now);
+}
+
 // One configured (provider, account) with everything needed to call it.
 struct route {
   std::unique_ptr<providers::provider> provider;
@@ -88,6 +97,11 @@ struct route {
   std::shared_ptr<std::atomic<long>> held;           // records of this account in memory (bulkhead)
   prometheus::Gauge* circuit_gauge = nullptr;
   std::unique_ptr<route_metrics> series = std::make_unique<route_metrics>();
+  // Success replies without the provider's message id: counted, and a warning at most once a
+  // minute (kept across reloads), so that a provider release that drops the id does not write
+  // a line per delivery.
+  prometheus::Counter* without_id = nullptr;
+  std::shared_ptr<std::atomic<std::int64_t>> without_id_warned_ms;  // steady clock; 0: never
 };
 
 // Why a 3xx reply ends the request (the HTTP client followed what the account allows). The
@@ -281,11 +295,6 @@ struct pipeline::impl : kafka::rebalance_listener {
   // thread releases the token and delivers the request now, as when the producer refuses one.
   std::mutex unwritten_parks_mu;
   std::vector<std::pair<record_ptr, std::string>> unwritten_parks;
-  // When each provider account last had a warning for a success reply without its message id
-  // (I/O threads, rare): one a minute at most, so that a provider release that drops the id
-  // does not write a line per delivery. The counter counts them all.
-  std::mutex id_warnings_mu;
-  std::map<std::pair<std::string, std::string>, std::chrono::steady_clock::time_point> id_warned_at;
   // The retry topic's partitions this worker owns, sorted (Kafka thread only): a bulkhead park
   // goes to one of them, so that this worker reads it back and ends the park (see bulkhead_parks).
   std::vector<std::int32_t> own_retry_partitions;
@@ -528,7 +537,9 @@ struct pipeline::impl : kafka::rebalance_listener {
       r.circuit_gauge = &metrics.circuit_state.Add({{"provider", a.provider}, {"account", a.name}});
       r.circuit_gauge->Set(gauge_value(r.breaker->state()));
       // Shown at 0 from the start, so that a rate() over it has a series before the first one.
-      metrics.without_provider_id.Add({{"provider", a.provider}, {"account", a.name}});
+      r.without_id = &metrics.without_provider_id.Add({{"provider", a.provider}, {"account", a.name}});
+      r.without_id_warned_ms = old && old->routes.count(key) ? old->routes.at(key).without_id_warned_ms
+                                                             : std::make_shared<std::atomic<std::int64_t>>(0);
       t->routes.emplace(key, std::move(r));
     }
     return t;
@@ -1630,8 +1641,8 @@ struct pipeline::impl : kafka::rebalance_listener {
         res.status = delivery_status::delivered;
         if (!o.id_problem.empty()) {
           res.provider_message_id.reset();
-          metrics.without_provider_id.Add({{"provider", provider}, {"account", req.account}}).Increment();
-          if (due_id_warning(provider, req.account)) {
+          r.without_id->Increment();
+          if (due_once_a_minute(*r.without_id_warned_ms)) {
             log.warn("pipeline",
                      "delivered, but the provider's reply has no usable message id (its result's provider_message_id "
                      "is null; more within a minute are only counted, sendq_deliveries_without_provider_id_total)",
@@ -1852,15 +1863,6 @@ struct pipeline::impl : kafka::rebalance_listener {
     const auto routes = current_table();
     fill_identity(rec->req, res, rec);
     publish(rec, res, routes->find(rec->req));
-  }
-
-  bool due_id_warning(std::string_view provider, const std::string& account) {
-    const auto now = std::chrono::steady_clock::now();
-    std::lock_guard lock(id_warnings_mu);
-    auto [it, first] = id_warned_at.try_emplace({std::string(provider), account}, now);
-    if (!first && now - it->second < std::chrono::minutes(1)) return false;
-    it->second = now;
-    return true;
   }
 
   void produce_dlq_without_value(const record_ptr& rec, const std::string& error) {

@@ -5,7 +5,6 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
-#include <tuple>
 
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -21,14 +20,21 @@ namespace {
 
 using namespace testing;  // sendq::http::testing
 
-// Connects, writes `raw`, and returns everything the server sends until it closes (5 s cap).
-net::awaitable<std::string> raw_exchange(std::uint16_t port, std::string raw) {
-  beast::tcp_stream stream(co_await net::this_coro::executor);
-  stream.expires_after(5s);
+// Connects `stream` (expiring after `cap`) to the server on `port` and writes `raw`; what failed, if anything.
+net::awaitable<std::optional<std::string>> connect_and_write(beast::tcp_stream& stream, std::uint16_t port,
+                                                             const std::string& raw, std::chrono::seconds cap = 5s) {
+  stream.expires_after(cap);
   auto [cec] = co_await stream.async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), nothrow);
   if (cec) co_return "connect failed: " + cec.message();
   auto [wec, written] = co_await net::async_write(stream, net::buffer(raw), nothrow);
   if (wec) co_return "write failed: " + wec.message();
+  co_return std::nullopt;
+}
+
+// Connects, writes `raw`, and returns everything the server sends until it closes (5 s cap).
+net::awaitable<std::string> raw_exchange(std::uint16_t port, std::string raw) {
+  beast::tcp_stream stream(co_await net::this_coro::executor);
+  if (auto failed = co_await connect_and_write(stream, port, raw)) co_return *failed;
   std::string reply;
   auto [rec, read] = co_await net::async_read(stream, net::dynamic_buffer(reply), nothrow);
   if (rec == beast::error::timeout) co_return "timed out";
@@ -195,12 +201,7 @@ TEST(http_server, start_throws_naming_the_address_when_the_port_is_taken) {
 // Sends one keep-alive request, reports the answer via `answered`, then waits for the close.
 net::awaitable<std::string> keep_alive_then_wait(std::uint16_t port, std::promise<void>& answered) {
   beast::tcp_stream stream(co_await net::this_coro::executor);
-  stream.expires_after(5s);
-  auto [cec] = co_await stream.async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), nothrow);
-  if (cec) co_return "connect failed: " + cec.message();
-  std::string req = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
-  auto [wec, written] = co_await net::async_write(stream, net::buffer(req), nothrow);
-  if (wec) co_return "write failed: " + wec.message();
+  if (auto failed = co_await connect_and_write(stream, port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")) co_return *failed;
   beast::flat_buffer buffer;
   bhttp::response<bhttp::string_body> res;
   auto [hec, n] = co_await bhttp::async_read(stream, buffer, res, nothrow);
@@ -507,19 +508,15 @@ TEST(http_server, stop_with_a_drain_answers_the_request_in_progress_and_closes_i
 net::awaitable<std::string> body_in_two_halves(std::uint16_t port, std::promise<void>& half_sent,
                                                std::shared_future<void> go_on) {
   beast::tcp_stream stream(co_await net::this_coro::executor);
-  stream.expires_after(10s);
-  auto [cec] = co_await stream.async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), nothrow);
-  if (cec) co_return "connect failed: " + cec.message();
-  std::string first = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nx";
-  auto [wec, written] = co_await net::async_write(stream, net::buffer(first), nothrow);
-  if (wec) co_return "write failed: " + wec.message();
+  const std::string first = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nx";
+  if (auto failed = co_await connect_and_write(stream, port, first, 10s)) co_return *failed;
   half_sent.set_value();
   while (go_on.wait_for(0ms) != std::future_status::ready) {
     net::steady_timer t(co_await net::this_coro::executor, 10ms);
     co_await t.async_wait(nothrow);
   }
   std::string rest = "y";
-  std::tie(wec, written) = co_await net::async_write(stream, net::buffer(rest), nothrow);
+  auto [wec, written] = co_await net::async_write(stream, net::buffer(rest), nothrow);
   if (wec) co_return "write failed: " + wec.message();
   std::string reply;
   auto [rec, read] = co_await net::async_read(stream, net::dynamic_buffer(reply), nothrow);
